@@ -1,0 +1,366 @@
+"""The `workbench` command line: a thin adapter over core.
+
+Contract (ARCHITECTURE.md): exit 0 on success; on bad input a one-paragraph message on stderr
+and exit 2, never a traceback; `--json` prints exactly one JSON document on stdout; progress
+and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import WorkbenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="ML Workbench: AutoML, model registry and deployments for tabular data.")
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+ROOT = Path(__file__).resolve().parents[1]
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def guarded(fn):
+    """Map user errors to exit code 2 with a message; never show a traceback for them."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except WorkbenchError as exc:
+            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("WORKBENCH_DEBUG"):
+                raise
+            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+                      "Set WORKBENCH_DEBUG=1 to see the traceback, and please report it.",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, default=_json_default, allow_nan=False) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf are not JSON: send them as null."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*[_cell(row.get(c)) for c in columns])
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise WorkbenchError(f"--param {item!r} must look like NAME=VALUE, e.g. max_depth=6.")
+        key, raw = item.split("=", 1)
+        try:
+            params[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key.strip()] = raw
+    return params
+
+
+def _run_training(data: Path, target: str, *, json_out: bool, **kwargs: Any) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from core.automl.runner import run_training
+
+    budget = kwargs.get("budget", 60.0)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("preparing data", total=budget)
+        started = time.monotonic()
+
+        def progress(state: dict[str, Any]) -> None:
+            best = state.get("best_score")
+            best_txt = f"{best:.4f}" if isinstance(best, float) else "-"
+            bar.update(task, completed=min(time.monotonic() - started, budget),
+                       description=f"trials {state['trials_done']} · best {state['metric']} "
+                                   f"{best_txt} · {state['last_estimator']}")
+            if not err.is_terminal:
+                err.print(f"trial {state['trials_done']}: {state['last_estimator']} "
+                          f"(best {state['metric']} {best_txt})", highlight=False)
+
+        outcome = run_training(data, target, progress=progress, **kwargs)
+    board = outcome.result.leaderboard()
+    metric = outcome.result.data.metric.name
+    for warning in outcome.dataset_warnings + outcome.result.notes:
+        err.print(f"[yellow]note:[/] {warning}", highlight=False)
+    if json_out:
+        emit_json(_clean({
+            "model": outcome.model, "version": outcome.version.version, "metric": metric,
+            "score": outcome.result.best.score, "task": outcome.result.data.task,
+            "task_reason": outcome.result.data.problem.reason, "job_id": outcome.job_id,
+            "dataset_fingerprint": outcome.dataset.fingerprint,
+            "leaderboard": board.astype(object).where(board.notna(), None).to_dict("records"),
+        }))
+        return
+    cols = ["rank", "estimator", f"{metric}_mean", f"{metric}_std", "fit_time_s",
+            "predict_ms_per_1k", "status", "reason"]
+    out.print(_table(f"Leaderboard ({outcome.result.data.task}: "
+                     f"{outcome.result.data.problem.reason})",
+                     board.to_dict("records"), cols))
+    out.print(f"Registered {outcome.model}:{outcome.version.version} "
+              f"({outcome.result.best.estimator}, {metric} {outcome.result.best.score:.4f})")
+
+
+@app.command()
+@guarded
+def automl(
+    data: Annotated[Path, typer.Argument(help="A .csv or .parquet file.")],
+    target: Annotated[str, typer.Option("--target", help="The column to predict.")],
+    task: Annotated[str, typer.Option(help="auto, classification or regression.")] = "auto",
+    metric: Annotated[str | None, typer.Option(help="roc_auc, log_loss, accuracy, f1, rmse, "
+                                               "mae or r2.")] = None,
+    budget: Annotated[float, typer.Option(help="Search time in seconds.", min=1)] = 60.0,
+    seed: Annotated[int, typer.Option(help="Random seed for a reproducible run.")] = 0,
+    name: Annotated[str | None, typer.Option(help="Model name (default: file stem).")] = None,
+    time_column: Annotated[str | None, typer.Option(help="Validate in time order.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Search for the best pipeline, print the leaderboard and register the winner."""
+    _run_training(data, target, json_out=json_out, task=None if task == "auto" else task,
+                  metric=metric, budget=budget, seed=seed, name=name, time_column=time_column)
+
+
+@app.command()
+@guarded
+def train(
+    data: Annotated[Path, typer.Argument(help="A .csv or .parquet file.")],
+    target: Annotated[str, typer.Option("--target", help="The column to predict.")],
+    estimator: Annotated[str, typer.Option(help="Estimator key, e.g. hgb, xgboost, linear.")],
+    param: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable.")] = None,
+    task: Annotated[str, typer.Option(help="auto, classification or regression.")] = "auto",
+    metric: Annotated[str | None, typer.Option()] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    name: Annotated[str | None, typer.Option(help="Model name (default: file stem).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train one given configuration (no search), evaluate and register it."""
+    from core.automl.catalog import get_spec
+
+    get_spec(estimator)
+    _run_training(data, target, json_out=json_out, task=None if task == "auto" else task,
+                  metric=metric, seed=seed, name=name, estimators=[estimator],
+                  params=_parse_params(param or []), budget=3600.0)
+
+
+@app.command()
+@guarded
+def predict(
+    model_ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME:VERSION.")],
+    data: Annotated[Path, typer.Argument(help="Rows to predict (.csv or .parquet).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the predictions.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Write predictions (and class probabilities) for every row of DATA."""
+    from core.data.ingest import read_path
+    from core.fsutil import atomic_write
+    from core.predict import predict as run_predict
+    from core.settings import get_settings
+
+    frame = read_path(data, max_bytes=get_settings().max_upload_bytes, for_training=False).frame
+    result = run_predict(model_ref, frame)
+    atomic_write(out_path, result.frame.to_csv(index=False).encode("utf-8"))
+    summary = {"model": result.model, "version": result.version.version,
+               "rows": len(result.frame), "out": str(out_path)}
+    if json_out:
+        emit_json(summary)
+    else:
+        out.print(f"Wrote {len(result.frame)} predictions of {result.model}:"
+                  f"{result.version.version} to {out_path}")
+
+
+@app.command()
+@guarded
+def models(json_out: JsonOpt = False) -> None:
+    """List registered models with their latest version and aliases."""
+    from core.registry import list_models
+
+    rows = list_models()
+    if json_out:
+        emit_json(_clean(rows))
+    elif not rows:
+        out.print("No models yet. Train one: workbench automl data/breast_cancer.csv "
+                  "--target diagnosis")
+    else:
+        out.print(_table("Models", rows, ["name", "versions", "latest_version", "task",
+                                          "metric", "latest_score", "aliases"]))
+
+
+@app.command()
+@guarded
+def versions(name: str, json_out: JsonOpt = False) -> None:
+    """List the versions of a model with aliases, metrics and fingerprints."""
+    from core.registry import list_versions
+
+    rows = list_versions(name)
+    if json_out:
+        emit_json(_clean(rows))
+    else:
+        for row in rows:
+            row["fingerprint"] = row["fingerprint"][:12]
+        out.print(_table(f"Versions of {name}", rows, [
+            "version", "aliases", "estimator", "metric", "score", "dataset_id", "job_id",
+            "parent_version", "fingerprint", "created_at"]))
+
+
+@app.command()
+@guarded
+def alias(
+    name: str, version: int, alias_name: Annotated[str, typer.Argument(metavar="ALIAS")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the history).")] = "",
+    json_out: JsonOpt = False,
+) -> None:
+    """Point ALIAS (e.g. production, staging) of model NAME at VERSION."""
+    from core.registry import set_alias
+
+    event = set_alias(name, version, alias_name, reason=reason)
+    doc = {"model": name, "alias": alias_name, "version": version,
+           "previous_version": event.from_version}
+    if json_out:
+        emit_json(doc)
+    else:
+        moved = f" (was {event.from_version})" if event.from_version else ""
+        out.print(f"{name}@{alias_name} → version {version}{moved}")
+
+
+@app.command()
+@guarded
+def history(name: str, json_out: JsonOpt = False) -> None:
+    """Every alias move of a model: who, when, from which version to which, and why."""
+    from core.registry import alias_history
+
+    rows = alias_history(name)
+    if json_out:
+        emit_json(rows)
+    else:
+        out.print(_table(f"Alias history of {name}", rows,
+                         ["at", "alias", "from_version", "to_version", "actor", "reason"]))
+
+
+@app.command()
+@guarded
+def datasets(json_out: JsonOpt = False) -> None:
+    """List stored datasets."""
+    from core.data.datasets import list_datasets
+
+    rows = [{"id": d.id, "name": d.name, "rows": d.n_rows, "columns": d.n_cols,
+             "fingerprint": d.fingerprint, "created_at": d.created_at.isoformat()}
+            for d in list_datasets()]
+    if json_out:
+        emit_json(rows)
+    else:
+        for row in rows:
+            row["fingerprint"] = row["fingerprint"][:12]
+        out.print(_table("Datasets", rows, ["id", "name", "rows", "columns", "fingerprint",
+                                            "created_at"]))
+
+
+@app.command()
+@guarded
+def jobs(json_out: JsonOpt = False) -> None:
+    """List training jobs with their state and progress."""
+    from core.jobs.ledger import list_jobs
+
+    rows = [{"id": j.id, "state": j.state, "kind": j.kind, "model": j.model_name,
+             "target": j.target, "progress": j.progress, "trials": j.progress.get("trials_done"),
+             "best": j.progress.get("best_score"), "version_id": j.version_id,
+             "created_at": j.created_at.isoformat(), "error": j.error} for j in list_jobs()]
+    if json_out:
+        emit_json(_clean(rows))
+    else:
+        out.print(_table("Jobs", rows, ["id", "state", "kind", "model", "target", "trials",
+                                        "best", "created_at", "error"]))
+
+
+@app.command()
+@guarded
+def seed(json_out: JsonOpt = False) -> None:
+    """Store the sample datasets from data/ (idempotent: the same content is stored once)."""
+    from core.data.datasets import ingest_path
+
+    rows = []
+    for path in sorted((ROOT / "data").glob("*.csv")):
+        stored = ingest_path(path)
+        rows.append({"dataset": stored.dataset.name, "id": stored.dataset.id,
+                     "new": stored.created})
+    if json_out:
+        emit_json(rows)
+    else:
+        for row in rows:
+            state = "stored" if row["new"] else "already stored"
+            err.print(f"sample {row['dataset']}: {state} (dataset {row['id']})")
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option()] = 8501) -> None:
+    """Start the Streamlit workbench."""
+    raise typer.Exit(subprocess.call([
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+        f"--server.port={port}", "--server.headless=true",
+        "--browser.gatherUsageStats=false"]))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

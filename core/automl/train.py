@@ -1,0 +1,205 @@
+"""Training one configuration: build the pipeline, cross-validate it, fit it on all rows.
+
+The AutoML search (core.automl.search) and `workbench train` both go through here, so a
+searched model and a hand-configured one are evaluated and registered the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from core.automl.catalog import EstimatorSpec
+from core.automl.metrics import Metric, all_scores, get_metric
+from core.automl.wrappers import LabelEncodedClassifier
+from core.data.profile import ProblemType, check_target, detect_problem_type, input_schema
+from core.data.splits import make_splits
+from core.errors import InvalidDataError
+from core.features.preprocess import build_preprocessor, used_columns
+from core.features.schema import align_to_schema
+
+
+@dataclass
+class TrainingData:
+    """A validated table split into features and target, with everything decided about it."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    schema: list[dict[str, Any]]
+    problem: ProblemType
+    metric: Metric
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    dropped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def task(self) -> str:
+        return self.problem.task
+
+
+def prepare(frame: pd.DataFrame, target: str, *, task: str | None = None,
+            metric: str | None = None, seed: int = 0,
+            time_column: str | None = None) -> TrainingData:
+    """Check the target, detect the task, and drop rows whose target is missing."""
+    y = check_target(frame, target)
+    notes: list[str] = []
+    missing = int(y.isna().sum())
+    if missing:
+        notes.append(f"{missing} rows with an empty target were left out of training.")
+        frame = frame.loc[y.notna()].reset_index(drop=True)
+        y = frame[target]
+    problem = detect_problem_type(y, task)
+    chosen = get_metric(metric, problem.task)
+    if time_column is not None and time_column not in frame.columns:
+        raise InvalidDataError(f"The time column {time_column!r} is not in the data.")
+    X = frame.drop(columns=[target])
+    if X.shape[1] == 0:
+        raise InvalidDataError("The table has no columns besides the target: add feature "
+                               "columns to learn from.")
+    schema = input_schema(X)
+    _, dropped = used_columns(schema)
+    if len(dropped) == len(schema):
+        raise InvalidDataError("Every feature column is an identifier or free text, so there is "
+                               "nothing to learn from: " + ", ".join(repr(c) for c in dropped))
+    X = align_to_schema(X, schema)
+    if problem.task != "regression" and y.value_counts().min() < 2:
+        rare = y.value_counts()
+        raise InvalidDataError(
+            f"The class {rare.idxmin()!r} of {target!r} occurs only once: each class needs at "
+            "least two rows to be validated. Remove or merge that class.")
+    time_order = None
+    if time_column is not None:
+        time_order = pd.to_datetime(frame[time_column], errors="coerce", format="mixed")
+    splits = make_splits(y, problem.task, seed=seed, time_order=time_order)
+    return TrainingData(X=X, y=y, schema=schema, problem=problem, metric=chosen, splits=splits,
+                        dropped=dropped, notes=notes)
+
+
+def build_pipeline(spec: EstimatorSpec, task: str, params: dict[str, Any],
+                   schema: list[dict[str, Any]]) -> Pipeline:
+    model = spec.make(task, params)
+    if task != "regression":
+        model = LabelEncodedClassifier(model)
+    return Pipeline([("preprocess", build_preprocessor(schema, spec.family)), ("model", model)])
+
+
+@dataclass
+class CVResult:
+    scores: list[float]
+    fit_time_s: float
+    predict_ms_per_1k: float
+    oof_pred: np.ndarray
+    oof_proba: np.ndarray | None
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.scores))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.scores))
+
+
+def cross_validate(pipeline: Pipeline, data: TrainingData,
+                   should_stop: Any = None) -> CVResult:
+    """Fit a fresh clone per fold (preprocessing included: no leakage across folds) and keep
+    out-of-fold predictions for evaluation and ensembling. `should_stop(fold, score)` may
+    end the evaluation early (pruning) by returning True."""
+    n, classification = len(data.y), data.task != "regression"
+    oof_pred = np.empty(n, dtype=object if classification else float)
+    n_classes = len(data.problem.classes)
+    oof_proba = np.full((n, n_classes), np.nan) if classification else None
+    scores, fit_time, predict_time, predicted_rows = [], 0.0, 0.0, 0
+    for fold, (tr, va) in enumerate(data.splits):
+        model = clone(pipeline)
+        t0 = time.perf_counter()
+        model.fit(data.X.iloc[tr], data.y.iloc[tr])
+        t1 = time.perf_counter()
+        X_va, y_va = data.X.iloc[va], data.y.iloc[va]
+        proba = None
+        if classification:
+            proba = _full_proba(model, X_va, data.problem.classes)
+            pred = np.asarray(data.problem.classes, dtype=object)[np.argmax(proba, axis=1)]
+            oof_proba[va] = proba
+        else:
+            pred = model.predict(X_va)
+        t2 = time.perf_counter()
+        oof_pred[va] = pred
+        fit_time += t1 - t0
+        predict_time += t2 - t1
+        predicted_rows += len(va)
+        scores.append(data.metric.score(y_va.to_numpy(), pred, proba, data.problem.classes))
+        if should_stop is not None and should_stop(fold, scores[-1]):
+            break
+    return CVResult(scores=scores, fit_time_s=fit_time,
+                    predict_ms_per_1k=1000 * predict_time / max(predicted_rows, 1) * 1000,
+                    oof_pred=oof_pred, oof_proba=oof_proba)
+
+
+def _full_proba(model: Pipeline, X: pd.DataFrame, classes: list[Any]) -> np.ndarray:
+    """Probabilities over all classes, even if a training fold lacked some of them."""
+    proba = model.predict_proba(X)
+    fitted = list(model.classes_)
+    if fitted == list(classes):
+        return proba
+    full = np.zeros((len(X), len(classes)))
+    for j, c in enumerate(fitted):
+        full[:, classes.index(c)] = proba[:, j]
+    return full
+
+
+def evaluate(data: TrainingData, cv: CVResult) -> dict[str, Any]:
+    """Every metric for the task on the out-of-fold predictions, plus the curves users chart."""
+    from sklearn import metrics as skm
+
+    covered = ~pd.isna(cv.oof_pred) if data.task == "regression" else np.array(
+        [p is not None for p in cv.oof_pred])
+    y = data.y.to_numpy()[covered]
+    pred = cv.oof_pred[covered]
+    if data.task == "regression":
+        pred = pred.astype(float)
+        scores = all_scores("regression", y.astype(float), pred)
+        residuals = (y.astype(float) - pred)
+        return {"metrics": scores, "n_validation_rows": int(covered.sum()),
+                "residuals": _sample({"actual": y.astype(float), "predicted": pred,
+                                      "residual": residuals})}
+    classes = data.problem.classes
+    proba = cv.oof_proba[covered]
+    scores = all_scores(data.task, y, pred, proba, classes)
+    cm = skm.confusion_matrix(y, pred, labels=classes)
+    out: dict[str, Any] = {
+        "metrics": scores, "n_validation_rows": int(covered.sum()),
+        "confusion_matrix": {"labels": [str(c) for c in classes], "matrix": cm.tolist()},
+    }
+    if len(classes) == 2:
+        positive = y == classes[1]
+        fpr, tpr, _ = skm.roc_curve(positive, proba[:, 1])
+        prec, rec, _ = skm.precision_recall_curve(positive, proba[:, 1])
+        scores["precision"] = float(skm.precision_score(positive, pred == classes[1]))
+        scores["recall"] = float(skm.recall_score(positive, pred == classes[1]))
+        scores["pr_auc"] = float(skm.average_precision_score(positive, proba[:, 1]))
+        out["roc_curve"] = _thin({"fpr": fpr, "tpr": tpr})
+        out["pr_curve"] = _thin({"precision": prec, "recall": rec})
+    return out
+
+
+def _thin(curve: dict[str, np.ndarray], points: int = 200) -> dict[str, list[float]]:
+    n = len(next(iter(curve.values())))
+    idx = np.unique(np.linspace(0, n - 1, min(points, n)).astype(int))
+    return {k: [round(float(v), 6) for v in arr[idx]] for k, arr in curve.items()}
+
+
+def _sample(cols: dict[str, np.ndarray], points: int = 500) -> dict[str, list[float]]:
+    n = len(next(iter(cols.values())))
+    idx = np.random.default_rng(0).choice(n, size=min(points, n), replace=False)
+    return {k: [round(float(v), 6) for v in arr[np.sort(idx)]] for k, arr in cols.items()}
+
+
+def fit_final(pipeline: Pipeline, data: TrainingData) -> Pipeline:
+    return clone(pipeline).fit(data.X, data.y)

@@ -1,0 +1,165 @@
+"""Column types and problem type, each with the reason a user can read."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from core.errors import InvalidDataError
+
+ColumnKind = Literal["numeric", "categorical", "boolean", "datetime", "text", "id"]
+Task = Literal["binary", "multiclass", "regression"]
+
+BOOLEAN_TOKENS = {"true", "false", "yes", "no", "y", "n", "t", "f"}
+ID_UNIQUE_SHARE = 0.95        # near-unique columns are identifiers, not signal
+ID_NAME_HINTS = ("id", "uuid", "key", "code")
+TEXT_MEAN_WORDS = 4           # free text: long strings with several words and many values
+MAX_CLASSES_FOR_INTEGER_TARGET = 20
+DATETIME_PARSE_SHARE = 0.95
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    name: str
+    kind: ColumnKind
+    dtype: str
+    missing: int
+    unique: int
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    task: Task
+    reason: str
+    classes: list[Any]
+
+
+def _name_hints_id(name: str) -> bool:
+    lowered = name.lower().replace("-", "_").replace(" ", "_")
+    return lowered in ID_NAME_HINTS or any(lowered.endswith("_" + h) for h in ID_NAME_HINTS)
+
+
+def _looks_datetime(s: pd.Series) -> bool:
+    sample = s.dropna().astype(str).head(200)
+    if sample.empty or sample.str.fullmatch(r"-?\d+(\.\d+)?").all():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return parsed.notna().mean() >= DATETIME_PARSE_SHARE
+
+
+def profile_column(s: pd.Series) -> ColumnProfile:
+    """Infer how a column should be used; the reason is shown to the user."""
+    name = str(s.name)
+    present = s.dropna()
+    n, unique = len(present), int(present.nunique())
+    base = dict(name=name, dtype=str(s.dtype), missing=int(s.isna().sum()), unique=unique)
+
+    def kind(k: ColumnKind, reason: str) -> ColumnProfile:
+        return ColumnProfile(kind=k, reason=reason, **base)
+
+    if pd.api.types.is_bool_dtype(s):
+        return kind("boolean", "true/false values")
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return kind("datetime", "stored as date/time")
+    if pd.api.types.is_numeric_dtype(s):
+        if unique == 2 and set(present.unique()) <= {0, 1}:
+            return kind("boolean", "only the values 0 and 1")
+        is_int = pd.api.types.is_integer_dtype(s) or bool((present % 1 == 0).all())
+        if is_int and n >= 20 and unique / n >= ID_UNIQUE_SHARE and _name_hints_id(name):
+            return kind("id", f"whole numbers, {unique / n:.0%} unique, named like an id")
+        return kind("numeric", "numbers")
+    text = present.astype(str)
+    if unique <= 2 and set(text.str.lower().str.strip().unique()) <= BOOLEAN_TOKENS:
+        return kind("boolean", "yes/no style values")
+    if _looks_datetime(present):
+        return kind("datetime", "values parse as dates")
+    if n >= 20 and unique / n >= ID_UNIQUE_SHARE:
+        words = text.str.split().str.len().mean()
+        if words >= TEXT_MEAN_WORDS:
+            return kind("text", f"free text ({words:.0f} words per value on average)")
+        return kind("id", f"{unique / n:.0%} of values are unique: an identifier, not a pattern")
+    if text.str.split().str.len().mean() >= TEXT_MEAN_WORDS and unique / max(n, 1) > 0.5:
+        return kind("text", "free text with many distinct values")
+    return kind("categorical", f"{unique} distinct values")
+
+
+def profile_frame(frame: pd.DataFrame) -> list[ColumnProfile]:
+    return [profile_column(frame[c]) for c in frame.columns]
+
+
+def check_target(frame: pd.DataFrame, target: str) -> pd.Series:
+    """Return the usable target column or explain precisely why it cannot be used."""
+    if target not in frame.columns:
+        import difflib
+
+        close = difflib.get_close_matches(target, [str(c) for c in frame.columns], n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        cols = ", ".join(repr(str(c)) for c in list(frame.columns)[:20])
+        raise InvalidDataError(f"The target column {target!r} is not in the data.{hint} "
+                               f"Columns are: {cols}.")
+    y = frame[target]
+    if y.isna().all():
+        raise InvalidDataError(f"The target column {target!r} is empty in every row. "
+                               "Pick a column that holds the values to predict.")
+    if y.dropna().nunique() < 2:
+        value = y.dropna().iloc[0]
+        raise InvalidDataError(f"The target column {target!r} has the same value ({value!r}) in "
+                               "every row, so there is nothing to learn. Pick another target.")
+    return y
+
+
+def detect_problem_type(y: pd.Series, override: str | None = None) -> ProblemType:
+    """binary / multiclass / regression from the target values, or the user's override."""
+    present = y.dropna()
+    unique = present.unique()
+    n_unique = len(unique)
+    classes = sorted(unique.tolist(), key=lambda v: (str(type(v)), v))
+    if override in ("classification", "binary", "multiclass"):
+        if n_unique > max(MAX_CLASSES_FOR_INTEGER_TARGET * 5, 100):
+            raise InvalidDataError(
+                f"The target {y.name!r} has {n_unique} distinct values: too many classes for "
+                "classification. Use --task regression, or group the values first.")
+        task: Task = "binary" if n_unique == 2 else "multiclass"
+        return ProblemType(task, f"set by you ({override}); {n_unique} classes", classes)
+    if override == "regression":
+        if not pd.api.types.is_numeric_dtype(present):
+            raise InvalidDataError(f"The target {y.name!r} is not numeric, so it cannot be "
+                                   "predicted with regression. Use --task classification.")
+        return ProblemType("regression", "set by you (regression)", [])
+    if override not in (None, "auto"):
+        raise InvalidDataError(f"Unknown task {override!r}: use auto, classification or "
+                               "regression.")
+    if n_unique == 2:
+        return ProblemType("binary", f"the target has exactly two values ({classes[0]!r}, "
+                           f"{classes[1]!r})", classes)
+    if not pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
+        return ProblemType("multiclass", f"the target holds {n_unique} distinct labels", classes)
+    is_int = bool((present % 1 == 0).all())
+    if is_int and n_unique <= MAX_CLASSES_FOR_INTEGER_TARGET and n_unique / len(present) < 0.05:
+        return ProblemType("multiclass", f"the target holds {n_unique} distinct whole numbers; "
+                           "use --task regression if they are amounts", [int(c) for c in classes])
+    kind = "whole numbers" if is_int else "decimal numbers"
+    return ProblemType("regression", f"the target holds {n_unique} distinct {kind}", [])
+
+
+def input_schema(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The columns a model expects at predict time, with the kind each was trained as."""
+    return [{"name": p.name, "kind": p.kind, "dtype": p.dtype} for p in profile_frame(frame)]
+
+
+def is_numeric_kind(kind: str) -> bool:
+    return kind in ("numeric", "boolean")
+
+
+__all__ = ["ColumnProfile", "ProblemType", "check_target", "detect_problem_type",
+           "input_schema", "profile_column", "profile_frame"]

@@ -1,0 +1,79 @@
+"""Preprocessing per estimator family, built from the input schema as a ColumnTransformer.
+
+Families differ in what their estimators need: linear models and k-NN want scaled numbers and
+one-hot categories; tree ensembles want ordinal codes and no scaling. Everything here is
+fitted inside each CV fold, since it is a step of the pipeline that CV clones.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from core.features.transformers import CategoricalCleaner, DatetimeParts
+
+Family = Literal["linear", "tree"]
+MAX_ONEHOT_CATEGORIES = 30
+MIN_CATEGORY_FREQUENCY = 5
+
+DROPPED_KINDS = {
+    "id": "an identifier: near-unique values carry no pattern and would not generalise",
+    "text": "free text: not used by this version of the workbench",
+}
+
+
+def _numeric(family: Family) -> Pipeline:
+    steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median",
+                                                              add_indicator=True))]
+    if family == "linear":
+        steps.append(("scale", StandardScaler()))
+    return Pipeline(steps)
+
+
+def _categorical(family: Family) -> Pipeline:
+    if family == "linear":
+        encoder: Any = OneHotEncoder(handle_unknown="infrequent_if_exist",
+                                     max_categories=MAX_ONEHOT_CATEGORIES,
+                                     min_frequency=MIN_CATEGORY_FREQUENCY, sparse_output=False)
+    else:
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                 encoded_missing_value=-1, max_categories=255,
+                                 min_frequency=MIN_CATEGORY_FREQUENCY)
+    return Pipeline([("clean", CategoricalCleaner()), ("encode", encoder)])
+
+
+def _datetime(family: Family) -> Pipeline:
+    steps: list[tuple[str, Any]] = [("parts", DatetimeParts()),
+                                    ("impute", SimpleImputer(strategy="median"))]
+    if family == "linear":
+        steps.append(("scale", StandardScaler()))
+    return Pipeline(steps)
+
+
+def used_columns(schema: list[dict[str, Any]]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Group schema columns by how they are encoded; return also the dropped ones with reasons."""
+    groups: dict[str, list[str]] = {"numeric": [], "categorical": [], "datetime": []}
+    dropped: dict[str, str] = {}
+    for col in schema:
+        kind, name = col["kind"], col["name"]
+        if kind in DROPPED_KINDS:
+            dropped[name] = DROPPED_KINDS[kind]
+        elif kind == "numeric" or (kind == "boolean" and col.get("dtype", "") != "object"
+                                   and "str" not in col.get("dtype", "")):
+            groups["numeric"].append(name)
+        elif kind == "datetime":
+            groups["datetime"].append(name)
+        else:
+            groups["categorical"].append(name)
+    return groups, dropped
+
+
+def build_preprocessor(schema: list[dict[str, Any]], family: Family) -> ColumnTransformer:
+    groups, _ = used_columns(schema)
+    makers = {"numeric": _numeric, "categorical": _categorical, "datetime": _datetime}
+    transformers = [(kind, makers[kind](family), cols) for kind, cols in groups.items() if cols]
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)

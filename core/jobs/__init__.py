@@ -1,0 +1,1 @@
+"""Training jobs: the ledger (state machine) and, later, workers and schedules."""

@@ -1,0 +1,39 @@
+"""Batch prediction with a registered version: the contract's output columns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.features.schema import align_to_schema
+from core.registry import load_pipeline
+from core.store import ModelVersion
+
+
+@dataclass
+class Prediction:
+    model: str
+    version: ModelVersion
+    frame: pd.DataFrame  # `prediction` plus `proba_<label>` per class, in input row order
+
+
+def predict_with(pipeline: Any, mv: ModelVersion, frame: pd.DataFrame) -> pd.DataFrame:
+    X = align_to_schema(frame, mv.input_schema)
+    out = pd.DataFrame(index=frame.index)
+    if mv.task == "regression":
+        out["prediction"] = np.asarray(pipeline.predict(X), dtype=float)
+        return out
+    proba = pipeline.predict_proba(X)
+    classes = list(pipeline.classes_)
+    out["prediction"] = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
+    for j, label in enumerate(classes):
+        out[f"proba_{label}"] = proba[:, j]
+    return out
+
+
+def predict(ref: str, frame: pd.DataFrame) -> Prediction:
+    name, mv, pipeline = load_pipeline(ref)
+    return Prediction(name, mv, predict_with(pipeline, mv, frame))

@@ -1,0 +1,41 @@
+"""Settings shared by the app, API, CLI and workers (read from the environment at call time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One object for every entry point; `get_settings()` re-reads the environment each call
+    so tests and long-running processes never see stale values."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    workbench_home: Path = Field(default=Path("./.workbench"))
+    database_url: str | None = None
+    workbench_api_token: str | None = None
+    max_upload_mb: float = Field(default=200.0, gt=0)
+    sqlite_busy_timeout_s: float = Field(default=30.0, gt=0)
+
+    @property
+    def home(self) -> Path:
+        return self.workbench_home.expanduser().resolve()
+
+    @property
+    def artifact_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'workbench.db'}"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,105 @@
+"""Engine, sessions and schema upgrades.
+
+SQLite (the zero set-up default) runs in WAL mode with a busy timeout so the app, the API and
+workers can share one file; PostgreSQL is used as is. The schema is always brought to the
+latest Alembic revision before first use, so upgrading the package never loses a registry.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+from core.settings import get_settings
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+
+
+def _sqlite_pragmas(busy_timeout_s: float):
+    def on_connect(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    return on_connect
+
+
+def make_engine(url: str) -> Engine:
+    settings = get_settings()
+    if url.startswith("sqlite"):
+        db_path = url.split("///", 1)[-1]
+        if db_path and db_path != ":memory:":
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"timeout": settings.sqlite_busy_timeout_s,
+                               "check_same_thread": False}
+        )
+        event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_s))
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    return engine
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Run Alembic migrations to head on this engine."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Serialise concurrent first starts (several workers) on one server.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7262001)")
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process-wide engine for `url` (default: the configured database), migrated to head."""
+    url = url or get_settings().db_url
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = make_engine(url)
+            upgrade_schema(engine)
+            _engines[url] = engine
+        return engine
+
+
+def reset_engines() -> None:
+    """Forget cached engines (tests switch WORKBENCH_HOME between cases)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+@contextmanager
+def session_scope(url: str | None = None, *, write: bool = False) -> Iterator[Session]:
+    """A unit of work: committed on success, rolled back on any error (no half-written rows).
+
+    `write=True` takes SQLite's write lock up front (BEGIN IMMEDIATE): a read-then-write
+    transaction that upgrades its lock later can fail with "database is locked" at once,
+    whereas an immediate one waits for the busy timeout like any other writer."""
+    engine = get_engine(url)
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            if write and engine.dialect.name == "sqlite":
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

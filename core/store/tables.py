@@ -1,0 +1,181 @@
+"""The SQLModel tables: the one schema for SQLite and PostgreSQL.
+
+Changing a table means adding an Alembic revision under `core/migrations/versions/`;
+`tests/core/test_migrations.py` fails when the models and the migrations disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC; SQLModel stores it as UTC on SQLite and PostgreSQL alike."""
+    return datetime.now(UTC)
+
+
+def _json(default: Any = dict) -> Any:
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+
+
+class Dataset(SQLModel, table=True):
+    """An uploaded table, stored once per content fingerprint, immutable."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(index=True, unique=True, max_length=64)
+    name: str = Field(index=True, max_length=200)
+    source_filename: str = Field(default="", max_length=500)
+    path: str = Field(max_length=1000)
+    n_rows: int
+    n_cols: int
+    size_bytes: int
+    columns: list[dict[str, Any]] = _json(list)
+    warnings: list[str] = _json(list)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Job(SQLModel, table=True):
+    """One request to train; its state only moves through `core.jobs` transitions."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default="search", max_length=20)  # search | fixed
+    state: str = Field(default="PENDING", index=True, max_length=20)
+    dataset_id: int | None = Field(default=None, foreign_key="dataset.id")
+    model_name: str = Field(max_length=200)
+    target: str = Field(max_length=500)
+    task: str = Field(max_length=20)
+    metric: str = Field(max_length=40)
+    settings: dict[str, Any] = _json()
+    progress: dict[str, Any] = _json()
+    version_id: int | None = None  # the ModelVersion.id it produced (no FK: versions point back)
+    worker_id: str | None = Field(default=None, max_length=200)
+    heartbeat_at: datetime | None = None
+    cancel_requested: bool = False
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    log: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JobTransition(SQLModel, table=True):
+    """Append-only ledger of job state changes."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    from_state: str | None = Field(default=None, max_length=20)
+    to_state: str = Field(max_length=20)
+    reason: str = Field(default="", max_length=2000)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class Trial(SQLModel, table=True):
+    """One candidate pipeline evaluated inside a job: a leaderboard row."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    number: int
+    estimator: str = Field(max_length=100)
+    params: dict[str, Any] = _json()
+    metric: str = Field(max_length=40)
+    cv_mean: float | None = None
+    cv_std: float | None = None
+    fit_time_s: float | None = None
+    predict_ms_per_1k: float | None = None
+    status: str = Field(default="ok", max_length=20)  # ok | pruned | failed
+    reason: str = Field(default="", max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RegisteredModel(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelVersion(SQLModel, table=True):
+    """An immutable trained pipeline plus everything needed to trust and explain it."""
+
+    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="registeredmodel.id", index=True)
+    version: int
+    artifact_path: str = Field(max_length=1000)
+    fingerprint: str = Field(max_length=64)
+    size_bytes: int
+    artifact_format: str = Field(default="skops", max_length=20)
+    task: str = Field(max_length=20)
+    target: str = Field(max_length=500)
+    metric: str = Field(default="", max_length=40)
+    score: float | None = None
+    metrics: dict[str, Any] = _json()
+    evaluation: dict[str, Any] = _json()
+    input_schema: list[dict[str, Any]] = _json(list)
+    classes: list[Any] = _json(list)
+    estimator: str = Field(default="", max_length=100)
+    params: dict[str, Any] = _json()
+    library_versions: dict[str, str] = _json()
+    dataset_id: int | None = Field(default=None, foreign_key="dataset.id")
+    dataset_fingerprint: str | None = Field(default=None, max_length=64)
+    job_id: int | None = Field(default=None, foreign_key="job.id")
+    parent_version: int | None = None
+    archived: bool = False
+    created_by: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Alias(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("model_id", "name", name="uq_alias_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="registeredmodel.id", index=True)
+    name: str = Field(max_length=100)
+    version: int
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AliasEvent(SQLModel, table=True):
+    """Every alias move, append-only: the promotion history."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="registeredmodel.id", index=True)
+    alias: str = Field(max_length=100)
+    from_version: int | None = None
+    to_version: int | None = None
+    actor: str = Field(default="", max_length=200)
+    reason: str = Field(default="", max_length=2000)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class Deployment(SQLModel, table=True):
+    """The traffic rule of one model: stable (= production alias), candidate, percent, mode."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="registeredmodel.id", unique=True)
+    stable_version: int | None = None
+    candidate_version: int | None = None
+    percent: float = 0.0
+    mode: str = Field(default="canary", max_length=20)
+    steps: list[float] = Field(
+        default_factory=lambda: [10.0, 50.0, 100.0], sa_column=Column(JSON, nullable=False)
+    )
+    guard_rails: dict[str, Any] = _json()
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only log of who did what, when and why."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(default="", max_length=200)
+    action: str = Field(max_length=100, index=True)
+    entity: str = Field(default="", max_length=300)
+    reason: str = Field(default="", max_length=2000)
+    detail: dict[str, Any] = _json()
