@@ -23,8 +23,9 @@ seed: setup
 run: seed
 	$(BIN)/streamlit run streamlit_app.py --server.headless=true --browser.gatherUsageStats=false
 
+# pytest exits 5 when it collects no tests: that is not a failure of the suite's code.
 test: setup
-	$(BIN)/python -m pytest -q
+	@$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 lint: setup
 	$(BIN)/ruff check .

@@ -140,7 +140,7 @@ def _run_training(data: Path, target: str, *, json_out: bool, **kwargs: Any) -> 
         outcome = run_training(data, target, progress=progress, **kwargs)
     board = outcome.result.leaderboard()
     metric = outcome.result.data.metric.name
-    for warning in outcome.dataset_warnings + outcome.result.notes:
+    for warning in outcome.result.notes:
         err.print(f"[yellow]note:[/] {warning}", highlight=False)
     if json_out:
         emit_json(_clean({

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,8 +17,12 @@ class Settings(BaseSettings):
     workbench_home: Path = Field(default=Path("./.workbench"))
     database_url: str | None = None
     workbench_api_token: str | None = None
-    max_upload_mb: float = Field(default=200.0, gt=0)
-    sqlite_busy_timeout_s: float = Field(default=30.0, gt=0)
+    max_upload_mb: float = Field(
+        default=200.0, gt=0,
+        validation_alias=AliasChoices("WORKBENCH_MAX_UPLOAD_MB", "max_upload_mb"))
+    sqlite_busy_timeout_s: float = Field(
+        default=30.0, gt=0,
+        validation_alias=AliasChoices("WORKBENCH_SQLITE_BUSY_TIMEOUT_S", "sqlite_busy_timeout_s"))
 
     @property
     def home(self) -> Path:

@@ -11,12 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-from core.automl.search import SearchResult, TrialResult, search
-from core.automl.train import TrainingData
-from core.data.datasets import StoredDataset, ingest_path, load_frame
+from core.automl.catalog import get_spec
+from core.automl.search import SearchResult, TrialResult, run_search
+from core.automl.train import TrainingData, prepare
+from core.data.datasets import StoredDataset, load_frame, store_frame
+from core.data.ingest import read_path
+from core.errors import WorkbenchError
 from core.jobs import ledger
 from core.registry import register_version
+from core.registry.versions import check_model_name
+from core.settings import get_settings
 from core.store import Dataset, ModelVersion
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -29,7 +33,6 @@ class RunOutcome:
     version: ModelVersion
     result: SearchResult
     dataset: Dataset
-    dataset_warnings: list[str]
 
 
 def run_training(dataset: Dataset | StoredDataset | str | Path, target: str, *,
@@ -38,17 +41,30 @@ def run_training(dataset: Dataset | StoredDataset | str | Path, target: str, *,
                  estimators: list[str] | None = None, params: dict[str, Any] | None = None,
                  progress: ProgressFn | None = None, actor: str | None = None) -> RunOutcome:
     """Search (or, with one estimator and `params`, train one configuration), record the job
-    and its trials, and register the best pipeline as the model's next version."""
-    stored_warnings: list[str] = []
+    and its trials, and register the best pipeline as the model's next version.
+
+    The data and the request are fully validated before anything is written, so a bad
+    upload or a bad target leaves the store exactly as it was."""
     if isinstance(dataset, (str, Path)):
-        stored = ingest_path(dataset, actor=actor)
-        ds, stored_warnings = stored.dataset, stored.warnings
-    elif isinstance(dataset, StoredDataset):
-        ds, stored_warnings = dataset.dataset, dataset.warnings
+        path = Path(dataset)
+        read = read_path(path, max_bytes=get_settings().max_upload_bytes)
+        frame = read.frame
+    else:
+        if isinstance(dataset, StoredDataset):
+            dataset = dataset.dataset
+        frame = load_frame(dataset)
+    model_name = check_model_name(name or (path.stem if isinstance(dataset, (str, Path))
+                                           else dataset.name))
+    data = prepare(frame, target, task=task, metric=metric, seed=seed, time_column=time_column)
+    if params is not None:
+        if not estimators or len(estimators) != 1:
+            raise WorkbenchError("Training one configuration needs exactly one estimator.")
+        get_spec(estimators[0], data.task).make(data.task, params)  # refuses unknown params
+    if isinstance(dataset, (str, Path)):
+        ds = store_frame(frame, name=path.stem, fingerprint=read.fingerprint,
+                         source_filename=path.name, actor=actor).dataset
     else:
         ds = dataset
-    frame = load_frame(ds)
-    model_name = name or ds.name
     fixed = params is not None
     settings = {"budget": budget, "seed": seed, "time_column": time_column,
                 "estimators": estimators, "params": params}
@@ -76,9 +92,8 @@ def run_training(dataset: Dataset | StoredDataset | str | Path, target: str, *,
             progress(state)
 
     try:
-        result = search(frame, target, budget=budget, metric=metric, task=task, seed=seed,
-                        time_column=time_column, estimators=estimators,
-                        on_trial=on_trial, fixed_params=params)
+        result = run_search(data, budget=budget, estimators=estimators, on_trial=on_trial,
+                            fixed_params=params)
         mv = register_version(
             result.pipeline, name=model_name, task=result.data.task, target=target,
             input_schema=result.data.schema, classes=_jsonable(result.data.problem.classes),
@@ -95,7 +110,7 @@ def run_training(dataset: Dataset | StoredDataset | str | Path, target: str, *,
         raise
     ledger.transition(job.id, ledger.COMPLETED, f"registered {model_name}:{mv.version}",
                       version_id=mv.id)
-    return RunOutcome(job.id, model_name, mv, result, ds, stored_warnings)
+    return RunOutcome(job.id, model_name, mv, result, ds)
 
 
 def _jsonable(values: list[Any]) -> list[Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from core.automl.catalog import get_spec, specs_for
 from core.automl.train import (
@@ -106,14 +107,35 @@ def evaluate_candidate(number: int, key: str, params: dict[str, Any],
 
 def search(frame: pd.DataFrame, target: str, *, budget: float = 60.0, metric: str | None = None,
            task: str | None = None, seed: int = 0, time_column: str | None = None,
-           estimators: list[str] | None = None,
-           on_trial: Callable[[TrialResult, TrainingData], None] | None = None,
-           should_stop: Callable[[], bool] | None = None,
-           fixed_params: dict[str, Any] | None = None) -> SearchResult:
-    """Search within `budget` seconds; returns the leaderboard and the refitted best pipeline.
-    With `fixed_params` and one estimator, evaluate exactly that configuration (no search)."""
+           **kwargs: Any) -> SearchResult:
+    """The Python API: search within `budget` seconds for the best pipeline predicting
+    `target`; returns the leaderboard and the refitted best pipeline."""
     started = time.monotonic()
     data = prepare(frame, target, task=task, metric=metric, seed=seed, time_column=time_column)
+    return run_search(data, budget=budget - (time.monotonic() - started), **kwargs)
+
+
+def run_search(data: TrainingData, *, budget: float = 60.0,
+               estimators: list[str] | None = None,
+               on_trial: Callable[[TrialResult, TrainingData], None] | None = None,
+               should_stop: Callable[[], bool] | None = None,
+               fixed_params: dict[str, Any] | None = None) -> SearchResult:
+    """Search prepared data within `budget` seconds. With `fixed_params` and one estimator,
+    evaluate exactly that configuration (no search).
+
+    Native thread pools (OpenMP, BLAS) are held to one thread: on a small shared machine,
+    oversubscribed OpenMP spin-waits made one search 15x slower; parallelism belongs to
+    trials and workers, not inside an estimator."""
+    with threadpool_limits(limits=1):
+        return _run_search(data, budget=budget, estimators=estimators, on_trial=on_trial,
+                           should_stop=should_stop, fixed_params=fixed_params)
+
+
+def _run_search(data: TrainingData, *, budget: float, estimators: list[str] | None,
+                on_trial: Callable[[TrialResult, TrainingData], None] | None,
+                should_stop: Callable[[], bool] | None,
+                fixed_params: dict[str, Any] | None) -> SearchResult:
+    started = time.monotonic()
     deadline = started + budget * (1 - REFIT_SHARE)
     trials: list[TrialResult] = []
     if fixed_params is not None:

@@ -59,6 +59,10 @@ def prepare(frame: pd.DataFrame, target: str, *, task: str | None = None,
     if time_column is not None and time_column not in frame.columns:
         raise InvalidDataError(f"The time column {time_column!r} is not in the data.")
     X = frame.drop(columns=[target])
+    empty = [str(c) for c in X.columns if X[c].isna().all()]
+    if empty:
+        notes.extend(f"Column {c!r} is empty in every row and was left out." for c in empty)
+        X = X.drop(columns=empty)
     if X.shape[1] == 0:
         raise InvalidDataError("The table has no columns besides the target: add feature "
                                "columns to learn from.")
@@ -94,8 +98,9 @@ class CVResult:
     scores: list[float]
     fit_time_s: float
     predict_ms_per_1k: float
-    oof_pred: np.ndarray
+    oof_pred: np.ndarray  # labels (classification) or values; meaningful where `covered`
     oof_proba: np.ndarray | None
+    covered: np.ndarray  # rows that were in some validation fold (not all are, in time order)
 
     @property
     def mean(self) -> float:
@@ -112,9 +117,10 @@ def cross_validate(pipeline: Pipeline, data: TrainingData,
     out-of-fold predictions for evaluation and ensembling. `should_stop(fold, score)` may
     end the evaluation early (pruning) by returning True."""
     n, classification = len(data.y), data.task != "regression"
-    oof_pred = np.empty(n, dtype=object if classification else float)
-    n_classes = len(data.problem.classes)
-    oof_proba = np.full((n, n_classes), np.nan) if classification else None
+    classes = np.asarray(data.problem.classes)
+    oof_pred = np.full(n, np.nan) if not classification else classes[np.zeros(n, dtype=int)]
+    oof_proba = np.full((n, len(classes)), np.nan) if classification else None
+    covered = np.zeros(n, dtype=bool)
     scores, fit_time, predict_time, predicted_rows = [], 0.0, 0.0, 0
     for fold, (tr, va) in enumerate(data.splits):
         model = clone(pipeline)
@@ -125,12 +131,13 @@ def cross_validate(pipeline: Pipeline, data: TrainingData,
         proba = None
         if classification:
             proba = _full_proba(model, X_va, data.problem.classes)
-            pred = np.asarray(data.problem.classes, dtype=object)[np.argmax(proba, axis=1)]
+            pred = classes[np.argmax(proba, axis=1)]
             oof_proba[va] = proba
         else:
             pred = model.predict(X_va)
         t2 = time.perf_counter()
         oof_pred[va] = pred
+        covered[va] = True
         fit_time += t1 - t0
         predict_time += t2 - t1
         predicted_rows += len(va)
@@ -139,7 +146,7 @@ def cross_validate(pipeline: Pipeline, data: TrainingData,
             break
     return CVResult(scores=scores, fit_time_s=fit_time,
                     predict_ms_per_1k=1000 * predict_time / max(predicted_rows, 1) * 1000,
-                    oof_pred=oof_pred, oof_proba=oof_proba)
+                    oof_pred=oof_pred, oof_proba=oof_proba, covered=covered)
 
 
 def _full_proba(model: Pipeline, X: pd.DataFrame, classes: list[Any]) -> np.ndarray:
@@ -158,8 +165,7 @@ def evaluate(data: TrainingData, cv: CVResult) -> dict[str, Any]:
     """Every metric for the task on the out-of-fold predictions, plus the curves users chart."""
     from sklearn import metrics as skm
 
-    covered = ~pd.isna(cv.oof_pred) if data.task == "regression" else np.array(
-        [p is not None for p in cv.oof_pred])
+    covered = cv.covered
     y = data.y.to_numpy()[covered]
     pred = cv.oof_pred[covered]
     if data.task == "regression":

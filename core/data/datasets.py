@@ -10,8 +10,9 @@ import pandas as pd
 from sqlmodel import select
 
 from core.data.ingest import read_bytes, read_path
-from core.data.profile import profile_frame
+from core.data.profile import ColumnProfile, profile_frame
 from core.errors import ArtifactIntegrityError, NotFoundError
+from core.features.preprocess import DROPPED_KINDS
 from core.fsutil import atomic_write
 from core.settings import get_settings
 from core.store import Dataset, session_scope
@@ -22,44 +23,54 @@ from core.store.audit import record
 class StoredDataset:
     dataset: Dataset
     created: bool  # False when the same content was already stored
-    warnings: list[str]
 
 
 def _dataset_path(fingerprint: str) -> Path:
     return get_settings().artifact_dir / "datasets" / f"{fingerprint}.parquet"
 
 
+def profile_warnings(profiles: list[ColumnProfile]) -> list[str]:
+    """What a user should know about the columns before training on them."""
+    out = []
+    for p in profiles:
+        if p.unique == 0:
+            out.append(f"Column {p.name!r} is empty in every row: it will be left out.")
+        elif p.kind in DROPPED_KINDS:
+            out.append(f"Column {p.name!r} is {DROPPED_KINDS[p.kind]} ({p.reason}).")
+    return out
+
+
 def store_frame(frame: pd.DataFrame, *, name: str, fingerprint: str, source_filename: str = "",
-                warnings: list[str] | None = None, actor: str | None = None) -> StoredDataset:
+                actor: str | None = None) -> StoredDataset:
     """Store a validated frame once; a second upload of the same content returns the first."""
-    warnings = warnings or []
     with session_scope() as s:
         existing = s.exec(select(Dataset).where(Dataset.fingerprint == fingerprint)).first()
         if existing:
-            return StoredDataset(existing, False, warnings)
+            return StoredDataset(existing, False)
     path = _dataset_path(fingerprint)
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     data = buf.getvalue()
     if not path.exists():
         atomic_write(path, data)
-    columns = [p.to_dict() for p in profile_frame(frame)]
+    profiles = profile_frame(frame)
+    columns = [p.to_dict() for p in profiles]
     try:
         with session_scope() as s:
             ds = Dataset(fingerprint=fingerprint, name=name, source_filename=source_filename,
                          path=str(path.relative_to(get_settings().home)), n_rows=len(frame),
                          n_cols=frame.shape[1], size_bytes=len(data), columns=columns,
-                         warnings=warnings)
+                         warnings=profile_warnings(profiles))
             s.add(ds)
             s.flush()
             record(s, "dataset.create", f"dataset:{ds.id}", actor=actor, name=name,
                    fingerprint=fingerprint, rows=len(frame))
-        return StoredDataset(ds, True, warnings)
+        return StoredDataset(ds, True)
     except Exception:
         with session_scope() as s:  # a concurrent upload of the same content won the race
             existing = s.exec(select(Dataset).where(Dataset.fingerprint == fingerprint)).first()
         if existing:
-            return StoredDataset(existing, False, warnings)
+            return StoredDataset(existing, False)
         path.unlink(missing_ok=True)
         raise
 
@@ -70,7 +81,7 @@ def ingest_path(path: str | Path, *, name: str | None = None,
     result = read_path(path, max_bytes=settings.max_upload_bytes)
     path = Path(path)
     return store_frame(result.frame, name=name or path.stem, fingerprint=result.fingerprint,
-                       source_filename=path.name, warnings=result.warnings, actor=actor)
+                       source_filename=path.name, actor=actor)
 
 
 def ingest_bytes(raw: bytes, filename: str, *, name: str | None = None,
@@ -78,8 +89,7 @@ def ingest_bytes(raw: bytes, filename: str, *, name: str | None = None,
     settings = get_settings()
     result = read_bytes(raw, filename, max_bytes=settings.max_upload_bytes)
     return store_frame(result.frame, name=name or Path(filename).stem,
-                       fingerprint=result.fingerprint, source_filename=filename,
-                       warnings=result.warnings, actor=actor)
+                       fingerprint=result.fingerprint, source_filename=filename, actor=actor)
 
 
 def list_datasets() -> list[Dataset]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +18,13 @@ from core.errors import InvalidDataError
 
 PARQUET_MAGIC = b"PAR1"
 DELIMITERS = ",;\t|"
-ENCODINGS = ("utf-8", "cp1252", "latin-1")
+ENCODINGS = ("utf-8", "cp1252")
 MIXED_TYPE_MIN_NUMERIC_SHARE = 0.8  # a text column that is mostly numbers is a data-entry error
 
 
 @dataclass
 class ReadResult:
     frame: pd.DataFrame
-    warnings: list[str] = field(default_factory=list)
     fingerprint: str = ""
 
 
@@ -52,11 +51,10 @@ def read_bytes(raw: bytes, filename: str, *, max_bytes: int,
         frame = _read_parquet(raw, filename)
     else:
         frame = _read_csv(raw, filename)
-    warnings = validate_frame(frame, filename)
+    validate_frame(frame, filename)
     if not for_training:
         return ReadResult(frame=frame)
-    frame = frame.dropna(axis=1, how="all")
-    return ReadResult(frame=frame, warnings=warnings, fingerprint=fingerprint_frame(frame))
+    return ReadResult(frame=frame, fingerprint=fingerprint_frame(frame))
 
 
 def _check_size(size: int, filename: str, max_bytes: int) -> None:
@@ -144,15 +142,14 @@ def _read_csv(raw: bytes, filename: str) -> pd.DataFrame:
     return frame
 
 
-def validate_frame(frame: pd.DataFrame, filename: str) -> list[str]:
-    """Refuse infinite and mixed-type values; return warnings (all-empty columns are dropped)."""
-    warnings: list[str] = []
+def validate_frame(frame: pd.DataFrame, filename: str) -> None:
+    """Refuse infinite and mixed-type values. (Empty columns are kept in the stored upload and
+    left out of training by core.automl.train.prepare, which says so.)"""
     if frame.shape[1] == 0:
         raise InvalidDataError(f"{filename}: no columns were found.")
     for col in frame.columns:
         s = frame[col]
         if s.isna().all():
-            warnings.append(f"Column {col!r} is empty in every row and was dropped.")
             continue
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             values = s.to_numpy(dtype="float64", na_value=np.nan)
@@ -163,7 +160,6 @@ def validate_frame(frame: pd.DataFrame, filename: str) -> list[str]:
                     f"{_rows(bad)}). Replace them with a number or leave the cells empty.")
         elif s.dtype == object or pd.api.types.is_string_dtype(s):
             _check_mixed(s, col, filename)
-    return warnings
 
 
 def _check_mixed(s: pd.Series, col: str, filename: str) -> None:

@@ -6,7 +6,6 @@ import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from core.errors import InvalidDataError
@@ -47,9 +46,14 @@ def _name_hints_id(name: str) -> bool:
     return lowered in ID_NAME_HINTS or any(lowered.endswith("_" + h) for h in ID_NAME_HINTS)
 
 
+DATE_SHAPE = (r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{4}-\d{2}|"
+              r"(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d")
+
+
 def _looks_datetime(s: pd.Series) -> bool:
+    """Parseable as dates *and* shaped like dates: dateutil alone accepts codes like 'T-00001'."""
     sample = s.dropna().astype(str).head(200)
-    if sample.empty or sample.str.fullmatch(r"-?\d+(\.\d+)?").all():
+    if sample.empty or not sample.str.contains(DATE_SHAPE).all():
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -112,10 +116,15 @@ def check_target(frame: pd.DataFrame, target: str) -> pd.Series:
         raise InvalidDataError(f"The target column {target!r} is empty in every row. "
                                "Pick a column that holds the values to predict.")
     if y.dropna().nunique() < 2:
-        value = y.dropna().iloc[0]
+        value = _plain(y.dropna().iloc[0])
         raise InvalidDataError(f"The target column {target!r} has the same value ({value!r}) in "
                                "every row, so there is nothing to learn. Pick another target.")
     return y
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python values, for messages and JSON."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def detect_problem_type(y: pd.Series, override: str | None = None) -> ProblemType:
@@ -123,7 +132,7 @@ def detect_problem_type(y: pd.Series, override: str | None = None) -> ProblemTyp
     present = y.dropna()
     unique = present.unique()
     n_unique = len(unique)
-    classes = sorted(unique.tolist(), key=lambda v: (str(type(v)), v))
+    classes = sorted((_plain(v) for v in unique), key=lambda v: (str(type(v)), v))
     if override in ("classification", "binary", "multiclass"):
         if n_unique > max(MAX_CLASSES_FOR_INTEGER_TARGET * 5, 100):
             raise InvalidDataError(

@@ -1,0 +1,71 @@
+"""Data: upload a table or pick a sample, see its profile and the detected problem type."""
+
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app.ui.common import empty_state, user_errors
+from core.data.datasets import get_dataset, ingest_bytes, list_datasets, load_frame
+from core.data.profile import check_target, detect_problem_type
+from core.settings import get_settings
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data"
+
+st.title("Data")
+limit = get_settings().max_upload_mb
+upload = st.file_uploader(f"Upload a CSV or Parquet table (up to {limit:.0f} MB)",
+                          type=["csv", "parquet"])
+if upload is not None:
+    with user_errors():
+        stored = ingest_bytes(upload.getvalue(), upload.name)
+        st.session_state["dataset_id"] = stored.dataset.id
+        st.success(f"Stored **{stored.dataset.name}** ({stored.dataset.n_rows} rows)"
+                   if stored.created else f"Already stored as dataset {stored.dataset.id}.")
+
+samples = sorted(p.name for p in SAMPLES.glob("*.csv"))
+pick = st.selectbox("…or use a sample", ["—"] + samples)
+if pick != "—" and st.button("Load sample"):
+    with user_errors():
+        stored = ingest_bytes((SAMPLES / pick).read_bytes(), pick)
+        st.session_state["dataset_id"] = stored.dataset.id
+
+datasets = list_datasets()
+if not datasets:
+    empty_state("No datasets yet: upload a table above or load a sample.")
+    st.stop()
+
+labels = {d.id: f"{d.id}: {d.name} ({d.n_rows}×{d.n_cols})" for d in datasets}
+ids = list(labels)
+current = st.session_state.get("dataset_id", ids[0])
+chosen = st.selectbox("Dataset", ids, index=ids.index(current) if current in ids else 0,
+                      format_func=labels.__getitem__)
+ds = get_dataset(chosen)
+with user_errors():
+    frame = load_frame(ds)
+    for warning in ds.warnings:
+        st.warning(warning)
+    st.caption(f"Fingerprint `{ds.fingerprint[:16]}…` · {ds.size_bytes / 1024:.0f} KB stored")
+    st.dataframe(frame.head(200), width="stretch")
+
+    st.subheader("Columns")
+    profile = pd.DataFrame(ds.columns)
+    profile["missing %"] = (100 * profile["missing"] / max(ds.n_rows, 1)).round(1)
+    st.dataframe(profile[["name", "kind", "dtype", "missing %", "unique", "reason"]],
+                 hide_index=True, width="stretch")
+
+    column = st.selectbox("Distribution of", list(frame.columns))
+    series = frame[column].dropna()
+    if pd.api.types.is_numeric_dtype(series):
+        chart = alt.Chart(pd.DataFrame({column: series})).mark_bar().encode(
+            alt.X(column, bin=alt.Bin(maxbins=40)), y="count()")
+    else:
+        top = series.astype(str).value_counts().head(30).rename_axis(column).reset_index()
+        chart = alt.Chart(top).mark_bar().encode(x="count:Q", y=alt.Y(column, sort="-x"))
+    st.altair_chart(chart, width="stretch")
+
+    st.subheader("Target")
+    target = st.selectbox("Column to predict", list(frame.columns), index=len(frame.columns) - 1)
+    problem = detect_problem_type(check_target(frame, target))
+    st.write(f"Detected **{problem.task}**: {problem.reason}.")

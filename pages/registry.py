@@ -1,0 +1,41 @@
+"""Registry: versions per model with aliases, metrics, lineage and alias history."""
+
+import pandas as pd
+import streamlit as st
+
+from app.ui.common import empty_state, user_errors
+from core.registry import alias_history, list_models, list_versions, set_alias
+
+st.title("Model registry")
+models = list_models()
+if not models:
+    empty_state("No models registered yet. Train one, then manage its versions here.")
+    st.stop()
+
+name = st.selectbox("Model", [m["name"] for m in models])
+versions = list_versions(name)
+table = pd.DataFrame([{
+    "version": v["version"], "aliases": ", ".join(v["aliases"]), "estimator": v["estimator"],
+    "metric": v["metric"], "score": v["score"], "dataset": v["dataset_id"], "job": v["job_id"],
+    "parent": v["parent_version"], "fingerprint": v["fingerprint"][:12],
+    "created": v["created_at"]} for v in versions])
+st.dataframe(table, hide_index=True, width="stretch")
+
+with st.form("alias"):
+    st.write("Point an alias at a version")
+    c1, c2, c3 = st.columns(3)
+    version = c1.selectbox("Version", [v["version"] for v in versions][::-1])
+    alias = c2.text_input("Alias", value="production")
+    reason = c3.text_input("Why", value="")
+    if st.form_submit_button("Move alias"):
+        with user_errors():
+            set_alias(name, int(version), alias.strip(), reason=reason, actor="ui")
+            st.toast(f"{name}@{alias} → version {version}")
+            st.rerun()
+
+st.subheader("Alias history")
+history = alias_history(name)
+if history:
+    st.dataframe(pd.DataFrame(history), hide_index=True, width="stretch")
+else:
+    empty_state("No alias has been set for this model yet.")

@@ -1,0 +1,15 @@
+"""ML Workbench: the Streamlit entry point (navigation and shared frame)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+st.set_page_config(page_title="ML Workbench", page_icon=":material/insights:", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/table:", url_path="data"),
+    st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:",
+            url_path="registry"),
+]
+st.navigation(PAGES).run()

@@ -1,0 +1,133 @@
+"""The CLI contract end to end: automl registers versions, predict writes the contract's
+columns, references resolve as documented, and --json output parses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from tests.conftest import DATA, ROOT
+
+runner = CliRunner()
+CANCER = str(DATA / "breast_cancer.csv")
+
+
+def run(*args: str) -> object:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def run_json(*args: str) -> object:
+    return json.loads(run(*args, "--json").stdout)
+
+
+def test_automl_registers_versions_and_predict_resolves_refs(home: Path, tmp_path: Path) -> None:
+    first = run_json("automl", CANCER, "--target", "diagnosis", "--budget", "3")
+    assert (first["model"], first["version"], first["metric"]) == ("breast_cancer", 1, "roc_auc")
+    assert 0.9 < first["score"] <= 1.0
+    board = first["leaderboard"]
+    assert board[0]["rank"] == 1 and board[0]["status"] == "ok"
+    assert {"estimator", "roc_auc_mean", "roc_auc_std", "fit_time_s",
+            "predict_ms_per_1k"} <= set(board[0])
+    second = run_json("automl", CANCER, "--target", "diagnosis", "--budget", "3", "--seed", "1")
+    assert second["version"] == 2
+    assert second["dataset_fingerprint"] == first["dataset_fingerprint"]  # stored once
+    assert len(run_json("datasets")) == 1
+
+    out = tmp_path / "p.csv"
+    rows = pd.read_csv(CANCER).drop(columns=["diagnosis"]).head(25)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    run("predict", "breast_cancer", str(tmp_path / "rows.csv"), "--out", str(out))
+    preds = pd.read_csv(out)
+    assert list(preds.columns) == ["prediction", "proba_benign", "proba_malignant"]
+    assert len(preds) == 25
+    assert ((preds["proba_benign"] + preds["proba_malignant"]).round(6) == 1).all()
+    truth = pd.read_csv(CANCER)["diagnosis"].head(25)
+    assert (preds["prediction"] == truth).mean() > 0.8
+
+    def answered_by(ref: str) -> int:
+        return run_json("predict", ref, str(tmp_path / "rows.csv"), "--out", str(out))["version"]
+
+    assert answered_by("breast_cancer") == 2  # no production alias yet: the latest
+    moved = run_json("alias", "breast_cancer", "1", "production")
+    assert moved == {"model": "breast_cancer", "alias": "production", "version": 1,
+                     "previous_version": None}
+    assert answered_by("breast_cancer") == 1
+    assert answered_by("breast_cancer@production") == 1
+    assert answered_by("breast_cancer:2") == 2
+
+    versions = run_json("versions", "breast_cancer")
+    assert [(v["version"], v["aliases"]) for v in versions] == [(1, ["production"]), (2, [])]
+    assert all(len(v["fingerprint"]) == 64 and "roc_auc" in v["metrics"] for v in versions)
+    models = run_json("models")
+    assert models[0]["aliases"] == {"production": 1}
+    jobs = run_json("jobs")
+    assert [j["state"] for j in jobs] == ["COMPLETED", "COMPLETED"]
+    assert jobs[0]["progress"]["trials_done"] >= 1
+    history = run_json("history", "breast_cancer")
+    assert history[0]["to_version"] == 1
+
+
+def test_regression_predict_has_a_single_prediction_column(home: Path, tmp_path: Path) -> None:
+    data = str(DATA / "diabetes.csv")
+    doc = run_json("automl", data, "--target", "progression", "--budget", "2")
+    assert doc["metric"] == "rmse" and doc["task"] == "regression"
+    out = tmp_path / "p.csv"
+    run("predict", "diabetes", data, "--out", str(out))
+    preds = pd.read_csv(out)
+    assert list(preds.columns) == ["prediction"] and len(preds) == 442
+
+
+def test_train_fits_the_given_configuration(home: Path) -> None:
+    doc = run_json("train", str(DATA / "wine.csv"), "--target", "cultivar",
+                   "--estimator", "rf", "--param", "n_estimators=30",
+                   "--param", "min_samples_leaf=2")
+    assert doc["metric"] == "log_loss" and doc["task"] == "multiclass"
+    (trial,) = doc["leaderboard"]
+    assert trial["estimator"] == "rf" and "n_estimators=30" in trial["params"]
+    version = run_json("versions", "wine")[0]
+    assert version["params"]["n_estimators"] == 30 and version["estimator"] == "rf"
+
+
+def test_train_rejects_unknown_estimators_and_parameters(home: Path) -> None:
+    data = str(DATA / "wine.csv")
+    result = runner.invoke(app, ["train", data, "--target", "cultivar", "--estimator", "svm9"])
+    assert result.exit_code == 2 and "Unknown estimator 'svm9'" in result.stderr
+    result = runner.invoke(app, ["train", data, "--target", "cultivar", "--estimator", "rf",
+                                 "--param", "depthh=3"])
+    assert result.exit_code == 2 and "Unknown parameter(s) for 'rf': depthh" in result.stderr
+
+
+def test_predict_reports_missing_columns(home: Path, tmp_path: Path) -> None:
+    run("automl", CANCER, "--target", "diagnosis", "--budget", "2")
+    rows = pd.read_csv(CANCER).drop(columns=["diagnosis", "mean_radius", "worst_area"]).head(3)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    result = runner.invoke(app, ["predict", "breast_cancer", str(tmp_path / "rows.csv"),
+                                 "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 2
+    assert "missing from the input: 'mean_radius', 'worst_area'" in result.stderr
+    assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.slow
+def test_console_script_runs_as_a_real_process(home: Path, tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("workbench")
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    proc = subprocess.run([str(exe), "automl", CANCER, "--target", "diagnosis", "--budget", "2",
+                           "--name", "cancer", "--json"], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["model"] == "cancer"
+    bad = subprocess.run([str(exe), "predict", "cancer@nope", CANCER, "--out", "x.csv"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2
+    assert "has no alias 'nope'" in bad.stderr and "Traceback" not in bad.stderr
