@@ -95,7 +95,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.4f}" if value == value else ""
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
     if isinstance(value, list):
@@ -142,12 +142,15 @@ def _run_training(data: Path, target: str, *, json_out: bool, **kwargs: Any) -> 
     metric = outcome.result.data.metric.name
     for warning in outcome.result.notes:
         err.print(f"[yellow]note:[/] {warning}", highlight=False)
+    result = outcome.result
     if json_out:
         emit_json(_clean({
             "model": outcome.model, "version": outcome.version.version, "metric": metric,
             "score": outcome.result.best.score, "task": outcome.result.data.task,
             "task_reason": outcome.result.data.problem.reason, "job_id": outcome.job_id,
             "dataset_fingerprint": outcome.dataset.fingerprint,
+            "elapsed_s": result.elapsed_s, "suggestions": result.suggestions,
+            "evaluation": result.evaluation,
             "leaderboard": board.astype(object).where(board.notna(), None).to_dict("records"),
         }))
         return
@@ -156,8 +159,11 @@ def _run_training(data: Path, target: str, *, json_out: bool, **kwargs: Any) -> 
     out.print(_table(f"Leaderboard ({outcome.result.data.task}: "
                      f"{outcome.result.data.problem.reason})",
                      board.to_dict("records"), cols))
+    for tip in result.suggestions:
+        out.print(f"• {tip}", highlight=False)
     out.print(f"Registered {outcome.model}:{outcome.version.version} "
-              f"({outcome.result.best.estimator}, {metric} {outcome.result.best.score:.4f})")
+              f"({result.best.estimator}, {metric} {result.best.score:.4f}, "
+              f"searched {result.elapsed_s:.1f}s)")
 
 
 @app.command()
@@ -172,11 +178,17 @@ def automl(
     seed: Annotated[int, typer.Option(help="Random seed for a reproducible run.")] = 0,
     name: Annotated[str | None, typer.Option(help="Model name (default: file stem).")] = None,
     time_column: Annotated[str | None, typer.Option(help="Validate in time order.")] = None,
+    estimators: Annotated[str | None, typer.Option(
+        help="Comma-separated estimator keys to search (default: all).")] = None,
+    search: Annotated[str, typer.Option(help="Search method: tpe, random or grid.")] = "tpe",
+    ensemble: Annotated[bool, typer.Option(help="Try an ensemble of the best trials.")] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Search for the best pipeline, print the leaderboard and register the winner."""
+    keys = [k.strip() for k in estimators.split(",") if k.strip()] if estimators else None
     _run_training(data, target, json_out=json_out, task=None if task == "auto" else task,
-                  metric=metric, budget=budget, seed=seed, name=name, time_column=time_column)
+                  metric=metric, budget=budget, seed=seed, name=name, time_column=time_column,
+                  estimators=keys, sampler=search, ensemble=ensemble)
 
 
 @app.command()

@@ -225,6 +225,7 @@ class Run:
     fit_s: float | None = None
     predict_s: float | None = None
     peak_mb: float | None = None
+    load_before: float | None = None  # 1-min load average: other work skews the timings
     error: str | None = None
 
     @property
@@ -234,7 +235,7 @@ class Run:
 
 def run_one(system: str, ds: Dataset, s: Split, budget: float, home: Path) -> Run:
     """One system on one dataset, in a fresh interpreter."""
-    run = Run(system, ds.name, budget)
+    run = Run(system, ds.name, budget, load_before=os.getloadavg()[0])
     with tempfile.TemporaryDirectory(prefix=f"bench-{system}-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", system, ds.name,
@@ -344,11 +345,12 @@ def budget_report(runs: list[Run]) -> list[str]:
     for r in runs:
         limit = r.budget_s * (1 + BUDGET_SLACK)
         if r.error:
-            lines.append(f"  {r.dataset:<18} {r.system:<9} FAILED: {r.error}")
+            lines.append(f"  {r.dataset:<18} {r.system:<9} FAILED (load {r.load_before:.1f}): "
+                         f"{r.error}")
             continue
         flag = "OVER BUDGET" if r.over_budget else "ok"
         lines.append(f"  {r.dataset:<18} {r.system:<9} fit {r.fit_s:6.1f} s (limit {limit:.1f} s)"
-                     f"  predict {r.predict_s:.3f} s  peak {r.peak_mb:.0f} MB  {flag}")
+                     f"  predict {r.predict_s:.3f} s  load {r.load_before:.1f}  {flag}")
     return lines
 
 
@@ -407,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     systems = list(args.systems)
     if "flaml" in systems and not flaml_available():
         print("FLAML is not installed, so only the workbench runs. Install the benchmark extra "
-              "with: pip install -e '.[bench]'", file=sys.stderr)
+              "with: pip install -e '.[bench]'", flush=True)
         systems.remove("flaml")
     if not systems:
         return 1

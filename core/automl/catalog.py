@@ -52,16 +52,18 @@ class EstimatorSpec:
     fixed: dict[str, Any] = field(default_factory=dict)  # always passed, never searched
 
     def make(self, task: str, params: dict[str, Any]) -> BaseEstimator:
+        """The estimator with `params` over the fixed ones; unknown names are refused with
+        the list of names the estimator accepts."""
         factory = self.regressor if task == "regression" else self.classifier
         if factory is None:
             raise WorkbenchError(f"The estimator {self.key!r} does not support {task} problems.")
-        unknown = set(params) - set(self.space) - set(self.fixed)
-        for d in self.defaults:
-            unknown -= set(d)
+        known = set(factory(**self.fixed).get_params()) | set(self.space)
+        unknown = sorted(set(params) - known)
         if unknown:
             raise WorkbenchError(
-                f"Unknown parameter(s) for {self.key!r}: {', '.join(sorted(unknown))}. "
-                f"Known: {', '.join(sorted(self.space))}.")
+                f"Unknown parameter(s) for {self.key!r}: {', '.join(unknown)}. "
+                f"Searched: {', '.join(sorted(self.space))}; also accepted: "
+                f"{', '.join(sorted(known - set(self.space)))}.")
         return factory(**{**self.fixed, **params})
 
 
@@ -81,7 +83,7 @@ CATALOG: dict[str, EstimatorSpec] = {s.key: s for s in [
         "hgb", "Histogram gradient boosting", BOTH, "tree", 2,
         classifier=HistGradientBoostingClassifier, regressor=HistGradientBoostingRegressor,
         defaults=[{"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20,
-                   "l2_regularization": 0.0}],
+                   "l2_regularization": 1e-6}],
         space={"learning_rate": FloatDistribution(0.01, 0.3, log=True),
                "max_leaf_nodes": IntDistribution(8, 128, log=True),
                "min_samples_leaf": IntDistribution(5, 100, log=True),

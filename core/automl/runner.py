@@ -39,6 +39,7 @@ def run_training(dataset: Dataset | StoredDataset | str | Path, target: str, *,
                  name: str | None = None, task: str | None = None, metric: str | None = None,
                  budget: float = 60.0, seed: int = 0, time_column: str | None = None,
                  estimators: list[str] | None = None, params: dict[str, Any] | None = None,
+                 sampler: str = "tpe", ensemble: bool = True,
                  progress: ProgressFn | None = None, actor: str | None = None) -> RunOutcome:
     """Search (or, with one estimator and `params`, train one configuration), record the job
     and its trials, and register the best pipeline as the model's next version.
@@ -67,7 +68,8 @@ def run_training(dataset: Dataset | StoredDataset | str | Path, target: str, *,
         ds = dataset
     fixed = params is not None
     settings = {"budget": budget, "seed": seed, "time_column": time_column,
-                "estimators": estimators, "params": params}
+                "estimators": estimators, "params": params, "sampler": sampler,
+                "ensemble": ensemble}
     job = ledger.create_job(model_name=model_name, target=target, task=task or "auto",
                             metric=metric or "auto", kind="fixed" if fixed else "search",
                             dataset_id=ds.id, settings=settings, state=ledger.RUNNING,
@@ -76,13 +78,7 @@ def run_training(dataset: Dataset | StoredDataset | str | Path, target: str, *,
 
     def on_trial(trial: TrialResult, data: TrainingData) -> None:
         trials_done.append(trial)
-        ledger.add_trial(job.id, number=trial.number, estimator=trial.estimator,
-                         params=trial.params, metric=data.metric.name,
-                         cv_mean=trial.cv.mean if trial.cv and trial.status == "ok" else None,
-                         cv_std=trial.cv.std if trial.cv and trial.status == "ok" else None,
-                         fit_time_s=trial.cv.fit_time_s if trial.cv else None,
-                         predict_ms_per_1k=trial.cv.predict_ms_per_1k if trial.cv else None,
-                         status=trial.status, reason=trial.reason)
+        _record_trial(job.id, trial, data.metric.name)
         scores = [t.score for t in trials_done if t.score is not None]
         best = (max(scores, key=data.metric.oriented) if scores else None)
         state = {"trials_done": len(trials_done), "best_score": best,
@@ -92,13 +88,20 @@ def run_training(dataset: Dataset | StoredDataset | str | Path, target: str, *,
             progress(state)
 
     try:
-        result = run_search(data, budget=budget, estimators=estimators, on_trial=on_trial,
+        result = run_search(data, budget=budget, seed=seed, estimators=estimators,
+                            sampler=sampler, ensemble=ensemble, on_trial=on_trial,
                             fixed_params=params)
+        if result.best.estimator == "ensemble":
+            _record_trial(job.id, result.best, data.metric.name)
+        evaluation = {**result.evaluation, "suggestions": result.suggestions,
+                      "notes": result.notes, "elapsed_s": result.elapsed_s,
+                      "task_reason": data.problem.reason,
+                      "dropped_columns": data.dropped}
         mv = register_version(
             result.pipeline, name=model_name, task=result.data.task, target=target,
             input_schema=result.data.schema, classes=_jsonable(result.data.problem.classes),
             metric=result.data.metric.name, score=result.best.score,
-            metrics=result.evaluation["metrics"], evaluation=result.evaluation,
+            metrics=result.evaluation["metrics"], evaluation=evaluation,
             estimator=result.best.estimator, params=result.best.params, dataset_id=ds.id,
             dataset_fingerprint=ds.fingerprint, job_id=job.id, actor=actor)
     except BaseException as exc:
@@ -111,6 +114,17 @@ def run_training(dataset: Dataset | StoredDataset | str | Path, target: str, *,
     ledger.transition(job.id, ledger.COMPLETED, f"registered {model_name}:{mv.version}",
                       version_id=mv.id)
     return RunOutcome(job.id, model_name, mv, result, ds)
+
+
+def _record_trial(job_id: int, trial: TrialResult, metric: str) -> None:
+    scored = trial.cv is not None and trial.status == "ok"
+    ledger.add_trial(job_id, number=trial.number, estimator=trial.estimator,
+                     params=trial.params, metric=metric,
+                     cv_mean=trial.cv.mean if scored else None,
+                     cv_std=trial.cv.std if scored else None,
+                     fit_time_s=trial.cv.fit_time_s if trial.cv else None,
+                     predict_ms_per_1k=trial.cv.predict_ms_per_1k if trial.cv else None,
+                     status=trial.status, reason=trial.reason)
 
 
 def _jsonable(values: list[Any]) -> list[Any]:

@@ -1,23 +1,32 @@
-"""The search: evaluate candidate configurations within a time budget and pick the best.
+"""The AutoML search: known-good defaults first, then Optuna per estimator, budget-aware
+allocation, fold-by-fold pruning, greedy ensembling, and a refit that fits in the budget.
 
-This first version tries the catalogue's known-good default configuration of every estimator
-that fits the task, cheapest first, while the budget lasts; the Optuna search of the AutoML
-issue plugs in as further candidates after these defaults.
+`search(df, target, budget=…)` is the Python API; `run_search(prepared_data, …)` is what the
+job runner calls. The wall-time promise: search + final refit ≤ budget (+10 % at worst), kept
+by estimating each next trial and the refit from measured times and by checking the clock
+between folds.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import optuna
 import pandas as pd
-from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from core.automl.catalog import get_spec, specs_for
+from core.automl import ensemble as ens
+from core.automl.catalog import EstimatorSpec, get_spec, specs_for
+from core.automl.importance import feature_importance
+from core.automl.scheduler import Arm, choose
+from core.automl.suggest import suggestions
 from core.automl.train import (
     CVResult,
     TrainingData,
@@ -29,7 +38,17 @@ from core.automl.train import (
 )
 from core.errors import WorkbenchError
 
-REFIT_SHARE = 0.15  # part of the budget kept for the final refit on all rows
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+log = logging.getLogger(__name__)
+
+SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=4,
+                                                   multivariate=True),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+}
+GRID_POINTS = 4         # values per numeric parameter in grid search
+REFIT_SAFETY = 1.5      # the final refit is reserved at 1.5x its estimate
+ENSEMBLE_MIN_GAIN = 1e-4
 
 
 @dataclass
@@ -40,6 +59,7 @@ class TrialResult:
     status: str  # ok | pruned | failed
     cv: CVResult | None = None
     reason: str = ""
+    seconds: float = 0.0
 
     @property
     def score(self) -> float | None:
@@ -50,15 +70,18 @@ class TrialResult:
 class SearchResult:
     data: TrainingData
     trials: list[TrialResult]
-    best: TrialResult
-    pipeline: Pipeline
+    best: TrialResult            # what was registered: the best single trial or the ensemble
+    pipeline: Any
     evaluation: dict[str, Any]
     elapsed_s: float
+    budget_s: float
     notes: list[str] = field(default_factory=list)
+    suggestions: list[str] = field(default_factory=list)
+    best_single: TrialResult | None = None
 
     def leaderboard(self) -> pd.DataFrame:
-        return leaderboard_frame(self.trials, self.data.metric.name,
-                                 self.data.metric.greater_is_better)
+        rows = self.trials + ([self.best] if self.best.estimator == "ensemble" else [])
+        return leaderboard_frame(rows, self.data.metric.name, self.data.metric.greater_is_better)
 
 
 def leaderboard_frame(trials: list[TrialResult], metric: str,
@@ -66,8 +89,7 @@ def leaderboard_frame(trials: list[TrialResult], metric: str,
     rows = [{
         "rank": None, "trial": t.number, "estimator": t.estimator,
         "params": ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items()),
-        f"{metric}_mean": t.cv.mean if t.cv and t.status == "ok" else None,
-        f"{metric}_std": t.cv.std if t.cv and t.status == "ok" else None,
+        f"{metric}_mean": t.score, f"{metric}_std": t.cv.std if t.score is not None else None,
         "fit_time_s": t.cv.fit_time_s if t.cv else None,
         "predict_ms_per_1k": t.cv.predict_ms_per_1k if t.cv else None,
         "status": t.status, "reason": t.reason,
@@ -75,48 +97,33 @@ def leaderboard_frame(trials: list[TrialResult], metric: str,
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    key = f"{metric}_mean"
-    frame = frame.sort_values(key, ascending=not greater_is_better, na_position="last",
-                              kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(f"{metric}_mean", ascending=not greater_is_better,
+                              na_position="last", kind="stable").reset_index(drop=True)
     frame["rank"] = range(1, len(frame) + 1)
     return frame
 
 
 def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def candidates(task: str, estimators: list[str] | None) -> list[tuple[str, dict[str, Any]]]:
-    specs = [get_spec(k, task) for k in estimators] if estimators else specs_for(task)
-    return [(spec.key, dict(d)) for spec in specs for d in spec.defaults]
-
-
-def evaluate_candidate(number: int, key: str, params: dict[str, Any],
-                       data: TrainingData) -> TrialResult:
-    """One trial; an estimator that fails is recorded with its reason, never fatal."""
-    try:
-        pipeline = build_pipeline(get_spec(key), data.task, params, data.schema)
-        cv = cross_validate(pipeline, data)
-        return TrialResult(number, key, params, "ok", cv=cv)
-    except WorkbenchError:
-        raise
-    except Exception as exc:  # an estimator crashing must not abort the search
-        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return TrialResult(number, key, params, "failed", reason=last[:500])
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
 
 
 def search(frame: pd.DataFrame, target: str, *, budget: float = 60.0, metric: str | None = None,
            task: str | None = None, seed: int = 0, time_column: str | None = None,
            **kwargs: Any) -> SearchResult:
     """The Python API: search within `budget` seconds for the best pipeline predicting
-    `target`; returns the leaderboard and the refitted best pipeline."""
+    `target`; returns the leaderboard and the fitted best pipeline (or ensemble)."""
     started = time.monotonic()
     data = prepare(frame, target, task=task, metric=metric, seed=seed, time_column=time_column)
-    return run_search(data, budget=budget - (time.monotonic() - started), **kwargs)
+    return run_search(data, budget=budget - (time.monotonic() - started), seed=seed, **kwargs)
 
 
-def run_search(data: TrainingData, *, budget: float = 60.0,
-               estimators: list[str] | None = None,
+def run_search(data: TrainingData, *, budget: float = 60.0, seed: int = 0,
+               estimators: list[str] | None = None, sampler: str = "tpe",
+               ensemble: bool = True, max_trials: int | None = None,
                on_trial: Callable[[TrialResult, TrainingData], None] | None = None,
                should_stop: Callable[[], bool] | None = None,
                fixed_params: dict[str, Any] | None = None) -> SearchResult:
@@ -127,39 +134,258 @@ def run_search(data: TrainingData, *, budget: float = 60.0,
     oversubscribed OpenMP spin-waits made one search 15x slower; parallelism belongs to
     trials and workers, not inside an estimator."""
     with threadpool_limits(limits=1):
-        return _run_search(data, budget=budget, estimators=estimators, on_trial=on_trial,
-                           should_stop=should_stop, fixed_params=fixed_params)
+        return _Search(data, budget=budget, seed=seed, estimators=estimators, sampler=sampler,
+                       ensemble=ensemble, max_trials=max_trials, on_trial=on_trial,
+                       should_stop=should_stop, fixed_params=fixed_params).run()
 
 
-def _run_search(data: TrainingData, *, budget: float, estimators: list[str] | None,
-                on_trial: Callable[[TrialResult, TrainingData], None] | None,
-                should_stop: Callable[[], bool] | None,
-                fixed_params: dict[str, Any] | None) -> SearchResult:
-    started = time.monotonic()
-    deadline = started + budget * (1 - REFIT_SHARE)
-    trials: list[TrialResult] = []
-    if fixed_params is not None:
-        if not estimators or len(estimators) != 1:
+class _Search:
+    def __init__(self, data: TrainingData, *, budget: float, seed: int,
+                 estimators: list[str] | None, sampler: str, ensemble: bool,
+                 max_trials: int | None, on_trial: Any, should_stop: Any,
+                 fixed_params: dict[str, Any] | None) -> None:
+        if sampler not in (*SAMPLERS, "grid"):
+            raise WorkbenchError(f"Unknown search method {sampler!r}: use tpe, random or grid.")
+        if fixed_params is not None and (not estimators or len(estimators) != 1):
             raise WorkbenchError("Training one configuration needs exactly one estimator.")
-        spec = get_spec(estimators[0], data.task)
-        todo = [(spec.key, {**spec.defaults[0], **fixed_params})]
+        self.data, self.seed, self.sampler = data, seed, sampler
+        self.started = time.monotonic()
+        self.end = self.started + budget
+        self.budget = budget
+        self.use_ensemble = ensemble and fixed_params is None
+        self.max_trials = 1 if fixed_params is not None else max_trials
+        self.on_trial, self.should_stop = on_trial, should_stop
+        self.fixed_params = fixed_params
+        self.rng = np.random.default_rng(seed)
+        specs = ([get_spec(k, data.task) for k in estimators] if estimators
+                 else specs_for(data.task))
+        self.arms = [self._arm(spec, i) for i, spec in enumerate(specs)]
+        self.trials: list[TrialResult] = []
+        self.incumbent: TrialResult | None = None
+
+    # -- studies ---------------------------------------------------------------------------
+    def _arm(self, spec: EstimatorSpec, index: int) -> Arm:
+        """An Optuna study per estimator; defaults (or, for grid search, every grid point)
+        are enqueued so they are asked first."""
+        seed = self.seed + index
+        sampler = SAMPLERS["random" if self.sampler == "grid" else self.sampler](seed)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        if self.fixed_params is not None:
+            return Arm(spec, study)
+        points = _grid(spec) if self.sampler == "grid" else spec.defaults
+        for point in points:
+            study.enqueue_trial(point)
+        return Arm(spec, study, grid_size=len(points) if self.sampler == "grid" else None)
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        while not self._done():
+            refit = self._refit_reserve()
+            arm = choose(self.arms, self.end - time.monotonic() - refit, self.rng)
+            if arm is None:
+                if self.trials:
+                    break
+                arm = min(self.arms, key=lambda a: a.spec.cost)  # always try one candidate
+            self._run_trial(arm)
+        return self._finish()
+
+    def _done(self) -> bool:
+        if self.max_trials is not None and len(self.trials) >= self.max_trials:
+            return True
+        if self.should_stop is not None and self.should_stop():
+            return True
+        return bool(self.trials) and time.monotonic() >= self.end
+
+    def _refit_reserve(self) -> float:
+        if self.incumbent is None or self.incumbent.cv is None:
+            return 0.0
+        k = max(len(self.incumbent.cv.scores), 1)
+        per_fold = self.incumbent.cv.fit_time_s / k
+        members = 3 if self.use_ensemble else 1
+        importance = _importance_seconds(self.data, self.incumbent)
+        return REFIT_SAFETY * (members * per_fold * 1.3 + importance)
+
+    def _run_trial(self, arm: Arm) -> None:
+        number = len(self.trials)
+        trial = arm.study.ask(arm.spec.space)
+        params = dict(trial.params)
+        if self.fixed_params is not None:  # may name parameters outside the search space
+            params = {**arm.spec.defaults[0], **self.fixed_params}
+        started = time.monotonic()
+        result = self._evaluate(number, arm, params)
+        result.seconds = time.monotonic() - started
+        self.trials.append(result)
+        if result.status == "ok":
+            arm.study.tell(trial, self.data.metric.oriented(result.score))
+            arm.scores.append(self.data.metric.oriented(result.score))
+            arm.stds.append(result.cv.std)
+            arm.seconds.append(result.seconds)
+            if self.incumbent is None or self._better(result, self.incumbent):
+                self.incumbent = result
+        elif result.status == "pruned":
+            arm.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            arm.seconds.append(result.seconds)
+        else:
+            arm.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            arm.failures += 1
+        if self.on_trial:
+            self.on_trial(result, self.data)
+
+    def _better(self, a: TrialResult, b: TrialResult) -> bool:
+        return self.data.metric.oriented(a.score) > self.data.metric.oriented(b.score)
+
+    def _evaluate(self, number: int, arm: Arm, params: dict[str, Any]) -> TrialResult:
+        """One trial; an estimator that fails is recorded with its reason, never fatal."""
+        stop_reason: list[str] = []
+
+        def stop(fold: int, scores: list[float]) -> bool:
+            if time.monotonic() >= self.end and self.trials:
+                stop_reason.append("out of time")
+                return True
+            if self._weaker_than_incumbent(fold, scores):
+                stop_reason.append(f"pruned after fold {fold + 1}: behind the best trial")
+                return True
+            return False
+
+        try:
+            pipeline = build_pipeline(arm.spec, self.data.task,
+                                      _with_seed(arm.spec, params, self.seed), self.data.schema)
+            cv = cross_validate(pipeline, self.data, should_stop=stop)
+        except WorkbenchError as exc:
+            return TrialResult(number, arm.spec.key, params, "failed", reason=exc.message)
+        except Exception as exc:  # an estimator crashing must not abort the search
+            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            return TrialResult(number, arm.spec.key, params, "failed", reason=last[:500])
+        if not cv.complete:
+            return TrialResult(number, arm.spec.key, params, "pruned", cv=cv,
+                               reason=stop_reason[0] if stop_reason else "pruned")
+        if not np.isfinite(cv.mean):
+            return TrialResult(number, arm.spec.key, params, "failed", cv=cv,
+                               reason="the metric was not finite on some fold")
+        return TrialResult(number, arm.spec.key, params, "ok", cv=cv)
+
+    def _weaker_than_incumbent(self, fold: int, scores: list[float]) -> bool:
+        """After two folds or more, stop a trial whose running mean trails the best trial's
+        running mean at the same fold by more than the best trial's fold-to-fold spread."""
+        best = self.incumbent
+        if best is None or best.cv is None or fold < 1 or self.fixed_params is not None:
+            return False
+        m = self.data.metric
+        ours = m.oriented(float(np.mean(scores)))
+        theirs = m.oriented(float(np.mean(best.cv.scores[:fold + 1])))
+        return ours < theirs - max(best.cv.std, 1e-9) * 1.0
+
+    # -- the end ---------------------------------------------------------------------------
+    def _finish(self) -> SearchResult:
+        ok = [t for t in self.trials if t.status == "ok"]
+        if not ok:
+            reasons = "; ".join(f"{t.estimator}: {t.reason}" for t in self.trials)
+            raise WorkbenchError("Every candidate failed to train, so no model was produced. "
+                                 f"Reasons: {reasons}")
+        best = max(ok, key=lambda t: self.data.metric.oriented(t.score))
+        importance = feature_importance(self.data, best.cv, self.seed)  # reserved in the loop
+        chosen, pipeline = best, None
+        if self.use_ensemble and len(ok) > 1:
+            chosen, pipeline = self._ensemble(ok, best)
+        if pipeline is None:
+            spec = get_spec(best.estimator)
+            pipeline = fit_final(build_pipeline(spec, self.data.task,
+                                                _with_seed(spec, best.params, self.seed),
+                                                self.data.schema), self.data)
+        evaluation = {**evaluate(self.data, chosen.cv), "feature_importance": importance}
+        elapsed = time.monotonic() - self.started
+        result = SearchResult(data=self.data, trials=self.trials, best=chosen,
+                              pipeline=pipeline, evaluation=evaluation, elapsed_s=elapsed,
+                              budget_s=self.budget, notes=list(self.data.notes),
+                              best_single=best)
+        result.suggestions = suggestions(result)
+        return result
+
+    def _ensemble(self, ok: list[TrialResult], best: TrialResult
+                  ) -> tuple[TrialResult, Any]:
+        m, data = self.data.metric, self.data
+        covered = best.cv.covered
+        pool = sorted((t for t in ok if np.array_equal(t.cv.covered, covered)),
+                      key=lambda t: m.oriented(t.score), reverse=True)[:ens.MAX_CANDIDATES]
+        if len(pool) < 2:
+            return best, None
+        classification = data.task != "regression"
+        preds = [(t.cv.oof_proba if classification else t.cv.oof_pred)[covered].astype(float)
+                 for t in pool]
+        y = data.y.to_numpy()[covered]
+        selection = ens.select(m, y, preds, data.problem.classes if classification else None)
+        gain = m.oriented(selection.score) - m.oriented(best.score)
+        if len(selection.members) < 2 or gain <= ENSEMBLE_MIN_GAIN * max(abs(best.score), 1e-9):
+            return best, None
+        members = [pool[i] for i in selection.members]
+        needed = sum(t.cv.fit_time_s / max(len(t.cv.scores), 1) * 1.3 for t in members)
+        if time.monotonic() + needed > self.end + 0.1 * self.budget:
+            return best, None  # no time to refit every member: keep the budget promise
+        pipelines = []
+        for t in members:
+            spec = get_spec(t.estimator)
+            pipelines.append(fit_final(build_pipeline(spec, data.task,
+                                                      _with_seed(spec, t.params, self.seed),
+                                                      data.schema), data))
+        model = ens.WeightedEnsemble(pipelines, selection.weights, data.task)
+        blended = sum(w * p for w, p in zip(selection.weights,
+                                            [preds[i] for i in selection.members], strict=True))
+        cv = _ensemble_cv(members, covered, blended, data)
+        params = {"members": [f"{t.estimator}#{t.number}" for t in members],
+                  "weights": [round(w, 3) for w in selection.weights]}
+        result = TrialResult(len(self.trials), "ensemble", params, "ok", cv=cv,
+                             reason=f"beats the best single pipeline by {abs(gain):.4g}")
+        result.cv.scores = [selection.score]
+        return result, model
+
+
+def _ensemble_cv(members: list[TrialResult], covered: np.ndarray, blended: np.ndarray,
+                 data: TrainingData) -> CVResult:
+    n = len(data.y)
+    if data.task == "regression":
+        pred = np.full(n, np.nan)
+        pred[covered] = blended
+        proba = None
     else:
-        todo = candidates(data.task, estimators)
-    for number, (key, params) in enumerate(todo):
-        if trials and (time.monotonic() >= deadline or (should_stop and should_stop())):
-            break
-        trial = evaluate_candidate(number, key, params, data)
-        trials.append(trial)
-        if on_trial:
-            on_trial(trial, data)
-    ok = [t for t in trials if t.status == "ok"]
-    if not ok:
-        reasons = "; ".join(f"{t.estimator}: {t.reason}" for t in trials)
-        raise WorkbenchError(f"Every candidate failed to train, so no model was produced. "
-                             f"Reasons: {reasons}")
-    best = max(ok, key=lambda t: data.metric.oriented(t.score))
-    pipeline = fit_final(build_pipeline(get_spec(best.estimator), data.task, best.params,
-                                        data.schema), data)
-    return SearchResult(data=data, trials=trials, best=best, pipeline=pipeline,
-                        evaluation=evaluate(data, best.cv), elapsed_s=time.monotonic() - started,
-                        notes=list(data.notes))
+        classes = np.asarray(data.problem.classes)
+        proba = np.full((n, len(classes)), np.nan)
+        proba[covered] = blended
+        pred = classes[np.zeros(n, dtype=int)]
+        pred[covered] = classes[np.argmax(blended, axis=1)]
+    return CVResult(scores=[], fit_time_s=sum(t.cv.fit_time_s for t in members),
+                    predict_ms_per_1k=sum(t.cv.predict_ms_per_1k for t in members),
+                    oof_pred=pred, oof_proba=proba, covered=covered)
+
+
+def _importance_seconds(data: TrainingData, best: TrialResult) -> float:
+    """Permutation importance predicts the validation rows once per column and repeat."""
+    rows = min(len(best.cv.last_valid) if best.cv.last_valid is not None else 0, 2000)
+    return data.X.shape[1] * 4 * rows / 1000 * best.cv.predict_ms_per_1k / 1000
+
+
+def _with_seed(spec: EstimatorSpec, params: dict[str, Any], seed: int) -> dict[str, Any]:
+    if "random_state" in spec.fixed and "random_state" not in params:
+        return {**params, "random_state": seed}
+    return params
+
+
+def _grid(spec: EstimatorSpec) -> list[dict[str, Any]]:
+    """Every combination of a few values per parameter (GRID_POINTS per numeric one)."""
+    axes = _grid_axes(spec)
+    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+
+
+def _grid_axes(spec: EstimatorSpec) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {}
+    for name, dist in spec.space.items():
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            grid[name] = list(dist.choices)
+            continue
+        low, high = dist.low, dist.high
+        pts = (np.geomspace(low, high, GRID_POINTS) if dist.log
+               else np.linspace(low, high, GRID_POINTS))
+        if isinstance(dist, optuna.distributions.IntDistribution):
+            grid[name] = sorted({int(round(p)) for p in pts})
+        else:
+            grid[name] = [float(p) for p in pts]
+    return grid

@@ -7,12 +7,14 @@ searched model and a hand-configured one are evaluated and registered the same w
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 
 from core.automl.catalog import EstimatorSpec
@@ -101,6 +103,9 @@ class CVResult:
     oof_pred: np.ndarray  # labels (classification) or values; meaningful where `covered`
     oof_proba: np.ndarray | None
     covered: np.ndarray  # rows that were in some validation fold (not all are, in time order)
+    complete: bool = True  # False when stopped early (pruned or out of time)
+    last_model: Any = None  # the last fold's fitted pipeline, for permutation importance
+    last_valid: np.ndarray | None = None
 
     @property
     def mean(self) -> float:
@@ -114,13 +119,22 @@ class CVResult:
 def cross_validate(pipeline: Pipeline, data: TrainingData,
                    should_stop: Any = None) -> CVResult:
     """Fit a fresh clone per fold (preprocessing included: no leakage across folds) and keep
-    out-of-fold predictions for evaluation and ensembling. `should_stop(fold, score)` may
-    end the evaluation early (pruning) by returning True."""
+    out-of-fold predictions for evaluation and ensembling. `should_stop(fold, scores)` is asked
+    after every fold but the last and may end the evaluation early (pruning, deadline)."""
     n, classification = len(data.y), data.task != "regression"
     classes = np.asarray(data.problem.classes)
     oof_pred = np.full(n, np.nan) if not classification else classes[np.zeros(n, dtype=int)]
     oof_proba = np.full((n, len(classes)), np.nan) if classification else None
     covered = np.zeros(n, dtype=bool)
+    with warnings.catch_warnings():  # convergence chatter belongs in the score, not the log
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return _folds(pipeline, data, should_stop, classification, classes, oof_pred, oof_proba,
+                      covered)
+
+
+def _folds(pipeline: Pipeline, data: TrainingData, should_stop: Any, classification: bool,
+           classes: np.ndarray, oof_pred: np.ndarray, oof_proba: np.ndarray | None,
+           covered: np.ndarray) -> CVResult:
     scores, fit_time, predict_time, predicted_rows = [], 0.0, 0.0, 0
     for fold, (tr, va) in enumerate(data.splits):
         model = clone(pipeline)
@@ -142,11 +156,17 @@ def cross_validate(pipeline: Pipeline, data: TrainingData,
         predict_time += t2 - t1
         predicted_rows += len(va)
         scores.append(data.metric.score(y_va.to_numpy(), pred, proba, data.problem.classes))
-        if should_stop is not None and should_stop(fold, scores[-1]):
-            break
-    return CVResult(scores=scores, fit_time_s=fit_time,
-                    predict_ms_per_1k=1000 * predict_time / max(predicted_rows, 1) * 1000,
-                    oof_pred=oof_pred, oof_proba=oof_proba, covered=covered)
+        if should_stop is not None and fold < len(data.splits) - 1 and should_stop(fold,
+                                                                                 scores):
+            return CVResult(scores, fit_time, _per_1k(predict_time, predicted_rows), oof_pred,
+                            oof_proba, covered, complete=False)
+    return CVResult(scores, fit_time, _per_1k(predict_time, predicted_rows), oof_pred, oof_proba,
+                    covered, last_model=model, last_valid=va)
+
+
+def _per_1k(seconds: float, rows: int) -> float:
+    """Milliseconds to predict 1,000 rows."""
+    return 1e6 * seconds / max(rows, 1)
 
 
 def _full_proba(model: Pipeline, X: pd.DataFrame, classes: list[Any]) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour")
+DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
 
 
 class CategoricalCleaner(TransformerMixin, BaseEstimator):
