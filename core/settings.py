@@ -24,6 +24,21 @@ class Settings(BaseSettings):
         default=30.0, gt=0,
         validation_alias=AliasChoices("WORKBENCH_SQLITE_BUSY_TIMEOUT_S", "sqlite_busy_timeout_s"))
 
+    max_concurrent_jobs: int = Field(
+        default=1, ge=1, validation_alias=AliasChoices("WORKBENCH_MAX_CONCURRENT_JOBS",
+                                                      "max_concurrent_jobs"))
+    requeue_lost_jobs: bool = Field(
+        default=False, validation_alias=AliasChoices("WORKBENCH_REQUEUE_LOST_JOBS",
+                                                    "requeue_lost_jobs"))
+    heartbeat_s: float = Field(
+        default=5.0, gt=0, validation_alias=AliasChoices("WORKBENCH_HEARTBEAT_S", "heartbeat_s"))
+    worker_lost_after_s: float = Field(
+        default=30.0, gt=0, validation_alias=AliasChoices("WORKBENCH_WORKER_LOST_AFTER_S",
+                                                         "worker_lost_after_s"))
+    daily_cpu_hours: float | None = Field(
+        default=None, gt=0, validation_alias=AliasChoices("WORKBENCH_DAILY_CPU_HOURS",
+                                                         "daily_cpu_hours"))
+
     @property
     def home(self) -> Path:
         return self.workbench_home.expanduser().resolve()

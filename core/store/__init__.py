@@ -11,12 +11,14 @@ from core.store.tables import (
     JobTransition,
     ModelVersion,
     RegisteredModel,
+    Schedule,
     Trial,
+    Worker,
     utcnow,
 )
 
 __all__ = [
     "Alias", "AliasEvent", "AuditEvent", "Dataset", "Deployment", "Job", "JobTransition",
-    "ModelVersion", "RegisteredModel", "Trial", "get_engine", "reset_engines", "session_scope",
-    "utcnow",
+    "ModelVersion", "RegisteredModel", "Schedule", "Trial", "Worker", "get_engine",
+    "reset_engines", "session_scope", "utcnow",
 ]

@@ -55,11 +55,47 @@ class Job(SQLModel, table=True):
     worker_id: str | None = Field(default=None, max_length=200)
     heartbeat_at: datetime | None = None
     cancel_requested: bool = False
+    pause_requested: bool = False
+    trigger: str = Field(default="manual", max_length=20)  # manual | api | schedule | alert
+    schedule_id: int | None = Field(default=None, foreign_key="schedule.id")
+    attempts: int = 0
+    max_attempts: int = 3
+    not_before: datetime | None = None  # retry backoff: not claimed before this time
+    cpu_seconds: float = 0.0
+    peak_memory_mb: float = 0.0
+    gate: dict[str, Any] = _json()  # promotion-gate verdict for scheduled/triggered retrains
     error: str | None = Field(default=None, sa_column=Column(Text))
     log: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class Schedule(SQLModel, table=True):
+    """Recurring retraining of one model on its latest data."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_name: str = Field(index=True, max_length=200)
+    cron: str = Field(max_length=100)  # five-field cron, UTC
+    settings: dict[str, Any] = _json()  # budget, metric, … for the jobs it creates
+    paused: bool = False
+    auto_canary: bool = False  # a retrain that passes the gate enters a canary
+    gate_min_abs: float = 0.0   # must beat production by this much (oriented metric units)
+    gate_min_rel: float = 0.0   # … and by this share of production's score
+    last_run_at: datetime | None = None
+    next_run_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Worker(SQLModel, table=True):
+    """A live job worker process; its heartbeat says it is alive."""
+
+    id: str = Field(primary_key=True, max_length=200)
+    host: str = Field(max_length=200)
+    pid: int
+    started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow)
+    stopped_at: datetime | None = None
 
 
 class JobTransition(SQLModel, table=True):

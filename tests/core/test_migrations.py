@@ -26,3 +26,30 @@ def test_reopening_an_existing_store_keeps_its_registry(backend: str) -> None:
     from core.registry import list_versions
 
     assert [v["version"] for v in list_versions("churn")] == [1]
+
+
+def test_upgrade_from_the_first_release_keeps_jobs_and_versions(backend: str) -> None:
+    """A store created by release 0001 with data in it upgrades to head without loss."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from core.settings import get_settings
+    from core.store.db import MIGRATIONS_DIR, make_engine
+
+    engine = make_engine(get_settings().db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text(
+            "INSERT INTO job (kind, state, model_name, target, task, metric, settings, progress,"
+            " cancel_requested, log, created_at) VALUES ('search', 'COMPLETED', 'm', 'y', "
+            "'binary', 'roc_auc', '{}', '{}', false, '', CURRENT_TIMESTAMP)"))
+    engine.dispose()
+    from core.jobs.ledger import list_jobs
+
+    (job,) = list_jobs()  # get_engine() upgrades to head on first use
+    assert (job.model_name, job.state, job.attempts, job.trigger) == ("m", "COMPLETED", 0,
+                                                                      "manual")

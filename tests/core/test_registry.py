@@ -13,6 +13,7 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sqlalchemy.exc import IntegrityError
 
 from core.errors import ArtifactIntegrityError, NotFoundError, UntrustedArtifactError
 from core.predict import predict
@@ -159,7 +160,7 @@ def test_failed_registration_leaves_no_artifact_behind(backend: str) -> None:
     _register()
     before = store_snapshot()
     pipe, _ = _fitted()
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         register_version(pipe, name="churn", task="binary", target="y", input_schema=SCHEMA,
                          dataset_id=12345)  # no such dataset: the foreign key refuses the row
     assert store_snapshot() == before
