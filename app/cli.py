@@ -325,21 +325,207 @@ def datasets(json_out: JsonOpt = False) -> None:
                                             "created_at"]))
 
 
+def _job_doc(j: Any) -> dict[str, Any]:
+    return {"id": j.id, "state": j.state, "kind": j.kind, "model": j.model_name,
+            "target": j.target, "trigger": j.trigger, "progress": j.progress,
+            "trials": j.progress.get("trials_done"), "best": j.progress.get("best_score"),
+            "version_id": j.version_id, "attempts": j.attempts,
+            "cpu_seconds": round(j.cpu_seconds, 2), "peak_memory_mb": round(j.peak_memory_mb, 1),
+            "gate": j.gate or None, "created_at": j.created_at.isoformat(), "error": j.error}
+
+
+@app.command()
+@guarded
+def submit(
+    data: Annotated[str, typer.Argument(help="A .csv/.parquet file or a stored dataset id.")],
+    target: Annotated[str, typer.Option("--target", help="The column to predict.")],
+    task: Annotated[str, typer.Option(help="auto, classification or regression.")] = "auto",
+    metric: Annotated[str | None, typer.Option()] = None,
+    budget: Annotated[float, typer.Option(help="Search time in seconds.", min=1)] = 60.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    name: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    time_column: Annotated[str | None, typer.Option()] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Queue a training job for a worker and print its id (starts a local worker if none)."""
+    from core.automl.runner import submit as submit_job
+    from core.jobs.worker import ensure_local_worker
+
+    job = submit_job(data, target, task=None if task == "auto" else task, metric=metric,
+                     budget=budget, seed=seed, name=name, time_column=time_column)
+    started = ensure_local_worker()
+    if json_out:
+        emit_json({"job_id": job.id, "state": job.state, "worker_started": bool(started)})
+    else:
+        out.print(job.id)
+
+
+@app.command()
+@guarded
+def worker(
+    max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs.")] = None,
+    idle_exit: Annotated[float | None, typer.Option(help="Exit after idling this long (s).")]
+    = None,
+) -> None:
+    """Run a job worker in this process (claims queued jobs; Ctrl-C to stop)."""
+    import logging
+    import signal
+
+    from core.jobs.worker import JobWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    w = JobWorker()
+    signal.signal(signal.SIGTERM, lambda *_: w.stop.set())
+    err.print(f"worker {w.id} started")
+    done = w.run(max_jobs=max_jobs, idle_exit_s=idle_exit)
+    err.print(f"worker {w.id} stopped after {done} job(s)")
+
+
+@app.command()
+@guarded
+def cancel(job_id: int, json_out: JsonOpt = False) -> None:
+    """Cancel a job: queued ones at once, running ones between trials (trials are kept)."""
+    from core.jobs.ledger import request_cancel
+
+    job = request_cancel(job_id)
+    doc = {"job_id": job.id, "state": job.state, "cancel_requested": job.cancel_requested}
+    emit_json(doc) if json_out else out.print(
+        f"job {job_id}: {'cancelled' if job.state == 'CANCELLED' else 'cancel requested'}")
+
+
+@app.command()
+@guarded
+def pause(job_id: int, json_out: JsonOpt = False) -> None:
+    """Pause a running job: no new trials start until it is resumed."""
+    from core.jobs.ledger import request_pause
+
+    job = request_pause(job_id, True)
+    emit_json({"job_id": job.id, "pause_requested": True}) if json_out else out.print(
+        f"job {job_id}: pause requested")
+
+
+@app.command()
+@guarded
+def resume(job_id: int, json_out: JsonOpt = False) -> None:
+    """Resume a paused job: the same search continues."""
+    from core.jobs.ledger import request_pause
+
+    job = request_pause(job_id, False)
+    emit_json({"job_id": job.id, "pause_requested": False}) if json_out else out.print(
+        f"job {job_id}: resume requested")
+
+
+@app.command()
+@guarded
+def logs(job_id: int) -> None:
+    """Print a job's captured log and its state transitions."""
+    from core.jobs.ledger import get_job, transitions_of
+
+    job = get_job(job_id)
+    for t in transitions_of(job_id):
+        out.print(f"{t.at:%Y-%m-%d %H:%M:%S} {t.from_state or '-'} → {t.to_state} {t.reason}",
+                  highlight=False)
+    if job.log:
+        out.print(job.log, highlight=False)
+
+
+@app.command()
+@guarded
+def retrain(name: str, json_out: JsonOpt = False) -> None:
+    """Queue a retrain of NAME with its last settings on its latest data (promotion-gated)."""
+    from core.jobs.schedules import retrain as queue_retrain
+    from core.jobs.worker import ensure_local_worker
+
+    job = queue_retrain(name, trigger="api")
+    ensure_local_worker()
+    emit_json({"job_id": job.id, "state": job.state}) if json_out else out.print(job.id)
+
+
+schedule_app = typer.Typer(help="Recurring retraining (cron or daily HH:MM, UTC).",
+                           no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
+
+
+def _schedule_doc(s: Any) -> dict[str, Any]:
+    return {"id": s.id, "model": s.model_name, "cron": s.cron, "paused": s.paused,
+            "auto_canary": s.auto_canary, "gate_min_abs": s.gate_min_abs,
+            "gate_min_rel": s.gate_min_rel, "settings": s.settings,
+            "next_run_at": s.next_run_at.isoformat() if s.next_run_at else None,
+            "last_run_at": s.last_run_at.isoformat() if s.last_run_at else None}
+
+
+@schedule_app.command("add")
+@guarded
+def schedule_add(
+    name: str,
+    when: Annotated[str, typer.Argument(help="HH:MM daily (UTC) or a cron expression.")],
+    budget: Annotated[float | None, typer.Option()] = None,
+    auto_canary: Annotated[bool, typer.Option(help="Canary a version that passes the gate.")]
+    = False,
+    min_gain: Annotated[float, typer.Option(help="Absolute margin over production.")] = 0.0,
+    min_gain_rel: Annotated[float, typer.Option(help="Relative margin over production.")] = 0.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Retrain NAME on its latest data on a schedule."""
+    from core.jobs.schedules import create_schedule
+
+    sched = create_schedule(name, when, settings={"budget": budget} if budget else {},
+                            auto_canary=auto_canary, gate_min_abs=min_gain,
+                            gate_min_rel=min_gain_rel)
+    emit_json(_schedule_doc(sched)) if json_out else out.print(
+        f"schedule {sched.id}: {name} at '{sched.cron}' (UTC), next {sched.next_run_at}")
+
+
+@schedule_app.command("list")
+@guarded
+def schedule_list(json_out: JsonOpt = False) -> None:
+    from core.jobs.schedules import list_schedules
+
+    rows = [_schedule_doc(s) for s in list_schedules()]
+    emit_json(rows) if json_out else out.print(_table("Schedules", rows, [
+        "id", "model", "cron", "paused", "auto_canary", "next_run_at", "last_run_at"]))
+
+
+@schedule_app.command("pause")
+@guarded
+def schedule_pause(schedule_id: int) -> None:
+    from core.jobs.schedules import set_paused
+
+    set_paused(schedule_id, True)
+    out.print(f"schedule {schedule_id} paused")
+
+
+@schedule_app.command("resume")
+@guarded
+def schedule_resume(schedule_id: int) -> None:
+    from core.jobs.schedules import set_paused
+
+    set_paused(schedule_id, False)
+    out.print(f"schedule {schedule_id} resumed")
+
+
+@schedule_app.command("delete")
+@guarded
+def schedule_delete(schedule_id: int) -> None:
+    from core.jobs.schedules import delete_schedule
+
+    delete_schedule(schedule_id)
+    out.print(f"schedule {schedule_id} deleted")
+
+
 @app.command()
 @guarded
 def jobs(json_out: JsonOpt = False) -> None:
     """List training jobs with their state and progress."""
     from core.jobs.ledger import list_jobs
 
-    rows = [{"id": j.id, "state": j.state, "kind": j.kind, "model": j.model_name,
-             "target": j.target, "progress": j.progress, "trials": j.progress.get("trials_done"),
-             "best": j.progress.get("best_score"), "version_id": j.version_id,
-             "created_at": j.created_at.isoformat(), "error": j.error} for j in list_jobs()]
+    rows = [_job_doc(j) for j in list_jobs()]
     if json_out:
         emit_json(_clean(rows))
     else:
-        out.print(_table("Jobs", rows, ["id", "state", "kind", "model", "target", "trials",
-                                        "best", "created_at", "error"]))
+        out.print(_table("Jobs", rows, ["id", "state", "kind", "trigger", "model", "target",
+                                        "trials", "best", "cpu_seconds", "created_at",
+                                        "error"]))
 
 
 @app.command()

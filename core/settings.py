@@ -39,6 +39,31 @@ class Settings(BaseSettings):
         default=None, gt=0, validation_alias=AliasChoices("WORKBENCH_DAILY_CPU_HOURS",
                                                          "daily_cpu_hours"))
 
+    # Serving (core/deploy, app/api.py)
+    serve_max_body_mb: float = Field(
+        default=20.0, gt=0, validation_alias=AliasChoices("WORKBENCH_SERVE_MAX_BODY_MB",
+                                                         "serve_max_body_mb"))
+    state_refresh_s: float = Field(
+        default=0.5, gt=0, le=1.0, validation_alias=AliasChoices("WORKBENCH_STATE_REFRESH_S",
+                                                                "state_refresh_s"))
+    telemetry_flush_s: float = Field(
+        default=1.0, gt=0, validation_alias=AliasChoices("WORKBENCH_TELEMETRY_FLUSH_S",
+                                                        "telemetry_flush_s"))
+    model_cache_size: int = Field(
+        default=8, ge=1, validation_alias=AliasChoices("WORKBENCH_MODEL_CACHE_SIZE",
+                                                      "model_cache_size"))
+    batch_window_ms: float = Field(
+        default=0.0, ge=0, le=50, validation_alias=AliasChoices("WORKBENCH_BATCH_WINDOW_MS",
+                                                               "batch_window_ms"))
+    batch_max_rows: int = Field(
+        default=2048, ge=1, validation_alias=AliasChoices("WORKBENCH_BATCH_MAX_ROWS",
+                                                         "batch_max_rows"))
+    log_predictions: bool = Field(
+        default=True, validation_alias=AliasChoices("WORKBENCH_LOG_PREDICTIONS",
+                                                   "log_predictions"))
+    default_model: str | None = Field(
+        default=None, validation_alias=AliasChoices("WORKBENCH_DEFAULT_MODEL", "default_model"))
+
     @property
     def home(self) -> Path:
         return self.workbench_home.expanduser().resolve()
@@ -50,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'workbench.db'}"
+
+    @property
+    def serve_max_body_bytes(self) -> int:
+        return int(self.serve_max_body_mb * 1024 * 1024)
 
     @property
     def max_upload_bytes(self) -> int:

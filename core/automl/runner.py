@@ -1,29 +1,32 @@
-"""Use cases over the search: run it as a recorded job and register the winner.
+"""Use cases over the search: submit a training request as a job, execute it, register the
+winner.
 
-The CLI, the API and the job worker call these, so every path records the same ledger rows,
-trials and lineage.
+The CLI (foreground), the job worker (background), the API and schedules all go through
+`submit` and `execute`, so every path records the same ledger rows, trials and lineage.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.automl.catalog import get_spec
-from core.automl.search import SearchResult, TrialResult, run_search
+from core.automl.search import SearchCancelled, SearchResult, TrialResult, run_search
 from core.automl.train import TrainingData, prepare
-from core.data.datasets import StoredDataset, load_frame, store_frame
+from core.data.datasets import get_dataset, load_frame, store_frame
 from core.data.ingest import read_path
 from core.errors import WorkbenchError
 from core.jobs import ledger
 from core.registry import register_version
 from core.registry.versions import check_model_name
 from core.settings import get_settings
-from core.store import Dataset, ModelVersion
+from core.store import Dataset, Job, ModelVersion
 
 ProgressFn = Callable[[dict[str, Any]], None]
+log = logging.getLogger("workbench.job")
 
 
 @dataclass
@@ -35,85 +38,117 @@ class RunOutcome:
     dataset: Dataset
 
 
-def run_training(dataset: Dataset | StoredDataset | str | Path, target: str, *,
-                 name: str | None = None, task: str | None = None, metric: str | None = None,
-                 budget: float = 60.0, seed: int = 0, time_column: str | None = None,
-                 estimators: list[str] | None = None, params: dict[str, Any] | None = None,
-                 sampler: str = "tpe", ensemble: bool = True,
-                 progress: ProgressFn | None = None, actor: str | None = None) -> RunOutcome:
-    """Search (or, with one estimator and `params`, train one configuration), record the job
-    and its trials, and register the best pipeline as the model's next version.
+def submit(dataset: Dataset | int | str | Path, target: str, *, name: str | None = None,
+           task: str | None = None, metric: str | None = None, budget: float = 60.0,
+           seed: int = 0, time_column: str | None = None, estimators: list[str] | None = None,
+           params: dict[str, Any] | None = None, sampler: str = "tpe", ensemble: bool = True,
+           trigger: str = "manual", schedule_id: int | None = None, state: str = ledger.PENDING,
+           actor: str | None = None) -> Job:
+    """Validate a training request completely, then store its dataset and queue the job.
 
-    The data and the request are fully validated before anything is written, so a bad
-    upload or a bad target leaves the store exactly as it was."""
-    if isinstance(dataset, (str, Path)):
+    `dataset` is a stored Dataset, its id, or a path to a CSV/Parquet file. Nothing is
+    written when the data, target, task, metric, estimator or parameters are wrong."""
+    if isinstance(dataset, (str, Path)) and not str(dataset).isdigit():
         path = Path(dataset)
         read = read_path(path, max_bytes=get_settings().max_upload_bytes)
-        frame = read.frame
+        frame, default_name = read.frame, path.stem
     else:
-        if isinstance(dataset, StoredDataset):
-            dataset = dataset.dataset
-        frame = load_frame(dataset)
-    model_name = check_model_name(name or (path.stem if isinstance(dataset, (str, Path))
-                                           else dataset.name))
+        ds = dataset if isinstance(dataset, Dataset) else get_dataset(int(dataset))
+        frame, default_name = load_frame(ds), ds.name
+    model_name = check_model_name(name or default_name)
+    if budget <= 0:
+        raise WorkbenchError(f"The budget must be a positive number of seconds, got {budget}.")
     data = prepare(frame, target, task=task, metric=metric, seed=seed, time_column=time_column)
+    if estimators:
+        for key in estimators:
+            get_spec(key, data.task)
     if params is not None:
         if not estimators or len(estimators) != 1:
             raise WorkbenchError("Training one configuration needs exactly one estimator.")
-        get_spec(estimators[0], data.task).make(data.task, params)  # refuses unknown params
-    if isinstance(dataset, (str, Path)):
+        get_spec(estimators[0], data.task).make(data.task, params)  # refuses unknown names
+    if isinstance(dataset, (str, Path)) and not str(dataset).isdigit():
         ds = store_frame(frame, name=path.stem, fingerprint=read.fingerprint,
                          source_filename=path.name, actor=actor).dataset
-    else:
-        ds = dataset
-    fixed = params is not None
-    settings = {"budget": budget, "seed": seed, "time_column": time_column,
-                "estimators": estimators, "params": params, "sampler": sampler,
-                "ensemble": ensemble}
-    job = ledger.create_job(model_name=model_name, target=target, task=task or "auto",
-                            metric=metric or "auto", kind="fixed" if fixed else "search",
-                            dataset_id=ds.id, settings=settings, state=ledger.RUNNING,
-                            actor=actor)
-    trials_done: list[TrialResult] = []
+    settings = {"budget": budget, "seed": seed, "time_column": time_column, "task": task,
+                "metric": metric, "estimators": estimators, "params": params,
+                "sampler": sampler, "ensemble": ensemble}
+    return ledger.create_job(model_name=model_name, target=target, task=data.task,
+                             metric=data.metric.name, kind="fixed" if params else "search",
+                             dataset_id=ds.id, settings=settings, state=state,
+                             trigger=trigger, schedule_id=schedule_id, actor=actor)
 
-    def on_trial(trial: TrialResult, data: TrainingData) -> None:
-        trials_done.append(trial)
-        _record_trial(job.id, trial, data.metric.name)
-        scores = [t.score for t in trials_done if t.score is not None]
-        best = (max(scores, key=data.metric.oriented) if scores else None)
-        state = {"trials_done": len(trials_done), "best_score": best,
-                 "metric": data.metric.name, "last_estimator": trial.estimator}
-        ledger.update_progress(job.id, **state)
+
+def execute(job_id: int, *, progress: ProgressFn | None = None,
+            should_stop: Callable[[], bool] | None = None,
+            pause_gate: Callable[[], float] | None = None,
+            actor: str | None = None) -> RunOutcome | None:
+    """Run a claimed (RUNNING) job to the end: search, register, mark COMPLETED.
+
+    Returns None when the job was cancelled (trials found so far are kept in the ledger).
+    Errors propagate after the job is marked FAILED (the worker decides about retries)."""
+    job = ledger.get_job(job_id)
+    ds = get_dataset(job.dataset_id)
+    s = job.settings
+    data = prepare(load_frame(ds), job.target, task=s.get("task"), metric=s.get("metric"),
+                   seed=s.get("seed", 0), time_column=s.get("time_column"))
+    done: list[TrialResult] = []
+    already = len(ledger.trials_of(job_id))  # a retried job numbers its trials on
+
+    def on_trial(trial: TrialResult, d: TrainingData) -> None:
+        trial.number += already
+        done.append(trial)
+        _record_trial(job_id, trial, d.metric.name)
+        scores = [t.score for t in done if t.score is not None]
+        state = {"trials_done": len(done), "metric": d.metric.name,
+                 "best_score": max(scores, key=d.metric.oriented) if scores else None,
+                 "last_estimator": trial.estimator, "budget_s": s.get("budget", 60.0)}
+        ledger.update_progress(job_id, **state)
+        log.info("trial %d %s %s %s", trial.number, trial.estimator, trial.status,
+                 f"{trial.score:.5g}" if trial.score is not None else trial.reason)
         if progress:
             progress(state)
 
     try:
-        result = run_search(data, budget=budget, seed=seed, estimators=estimators,
-                            sampler=sampler, ensemble=ensemble, on_trial=on_trial,
-                            fixed_params=params)
-        if result.best.estimator == "ensemble":
-            _record_trial(job.id, result.best, data.metric.name)
-        evaluation = {**result.evaluation, "suggestions": result.suggestions,
-                      "notes": result.notes, "elapsed_s": result.elapsed_s,
-                      "task_reason": data.problem.reason,
-                      "dropped_columns": data.dropped}
-        mv = register_version(
-            result.pipeline, name=model_name, task=result.data.task, target=target,
-            input_schema=result.data.schema, classes=_jsonable(result.data.problem.classes),
-            metric=result.data.metric.name, score=result.best.score,
-            metrics=result.evaluation["metrics"], evaluation=evaluation,
-            estimator=result.best.estimator, params=result.best.params, dataset_id=ds.id,
-            dataset_fingerprint=ds.fingerprint, job_id=job.id, actor=actor)
+        result = run_search(data, budget=s.get("budget", 60.0), seed=s.get("seed", 0),
+                            estimators=s.get("estimators"), sampler=s.get("sampler", "tpe"),
+                            ensemble=s.get("ensemble", True), on_trial=on_trial,
+                            should_stop=should_stop, pause_gate=pause_gate,
+                            fixed_params=s.get("params"))
+    except SearchCancelled:
+        ledger.transition(job_id, ledger.CANCELLED,
+                          f"cancelled by request after {len(done)} trials")
+        return None
+    if result.best.estimator == "ensemble":
+        _record_trial(job_id, result.best, data.metric.name)
+    evaluation = {**result.evaluation, "suggestions": result.suggestions, "notes": result.notes,
+                  "elapsed_s": result.elapsed_s, "task_reason": data.problem.reason,
+                  "dropped_columns": data.dropped}
+    mv = register_version(
+        result.pipeline, name=job.model_name, task=data.task, target=job.target,
+        input_schema=data.schema, classes=_jsonable(data.problem.classes),
+        metric=data.metric.name, score=result.best.score, metrics=evaluation["metrics"],
+        evaluation=evaluation, estimator=result.best.estimator, params=result.best.params,
+        dataset_id=ds.id, dataset_fingerprint=ds.fingerprint, job_id=job_id, actor=actor)
+    ledger.transition(job_id, ledger.COMPLETED, f"registered {job.model_name}:{mv.version}",
+                      version_id=mv.id)
+    return RunOutcome(job_id, job.model_name, mv, result, ds)
+
+
+def run_training(dataset: Dataset | int | str | Path, target: str, *,
+                 progress: ProgressFn | None = None, actor: str | None = None,
+                 **request: Any) -> RunOutcome:
+    """Foreground training (the CLI's `automl`/`train`): submit as RUNNING and execute here."""
+    job = submit(dataset, target, state=ledger.RUNNING, actor=actor, **request)
+    try:
+        outcome = execute(job.id, progress=progress, actor=actor)
     except BaseException as exc:
         reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, KeyboardInterrupt):
-            ledger.transition(job.id, ledger.CANCELLED, "interrupted by the user")
-        else:
-            ledger.transition(job.id, ledger.FAILED, reason[:2000])
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        ledger.transition(job.id, ledger.CANCELLED if interrupted else ledger.FAILED,
+                          "interrupted by the user" if interrupted else reason[:2000])
         raise
-    ledger.transition(job.id, ledger.COMPLETED, f"registered {model_name}:{mv.version}",
-                      version_id=mv.id)
-    return RunOutcome(job.id, model_name, mv, result, ds)
+    assert outcome is not None  # nothing can cancel a foreground job but Ctrl-C
+    return outcome
 
 
 def _record_trial(job_id: int, trial: TrialResult, metric: str) -> None:
@@ -128,11 +163,4 @@ def _record_trial(job_id: int, trial: TrialResult, metric: str) -> None:
 
 
 def _jsonable(values: list[Any]) -> list[Any]:
-    out = []
-    for v in values:
-        if hasattr(v, "item"):
-            v = v.item()
-        out.append(v)
-    return out
-
-
+    return [v.item() if hasattr(v, "item") else v for v in values]

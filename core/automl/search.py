@@ -51,6 +51,10 @@ REFIT_SAFETY = 1.5      # the final refit is reserved at 1.5x its estimate
 ENSEMBLE_MIN_GAIN = 1e-4
 
 
+class SearchCancelled(Exception):
+    """The caller asked the search to stop; the trials so far were already reported."""
+
+
 @dataclass
 class TrialResult:
     number: int
@@ -126,9 +130,14 @@ def run_search(data: TrainingData, *, budget: float = 60.0, seed: int = 0,
                ensemble: bool = True, max_trials: int | None = None,
                on_trial: Callable[[TrialResult, TrainingData], None] | None = None,
                should_stop: Callable[[], bool] | None = None,
+               pause_gate: Callable[[], float] | None = None,
                fixed_params: dict[str, Any] | None = None) -> SearchResult:
     """Search prepared data within `budget` seconds. With `fixed_params` and one estimator,
     evaluate exactly that configuration (no search).
+
+    `should_stop()` is asked between trials and folds (cancel); `pause_gate()` is called
+    between trials, may block while the job is paused, and returns the seconds it waited,
+    which do not count against the budget.
 
     Native thread pools (OpenMP, BLAS) are held to one thread: on a small shared machine,
     oversubscribed OpenMP spin-waits made one search 15x slower; parallelism belongs to
@@ -136,13 +145,14 @@ def run_search(data: TrainingData, *, budget: float = 60.0, seed: int = 0,
     with threadpool_limits(limits=1):
         return _Search(data, budget=budget, seed=seed, estimators=estimators, sampler=sampler,
                        ensemble=ensemble, max_trials=max_trials, on_trial=on_trial,
-                       should_stop=should_stop, fixed_params=fixed_params).run()
+                       should_stop=should_stop, pause_gate=pause_gate,
+                       fixed_params=fixed_params).run()
 
 
 class _Search:
     def __init__(self, data: TrainingData, *, budget: float, seed: int,
                  estimators: list[str] | None, sampler: str, ensemble: bool,
-                 max_trials: int | None, on_trial: Any, should_stop: Any,
+                 max_trials: int | None, on_trial: Any, should_stop: Any, pause_gate: Any,
                  fixed_params: dict[str, Any] | None) -> None:
         if sampler not in (*SAMPLERS, "grid"):
             raise WorkbenchError(f"Unknown search method {sampler!r}: use tpe, random or grid.")
@@ -154,7 +164,7 @@ class _Search:
         self.budget = budget
         self.use_ensemble = ensemble and fixed_params is None
         self.max_trials = 1 if fixed_params is not None else max_trials
-        self.on_trial, self.should_stop = on_trial, should_stop
+        self.on_trial, self.should_stop, self.pause_gate = on_trial, should_stop, pause_gate
         self.fixed_params = fixed_params
         self.rng = np.random.default_rng(seed)
         specs = ([get_spec(k, data.task) for k in estimators] if estimators
@@ -187,9 +197,13 @@ class _Search:
                     break
                 arm = min(self.arms, key=lambda a: a.spec.cost)  # always try one candidate
             self._run_trial(arm)
+        if self.should_stop is not None and self.should_stop():
+            raise SearchCancelled()
         return self._finish()
 
     def _done(self) -> bool:
+        if self.pause_gate is not None:
+            self.end += self.pause_gate()
         if self.max_trials is not None and len(self.trials) >= self.max_trials:
             return True
         if self.should_stop is not None and self.should_stop():
@@ -239,6 +253,9 @@ class _Search:
         stop_reason: list[str] = []
 
         def stop(fold: int, scores: list[float]) -> bool:
+            if self.should_stop is not None and self.should_stop():
+                stop_reason.append("cancelled")
+                return True
             if time.monotonic() >= self.end and self.trials:
                 stop_reason.append("out of time")
                 return True

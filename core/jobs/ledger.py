@@ -6,6 +6,7 @@ job can never become RUNNING again and two workers cannot both claim one job.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sqlmodel import select
@@ -27,11 +28,15 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 def create_job(*, model_name: str, target: str, task: str, metric: str, kind: str = "search",
                dataset_id: int | None = None, settings: dict[str, Any] | None = None,
-               state: str = PENDING, actor: str | None = None) -> Job:
+               state: str = PENDING, trigger: str = "manual", schedule_id: int | None = None,
+               actor: str | None = None) -> Job:
     with session_scope(write=True) as s:
         job = Job(kind=kind, model_name=model_name, target=target, task=task, metric=metric,
                   dataset_id=dataset_id, settings=settings or {}, state=state,
-                  started_at=utcnow() if state == RUNNING else None)
+                  trigger=trigger, schedule_id=schedule_id,
+                  started_at=utcnow() if state == RUNNING else None,
+                  worker_id=f"foreground:{os.getpid()}" if state == RUNNING else None,
+                  heartbeat_at=utcnow() if state == RUNNING else None)
         s.add(job)
         s.flush()
         s.add(JobTransition(job_id=job.id, from_state=None, to_state=state, reason="created"))
@@ -42,21 +47,8 @@ def create_job(*, model_name: str, target: str, task: str, metric: str, kind: st
 def transition(job_id: int, to_state: str, reason: str = "", **fields: Any) -> Job:
     """Move a job to `to_state` if the ledger allows it, in one transaction with its record."""
     with session_scope(write=True) as s:
-        job = s.exec(select(Job).where(Job.id == job_id).with_for_update()).first()
-        if job is None:
-            raise NotFoundError(f"No job {job_id}. List jobs with `workbench jobs`.")
-        if to_state not in TRANSITIONS[job.state]:
-            raise ConflictError(f"Job {job_id} is {job.state} and cannot become {to_state}.")
-        s.add(JobTransition(job_id=job.id, from_state=job.state, to_state=to_state,
-                            reason=reason))
-        job.state = to_state
-        now = utcnow()
-        if to_state == RUNNING and job.started_at is None:
-            job.started_at = now
-        if to_state in FINISHED:
-            job.finished_at = now
-            if to_state == FAILED:
-                job.error = reason
+        job = _locked(s, job_id)
+        _move(s, job, to_state, reason)
         for key, value in fields.items():
             setattr(job, key, value)
         s.add(job)
@@ -77,6 +69,57 @@ def add_trial(job_id: int, **fields: Any) -> Trial:
         trial = Trial(job_id=job_id, **fields)
         s.add(trial)
         return trial
+
+
+def request_cancel(job_id: int, actor: str | None = None) -> Job:
+    """A queued job is cancelled at once; a running or paused one stops between trials."""
+    with session_scope(write=True) as s:
+        job = _locked(s, job_id)
+        if job.state in FINISHED:
+            raise ConflictError(f"Job {job_id} is already {job.state}.")
+        record(s, "job.cancel", f"job:{job_id}", actor=actor)
+        if job.state == PENDING:
+            _move(s, job, CANCELLED, "cancelled before it started")
+        else:
+            job.cancel_requested = True
+            s.add(job)
+        return job
+
+
+def request_pause(job_id: int, paused: bool, actor: str | None = None) -> Job:
+    """Pause: no new trials are dispatched; resume continues the same search."""
+    with session_scope(write=True) as s:
+        job = _locked(s, job_id)
+        if job.state in FINISHED:
+            raise ConflictError(f"Job {job_id} is already {job.state}.")
+        if job.state == PENDING and paused:
+            raise ConflictError(f"Job {job_id} has not started; cancel it instead of pausing.")
+        job.pause_requested = paused
+        s.add(job)
+        record(s, "job.pause" if paused else "job.resume", f"job:{job_id}", actor=actor)
+        return job
+
+
+def _locked(s: Any, job_id: int) -> Job:
+    job = s.exec(select(Job).where(Job.id == job_id).with_for_update()).first()
+    if job is None:
+        raise NotFoundError(f"No job {job_id}. List jobs with `workbench jobs`.")
+    return job
+
+
+def _move(s: Any, job: Job, to_state: str, reason: str) -> None:
+    if to_state not in TRANSITIONS[job.state]:
+        raise ConflictError(f"Job {job.id} is {job.state} and cannot become {to_state}.")
+    s.add(JobTransition(job_id=job.id, from_state=job.state, to_state=to_state, reason=reason))
+    job.state = to_state
+    now = utcnow()
+    if to_state == RUNNING and job.started_at is None:
+        job.started_at = now
+    if to_state in FINISHED:
+        job.finished_at = now
+        if to_state == FAILED:
+            job.error = reason
+    s.add(job)
 
 
 def get_job(job_id: int) -> Job:

@@ -10,8 +10,10 @@ from core.store.tables import (
     Job,
     JobTransition,
     ModelVersion,
+    PredictionLog,
     RegisteredModel,
     Schedule,
+    ServingStat,
     Trial,
     Worker,
     utcnow,
@@ -19,6 +21,6 @@ from core.store.tables import (
 
 __all__ = [
     "Alias", "AliasEvent", "AuditEvent", "Dataset", "Deployment", "Job", "JobTransition",
-    "ModelVersion", "RegisteredModel", "Schedule", "Trial", "Worker", "get_engine",
+    "ModelVersion", "PredictionLog", "RegisteredModel", "Schedule", "ServingStat", "Trial", "Worker", "get_engine",
     "reset_engines", "session_scope", "utcnow",
 ]

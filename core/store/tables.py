@@ -203,6 +203,9 @@ class Deployment(SQLModel, table=True):
     )
     guard_rails: dict[str, Any] = _json()
     updated_at: datetime = Field(default_factory=utcnow)
+    auto_advance: bool = False  # step the candidate forward when it holds over a step's window
+    step_started_at: datetime | None = None  # when the current candidate percentage took effect
+    revision: int = 0  # bumped on every change: workers compare it to refresh cheaply
 
 
 class AuditEvent(SQLModel, table=True):
@@ -215,3 +218,34 @@ class AuditEvent(SQLModel, table=True):
     entity: str = Field(default="", max_length=300)
     reason: str = Field(default="", max_length=2000)
     detail: dict[str, Any] = _json()
+
+
+class ServingStat(SQLModel, table=True):
+    """Per-version serving telemetry, one row per worker flush (about once a second)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_name: str = Field(index=True, max_length=200)
+    version: int
+    worker: str = Field(default="", max_length=200)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    count: int = 0
+    errors: int = 0
+    latency_sum_ms: float = 0.0
+    latency_hist: list[int] = _json(list)  # counts per bucket of core.deploy.telemetry.BUCKETS_MS
+    predictions: dict[str, Any] = _json()  # label -> count (classification) or sum/n (regression)
+
+
+class PredictionLog(SQLModel, table=True):
+    """One served request: what answered, what the shadow said, and the label fed back later."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(index=True, unique=True, max_length=64)
+    model_name: str = Field(index=True, max_length=200)
+    version: int
+    predictions: list[Any] = _json(list)
+    shadow_version: int | None = None
+    shadow_predictions: list[Any] | None = Field(default=None, sa_column=Column(JSON))
+    shadow_error: str | None = Field(default=None, max_length=2000)
+    actual: list[Any] | None = Field(default=None, sa_column=Column(JSON))
+    feedback_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)

@@ -1,0 +1,598 @@
+"""The REST API (FastAPI): a thin HTTP layer over core.deploy and the registry.
+
+Contract (ARCHITECTURE.md): errors are JSON `{"error": code, "detail": message}`, 4xx for the
+caller's mistakes and never a 500 for input; every call but `/health` needs
+`Authorization: Bearer TOKEN` when WORKBENCH_API_TOKEN is set; every prediction names the
+version that answered (body and `X-Model-Version`) and a request id (`X-Request-Id`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+from contextlib import asynccontextmanager
+from importlib import metadata
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.deploy import deployments as dep
+from core.deploy.service import Answer, Serving, score
+from core.deploy.telemetry import BUCKETS_MS, stats_since
+from core.errors import NotFoundError, WorkbenchError
+from core.registry.versions import check_model_name, list_models, list_versions, resolve
+from core.settings import get_settings
+
+log = logging.getLogger("workbench.api")
+try:
+    VERSION = metadata.version("ml-workbench")
+except metadata.PackageNotFoundError:  # running from a checkout
+    VERSION = "0.0.0"
+
+
+# -- request and response bodies (documented in /openapi.json) ------------------------------
+Record = dict[str, Any]
+
+
+class PredictRequest(BaseModel):
+    records: list[Record] = Field(min_length=1, max_length=100_000)
+    request_key: str | None = Field(default=None, max_length=500,
+                                    description="Sticky routing key, e.g. a user id.")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None
+    model: str
+    version: int
+    request_id: str
+
+
+class FeedbackRequest(BaseModel):
+    request_id: str = Field(min_length=1, max_length=64)
+    actual: Any = Field(description="The true value, or a list of them for a multi-record "
+                                    "request.")
+
+
+class EvaluateRequest(BaseModel):
+    records: list[Record] = Field(min_length=1, max_length=1_000_000)
+    version: int | None = Field(default=None, ge=1)
+
+
+class CompareRequest(BaseModel):
+    versions: list[str] = Field(min_length=1, max_length=20)
+    records: list[Record] | None = Field(default=None, max_length=1_000_000)
+
+
+class LoadRequest(BaseModel):
+    version: int | None = Field(default=None, ge=1)
+
+
+class DeployRequest(BaseModel):
+    version: int = Field(ge=1)
+    percent: float = Field(default=10.0, ge=0, le=100)
+    mode: Literal["canary", "shadow"] = "canary"
+    steps: list[float] | None = Field(default=None, min_length=1, max_length=20)
+    guard_rails: dict[str, float] | None = None
+    auto_advance: bool | None = None
+    reason: str = Field(default="", max_length=2000)
+
+
+class ReasonRequest(BaseModel):
+    reason: str = Field(default="", max_length=2000)
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str
+
+
+ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody},
+          409: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _dumps(doc: Any) -> bytes:
+    try:
+        return json.dumps(doc, allow_nan=False, default=_default).encode()
+    except ValueError:  # NaN / inf somewhere: JSON has no such numbers, send null
+        return json.dumps(_clean(doc), allow_nan=False, default=_default).encode()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_dumps(doc), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None
+           ) -> Response:
+    return _json({"error": code, "detail": detail}, status, headers)
+
+
+def _answer(a: Answer, body: dict[str, Any] | None = None) -> Response:
+    doc = body if body is not None else {
+        "predictions": a.predictions, "probabilities": a.probabilities, "model": a.model,
+        "version": a.version, "request_id": a.request_id}
+    return _json(doc, headers={"X-Model-Version": str(a.version), "X-Request-Id": a.request_id})
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts) or "The request is not valid."
+
+
+def mlflow_records(payload: Any, columns: list[str]) -> list[dict[str, Any]]:
+    """MLflow's scoring protocol → records: dataframe_split, dataframe_records, inputs (or
+    instances), as `mlflow models serve` accepts them."""
+    if not isinstance(payload, dict):
+        raise dep.InvalidRequestError(
+            "Send a JSON object with one of dataframe_split, dataframe_records, inputs.")
+    keys = [k for k in ("dataframe_split", "dataframe_records", "inputs", "instances")
+            if k in payload]
+    if len(keys) != 1:
+        raise dep.InvalidRequestError(
+            "Send exactly one of dataframe_split, dataframe_records or inputs (MLflow scoring "
+            f"protocol); got {', '.join(map(str, payload)) or 'none'}.")
+    data = payload[keys[0]]
+    if keys[0] == "dataframe_split":
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise dep.InvalidRequestError('dataframe_split needs {"columns": [...], '
+                                          '"data": [[...], ...]}.')
+        cols = data.get("columns") or columns
+        rows = data["data"]
+        if not all(isinstance(r, list) and len(r) == len(cols) for r in rows):
+            raise dep.InvalidRequestError(
+                f"dataframe_split: every row of data must hold {len(cols)} values, one per "
+                "column.")
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+    if isinstance(data, dict):  # {"col": [values...]} (column-oriented inputs)
+        lists = {k: v if isinstance(v, list) else [v] for k, v in data.items()}
+        n = {len(v) for v in lists.values()}
+        if len(n) != 1:
+            raise dep.InvalidRequestError("inputs: every column needs the same number of values.")
+        return [{k: v[i] for k, v in lists.items()} for i in range(n.pop())]
+    if not isinstance(data, list):
+        raise dep.InvalidRequestError(f"{keys[0]} must be a list of records.")
+    if all(isinstance(r, dict) for r in data):
+        return data
+    if all(isinstance(r, list) and len(r) == len(columns) for r in data):
+        return [dict(zip(columns, r, strict=True)) for r in data]
+    raise dep.InvalidRequestError(
+        f"{keys[0]} must be a list of objects, or of lists of {len(columns)} values in the "
+        f"model's column order ({', '.join(columns[:10])}).")
+
+
+# -- the ASGI guard: auth and body size, before any parsing ---------------------------------
+class _TooLarge(Exception):
+    pass
+
+
+class Guard:
+    """Bearer-token check (all paths but /health) and the body size limit, as plain ASGI so
+    the hot path pays for no extra request objects."""
+
+    def __init__(self, app: Any, settings: Any) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        settings = self.settings
+        token = settings.workbench_api_token
+        if token and scope["path"] != "/health":
+            given = b""
+            for k, v in scope["headers"]:
+                if k == b"authorization":
+                    given = v
+                    break
+            if not hmac.compare_digest(given, b"Bearer " + token.encode()):
+                resp = _error(401, "unauthorized", "Send the API token as `Authorization: "
+                              "Bearer TOKEN` (WORKBENCH_API_TOKEN).",
+                              {"WWW-Authenticate": "Bearer"})
+                return await resp(scope, receive, send)
+        limit = settings.max_upload_bytes if scope["path"] == "/v1/datasets" \
+            else settings.serve_max_body_bytes
+        for k, v in scope["headers"]:
+            if k == b"content-length":
+                try:
+                    too_big = int(v) > limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    resp = _error(413, "too_large", f"The request body exceeds {limit} bytes.")
+                    return await resp(scope, receive, send)
+                break
+        seen = 0
+        started = False
+
+        async def counting_receive() -> dict:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge
+            return msg
+
+        async def tracking_send(msg: dict) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                resp = _error(413, "too_large", f"The request body exceeds {limit} bytes.")
+                await resp(scope, receive, send)
+
+
+# -- the app --------------------------------------------------------------------------------
+def create_app(serving: Serving | None = None, *, background: bool = True) -> FastAPI:
+    """A new app. `background=False` leaves telemetry flushing and guard rails to explicit
+    `app.state.serving.tick()` calls (tests)."""
+    serving = serving or Serving()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        _warm_deployed(serving)
+        if background:
+            serving.start()
+        try:
+            yield
+        finally:
+            serving.stop()
+
+    app = FastAPI(title="ML Workbench API", version=VERSION, lifespan=lifespan,
+                  description="Models, predictions, feedback and deployments (canary, shadow, "
+                              "guard rails). Errors: {\"error\": code, \"detail\": message}.")
+    app.state.serving = serving
+    app.add_middleware(Guard, settings=serving.settings)
+
+    @app.exception_handler(WorkbenchError)
+    async def _workbench_error(request: Request, exc: WorkbenchError) -> Response:
+        return _error(exc.http_status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return _error(422, "invalid_request", _validation_detail(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> Response:
+        log.exception("internal error on %s", request.url.path)
+        return _error(500, "internal", f"{type(exc).__name__}: the server failed; see its log.")
+
+    # health and models ------------------------------------------------------------------
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": VERSION, "models_loaded": serving.cache.loaded()}
+
+    @app.get("/v1/models", tags=["models"])
+    def models() -> list[dict[str, Any]]:
+        return list_models()
+
+    @app.get("/v1/models/{name}", tags=["models"], responses=ERRORS)
+    def model(name: str) -> dict[str, Any]:
+        versions = list_versions(check_model_name(name))
+        st = serving.state(name, fresh=True)
+        aliases = {a: v["version"] for v in versions for a in v["aliases"]}
+        return {"name": name, "versions": versions, "aliases": aliases,
+                "deployment": st.to_dict()}
+
+    # prediction -------------------------------------------------------------------------
+    @app.post("/v1/models/{name}/predict", tags=["predict"], responses={
+        200: {"model": PredictResponse}, **ERRORS})
+    async def predict(name: str, body: PredictRequest) -> Response:
+        check_model_name(name)
+        return _answer(await serving.predict(name, body.records, body.request_key))
+
+    async def _invocations(name: str, payload: Any, key: str | None) -> Response:
+        st = serving.state(check_model_name(name))
+        if st.stable is None:
+            raise NotFoundError(f"Model {name!r} has no deployed version.")
+        columns = serving.model(name, st.stable).columns
+        records = mlflow_records(payload, columns)
+        if not records:
+            raise dep.InvalidRequestError("No records to score.")
+        a = await serving.predict(name, records, key)
+        return _answer(a, {"predictions": a.predictions})
+
+    @app.post("/v1/models/{name}/invocations", tags=["predict"], responses=ERRORS)
+    async def invocations(name: str, request: Request,
+                          payload: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        return await _invocations(name, payload, request.headers.get("x-request-key"))
+
+    @app.post("/invocations", tags=["predict"], responses=ERRORS)
+    async def default_invocations(request: Request,
+                                  payload: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        return await _invocations(_default_model(), payload,
+                                  request.headers.get("x-request-key"))
+
+    @app.post("/v1/models/{name}/feedback", tags=["predict"], responses=ERRORS)
+    def feedback(name: str, body: FeedbackRequest) -> dict[str, Any]:
+        check_model_name(name)
+        return serving.feedback(name, body.request_id, body.actual)
+
+    @app.get("/v1/models/{name}/scorecard", tags=["predict"], responses=ERRORS)
+    def scorecard(name: str) -> dict[str, Any]:
+        _, mv = resolve(check_model_name(name))
+        return serving.scorecard(name, mv.task)
+
+    @app.post("/v1/models/{name}/evaluate", tags=["models"], responses=ERRORS)
+    def evaluate(name: str, body: EvaluateRequest) -> dict[str, Any]:
+        check_model_name(name)
+        ref = f"{name}:{body.version}" if body.version else name
+        if body.version is None:
+            st = serving.state(name, fresh=True)
+            ref = f"{name}:{st.stable}" if st.stable else name
+        return _evaluate(serving, ref, body.records)
+
+    @app.post("/v1/models/compare", tags=["models"], responses=ERRORS)
+    def compare(body: CompareRequest) -> dict[str, Any]:
+        rows = []
+        for ref in body.versions:
+            name, mv = resolve(ref)
+            row = {"ref": ref, "model": name, "version": mv.version, "task": mv.task,
+                   "metric": mv.metric, "score": mv.score, "metrics": mv.metrics}
+            if body.records:
+                row["evaluation"] = _evaluate(serving, f"{name}:{mv.version}", body.records)
+            rows.append(row)
+        return {"versions": rows}
+
+    @app.post("/v1/models/{name}/load", tags=["models"], responses=ERRORS)
+    def load(name: str, body: LoadRequest | None = None) -> dict[str, Any]:
+        _, mv = resolve(f"{check_model_name(name)}:{body.version}" if body and body.version
+                        else name)
+        serving.warm(name, mv.version)
+        return {"model": name, "version": mv.version, "loaded": serving.cache.loaded()}
+
+    @app.post("/v1/models/{name}/unload", tags=["models"], responses=ERRORS)
+    def unload(name: str, body: LoadRequest | None = None) -> dict[str, Any]:
+        check_model_name(name)
+        freed = serving.cache.unload(name, body.version if body else None)
+        return {"model": name, "unloaded": freed, "loaded": serving.cache.loaded()}
+
+    # datasets ---------------------------------------------------------------------------
+    @app.get("/v1/datasets", tags=["datasets"])
+    def datasets() -> list[dict[str, Any]]:
+        from core.data.datasets import list_datasets
+
+        return [{"id": d.id, "name": d.name, "fingerprint": d.fingerprint, "rows": d.n_rows,
+                 "columns": d.n_cols, "size_bytes": d.size_bytes,
+                 "created_at": d.created_at.isoformat()} for d in list_datasets()]
+
+    @app.post("/v1/datasets", tags=["datasets"], responses=ERRORS, openapi_extra={
+        "requestBody": {"content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {
+                "file": {"type": "string", "format": "binary"}}}}}}})
+    async def upload(request: Request, name: str | None = None,
+                     filename: str | None = None) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        from core.data.datasets import ingest_bytes
+
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise dep.InvalidRequestError("Send the table as a form field named `file`.")
+            raw = await upload.read()
+            filename = filename or upload.filename or "upload.csv"
+        else:
+            raw = await request.body()
+            if not filename:
+                filename = "upload.parquet" if raw[:4] == b"PAR1" else "upload.csv"
+        if not raw:
+            raise dep.InvalidRequestError("The request body is empty: send a CSV or Parquet "
+                                          "table.")
+        stored = await run_in_threadpool(ingest_bytes, raw, filename, name=name)
+        d = stored.dataset
+        return _json({"id": d.id, "name": d.name, "fingerprint": d.fingerprint,
+                      "rows": d.n_rows, "columns": d.n_cols, "created": stored.created,
+                      "warnings": d.warnings}, 201 if stored.created else 200)
+
+    # deployments ------------------------------------------------------------------------
+    def _deployment_doc(name: str) -> dict[str, Any]:
+        st = serving.state(name, fresh=True)
+        doc = st.to_dict()
+        live = {}
+        for label, v in (("stable", st.stable), ("candidate", st.candidate)):
+            if v is not None:
+                since = st.step_started_at if label == "candidate" else None
+                live[label] = {"version": v, **stats_since(name, v, since).summary(),
+                               "load_error": serving.cache.failed.get((name, v))}
+        doc["live"] = live
+        doc["history"] = dep.history(name, limit=20)
+        return doc
+
+    @app.get("/v1/deployments/{name}", tags=["deployments"], responses=ERRORS)
+    def get_deployment(name: str) -> dict[str, Any]:
+        check_model_name(name)
+        serving.flush()
+        return _deployment_doc(name)
+
+    @app.post("/v1/deployments/{name}", tags=["deployments"], responses=ERRORS)
+    def post_deployment(name: str, body: DeployRequest) -> dict[str, Any]:
+        check_model_name(name)
+        dep.deploy(name, body.version, body.percent, mode=body.mode, steps=body.steps,
+                   guard_rails=body.guard_rails, auto_advance=body.auto_advance,
+                   reason=body.reason, actor="api", warm=serving.warm)
+        serving.forget(name)
+        return _deployment_doc(name)
+
+    @app.post("/v1/deployments/{name}/promote", tags=["deployments"], responses=ERRORS)
+    def post_promote(name: str, body: ReasonRequest | None = None) -> dict[str, Any]:
+        check_model_name(name)
+        serving.flush()
+        st = serving.state(name, fresh=True)
+        metrics = _metrics_now(name, st)
+        dep.promote(name, actor="api", reason=body.reason if body else "", metrics=metrics)
+        serving.forget(name)
+        return _deployment_doc(name)
+
+    @app.post("/v1/deployments/{name}/rollback", tags=["deployments"], responses=ERRORS)
+    def post_rollback(name: str, body: ReasonRequest | None = None) -> dict[str, Any]:
+        check_model_name(name)
+        st = serving.state(name, fresh=True)
+        dep.rollback(name, actor="api", reason=body.reason if body else "",
+                     metrics=_metrics_now(name, st))
+        serving.forget(name)
+        return _deployment_doc(name)
+
+    # metrics ----------------------------------------------------------------------------
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(prometheus_text(serving),
+                                 media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def _metrics_now(name: str, st: dep.DeploymentState) -> dict[str, Any]:
+    out = {}
+    for label, v in (("stable", st.stable), ("candidate", st.candidate)):
+        if v is not None:
+            s = stats_since(name, v, st.step_started_at).summary()
+            s.pop("predictions", None)
+            out[label] = {"version": v, **s}
+    return out
+
+
+def _default_model() -> str:
+    name = get_settings().default_model
+    if name:
+        return name
+    deployed = [m["name"] for m in list_models() if "production" in m["aliases"]]
+    if len(deployed) == 1:
+        return deployed[0]
+    raise NotFoundError("/invocations needs a default model: set WORKBENCH_DEFAULT_MODEL or "
+                        "use /v1/models/{name}/invocations "
+                        f"({len(deployed)} models are deployed).")
+
+
+def _evaluate(serving: Serving, ref: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    from core.automl.metrics import all_scores
+
+    name, mv = resolve(ref)
+    lm = serving.warm(name, mv.version)
+    if any(mv.target not in r for r in records):
+        raise dep.InvalidRequestError(f"Every record needs the target column {mv.target!r} to "
+                                      "evaluate.")
+    y = [r[mv.target] for r in records]
+    if any(v is None for v in y):
+        raise dep.InvalidRequestError(f"The target column {mv.target!r} has empty values.")
+    preds, probas = score(lm, records)
+    if lm.classes is not None:
+        proba = np.array([[p[c] for c in lm.classes] for p in probas or []])
+        y_arr = np.asarray([_as_label(v, lm.classes) for v in y], dtype=object)
+        metrics = all_scores(mv.task, y_arr, np.asarray(preds, dtype=object), proba,
+                             np.asarray(lm.classes, dtype=object))
+    else:
+        try:
+            y_arr = np.asarray(y, dtype=float)
+        except (TypeError, ValueError):
+            raise dep.InvalidRequestError(f"The target {mv.target!r} must be numeric.") from None
+        metrics = all_scores(mv.task, y_arr, np.asarray(preds, dtype=float))
+    return {"model": name, "version": mv.version, "rows": len(records), "metrics": metrics}
+
+
+def _as_label(value: Any, classes: list[Any]) -> Any:
+    """Feedback/evaluation labels arrive as JSON: match them to the model's class labels."""
+    if value in classes:
+        return value
+    for c in classes:
+        if str(c) == str(value):
+            return c
+    return value
+
+
+def _warm_deployed(serving: Serving) -> None:
+    """Load the stable and candidate versions of deployed models before taking traffic."""
+    try:
+        names = [m["name"] for m in list_models() if "production" in m["aliases"]]
+    except Exception:
+        log.exception("could not list models to warm")
+        return
+    for name in names[: serving.cache.size]:
+        try:
+            st = serving.state(name, fresh=True)
+            for v in (st.stable, st.candidate):
+                if v is not None:
+                    serving.warm(name, v)
+        except Exception as exc:
+            log.warning("could not warm %s: %s", name, exc)
+
+
+def prometheus_text(serving: Serving) -> str:
+    lines = ["# HELP workbench_requests_total Prediction requests per model version.",
+             "# TYPE workbench_requests_total counter"]
+    totals = dict(serving.telemetry.totals)
+    for (name, v), c in sorted(totals.items()):
+        lines.append(f'workbench_requests_total{{model="{name}",version="{v}"}} {c.count}')
+    lines += ["# HELP workbench_request_errors_total Failed predictions per model version.",
+              "# TYPE workbench_request_errors_total counter"]
+    for (name, v), c in sorted(totals.items()):
+        lines.append(f'workbench_request_errors_total{{model="{name}",version="{v}"}} '
+                     f'{c.errors}')
+    lines += ["# HELP workbench_request_latency_ms Prediction latency in milliseconds.",
+              "# TYPE workbench_request_latency_ms histogram"]
+    for (name, v), c in sorted(totals.items()):
+        cum = 0
+        for edge, n in zip([*BUCKETS_MS, "+Inf"], c.hist, strict=True):
+            cum += n
+            lines.append(f'workbench_request_latency_ms_bucket{{model="{name}",version="{v}",'
+                         f'le="{edge}"}} {cum}')
+        lines.append(f'workbench_request_latency_ms_sum{{model="{name}",version="{v}"}} '
+                     f'{c.latency_sum_ms:.3f}')
+        lines.append(f'workbench_request_latency_ms_count{{model="{name}",version="{v}"}} '
+                     f'{c.count}')
+    lines += ["# HELP workbench_models_loaded Versions held in memory.",
+              "# TYPE workbench_models_loaded gauge",
+              f"workbench_models_loaded {len(serving.cache.loaded())}"]
+    return "\n".join(lines) + "\n"
+
+
+def app_factory() -> FastAPI:
+    """uvicorn's factory entry point (`workbench serve`): one BLAS/OpenMP thread per predict."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    return create_app()

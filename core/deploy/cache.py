@@ -1,0 +1,151 @@
+"""Loaded pipelines kept in memory (LRU) and the lean prediction path used by the server."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import SchemaMismatchError
+from core.features.schema import align_to_schema
+from core.registry.artifacts import load_verified
+from core.registry.versions import resolve
+from core.store import ModelVersion
+
+_NUMERIC_DTYPES = ("int", "float", "uint", "bool", "Int", "Float", "UInt", "boolean")
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    version: int
+    mv: ModelVersion
+    pipeline: Any
+    columns: list[str] = field(default_factory=list)
+    numeric: list[bool] = field(default_factory=list)
+    classes: list[Any] | None = None
+
+    @classmethod
+    def build(cls, name: str, mv: ModelVersion, pipeline: Any) -> LoadedModel:
+        schema = mv.input_schema or []
+        numeric = [c["kind"] == "numeric" or (c["kind"] == "boolean"
+                                              and str(c["dtype"]).startswith(_NUMERIC_DTYPES))
+                   for c in schema]
+        classes = None
+        if mv.task != "regression":
+            classes = [_plain(c) for c in getattr(pipeline, "classes_", mv.classes)]
+        return cls(name, mv.version, mv, pipeline, [c["name"] for c in schema], numeric,
+                   classes)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def missing_columns(self, records: list[dict[str, Any]]) -> list[str]:
+        missing: list[str] = []
+        for rec in records:
+            for c in self.columns:
+                if c not in rec and c not in missing:
+                    missing.append(c)
+        return missing
+
+    def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+        """Records → the frame the pipeline expects, without the general DataFrame path:
+        one array per schema column; extra keys are ignored, order is the schema's."""
+        missing = self.missing_columns(records)
+        if missing:
+            raise SchemaMismatchError(
+                "Columns the model was trained on are missing from the input: "
+                + ", ".join(repr(c) for c in missing)
+                + ". Add them (null values are allowed) and try again.")
+        data: dict[str, Any] = {}
+        try:
+            for col, is_num in zip(self.columns, self.numeric, strict=True):
+                values = [rec[col] for rec in records]
+                if is_num:
+                    if any(isinstance(v, str) for v in values):
+                        raise ValueError  # numbers sent as text: let the careful path judge
+                    arr = np.asarray([math.nan if v is None else v for v in values],
+                                     dtype="float64")
+                    if not np.isfinite(arr[~np.isnan(arr)]).all():
+                        raise ValueError
+                    data[col] = arr
+                else:
+                    arr = np.empty(len(values), dtype=object)
+                    arr[:] = values
+                    data[col] = arr
+        except (ValueError, TypeError):
+            return align_to_schema(pd.DataFrame.from_records(records), self.mv.input_schema)
+        return pd.DataFrame(data, copy=False)
+
+    def predict_frame(self, X: pd.DataFrame) -> tuple[list[Any], list[dict[str, float]] | None]:
+        if self.classes is None:
+            return [float(v) for v in np.asarray(self.pipeline.predict(X), dtype=float)], None
+        proba = np.asarray(self.pipeline.predict_proba(X), dtype=float)
+        classes = self.classes
+        preds = [classes[i] for i in np.argmax(proba, axis=1).tolist()]
+        rows = proba.tolist()
+        return preds, [dict(zip(classes, r, strict=True)) for r in rows]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+class ModelCache:
+    """At most `size` loaded versions; loading is serialised per version so concurrent first
+    requests load once."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple[str, int], threading.Lock] = {}
+        self.failed: dict[tuple[str, int], str] = {}  # versions that failed to load, and why
+
+    def get(self, name: str, version: int) -> LoadedModel:
+        key = (name, version)
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+                return item
+            lock = self._loading.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                item = self._items.get(key)
+            if item is None:
+                try:
+                    _, mv = resolve(f"{name}:{version}")
+                    pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{version}")
+                    item = LoadedModel.build(name, mv, pipeline)
+                except Exception as exc:
+                    self.failed[key] = f"{type(exc).__name__}: {exc}"
+                    raise
+                self.failed.pop(key, None)
+            with self._lock:
+                self._items[key] = item
+                self._items.move_to_end(key)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+            return item
+
+    def peek(self, name: str, version: int) -> LoadedModel | None:
+        with self._lock:
+            return self._items.get((name, version))
+
+    def unload(self, name: str, version: int | None = None) -> list[int]:
+        with self._lock:
+            keys = [k for k in self._items if k[0] == name and version in (None, k[1])]
+            for k in keys:
+                del self._items[k]
+            return [k[1] for k in keys]
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return [f"{n}:{v}" for n, v in self._items]

@@ -1,0 +1,48 @@
+"""Guard rails: judge a running candidate on its telemetry since its current step began."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.deploy.deployments import DeploymentState
+from core.deploy.telemetry import Counter
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: str  # "hold" | "rollback" | "advance" | "promote"
+    reason: str
+    percent: float | None = None
+    metrics: dict[str, Any] | None = None
+
+
+def judge(state: DeploymentState, stats: Counter) -> Verdict:
+    """Roll back when the candidate's error rate or p99 crosses its rail over at least
+    `min_requests`; with auto-advance on, step forward when it held over the step's window
+    (and promote after the last step). Shadow candidates never serve, so they are only judged
+    by people through the scorecard."""
+    if state.candidate is None or state.mode != "canary":
+        return Verdict("hold", "no canary running")
+    rails = state.guard_rails
+    summary = stats.summary()
+    n = stats.count
+    min_requests = int(rails.get("min_requests", 100))
+    if n < min_requests:
+        return Verdict("hold", f"{n} of {min_requests} requests", metrics=summary)
+    rate = summary["error_rate"]
+    if rate > float(rails.get("max_error_rate", 0.05)):
+        return Verdict("rollback", f"candidate error rate {rate:.1%} over {n} requests exceeds "
+                       f"{float(rails['max_error_rate']):.1%}", metrics=summary)
+    p99 = summary["latency_p99_ms"]
+    if p99 is not None and p99 > float(rails.get("max_p99_ms", 1000.0)):
+        return Verdict("rollback", f"candidate p99 latency {p99:g} ms over {n} requests exceeds "
+                       f"{float(rails['max_p99_ms']):g} ms", metrics=summary)
+    if not state.auto_advance:
+        return Verdict("hold", "within guard rails", metrics=summary)
+    later = [p for p in state.steps if p > state.percent]
+    if later:
+        return Verdict("advance", f"held over {n} requests at {state.percent:g} %",
+                       percent=later[0], metrics=summary)
+    return Verdict("promote", f"held over {n} requests at {state.percent:g} %",
+                   metrics=summary)

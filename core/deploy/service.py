@@ -1,0 +1,378 @@
+"""The serving runtime of one process: deployment state refreshed from the database at most
+`state_refresh_s` old, the loaded-model cache, micro-batched prediction, telemetry, shadow
+scoring, feedback and the guard-rail loop. app/api.py is a thin HTTP layer over it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import select
+
+from core.deploy import deployments as dep
+from core.deploy.cache import LoadedModel, ModelCache
+from core.deploy.guards import Verdict, judge
+from core.deploy.router import _rng, route
+from core.deploy.telemetry import Telemetry, stats_since
+from core.errors import NotFoundError, SchemaMismatchError, WorkbenchError
+from core.settings import get_settings
+from core.store import PredictionLog, session_scope, utcnow
+
+log = logging.getLogger("workbench.serving")
+
+
+class PredictionFailedError(WorkbenchError):
+    """The pipeline refused these values (e.g. a category it cannot encode)."""
+
+    code = "prediction_failed"
+    http_status = 422
+
+
+@dataclass
+class Answer:
+    model: str
+    version: int
+    request_id: str
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None
+
+
+class Batcher:
+    """Concurrent requests for one loaded version are scored in one predict call: while one
+    batch runs on the predict thread, new requests queue and go together in the next."""
+
+    def __init__(self, executor: ThreadPoolExecutor, window_s: float, max_rows: int) -> None:
+        self.executor = executor
+        self.window_s = window_s
+        self.max_rows = max_rows
+        self._queues: dict[int, list[tuple[LoadedModel, list[dict], asyncio.Future]]] = {}
+        self._running: set[int] = set()
+
+    async def submit(self, lm: LoadedModel, records: list[dict[str, Any]]):
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+        key = id(lm)
+        self._queues.setdefault(key, []).append((lm, records, fut))
+        if key not in self._running:
+            self._running.add(key)
+            loop.create_task(self._drain(key))
+        return await fut
+
+    async def _drain(self, key: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if self.window_s > 0:
+                await asyncio.sleep(self.window_s)
+            else:
+                await asyncio.sleep(0)  # let requests that are already readable join
+            while self._queues.get(key):
+                queue = self._queues[key]
+                batch, rows = [], 0
+                while queue and (not batch or rows + len(queue[0][1]) <= self.max_rows):
+                    item = queue.pop(0)
+                    batch.append(item)
+                    rows += len(item[1])
+                results = await loop.run_in_executor(self.executor, _score_batch, batch)
+                for (_, _, fut), res in zip(batch, results, strict=True):
+                    if fut.done():
+                        continue
+                    if isinstance(res, BaseException):
+                        fut.set_exception(res)
+                    else:
+                        fut.set_result(res)
+        finally:
+            self._running.discard(key)
+            if self._queues.get(key):  # arrived after the last check
+                self._running.add(key)
+                loop.create_task(self._drain(key))
+            else:
+                self._queues.pop(key, None)
+
+
+def score(lm: LoadedModel, records: list[dict[str, Any]]):
+    X = lm.frame(records)
+    try:
+        return lm.predict_frame(X)
+    except WorkbenchError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise PredictionFailedError(f"{lm.label} could not score these records: "
+                                    f"{str(exc)[:500]}") from exc
+
+
+def _score_batch(batch: list[tuple[LoadedModel, list[dict], Any]]) -> list[Any]:
+    lm = batch[0][0]
+    if len(batch) > 1:
+        try:
+            preds, probas = score(lm, [r for _, recs, _ in batch for r in recs])
+        except Exception:
+            pass  # one request's values broke the batch: score each alone to blame the right one
+        else:
+            out, i = [], 0
+            for _, recs, _ in batch:
+                n = len(recs)
+                out.append((preds[i:i + n], probas[i:i + n] if probas is not None else None))
+                i += n
+            return out
+    results: list[Any] = []
+    for _, recs, _ in batch:
+        try:
+            results.append(score(lm, recs))
+        except Exception as exc:  # handed to the request's future
+            results.append(exc)
+    return results
+
+
+class Serving:
+    def __init__(self) -> None:
+        settings = get_settings()
+        self.settings = settings
+        self.cache = ModelCache(settings.model_cache_size)
+        self.telemetry = Telemetry()
+        self._states: dict[str, tuple[dep.DeploymentState, float]] = {}
+        self._predict_pool = ThreadPoolExecutor(1, thread_name_prefix="predict")
+        self._side_pool = ThreadPoolExecutor(1, thread_name_prefix="shadow-warm")
+        self._warming: set[tuple[str, int]] = set()
+        self.batcher = Batcher(self._predict_pool, settings.batch_window_ms / 1000.0,
+                               settings.batch_max_rows)
+        self.guard_log: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.started_at = time.time()
+
+    # -- state ------------------------------------------------------------------------------
+    def state(self, name: str, *, fresh: bool = False) -> dep.DeploymentState:
+        now = time.monotonic()
+        cached = self._states.get(name)
+        if cached and not fresh and now - cached[1] < self.settings.state_refresh_s:
+            return cached[0]
+        st = dep.get_state(name)
+        self._states[name] = (st, now)
+        if st.candidate is not None and self.cache.peek(name, st.candidate) is None:
+            self._warm_async(name, st.candidate)
+        return st
+
+    def forget(self, name: str) -> None:
+        self._states.pop(name, None)
+
+    def _warm_async(self, name: str, version: int) -> None:
+        key = (name, version)
+        if key in self._warming:
+            return
+        self._warming.add(key)
+
+        def work() -> None:
+            try:
+                self.cache.get(name, version)
+            except Exception as exc:
+                log.warning("could not load %s:%s: %s", name, version, exc)
+            finally:
+                self._warming.discard(key)
+
+        self._side_pool.submit(work)
+
+    def model(self, name: str, version: int) -> LoadedModel:
+        return self.cache.get(name, version)
+
+    def warm(self, name: str, version: int) -> LoadedModel:
+        """Load (verified) into this process before the version takes traffic."""
+        return self.cache.get(name, version)
+
+    # -- prediction -------------------------------------------------------------------------
+    def pick(self, name: str, key: str | None) -> tuple[dep.DeploymentState, int, int | None]:
+        """(state, version that answers, version scored in shadow or None)."""
+        st = self.state(name)
+        if st.stable is None and st.candidate is None:
+            raise NotFoundError(f"Model {name!r} has no deployed version. Deploy one with "
+                                f"`workbench deploy {name} VERSION --percent 100`.")
+        candidate_ready = st.candidate is not None and \
+            self.cache.peek(name, st.candidate) is not None
+        if st.mode == "shadow" or not candidate_ready:
+            shadow = None
+            if st.mode == "shadow" and candidate_ready and (
+                    st.percent >= 100 or _rng.random() * 100 < st.percent):
+                shadow = st.candidate
+            return st, st.stable, shadow  # type: ignore[return-value]
+        return st, route(name, st.stable, st.candidate, st.percent, key), None  # type: ignore
+
+    async def predict(self, name: str, records: list[dict[str, Any]],
+                      key: str | None = None) -> Answer:
+        request_id = uuid.uuid4().hex
+        st, version, shadow = self.pick(name, key)
+        answer = await self._answer(name, version, records, request_id,
+                                    fallback=st.stable if version != st.stable else None)
+        if self.settings.log_predictions:
+            self.telemetry.log(request_id=request_id, model_name=name, version=answer.version,
+                               predictions=answer.predictions, shadow_version=shadow)
+        if shadow is not None:
+            asyncio.get_running_loop().run_in_executor(
+                self._side_pool, self._shadow, name, shadow, records, request_id)
+        return answer
+
+    async def _answer(self, name: str, version: int, records: list[dict[str, Any]],
+                      request_id: str, fallback: int | None) -> Answer:
+        t0 = time.perf_counter()
+        try:
+            lm = self.cache.get(name, version)
+            preds, probas = await self.batcher.submit(lm, records)
+        except Exception as exc:
+            ms = (time.perf_counter() - t0) * 1000
+            caller_mistake = isinstance(exc, SchemaMismatchError | PredictionFailedError)
+            if fallback is not None:
+                # The candidate failed: count it against the candidate, answer with stable.
+                self.telemetry.record(name, version, ms, False)
+                return await self._answer(name, fallback, records, request_id, None)
+            if not caller_mistake:
+                self.telemetry.record(name, version, ms, False)
+            raise
+        ms = (time.perf_counter() - t0) * 1000
+        self.telemetry.record(name, version, ms, True, preds)
+        return Answer(name, version, request_id, preds, probas)
+
+    def _shadow(self, name: str, version: int, records: list[dict[str, Any]],
+                request_id: str) -> None:
+        t0 = time.perf_counter()
+        try:
+            preds, _ = score(self.cache.get(name, version), records)
+        except Exception as exc:
+            self.telemetry.record(name, version, (time.perf_counter() - t0) * 1000, False)
+            self.telemetry.shadow_result(request_id, None, f"{type(exc).__name__}: {exc}"[:2000])
+            return
+        self.telemetry.record(name, version, (time.perf_counter() - t0) * 1000, True, preds)
+        self.telemetry.shadow_result(request_id, preds, None)
+
+    # -- feedback and scorecards ------------------------------------------------------------
+    def feedback(self, name: str, request_id: str, actual: Any) -> dict[str, Any]:
+        self.flush()
+        with session_scope() as s:
+            row = s.exec(select(PredictionLog).where(PredictionLog.request_id == request_id,
+                                                     PredictionLog.model_name == name)).first()
+            if row is None:
+                raise NotFoundError(f"No prediction {request_id!r} of model {name!r} (request "
+                                    "ids come from the predict response).")
+            actual_list = actual if isinstance(actual, list) else [actual]
+            if len(actual_list) != len(row.predictions):
+                raise dep.InvalidRequestError(
+                    f"Request {request_id} scored {len(row.predictions)} records; send "
+                    f"{len(row.predictions)} actual values (a list) or one value for one record.")
+            s.exec(update(PredictionLog).where(PredictionLog.id == row.id)
+                   .values(actual=actual_list, feedback_at=utcnow()))
+            return {"request_id": request_id, "version": row.version, "recorded": len(actual_list)}
+
+    def scorecard(self, name: str, task: str) -> dict[str, Any]:
+        self.flush()
+        per_version: dict[int, list[int]] = {}
+        shadow: dict[tuple[int, int], dict[str, Any]] = {}
+        with session_scope() as s:
+            rows = s.exec(select(PredictionLog).where(PredictionLog.model_name == name,
+                                                      PredictionLog.actual.is_not(None))).all()
+        for r in rows:
+            for i, actual in enumerate(r.actual or []):
+                pv = per_version.setdefault(r.version, [0, 0])
+                pv[0] += 1
+                pv[1] += _hit(task, r.predictions[i], actual)
+                if r.shadow_version is not None and r.shadow_predictions is not None:
+                    sc = shadow.setdefault((r.version, r.shadow_version),
+                                           {"n": 0, "stable": 0.0, "shadow": 0.0, "agree": 0})
+                    sc["n"] += 1
+                    sc["stable"] += _hit(task, r.predictions[i], actual)
+                    sc["shadow"] += _hit(task, r.shadow_predictions[i], actual)
+                    sc["agree"] += int(_same(r.predictions[i], r.shadow_predictions[i]))
+        measure = "mae" if task == "regression" else "accuracy"
+        return {
+            "measure": measure,
+            "versions": [{"version": v, "labelled": n, measure: hits / n}
+                         for v, (n, hits) in sorted(per_version.items())],
+            "shadow": [{"stable": a, "candidate": b, "labelled": sc["n"],
+                        f"stable_{measure}": sc["stable"] / sc["n"],
+                        f"candidate_{measure}": sc["shadow"] / sc["n"],
+                        "agreement": sc["agree"] / sc["n"]}
+                       for (a, b), sc in sorted(shadow.items())],
+        }
+
+    # -- background work --------------------------------------------------------------------
+    def flush(self) -> int:
+        return self.telemetry.flush()
+
+    def check_guards(self) -> list[Verdict]:
+        """Judge every running canary this process knows about, and act on the verdict."""
+        acted = []
+        for name in list(self._states):
+            try:
+                st = self.state(name, fresh=True)
+            except NotFoundError:
+                self.forget(name)
+                continue
+            if st.candidate is None or st.mode != "canary":
+                continue
+            verdict = judge(st, stats_since(name, st.candidate, st.step_started_at))
+            if verdict.action == "hold":
+                continue
+            kw = {"actor": "guard-rails", "reason": verdict.reason,
+                  "expect_candidate": st.candidate, "metrics": verdict.metrics or {}}
+            try:
+                if verdict.action == "rollback":
+                    dep.rollback(name, automatic=True, **kw)
+                elif verdict.action == "advance":
+                    dep.set_percent(name, verdict.percent or 100.0, **kw)
+                else:
+                    dep.promote(name, **kw)
+            except WorkbenchError as exc:  # another worker acted first
+                log.info("guard rail %s on %s skipped: %s", verdict.action, name, exc)
+                continue
+            self.forget(name)
+            self.guard_log.append({"model": name, "action": verdict.action,
+                                   "reason": verdict.reason, "at": utcnow().isoformat()})
+            acted.append(verdict)
+        return acted
+
+    def tick(self) -> list[Verdict]:
+        self.flush()
+        return self.check_guards()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(self.settings.telemetry_flush_s):
+                try:
+                    self.tick()
+                except Exception:  # the loop must survive a database hiccup
+                    log.exception("telemetry flush / guard rails failed")
+
+        self._thread = threading.Thread(target=loop, name="serving-tick", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._side_pool.shutdown(wait=True)
+        try:
+            self.flush()
+        except Exception:
+            log.exception("final telemetry flush failed")
+        self._predict_pool.shutdown(wait=False)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return str(a) == str(b)
+
+
+def _hit(task: str, pred: Any, actual: Any) -> float:
+    if task == "regression":
+        try:
+            return abs(float(pred) - float(actual))
+        except (TypeError, ValueError):
+            return 0.0
+    return float(_same(pred, actual))

@@ -1,0 +1,152 @@
+"""Hot-path telemetry: per-version counters and latency histograms kept in memory and written
+to the database in batches (one `ServingStat` row per version per flush, about once a second)
+together with the buffered prediction log. Never one database write per request."""
+
+from __future__ import annotations
+
+import bisect
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import select
+
+from core.store import PredictionLog, ServingStat, session_scope
+
+BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]  # + overflow
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Counter:
+    count: int = 0
+    errors: int = 0
+    latency_sum_ms: float = 0.0
+    hist: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS_MS) + 1))
+    predictions: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, latency_ms: float, ok: bool, predictions: list[Any] | None) -> None:
+        self.count += 1
+        self.errors += 0 if ok else 1
+        self.latency_sum_ms += latency_ms
+        self.hist[bisect.bisect_left(BUCKETS_MS, latency_ms)] += 1
+        for p in predictions or ():
+            if isinstance(p, float):
+                self.predictions["n"] = self.predictions.get("n", 0) + 1
+                self.predictions["sum"] = self.predictions.get("sum", 0.0) + p
+            else:
+                k = str(p)
+                self.predictions[k] = self.predictions.get(k, 0) + 1
+
+    def merge(self, other: Counter) -> None:
+        self.count += other.count
+        self.errors += other.errors
+        self.latency_sum_ms += other.latency_sum_ms
+        self.hist = [a + b for a, b in zip(self.hist, other.hist, strict=True)]
+        for k, v in other.predictions.items():
+            self.predictions[k] = self.predictions.get(k, 0) + v
+
+    def summary(self) -> dict[str, Any]:
+        return {"requests": self.count, "errors": self.errors,
+                "error_rate": self.errors / self.count if self.count else 0.0,
+                "latency_mean_ms": self.latency_sum_ms / self.count if self.count else None,
+                "latency_p50_ms": quantile(self.hist, 0.50),
+                "latency_p99_ms": quantile(self.hist, 0.99),
+                "predictions": self.predictions}
+
+
+def quantile(hist: list[int], q: float) -> float | None:
+    """Upper edge of the bucket holding the q-quantile (conservative for guard rails)."""
+    total = sum(hist)
+    if not total:
+        return None
+    need, seen = q * total, 0
+    for i, n in enumerate(hist):
+        seen += n
+        if seen >= need:
+            return float(BUCKETS_MS[i]) if i < len(BUCKETS_MS) else float("inf")
+    return float("inf")
+
+
+class Telemetry:
+    """Thread-safe buffers; `flush()` drains them in one transaction."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, int], Counter] = {}
+        self.totals: dict[tuple[str, int], Counter] = {}  # since process start (for /metrics)
+        self._logs: list[dict[str, Any]] = []
+        self._shadow: list[tuple[str, list[Any] | None, str | None]] = []
+        self._flush_lock = threading.Lock()
+
+    def record(self, name: str, version: int, latency_ms: float, ok: bool,
+               predictions: list[Any] | None = None) -> None:
+        key = (name, version)
+        with self._lock:
+            c = self._pending.get(key)
+            if c is None:
+                c = self._pending[key] = Counter()
+            c.add(latency_ms, ok, predictions)
+            t = self.totals.get(key)
+            if t is None:
+                t = self.totals[key] = Counter()
+            t.add(latency_ms, ok, None)
+
+    def log(self, **row: Any) -> None:
+        with self._lock:
+            self._logs.append(row)
+
+    def shadow_result(self, request_id: str, predictions: list[Any] | None,
+                      error: str | None) -> None:
+        with self._lock:
+            self._shadow.append((request_id, predictions, error))
+
+    def flush(self) -> int:
+        """Write what is buffered; returns the number of rows written."""
+        with self._flush_lock:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                logs, self._logs = self._logs, []
+                shadow, self._shadow = self._shadow, []
+            if not pending and not logs and not shadow:
+                return 0
+            try:
+                with session_scope() as s:
+                    for (name, version), c in pending.items():
+                        s.add(ServingStat(model_name=name, version=version, worker=WORKER_ID,
+                                          count=c.count, errors=c.errors,
+                                          latency_sum_ms=c.latency_sum_ms, latency_hist=c.hist,
+                                          predictions=c.predictions))
+                    if logs:
+                        s.add_all(PredictionLog(**row) for row in logs)
+                        s.flush()
+                    for request_id, preds, error in shadow:
+                        s.exec(update(PredictionLog)
+                               .where(PredictionLog.request_id == request_id)
+                               .values(shadow_predictions=preds, shadow_error=error))
+            except Exception:
+                with self._lock:  # keep the data for the next flush
+                    for key, c in pending.items():
+                        self._pending.setdefault(key, Counter()).merge(c)
+                    self._logs[:0] = logs
+                    self._shadow[:0] = shadow
+                raise
+            return len(pending) + len(logs) + len(shadow)
+
+
+def stats_since(name: str, version: int, since: datetime | None) -> Counter:
+    """Flushed telemetry of one version from every worker since a moment."""
+    total = Counter()
+    with session_scope() as s:
+        q = select(ServingStat).where(ServingStat.model_name == name,
+                                      ServingStat.version == version)
+        if since is not None:
+            q = q.where(ServingStat.at >= since)
+        for row in s.exec(q):
+            total.merge(Counter(row.count, row.errors, row.latency_sum_ms,
+                                list(row.latency_hist), dict(row.predictions)))
+    return total

@@ -1,0 +1,243 @@
+"""Job workers: separate processes that claim queued jobs and run them.
+
+Claiming is one write transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the database lock
+on SQLite), so two workers never run one job. Every worker also reaps jobs whose heartbeat
+stopped (the process died) and fires due schedules, so any one live worker keeps the whole
+system moving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from sqlmodel import or_, select
+
+from core.errors import WorkbenchError
+from core.jobs import ledger
+from core.jobs.control import Heartbeat, JobControl, JobLog
+from core.settings import get_settings
+from core.store import Job, ModelVersion, Worker, session_scope, utcnow
+from core.store.audit import record
+
+log = logging.getLogger("workbench.worker")
+IDLE_POLL_S = 1.0
+RETRY_BASE_S = 5.0
+ORPHAN_GRACE = timedelta(minutes=10)
+STARTUP_S = 20.0  # a worker just spawned registers itself within this time
+
+
+def claim_next(worker_id: str) -> Job | None:
+    """Atomically take the oldest runnable PENDING job and mark it RUNNING for this worker."""
+    now = utcnow()
+    with session_scope(write=True) as s:
+        job = s.exec(
+            select(Job).where(Job.state == ledger.PENDING,
+                              or_(Job.not_before.is_(None), Job.not_before <= now))
+            .order_by(Job.id).limit(1).with_for_update(skip_locked=True)).first()
+        if job is None:
+            return None
+        ledger._move(s, job, ledger.RUNNING, f"claimed by {worker_id}")
+        job.worker_id, job.heartbeat_at = worker_id, now
+        job.attempts += 1
+        s.add(job)
+        return job
+
+
+def reap_lost_jobs() -> list[int]:
+    """Jobs RUNNING/PAUSED without a heartbeat for `worker_lost_after_s` lost their process:
+    fail them with "worker lost", or re-queue them when that setting is on."""
+    settings = get_settings()
+    cutoff = utcnow() - timedelta(seconds=settings.worker_lost_after_s)
+    reaped = []
+    with session_scope(write=True) as s:
+        lost = s.exec(select(Job).where(Job.state.in_([ledger.RUNNING, ledger.PAUSED]),
+                                        Job.heartbeat_at < cutoff)
+                      .with_for_update(skip_locked=True)).all()
+        for job in lost:
+            requeue = settings.requeue_lost_jobs and job.attempts < job.max_attempts
+            ledger._move(s, job, ledger.PENDING if requeue else ledger.FAILED,
+                         "worker lost: re-queued" if requeue else "worker lost")
+            record(s, "job.worker_lost", f"job:{job.id}", actor="reaper",
+                   worker=job.worker_id, requeued=requeue)
+            reaped.append(job.id)
+    return reaped
+
+
+def sweep_orphan_artifacts() -> list[Path]:
+    """Delete model files no version references (a process died between writing the file
+    and its row); files younger than ORPHAN_GRACE may still be registering and are kept."""
+    settings = get_settings()
+    root = settings.artifact_dir / "models"
+    if not root.exists():
+        return []
+    with session_scope() as s:
+        known = {p for p in s.exec(select(ModelVersion.artifact_path)).all()}
+    cutoff = time.time() - ORPHAN_GRACE.total_seconds()
+    removed = []
+    for path in root.rglob("*.skops"):
+        rel = str(path.relative_to(settings.home))
+        if rel not in known and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _reset_peak_memory() -> None:
+    try:  # Linux: writing 5 resets VmHWM, so each job's peak is its own
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_memory_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_job(job: Job, worker_id: str) -> None:
+    """Execute one claimed job with heartbeat, log capture, cost accounting and retries."""
+    from core.automl.runner import execute
+    from core.jobs.gate import after_training
+
+    handler = JobLog()
+    job_logger = logging.getLogger("workbench")
+    job_logger.addHandler(handler)
+    job_logger.setLevel(logging.INFO)
+    control = JobControl(job.id)
+    cpu0 = time.process_time()
+    _reset_peak_memory()
+    try:
+        with Heartbeat(job.id, worker_id, handler):
+            log.info("job %d started on %s (attempt %d)", job.id, worker_id, job.attempts)
+            try:
+                outcome = execute(job.id, should_stop=control.should_stop,
+                                  pause_gate=control.pause_gate, actor=f"worker:{worker_id}")
+                if outcome is not None:
+                    after_training(job.id, outcome)
+                log.info("job %d finished", job.id)
+            except WorkbenchError as exc:  # bad input: retrying cannot help
+                log.error("job %d failed: %s", job.id, exc.message)
+                _fail(job.id, exc.message)
+            except Exception as exc:
+                log.exception("job %d crashed", job.id)
+                _retry_or_fail(job.id, f"{type(exc).__name__}: {exc}")
+    finally:
+        job_logger.removeHandler(handler)
+        _account(job.id, time.process_time() - cpu0, _peak_memory_mb(), handler.text())
+
+
+def _fail(job_id: int, reason: str) -> None:
+    if ledger.get_job(job_id).state in (ledger.RUNNING, ledger.PAUSED):
+        ledger.transition(job_id, ledger.FAILED, reason[:2000])
+
+
+def _retry_or_fail(job_id: int, reason: str) -> None:
+    job = ledger.get_job(job_id)
+    if job.state not in (ledger.RUNNING, ledger.PAUSED):
+        return
+    if job.attempts < job.max_attempts and not job.cancel_requested:
+        delay = RETRY_BASE_S * 2 ** (job.attempts - 1)
+        ledger.transition(job_id, ledger.PENDING,
+                          f"attempt {job.attempts} failed ({reason[:500]}); retry in {delay:.0f}s",
+                          not_before=utcnow() + timedelta(seconds=delay))
+    else:
+        ledger.transition(job_id, ledger.FAILED, reason[:2000])
+
+
+def _account(job_id: int, cpu_s: float, peak_mb: float, text: str) -> None:
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        if job is not None:
+            job.cpu_seconds += cpu_s
+            job.peak_memory_mb = max(job.peak_memory_mb, peak_mb)
+            job.log = text
+            s.add(job)
+
+
+class JobWorker:
+    """`workbench worker`: claim and run jobs one at a time until stopped."""
+
+    def __init__(self, worker_id: str | None = None) -> None:
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stop = threading.Event()
+
+    def _register(self) -> None:
+        with session_scope(write=True) as s:
+            s.add(Worker(id=self.id, host=socket.gethostname(), pid=os.getpid()))
+
+    def _beat(self, stopped: bool = False) -> None:
+        with session_scope() as s:
+            worker = s.get(Worker, self.id)
+            if worker is not None:
+                worker.heartbeat_at = utcnow()
+                if stopped:
+                    worker.stopped_at = utcnow()
+                s.add(worker)
+
+    def run(self, *, max_jobs: int | None = None, idle_exit_s: float | None = None) -> int:
+        """Loop until `stop` is set, `max_jobs` ran, or idle for `idle_exit_s`."""
+        from core.jobs.schedules import fire_due
+
+        self._register()
+        done, idle_since = 0, time.monotonic()
+        try:
+            while not self.stop.is_set():
+                self._beat()
+                reap_lost_jobs()
+                fire_due()
+                job = claim_next(self.id)
+                if job is None:
+                    if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                        break
+                    self.stop.wait(IDLE_POLL_S)
+                    continue
+                run_job(job, self.id)
+                done += 1
+                idle_since = time.monotonic()
+                if max_jobs is not None and done >= max_jobs:
+                    break
+        finally:
+            self._beat(stopped=True)
+        return done
+
+
+def live_workers() -> list[Worker]:
+    cutoff = utcnow() - timedelta(seconds=get_settings().worker_lost_after_s)
+    with session_scope() as s:
+        return list(s.exec(select(Worker).where(Worker.stopped_at.is_(None),
+                                                Worker.heartbeat_at >= cutoff)).all())
+
+
+def ensure_local_worker() -> int:
+    """The embedded default needs no extra command: start workers (up to
+    max_concurrent_jobs) when none is alive. Returns how many were started."""
+    settings = get_settings()
+    missing = settings.max_concurrent_jobs - len(live_workers())
+    marker = settings.home / "worker.starting"
+    if missing <= 0 or (marker.exists() and time.time() - marker.stat().st_mtime < STARTUP_S):
+        return 0  # enough workers, or some are still starting up (not yet registered)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    for _ in range(missing):
+        log_path = settings.home / "worker.log"
+        with open(log_path, "ab") as out:
+            subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], stdout=out,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True, env=os.environ.copy(),
+                             cwd=Path(__file__).resolve().parents[2])
+    return missing

@@ -1,0 +1,170 @@
+"""Deployments and routing: the split, stickiness (also across processes), audited
+deploy/promote/rollback, state surviving a restart, guard rails on real failing predictions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sqlmodel import select
+
+from core.deploy import deployments as dep
+from core.deploy.guards import judge
+from core.deploy.router import bucket, route
+from core.deploy.telemetry import Counter
+from core.errors import ConflictError, NotFoundError
+from core.registry import alias_history, register_version
+from core.store import AuditEvent, reset_engines, session_scope
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = [{"name": "a", "kind": "numeric", "dtype": "float64"},
+          {"name": "b", "kind": "numeric", "dtype": "float64"},
+          {"name": "plan", "kind": "categorical", "dtype": "object"}]
+PLANS = ["basic", "plus", "pro"]
+
+
+def training_frame(seed: int = 0, n: int = 120) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                      "plan": rng.choice(PLANS, size=n)})
+    y = np.where(X["a"] + 0.3 * (X["plan"] == "pro") + 0.1 * rng.normal(size=n) > 0,
+                 "yes", "no")
+    return X, y
+
+
+def register(name: str = "churn", *, seed: int = 0, strict_categories: bool = False):
+    """A real pipeline; with `strict_categories` its encoder refuses plans it never saw, so
+    a record with plan='gold' makes this version fail at predict time (an injected fault made
+    of data, not of mocks)."""
+    X, y = training_frame(seed)
+    encoder = OneHotEncoder(handle_unknown="error" if strict_categories else "ignore")
+    pre = ColumnTransformer([("num", StandardScaler(), ["a", "b"]), ("cat", encoder, ["plan"])])
+    pipe = make_pipeline(pre, LogisticRegression()).fit(X, y)
+    return register_version(pipe, name=name, task="binary", target="y", input_schema=SCHEMA,
+                            classes=["no", "yes"], metric="roc_auc", score=0.9)
+
+
+def record(i: int = 0, plan: str = "basic") -> dict:
+    return {"a": (i % 7) / 3 - 1, "b": 0.5, "plan": plan}
+
+
+# -- router --------------------------------------------------------------------------------
+def test_ten_percent_canary_over_ten_thousand_keys_lands_within_one_point() -> None:
+    routed = [route("churn", 1, 2, 10, f"user-{i}") for i in range(10_000)]
+    share = routed.count(2) / len(routed)
+    assert 0.09 <= share <= 0.11
+    random_share = [route("churn", 1, 2, 10, None) for _ in range(10_000)].count(2) / 10_000
+    assert 0.09 <= random_share <= 0.11
+
+
+def test_routing_is_sticky_and_raising_the_percent_keeps_candidate_keys() -> None:
+    keys = [f"k{i}" for i in range(5_000)]
+    at10 = {k: route("churn", 1, 2, 10, k) for k in keys}
+    assert at10 == {k: route("churn", 1, 2, 10, k) for k in keys}  # every key, every time
+    at50 = {k: route("churn", 1, 2, 50, k) for k in keys}
+    assert all(at50[k] == 2 for k in keys if at10[k] == 2)
+    assert all(route("churn", 1, 2, 100, k) == 2 for k in keys)
+    assert all(route("churn", 1, 2, 0, k) == 1 for k in keys)
+    assert all(route("churn", 1, None, 50, k) == 1 for k in keys)
+
+
+def test_the_hash_is_identical_in_another_process() -> None:
+    """Python's hash() is salted per process; ours must not be."""
+    keys = [f"user-{i}" for i in range(2_000)]
+    code = ("import json,sys; from core.deploy.router import bucket; "
+            "print(json.dumps([bucket('churn', 2, k) for k in json.load(sys.stdin)]))")
+    run = subprocess.run([sys.executable, "-c", code], input=json.dumps(keys), cwd=ROOT,
+                         capture_output=True, text=True, check=True,
+                         env={"PYTHONHASHSEED": "123", "PATH": ""})
+    assert json.loads(run.stdout) == [bucket("churn", 2, k) for k in keys]
+
+
+# -- deployments ---------------------------------------------------------------------------
+def test_first_deploy_is_production_then_candidate_promote_and_rollback(backend: str) -> None:
+    for seed in range(3):
+        register(seed=seed)
+    st = dep.deploy("churn", 1, 10, reason="first")
+    assert (st.stable, st.candidate, st.percent) == (1, None, 0.0)
+    st = dep.deploy("churn", 2, 10, reason="try v2")
+    assert (st.stable, st.candidate, st.percent, st.mode) == (1, 2, 10.0, "canary")
+    st = dep.set_percent("churn", 50)
+    assert st.percent == 50
+    st = dep.promote("churn", reason="v2 is better")
+    assert (st.stable, st.candidate, st.percent) == (2, None, 0.0)
+    assert [(e["from_version"], e["to_version"]) for e in alias_history("churn")] == \
+        [(None, 1), (1, 2)]
+    dep.deploy("churn", 3, 25, mode="shadow")
+    st = dep.rollback("churn", reason="kill switch")
+    assert (st.stable, st.candidate, st.percent) == (2, None, 0.0)
+    with session_scope() as s:
+        actions = [e.action for e in s.exec(select(AuditEvent).order_by(AuditEvent.id))
+                   if e.action.startswith("deployment.")]
+    assert actions == ["deployment.initial", "deployment.candidate", "deployment.percent",
+                       "deployment.promote", "deployment.candidate", "deployment.rollback"]
+    reset_engines()  # a restarted server reads the same rule
+    assert dep.get_state("churn").stable == 2 and dep.get_state("churn").candidate is None
+
+
+def test_refusals_change_nothing(backend: str) -> None:
+    register()
+    register(seed=1)
+    with pytest.raises(NotFoundError):
+        dep.deploy("nope", 1, 10)
+    with pytest.raises(NotFoundError):
+        dep.deploy("churn", 9, 10)
+    with pytest.raises(dep.InvalidRequestError):
+        dep.deploy("churn", 1, 150)
+    with pytest.raises(dep.InvalidRequestError):
+        dep.deploy("churn", 1, 10, mode="blue-green")
+    dep.deploy("churn", 1)
+    with pytest.raises(ConflictError):
+        dep.deploy("churn", 1, 10)  # already stable
+    with pytest.raises(ConflictError):
+        dep.rollback("churn")
+    with pytest.raises(ConflictError):
+        dep.promote("churn")
+    assert dep.get_state("churn").candidate is None
+
+
+def test_a_version_that_fails_to_load_never_gets_traffic(home: Path) -> None:
+    register()
+    mv = register(seed=1)
+    dep.deploy("churn", 1)
+    from core.settings import get_settings
+
+    (get_settings().home / mv.artifact_path).write_bytes(b"tampered")
+    with pytest.raises(Exception, match="(?i)fingerprint|differs|sha"):
+        dep.deploy("churn", 2, 50)
+    assert dep.get_state("churn").candidate is None
+
+
+def test_guard_rails_judge_only_after_min_requests() -> None:
+    st = dep.DeploymentState("m", stable=1, candidate=2, percent=10,
+                             guard_rails={**dep.DEFAULT_GUARD_RAILS, "min_requests": 20})
+    c = Counter()
+    for i in range(19):
+        c.add(1.0, i % 2 == 0, None)
+    assert judge(st, c).action == "hold"
+    c.add(1.0, False, None)
+    assert judge(st, c).action == "rollback"
+    slow = Counter()
+    for _ in range(30):
+        slow.add(3000.0, True, None)
+    assert judge(st, slow).action == "rollback" and "p99" in judge(st, slow).reason
+    fine = Counter()
+    for _ in range(30):
+        fine.add(1.0, True, None)
+    assert judge(st, fine).action == "hold"
+    st.auto_advance = True
+    assert (judge(st, fine).action, judge(st, fine).percent) == ("advance", 50.0)
+    st.percent = 100
+    assert judge(st, fine).action == "promote"

@@ -1,0 +1,224 @@
+"""Background jobs with real worker processes: completion, cancel, pause/resume, a worker
+killed with SIGKILL, two workers sharing one queue, schedules and the promotion gate."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from core.automl.runner import submit
+from core.jobs import ledger
+from core.jobs.worker import reap_lost_jobs, sweep_orphan_artifacts
+from core.registry import list_versions, resolve, set_alias
+from core.settings import get_settings
+from core.store import ModelVersion, session_scope
+from tests.conftest import DATA, ROOT
+
+CANCER = DATA / "breast_cancer.csv"
+runner = CliRunner()
+
+
+@pytest.fixture
+def workers(home: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start real `workbench worker` processes; all are killed at the end."""
+    monkeypatch.setenv("WORKBENCH_HEARTBEAT_S", "0.5")
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str) -> subprocess.Popen:
+        log = open(home.parent / f"worker{len(procs)}.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", *args], cwd=ROOT,
+                                env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+    from core.jobs.worker import live_workers
+
+    for w in live_workers():
+        try:
+            os.kill(w.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def state(job_id: int) -> str:
+    return ledger.get_job(job_id).state
+
+
+def test_cli_submit_starts_a_worker_that_completes_the_job(workers, home: Path) -> None:
+    result = runner.invoke(app, ["submit", str(CANCER), "--target", "diagnosis",
+                                 "--budget", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    doc = json.loads(result.stdout)
+    assert doc["state"] == "PENDING" and doc["worker_started"]
+    wait_for(lambda: state(doc["job_id"]) == "COMPLETED", 90, "the job to complete")
+    job = ledger.get_job(doc["job_id"])
+    assert job.version_id is not None and job.cpu_seconds > 0 and job.peak_memory_mb > 50
+    assert "trial" in job.log
+    assert [v["version"] for v in list_versions("breast_cancer")] == [1]
+    states = [t.to_state for t in ledger.transitions_of(job.id)]
+    assert states == ["PENDING", "RUNNING", "COMPLETED"]
+
+
+def test_cancel_stops_a_running_search_within_five_seconds(workers, home: Path) -> None:
+    job = submit(CANCER, "diagnosis", budget=120)
+    workers()
+    wait_for(lambda: (ledger.get_job(job.id).progress.get("trials_done") or 0) >= 2, 60,
+             "two trials")
+    result = runner.invoke(app, ["cancel", str(job.id)])
+    assert result.exit_code == 0, result.output
+    took = wait_for(lambda: state(job.id) == "CANCELLED", 10, "the cancel")
+    assert took < 5, f"cancel took {took:.1f}s"
+    assert len(ledger.trials_of(job.id)) >= 2  # finished trials are kept
+    assert list_versions_or_empty("breast_cancer") == []
+
+
+def list_versions_or_empty(name: str) -> list:
+    try:
+        return list_versions(name)
+    except Exception:
+        return []
+
+
+def test_pause_holds_new_trials_and_resume_continues(workers, home: Path) -> None:
+    job = submit(CANCER, "diagnosis", budget=8)
+    workers()
+    wait_for(lambda: (ledger.get_job(job.id).progress.get("trials_done") or 0) >= 1, 60,
+             "a first trial")
+    assert runner.invoke(app, ["pause", str(job.id)]).exit_code == 0
+    wait_for(lambda: state(job.id) == "PAUSED", 15, "PAUSED")
+    held = len(ledger.trials_of(job.id))
+    time.sleep(2)
+    assert len(ledger.trials_of(job.id)) == held
+    assert runner.invoke(app, ["resume", str(job.id)]).exit_code == 0
+    wait_for(lambda: state(job.id) == "COMPLETED", 60, "completion after resume")
+    assert len(ledger.trials_of(job.id)) > held
+    states = [t.to_state for t in ledger.transitions_of(job.id)]
+    assert states == ["PENDING", "RUNNING", "PAUSED", "RUNNING", "COMPLETED"]
+
+
+def test_a_killed_worker_leaves_a_failed_job_and_a_consistent_store(
+        workers, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBENCH_WORKER_LOST_AFTER_S", "3")
+    job = submit(CANCER, "diagnosis", budget=120)
+    proc = workers()
+    wait_for(lambda: state(job.id) == "RUNNING", 60, "RUNNING")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    took = wait_for(lambda: bool(reap_lost_jobs()) or state(job.id) == "FAILED", 60,
+                    "the reaper")
+    assert took < 60
+    assert state(job.id) == "FAILED" and ledger.get_job(job.id).error == "worker lost"
+    sweep_orphan_artifacts()
+    with session_scope() as s:
+        referenced = {v.artifact_path for v in s.exec(ModelVersion.__table__.select()).all()}
+    on_disk = {str(p.relative_to(get_settings().home))
+               for p in (get_settings().artifact_dir / "models").rglob("*.skops")} \
+        if (get_settings().artifact_dir / "models").exists() else set()
+    assert on_disk <= referenced or on_disk == set()
+
+
+def test_two_workers_share_a_queue_and_never_run_a_job_twice(backend: str, workers) -> None:
+    jobs = [submit(CANCER, "diagnosis", budget=2, estimators=["linear"], ensemble=False,
+                   name=f"m{i}") for i in range(4)]
+    workers("--idle-exit", "4")
+    workers("--idle-exit", "4")
+    for job in jobs:
+        wait_for(lambda j=job: state(j.id) == "COMPLETED", 120, f"job {job.id}")
+    claims = {}
+    for job in jobs:
+        running = [t for t in ledger.transitions_of(job.id) if t.to_state == "RUNNING"]
+        assert len(running) == 1, "a job was claimed twice"
+        claims[job.id] = running[0].reason
+    assert len({reason.split("claimed by ")[1] for reason in claims.values()}) == 2, \
+        "both workers should have taken jobs"
+
+
+def test_a_schedule_fires_a_retrain_job(home: Path) -> None:
+    from datetime import timedelta
+
+    from core.jobs.schedules import create_schedule, fire_due, list_schedules
+
+    result = runner.invoke(app, ["automl", str(CANCER), "--target", "diagnosis", "--budget",
+                                 "2", "--estimators", "linear", "--no-ensemble"])
+    assert result.exit_code == 0, result.output
+    sched = create_schedule("breast_cancer", "02:00")
+    assert sched.next_run_at.hour == 2 and sched.next_run_at.minute == 0
+    assert fire_due() == []  # not due yet
+    fired = fire_due(now=sched.next_run_at)
+    assert len(fired) == 1
+    job = ledger.get_job(fired[0])
+    assert (job.trigger, job.schedule_id, job.state) == ("schedule", sched.id, "PENDING")
+    assert job.settings["estimators"] == ["linear"]  # the model's last settings
+    assert fire_due(now=sched.next_run_at) == []  # once per due time
+    (after,) = list_schedules()
+    assert after.next_run_at - sched.next_run_at == timedelta(days=1)
+    assert after.last_run_at == sched.next_run_at
+
+
+def test_bad_schedules_are_refused(home: Path) -> None:
+    result = runner.invoke(app, ["schedule", "add", "nope", "02:00"])
+    assert result.exit_code == 2 and "No model named 'nope'" in result.stderr
+    runner.invoke(app, ["automl", str(CANCER), "--target", "diagnosis", "--budget", "2",
+                        "--estimators", "linear"])
+    result = runner.invoke(app, ["schedule", "add", "breast_cancer", "25:00"])
+    assert result.exit_code == 2 and "not a time of day" in result.stderr
+
+
+def test_a_retrain_that_does_not_beat_production_is_not_promoted(home: Path) -> None:
+    from core.jobs.schedules import create_schedule, fire_due
+    from core.jobs.worker import JobWorker
+
+    runner.invoke(app, ["automl", str(CANCER), "--target", "diagnosis", "--budget", "2",
+                        "--estimators", "linear", "--no-ensemble"])
+    set_alias("breast_cancer", 1, "production")
+    sched = create_schedule("breast_cancer", "02:00", auto_canary=True, gate_min_abs=0.05)
+    (job_id,) = fire_due(now=sched.next_run_at)
+    assert JobWorker().run(max_jobs=1) == 1
+    job = ledger.get_job(job_id)
+    assert job.state == "COMPLETED"
+    assert job.gate["passed"] is False and "does not beat" in job.gate["reason"]
+    assert job.gate["production_version"] == 1 and job.gate["action"] == "none"
+    assert resolve("breast_cancer")[1].version == 1  # production untouched
+
+
+def test_bad_input_fails_without_retry_and_transient_errors_back_off(home: Path) -> None:
+    from core.jobs.worker import _retry_or_fail, claim_next
+
+    job = submit(CANCER, "diagnosis", budget=2)
+    claimed = claim_next("w1")
+    assert claimed.id == job.id and claimed.attempts == 1
+    _retry_or_fail(job.id, "OperationalError: database is locked")
+    again = ledger.get_job(job.id)
+    assert again.state == "PENDING" and again.not_before is not None
+    assert claim_next("w1") is None  # backing off
+    with session_scope() as s:
+        row = s.get(type(again), job.id)
+        row.not_before = None
+        s.add(row)
+    assert claim_next("w2").attempts == 2
