@@ -9,7 +9,12 @@ st.set_page_config(page_title="ML Workbench", page_icon=":material/insights:", l
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/data.py", title="Data", icon=":material/table:", url_path="data"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:",
+            url_path="train"),
+    st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:",
+            url_path="leaderboard"),
     st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:",
             url_path="registry"),
+    st.Page("pages/jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
 ]
 st.navigation(PAGES).run()

@@ -36,7 +36,8 @@ def _roc_auc(y, proba, classes) -> float:
 
 
 def _log_loss(y, proba, classes) -> float:
-    return skm.log_loss(y, np.clip(proba, 1e-15, 1 - 1e-15), labels=classes)
+    proba = np.asarray(proba, dtype=float)
+    return skm.log_loss(y, proba / proba.sum(axis=1, keepdims=True), labels=classes)
 
 
 def _f1(y, pred) -> float:

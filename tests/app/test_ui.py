@@ -1,19 +1,30 @@
-"""AppTest: every page renders with and without data and shows no exception."""
+"""AppTest: every page renders with and without data and shows no exception; the key
+actions work (upload, train in a background worker, alias moves, schedules)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from typer.testing import CliRunner
 
+from app.cli import app
 from tests.conftest import DATA, ROOT
 
-PAGES = ["pages/home.py", "pages/data.py", "pages/registry.py"]
+PAGES = ["pages/home.py", "pages/data.py", "pages/train.py", "pages/leaderboard.py",
+         "pages/registry.py", "pages/jobs.py"]
 
 
 def _app() -> AppTest:
     return AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+
+
+def _train_wine() -> None:
+    result = CliRunner().invoke(app, ["automl", str(DATA / "wine.csv"), "--target", "cultivar",
+                                      "--budget", "3"])
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -24,20 +35,25 @@ def test_pages_render_on_an_empty_store(page: str, home: Path) -> None:
     assert at.info, "an empty store shows what to do next"
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_each_page_file_runs_on_its_own(page: str, home: Path) -> None:
+    _train_wine()
+    at = AppTest.from_file(str(ROOT / page), default_timeout=60).run()
+    assert not at.exception
+
+
 def test_pages_show_models_and_data(home: Path) -> None:
-    from typer.testing import CliRunner
-
-    from app.cli import app
-
-    result = CliRunner().invoke(app, ["automl", str(DATA / "wine.csv"), "--target", "cultivar",
-                                      "--budget", "2"])
-    assert result.exit_code == 0, result.output
+    _train_wine()
     at = _app().run()
     assert not at.exception
     assert at.dataframe[0].value["name"].tolist() == ["wine"]
     at.switch_page("pages/data.py").run()
     assert not at.exception
     assert any("multiclass" in m.value for m in at.markdown)
+    at.switch_page("pages/leaderboard.py").run()
+    assert not at.exception
+    assert len(at.get("vega_lite_chart")) >= 4  # best-so-far, speed, confusion, importance
+    assert "cultivar" not in at.dataframe[0].value["params"].str.cat()
     at.switch_page("pages/registry.py").run()
     assert not at.exception
     at.text_input[0].set_value("staging")
@@ -60,3 +76,47 @@ def test_bad_upload_shows_an_error_not_a_traceback(home: Path) -> None:
     at.button[0].click().run()
     assert not at.exception
     assert "Detected **multiclass**" in " ".join(m.value for m in at.markdown)
+
+
+def test_train_page_runs_a_job_in_a_background_worker(home: Path) -> None:
+    from core.jobs.ledger import list_jobs
+    from core.jobs.worker import JobWorker
+
+    CliRunner().invoke(app, ["seed"])
+    worker = JobWorker()  # a live worker, so the page does not spawn a process
+    thread = threading.Thread(target=worker.run, kwargs={"max_jobs": 1}, daemon=True)
+    thread.start()
+    at = _app().run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    ds_box = at.selectbox[0]
+    wine = next(o for o in ds_box.options if "wine" in o)
+    ds_box.set_value(int(wine.split(":")[0])).run()
+    at.slider[0].set_value(10)
+    at.multiselect[0].set_value(["linear"])
+    at.button[0].click().run()
+    assert not at.exception
+    (job,) = list_jobs()
+    assert job.model_name == "wine" and job.settings["estimators"] == ["linear"]
+    thread.join(timeout=90)
+    at.run()
+    assert not at.exception
+    assert "registered a new version of **wine**" in at.success[0].value
+
+
+def test_jobs_page_adds_and_pauses_a_schedule(home: Path) -> None:
+    _train_wine()
+    at = _app().run()
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception
+    at.text_input[0].set_value("03:30")
+    at.button(key="FormSubmitter:schedule-Add schedule").click().run()
+    assert not at.exception
+    from core.jobs.schedules import list_schedules
+
+    (sched,) = list_schedules()
+    assert sched.cron == "30 3 * * *"
+    at.run()
+    next(b for b in at.button if b.label == "Pause schedule").click().run()
+    assert not at.exception
+    assert list_schedules()[0].paused

@@ -1,0 +1,37 @@
+"""Job views shared by the Train and Jobs pages."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from core.jobs.ledger import trials_of
+from core.store import Job
+
+
+def trials_frame(job_id: int) -> pd.DataFrame:
+    rows = [{"trial": t.number, "estimator": t.estimator, "score": t.cv_mean, "std": t.cv_std,
+             "fit_time_s": t.fit_time_s, "predict_ms_per_1k": t.predict_ms_per_1k,
+             "status": t.status, "reason": t.reason,
+             "params": ", ".join(f"{k}={v}" for k, v in t.params.items())}
+            for t in trials_of(job_id)]
+    return pd.DataFrame(rows, columns=["trial", "estimator", "score", "std", "fit_time_s",
+                                       "predict_ms_per_1k", "status", "reason", "params"])
+
+
+def progress_text(job: Job) -> str:
+    p = job.progress
+    best = p.get("best_score")
+    best_txt = f"{best:.4f}" if isinstance(best, float) else "–"
+    return (f"{job.state} · {p.get('trials_done', 0)} trials · best {p.get('metric', '')} "
+            f"{best_txt}")
+
+
+def elapsed_fraction(job: Job) -> float:
+    """Share of the time budget used (paused time included, as a user sees the clock)."""
+    from core.store import utcnow
+
+    if job.started_at is None:
+        return 0.0
+    budget = float(job.settings.get("budget") or 60.0)
+    end = job.finished_at or utcnow()
+    return max(0.0, min(1.0, (end - job.started_at).total_seconds() / budget))

@@ -1,0 +1,89 @@
+"""Jobs: the ledger with progress, logs and controls, and retraining schedules."""
+
+import pandas as pd
+import streamlit as st
+
+from app.ui.common import empty_state, user_errors
+from app.ui.jobs import progress_text
+from core.jobs import ledger
+from core.jobs.schedules import create_schedule, delete_schedule, list_schedules, set_paused
+from core.jobs.worker import live_workers
+from core.registry import list_models
+
+st.title("Jobs")
+st.caption(f"{len(live_workers())} live worker(s)")
+
+
+@st.fragment(run_every=2)
+def ledger_view() -> None:
+    jobs = ledger.list_jobs(limit=100)
+    if not jobs:
+        empty_state("No jobs yet: start a training on **Train**.")
+        return
+    st.dataframe(pd.DataFrame([{
+        "id": j.id, "state": j.state, "model": j.model_name, "trigger": j.trigger,
+        "progress": progress_text(j), "cpu s": round(j.cpu_seconds, 1),
+        "peak MB": round(j.peak_memory_mb), "created": j.created_at, "error": j.error}
+        for j in jobs]), hide_index=True, width="stretch")
+
+
+ledger_view()
+jobs = ledger.list_jobs(limit=100)
+if jobs:
+    job_id = st.selectbox("Job", [j.id for j in jobs])
+    job = ledger.get_job(job_id)
+    c1, c2, c3 = st.columns(3)
+    with user_errors():
+        if c1.button("Cancel", disabled=job.state in ledger.FINISHED):
+            ledger.request_cancel(job_id, actor="ui")
+            st.toast(f"Cancel requested for job {job_id}")
+        if c2.button("Pause", disabled=job.state != ledger.RUNNING):
+            ledger.request_pause(job_id, True, actor="ui")
+        if c3.button("Resume", disabled=job.state != ledger.PAUSED and not job.pause_requested):
+            ledger.request_pause(job_id, False, actor="ui")
+    with st.expander("State changes and log"):
+        st.dataframe(pd.DataFrame([{"at": t.at, "from": t.from_state, "to": t.to_state,
+                                    "reason": t.reason} for t in ledger.transitions_of(job_id)]),
+                     hide_index=True, width="stretch")
+        st.code(job.log or "(no log yet)", language=None)
+    if job.gate:
+        st.info(f"Promotion gate: {job.gate.get('reason')}", icon=":material/rule:")
+
+st.subheader("Retraining schedules")
+schedules = list_schedules()
+if schedules:
+    st.dataframe(pd.DataFrame([{"id": s.id, "model": s.model_name, "cron (UTC)": s.cron,
+                                "paused": s.paused, "auto canary": s.auto_canary,
+                                "next run": s.next_run_at} for s in schedules]),
+                 hide_index=True, width="stretch")
+    c1, c2, c3, c4 = st.columns(4)
+    sid = c1.selectbox("Schedule", [s.id for s in schedules])
+    with user_errors():
+        if c2.button("Pause schedule"):
+            set_paused(sid, True, actor="ui")
+            st.rerun()
+        if c3.button("Resume schedule"):
+            set_paused(sid, False, actor="ui")
+            st.rerun()
+        if c4.button("Delete schedule"):
+            delete_schedule(sid, actor="ui")
+            st.rerun()
+else:
+    empty_state("No schedules. Add one below to retrain a model on its latest data.")
+
+models = [m["name"] for m in list_models()]
+if models:
+    with st.form("schedule"):
+        c1, c2 = st.columns(2)
+        model = c1.selectbox("Model", models)
+        when = c2.text_input("When (HH:MM daily UTC, or cron)", value="02:00")
+        c3, c4 = st.columns(2)
+        margin = c3.number_input("Must beat production by", value=0.0, min_value=0.0,
+                                 format="%.4f")
+        canary = c4.toggle("Start a canary when it passes", value=False)
+        if st.form_submit_button("Add schedule"):
+            with user_errors():
+                sched = create_schedule(model, when, auto_canary=canary, gate_min_abs=margin,
+                                        actor="ui")
+                st.success(f"Schedule {sched.id}: next run {sched.next_run_at:%Y-%m-%d %H:%M} "
+                           "UTC")

@@ -1,0 +1,85 @@
+"""Leaderboard: every trial of a search, charts of the winner, alias actions."""
+
+import pandas as pd
+import streamlit as st
+
+from app.ui import charts
+from app.ui.common import empty_state, user_errors
+from app.ui.jobs import trials_frame
+from core.automl.metrics import METRICS
+from core.jobs.ledger import list_jobs
+from core.registry import set_alias
+from core.store import ModelVersion, session_scope
+
+st.title("Leaderboard")
+jobs = [j for j in list_jobs(limit=200) if j.state == "COMPLETED"]
+if not jobs:
+    empty_state("No finished searches yet: start one on **Train**.")
+    st.stop()
+
+labels = {j.id: f"job {j.id}: {j.model_name} ({j.metric})" for j in jobs}
+job_ids = list(labels)
+wanted = st.query_params.get("job")
+default = job_ids.index(int(wanted)) if wanted and int(wanted) in job_ids else 0
+job = next(j for j in jobs if j.id == st.selectbox("Search", job_ids, index=default,
+                                                    format_func=labels.__getitem__))
+metric = METRICS[job.metric]
+trials = trials_frame(job.id).sort_values("score", ascending=not metric.greater_is_better,
+                                         na_position="last")
+with session_scope() as s:
+    version = s.get(ModelVersion, job.version_id) if job.version_id else None
+
+if version is not None:
+    c1, c2, c3 = st.columns(3)
+    c1.metric(f"Registered version {version.version}", f"{version.score:.4f}", job.metric,
+              delta_color="off")
+    c2.metric("Winner", version.estimator)
+    c3.metric("Trials", len(trials))
+    for tip in version.evaluation.get("suggestions", []):
+        st.info(tip, icon=":material/lightbulb:")
+
+st.dataframe(trials, hide_index=True, width="stretch", column_config={
+    "score": st.column_config.NumberColumn(job.metric, format="%.4f"),
+    "std": st.column_config.NumberColumn("± std", format="%.4f"),
+    "fit_time_s": st.column_config.NumberColumn("fit s", format="%.2f"),
+    "predict_ms_per_1k": st.column_config.NumberColumn("predict ms/1k", format="%.1f")})
+
+c1, c2 = st.columns(2)
+with c1:
+    st.caption("Score by trial, with the best so far")
+    st.altair_chart(charts.best_so_far(trials, job.metric, metric.greater_is_better),
+                    width="stretch")
+with c2:
+    st.caption("Score against prediction speed")
+    st.altair_chart(charts.score_vs_speed(trials, job.metric), width="stretch")
+
+picked = st.multiselect("Compare trials side by side", trials["trial"].tolist(),
+                        default=trials["trial"].tolist()[:2])
+if picked:
+    st.dataframe(trials[trials["trial"].isin(picked)].set_index("trial").T, width="stretch")
+
+if version is None:
+    st.stop()
+ev = version.evaluation
+st.subheader(f"Evaluation of {job.model_name}:{version.version} (out-of-fold)")
+st.dataframe(pd.DataFrame([ev.get("metrics", {})]), hide_index=True, width="stretch")
+c1, c2 = st.columns(2)
+if "confusion_matrix" in ev:
+    c1.altair_chart(charts.confusion_matrix(ev["confusion_matrix"]), width="stretch")
+if "roc_curve" in ev:
+    c2.altair_chart(charts.curve(ev["roc_curve"], "fpr", "tpr", "ROC curve"), width="stretch")
+    c1.altair_chart(charts.curve(ev["pr_curve"], "recall", "precision", "Precision-recall"),
+                    width="stretch")
+if "residuals" in ev:
+    c1.altair_chart(charts.residuals(ev["residuals"]), width="stretch")
+if ev.get("feature_importance"):
+    c2.altair_chart(charts.importance(ev["feature_importance"]), width="stretch")
+
+with st.form("alias"):
+    c1, c2 = st.columns([1, 2])
+    alias = c1.selectbox("Set alias", ["production", "staging", "golden"])
+    reason = c2.text_input("Why", value="")
+    if st.form_submit_button(f"Point {alias} at version {version.version}"):
+        with user_errors():
+            set_alias(job.model_name, version.version, alias, actor="ui", reason=reason)
+            st.success(f"{job.model_name}@{alias} → version {version.version}")

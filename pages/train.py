@@ -1,0 +1,87 @@
+"""Train: configure a search, start it as a background job, watch it live, cancel it."""
+
+import streamlit as st
+
+from app.ui.charts import best_so_far
+from app.ui.common import empty_state, user_errors
+from app.ui.jobs import elapsed_fraction, progress_text, trials_frame
+from core.automl.catalog import CATALOG
+from core.automl.metrics import METRICS
+from core.automl.runner import submit
+from core.data.datasets import list_datasets
+from core.jobs.ledger import FINISHED, get_job, request_cancel
+from core.jobs.worker import ensure_local_worker
+
+st.title("Train")
+datasets = list_datasets()
+if not datasets:
+    empty_state("No datasets yet: open **Data** to upload a table or load a sample.")
+    st.stop()
+
+labels = {d.id: f"{d.id}: {d.name} ({d.n_rows}×{d.n_cols})" for d in datasets}
+ids = list(labels)
+chosen = st.session_state.get("dataset_id", ids[0])
+ds_id = st.selectbox("Dataset", ids, index=ids.index(chosen) if chosen in ids else 0,
+                     format_func=labels.__getitem__)
+ds = next(d for d in datasets if d.id == ds_id)
+columns = [c["name"] for c in ds.columns]
+
+with st.form("train"):
+    c1, c2 = st.columns(2)
+    target = c1.selectbox("Target (column to predict)", columns, index=len(columns) - 1)
+    name = c2.text_input("Model name", value=ds.name)
+    c3, c4, c5 = st.columns(3)
+    task = c3.selectbox("Task", ["auto", "classification", "regression"])
+    metric = c4.selectbox("Metric", ["auto", *METRICS])
+    method = c5.selectbox("Search method", ["tpe", "random", "grid"])
+    budget = st.slider("Time budget (seconds)", 10, 600, 60, step=10)
+    estimators = st.multiselect("Estimators (empty = all that fit the task)", list(CATALOG),
+                                format_func=lambda k: CATALOG[k].label)
+    c6, c7 = st.columns(2)
+    time_column = c6.selectbox("Time column (validate in time order)", ["—", *columns])
+    ensemble = c7.toggle("Try an ensemble of the best trials", value=True)
+    started = st.form_submit_button("Start training", type="primary")
+
+if started:
+    with user_errors():
+        job = submit(ds.id, target, name=name.strip() or None,
+                     task=None if task == "auto" else task,
+                     metric=None if metric == "auto" else metric, budget=float(budget),
+                     estimators=estimators or None, sampler=method, ensemble=ensemble,
+                     time_column=None if time_column == "—" else time_column, actor="ui")
+        ensure_local_worker()
+        st.session_state["job_id"] = job.id
+        st.query_params["job"] = str(job.id)
+
+job_id = st.session_state.get("job_id") or st.query_params.get("job")
+
+
+@st.fragment(run_every=1)
+def live(job_id: int) -> None:
+    job = get_job(job_id)
+    st.subheader(f"Job {job.id}: {job.model_name}")
+    st.progress(elapsed_fraction(job), text=progress_text(job))
+    trials = trials_frame(job.id)
+    if not trials.empty and (trials["status"] == "ok").any():
+        st.altair_chart(best_so_far(trials, job.metric, METRICS[job.metric].greater_is_better),
+                        width="stretch")
+    if job.state not in FINISHED:
+        if st.button("Cancel job", key="cancel"):
+            with user_errors():
+                request_cancel(job.id, actor="ui")
+        return
+    if job.state == "COMPLETED":
+        st.success(f"Done: registered a new version of **{job.model_name}**. Open "
+                   "**Leaderboard** to compare the trials.")
+    elif job.state == "FAILED":
+        st.error(f"The job failed: {job.error}")
+    else:
+        st.warning(f"The job was {job.state.lower()}.")
+
+
+if job_id:
+    with user_errors():
+        live(int(job_id))
+else:
+    st.caption("Pick a target and a budget, then start: training runs in a background worker, "
+               "so you can leave this page and come back.")
