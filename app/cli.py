@@ -241,6 +241,30 @@ def predict(
 
 @app.command()
 @guarded
+def drift(
+    model_ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME:VERSION.")],
+    data: Annotated[Path, typer.Argument(help="A batch to compare with the training data.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Per-feature drift of a batch against a version's training data (test, effect, flag)."""
+    from core.data.ingest import read_path
+    from core.monitor.offline import drift_report
+    from core.settings import get_settings
+
+    frame = read_path(data, max_bytes=get_settings().max_upload_bytes, for_training=False).frame
+    report = drift_report(model_ref, frame)
+    if json_out:
+        emit_json(_clean(report))
+        return
+    out.print(_table(f"Drift of {data.name} against {report['model']}:{report['version']} "
+                     f"({len(report['drifted'])} of {report['features']} features drifted)",
+                     report["results"], ["feature", "test", "statistic", "p_value",
+                                         "effect_size", "psi", "threshold", "drifted", "n",
+                                         "note"]))
+
+
+@app.command()
+@guarded
 def models(json_out: JsonOpt = False) -> None:
     """List registered models with their latest version and aliases."""
     from core.registry import list_models

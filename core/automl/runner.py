@@ -20,6 +20,7 @@ from core.data.datasets import get_dataset, load_frame, store_frame
 from core.data.ingest import read_path
 from core.errors import WorkbenchError
 from core.jobs import ledger
+from core.monitor.reference import build_reference
 from core.registry import register_version
 from core.registry.versions import check_model_name
 from core.settings import get_settings
@@ -120,9 +121,12 @@ def execute(job_id: int, *, progress: ProgressFn | None = None,
         return None
     if result.best.estimator == "ensemble":
         _record_trial(job_id, result.best, data.metric.name)
+    cv = result.best.cv
     evaluation = {**result.evaluation, "suggestions": result.suggestions, "notes": result.notes,
                   "elapsed_s": result.elapsed_s, "task_reason": data.problem.reason,
-                  "dropped_columns": data.dropped}
+                  "dropped_columns": data.dropped,
+                  "reference": build_reference(data.X, data.schema, data.y, data.task,
+                                               cv.oof_pred[cv.covered])}
     mv = register_version(
         result.pipeline, name=job.model_name, task=data.task, target=job.target,
         input_schema=data.schema, classes=_jsonable(data.problem.classes),

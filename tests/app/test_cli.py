@@ -131,3 +131,16 @@ def test_console_script_runs_as_a_real_process(home: Path, tmp_path: Path) -> No
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert bad.returncode == 2
     assert "has no alias 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_drift_names_the_shifted_column(home: Path, tmp_path: Path) -> None:
+    run("automl", CANCER, "--target", "diagnosis", "--budget", "2", "--estimators", "linear")
+    batch = pd.read_csv(CANCER).drop(columns=["diagnosis"])
+    batch["mean_radius"] = batch["mean_radius"] * 1.5
+    batch.to_csv(tmp_path / "batch.csv", index=False)
+    report = run_json("drift", "breast_cancer", str(tmp_path / "batch.csv"))
+    assert report["drifted"] == ["mean_radius"]
+    first = report["results"][0]
+    assert first["feature"] == "mean_radius" and first["test"] == "ks" and first["drifted"]
+    same = run_json("drift", "breast_cancer", CANCER)
+    assert same["drifted"] == []

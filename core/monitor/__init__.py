@@ -1,0 +1,1 @@
+"""Monitoring: reference profiles, drift between a batch and a version's training data."""
