@@ -1,10 +1,11 @@
 """The promotion gate: a retrained version must beat production on the same validation data
 before anything else happens (like MLflow's MetricThreshold).
 
-Both are scored on the rows the new search validated on: the challenger by its out-of-fold
-predictions, production by predicting those rows. Production may have been trained on some
-of them (older data overlaps newer data), which favours production: the gate errs on the
-side of keeping what runs.
+"Same validation data" has to exclude rows production was trained on, or production wins by
+memory (a k-NN scores perfectly in-sample). So: when the new data is the data production was
+trained on, both are judged by their cross-validated scores (same folds protocol); otherwise
+both are scored on the new rows production never saw (the challenger by its out-of-fold
+predictions, production by predicting them). Too few new rows fall back to the CV scores.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
+from core.data.datasets import get_dataset, load_frame
 from core.errors import WorkbenchError
+from core.features.schema import align_to_schema
 from core.registry import PRODUCTION, load_pipeline
 from core.store import Job, Schedule, session_scope
 from core.store.audit import record
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("workbench.gate")
 GATED_TRIGGERS = {"schedule", "api", "alert"}
+MIN_NEW_ROWS = 30
 
 
 @dataclass(frozen=True)
@@ -45,41 +50,60 @@ def evaluate_gate(outcome: RunOutcome, *, min_abs: float = 0.0,
     data, best = outcome.result.data, outcome.result.best
     m = data.metric
     covered = best.cv.covered
-    y = data.y.to_numpy()[covered]
     classes = data.problem.classes
-    if data.task == "regression":
-        cand = m.score(y, best.cv.oof_pred[covered].astype(float))
-    else:
-        proba = best.cv.oof_proba[covered]
-        cand = m.score(y, np.asarray(classes)[np.argmax(proba, axis=1)], proba, classes)
+    cand = best.score
     base = dict(metric=m.name, candidate_version=outcome.version.version,
                 candidate_score=float(cand), min_abs=min_abs, min_rel=min_rel)
     try:
         _, prod_mv, prod = load_pipeline(f"{outcome.model}@{PRODUCTION}")
     except WorkbenchError:
         return GateVerdict(True, "no production version yet: nothing to beat", **base)
-    X = data.X.iloc[np.flatnonzero(covered)]
-    try:
-        from core.features.schema import align_to_schema
-
-        Xp = align_to_schema(X, prod_mv.input_schema)
+    unseen = _unseen_rows(outcome, prod_mv.dataset_id) & covered
+    if unseen.sum() < MIN_NEW_ROWS:
+        prod_score, basis = prod_mv.score, "cross-validated scores on the same data"
+    else:
+        basis = f"{int(unseen.sum())} rows production never saw"
+        y_new = data.y.to_numpy()[unseen]
+        try:
+            Xp = align_to_schema(data.X.iloc[np.flatnonzero(unseen)], prod_mv.input_schema)
+        except WorkbenchError as exc:
+            return GateVerdict(True, f"production cannot score the new data ({exc.message})",
+                               production_version=prod_mv.version, **base)
         if data.task == "regression":
-            prod_score = m.score(y, prod.predict(Xp))
+            prod_score = m.score(y_new, prod.predict(Xp))
+            cand = m.score(y_new, best.cv.oof_pred[unseen].astype(float))
         else:
             p = prod.predict_proba(Xp)
-            prod_score = m.score(y, np.asarray(prod.classes_)[np.argmax(p, axis=1)], p,
+            prod_score = m.score(y_new, np.asarray(prod.classes_)[np.argmax(p, axis=1)], p,
                                  list(prod.classes_))
-    except WorkbenchError as exc:
-        return GateVerdict(True, f"production cannot score the new data ({exc.message})",
-                           production_version=prod_mv.version, **base)
+            q = best.cv.oof_proba[unseen]
+            cand = m.score(y_new, np.asarray(classes)[np.argmax(q, axis=1)], q, classes)
+        base["candidate_score"] = float(cand)
     gain = m.oriented(cand) - m.oriented(prod_score)
     needed = max(min_abs, min_rel * abs(prod_score))
     passed = gain > needed if needed > 0 else gain > 0
-    reason = (f"{m.name} {cand:.5g} vs production {prod_score:.5g}: "
+    reason = (f"{m.name} {cand:.5g} vs production {prod_score:.5g} ({basis}): "
               f"{'beats' if passed else 'does not beat'} it by the required "
               f"{needed:.3g} (gain {gain:.3g})")
     return GateVerdict(passed, reason, production_version=prod_mv.version,
                        production_score=float(prod_score), **base)
+
+
+def _unseen_rows(outcome: RunOutcome, prod_dataset_id: int | None) -> np.ndarray:
+    """Rows of the new training data that were not in production's training data."""
+    n = len(outcome.result.data.y)
+    if prod_dataset_id is None:
+        return np.ones(n, dtype=bool)
+    if prod_dataset_id == outcome.dataset.id:
+        return np.zeros(n, dtype=bool)
+    new = load_frame(outcome.dataset)
+    old = load_frame(get_dataset(prod_dataset_id))
+    common = [c for c in new.columns if c in old.columns]
+    seen = set(pd.util.hash_pandas_object(old[common].astype(str), index=False))
+    hashes = pd.util.hash_pandas_object(new[common].astype(str), index=False).to_numpy()
+    mask = np.array([h not in seen for h in hashes])
+    target = outcome.result.data.y
+    return mask[new[target.name].notna().to_numpy()] if len(mask) != n else mask
 
 
 def after_training(job_id: int, outcome: RunOutcome) -> GateVerdict | None:
@@ -108,11 +132,11 @@ def after_training(job_id: int, outcome: RunOutcome) -> GateVerdict | None:
 
 def _start_canary(model: str, version: int) -> str:
     """Hand the version to the deployment layer as a canary at its first rollout step."""
-    try:
-        from core.deploy import start_canary
-    except ImportError:
-        return "canary unavailable: the serving layer is not installed"
-    start_canary(model, version, actor="gate")
-    return f"canary started for {model}:{version}"
+    from core.deploy import deploy, get_state
+
+    first_step = get_state(model).steps[0]
+    deploy(model, version, percent=first_step, actor="gate",
+           reason="passed the promotion gate")
+    return f"canary started for {model}:{version} at {first_step:g}%"
 
 

@@ -222,3 +222,22 @@ def test_bad_input_fails_without_retry_and_transient_errors_back_off(home: Path)
         row.not_before = None
         s.add(row)
     assert claim_next("w2").attempts == 2
+
+
+def test_a_retrain_that_passes_the_gate_enters_a_canary(home: Path) -> None:
+    from core.deploy import get_state
+    from core.jobs.schedules import create_schedule, fire_due
+    from core.jobs.worker import JobWorker
+
+    weak = DATA.parent / "data" / "breast_cancer.csv"
+    runner.invoke(app, ["train", str(weak), "--target", "diagnosis", "--estimator", "knn",
+                        "--param", "n_neighbors=200", "--name", "cancer"])
+    runner.invoke(app, ["alias", "cancer", "1", "production"])
+    sched = create_schedule("cancer", "02:00", auto_canary=True,
+                            settings={"estimators": None, "params": None, "budget": 4})
+    (job_id,) = fire_due(now=sched.next_run_at)
+    assert JobWorker().run(max_jobs=1) == 1
+    job = ledger.get_job(job_id)
+    assert job.gate["passed"] is True, job.gate
+    state = get_state("cancer")
+    assert (state.stable, state.candidate) == (1, 2) and state.percent == state.steps[0]
