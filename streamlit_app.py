@@ -15,6 +15,8 @@ PAGES = [
             url_path="leaderboard"),
     st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:",
             url_path="registry"),
+    st.Page("pages/deployments.py", title="Deployments", icon=":material/rocket_launch:",
+            url_path="deployments"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
 ]
 st.navigation(PAGES).run()

@@ -14,7 +14,7 @@ from app.cli import app
 from tests.conftest import DATA, ROOT
 
 PAGES = ["pages/home.py", "pages/data.py", "pages/train.py", "pages/leaderboard.py",
-         "pages/registry.py", "pages/jobs.py"]
+         "pages/registry.py", "pages/deployments.py", "pages/jobs.py"]
 
 
 def _app() -> AppTest:
@@ -120,3 +120,34 @@ def test_jobs_page_adds_and_pauses_a_schedule(home: Path) -> None:
     next(b for b in at.button if b.label == "Pause schedule").click().run()
     assert not at.exception
     assert list_schedules()[0].paused
+
+
+def test_deployments_page_canary_simulator_and_rollback(home: Path) -> None:
+    from core.deploy import get_state
+
+    _train_wine()
+    CliRunner().invoke(app, ["train", str(DATA / "wine.csv"), "--target", "cultivar",
+                             "--estimator", "linear"])
+    at = _app().run()
+    at.switch_page("pages/deployments.py").run()
+    assert not at.exception
+    at.selectbox[1].set_value(1)
+    at.button(key="FormSubmitter:deploy-Deploy").click().run()
+    assert get_state("wine").stable == 1
+    at.selectbox[1].set_value(2)
+    at.select_slider[0].set_value(10)
+    at.button(key="FormSubmitter:deploy-Deploy").click().run()
+    assert not at.exception
+    state = get_state("wine")
+    assert (state.stable, state.candidate, state.percent) == (1, 2, 10.0)
+    at.slider[0].set_value(1000)
+    at.button(key="FormSubmitter:simulate-Run simulator").click().run()
+    assert not at.exception
+    result = at.session_state["simulation"]
+    assert result["errors"] == 0 and 0.06 <= result["candidate_share"] <= 0.14
+    next(b for b in at.button if b.label == "Rollback").click().run()
+    assert get_state("wine").candidate == 2  # nothing happens before the confirmation
+    next(b for b in at.button if b.label == "Confirm rollback").click().run()
+    assert not at.exception
+    state = get_state("wine")
+    assert state.candidate is None and state.stable == 1

@@ -1,0 +1,115 @@
+"""Deployments: stable vs candidate, rollout steps, promote, rollback (with confirmation),
+live per-version traffic, and a simulator that replays a table through the real router."""
+
+from datetime import timedelta
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app.ui.common import empty_state, user_errors
+from core.data.datasets import list_datasets, load_frame
+from core.deploy import deploy, get_state, promote, rollback, set_percent
+from core.deploy.deployments import history
+from core.deploy.simulator import simulate
+from core.deploy.telemetry import stats_since
+from core.registry import list_models, list_versions
+from core.store import utcnow
+
+st.title("Deployments")
+models = list_models()
+if not models:
+    empty_state("Nothing to deploy yet: train a model on **Train** first.")
+    st.stop()
+
+name = st.selectbox("Model", [m["name"] for m in models])
+versions = [v["version"] for v in list_versions(name)]
+state = get_state(name)
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Stable (production)", state.stable or "–")
+c2.metric("Candidate", state.candidate or "–")
+c3.metric("Candidate traffic", f"{state.percent:g}%" if state.candidate else "–")
+c4.metric("Mode", state.mode)
+if state.candidate:
+    steps_text = ", ".join(f"{s:g}%" for s in state.steps)
+    st.progress(state.percent / 100, text=f"rollout steps {steps_text}")
+
+with st.form("deploy"):
+    st.write("Deploy a version" + (" (it becomes production: none yet)" if not state.stable
+                                   else " as the candidate"))
+    c1, c2, c3 = st.columns(3)
+    version = c1.selectbox("Version", versions[::-1])
+    percent = c2.select_slider("Traffic %", options=[0, 1, 5, 10, 25, 50, 75, 100], value=10)
+    mode = c3.radio("Mode", ["canary", "shadow"], horizontal=True)
+    if st.form_submit_button("Deploy", type="primary"):
+        with user_errors():
+            deploy(name, int(version), float(percent), mode=mode, actor="ui")
+            st.rerun()
+
+if state.candidate:
+    c1, c2, c3 = st.columns(3)
+    steps = [s for s in state.steps if s > state.percent]
+    with user_errors():
+        if steps and c1.button(f"Next step: {steps[0]:g}%"):
+            set_percent(name, steps[0], actor="ui", reason="rollout step")
+            st.rerun()
+        if c2.button("Promote candidate"):
+            promote(name, actor="ui", reason="promoted from the UI")
+            st.rerun()
+        if c3.button("Rollback", type="primary"):
+            st.session_state["confirm_rollback"] = name
+    if st.session_state.get("confirm_rollback") == name:
+        st.warning(f"Send 100% of traffic back to version {state.stable}? The candidate stays "
+                   "loaded for analysis.")
+        if st.button("Confirm rollback"):
+            with user_errors():
+                rollback(name, actor="ui", reason="kill switch in the UI")
+                st.session_state.pop("confirm_rollback", None)
+                st.rerun()
+
+st.subheader("Live traffic (last hour)")
+since = utcnow() - timedelta(hours=1)
+rows = []
+for v in {state.stable, state.candidate} - {None}:
+    summary = stats_since(name, v, since).summary()
+    rows.append({"version": v, "role": "stable" if v == state.stable else "candidate",
+                 **{k: summary[k] for k in ("requests", "errors", "error_rate",
+                                            "latency_p50_ms", "latency_p99_ms")}})
+traffic = pd.DataFrame(rows)
+if not traffic.empty and traffic["requests"].sum() > 0:
+    st.dataframe(traffic, hide_index=True, width="stretch")
+    st.altair_chart(alt.Chart(traffic).mark_bar().encode(
+        x="requests:Q", y="role:N", color="role:N", tooltip=list(traffic.columns)),
+        width="stretch")
+else:
+    empty_state("No traffic in the last hour. Send requests to the REST API or run the "
+                "simulator below.")
+
+st.subheader("Traffic simulator")
+datasets = list_datasets()
+if datasets:
+    with st.form("simulate"):
+        c1, c2 = st.columns(2)
+        ds_id = c1.selectbox("Replay rows of", [d.id for d in datasets],
+                             format_func=lambda i: next(d.name for d in datasets if d.id == i))
+        n = c2.slider("Requests", 100, 5000, 1000, step=100)
+        if st.form_submit_button("Run simulator"):
+            with user_errors(), st.spinner("Replaying through the router…"):
+                result = simulate(name, load_frame(next(d for d in datasets if d.id == ds_id)),
+                                  n)
+                st.session_state["simulation"] = result
+result = st.session_state.get("simulation")
+if result and result["model"] == name:
+    share = pd.DataFrame([{"version": v, "requests": c} for v, c in result["by_version"].items()])
+    st.altair_chart(alt.Chart(share).mark_bar().encode(x="requests:Q", y="version:N",
+                                                       color="version:N"), width="stretch")
+    st.caption(f"{result['requests']} requests, {result['errors']} errors; candidate share "
+               f"{result['candidate_share']:.1%} at {result['percent']:g}%")
+
+st.subheader("History")
+events = history(name)
+if events:
+    st.dataframe(pd.DataFrame(events), hide_index=True, width="stretch")
+else:
+    empty_state("No deployment changes yet.")
