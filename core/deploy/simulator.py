@@ -50,6 +50,7 @@ def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *,
     state = serving.state(name, fresh=True)
     total = sum(by_version.values())
     return {"model": name, "requests": requests, "errors": errors,
+            "users": min(len(rows), requests) if sticky else requests,
             "by_version": {str(v): n for v, n in sorted(by_version.items())},
             "candidate": state.candidate, "percent": state.percent,
             "candidate_share": (by_version.get(state.candidate, 0) / total

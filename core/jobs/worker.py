@@ -34,6 +34,7 @@ IDLE_POLL_S = 1.0
 RETRY_BASE_S = 5.0
 ORPHAN_GRACE = timedelta(minutes=10)
 STARTUP_S = 20.0  # a worker just spawned registers itself within this time
+AUTOSTART_IDLE_EXIT_S = 900  # an auto-started worker exits when idle; the app restarts one
 
 
 def claim_next(worker_id: str) -> Job | None:
@@ -236,7 +237,8 @@ def ensure_local_worker() -> int:
     for _ in range(missing):
         log_path = settings.home / "worker.log"
         with open(log_path, "ab") as out:
-            subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], stdout=out,
+            subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--idle-exit",
+                              str(AUTOSTART_IDLE_EXIT_S)], stdout=out,
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              start_new_session=True, env=os.environ.copy(),
                              cwd=Path(__file__).resolve().parents[2])
