@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.settings import get_settings
+
 st.set_page_config(page_title="ML Workbench", page_icon=":material/insights:", layout="wide")
+
+
+@st.cache_resource(show_spinner="Preparing the demo: sample data, two models, a canary…")
+def _demo_seeded(home: str) -> bool:
+    from core.demo import seed_demo
+
+    return seed_demo()
+
+
+if get_settings().demo:
+    _demo_seeded(str(get_settings().home))
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

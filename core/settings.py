@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     default_model: str | None = Field(
         default=None, validation_alias=AliasChoices("WORKBENCH_DEFAULT_MODEL", "default_model"))
 
+    worker_mode: str = Field(
+        default="process", pattern="^(process|thread)$",
+        validation_alias=AliasChoices("WORKBENCH_WORKER_MODE", "worker_mode"))
+    demo: bool = Field(default=False, validation_alias=AliasChoices("WORKBENCH_DEMO", "demo"))
+
     @property
     def home(self) -> Path:
         return self.workbench_home.expanduser().resolve()

@@ -224,10 +224,24 @@ def live_workers() -> list[Worker]:
                                                 Worker.heartbeat_at >= cutoff)).all())
 
 
+_thread_worker: threading.Thread | None = None
+
+
 def ensure_local_worker() -> int:
     """The embedded default needs no extra command: start workers (up to
-    max_concurrent_jobs) when none is alive. Returns how many were started."""
+    max_concurrent_jobs) when none is alive. Returns how many were started.
+
+    `WORKBENCH_WORKER_MODE=thread` (hosted demos without process control, e.g. Streamlit
+    Community Cloud) runs one worker as a daemon thread of this process instead."""
+    global _thread_worker
     settings = get_settings()
+    if settings.worker_mode == "thread":
+        if _thread_worker is not None and _thread_worker.is_alive():
+            return 0
+        _thread_worker = threading.Thread(target=JobWorker().run, daemon=True,
+                                          name="workbench-worker")
+        _thread_worker.start()
+        return 1
     missing = settings.max_concurrent_jobs - len(live_workers())
     marker = settings.home / "worker.starting"
     if missing <= 0 or (marker.exists() and time.time() - marker.stat().st_mtime < STARTUP_S):

@@ -151,3 +151,22 @@ def test_deployments_page_canary_simulator_and_rollback(home: Path) -> None:
     assert not at.exception
     state = get_state("wine")
     assert state.candidate is None and state.stable == 1
+
+
+def test_demo_mode_seeds_models_a_canary_and_traffic(home: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit as st
+
+    from core.deploy import get_state
+    from core.deploy.telemetry import stats_since
+
+    monkeypatch.setenv("WORKBENCH_DEMO", "true")
+    st.cache_resource.clear()
+    at = _app().run(timeout=180)
+    assert not at.exception
+    state = get_state("breast_cancer")
+    assert (state.stable, state.candidate, state.percent) == (1, 2, 10.0)
+    assert stats_since("breast_cancer", 1, None).count > 0
+    at.switch_page("pages/deployments.py").run()
+    assert not at.exception
+    st.cache_resource.clear()

@@ -1,0 +1,148 @@
+"""REST endpoints for training jobs, retraining and schedules (included by app/api.py).
+
+Every handler is a thin call into core.jobs / core.automl.runner; errors are WorkbenchErrors
+that the app turns into `{"error", "detail"}` JSON with a 4xx status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from core.automl.runner import submit
+from core.data.datasets import get_dataset
+from core.jobs import ledger
+from core.jobs.schedules import (
+    create_schedule,
+    delete_schedule,
+    list_schedules,
+    retrain,
+    set_paused,
+)
+from core.jobs.worker import ensure_local_worker
+from core.store import Job, Schedule
+
+router = APIRouter()
+
+
+class JobRequest(BaseModel):
+    dataset: int | str = Field(description="A stored dataset's id, name or fingerprint "
+                                           "(upload it first with POST /v1/datasets).")
+    target: str = Field(min_length=1)
+    task: str = Field(default="auto", pattern="^(auto|classification|regression)$")
+    metric: str | None = None
+    budget: float = Field(default=60.0, gt=0, le=86_400)
+    name: str | None = None
+    seed: int = 0
+    time_column: str | None = None
+    estimators: list[str] | None = None
+    search: str = Field(default="tpe", pattern="^(tpe|random|grid)$")
+    ensemble: bool = True
+
+
+class ScheduleRequest(BaseModel):
+    model: str
+    when: str = Field(description="HH:MM daily (UTC) or a five-field cron expression.")
+    budget: float | None = Field(default=None, gt=0)
+    auto_canary: bool = False
+    min_gain: float = Field(default=0.0, ge=0)
+    min_gain_rel: float = Field(default=0.0, ge=0)
+
+
+def job_doc(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "state": job.state, "kind": job.kind, "trigger": job.trigger,
+            "model": job.model_name, "target": job.target, "task": job.task,
+            "metric": job.metric, "settings": job.settings, "progress": job.progress,
+            "version_id": job.version_id, "attempts": job.attempts,
+            "cpu_seconds": job.cpu_seconds, "peak_memory_mb": job.peak_memory_mb,
+            "cancel_requested": job.cancel_requested, "pause_requested": job.pause_requested,
+            "gate": job.gate or None, "error": job.error,
+            "created_at": job.created_at.isoformat(),
+            "started_at": job.started_at.isoformat() if job.started_at else None,
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+
+
+def schedule_doc(s: Schedule) -> dict[str, Any]:
+    return {"id": s.id, "model": s.model_name, "cron": s.cron, "paused": s.paused,
+            "auto_canary": s.auto_canary, "gate_min_abs": s.gate_min_abs,
+            "gate_min_rel": s.gate_min_rel, "settings": s.settings,
+            "next_run_at": s.next_run_at.isoformat() if s.next_run_at else None,
+            "last_run_at": s.last_run_at.isoformat() if s.last_run_at else None}
+
+
+@router.post("/v1/jobs", tags=["jobs"], status_code=201)
+def create_job(body: JobRequest) -> dict[str, Any]:
+    ds = get_dataset(body.dataset)
+    job = submit(ds, body.target, name=body.name,
+                 task=None if body.task == "auto" else body.task, metric=body.metric,
+                 budget=body.budget, seed=body.seed, time_column=body.time_column,
+                 estimators=body.estimators, sampler=body.search, ensemble=body.ensemble,
+                 trigger="api", actor="api")
+    ensure_local_worker()
+    return job_doc(job)
+
+
+@router.get("/v1/jobs", tags=["jobs"])
+def jobs(limit: int = 100) -> list[dict[str, Any]]:
+    return [job_doc(j) for j in ledger.list_jobs(limit=max(1, min(limit, 1000)))]
+
+
+@router.get("/v1/jobs/{job_id}", tags=["jobs"])
+def job(job_id: int) -> dict[str, Any]:
+    doc = job_doc(ledger.get_job(job_id))
+    doc["transitions"] = [{"from": t.from_state, "to": t.to_state, "reason": t.reason,
+                           "at": t.at.isoformat()} for t in ledger.transitions_of(job_id)]
+    return doc
+
+
+@router.post("/v1/jobs/{job_id}/cancel", tags=["jobs"])
+def cancel(job_id: int) -> dict[str, Any]:
+    return job_doc(ledger.request_cancel(job_id, actor="api"))
+
+
+@router.post("/v1/jobs/{job_id}/pause", tags=["jobs"])
+def pause(job_id: int) -> dict[str, Any]:
+    return job_doc(ledger.request_pause(job_id, True, actor="api"))
+
+
+@router.post("/v1/jobs/{job_id}/resume", tags=["jobs"])
+def resume(job_id: int) -> dict[str, Any]:
+    return job_doc(ledger.request_pause(job_id, False, actor="api"))
+
+
+@router.post("/v1/models/{name}/retrain", tags=["jobs"], status_code=201)
+def retrain_model(name: str) -> dict[str, Any]:
+    job = retrain(name, trigger="api", actor="api")
+    ensure_local_worker()
+    return job_doc(job)
+
+
+@router.get("/v1/schedules", tags=["jobs"])
+def schedules() -> list[dict[str, Any]]:
+    return [schedule_doc(s) for s in list_schedules()]
+
+
+@router.post("/v1/schedules", tags=["jobs"], status_code=201)
+def add_schedule(body: ScheduleRequest) -> dict[str, Any]:
+    return schedule_doc(create_schedule(
+        body.model, body.when, settings={"budget": body.budget} if body.budget else {},
+        auto_canary=body.auto_canary, gate_min_abs=body.min_gain,
+        gate_min_rel=body.min_gain_rel, actor="api"))
+
+
+@router.post("/v1/schedules/{schedule_id}/pause", tags=["jobs"])
+def pause_schedule(schedule_id: int) -> dict[str, Any]:
+    return schedule_doc(set_paused(schedule_id, True, actor="api"))
+
+
+@router.post("/v1/schedules/{schedule_id}/resume", tags=["jobs"])
+def resume_schedule(schedule_id: int) -> dict[str, Any]:
+    return schedule_doc(set_paused(schedule_id, False, actor="api"))
+
+
+@router.delete("/v1/schedules/{schedule_id}", tags=["jobs"])
+def remove_schedule(schedule_id: int) -> dict[str, Any]:
+    delete_schedule(schedule_id, actor="api")
+    return {"deleted": schedule_id}
