@@ -30,6 +30,8 @@ PAGES = [
             url_path="registry"),
     st.Page("pages/deployments.py", title="Deployments", icon=":material/rocket_launch:",
             url_path="deployments"),
+    st.Page("pages/monitor.py", title="Monitor", icon=":material/monitoring:",
+            url_path="monitor"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
 ]
 st.navigation(PAGES).run()

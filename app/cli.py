@@ -244,6 +244,7 @@ def predict(
 def drift(
     model_ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME:VERSION.")],
     data: Annotated[Path, typer.Argument(help="A batch to compare with the training data.")],
+    alert: Annotated[bool, typer.Option(help="Feed the result into DRIFT alerts.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Per-feature drift of a batch against a version's training data (test, effect, flag)."""
@@ -253,6 +254,10 @@ def drift(
 
     frame = read_path(data, max_bytes=get_settings().max_upload_bytes, for_training=False).frame
     report = drift_report(model_ref, frame)
+    if alert:
+        from core.monitor.offline import raise_drift_alerts
+
+        report["alerts_opened"] = [a.id for a in raise_drift_alerts(report)]
     if json_out:
         emit_json(_clean(report))
         return
@@ -261,6 +266,52 @@ def drift(
                      report["results"], ["feature", "test", "statistic", "p_value",
                                          "effect_size", "psi", "threshold", "drifted", "n",
                                          "note"]))
+
+
+@app.command()
+@guarded
+def monitor(
+    name: str,
+    window: Annotated[str, typer.Option(help="5m, 1h, 24h or 7d.")] = "1h",
+    json_out: JsonOpt = False,
+) -> None:
+    """Live traffic, latency, errors and accuracy from feedback, per version."""
+    from core.monitor.live import accuracy, traffic
+    from core.registry import resolve
+
+    live = traffic(name, window)
+    live["accuracy"] = accuracy(name, resolve(name)[1].task, window)
+    if json_out:
+        emit_json(_clean(live))
+        return
+    rows = [{"version": v, **d, **live["accuracy"].get(v, {})}
+            for v, d in live["versions"].items()]
+    out.print(_table(f"{name}, last {window}", rows, [
+        "version", "requests", "rate_per_s", "error_rate", "latency_p50_ms", "latency_p95_ms",
+        "latency_p99_ms", "n", "accuracy", "f1", "rmse", "mae"]))
+
+
+@app.command()
+@guarded
+def alerts(model: Annotated[str | None, typer.Option()] = None,
+           json_out: JsonOpt = False) -> None:
+    """Open and acknowledged alerts."""
+    from core.monitor.alerts import alert_doc, list_alerts
+
+    rows = [alert_doc(a) for a in list_alerts(model)]
+    emit_json(rows) if json_out else out.print(_table("Alerts", rows, [
+        "id", "model", "version", "kind", "feature", "severity", "state", "message", "action",
+        "opened_at"]))
+
+
+@app.command()
+@guarded
+def ack(alert_id: int, json_out: JsonOpt = False) -> None:
+    """Acknowledge an alert: it stays quiet until its condition clears and recurs."""
+    from core.monitor.alerts import acknowledge, alert_doc
+
+    a = acknowledge(alert_id)
+    emit_json(alert_doc(a)) if json_out else out.print(f"alert {alert_id} acknowledged")
 
 
 @app.command()

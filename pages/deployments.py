@@ -80,7 +80,8 @@ traffic = pd.DataFrame(rows)
 if not traffic.empty and traffic["requests"].sum() > 0:
     st.dataframe(traffic, hide_index=True, width="stretch")
     st.altair_chart(alt.Chart(traffic).mark_bar().encode(
-        x="requests:Q", y="role:N", color="role:N", tooltip=list(traffic.columns)),
+        x="requests:Q", y="role:N", color="role:N",
+        tooltip=["version:N", "role:N", "requests:Q", "error_rate:Q", "latency_p99_ms:Q"]),
         width="stretch")
 else:
     empty_state("No traffic in the last hour. Send requests to the REST API or run the "

@@ -15,7 +15,7 @@ def best_so_far(trials: pd.DataFrame, metric: str, greater_is_better: bool) -> a
     points = alt.Chart(ok).mark_circle(size=50, opacity=0.5).encode(
         x=alt.X("trial:Q", title="trial"), y=alt.Y("score:Q", title=metric,
                                                     scale=alt.Scale(zero=False)),
-        color=alt.Color("estimator:N"), tooltip=["trial", "estimator", "score", "params"])
+        color=alt.Color("estimator:N"), tooltip=["trial:Q", "estimator:N", "score:Q", "params:N"])
     line = alt.Chart(ok).mark_line(color="black", interpolate="step-after").encode(
         x="trial:Q", y="best so far:Q")
     return (points + line).properties(height=280)
@@ -27,8 +27,8 @@ def score_vs_speed(trials: pd.DataFrame, metric: str) -> alt.Chart:
         x=alt.X("predict_ms_per_1k:Q", title="predict time per 1,000 rows (ms)",
                 scale=alt.Scale(type="log")),
         y=alt.Y("score:Q", title=metric, scale=alt.Scale(zero=False)),
-        color="estimator:N", tooltip=["trial", "estimator", "score", "predict_ms_per_1k",
-                                      "params"]).properties(height=280)
+        color="estimator:N", tooltip=["trial:Q", "estimator:N", "score:Q",
+                                      "predict_ms_per_1k:Q", "params:N"]).properties(height=280)
 
 
 def confusion_matrix(cm: dict[str, Any]) -> alt.Chart:
@@ -50,12 +50,12 @@ def curve(points: dict[str, list[float]], x: str, y: str, title: str) -> alt.Cha
 def residuals(points: dict[str, list[float]]) -> alt.Chart:
     return alt.Chart(pd.DataFrame(points)).mark_circle(opacity=0.5).encode(
         x=alt.X("predicted:Q", scale=alt.Scale(zero=False)), y="residual:Q",
-        tooltip=["actual", "predicted", "residual"]).properties(height=260)
+        tooltip=["actual:Q", "predicted:Q", "residual:Q"]).properties(height=260)
 
 
 def importance(rows: list[dict[str, Any]], top: int = 15) -> alt.Chart:
     frame = pd.DataFrame(rows[:top])
     return alt.Chart(frame).mark_bar().encode(
         x=alt.X("importance:Q", title="drop in score when shuffled"),
-        y=alt.Y("feature:N", sort="-x"), tooltip=["feature", "importance", "std"]
+        y=alt.Y("feature:N", sort="-x"), tooltip=["feature:N", "importance:Q", "std:Q"]
     ).properties(height=max(120, 22 * len(frame)))

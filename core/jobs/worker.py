@@ -34,6 +34,7 @@ IDLE_POLL_S = 1.0
 RETRY_BASE_S = 5.0
 ORPHAN_GRACE = timedelta(minutes=10)
 STARTUP_S = 20.0  # a worker just spawned registers itself within this time
+MONITOR_EVERY_S = 30.0  # alert windows are checked this often by each live worker
 AUTOSTART_IDLE_EXIT_S = 900  # an auto-started worker exits when idle; the app restarts one
 
 
@@ -193,14 +194,18 @@ class JobWorker:
     def run(self, *, max_jobs: int | None = None, idle_exit_s: float | None = None) -> int:
         """Loop until `stop` is set, `max_jobs` ran, or idle for `idle_exit_s`."""
         from core.jobs.schedules import fire_due
+        from core.monitor.alerts import check_all
 
         self._register()
-        done, idle_since = 0, time.monotonic()
+        done, idle_since, checked = 0, time.monotonic(), 0.0
         try:
             while not self.stop.is_set():
                 self._beat()
                 reap_lost_jobs()
                 fire_due()
+                if time.monotonic() - checked >= MONITOR_EVERY_S:
+                    checked = time.monotonic()
+                    check_all()
                 job = claim_next(self.id)
                 if job is None:
                     if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:

@@ -2,6 +2,7 @@
 
 from core.store.db import get_engine, reset_engines, session_scope
 from core.store.tables import (
+    Alert,
     Alias,
     AliasEvent,
     AuditEvent,
@@ -10,6 +11,7 @@ from core.store.tables import (
     Job,
     JobTransition,
     ModelVersion,
+    MonitorConfig,
     PredictionLog,
     RegisteredModel,
     Schedule,
@@ -20,7 +22,8 @@ from core.store.tables import (
 )
 
 __all__ = [
-    "Alias", "AliasEvent", "AuditEvent", "Dataset", "Deployment", "Job", "JobTransition",
-    "ModelVersion", "PredictionLog", "RegisteredModel", "Schedule", "ServingStat", "Trial", "Worker", "get_engine",
-    "reset_engines", "session_scope", "utcnow",
+    "Alert", "Alias", "AliasEvent", "AuditEvent", "Dataset", "Deployment", "Job",
+    "JobTransition", "ModelVersion", "MonitorConfig", "PredictionLog", "RegisteredModel",
+    "Schedule", "ServingStat", "Trial", "Worker", "get_engine", "reset_engines",
+    "session_scope", "utcnow",
 ]

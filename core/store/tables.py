@@ -249,3 +249,43 @@ class PredictionLog(SQLModel, table=True):
     actual: list[Any] | None = Field(default=None, sa_column=Column(JSON))
     feedback_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class MonitorConfig(SQLModel, table=True):
+    """Per-model alert rules and the actions alerts may take (opt-in)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_name: str = Field(index=True, unique=True, max_length=200)
+    consecutive: int = 3            # bad windows in a row before an alert opens
+    max_error_rate: float = 0.05
+    max_p99_ms: float = 1000.0
+    min_requests: int = 50
+    max_accuracy_drop: float = 0.05  # relative to the version's validation score
+    max_prediction_drift: float = 0.2  # Jensen-Shannon distance of the prediction mix
+    rollback_on_alert: bool = False
+    retrain_on_alert: bool = False
+    webhook_url: str | None = Field(default=None, max_length=1000)
+
+
+class Alert(SQLModel, table=True):
+    """One alert: pending until its condition held for `consecutive` windows, then open until
+    acknowledged or resolved. At most one unresolved alert per (model, version, kind, feature)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_name: str = Field(index=True, max_length=200)
+    version: int | None = None
+    kind: str = Field(max_length=20)  # DRIFT | PERFORMANCE | ERROR | LATENCY
+    feature: str = Field(default="", max_length=500)
+    severity: str = Field(default="warning", max_length=20)
+    state: str = Field(default="pending", index=True, max_length=20)
+    message: str = Field(default="", max_length=2000)
+    value: float | None = None
+    threshold: float | None = None
+    consecutive: int = 0
+    action: str = Field(default="", max_length=500)
+    first_seen_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    opened_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = Field(default=None, max_length=200)
+    resolved_at: datetime | None = None

@@ -14,7 +14,7 @@ from app.cli import app
 from tests.conftest import DATA, ROOT
 
 PAGES = ["pages/home.py", "pages/data.py", "pages/train.py", "pages/leaderboard.py",
-         "pages/registry.py", "pages/deployments.py", "pages/jobs.py"]
+         "pages/registry.py", "pages/deployments.py", "pages/monitor.py", "pages/jobs.py"]
 
 
 def _app() -> AppTest:
@@ -170,3 +170,25 @@ def test_demo_mode_seeds_models_a_canary_and_traffic(home: Path,
     at.switch_page("pages/deployments.py").run()
     assert not at.exception
     st.cache_resource.clear()
+
+
+def test_monitor_page_shows_traffic_drift_and_acknowledges_alerts(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit as st
+
+
+    monkeypatch.setenv("WORKBENCH_DEMO", "true")  # two versions, a canary and some traffic
+    st.cache_resource.clear()
+    at = _app().run(timeout=180)
+    at.switch_page("pages/monitor.py").run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["version"]) == {"1", "2"}
+    batch = next(o for o in at.selectbox[1].options if "breast" in o)
+    at.selectbox[1].set_value(int(batch.split(":")[0]))
+    at.toggle[0].set_value(True)
+    at.button(key="FormSubmitter:drift-Check drift").click().run()
+    assert not at.exception
+    report = at.session_state["drift_report"]
+    assert report["model"] == "breast_cancer" and report["features"] == 30
+    st.cache_resource.clear()
+    assert report["drifted"] == []  # the training data itself does not drift

@@ -1,0 +1,265 @@
+"""Alerts that act: conditions checked per window, opened after N consecutive bad windows,
+de-duplicated, acknowledged or resolved, optionally posted to a webhook and able to roll back a
+canary or start a (promotion-gated) retrain.
+
+Lifecycle of one (model, version, kind, feature) key: pending (bad, < N windows) → open
+(N windows: webhook and actions fire once) → acknowledged (stays quiet while the condition
+holds) → resolved when the condition clears. A recurrence after that is a new alert.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlmodel import select
+
+from core.errors import ConflictError, NotFoundError, WorkbenchError
+from core.store import Alert, ModelVersion, MonitorConfig, RegisteredModel, session_scope, utcnow
+from core.store.audit import record
+
+log = logging.getLogger("workbench.alerts")
+KINDS = ("DRIFT", "PERFORMANCE", "ERROR", "LATENCY")
+UNRESOLVED = ("pending", "open", "acknowledged")
+WEBHOOK_TIMEOUT_S = 3.0
+SEVERITY = {"ERROR": "critical", "LATENCY": "warning", "PERFORMANCE": "critical",
+            "DRIFT": "warning"}
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One window's verdict for one alert key."""
+
+    model: str
+    version: int | None
+    kind: str
+    bad: bool
+    message: str = ""
+    value: float | None = None
+    threshold: float | None = None
+    feature: str = ""
+
+
+def get_config(model: str) -> MonitorConfig:
+    with session_scope() as s:
+        cfg = s.exec(select(MonitorConfig).where(MonitorConfig.model_name == model)).first()
+    return cfg or MonitorConfig(model_name=model)
+
+
+def set_config(model: str, actor: str | None = None, **fields: Any) -> MonitorConfig:
+    unknown = set(fields) - set(MonitorConfig.model_fields) - {"id", "model_name"}
+    if unknown:
+        raise WorkbenchError(f"Unknown monitor settings: {', '.join(sorted(unknown))}.")
+    url = fields.get("webhook_url")
+    if url and urlparse(url).scheme not in ("http", "https"):
+        raise WorkbenchError(f"The webhook {url!r} must be an http:// or https:// URL.")
+    with session_scope(write=True) as s:
+        if s.exec(select(RegisteredModel).where(RegisteredModel.name == model)).first() is None:
+            raise NotFoundError(f"No model named {model!r}.")
+        cfg = s.exec(select(MonitorConfig).where(MonitorConfig.model_name == model)).first()
+        cfg = cfg or MonitorConfig(model_name=model)
+        for k, v in fields.items():
+            setattr(cfg, k, v)
+        s.add(cfg)
+        record(s, "monitor.config", f"model:{model}", actor=actor, **fields)
+        return cfg
+
+
+def observe(obs: Observation, now: datetime | None = None) -> Alert | None:
+    """Apply one window's verdict; returns the alert if it just opened."""
+    now = now or utcnow()
+    cfg = get_config(obs.model)
+    opened = None
+    with session_scope(write=True) as s:
+        alert = s.exec(select(Alert).where(
+            Alert.model_name == obs.model, Alert.version == obs.version, Alert.kind == obs.kind,
+            Alert.feature == obs.feature, Alert.state.in_(UNRESOLVED))
+            .with_for_update()).first()
+        if not obs.bad:
+            if alert is not None:
+                alert.state = "resolved"
+                alert.resolved_at = now
+                s.add(alert)
+            return None
+        if alert is None:
+            alert = Alert(model_name=obs.model, version=obs.version, kind=obs.kind,
+                          feature=obs.feature, severity=SEVERITY[obs.kind], first_seen_at=now)
+        alert.consecutive += 1
+        alert.last_seen_at = now
+        alert.message, alert.value, alert.threshold = obs.message, obs.value, obs.threshold
+        if alert.state == "pending" and alert.consecutive >= cfg.consecutive:
+            alert.state, alert.opened_at = "open", now
+            opened = alert
+        s.add(alert)
+        s.flush()
+        if opened is not None:
+            record(s, "alert.open", f"model:{obs.model}", actor="monitor", reason=obs.message,
+                   kind=obs.kind, version=obs.version, alert_id=alert.id)
+    if opened is not None:
+        _act(opened, cfg)
+    return opened
+
+
+def _act(alert: Alert, cfg: MonitorConfig) -> None:
+    actions = []
+    if cfg.rollback_on_alert and alert.kind in ("ERROR", "LATENCY", "PERFORMANCE", "DRIFT"):
+        from core.deploy import get_state, rollback
+
+        state = get_state(alert.model_name)
+        if state.candidate is not None and state.candidate == alert.version:
+            rollback(alert.model_name, actor="alert", reason=f"alert {alert.id}: {alert.message}")
+            actions.append(f"rolled back candidate {alert.version}")
+    if cfg.retrain_on_alert and alert.kind in ("DRIFT", "PERFORMANCE"):
+        from core.jobs.schedules import retrain
+
+        try:
+            job = retrain(alert.model_name, trigger="alert", actor="alert")
+            actions.append(f"retrain job {job.id} queued (promotion-gated)")
+        except WorkbenchError as exc:
+            actions.append(f"retrain not possible: {exc.message}")
+    if actions:
+        with session_scope() as s:
+            row = s.get(Alert, alert.id)
+            row.action = "; ".join(actions)
+            s.add(row)
+    if cfg.webhook_url:
+        payload = {"id": alert.id, "model": alert.model_name, "version": alert.version,
+                   "kind": alert.kind, "severity": alert.severity, "message": alert.message,
+                   "actions": actions}
+        threading.Thread(target=post_webhook, args=(cfg.webhook_url, payload),
+                         daemon=True).start()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect is reported as the 3xx it is, never followed
+
+
+def post_webhook(url: str, payload: dict[str, Any]) -> int | None:
+    """POST JSON to an http(s) URL with a short timeout, following no redirects. Runs off the
+    serving path (a daemon thread); failures are logged, never raised."""
+    if urlparse(url).scheme not in ("http", "https"):
+        log.warning("webhook %s refused: only http and https", url)
+        return None
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    opener = urllib.request.build_opener(_NoRedirect())
+    try:
+        with opener.open(request, timeout=WEBHOOK_TIMEOUT_S) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        log.warning("webhook %s answered %s", url, exc.code)
+        return exc.code
+    except OSError as exc:
+        log.warning("webhook %s failed: %s", url, exc)
+        return None
+
+
+def acknowledge(alert_id: int, actor: str | None = None) -> Alert:
+    with session_scope(write=True) as s:
+        alert = s.get(Alert, alert_id)
+        if alert is None:
+            raise NotFoundError(f"No alert {alert_id}.")
+        if alert.state not in ("open", "pending"):
+            raise ConflictError(f"Alert {alert_id} is {alert.state}; only open alerts can be "
+                                "acknowledged.")
+        alert.state, alert.acknowledged_at = "acknowledged", utcnow()
+        alert.acknowledged_by = actor or "unknown"
+        s.add(alert)
+        record(s, "alert.ack", f"model:{alert.model_name}", actor=actor, alert_id=alert_id)
+        return alert
+
+
+def list_alerts(model: str | None = None, states: tuple[str, ...] = ("open", "acknowledged")
+                ) -> list[Alert]:
+    with session_scope() as s:
+        q = select(Alert).where(Alert.state.in_(states)).order_by(Alert.id.desc())
+        if model:
+            q = q.where(Alert.model_name == model)
+        return list(s.exec(q).all())
+
+
+def alert_doc(a: Alert) -> dict[str, Any]:
+    return {"id": a.id, "model": a.model_name, "version": a.version, "kind": a.kind,
+            "feature": a.feature or None, "severity": a.severity, "state": a.state,
+            "message": a.message, "value": a.value, "threshold": a.threshold,
+            "consecutive": a.consecutive, "action": a.action or None,
+            "first_seen_at": a.first_seen_at.isoformat(),
+            "opened_at": a.opened_at.isoformat() if a.opened_at else None,
+            "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,
+            "resolved_at": a.resolved_at.isoformat() if a.resolved_at else None}
+
+
+def check(model: str, window: str = "5m", now: datetime | None = None) -> list[Alert]:
+    """Evaluate one window for every deployed version of `model`; returns alerts that opened."""
+    from core.deploy import get_state
+    from core.monitor.live import accuracy, traffic
+
+    now = now or utcnow()
+    cfg = get_config(model)
+    state = get_state(model)
+    live = traffic(model, window, now=now)["versions"]
+    opened = []
+    for version in [v for v in (state.stable, state.candidate) if v is not None]:
+        stats = live.get(str(version))
+        enough = stats is not None and stats["requests"] >= cfg.min_requests
+        err = stats["error_rate"] if enough else 0.0
+        p99 = (stats["latency_p99_ms"] or 0.0) if enough else 0.0
+        for obs in (
+            Observation(model, version, "ERROR", enough and err > cfg.max_error_rate,
+                        f"{model}:{version} error rate {err:.1%} > {cfg.max_error_rate:.1%}",
+                        err, cfg.max_error_rate),
+            Observation(model, version, "LATENCY", enough and p99 > cfg.max_p99_ms,
+                        f"{model}:{version} p99 latency {p99:.0f} ms > {cfg.max_p99_ms:.0f} ms",
+                        p99, cfg.max_p99_ms),
+            _performance(model, version, accuracy, window, now, cfg),
+        ):
+            if obs is not None and (a := observe(obs, now)) is not None:
+                opened.append(a)
+    return opened
+
+
+def _performance(model: str, version: int, accuracy_fn: Any, window: str, now: datetime,
+                 cfg: MonitorConfig) -> Observation | None:
+    """Accuracy from feedback against the version's validation accuracy (or RMSE)."""
+    with session_scope() as s:
+        mv = s.exec(select(ModelVersion).join(RegisteredModel).where(
+            RegisteredModel.name == model, ModelVersion.version == version)).first()
+    if mv is None:
+        return None
+    live = accuracy_fn(model, mv.task, window, now=now).get(str(version))
+    if not live or live["n"] < cfg.min_requests:
+        return Observation(model, version, "PERFORMANCE", False)
+    if mv.task == "regression":
+        ref, cur = mv.metrics.get("rmse"), live["rmse"]
+        bad = ref is not None and cur > ref * (1 + cfg.max_accuracy_drop)
+        return Observation(model, version, "PERFORMANCE", bad,
+                           f"{model}:{version} live RMSE {cur:.4g} vs validation {ref:.4g}",
+                           cur, ref)
+    ref, cur = mv.metrics.get("accuracy"), live["accuracy"]
+    bad = ref is not None and cur < ref * (1 - cfg.max_accuracy_drop)
+    return Observation(model, version, "PERFORMANCE", bad,
+                       f"{model}:{version} live accuracy {cur:.1%} vs validation {ref:.1%}",
+                       cur, ref)
+
+
+def check_all(now: datetime | None = None) -> list[Alert]:
+    """One window check for every model that has a deployment (run by the workers)."""
+    from core.store import Deployment
+
+    with session_scope() as s:
+        names = list(s.exec(select(RegisteredModel.name).join(
+            Deployment, Deployment.model_id == RegisteredModel.id)).all())
+    opened = []
+    for name in names:
+        try:
+            opened.extend(check(name, now=now))
+        except WorkbenchError as exc:
+            log.warning("monitor check of %s failed: %s", name, exc.message)
+    return opened

@@ -1,0 +1,96 @@
+"""Monitor: traffic, latency, errors and accuracy per version over time; drift of a batch
+per feature with its test and effect size; alerts with acknowledge."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app.ui.common import empty_state, user_errors
+from core.data.datasets import list_datasets, load_frame
+from core.monitor.alerts import acknowledge, alert_doc, list_alerts
+from core.monitor.live import WINDOWS, accuracy, traffic
+from core.monitor.offline import drift_report, raise_drift_alerts
+from core.registry import list_models, resolve
+
+st.title("Monitor")
+models = list_models()
+if not models:
+    empty_state("Nothing to monitor yet: train and deploy a model first.")
+    st.stop()
+
+c1, c2 = st.columns([2, 1])
+name = c1.selectbox("Model", [m["name"] for m in models])
+window = c2.segmented_control("Window", list(WINDOWS), default="1h") or "1h"
+
+st.subheader("Alerts")
+open_alerts = list_alerts(name)
+if open_alerts:
+    st.dataframe(pd.DataFrame([alert_doc(a) for a in open_alerts])[[
+        "id", "version", "kind", "feature", "severity", "state", "message", "action",
+        "opened_at"]], hide_index=True, width="stretch")
+    ack_id = st.selectbox("Alert", [a.id for a in open_alerts if a.state == "open"] or [None])
+    if ack_id is not None and st.button("Acknowledge"):
+        with user_errors():
+            acknowledge(ack_id, actor="ui")
+            st.rerun()
+else:
+    st.success("No open alerts.", icon=":material/check_circle:")
+
+
+@st.fragment(run_every=5)
+def live_view() -> None:
+    live = traffic(name, window)
+    if not live["versions"]:
+        empty_state(f"No traffic in the last {window}. Send requests to the REST API or run the "
+                    "simulator on **Deployments**.")
+        return
+    summary = pd.DataFrame([{"version": v, **{k: d[k] for k in (
+        "requests", "rate_per_s", "error_rate", "latency_p50_ms", "latency_p95_ms",
+        "latency_p99_ms")}} for v, d in live["versions"].items()])
+    scores = accuracy(name, resolve(name)[1].task, window)
+    if scores:
+        summary = summary.merge(pd.DataFrame([{"version": v, **m} for v, m in scores.items()]),
+                                on="version", how="left")
+    st.dataframe(summary, hide_index=True, width="stretch")
+    series = pd.DataFrame(live["series"])
+    series["version"] = series["version"].astype(str)
+    c1, c2, c3 = st.columns(3)
+    for col, field, title in ((c1, "requests", "requests"),
+                              (c2, "latency_mean_ms", "mean latency (ms)"),
+                              (c3, "error_rate", "error rate")):
+        col.altair_chart(alt.Chart(series).mark_line(point=True).encode(
+            x=alt.X("at:T", title=None), y=alt.Y(f"{field}:Q", title=title),
+            color="version:N", tooltip=["at:T", "version:N", f"{field}:Q"]
+        ).properties(height=220),
+            width="stretch")
+
+
+live_view()
+
+st.subheader("Drift of a batch against the training data")
+datasets = list_datasets()
+if datasets:
+    with st.form("drift"):
+        ds_id = st.selectbox("Batch", [d.id for d in datasets],
+                             format_func=lambda i: next(f"{d.id}: {d.name}" for d in datasets
+                                                        if d.id == i))
+        alert = st.toggle("Raise DRIFT alerts from the result", value=False)
+        run = st.form_submit_button("Check drift")
+    if run:
+        with user_errors():
+            report = drift_report(name, load_frame(next(d for d in datasets if d.id == ds_id)))
+            if alert:
+                raise_drift_alerts(report)
+            st.session_state["drift_report"] = report
+    report = st.session_state.get("drift_report")
+    if report and report["model"] == name:
+        st.write(f"{len(report['drifted'])} of {report['features']} features drifted "
+                 f"against version {report['version']}.")
+        results = pd.DataFrame(report["results"])
+        st.altair_chart(alt.Chart(results).mark_bar().encode(
+            x=alt.X("effect_size:Q", title="effect size"), y=alt.Y("feature:N", sort="-x"),
+            color=alt.Color("drifted:N", scale=alt.Scale(range=["#9ab", "#d33"])),
+            tooltip=["feature:N", "test:N", "statistic:Q", "p_value:Q", "effect_size:Q",
+                     "psi:Q"]
+        ).properties(height=max(120, 18 * len(results))), width="stretch")
+        st.dataframe(results, hide_index=True, width="stretch")

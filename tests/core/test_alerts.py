@@ -1,0 +1,115 @@
+"""Alerts from real telemetry rows: opened after consecutive bad windows, acting on a canary,
+quiet once acknowledged until the condition clears and recurs, and from feedback labels."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from core.deploy import deploy, get_state
+from core.deploy.telemetry import Telemetry
+from core.errors import WorkbenchError
+from core.monitor.alerts import acknowledge, check, list_alerts, post_webhook, set_config
+from core.store import PredictionLog, session_scope, utcnow
+from tests.conftest import DATA
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def canary(home: Path) -> str:
+    for est in ("linear", "hgb"):
+        result = runner.invoke(app, ["train", str(DATA / "wine.csv"), "--target", "cultivar",
+                                     "--estimator", est])
+        assert result.exit_code == 0, result.output
+    deploy("wine", 1, 100)
+    deploy("wine", 2, 10)
+    return "wine"
+
+
+def traffic(version: int, ok: int, failed: int, latency_ms: float = 3.0) -> None:
+    t = Telemetry()
+    for _ in range(ok):
+        t.record("wine", version, latency_ms, True, ["class_0"])
+    for _ in range(failed):
+        t.record("wine", version, latency_ms, False)
+    t.flush()
+
+
+def test_an_error_spike_opens_an_alert_that_rolls_back_the_canary(canary: str) -> None:
+    set_config("wine", rollback_on_alert=True, consecutive=3)
+    traffic(1, 500, 0)
+    traffic(2, 40, 30)  # the candidate fails 43 % of its requests
+    now = utcnow()
+    assert check("wine", now=now) == []
+    assert check("wine", now=now + timedelta(seconds=30)) == []
+    (alert,) = check("wine", now=now + timedelta(seconds=60))
+    assert (alert.kind, alert.version, alert.severity) == ("ERROR", 2, "critical")
+    state = get_state("wine")
+    assert state.candidate is None and state.stable == 1
+    (row,) = list_alerts("wine")
+    assert "rolled back candidate 2" in row.action
+
+
+def test_an_acknowledged_alert_stays_quiet_until_it_clears_and_recurs(canary: str) -> None:
+    set_config("wine", consecutive=2, max_p99_ms=50)
+    traffic(1, 200, 0, latency_ms=400)  # stable is slow
+    now = utcnow()
+    check("wine", now=now)
+    (first,) = check("wine", now=now + timedelta(seconds=10))
+    assert first.kind == "LATENCY"
+    acknowledge(first.id, actor="ana")
+    for i in range(3):  # still bad: no new alert while acknowledged
+        assert check("wine", now=now + timedelta(seconds=20 + i)) == []
+    later = now + timedelta(minutes=10)  # no traffic in the window: the condition cleared
+    check("wine", now=later)
+    assert list_alerts("wine") == []
+    traffic(1, 200, 0, latency_ms=400)
+    check("wine", now=utcnow())
+    (second,) = check("wine", now=utcnow() + timedelta(seconds=5))
+    assert second.id != first.id
+    with pytest.raises(WorkbenchError, match="only open alerts"):
+        acknowledge(first.id)
+
+
+def test_an_accuracy_drop_from_feedback_raises_a_performance_alert(canary: str) -> None:
+    set_config("wine", consecutive=1, min_requests=20)
+    with session_scope() as s:
+        for i in range(40):
+            s.add(PredictionLog(request_id=f"r{i}", model_name="wine", version=1,
+                                predictions=["class_0"],
+                                actual=["class_0" if i < 10 else "class_1"]))
+    traffic(1, 100, 0)
+    (alert,) = check("wine", window="1h")
+    assert alert.kind == "PERFORMANCE" and "live accuracy 25.0%" in alert.message
+
+
+def test_webhooks_are_http_only_and_never_follow_redirects(canary: str) -> None:
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            hits.append(self.path)
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        assert post_webhook(url, {"x": 1}) == 302
+        assert hits == ["/hook"]  # one request: the redirect was not followed
+    finally:
+        server.shutdown()
+    with pytest.raises(WorkbenchError, match="http:// or https://"):
+        set_config("wine", webhook_url="file:///etc/passwd")
