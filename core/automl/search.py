@@ -9,6 +9,7 @@ between folds.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
@@ -49,6 +50,7 @@ SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
 GRID_POINTS = 4         # values per numeric parameter in grid search
 REFIT_SAFETY = 1.5      # the final refit is reserved at 1.5x its estimate
 ENSEMBLE_MIN_GAIN = 1e-4
+MAX_TRIAL_TRAIN_ROWS = 20_000
 
 
 class SearchCancelled(Exception):
@@ -158,7 +160,10 @@ class _Search:
             raise WorkbenchError(f"Unknown search method {sampler!r}: use tpe, random or grid.")
         if fixed_params is not None and (not estimators or len(estimators) != 1):
             raise WorkbenchError("Training one configuration needs exactly one estimator.")
+        data = _cap_trial_rows(data, seed)
         self.data, self.seed, self.sampler = data, seed, sampler
+        # The refit uses every row; trials used at most MAX_TRIAL_TRAIN_ROWS of them.
+        self.refit_scale = len(data.y) / np.mean([len(tr) for tr, _ in data.splits])
         self.started = time.monotonic()
         self.end = self.started + budget
         self.budget = budget
@@ -217,7 +222,7 @@ class _Search:
         per_fold = self.incumbent.cv.fit_time_s / k
         members = 3 if self.use_ensemble else 1
         importance = _importance_seconds(self.data, self.incumbent)
-        return REFIT_SAFETY * (members * per_fold * 1.3 + importance)
+        return REFIT_SAFETY * (members * per_fold * self.refit_scale + importance)
 
     def _run_trial(self, arm: Arm) -> None:
         number = len(self.trials)
@@ -335,7 +340,8 @@ class _Search:
         if len(selection.members) < 2 or gain <= ENSEMBLE_MIN_GAIN * max(abs(best.score), 1e-9):
             return best, None
         members = [pool[i] for i in selection.members]
-        needed = sum(t.cv.fit_time_s / max(len(t.cv.scores), 1) * 1.3 for t in members)
+        needed = sum(t.cv.fit_time_s / max(len(t.cv.scores), 1) * self.refit_scale
+                     for t in members)
         if time.monotonic() + needed > self.end + 0.1 * self.budget:
             return best, None  # no time to refit every member: keep the budget promise
         pipelines = []
@@ -372,6 +378,18 @@ def _ensemble_cv(members: list[TrialResult], covered: np.ndarray, blended: np.nd
     return CVResult(scores=[], fit_time_s=sum(t.cv.fit_time_s for t in members),
                     predict_ms_per_1k=sum(t.cv.predict_ms_per_1k for t in members),
                     oof_pred=pred, oof_proba=proba, covered=covered)
+
+
+def _cap_trial_rows(data: TrainingData, seed: int) -> TrainingData:
+    """Trials fit on at most MAX_TRIAL_TRAIN_ROWS training rows per fold (validation rows are
+    kept whole): on large tables this buys many more configurations per budget, and the
+    winner is still refitted on every row."""
+    rng = np.random.default_rng(seed)
+    capped = [(np.sort(rng.choice(tr, MAX_TRIAL_TRAIN_ROWS, replace=False))
+               if len(tr) > MAX_TRIAL_TRAIN_ROWS else tr, va) for tr, va in data.splits]
+    if all(len(a) == len(b) for (a, _), (b, _) in zip(capped, data.splits, strict=True)):
+        return data
+    return dataclasses.replace(data, splits=capped)
 
 
 def _importance_seconds(data: TrainingData, best: TrialResult) -> float:
