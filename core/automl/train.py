@@ -21,8 +21,9 @@ from core.automl.catalog import EstimatorSpec
 from core.automl.metrics import Metric, all_scores, get_metric
 from core.automl.wrappers import LabelEncodedClassifier
 from core.data.profile import ProblemType, check_target, detect_problem_type, input_schema
-from core.data.splits import make_splits
+from core.data.splits import DEFAULT_FOLDS, DEFAULT_GAP, make_splits, walk_forward
 from core.errors import InvalidDataError
+from core.features.finance import INDICATOR_NAMES, find_column, parse_time
 from core.features.preprocess import build_preprocessor, used_columns
 from core.features.schema import align_to_schema
 
@@ -39,6 +40,13 @@ class TrainingData:
     splits: list[tuple[np.ndarray, np.ndarray]]
     dropped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # set when validated in time order (walk-forward); see core.data.splits.walk_forward
+    time_column: str | None = None
+    time: pd.Series | None = None          # parsed timestamps, aligned with X
+    ticker_column: str | None = None
+    holdout: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    gap: int = 0
+    folds: list[dict[str, Any]] = field(default_factory=list)  # fold boundaries, for display
 
     @property
     def task(self) -> str:
@@ -47,8 +55,16 @@ class TrainingData:
 
 def prepare(frame: pd.DataFrame, target: str, *, task: str | None = None,
             metric: str | None = None, seed: int = 0,
-            time_column: str | None = None) -> TrainingData:
-    """Check the target, detect the task, and drop rows whose target is missing."""
+            time_column: str | None = None, detect_time: bool = True,
+            ticker_column: str | None = None, gap: int | None = None,
+            holdout: float | int | None = None) -> TrainingData:
+    """Check the target, detect the task, and drop rows whose target is missing.
+
+    Time order (see core.data.splits.walk_forward): with `time_column`, or when the table looks
+    like market data (a datetime column plus a ticker or price/volume columns) and
+    `detect_time` is on, validation is walk-forward with an embargo of `gap` timestamps
+    (default 1; pass the target's horizon) and the most recent `holdout` share or count of
+    timestamps kept out of every fold (default one block). Leakage guards add notes."""
     y = check_target(frame, target)
     notes: list[str] = []
     missing = int(y.isna().sum())
@@ -79,13 +95,151 @@ def prepare(frame: pd.DataFrame, target: str, *, task: str | None = None,
         raise InvalidDataError(
             f"The class {rare.idxmin()!r} of {target!r} occurs only once: each class needs at "
             "least two rows to be validated. Remove or merge that class.")
-    time_order = None
-    if time_column is not None:
-        time_order = pd.to_datetime(frame[time_column], errors="coerce", format="mixed")
-    splits = make_splits(y, problem.task, seed=seed, time_order=time_order)
-    return TrainingData(X=X, y=y, schema=schema, problem=problem, metric=chosen, splits=splits,
-                        dropped=dropped, notes=notes)
+    if time_column is None and detect_time:
+        time_column = _detect_time_column(frame.drop(columns=[target]), schema)
+        if time_column is not None:
+            notes.append(f"Validating in time order by {time_column!r}, which looks like the "
+                         "time of market data: shuffled folds would train on the future. "
+                         "Name another time column to change it.")
+        else:
+            notes.extend(_time_column_hint(schema))
+    if time_column is None:
+        splits = make_splits(y, problem.task, seed=seed)
+        return TrainingData(X=X, y=y, schema=schema, problem=problem, metric=chosen,
+                            splits=splits, dropped=dropped, notes=notes)
+    times = parse_time(frame[time_column])
+    if ticker_column is not None and ticker_column not in frame.columns:
+        raise InvalidDataError(f"The ticker column {ticker_column!r} is not in the data.")
+    ticker_column = ticker_column or _detect_ticker_column(frame, target, time_column)
+    notes.extend(_correlated_features(X, y, problem, schema))
+    notes.extend(_time_leaks(frame.drop(columns=[target]), times, time_column, ticker_column,
+                             schema))
+    wf = walk_forward(times, folds=DEFAULT_FOLDS, gap=DEFAULT_GAP if gap is None else gap,
+                      holdout=1 / (DEFAULT_FOLDS + 2) if holdout is None else holdout)
+    notes.append("Validation: " + wf.describe())
+    return TrainingData(X=X, y=y, schema=schema, problem=problem, metric=chosen,
+                        splits=wf.splits, dropped=dropped, notes=notes, time_column=time_column,
+                        time=times, ticker_column=ticker_column, holdout=wf.holdout,
+                        gap=wf.gap, folds=wf.boundaries)
 
+
+# -- time order: detection and leakage guards (notes, never errors) ----------------------------
+
+MARKET_COLUMNS = {"open", "high", "low", "close", "adj_close", "adj close", "volume",
+                  *INDICATOR_NAMES}
+LEAK_CORRELATION = 0.98   # |correlation| of one feature with a numeric target
+LEAK_AUC = 0.99           # one feature alone separating a binary target this well
+GUARD_SAMPLE_ROWS = 50_000
+
+
+def _datetime_columns(schema: list[dict[str, Any]]) -> list[str]:
+    return [c["name"] for c in schema if c["kind"] == "datetime"]
+
+
+def _detect_time_column(features: pd.DataFrame, schema: list[dict[str, Any]]) -> str | None:
+    """A datetime column, but only in tables that look like market data (a ticker column, or
+    price/volume/indicator columns): there, shuffled folds certainly leak the future. Elsewhere
+    a date (a customer's signup day) need not be the order the predictions are made in."""
+    dated = _datetime_columns(schema)
+    names = {str(c).strip().lower() for c in features.columns}
+    market = bool(names & MARKET_COLUMNS) or find_column(list(features.columns),
+                                                         "ticker") is not None
+    if not dated or not market:
+        return None
+    preferred = find_column(dated, "time")
+    return preferred if preferred is not None else dated[0]
+
+
+def _time_column_hint(schema: list[dict[str, Any]]) -> list[str]:
+    dated = _datetime_columns(schema)
+    if not dated:
+        return []
+    return [f"Column {dated[0]!r} holds dates. If the rows are observations over time "
+            "(prices, sales, sensor readings), validate in time order with --time-column "
+            f"{dated[0]}: shuffled folds let a model learn from the future."]
+
+
+def _detect_ticker_column(frame: pd.DataFrame, target: str, time_column: str) -> str | None:
+    candidates = [c for c in frame.columns if c not in (target, time_column)]
+    return find_column([str(c) for c in candidates], "ticker")
+
+
+def _correlated_features(X: pd.DataFrame, y: pd.Series, problem: ProblemType,
+                         schema: list[dict[str, Any]]) -> list[str]:
+    """Numeric features that almost determine the target on their own: usually the target
+    (or something computed from the future) under another name."""
+    numeric = [c["name"] for c in schema if c["kind"] in ("numeric", "boolean")
+               and pd.api.types.is_numeric_dtype(X[c["name"]])]
+    task = problem.task
+    if not numeric or task == "multiclass":
+        return []
+    rows = X.index if len(X) <= GUARD_SAMPLE_ROWS else X.sample(
+        GUARD_SAMPLE_ROWS, random_state=0).index
+    notes = []
+    for col in numeric:
+        x = X.loc[rows, col].astype("float64")
+        ok = x.notna().to_numpy() & y.loc[rows].notna().to_numpy()
+        if ok.sum() < 10 or x[ok].nunique() < 2:
+            continue
+        if task == "regression":
+            yy = y.loc[rows][ok].astype("float64")
+            strength = max(abs(x[ok].corr(yy)), abs(x[ok].corr(yy, method="spearman")))
+            leak = strength >= LEAK_CORRELATION
+            how = f"correlation {strength:.3f}"
+        else:
+            from sklearn.metrics import roc_auc_score
+
+            positive = (y.loc[rows][ok] == problem.classes[-1]).to_numpy()
+            if positive.all() or not positive.any():
+                continue
+            auc = roc_auc_score(positive, x[ok])
+            leak = max(auc, 1 - auc) >= LEAK_AUC
+            how = f"ROC AUC {max(auc, 1 - auc):.3f} on its own"
+        if leak:
+            notes.append(f"Possible leak: feature {col!r} almost determines the target "
+                         f"({how}). If it is computed from the future or from the target "
+                         "itself, remove it.")
+    return notes
+
+
+def _time_leaks(features: pd.DataFrame, times: pd.Series, time_column: str,
+                ticker_column: str | None, schema: list[dict[str, Any]]) -> list[str]:
+    """Timestamps after the prediction time, and repeated timestamps per ticker."""
+    notes = []
+    unreadable = int(times.isna().sum())
+    if unreadable:
+        notes.append(f"{unreadable} rows have no readable time in {time_column!r}: they are "
+                     "left out of validation.")
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    future = int((times > now).sum())
+    if future:
+        notes.append(f"{future} rows have a time in {time_column!r} after today: check the "
+                     "time column (time zone, day/month order).")
+    for col in _datetime_columns(schema):
+        if col == time_column:
+            continue
+        later = int((parse_time(features[col]) > times).sum())
+        if later:
+            notes.append(f"Possible leak: {col!r} is after the prediction time "
+                         f"{time_column!r} in {later} rows. A value recorded later than the "
+                         "prediction is made is not known then; remove the column unless it "
+                         "is fixed in advance (a scheduled date).")
+    if ticker_column is not None:
+        dup = int(pd.DataFrame({"k": features[ticker_column].astype(str).to_numpy(),
+                                "t": times.to_numpy()}).dropna().duplicated().sum())
+        if dup:
+            notes.append(f"{dup} rows repeat a ({ticker_column!r}, {time_column!r}) pair: "
+                         "duplicated timestamps of one ticker make lags and returns wrong "
+                         "and can put one moment on both sides of a split. Remove the "
+                         "duplicates.")
+    else:
+        dup = int(times.dropna().duplicated().sum())
+        names = {str(c).strip().lower() for c in features.columns}
+        if dup and names & MARKET_COLUMNS:
+            notes.append(f"{dup} rows share a timestamp with another row and there is no "
+                         "ticker column: if they are different series, name the ticker "
+                         "column; if one series, remove the duplicates.")
+    return notes
 
 def build_pipeline(spec: EstimatorSpec, task: str, params: dict[str, Any],
                    schema: list[dict[str, Any]]) -> Pipeline:
