@@ -21,8 +21,8 @@ from core.jobs.schedules import (
     retrain,
     set_paused,
 )
+from core.jobs.views import job_doc, schedule_doc
 from core.jobs.worker import ensure_local_worker
-from core.store import Job, Schedule
 
 router = APIRouter()
 
@@ -49,27 +49,6 @@ class ScheduleRequest(BaseModel):
     auto_canary: bool = False
     min_gain: float = Field(default=0.0, ge=0)
     min_gain_rel: float = Field(default=0.0, ge=0)
-
-
-def job_doc(job: Job) -> dict[str, Any]:
-    return {"id": job.id, "state": job.state, "kind": job.kind, "trigger": job.trigger,
-            "model": job.model_name, "target": job.target, "task": job.task,
-            "metric": job.metric, "settings": job.settings, "progress": job.progress,
-            "version_id": job.version_id, "attempts": job.attempts,
-            "cpu_seconds": job.cpu_seconds, "peak_memory_mb": job.peak_memory_mb,
-            "cancel_requested": job.cancel_requested, "pause_requested": job.pause_requested,
-            "gate": job.gate or None, "error": job.error,
-            "created_at": job.created_at.isoformat(),
-            "started_at": job.started_at.isoformat() if job.started_at else None,
-            "finished_at": job.finished_at.isoformat() if job.finished_at else None}
-
-
-def schedule_doc(s: Schedule) -> dict[str, Any]:
-    return {"id": s.id, "model": s.model_name, "cron": s.cron, "paused": s.paused,
-            "auto_canary": s.auto_canary, "gate_min_abs": s.gate_min_abs,
-            "gate_min_rel": s.gate_min_rel, "settings": s.settings,
-            "next_run_at": s.next_run_at.isoformat() if s.next_run_at else None,
-            "last_run_at": s.last_run_at.isoformat() if s.last_run_at else None}
 
 
 @router.post("/v1/jobs", tags=["jobs"], status_code=201)

@@ -6,8 +6,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app.ui.common import empty_state, user_errors
-from core.data.datasets import get_dataset, ingest_bytes, list_datasets, load_frame
+from app.ui.common import empty_state, pick_dataset, user_errors
+from core.data.datasets import ingest_bytes, list_datasets, load_frame
 from core.data.profile import check_target, detect_problem_type
 from core.settings import get_settings
 
@@ -36,12 +36,7 @@ if not datasets:
     empty_state("No datasets yet: upload a table above or load a sample.")
     st.stop()
 
-labels = {d.id: f"{d.id}: {d.name} ({d.n_rows}×{d.n_cols})" for d in datasets}
-ids = list(labels)
-current = st.session_state.get("dataset_id", ids[0])
-chosen = st.selectbox("Dataset", ids, index=ids.index(current) if current in ids else 0,
-                      format_func=labels.__getitem__)
-ds = get_dataset(chosen)
+ds = pick_dataset(datasets)
 with user_errors():
     frame = load_frame(ds)
     for warning in ds.warnings:

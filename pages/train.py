@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app.ui.charts import best_so_far
-from app.ui.common import empty_state, user_errors
+from app.ui.common import empty_state, pick_dataset, user_errors
 from app.ui.jobs import elapsed_fraction, progress_text, trials_frame
 from core.automl.catalog import CATALOG
 from core.automl.metrics import METRICS
@@ -18,12 +18,7 @@ if not datasets:
     empty_state("No datasets yet: open **Data** to upload a table or load a sample.")
     st.stop()
 
-labels = {d.id: f"{d.id}: {d.name} ({d.n_rows}×{d.n_cols})" for d in datasets}
-ids = list(labels)
-chosen = st.session_state.get("dataset_id", ids[0])
-ds_id = st.selectbox("Dataset", ids, index=ids.index(chosen) if chosen in ids else 0,
-                     format_func=labels.__getitem__)
-ds = next(d for d in datasets if d.id == ds_id)
+ds = pick_dataset(datasets)
 columns = [c["name"] for c in ds.columns]
 
 with st.form("train"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import streamlit as st
 
@@ -21,3 +22,14 @@ def user_errors() -> Iterator[None]:
 
 def empty_state(message: str) -> None:
     st.info(message, icon=":material/info:")
+
+
+def pick_dataset(datasets: list[Any], label: str = "Dataset") -> Any:
+    """A dataset selectbox that remembers the last choice across pages (session state)."""
+    labels = {d.id: f"{d.id}: {d.name} ({d.n_rows}×{d.n_cols})" for d in datasets}
+    ids = list(labels)
+    current = st.session_state.get("dataset_id", ids[0])
+    chosen = st.selectbox(label, ids, index=ids.index(current) if current in ids else 0,
+                          format_func=labels.__getitem__)
+    st.session_state["dataset_id"] = chosen
+    return next(d for d in datasets if d.id == chosen)

@@ -71,6 +71,13 @@ def _linear_classifier(C: float = 1.0, **kw: Any) -> BaseEstimator:
     return LogisticRegression(C=C, max_iter=2000, **kw)
 
 
+FOREST_DEFAULTS = [{"n_estimators": 200, "max_features": "sqrt", "min_samples_leaf": 1}]
+FOREST_SPACE: dict[str, BaseDistribution] = {
+    "n_estimators": IntDistribution(50, 500, log=True),
+    "max_features": CategoricalDistribution(["sqrt", "log2", 0.5, 1.0]),
+    "min_samples_leaf": IntDistribution(1, 20, log=True),
+}
+
 CATALOG: dict[str, EstimatorSpec] = {s.key: s for s in [
     EstimatorSpec(
         "linear", "Logistic / ridge regression", BOTH, "linear", 1,
@@ -106,20 +113,12 @@ CATALOG: dict[str, EstimatorSpec] = {s.key: s for s in [
     EstimatorSpec(
         "rf", "Random forest", BOTH, "tree", 2,
         classifier=RandomForestClassifier, regressor=RandomForestRegressor,
-        defaults=[{"n_estimators": 200, "max_features": "sqrt", "min_samples_leaf": 1}],
-        space={"n_estimators": IntDistribution(50, 500, log=True),
-               "max_features": CategoricalDistribution(["sqrt", "log2", 0.5, 1.0]),
-               "min_samples_leaf": IntDistribution(1, 20, log=True)},
-        fixed={"n_jobs": 1, "random_state": 0},
+        defaults=FOREST_DEFAULTS, space=FOREST_SPACE, fixed={"n_jobs": 1, "random_state": 0},
     ),
     EstimatorSpec(
         "extra_trees", "Extra trees", BOTH, "tree", 2,
         classifier=ExtraTreesClassifier, regressor=ExtraTreesRegressor,
-        defaults=[{"n_estimators": 200, "max_features": "sqrt", "min_samples_leaf": 1}],
-        space={"n_estimators": IntDistribution(50, 500, log=True),
-               "max_features": CategoricalDistribution(["sqrt", "log2", 0.5, 1.0]),
-               "min_samples_leaf": IntDistribution(1, 20, log=True)},
-        fixed={"n_jobs": 1, "random_state": 0},
+        defaults=FOREST_DEFAULTS, space=FOREST_SPACE, fixed={"n_jobs": 1, "random_state": 0},
     ),
     EstimatorSpec(
         "knn", "k-nearest neighbours", BOTH, "linear", 1,
