@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.errors import WorkbenchError
+from core.jobs.views import job_doc, schedule_doc
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ML Workbench: AutoML, model registry and deployments for tabular data.")
@@ -400,15 +401,6 @@ def datasets(json_out: JsonOpt = False) -> None:
                                             "created_at"]))
 
 
-def _job_doc(j: Any) -> dict[str, Any]:
-    return {"id": j.id, "state": j.state, "kind": j.kind, "model": j.model_name,
-            "target": j.target, "trigger": j.trigger, "progress": j.progress,
-            "trials": j.progress.get("trials_done"), "best": j.progress.get("best_score"),
-            "version_id": j.version_id, "attempts": j.attempts,
-            "cpu_seconds": round(j.cpu_seconds, 2), "peak_memory_mb": round(j.peak_memory_mb, 1),
-            "gate": j.gate or None, "created_at": j.created_at.isoformat(), "error": j.error}
-
-
 @app.command()
 @guarded
 def submit(
@@ -521,14 +513,6 @@ schedule_app = typer.Typer(help="Recurring retraining (cron or daily HH:MM, UTC)
 app.add_typer(schedule_app, name="schedule")
 
 
-def _schedule_doc(s: Any) -> dict[str, Any]:
-    return {"id": s.id, "model": s.model_name, "cron": s.cron, "paused": s.paused,
-            "auto_canary": s.auto_canary, "gate_min_abs": s.gate_min_abs,
-            "gate_min_rel": s.gate_min_rel, "settings": s.settings,
-            "next_run_at": s.next_run_at.isoformat() if s.next_run_at else None,
-            "last_run_at": s.last_run_at.isoformat() if s.last_run_at else None}
-
-
 @schedule_app.command("add")
 @guarded
 def schedule_add(
@@ -547,7 +531,7 @@ def schedule_add(
     sched = create_schedule(name, when, settings={"budget": budget} if budget else {},
                             auto_canary=auto_canary, gate_min_abs=min_gain,
                             gate_min_rel=min_gain_rel)
-    emit_json(_schedule_doc(sched)) if json_out else out.print(
+    emit_json(schedule_doc(sched)) if json_out else out.print(
         f"schedule {sched.id}: {name} at '{sched.cron}' (UTC), next {sched.next_run_at}")
 
 
@@ -556,7 +540,7 @@ def schedule_add(
 def schedule_list(json_out: JsonOpt = False) -> None:
     from core.jobs.schedules import list_schedules
 
-    rows = [_schedule_doc(s) for s in list_schedules()]
+    rows = [schedule_doc(s) for s in list_schedules()]
     emit_json(rows) if json_out else out.print(_table("Schedules", rows, [
         "id", "model", "cron", "paused", "auto_canary", "next_run_at", "last_run_at"]))
 
@@ -594,7 +578,7 @@ def jobs(json_out: JsonOpt = False) -> None:
     """List training jobs with their state and progress."""
     from core.jobs.ledger import list_jobs
 
-    rows = [_job_doc(j) for j in list_jobs()]
+    rows = [job_doc(j) for j in list_jobs()]
     if json_out:
         emit_json(_clean(rows))
     else:
