@@ -8,10 +8,12 @@ version that answered (body and `X-Model-Version`) and a request id (`X-Request-
 
 from __future__ import annotations
 
+import gc
 import hmac
 import json
 import logging
 import math
+import time
 from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any, Literal
@@ -21,6 +23,7 @@ from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.deploy import deployments as dep
@@ -28,7 +31,6 @@ from core.deploy.service import Answer, Serving, score
 from core.deploy.telemetry import BUCKETS_MS, stats_since
 from core.errors import NotFoundError, WorkbenchError
 from core.registry.versions import check_model_name, list_models, list_versions, resolve
-from core.settings import get_settings
 
 log = logging.getLogger("workbench.api")
 try:
@@ -39,6 +41,7 @@ except metadata.PackageNotFoundError:  # running from a checkout
 
 # -- request and response bodies (documented in /openapi.json) ------------------------------
 Record = dict[str, Any]
+MAX_VERSION = 2**31 - 1  # fits every database's INTEGER
 
 
 class PredictRequest(BaseModel):
@@ -63,7 +66,7 @@ class FeedbackRequest(BaseModel):
 
 class EvaluateRequest(BaseModel):
     records: list[Record] = Field(min_length=1, max_length=1_000_000)
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
 
 
 class CompareRequest(BaseModel):
@@ -72,11 +75,11 @@ class CompareRequest(BaseModel):
 
 
 class LoadRequest(BaseModel):
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
 
 
 class DeployRequest(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     percent: float = Field(default=10.0, ge=0, le=100)
     mode: Literal["canary", "shadow"] = "canary"
     steps: list[float] | None = Field(default=None, min_length=1, max_length=20)
@@ -258,14 +261,22 @@ class Guard:
 
 
 # -- the app --------------------------------------------------------------------------------
-def create_app(serving: Serving | None = None, *, background: bool = True) -> FastAPI:
+def create_app(serving: Serving | None = None, *, background: bool = True,
+               tune_gc: bool = False) -> FastAPI:
     """A new app. `background=False` leaves telemetry flushing and guard rails to explicit
-    `app.state.serving.tick()` calls (tests)."""
+    `app.state.serving.tick()` calls (tests); `tune_gc` is for a server process (see
+    app_factory)."""
     serving = serving or Serving()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         _warm_deployed(serving)
+        # Loaded pipelines are long-lived: keep them out of the cyclic collector's scans, and
+        # collect young objects less often (fewer pauses on the request path).
+        if tune_gc:
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(20_000, 20, 20)
         if background:
             serving.start()
         try:
@@ -291,6 +302,12 @@ def create_app(serving: Serving | None = None, *, background: bool = True) -> Fa
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _overflow(request: Request, exc: Exception) -> Response:
+        return _error(422, "invalid_request", "A value in the request is out of range for the "
+                      "store (e.g. a version number beyond 2147483647).")
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> Response:
@@ -340,7 +357,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True) -> Fa
     @app.post("/invocations", tags=["predict"], responses=ERRORS)
     async def default_invocations(request: Request,
                                   payload: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        return await _invocations(_default_model(), payload,
+        return await _invocations(_default_model(serving.settings), payload,
                                   request.headers.get("x-request-key"))
 
     @app.post("/v1/models/{name}/feedback", tags=["predict"], responses=ERRORS)
@@ -477,6 +494,13 @@ def create_app(serving: Serving | None = None, *, background: bool = True) -> Fa
         serving.forget(name)
         return _deployment_doc(name)
 
+    # jobs, retraining, schedules, monitoring and alerts (their own modules, same app) ----
+    from app.api_jobs import router as jobs_router
+    from app.api_monitor import router as monitor_router
+
+    app.include_router(jobs_router, responses=ERRORS)
+    app.include_router(monitor_router, responses=ERRORS)
+
     # metrics ----------------------------------------------------------------------------
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
@@ -496,12 +520,21 @@ def _metrics_now(name: str, st: dep.DeploymentState) -> dict[str, Any]:
     return out
 
 
-def _default_model() -> str:
-    name = get_settings().default_model
+_DEFAULT: dict[str, Any] = {"name": None, "at": 0.0}
+
+
+def _default_model(settings: Any) -> str:
+    """WORKBENCH_DEFAULT_MODEL, else the only deployed model (looked up at most once a
+    second: this is on the /invocations hot path)."""
+    name = settings.default_model
     if name:
         return name
+    now = time.monotonic()
+    if _DEFAULT["name"] and now - _DEFAULT["at"] < 1.0:
+        return _DEFAULT["name"]
     deployed = [m["name"] for m in list_models() if "production" in m["aliases"]]
     if len(deployed) == 1:
+        _DEFAULT.update(name=deployed[0], at=now)
         return deployed[0]
     raise NotFoundError("/invocations needs a default model: set WORKBENCH_DEFAULT_MODEL or "
                         "use /v1/models/{name}/invocations "
@@ -595,4 +628,4 @@ def app_factory() -> FastAPI:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
-    return create_app()
+    return create_app(tune_gc=True)

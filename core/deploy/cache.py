@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.deploy.fastpath import FastPath, compile_fast
 from core.errors import SchemaMismatchError
 from core.features.schema import align_to_schema
 from core.registry.artifacts import load_verified
@@ -29,6 +30,7 @@ class LoadedModel:
     columns: list[str] = field(default_factory=list)
     numeric: list[bool] = field(default_factory=list)
     classes: list[Any] | None = None
+    fast: FastPath | None = None
 
     @classmethod
     def build(cls, name: str, mv: ModelVersion, pipeline: Any) -> LoadedModel:
@@ -40,7 +42,7 @@ class LoadedModel:
         if mv.task != "regression":
             classes = [_plain(c) for c in getattr(pipeline, "classes_", mv.classes)]
         return cls(name, mv.version, mv, pipeline, [c["name"] for c in schema], numeric,
-                   classes)
+                   classes, compile_fast(pipeline, schema))
 
     @property
     def label(self) -> str:
@@ -54,39 +56,57 @@ class LoadedModel:
                     missing.append(c)
         return missing
 
-    def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
-        """Records → the frame the pipeline expects, without the general DataFrame path:
-        one array per schema column; extra keys are ignored, order is the schema's."""
+    def arrays(self, records: list[dict[str, Any]]) -> dict[str, np.ndarray] | None:
+        """Records → one array per schema column (extra keys ignored, the schema's order),
+        without the general DataFrame path; None when values need the careful path (numbers
+        sent as text, infinities) that explains what is wrong."""
         missing = self.missing_columns(records)
         if missing:
             raise SchemaMismatchError(
                 "Columns the model was trained on are missing from the input: "
                 + ", ".join(repr(c) for c in missing)
                 + ". Add them (null values are allowed) and try again.")
-        data: dict[str, Any] = {}
+        data: dict[str, np.ndarray] = {}
         try:
             for col, is_num in zip(self.columns, self.numeric, strict=True):
                 values = [rec[col] for rec in records]
                 if is_num:
                     if any(isinstance(v, str) for v in values):
-                        raise ValueError  # numbers sent as text: let the careful path judge
+                        return None
                     arr = np.asarray([math.nan if v is None else v for v in values],
                                      dtype="float64")
-                    if not np.isfinite(arr[~np.isnan(arr)]).all():
-                        raise ValueError
+                    if np.isinf(arr).any():
+                        return None
                     data[col] = arr
                 else:
                     arr = np.empty(len(values), dtype=object)
                     arr[:] = values
                     data[col] = arr
         except (ValueError, TypeError):
+            return None
+        return data
+
+    def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+        data = self.arrays(records)
+        if data is None:
             return align_to_schema(pd.DataFrame.from_records(records), self.mv.input_schema)
         return pd.DataFrame(data, copy=False)
+
+    def predict_records(self, records: list[dict[str, Any]]
+                        ) -> tuple[list[Any], list[dict[str, float]] | None]:
+        data = self.arrays(records) if self.fast is not None else None
+        if data is None:
+            return self.predict_frame(self.frame(records))
+        if self.classes is None:
+            return [float(v) for v in np.asarray(self.fast.predict(data), dtype=float)], None
+        return self._answer(np.asarray(self.fast.predict_proba(data), dtype=float))
 
     def predict_frame(self, X: pd.DataFrame) -> tuple[list[Any], list[dict[str, float]] | None]:
         if self.classes is None:
             return [float(v) for v in np.asarray(self.pipeline.predict(X), dtype=float)], None
-        proba = np.asarray(self.pipeline.predict_proba(X), dtype=float)
+        return self._answer(np.asarray(self.pipeline.predict_proba(X), dtype=float))
+
+    def _answer(self, proba: np.ndarray) -> tuple[list[Any], list[dict[str, float]]]:
         classes = self.classes
         preds = [classes[i] for i in np.argmax(proba, axis=1).tolist()]
         rows = proba.tolist()

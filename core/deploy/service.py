@@ -79,7 +79,16 @@ class Batcher:
                     item = queue.pop(0)
                     batch.append(item)
                     rows += len(item[1])
-                results = await loop.run_in_executor(self.executor, _score_batch, batch)
+                try:
+                    results = await loop.run_in_executor(self.executor, _score_batch, batch)
+                except BaseException as exc:  # never leave a caller waiting forever
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc if isinstance(exc, Exception)
+                                              else RuntimeError("prediction cancelled"))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
                 for (_, _, fut), res in zip(batch, results, strict=True):
                     if fut.done():
                         continue
@@ -97,9 +106,8 @@ class Batcher:
 
 
 def score(lm: LoadedModel, records: list[dict[str, Any]]):
-    X = lm.frame(records)
     try:
-        return lm.predict_frame(X)
+        return lm.predict_records(records)
     except WorkbenchError:
         raise
     except (ValueError, TypeError, KeyError) as exc:
@@ -137,21 +145,28 @@ class Serving:
         self.cache = ModelCache(settings.model_cache_size)
         self.telemetry = Telemetry()
         self._states: dict[str, tuple[dep.DeploymentState, float]] = {}
-        self._predict_pool = ThreadPoolExecutor(1, thread_name_prefix="predict")
-        self._side_pool = ThreadPoolExecutor(1, thread_name_prefix="shadow-warm")
+        # OpenMP thread limits are per calling thread: set them inside the pools' threads.
+        self._predict_pool = ThreadPoolExecutor(1, thread_name_prefix="predict",
+                                                initializer=_one_native_thread)
+        self._side_pool = ThreadPoolExecutor(1, thread_name_prefix="shadow-warm",
+                                             initializer=_one_native_thread)
         self._warming: set[tuple[str, int]] = set()
         self.batcher = Batcher(self._predict_pool, settings.batch_window_ms / 1000.0,
                                settings.batch_max_rows)
         self.guard_log: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._refresher: threading.Thread | None = None
         self.started_at = time.time()
 
     # -- state ------------------------------------------------------------------------------
     def state(self, name: str, *, fresh: bool = False) -> dep.DeploymentState:
+        """The rule for `name`, at most `state_refresh_s` old. With the background loop
+        running, the refresher thread keeps it fresh, so requests never wait on the database."""
         now = time.monotonic()
         cached = self._states.get(name)
-        if cached and not fresh and now - cached[1] < self.settings.state_refresh_s:
+        if cached and not fresh and (self._refresher is not None
+                                     or now - cached[1] < self.settings.state_refresh_s):
             return cached[0]
         st = dep.get_state(name)
         self._states[name] = (st, now)
@@ -210,7 +225,8 @@ class Serving:
                                     fallback=st.stable if version != st.stable else None)
         if self.settings.log_predictions:
             self.telemetry.log(request_id=request_id, model_name=name, version=answer.version,
-                               predictions=answer.predictions, shadow_version=shadow)
+                               predictions=answer.predictions, shadow_version=shadow,
+                               created_at=utcnow())
         if shadow is not None:
             asyncio.get_running_loop().run_in_executor(
                 self._side_pool, self._shadow, name, shadow, records, request_id)
@@ -349,20 +365,41 @@ class Serving:
                 except Exception:  # the loop must survive a database hiccup
                     log.exception("telemetry flush / guard rails failed")
 
+        def refresh() -> None:
+            while not self._stop.wait(self.settings.state_refresh_s):
+                for name in list(self._states):
+                    try:
+                        self.state(name, fresh=True)
+                    except NotFoundError:
+                        self.forget(name)
+                    except Exception:
+                        log.exception("could not refresh the deployment of %s", name)
+
         self._thread = threading.Thread(target=loop, name="serving-tick", daemon=True)
         self._thread.start()
+        self._refresher = threading.Thread(target=refresh, name="serving-state", daemon=True)
+        self._refresher.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        for t in (self._thread, self._refresher):
+            if t is not None:
+                t.join(timeout=5)
+        self._thread = self._refresher = None
         self._side_pool.shutdown(wait=True)
         try:
             self.flush()
         except Exception:
             log.exception("final telemetry flush failed")
         self._predict_pool.shutdown(wait=False)
+
+
+def _one_native_thread() -> None:
+    """One BLAS/OpenMP thread per predict: parallelism comes from batching and server
+    workers; OpenMP teams spin-waiting on a shared machine cost far more than they give."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlmodel import select
 
 from core.store import PredictionLog, ServingStat, session_scope
@@ -121,9 +121,11 @@ class Telemetry:
                                           count=c.count, errors=c.errors,
                                           latency_sum_ms=c.latency_sum_ms, latency_hist=c.hist,
                                           predictions=c.predictions))
-                    if logs:
-                        s.add_all(PredictionLog(**row) for row in logs)
-                        s.flush()
+                    if logs:  # one executemany, not an ORM object per request
+                        s.exec(insert(PredictionLog.__table__), params=[
+                            {"shadow_version": None, "shadow_predictions": None,
+                             "shadow_error": None, "actual": None, "feedback_at": None, **row}
+                            for row in logs])
                     for request_id, preds, error in shadow:
                         s.exec(update(PredictionLog)
                                .where(PredictionLog.request_id == request_id)

@@ -168,3 +168,29 @@ def test_guard_rails_judge_only_after_min_requests() -> None:
     assert (judge(st, fine).action, judge(st, fine).percent) == ("advance", 50.0)
     st.percent = 100
     assert judge(st, fine).action == "promote"
+
+
+# -- the lean per-request path -------------------------------------------------------------
+def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
+    from sklearn.preprocessing import FunctionTransformer
+
+    from core.deploy.cache import LoadedModel
+    from core.deploy.fastpath import compile_fast
+
+    mv = register(strict_categories=False)
+    from core.registry import load_pipeline
+
+    _, mv, pipe = load_pipeline("churn:1")
+    lm = LoadedModel.build("churn", mv, pipe)
+    assert lm.fast is not None
+    X, _ = training_frame(seed=5, n=40)
+    X.loc[3, "plan"] = "never-seen"  # handle_unknown="ignore": all zeros, like sklearn
+    records = X.to_dict("records")
+    preds, probas = lm.predict_records(records)
+    expected = pipe.predict_proba(X)
+    np.testing.assert_allclose([[p["no"], p["yes"]] for p in probas], expected, rtol=1e-12)
+    assert preds == list(pipe.predict(X))
+    X2, y2 = training_frame(seed=1)
+    odd = make_pipeline(ColumnTransformer([("f", FunctionTransformer(np.tanh), ["a", "b"])]),
+                        LogisticRegression()).fit(X2, y2)
+    assert compile_fast(odd, SCHEMA) is None  # not understood: the ordinary path

@@ -1,0 +1,101 @@
+"""`workbench serve | deploy | promote | rollback`: registered onto the main CLI by
+`app.cli` (`from app.cli_deploy import register; register(app)`). Same contract as app/cli.py:
+exit 2 with a one-paragraph message on bad input, `--json` prints one JSON document."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from app.cli import JsonOpt, emit_json, err, guarded, out
+from core.errors import WorkbenchError
+
+ReasonOpt = Annotated[str, typer.Option(help="Why (kept in the deployment history).")]
+
+
+def _state_doc(st: Any) -> dict[str, Any]:
+    return st.to_dict()
+
+
+def _say(st: Any) -> None:
+    if st.candidate is None:
+        out.print(f"{st.name}: 100 % → version {st.stable} (stable)")
+    elif st.mode == "shadow":
+        out.print(f"{st.name}: 100 % → version {st.stable} (stable); version {st.candidate} "
+                  f"scores {st.percent:g} % of requests in shadow")
+    else:
+        out.print(f"{st.name}: {100 - st.percent:g} % → version {st.stable} (stable), "
+                  f"{st.percent:g} % → version {st.candidate} (candidate)")
+
+
+def _report(st: Any, json_out: bool) -> None:
+    if json_out:
+        emit_json(_state_doc(st))
+    else:
+        _say(st)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @guarded
+    def serve(
+        host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8001,
+        workers: Annotated[int, typer.Option(help="Server worker processes.", min=1,
+                                             max=64)] = 1,
+        log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    ) -> None:
+        """Start the REST API (OpenAPI docs at /docs). Workers share deployment state through
+        the database."""
+        import uvicorn
+
+        from core.store import get_engine
+
+        get_engine()  # migrate once before the workers start
+        err.print(f"serving on http://{host}:{port} (docs: /docs, workers: {workers})")
+        uvicorn.run("app.api:app_factory", factory=True, host=host, port=port,
+                    workers=workers, log_level=log_level, access_log=False)
+
+    @app.command()
+    @guarded
+    def deploy(
+        name: str,
+        version: int,
+        percent: Annotated[float, typer.Option(help="Candidate share of traffic, 0-100.")]
+        = 10.0,
+        shadow: Annotated[bool, typer.Option("--shadow", help="Score a copy of the traffic; "
+                                             "stable keeps answering.")] = False,
+        auto_advance: Annotated[bool, typer.Option(
+            "--auto-advance", help="Step 10 → 50 → 100 → promote while the guard rails "
+            "hold.")] = False,
+        reason: ReasonOpt = "",
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Deploy VERSION of NAME: production at 100 % if the model has none yet, otherwise
+        the candidate at --percent."""
+        from core.deploy import deployments as dep
+
+        if not 0 <= percent <= 100:
+            raise WorkbenchError(f"--percent must be from 0 to 100, not {percent:g}.")
+        st = dep.deploy(name, version, percent, mode="shadow" if shadow else "canary",
+                        auto_advance=auto_advance or None, reason=reason)
+        _report(st, json_out)
+
+    @app.command()
+    @guarded
+    def promote(name: str, reason: ReasonOpt = "", json_out: JsonOpt = False) -> None:
+        """Make the candidate of NAME the stable version (moves the production alias)."""
+        from core.deploy import deployments as dep
+
+        st = dep.promote(name, reason=reason)
+        _report(st, json_out)
+
+    @app.command()
+    @guarded
+    def rollback(name: str, reason: ReasonOpt = "", json_out: JsonOpt = False) -> None:
+        """Remove the candidate of NAME: 100 % of traffic back to stable at once."""
+        from core.deploy import deployments as dep
+
+        st = dep.rollback(name, reason=reason)
+        _report(st, json_out)

@@ -1,0 +1,241 @@
+"""A lean per-request path for the common fitted preprocessing: a ColumnTransformer of
+OneHotEncoder / StandardScaler / SimpleImputer / passthrough (alone or in small Pipelines) is
+replayed with NumPy on the request's column arrays, skipping pandas and the ColumnTransformer's
+per-call overhead; the estimator after it is called as usual.
+
+`compile_fast(pipeline, schema)` returns None unless every step is supported AND the compiled
+transform reproduces the real one on probe rows built from the schema and the fitted
+categories. So a pipeline it does not understand simply takes the ordinary path."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+Fn = Callable[[np.ndarray], np.ndarray]
+
+
+class Unsupported(Exception):
+    pass
+
+
+def _onehot(enc: Any) -> Fn:
+    if getattr(enc, "drop", None) is not None or getattr(enc, "_infrequent_enabled", False):
+        raise Unsupported("drop / infrequent categories")
+    if enc.handle_unknown not in ("ignore", "error", "infrequent_if_exist"):
+        raise Unsupported(enc.handle_unknown)
+    strict = enc.handle_unknown == "error"
+    maps, widths = [], []
+    for cats in enc.categories_:
+        m: dict[Any, int] = {}
+        nan_idx = None
+        for i, c in enumerate(cats.tolist()):
+            if c is None or (isinstance(c, float) and math.isnan(c)):
+                nan_idx = i
+            else:
+                m[c] = i
+        maps.append((m, nan_idx))
+        widths.append(len(cats))
+    offsets = np.cumsum([0, *widths])
+    dtype = getattr(enc, "dtype", np.float64)
+
+    def fn(X: np.ndarray) -> np.ndarray:
+        out = np.zeros((X.shape[0], int(offsets[-1])), dtype=dtype)
+        for j, (m, nan_idx) in enumerate(maps):
+            for r, v in enumerate(X[:, j].tolist()):
+                if v is None or (isinstance(v, float) and math.isnan(v)):
+                    idx = nan_idx
+                else:
+                    idx = m.get(v)
+                if idx is None:
+                    if strict:
+                        raise ValueError(f"Found unknown categories [{v!r}] in column {j} "
+                                         "during transform")
+                    continue
+                out[r, offsets[j] + idx] = 1
+        return out
+
+    return fn
+
+
+def _scaler(sc: Any) -> Fn:
+    mean = sc.mean_ if sc.with_mean else None
+    scale = sc.scale_ if sc.with_std else None
+
+    def fn(X: np.ndarray) -> np.ndarray:
+        X = X.astype(np.float64, copy=True)
+        if mean is not None:
+            X -= mean
+        if scale is not None:
+            X /= scale
+        return X
+
+    return fn
+
+
+def _imputer(imp: Any) -> Fn:
+    mv = imp.missing_values
+    if not (isinstance(mv, float) and math.isnan(mv)) or getattr(imp, "add_indicator", False):
+        raise Unsupported("imputer")
+    stats = np.asarray(imp.statistics_)
+    if stats.dtype.kind not in "fi" or np.isnan(stats).any():
+        raise Unsupported("imputer statistics")
+
+    def fn(X: np.ndarray) -> np.ndarray:
+        X = X.astype(np.float64, copy=True)
+        rows, cols = np.where(np.isnan(X))
+        X[rows, cols] = stats[cols]
+        return X
+
+    return fn
+
+
+def _step(step: Any) -> tuple[Fn, bool]:
+    """(function, wants numeric input)."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    if step == "passthrough" or step is None:
+        return (lambda X: X), False
+    if isinstance(step, Pipeline):
+        parts = [_step(s) for _, s in step.steps]
+        numeric = parts[0][1] if parts else False
+
+        def fn(X: np.ndarray) -> np.ndarray:
+            for f, _ in parts:
+                X = f(X)
+            return X
+
+        return fn, numeric
+    from sklearn.preprocessing import FunctionTransformer
+
+    if type(step) is FunctionTransformer and step.func is None:  # a fitted "passthrough"
+        return (lambda X: X), False
+    if type(step) is OneHotEncoder:
+        return _onehot(step), False
+    if type(step) is StandardScaler:
+        return _scaler(step), True
+    if type(step) is SimpleImputer:
+        return _imputer(step), True
+    raise Unsupported(type(step).__name__)
+
+
+def _has_encoder(trans: Any) -> bool:
+    return hasattr(trans, "categories_") or any(hasattr(s, "categories_")
+                                                 for _, s in getattr(trans, "steps", []))
+
+
+class FastPath:
+    def __init__(self, blocks: list[tuple[list[str], Fn, bool]], rest: Any, sparse: bool) -> None:
+        self.blocks = blocks
+        self.rest = rest
+        self.sparse = sparse
+
+    def transform(self, arrays: Arrays) -> Any:
+        parts = []
+        for cols, fn, numeric in self.blocks:
+            if numeric:
+                X = np.column_stack([arrays[c].astype(np.float64) for c in cols])
+            else:
+                X = np.empty((len(arrays[cols[0]]), len(cols)), dtype=object)
+                for j, c in enumerate(cols):
+                    X[:, j] = arrays[c]
+            parts.append(np.asarray(fn(X)))
+        Z = np.hstack(parts) if len(parts) > 1 else parts[0]
+        if Z.dtype == object:
+            Z = Z.astype(np.float64)
+        if self.sparse:
+            from scipy import sparse
+
+            return sparse.csr_matrix(Z)
+        return Z
+
+    def predict_proba(self, arrays: Arrays) -> np.ndarray:
+        return self.rest.predict_proba(self.transform(arrays))
+
+    def predict(self, arrays: Arrays) -> np.ndarray:
+        return self.rest.predict(self.transform(arrays))
+
+
+def compile_fast(pipeline: Any, schema: list[dict[str, Any]]) -> FastPath | None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    try:
+        if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
+            return None
+        ct = pipeline.steps[0][1]
+        if type(ct) is not ColumnTransformer:
+            return None
+        if (getattr(ct, "_sklearn_output_config", {}) or {}).get("transform") not in (None,
+                                                                                       "default"):
+            return None
+        names = {c["name"] for c in schema}
+        blocks = []
+        for _, trans, cols in ct.transformers_:
+            if trans == "drop" or (hasattr(cols, "__len__") and len(cols) == 0):
+                continue
+            cols = list(cols)
+            if not all(isinstance(c, str) and c in names for c in cols):
+                return None
+            fn, numeric = _step(trans)
+            kinds = {c["name"]: c["kind"] for c in schema}
+            if not numeric and all(kinds[c] == "numeric" for c in cols) and \
+                    not _has_encoder(trans):
+                numeric = True  # passthrough of numbers: keep them float
+            blocks.append((cols, fn, numeric))
+        if not blocks:
+            return None
+        fast = FastPath(blocks, pipeline[1:], bool(getattr(ct, "sparse_output_", False)))
+        return fast if _agrees(fast, ct, schema) else None
+    except Unsupported:
+        return None
+    except Exception:  # anything unexpected: keep the ordinary path
+        return None
+
+
+def probe_arrays(ct: Any, schema: list[dict[str, Any]], n: int = 12) -> Arrays:
+    """Rows from the fitted categories (including some unseen/None) and varied numbers."""
+    cats: dict[str, list[Any]] = {}
+    for _, trans, cols in ct.transformers_:
+        encoders = [trans] + [s for _, s in getattr(trans, "steps", [])]
+        for enc in encoders:
+            if hasattr(enc, "categories_"):
+                for c, values in zip(cols, enc.categories_, strict=False):
+                    cats[c] = [v for v in values.tolist()
+                               if not (isinstance(v, float) and math.isnan(v))]
+    out: Arrays = {}
+    nums = [0.0, 1.5, -2.25, 3.0, 0.125, -0.5, 7.0, 2.0, -1.0, 0.75, 4.5, -3.0]
+    for j, col in enumerate(schema):
+        name = col["name"]
+        if name in cats and cats[name]:
+            values = cats[name]
+            arr = np.empty(n, dtype=object)
+            arr[:] = [values[(i + j) % len(values)] for i in range(n)]
+            out[name] = arr
+        elif col["kind"] == "numeric":
+            out[name] = np.array([nums[(i + j) % len(nums)] for i in range(n)])
+        else:
+            arr = np.empty(n, dtype=object)
+            arr[:] = [f"v{i % 3}" for i in range(n)]
+            out[name] = arr
+    return out
+
+
+def _agrees(fast: FastPath, ct: Any, schema: list[dict[str, Any]]) -> bool:
+    import pandas as pd
+
+    arrays = probe_arrays(ct, schema)
+    expected = ct.transform(pd.DataFrame(arrays))
+    got = fast.transform(arrays)
+    if hasattr(expected, "toarray"):
+        expected = expected.toarray()
+    if hasattr(got, "toarray"):
+        got = got.toarray()
+    expected = np.asarray(expected, dtype=np.float64)
+    return expected.shape == got.shape and np.allclose(expected, got, equal_nan=True)
