@@ -152,6 +152,7 @@ def _run_training(data: Path, target: str, *, json_out: bool, **kwargs: Any) -> 
             "dataset_fingerprint": outcome.dataset.fingerprint,
             "elapsed_s": result.elapsed_s, "suggestions": result.suggestions,
             "evaluation": result.evaluation,
+            "backtest": outcome.version.evaluation.get("backtest"),
             "leaderboard": board.astype(object).where(board.notna(), None).to_dict("records"),
         }))
         return
@@ -162,6 +163,12 @@ def _run_training(data: Path, target: str, *, json_out: bool, **kwargs: Any) -> 
                      board.to_dict("records"), cols))
     for tip in result.suggestions:
         out.print(f"• {tip}", highlight=False)
+    bt = outcome.version.evaluation.get("backtest")
+    if bt:
+        m = bt["metrics"]
+        out.print("Backtest (walk-forward, out-of-fold): " + ", ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()),
+            highlight=False)
     out.print(f"Registered {outcome.model}:{outcome.version.version} "
               f"({result.best.estimator}, {metric} {result.best.score:.4f}, "
               f"searched {result.elapsed_s:.1f}s)")
@@ -183,13 +190,22 @@ def automl(
         help="Comma-separated estimator keys to search (default: all).")] = None,
     search: Annotated[str, typer.Option(help="Search method: tpe, random or grid.")] = "tpe",
     ensemble: Annotated[bool, typer.Option(help="Try an ensemble of the best trials.")] = True,
+    target_kind: Annotated[str, typer.Option(
+        help="level (predict the column as is), or for price tables: direction, return, "
+             "log_return of --target over --horizon periods.")] = "level",
+    horizon: Annotated[int, typer.Option(help="Periods ahead for market targets.")] = 1,
+    ticker_column: Annotated[str | None, typer.Option(help="Ticker column (market).")] = None,
+    cost_bps: Annotated[float, typer.Option(help="Backtest cost per trade, bps.")] = 5.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Search for the best pipeline, print the leaderboard and register the winner."""
     keys = [k.strip() for k in estimators.split(",") if k.strip()] if estimators else None
+    market = None if target_kind == "level" else {
+        "kind": target_kind, "horizon": horizon, "ticker_column": ticker_column,
+        "cost_bps": cost_bps}
     _run_training(data, target, json_out=json_out, task=None if task == "auto" else task,
                   metric=metric, budget=budget, seed=seed, name=name, time_column=time_column,
-                  estimators=keys, sampler=search, ensemble=ensemble)
+                  estimators=keys, sampler=search, ensemble=ensemble, market=market)
 
 
 @app.command()
@@ -615,9 +631,11 @@ def ui(port: Annotated[int, typer.Option()] = 8501) -> None:
         "--browser.gatherUsageStats=false"]))
 
 
+from app.cli_deploy import register as _register_deploy_commands  # noqa: E402
+
+_register_deploy_commands(app)  # serve, deploy, promote, rollback
+
+
 def main() -> None:
     app()
 
-
-if __name__ == "__main__":
-    main()

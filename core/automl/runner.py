@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.automl.backtest import backtest
 from core.automl.catalog import get_spec
 from core.automl.search import SearchCancelled, SearchResult, TrialResult, run_search
 from core.automl.train import TrainingData, prepare
 from core.data.datasets import get_dataset, load_frame, store_frame
 from core.data.ingest import read_path
 from core.errors import WorkbenchError
+from core.features.targets import MarketTable, market_table
 from core.jobs import ledger
 from core.monitor.reference import build_reference
 from core.registry import register_version
@@ -43,12 +45,17 @@ def submit(dataset: Dataset | int | str | Path, target: str, *, name: str | None
            task: str | None = None, metric: str | None = None, budget: float = 60.0,
            seed: int = 0, time_column: str | None = None, estimators: list[str] | None = None,
            params: dict[str, Any] | None = None, sampler: str = "tpe", ensemble: bool = True,
-           trigger: str = "manual", schedule_id: int | None = None, state: str = ledger.PENDING,
+           market: dict[str, Any] | None = None, trigger: str = "manual",
+           schedule_id: int | None = None, state: str = ledger.PENDING,
            actor: str | None = None) -> Job:
     """Validate a training request completely, then store its dataset and queue the job.
 
     `dataset` is a stored Dataset, its id, or a path to a CSV/Parquet file. Nothing is
-    written when the data, target, task, metric, estimator or parameters are wrong."""
+    written when the data, target, task, metric, estimator or parameters are wrong.
+
+    `market` ({"kind": direction|return|log_return, "horizon", "ticker_column", "gap",
+    "cost_bps"}) turns a price table into indicator features plus a forward target built from
+    the price column `target`, validated walk-forward, with a backtest."""
     if isinstance(dataset, (str, Path)) and not str(dataset).isdigit():
         path = Path(dataset)
         read = read_path(path, max_bytes=get_settings().max_upload_bytes)
@@ -59,7 +66,8 @@ def submit(dataset: Dataset | int | str | Path, target: str, *, name: str | None
     model_name = check_model_name(name or default_name)
     if budget <= 0:
         raise WorkbenchError(f"The budget must be a positive number of seconds, got {budget}.")
-    data = prepare(frame, target, task=task, metric=metric, seed=seed, time_column=time_column)
+    data, _ = _prepare(frame, target, task=task, metric=metric, seed=seed,
+                       time_column=time_column, market=market)
     if estimators:
         for key in estimators:
             get_spec(key, data.task)
@@ -72,7 +80,7 @@ def submit(dataset: Dataset | int | str | Path, target: str, *, name: str | None
                          source_filename=path.name, actor=actor).dataset
     settings = {"budget": budget, "seed": seed, "time_column": time_column, "task": task,
                 "metric": metric, "estimators": estimators, "params": params,
-                "sampler": sampler, "ensemble": ensemble}
+                "sampler": sampler, "ensemble": ensemble, "market": market}
     return ledger.create_job(model_name=model_name, target=target, task=data.task,
                              metric=data.metric.name, kind="fixed" if params else "search",
                              dataset_id=ds.id, settings=settings, state=state,
@@ -90,8 +98,9 @@ def execute(job_id: int, *, progress: ProgressFn | None = None,
     job = ledger.get_job(job_id)
     ds = get_dataset(job.dataset_id)
     s = job.settings
-    data = prepare(load_frame(ds), job.target, task=s.get("task"), metric=s.get("metric"),
-                   seed=s.get("seed", 0), time_column=s.get("time_column"))
+    data, table = _prepare(load_frame(ds), job.target, task=s.get("task"),
+                           metric=s.get("metric"), seed=s.get("seed", 0),
+                           time_column=s.get("time_column"), market=s.get("market"))
     done: list[TrialResult] = []
     already = len(ledger.trials_of(job_id))  # a retried job numbers its trials on
 
@@ -124,11 +133,12 @@ def execute(job_id: int, *, progress: ProgressFn | None = None,
     cv = result.best.cv
     evaluation = {**result.evaluation, "suggestions": result.suggestions, "notes": result.notes,
                   "elapsed_s": result.elapsed_s, "task_reason": data.problem.reason,
-                  "dropped_columns": data.dropped,
+                  "dropped_columns": data.dropped, **_market_evaluation(result, table, s),
                   "reference": build_reference(data.X, data.schema, data.y, data.task,
                                                cv.oof_pred[cv.covered])}
     mv = register_version(
-        result.pipeline, name=job.model_name, task=data.task, target=job.target,
+        result.pipeline, name=job.model_name, task=data.task,
+        target=table.target if table is not None else job.target,
         input_schema=data.schema, classes=_jsonable(data.problem.classes),
         metric=data.metric.name, score=result.best.score, metrics=evaluation["metrics"],
         evaluation=evaluation, estimator=result.best.estimator, params=result.best.params,
@@ -153,6 +163,43 @@ def run_training(dataset: Dataset | int | str | Path, target: str, *,
         raise
     assert outcome is not None  # nothing can cancel a foreground job but Ctrl-C
     return outcome
+
+
+def _prepare(frame: Any, target: str, *, task: str | None, metric: str | None, seed: int,
+             time_column: str | None, market: dict[str, Any] | None
+             ) -> tuple[TrainingData, MarketTable | None]:
+    """Training data from the upload; for market requests, indicator features and the forward
+    target first (the target column named by the user is then the price column)."""
+    if not market:
+        return prepare(frame, target, task=task, metric=metric, seed=seed,
+                       time_column=time_column), None
+    horizon = int(market.get("horizon") or 1)
+    if horizon < 1:
+        raise WorkbenchError(f"The horizon must be at least 1 period, got {horizon}.")
+    if target not in frame.columns:
+        raise WorkbenchError(f"The price column {target!r} is not in the data.")
+    table = market_table(frame, kind=market.get("kind", "direction"), horizon=horizon,
+                         price_column=target, time_column=time_column,
+                         ticker_column=market.get("ticker_column"))
+    data = prepare(table.frame, table.target, task=task, metric=metric, seed=seed,
+                   time_column=table.time_column, ticker_column=table.ticker_column,
+                   gap=int(market.get("gap") or horizon))
+    data.notes[:0] = table.notes
+    return data, table
+
+
+def _market_evaluation(result: SearchResult, table: MarketTable | None,
+                       settings: dict[str, Any]) -> dict[str, Any]:
+    """The backtest and what predict needs to rebuild the indicator features."""
+    if table is None:
+        return {}
+    market = settings.get("market") or {}
+    report = backtest(result, forward_return=table.forward_return,
+                      cost_bps=float(market.get("cost_bps", 5.0)), horizon=table.horizon)
+    return {"backtest": report.to_dict(),
+            "market": {"kind": table.kind, "horizon": table.horizon,
+                       "price_column": table.price_column, "time_column": table.time_column,
+                       "ticker_column": table.ticker_column}}
 
 
 def _record_trial(job_id: int, trial: TrialResult, metric: str) -> None:

@@ -129,9 +129,10 @@ def retrain(model: str, *, trigger: str = "api", schedule_id: int | None = None,
     last = dict(job.settings) if job is not None else {}
     last.update(settings or {})
     keys = ("task", "metric", "budget", "seed", "time_column", "estimators", "params",
-            "sampler", "ensemble")
+            "sampler", "ensemble", "market")
     request = {k: last[k] for k in keys if k in last and last[k] is not None}
-    return submit(latest, mv.target, name=model, trigger=trigger, schedule_id=schedule_id,
+    target = job.target if job is not None else mv.target  # market jobs: the price column
+    return submit(latest, target, name=model, trigger=trigger, schedule_id=schedule_id,
                   actor=actor, **request)
 
 

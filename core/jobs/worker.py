@@ -256,7 +256,7 @@ def ensure_local_worker() -> int:
     for _ in range(missing):
         log_path = settings.home / "worker.log"
         with open(log_path, "ab") as out:
-            subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--idle-exit",
+            subprocess.Popen([sys.executable, "-m", "app", "worker", "--idle-exit",
                               str(AUTOSTART_IDLE_EXIT_S)], stdout=out,
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              start_new_session=True, env=os.environ.copy(),

@@ -36,7 +36,7 @@ def workers(home: Path,
 
     def start(*args: str) -> subprocess.Popen:
         log = open(home.parent / f"worker{len(procs)}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", *args], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "app", "worker", *args], cwd=ROOT,
                                 env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
         procs.append(proc)
         return proc
