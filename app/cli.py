@@ -399,6 +399,23 @@ def history(name: str, json_out: JsonOpt = False) -> None:
                          ["at", "alias", "from_version", "to_version", "actor", "reason"]))
 
 
+@app.command("import")
+@guarded
+def import_(
+    name: str,
+    path: Annotated[Path, typer.Argument(help="A skops file or an MLflow sklearn model dir.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Register an existing scikit-learn pipeline (skops file or MLflow directory) as the
+    next version of NAME. Pickle-based models are refused: they could run any code."""
+    from core.registry.importer import import_model
+
+    mv = import_model(name, path)
+    doc = {"model": name, "version": mv.version, "task": mv.task, "fingerprint": mv.fingerprint}
+    emit_json(doc) if json_out else out.print(f"Registered {name}:{mv.version} ({mv.task}) "
+                                              f"from {path}")
+
+
 @app.command()
 @guarded
 def datasets(json_out: JsonOpt = False) -> None:

@@ -75,6 +75,23 @@ if "residuals" in ev:
 if ev.get("feature_importance"):
     c2.altair_chart(charts.importance(ev["feature_importance"]), width="stretch")
 
+if ev.get("backtest"):
+    bt = ev["backtest"]
+    st.subheader("Backtest (walk-forward, out-of-fold)")
+    m = bt["metrics"]
+    cols = st.columns(4)
+    for col, (key, label) in zip(cols, [("hit_rate", "hit rate"),
+                                        ("strategy_total_return", "long/flat return"),
+                                        ("buy_and_hold_total_return", "buy & hold return"),
+                                        ("strategy_max_drawdown", "max drawdown")], strict=True):
+        value = m.get(key)
+        col.metric(label, f"{value:.1%}" if isinstance(value, float) else "–")
+    st.altair_chart(charts.equity(bt["equity"]), width="stretch")
+    if bt.get("folds"):
+        st.dataframe(pd.DataFrame(bt["folds"]), hide_index=True, width="stretch")
+    for note in bt.get("notes", []):
+        st.caption(note)
+
 with st.form("alias"):
     c1, c2 = st.columns([1, 2])
     alias = c1.selectbox("Set alias", ["production", "staging", "golden"])

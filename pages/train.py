@@ -35,6 +35,16 @@ with st.form("train"):
     c6, c7 = st.columns(2)
     time_column = c6.selectbox("Time column (validate in time order)", ["—", *columns])
     ensemble = c7.toggle("Try an ensemble of the best trials", value=True)
+    with st.expander("Price tables: predict a forward move instead of the column itself"):
+        m1, m2, m3, m4 = st.columns(4)
+        target_kind = m1.selectbox("Target", ["level", "direction", "return", "log_return"],
+                                   help="level = the target column as is; otherwise the target "
+                                        "column is a price and the model predicts its move "
+                                        "over the horizon, with indicator features and a "
+                                        "backtest")
+        horizon = m2.number_input("Horizon (periods)", min_value=1, max_value=250, value=1)
+        ticker = m3.selectbox("Ticker column", ["—", *columns])
+        cost = m4.number_input("Cost per trade (bps)", min_value=0.0, value=5.0)
     started = st.form_submit_button("Start training", type="primary")
 
 if started:
@@ -43,7 +53,11 @@ if started:
                      task=None if task == "auto" else task,
                      metric=None if metric == "auto" else metric, budget=float(budget),
                      estimators=estimators or None, sampler=method, ensemble=ensemble,
-                     time_column=None if time_column == "—" else time_column, actor="ui")
+                     time_column=None if time_column == "—" else time_column,
+                     market=None if target_kind == "level" else {
+                         "kind": target_kind, "horizon": int(horizon), "cost_bps": cost,
+                         "ticker_column": None if ticker == "—" else ticker},
+                     actor="ui")
         ensure_local_worker()
         st.session_state["job_id"] = job.id
         st.query_params["job"] = str(job.id)

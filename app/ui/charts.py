@@ -59,3 +59,16 @@ def importance(rows: list[dict[str, Any]], top: int = 15) -> alt.Chart:
         x=alt.X("importance:Q", title="drop in score when shuffled"),
         y=alt.Y("feature:N", sort="-x"), tooltip=["feature:N", "importance:Q", "std:Q"]
     ).properties(height=max(120, 22 * len(frame)))
+
+
+def equity(points: list[dict[str, Any]]) -> alt.Chart:
+    """Equity curves of the long/flat strategy and of buy-and-hold over time."""
+    frame = pd.DataFrame(points)
+    value_cols = [c for c in ("strategy", "buy_and_hold") if c in frame.columns]
+    time_col = next((c for c in ("time", "date", "at") if c in frame.columns), frame.columns[0])
+    long = frame.melt(id_vars=[time_col], value_vars=value_cols, var_name="curve",
+                      value_name="equity")
+    return alt.Chart(long).mark_line().encode(
+        x=alt.X(f"{time_col}:T", title=None), y=alt.Y("equity:Q", scale=alt.Scale(zero=False)),
+        color="curve:N", tooltip=[f"{time_col}:T", "curve:N", "equity:Q"]
+    ).properties(height=280)

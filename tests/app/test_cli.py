@@ -144,3 +144,54 @@ def test_drift_names_the_shifted_column(home: Path, tmp_path: Path) -> None:
     assert first["feature"] == "mean_radius" and first["test"] == "ks" and first["drifted"]
     same = run_json("drift", "breast_cancer", CANCER)
     assert same["drifted"] == []
+
+
+def test_market_search_reports_a_backtest_and_predicts_from_price_history(
+        home: Path, tmp_path: Path) -> None:
+    stocks = pd.read_csv(DATA / "stocks.csv")
+    two = stocks[stocks["ticker"].isin(["AAPL", "IBM"]) & (stocks["date"] >= "2010-01-01")]
+    two.to_csv(tmp_path / "prices.csv", index=False)
+    doc = run_json("automl", str(tmp_path / "prices.csv"), "--target", "adj_close",
+                   "--target-kind", "direction", "--horizon", "1", "--time-column", "date",
+                   "--budget", "6", "--name", "prices")
+    assert doc["task"] == "binary" and doc["metric"] == "roc_auc"
+    bt = doc["backtest"]
+    assert 0.3 < bt["metrics"]["hit_rate"] < 0.7 and bt["metrics"]["trades"] > 0
+    assert bt["folds"] and all(f["train_end"] < f["valid_start"] for f in bt["folds"])
+    assert {"strategy", "buy_and_hold"} <= set(bt["equity"][0])
+    history = two[two["date"] >= "2013-01-01"]  # raw prices: features are rebuilt from them
+    history.to_csv(tmp_path / "history.csv", index=False)
+    out = tmp_path / "p.csv"
+    run("predict", "prices", str(tmp_path / "history.csv"), "--out", str(out))
+    preds = pd.read_csv(out)
+    assert len(preds) == len(history) and preds.columns[0] == "prediction"
+    assert preds["prediction"].nunique() <= 2
+
+
+def test_import_registers_skops_and_refuses_pickled_mlflow_models(home: Path,
+                                                                  tmp_path: Path) -> None:
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.read_csv(CANCER)
+    X, y = frame.drop(columns=["diagnosis"]).iloc[:, :5], frame["diagnosis"]
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    sio.dump(pipe, tmp_path / "model.skops")
+    doc = run_json("import", "outside", str(tmp_path / "model.skops"))
+    assert (doc["version"], doc["task"]) == (1, "binary")
+    X.head(10).to_csv(tmp_path / "rows.csv", index=False)
+    run("predict", "outside", str(tmp_path / "rows.csv"), "--out", str(tmp_path / "p.csv"))
+    assert list(pd.read_csv(tmp_path / "p.csv").columns) == [
+        "prediction", "proba_benign", "proba_malignant"]
+
+    mlflow_dir = tmp_path / "mlflow_model"
+    mlflow_dir.mkdir()
+    (mlflow_dir / "MLmodel").write_text(
+        "flavors:\n  sklearn:\n    pickled_model: model.pkl\n"
+        "    serialization_format: cloudpickle\n")
+    (mlflow_dir / "model.pkl").write_bytes(b"not even looked at")
+    result = runner.invoke(app, ["import", "outside", str(mlflow_dir)])
+    assert result.exit_code == 2 and "loading a pickle" in result.stderr.replace("\n", " ")
+    assert [v["version"] for v in run_json("versions", "outside")] == [1]

@@ -192,3 +192,19 @@ def test_monitor_page_shows_traffic_drift_and_acknowledges_alerts(
     assert report["model"] == "breast_cancer" and report["features"] == 30
     st.cache_resource.clear()
     assert report["drifted"] == []  # the training data itself does not drift
+
+
+def test_leaderboard_shows_the_backtest_of_a_market_model(home: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    stocks = pd.read_csv(DATA / "stocks.csv")
+    stocks[stocks["ticker"] == "IBM"].tail(800).to_csv(tmp_path / "ibm.csv", index=False)
+    result = CliRunner().invoke(app, ["automl", str(tmp_path / "ibm.csv"), "--target",
+                                      "adj_close", "--target-kind", "direction",
+                                      "--time-column", "date", "--budget", "4"])
+    assert result.exit_code == 0, result.output
+    at = _app().run()
+    at.switch_page("pages/leaderboard.py").run()
+    assert not at.exception
+    assert [m.label for m in at.metric][-4:] == ["hit rate", "long/flat return",
+                                                 "buy & hold return", "max drawdown"]

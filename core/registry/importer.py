@@ -1,0 +1,77 @@
+"""`workbench import`: register an existing scikit-learn pipeline as the next version.
+
+Accepted: a skops file, or an MLflow model directory (mlflow.sklearn flavour) whose model is
+stored in skops format. Pickle-based MLflow models are refused: loading a pickle runs
+arbitrary code, and an imported file is by definition not one we wrote. Types are checked
+against the same allow-list as our own artifacts before anything is built.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.errors import InvalidDataError, WorkbenchError
+from core.registry.artifacts import load_trusted_file
+from core.registry.versions import register_version
+from core.store import ModelVersion
+
+MLFLOW_TYPES = {"double": "numeric", "float": "numeric", "long": "numeric", "integer": "numeric",
+                "boolean": "boolean", "string": "categorical", "datetime": "datetime"}
+
+
+def import_model(name: str, path: str | Path, *, actor: str | None = None) -> ModelVersion:
+    path = Path(path)
+    if path.is_dir():
+        model_file, schema = _mlflow(path)
+    elif path.is_file():
+        model_file, schema = path, None
+    else:
+        raise WorkbenchError(f"{path}: no such file or directory.")
+    pipeline = load_trusted_file(model_file)
+    if not hasattr(pipeline, "predict"):
+        raise InvalidDataError(f"{model_file.name} holds a {type(pipeline).__name__}, not a "
+                               "fitted scikit-learn estimator or pipeline.")
+    schema = schema or _schema_from(pipeline, model_file)
+    classes = [c.item() if hasattr(c, "item") else c for c in getattr(pipeline, "classes_", [])]
+    task = ("regression" if not classes else "binary" if len(classes) == 2 else "multiclass")
+    return register_version(pipeline, name=name, task=task, target="", input_schema=schema,
+                            classes=classes, estimator=type(pipeline).__name__,
+                            params={"imported_from": str(path)}, actor=actor)
+
+
+def _mlflow(directory: Path) -> tuple[Path, list[dict[str, Any]] | None]:
+    mlmodel = directory / "MLmodel"
+    if not mlmodel.is_file():
+        raise WorkbenchError(f"{directory} is not an MLflow model directory (no MLmodel file).")
+    spec = yaml.safe_load(mlmodel.read_text())
+    flavor = (spec.get("flavors") or {}).get("sklearn")
+    if not flavor:
+        raise WorkbenchError(f"{directory} has no mlflow.sklearn flavour; only scikit-learn "
+                             "models can be imported.")
+    fmt = flavor.get("serialization_format", "cloudpickle")
+    if fmt != "skops":
+        raise WorkbenchError(
+            f"{directory} stores its model as {fmt}, and loading a pickle from outside runs "
+            "arbitrary code. Save it again with mlflow.sklearn.save_model(..., "
+            "serialization_format='skops'), or export it with skops.io.dump, then import that.")
+    schema = None
+    inputs = ((spec.get("signature") or {}).get("inputs"))
+    if inputs:
+        cols = json.loads(inputs) if isinstance(inputs, str) else inputs
+        schema = [{"name": c["name"], "kind": MLFLOW_TYPES.get(c.get("type"), "categorical"),
+                   "dtype": c.get("type", "")} for c in cols if "name" in c]
+    return directory / flavor.get("pickled_model", "model.skops"), schema
+
+
+def _schema_from(pipeline: Any, source: Path) -> list[dict[str, Any]]:
+    names = getattr(pipeline, "feature_names_in_", None)
+    if names is None:
+        raise InvalidDataError(
+            f"{source.name} does not record its input columns (it was fitted on an array, not "
+            "a DataFrame), so requests could not be checked. Fit it on a DataFrame, or import an "
+            "MLflow directory with a signature.")
+    return [{"name": str(n), "kind": "numeric", "dtype": "float64"} for n in names]
