@@ -195,6 +195,7 @@ class JobWorker:
         """Loop until `stop` is set, `max_jobs` ran, or idle for `idle_exit_s`."""
         from core.jobs.schedules import fire_due
         from core.monitor.alerts import check_all
+        from core.monitor.live import compact
 
         self._register()
         done, idle_since, checked = 0, time.monotonic(), 0.0
@@ -206,6 +207,7 @@ class JobWorker:
                 if time.monotonic() - checked >= MONITOR_EVERY_S:
                     checked = time.monotonic()
                     check_all()
+                    compact()
                 job = claim_next(self.id)
                 if job is None:
                     if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:

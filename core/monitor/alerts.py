@@ -219,10 +219,38 @@ def check(model: str, window: str = "5m", now: datetime | None = None) -> list[A
                         f"{model}:{version} p99 latency {p99:.0f} ms > {cfg.max_p99_ms:.0f} ms",
                         p99, cfg.max_p99_ms),
             _performance(model, version, accuracy, window, now, cfg),
+            _prediction_drift(model, version, stats, cfg),
         ):
             if obs is not None and (a := observe(obs, now)) is not None:
                 opened.append(a)
     return opened
+
+
+def _prediction_drift(model: str, version: int, stats: dict[str, Any] | None,
+                      cfg: MonitorConfig) -> Observation | None:
+    """The live prediction mix against the version's out-of-fold prediction mix (Jensen-Shannon
+    distance; classification only)."""
+    from scipy.spatial.distance import jensenshannon
+
+    with session_scope() as s:
+        mv = s.exec(select(ModelVersion).join(RegisteredModel).where(
+            RegisteredModel.name == model, ModelVersion.version == version)).first()
+    ref = (mv.evaluation.get("reference") or {}).get("prediction") if mv else None
+    if ref is None or ref.get("type") != "categorical":
+        return None
+    live = {k: v for k, v in (stats or {}).get("predictions", {}).items()
+            if k not in ("n", "sum")}
+    n = sum(live.values())
+    if n < cfg.min_requests:
+        return Observation(model, version, "DRIFT", False, feature="__prediction__")
+    labels = sorted(set(ref["frequencies"]) | set(live))
+    p = [ref["frequencies"].get(k, 0.0) for k in labels]
+    q = [live.get(k, 0) / n for k in labels]
+    js = float(jensenshannon(p, q, base=2))
+    return Observation(model, version, "DRIFT", js > cfg.max_prediction_drift,
+                       f"{model}:{version} prediction mix drifted (Jensen-Shannon {js:.2f} > "
+                       f"{cfg.max_prediction_drift})", js, cfg.max_prediction_drift,
+                       feature="__prediction__")
 
 
 def _performance(model: str, version: int, accuracy_fn: Any, window: str, now: datetime,

@@ -33,6 +33,14 @@ def canary(home: Path) -> str:
     return "wine"
 
 
+def errors(alerts: list) -> list:
+    return [a for a in alerts if a.kind == "ERROR"]
+
+
+def latency(alerts: list) -> list:
+    return [a for a in alerts if a.kind == "LATENCY"]
+
+
 def traffic(version: int, ok: int, failed: int, latency_ms: float = 3.0) -> None:
     t = Telemetry()
     for _ in range(ok):
@@ -47,13 +55,13 @@ def test_an_error_spike_opens_an_alert_that_rolls_back_the_canary(canary: str) -
     traffic(1, 500, 0)
     traffic(2, 40, 30)  # the candidate fails 43 % of its requests
     now = utcnow()
-    assert check("wine", now=now) == []
-    assert check("wine", now=now + timedelta(seconds=30)) == []
-    (alert,) = check("wine", now=now + timedelta(seconds=60))
+    assert errors(check("wine", now=now)) == []
+    assert errors(check("wine", now=now + timedelta(seconds=30))) == []
+    (alert,) = errors(check("wine", now=now + timedelta(seconds=60)))
     assert (alert.kind, alert.version, alert.severity) == ("ERROR", 2, "critical")
     state = get_state("wine")
     assert state.candidate is None and state.stable == 1
-    (row,) = list_alerts("wine")
+    (row,) = errors(list_alerts("wine"))
     assert "rolled back candidate 2" in row.action
 
 
@@ -62,17 +70,16 @@ def test_an_acknowledged_alert_stays_quiet_until_it_clears_and_recurs(canary: st
     traffic(1, 200, 0, latency_ms=400)  # stable is slow
     now = utcnow()
     check("wine", now=now)
-    (first,) = check("wine", now=now + timedelta(seconds=10))
-    assert first.kind == "LATENCY"
+    (first,) = latency(check("wine", now=now + timedelta(seconds=10)))
     acknowledge(first.id, actor="ana")
     for i in range(3):  # still bad: no new alert while acknowledged
-        assert check("wine", now=now + timedelta(seconds=20 + i)) == []
+        assert latency(check("wine", now=now + timedelta(seconds=20 + i))) == []
     later = now + timedelta(minutes=10)  # no traffic in the window: the condition cleared
     check("wine", now=later)
     assert list_alerts("wine") == []
     traffic(1, 200, 0, latency_ms=400)
     check("wine", now=utcnow())
-    (second,) = check("wine", now=utcnow() + timedelta(seconds=5))
+    (second,) = latency(check("wine", now=utcnow() + timedelta(seconds=5)))
     assert second.id != first.id
     with pytest.raises(WorkbenchError, match="only open alerts"):
         acknowledge(first.id)
@@ -86,8 +93,8 @@ def test_an_accuracy_drop_from_feedback_raises_a_performance_alert(canary: str) 
                                 predictions=["class_0"],
                                 actual=["class_0" if i < 10 else "class_1"]))
     traffic(1, 100, 0)
-    (alert,) = check("wine", window="1h")
-    assert alert.kind == "PERFORMANCE" and "live accuracy 25.0%" in alert.message
+    (alert,) = [a for a in check("wine", window="1h") if a.kind == "PERFORMANCE"]
+    assert "live accuracy 25.0%" in alert.message
 
 
 def test_webhooks_are_http_only_and_never_follow_redirects(canary: str) -> None:
@@ -113,3 +120,33 @@ def test_webhooks_are_http_only_and_never_follow_redirects(canary: str) -> None:
         server.shutdown()
     with pytest.raises(WorkbenchError, match="http:// or https://"):
         set_config("wine", webhook_url="file:///etc/passwd")
+
+
+def test_a_shifted_prediction_mix_raises_a_drift_alert(canary: str) -> None:
+    set_config("wine", consecutive=1, min_requests=50)
+    t = Telemetry()
+    for _ in range(300):  # training predicted three classes; live traffic sees only one
+        t.record("wine", 1, 2.0, True, ["class_2"])
+    t.flush()
+    opened = check("wine")
+    (alert,) = [a for a in opened if a.kind == "DRIFT"]
+    assert alert.feature == "__prediction__" and alert.value > 0.2
+
+
+def test_compaction_keeps_the_totals_in_fewer_rows(canary: str) -> None:
+    from sqlmodel import select
+
+    from core.monitor.live import compact
+    from core.monitor.live import traffic as live_traffic
+    from core.store import ServingStat
+
+    for _ in range(5):
+        traffic(1, 20, 1)
+    before = live_traffic("wine", "24h")["versions"]["1"]
+    removed = compact(older_than=timedelta(0), now=utcnow() + timedelta(minutes=2))
+    assert removed >= 4
+    after = live_traffic("wine", "24h", now=utcnow() + timedelta(minutes=2))["versions"]["1"]
+    assert (after["requests"], after["errors"]) == (before["requests"], before["errors"]) \
+        == (105, 5)
+    with session_scope() as s:
+        assert len(s.exec(select(ServingStat).where(ServingStat.version == 1)).all()) == 1
