@@ -208,3 +208,36 @@ def test_leaderboard_shows_the_backtest_of_a_market_model(home: Path, tmp_path: 
     assert not at.exception
     assert [m.label for m in at.metric][-4:] == ["hit rate", "long/flat return",
                                                  "buy & hold return", "max drawdown"]
+
+
+def test_train_page_runs_a_market_search_with_a_backtest(home: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from core.jobs.ledger import list_jobs
+    from core.jobs.worker import JobWorker
+
+    stocks = pd.read_csv(DATA / "stocks.csv")
+    stocks[stocks["ticker"] == "MSFT"].tail(700).to_csv(tmp_path / "msft.csv", index=False)
+    CliRunner().invoke(app, ["seed"])
+    from core.data.datasets import ingest_path
+
+    ds = ingest_path(tmp_path / "msft.csv").dataset
+    thread = threading.Thread(target=JobWorker().run, kwargs={"max_jobs": 1}, daemon=True)
+    thread.start()
+    at = _app().run()
+    at.switch_page("pages/train.py").run()
+    at.selectbox[0].set_value(ds.id).run()
+    at.selectbox[1].set_value("adj_close")       # the price column
+    at.slider[0].set_value(10)
+    at.multiselect[0].set_value(["linear"])
+    next(s for s in at.selectbox if s.label == "Time column (validate in time order)"
+         ).set_value("date")
+    next(s for s in at.selectbox if s.label == "Target").set_value("direction")
+    at.button[0].click().run()
+    assert not at.exception
+    (job,) = list_jobs()
+    assert job.settings["market"]["kind"] == "direction"
+    thread.join(timeout=90)
+    at.switch_page("pages/leaderboard.py").run()
+    assert not at.exception
+    assert "hit rate" in [m.label for m in at.metric]
