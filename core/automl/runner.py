@@ -152,9 +152,12 @@ def run_training(dataset: Dataset | int | str | Path, target: str, *,
                  progress: ProgressFn | None = None, actor: str | None = None,
                  **request: Any) -> RunOutcome:
     """Foreground training (the CLI's `automl`/`train`): submit as RUNNING and execute here."""
+    from core.jobs.control import Heartbeat
+
     job = submit(dataset, target, state=ledger.RUNNING, actor=actor, **request)
     try:
-        outcome = execute(job.id, progress=progress, actor=actor)
+        with Heartbeat(job.id):  # or a worker's reaper would take it for a lost job
+            outcome = execute(job.id, progress=progress, actor=actor)
     except BaseException as exc:
         reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         interrupted = isinstance(exc, KeyboardInterrupt)

@@ -241,3 +241,20 @@ def test_a_retrain_that_passes_the_gate_enters_a_canary(home: Path) -> None:
     assert job.gate["passed"] is True, job.gate
     state = get_state("cancer")
     assert (state.stable, state.candidate) == (1, 2) and state.percent == state.steps[0]
+
+
+def test_a_foreground_run_heartbeats_so_no_reaper_takes_it_for_lost(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.automl.runner import run_training
+
+    monkeypatch.setenv("WORKBENCH_HEARTBEAT_S", "0.2")
+    monkeypatch.setenv("WORKBENCH_WORKER_LOST_AFTER_S", "1")
+    reaped: list[int] = []
+
+    def progress(_state: dict) -> None:
+        time.sleep(0.5)  # a slow search, while a worker's reaper looks at the ledger
+        reaped.extend(reap_lost_jobs())
+
+    outcome = run_training(CANCER, "diagnosis", budget=4, estimators=["linear"],
+                           progress=progress)
+    assert reaped == [] and state(outcome.job_id) == "COMPLETED"
