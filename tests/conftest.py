@@ -31,6 +31,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     reset_engines()
     yield path
+    from core.jobs.worker import stop_spawned_workers
+
+    stop_spawned_workers(path)  # workers the app/CLI started for this test
     reset_engines()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +36,8 @@ RETRY_BASE_S = 5.0
 ORPHAN_GRACE = timedelta(minutes=10)
 STARTUP_S = 20.0  # a worker just spawned registers itself within this time
 MONITOR_EVERY_S = 30.0  # alert windows are checked this often by each live worker
-AUTOSTART_IDLE_EXIT_S = 900  # an auto-started worker exits when idle; the app restarts one
+AUTOSTART_IDLE_EXIT_S = 900
+SPAWNED_PIDS = "worker.pids"  # an auto-started worker exits when idle; the app restarts one
 
 
 def claim_next(worker_id: str) -> Job | None:
@@ -258,9 +260,27 @@ def ensure_local_worker() -> int:
     for _ in range(missing):
         log_path = settings.home / "worker.log"
         with open(log_path, "ab") as out:
-            subprocess.Popen([sys.executable, "-m", "app", "worker", "--idle-exit",
-                              str(AUTOSTART_IDLE_EXIT_S)], stdout=out,
-                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True, env=os.environ.copy(),
-                             cwd=Path(__file__).resolve().parents[2])
+            proc = subprocess.Popen([sys.executable, "-m", "app", "worker", "--idle-exit",
+                                     str(AUTOSTART_IDLE_EXIT_S)], stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=os.environ.copy(),
+                                    cwd=Path(__file__).resolve().parents[2])
+        with open(settings.home / SPAWNED_PIDS, "a") as pids:  # so they can be stopped
+            pids.write(f"{proc.pid}\n")
     return missing
+
+
+def stop_spawned_workers(home: Path) -> int:
+    """SIGTERM the workers this home's app/CLI started (they finish their current job's
+    transaction handling and exit)."""
+    path, stopped = home / SPAWNED_PIDS, 0
+    if not path.exists():
+        return 0
+    for line in path.read_text().split():
+        try:
+            os.kill(int(line), signal.SIGTERM)
+            stopped += 1
+        except (ProcessLookupError, ValueError, PermissionError):
+            pass
+    path.unlink(missing_ok=True)
+    return stopped

@@ -46,13 +46,6 @@ def workers(home: Path,
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
-    from core.jobs.worker import live_workers
-
-    for w in live_workers():
-        try:
-            os.kill(w.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -61,20 +60,9 @@ def app_url(app_home: Path) -> Iterator[str]:
     proc.terminate()
     proc.wait(timeout=10)
     log.close()
-    _kill_workers(app_home, env)
+    from core.jobs.worker import stop_spawned_workers
 
-
-def _kill_workers(home: Path, env: dict[str, str]) -> None:
-    """Workers the app started run in their own session: stop them too."""
-    out = subprocess.run([sys.executable, "-c",
-                          "from core.jobs.worker import live_workers;"
-                          "print(' '.join(str(w.pid) for w in live_workers()))"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    for pid in out.stdout.split():
-        try:
-            os.kill(int(pid), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
-            pass
+    stop_spawned_workers(app_home)  # workers the app started run in their own session
 
 
 @pytest.fixture(scope="session")
