@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from core.monitor.alerts import acknowledge, alert_doc, list_alerts, set_config
-from core.monitor.live import accuracy, traffic
+from core.monitor.live import accuracy, live_drift, traffic
 from core.monitor.offline import drift_report, raise_drift_alerts
 from core.registry import resolve
 
@@ -38,6 +38,13 @@ def monitor(name: str, window: str = "5m") -> dict[str, Any]:
     live = traffic(name, window)
     live["accuracy"] = accuracy(name, resolve(name)[1].task, window)
     return live
+
+
+@router.get("/v1/models/{name}/drift", tags=["monitor"])
+def drift_live(name: str, window: str = "1h", version: int | None = None) -> dict[str, Any]:
+    """Per-feature drift of recent traffic (sampled rows) against the training data, with
+    prediction and label drift."""
+    return live_drift(name, window, version)
 
 
 @router.post("/v1/models/{name}/drift", tags=["monitor"])

@@ -8,7 +8,7 @@ import streamlit as st
 from app.ui.common import empty_state, user_errors
 from core.data.datasets import list_datasets, load_frame
 from core.monitor.alerts import acknowledge, alert_doc, list_alerts
-from core.monitor.live import WINDOWS, accuracy, traffic
+from core.monitor.live import WINDOWS, accuracy, live_drift, traffic
 from core.monitor.offline import drift_report, raise_drift_alerts
 from core.registry import list_models, resolve
 
@@ -66,6 +66,20 @@ def live_view() -> None:
 
 
 live_view()
+
+st.subheader("Drift of recent traffic")
+with user_errors():
+    live = live_drift(name, window)
+    if live["rows"] == 0:
+        empty_state(f"No sampled requests in the last {window}.")
+    else:
+        flagged = ", ".join(live["drifted"]) or "none"
+        extra = [f"{k}: {'drifted' if v['drifted'] else 'stable'} ({v['test']})"
+                 for k, v in (("predictions", live["prediction"]), ("labels", live["label"]))
+                 if v]
+        st.write(f"{live['rows']} sampled rows scored by version {live['version']}; drifted "
+                 f"features: **{flagged}**. " + "; ".join(extra))
+        st.dataframe(pd.DataFrame(live["results"]), hide_index=True, width="stretch")
 
 st.subheader("Drift of a batch against the training data")
 datasets = list_datasets()

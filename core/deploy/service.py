@@ -250,6 +250,7 @@ class Serving:
             raise
         ms = (time.perf_counter() - t0) * 1000
         self.telemetry.record(name, version, ms, True, preds)
+        self.telemetry.sample(name, version, records)
         return Answer(name, version, request_id, preds, probas)
 
     def _shadow(self, name: str, version: int, records: list[dict[str, Any]],

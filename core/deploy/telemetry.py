@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import random
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -15,10 +16,29 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlmodel import select
 
-from core.store import PredictionLog, ServingStat, session_scope
+from core.store import PredictionLog, RequestSample, ServingStat, session_scope
 
 BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]  # + overflow
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+SAMPLE_ROWS = 100  # scored rows kept per version per flush for live drift
+_rng = random.Random(0)
+
+
+def _jsonable_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Request rows as JSON values (numpy scalars, NaN and dates made plain)."""
+    out = []
+    for row in rows:
+        clean = {}
+        for k, v in row.items():
+            if hasattr(v, "item"):
+                v = v.item()
+            if isinstance(v, float) and v != v:
+                v = None
+            elif not isinstance(v, (str, int, float, bool, type(None))):
+                v = str(v)
+            clean[str(k)] = v
+        out.append(clean)
+    return out
 
 
 @dataclass
@@ -81,7 +101,24 @@ class Telemetry:
         self.totals: dict[tuple[str, int], Counter] = {}  # since process start (for /metrics)
         self._logs: list[dict[str, Any]] = []
         self._shadow: list[tuple[str, list[Any] | None, str | None]] = []
+        self._samples: dict[tuple[str, int], tuple[int, list[dict[str, Any]]]] = {}
         self._flush_lock = threading.Lock()
+
+    def sample(self, name: str, version: int, records: list[dict[str, Any]]) -> None:
+        """Reservoir-sample scored rows (at most SAMPLE_ROWS per version per flush) for live
+        drift; cheap enough for the hot path (a few list operations under the lock)."""
+        key = (name, version)
+        with self._lock:
+            seen, rows = self._samples.get(key, (0, []))
+            for rec in records:
+                seen += 1
+                if len(rows) < SAMPLE_ROWS:
+                    rows.append(rec)
+                else:
+                    j = _rng.randrange(seen)
+                    if j < SAMPLE_ROWS:
+                        rows[j] = rec
+            self._samples[key] = (seen, rows)
 
     def record(self, name: str, version: int, latency_ms: float, ok: bool,
                predictions: list[Any] | None = None) -> None:
@@ -112,7 +149,8 @@ class Telemetry:
                 pending, self._pending = self._pending, {}
                 logs, self._logs = self._logs, []
                 shadow, self._shadow = self._shadow, []
-            if not pending and not logs and not shadow:
+                samples, self._samples = self._samples, {}
+            if not pending and not logs and not shadow and not samples:
                 return 0
             try:
                 with session_scope() as s:
@@ -126,6 +164,9 @@ class Telemetry:
                             {"shadow_version": None, "shadow_predictions": None,
                              "shadow_error": None, "actual": None, "feedback_at": None, **row}
                             for row in logs])
+                    for (name, version), (seen, rows) in samples.items():
+                        s.add(RequestSample(model_name=name, version=version, seen=seen,
+                                            rows=_jsonable_rows(rows)))
                     for request_id, preds, error in shadow:
                         s.exec(update(PredictionLog)
                                .where(PredictionLog.request_id == request_id)
@@ -137,7 +178,7 @@ class Telemetry:
                     self._logs[:0] = logs
                     self._shadow[:0] = shadow
                 raise
-            return len(pending) + len(logs) + len(shadow)
+            return len(pending) + len(logs) + len(shadow) + len(samples)
 
 
 def stats_since(name: str, version: int, since: datetime | None) -> Counter:

@@ -223,7 +223,26 @@ def check(model: str, window: str = "5m", now: datetime | None = None) -> list[A
         ):
             if obs is not None and (a := observe(obs, now)) is not None:
                 opened.append(a)
+        for obs in _feature_drift(model, version, window, now):
+            if (a := observe(obs, now)) is not None:
+                opened.append(a)
     return opened
+
+
+def _feature_drift(model: str, version: int, window: str, now: datetime
+                   ) -> list[Observation]:
+    """One DRIFT key per feature, from the rows the version scored in the window."""
+    from core.monitor.live import live_drift
+
+    try:
+        report = live_drift(model, window, version, now=now)
+    except WorkbenchError:
+        return []
+    return [Observation(model, version, "DRIFT", bool(r["drifted"]),
+                        f"{model}:{version} feature {r['feature']!r} drifted ({r['test']}, "
+                        f"effect {r['effect_size']:.3g})" if r["effect_size"] is not None
+                        else "", r["effect_size"], r["threshold"], feature=r["feature"])
+            for r in report["results"]]
 
 
 def _prediction_drift(model: str, version: int, stats: dict[str, Any] | None,

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from core.deploy.telemetry import BUCKETS_MS, Counter, quantile
 from core.errors import WorkbenchError
-from core.store import PredictionLog, ServingStat, session_scope, utcnow
+from core.store import PredictionLog, RequestSample, ServingStat, session_scope, utcnow
 
 WINDOWS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "24h": timedelta(hours=24),
            "7d": timedelta(days=7)}
@@ -119,3 +119,43 @@ def compact(older_than: timedelta = timedelta(hours=1), step: str = "1min",
                               count=c.count, errors=c.errors, latency_sum_ms=c.latency_sum_ms,
                               latency_hist=c.hist, predictions=c.predictions))
         return len(old) - len(groups)
+
+
+def live_drift(name: str, window: str = "1h", version: int | None = None,
+               now: datetime | None = None) -> dict[str, Any]:
+    """Per-feature drift of the rows a version scored in the window (sampled by the serving
+    telemetry) against its training data, plus prediction drift and label (concept) drift
+    from the fed-back labels."""
+    from core.monitor.drift import compare, summary
+    from core.registry import resolve
+
+    now = now or utcnow()
+    since = now - window_delta(window)
+    _, mv = resolve(f"{name}:{version}" if version else name)
+    reference = mv.evaluation.get("reference")
+    if not reference:
+        raise WorkbenchError(f"{name}:{mv.version} has no reference profile; retrain it to "
+                             "monitor drift.")
+    with session_scope() as s:
+        samples = s.exec(select(RequestSample).where(
+            RequestSample.model_name == name, RequestSample.version == mv.version,
+            RequestSample.at >= since)).all()
+        logs = s.exec(select(PredictionLog).where(
+            PredictionLog.model_name == name, PredictionLog.version == mv.version,
+            PredictionLog.created_at >= since)).all()
+    batch = pd.DataFrame([row for sample in samples for row in sample.rows])
+    results = compare(reference, batch) if not batch.empty else []
+    doc: dict[str, Any] = {"model": name, "version": mv.version, "window": window,
+                           "rows": len(batch), **summary(results),
+                           "results": [r.to_dict() for r in results]}
+    predictions = [p for log in logs for p in log.predictions]
+    labels = [a for log in logs if log.actual is not None
+              for a in (log.actual if isinstance(log.actual, list) else [log.actual])]
+    for key, values, ref in (("prediction", predictions, reference.get("prediction")),
+                             ("label", labels, reference.get("target"))):
+        if ref is None or not values:
+            doc[key] = None
+            continue
+        (result,) = compare({"features": {key: ref}}, pd.DataFrame({key: values}))
+        doc[key] = result.to_dict()
+    return doc

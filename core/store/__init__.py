@@ -14,6 +14,7 @@ from core.store.tables import (
     MonitorConfig,
     PredictionLog,
     RegisteredModel,
+    RequestSample,
     Schedule,
     ServingStat,
     Trial,
@@ -24,6 +25,7 @@ from core.store.tables import (
 __all__ = [
     "Alert", "Alias", "AliasEvent", "AuditEvent", "Dataset", "Deployment", "Job",
     "JobTransition", "ModelVersion", "MonitorConfig", "PredictionLog", "RegisteredModel",
+    "RequestSample",
     "Schedule", "ServingStat", "Trial", "Worker", "get_engine", "reset_engines",
     "session_scope", "utcnow",
 ]

@@ -289,3 +289,15 @@ class Alert(SQLModel, table=True):
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = Field(default=None, max_length=200)
     resolved_at: datetime | None = None
+
+
+class RequestSample(SQLModel, table=True):
+    """A bounded random sample of the rows a version was asked to score, one row per
+    telemetry flush: what live feature drift is measured on."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_name: str = Field(index=True, max_length=200)
+    version: int
+    at: datetime = Field(default_factory=utcnow, index=True)
+    seen: int = 0  # rows scored in the flush interval (the sample holds at most SAMPLE_ROWS)
+    rows: list[dict[str, Any]] = _json(list)

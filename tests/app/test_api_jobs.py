@@ -83,6 +83,8 @@ def test_schedules_monitoring_and_alerts_over_http(client: TestClient) -> None:
     rows = pd.read_csv(DATA / "wine.csv").drop(columns="cultivar").head(60).to_dict("records")
     drift = client.post("/v1/models/wine/drift", json={"records": rows}).json()
     assert drift["features"] == 13 and "results" in drift
+    live = client.get("/v1/models/wine/drift?window=1h").json()
+    assert (live["rows"], live["results"], live["label"]) == (0, [], None)
     assert client.get("/v1/alerts").json() == []
     assert client.post("/v1/alerts/99/ack").status_code == 404
     assert client.delete(f"/v1/schedules/{sid}").json() == {"deleted": sid}
