@@ -4,7 +4,7 @@ import streamlit as st
 
 from app.ui.charts import best_so_far
 from app.ui.common import empty_state, pick_dataset, user_errors
-from app.ui.jobs import elapsed_fraction, progress_text, trials_frame
+from app.ui.jobs import elapsed_fraction, progress_text, registered_version, trials_frame
 from core.automl.catalog import CATALOG
 from core.automl.metrics import METRICS
 from core.automl.runner import submit
@@ -80,8 +80,8 @@ def live(job_id: int) -> None:
                 request_cancel(job.id, actor="ui")
         return
     if job.state == "COMPLETED":
-        st.success(f"Done: registered a new version of **{job.model_name}**. Open "
-                   "**Leaderboard** to compare the trials.")
+        st.success(f"Done: registered version {registered_version(job)} of "
+                   f"**{job.model_name}**. Open **Leaderboard** to compare the trials.")
     elif job.state == "FAILED":
         st.error(f"The job failed: {job.error}")
     else:

@@ -35,3 +35,14 @@ def elapsed_fraction(job: Job) -> float:
     budget = float(job.settings.get("budget") or 60.0)
     end = job.finished_at or utcnow()
     return max(0.0, min(1.0, (end - job.started_at).total_seconds() / budget))
+
+
+def registered_version(job: Job) -> int | None:
+    """The version number a completed job registered."""
+    from core.store import ModelVersion, session_scope
+
+    if job.version_id is None:
+        return None
+    with session_scope() as s:
+        mv = s.get(ModelVersion, job.version_id)
+        return mv.version if mv else None

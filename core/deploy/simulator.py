@@ -4,6 +4,7 @@ telemetry) in-process, so a demo shows canary behaviour without an HTTP load too
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from typing import Any
 
@@ -43,8 +44,20 @@ def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *,
             await asyncio.gather(*(one(i) for i in range(start, min(start + CONCURRENCY,
                                                                    requests))))
 
+    failure: list[BaseException] = []
+
+    def in_own_loop() -> None:  # callers may already run an event loop (servers, notebooks)
+        try:
+            asyncio.run(run())
+        except BaseException as exc:
+            failure.append(exc)
+
     try:
-        asyncio.run(run())
+        worker = threading.Thread(target=in_own_loop, name="simulator")
+        worker.start()
+        worker.join()
+        if failure:
+            raise failure[0]
     finally:
         serving.stop()  # flushes the telemetry it recorded
     state = serving.state(name, fresh=True)

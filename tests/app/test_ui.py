@@ -101,7 +101,7 @@ def test_train_page_runs_a_job_in_a_background_worker(home: Path) -> None:
     thread.join(timeout=90)
     at.run()
     assert not at.exception
-    assert "registered a new version of **wine**" in at.success[0].value
+    assert "registered version 1 of **wine**" in at.success[0].value
 
 
 def test_jobs_page_adds_and_pauses_a_schedule(home: Path) -> None:

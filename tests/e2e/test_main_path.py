@@ -35,7 +35,8 @@ def train(page: Page, job: int) -> None:
     expect(slider).to_have_value("10")
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_text(f"Job {job}: wine_upload")).to_be_visible(timeout=WAIT)
-    expect(page.get_by_text("registered a new version of")).to_be_visible(timeout=120_000)
+    # unique to this job: Streamlit keeps the previous run's elements on screen while it reruns
+    expect(page.get_by_text(f"registered version {job} of")).to_be_visible(timeout=120_000)
 
 
 def test_upload_train_deploy_simulate_rollback(page: Page, app_url: str, shot,
