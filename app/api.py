@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import gc
 import hmac
-import json
 import logging
-import math
 import time
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -26,6 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.jsonout import dumps
 from core.deploy import deployments as dep
 from core.deploy.service import Answer, Serving, score
 from core.deploy.telemetry import BUCKETS_MS, stats_since
@@ -103,28 +102,7 @@ ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": E
 
 # -- helpers --------------------------------------------------------------------------------
 def _dumps(doc: Any) -> bytes:
-    try:
-        return json.dumps(doc, allow_nan=False, default=_default).encode()
-    except ValueError:  # NaN / inf somewhere: JSON has no such numbers, send null
-        return json.dumps(_clean(doc), allow_nan=False, default=_default).encode()
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
+    return dumps(doc).encode()
 
 
 def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from app.jsonout import dumps
 from core.errors import WorkbenchError
 from core.jobs.views import job_doc, schedule_doc
 
@@ -59,28 +60,7 @@ def guarded(fn):
 
 
 def emit_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, default=_json_default, allow_nan=False) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def _clean(value: Any) -> Any:
-    """NaN/inf are not JSON: send them as null."""
-    import math
-
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
+    sys.stdout.write(dumps(doc) + "\n")
 
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
@@ -145,7 +125,7 @@ def _run_training(data: Path, target: str, *, json_out: bool, **kwargs: Any) -> 
         err.print(f"[yellow]note:[/] {warning}", highlight=False)
     result = outcome.result
     if json_out:
-        emit_json(_clean({
+        emit_json({
             "model": outcome.model, "version": outcome.version.version, "metric": metric,
             "score": outcome.result.best.score, "task": outcome.result.data.task,
             "task_reason": outcome.result.data.problem.reason, "job_id": outcome.job_id,
@@ -154,7 +134,7 @@ def _run_training(data: Path, target: str, *, json_out: bool, **kwargs: Any) -> 
             "evaluation": result.evaluation,
             "backtest": outcome.version.evaluation.get("backtest"),
             "leaderboard": board.astype(object).where(board.notna(), None).to_dict("records"),
-        }))
+        })
         return
     cols = ["rank", "estimator", f"{metric}_mean", f"{metric}_std", "fit_time_s",
             "predict_ms_per_1k", "status", "reason"]
@@ -276,7 +256,7 @@ def drift(
 
         report["alerts_opened"] = [a.id for a in raise_drift_alerts(report)]
     if json_out:
-        emit_json(_clean(report))
+        emit_json(report)
         return
     out.print(_table(f"Drift of {data.name} against {report['model']}:{report['version']} "
                      f"({len(report['drifted'])} of {report['features']} features drifted)",
@@ -299,7 +279,7 @@ def monitor(
     live = traffic(name, window)
     live["accuracy"] = accuracy(name, resolve(name)[1].task, window)
     if json_out:
-        emit_json(_clean(live))
+        emit_json(live)
         return
     rows = [{"version": v, **d, **live["accuracy"].get(v, {})}
             for v, d in live["versions"].items()]
@@ -339,7 +319,7 @@ def models(json_out: JsonOpt = False) -> None:
 
     rows = list_models()
     if json_out:
-        emit_json(_clean(rows))
+        emit_json(rows)
     elif not rows:
         out.print("No models yet. Train one: workbench automl data/breast_cancer.csv "
                   "--target diagnosis")
@@ -356,7 +336,7 @@ def versions(name: str, json_out: JsonOpt = False) -> None:
 
     rows = list_versions(name)
     if json_out:
-        emit_json(_clean(rows))
+        emit_json(rows)
     else:
         for row in rows:
             row["fingerprint"] = row["fingerprint"][:12]
@@ -613,7 +593,7 @@ def jobs(json_out: JsonOpt = False) -> None:
 
     rows = [job_doc(j) for j in list_jobs()]
     if json_out:
-        emit_json(_clean(rows))
+        emit_json(rows)
     else:
         out.print(_table("Jobs", rows, ["id", "state", "kind", "trigger", "model", "target",
                                         "trials", "best", "cpu_seconds", "created_at",
