@@ -7,9 +7,7 @@ and logs go to stderr.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,50 +15,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from app.jsonout import dumps
+from app.cli_common import JsonOpt, emit_json, err, guarded, out
+from app.cli_deploy import register as _register_deploy_commands
 from core.errors import WorkbenchError
 from core.jobs.views import job_doc, schedule_doc
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ML Workbench: AutoML, model registry and deployments for tabular data.")
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 ROOT = Path(__file__).resolve().parents[1]
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-
-
-def guarded(fn):
-    """Map user errors to exit code 2 with a message; never show a traceback for them."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except WorkbenchError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as exc:
-            if os.environ.get("WORKBENCH_DEBUG"):
-                raise
-            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
-                      "Set WORKBENCH_DEBUG=1 to see the traceback, and please report it.",
-                      highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def emit_json(doc: Any) -> None:
-    sys.stdout.write(dumps(doc) + "\n")
 
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
@@ -627,8 +591,6 @@ def ui(port: Annotated[int, typer.Option()] = 8501) -> None:
         f"--server.port={port}", "--server.headless=true",
         "--browser.gatherUsageStats=false"]))
 
-
-from app.cli_deploy import register as _register_deploy_commands  # noqa: E402
 
 _register_deploy_commands(app)  # serve, deploy, promote, rollback
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli import JsonOpt, emit_json, err, guarded, out
+from app.cli_common import JsonOpt, emit_json, err, guarded, out
 from core.errors import WorkbenchError
 
 ReasonOpt = Annotated[str, typer.Option(help="Why (kept in the deployment history).")]

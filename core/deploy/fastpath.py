@@ -78,17 +78,27 @@ def _scaler(sc: Any) -> Fn:
 
 
 def _imputer(imp: Any) -> Fn:
+    """SimpleImputer, with its missing-value indicator columns when `add_indicator` is on
+    (the workbench's own numeric preprocessing)."""
     mv = imp.missing_values
-    if not (isinstance(mv, float) and math.isnan(mv)) or getattr(imp, "add_indicator", False):
+    if not (isinstance(mv, float) and math.isnan(mv)):
         raise Unsupported("imputer")
     stats = np.asarray(imp.statistics_)
     if stats.dtype.kind not in "fi" or np.isnan(stats).any():
         raise Unsupported("imputer statistics")
+    indicator = getattr(imp, "indicator_", None) if imp.add_indicator else None
+    if indicator is not None and (indicator.features != "missing-only" or indicator.sparse
+                                  not in (False, "auto")):
+        raise Unsupported("indicator")
+    flagged = np.asarray(indicator.features_) if indicator is not None else None
 
     def fn(X: np.ndarray) -> np.ndarray:
         X = X.astype(np.float64, copy=True)
-        rows, cols = np.where(np.isnan(X))
+        missing = np.isnan(X)
+        rows, cols = np.where(missing)
         X[rows, cols] = stats[cols]
+        if flagged is not None:
+            X = np.hstack([X, missing[:, flagged].astype(np.float64)])
         return X
 
     return fn

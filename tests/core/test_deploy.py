@@ -194,3 +194,24 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
     odd = make_pipeline(ColumnTransformer([("f", FunctionTransformer(np.tanh), ["a", "b"])]),
                         LogisticRegression()).fit(X2, y2)
     assert compile_fast(odd, SCHEMA) is None  # not understood: the ordinary path
+
+
+def test_workbench_trained_numeric_pipelines_take_the_fast_path(home) -> None:
+    """The AutoML's own numeric preprocessing (median imputer with missing indicators,
+    scaling) compiles to the lean path and answers exactly like the pipeline."""
+    import numpy as np
+    import pandas as pd
+
+    from core.automl.search import search
+    from core.deploy.fastpath import compile_fast
+    from core.features.schema import align_to_schema
+    from tests.conftest import DATA
+
+    frame = pd.read_csv(DATA / "breast_cancer.csv")
+    frame.loc[::7, "mean_radius"] = np.nan  # so the imputer learns an indicator column
+    result = search(frame, "diagnosis", budget=3, estimators=["linear"], ensemble=False)
+    fast = compile_fast(result.pipeline, result.data.schema)
+    assert fast is not None
+    rows = align_to_schema(frame.drop(columns=["diagnosis"]).head(40), result.data.schema)
+    arrays = {c: rows[c].to_numpy() for c in rows.columns}
+    np.testing.assert_allclose(fast.predict_proba(arrays), result.pipeline.predict_proba(rows))

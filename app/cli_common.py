@@ -1,0 +1,48 @@
+"""Pieces every CLI module shares: consoles, the --json option, the error contract."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from app.jsonout import dumps
+from core.errors import WorkbenchError
+
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def guarded(fn):
+    """Map user errors to exit code 2 with a message; never show a traceback for them."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except WorkbenchError as exc:
+            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("WORKBENCH_DEBUG"):
+                raise
+            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+                      "Set WORKBENCH_DEBUG=1 to see the traceback, and please report it.",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def emit_json(doc: Any) -> None:
+    sys.stdout.write(dumps(doc) + "\n")
