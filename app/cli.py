@@ -437,26 +437,27 @@ def cancel(job_id: int, json_out: JsonOpt = False) -> None:
         f"job {job_id}: {'cancelled' if job.state == 'CANCELLED' else 'cancel requested'}")
 
 
+def _request_pause(job_id: int, paused: bool, json_out: bool) -> None:
+    from core.jobs.ledger import request_pause
+
+    job = request_pause(job_id, paused)
+    word = "pause" if paused else "resume"
+    emit_json({"job_id": job.id, "pause_requested": paused}) if json_out else out.print(
+        f"job {job_id}: {word} requested")
+
+
 @app.command()
 @guarded
 def pause(job_id: int, json_out: JsonOpt = False) -> None:
     """Pause a running job: no new trials start until it is resumed."""
-    from core.jobs.ledger import request_pause
-
-    job = request_pause(job_id, True)
-    emit_json({"job_id": job.id, "pause_requested": True}) if json_out else out.print(
-        f"job {job_id}: pause requested")
+    _request_pause(job_id, True, json_out)
 
 
 @app.command()
 @guarded
 def resume(job_id: int, json_out: JsonOpt = False) -> None:
     """Resume a paused job: the same search continues."""
-    from core.jobs.ledger import request_pause
-
-    job = request_pause(job_id, False)
-    emit_json({"job_id": job.id, "pause_requested": False}) if json_out else out.print(
-        f"job {job_id}: resume requested")
+    _request_pause(job_id, False, json_out)
 
 
 @app.command()
