@@ -17,14 +17,15 @@ from importlib import metadata
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import Body, FastAPI, Request
+import orjson
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.jsonout import dumps
+from app.jsonout import dumps_bytes
 from core.deploy import deployments as dep
 from core.deploy.service import Answer, Serving, score
 from core.deploy.telemetry import BUCKETS_MS, stats_since
@@ -101,13 +102,34 @@ ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": E
 
 
 # -- helpers --------------------------------------------------------------------------------
-def _dumps(doc: Any) -> bytes:
-    return dumps(doc).encode()
-
-
 def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(_dumps(doc), status_code=status, media_type="application/json",
+    return Response(dumps_bytes(doc), status_code=status, media_type="application/json",
                     headers=headers)
+
+
+def _json_body(model: type[BaseModel] | None = None, *, required: bool = True
+               ) -> dict[str, Any]:
+    """OpenAPI request body for a route that parses its own bytes (see `_parsed`)."""
+    schema = model.model_json_schema() if model is not None else {"type": "object"}
+    return {"requestBody": {"required": required,
+                            "content": {"application/json": {"schema": schema}}}}
+
+
+async def _parsed(request: Request, model: type[BaseModel] | None = None) -> Any:
+    """The prediction routes parse their body in one pass (pydantic's JSON parser straight
+    into the model, or orjson): FastAPI's default decodes with the standard library and then
+    validates the decoded objects again, which for a 100-row request costs more than scoring
+    it. Errors are the same 422 `invalid_request` as everywhere else."""
+    raw = await request.body()
+    if model is not None:
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise dep.InvalidRequestError(f"The body is not valid JSON: {exc}.") from None
 
 
 def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None
@@ -311,9 +333,10 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
 
     # prediction -------------------------------------------------------------------------
     @app.post("/v1/models/{name}/predict", tags=["predict"], responses={
-        200: {"model": PredictResponse}, **ERRORS})
-    async def predict(name: str, body: PredictRequest) -> Response:
+        200: {"model": PredictResponse}, **ERRORS}, openapi_extra=_json_body(PredictRequest))
+    async def predict(name: str, request: Request) -> Response:
         check_model_name(name)
+        body = await _parsed(request, PredictRequest)
         return _answer(await serving.predict(name, body.records, body.request_key))
 
     async def _invocations(name: str, payload: Any, key: str | None) -> Response:
@@ -327,15 +350,15 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
         a = await serving.predict(name, records, key)
         return _answer(a, {"predictions": a.predictions})
 
-    @app.post("/v1/models/{name}/invocations", tags=["predict"], responses=ERRORS)
-    async def invocations(name: str, request: Request,
-                          payload: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        return await _invocations(name, payload, request.headers.get("x-request-key"))
+    @app.post("/v1/models/{name}/invocations", tags=["predict"], responses=ERRORS,
+              openapi_extra=_json_body())
+    async def invocations(name: str, request: Request) -> Response:
+        return await _invocations(name, await _parsed(request),
+                                  request.headers.get("x-request-key"))
 
-    @app.post("/invocations", tags=["predict"], responses=ERRORS)
-    async def default_invocations(request: Request,
-                                  payload: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        return await _invocations(_default_model(serving.settings), payload,
+    @app.post("/invocations", tags=["predict"], responses=ERRORS, openapi_extra=_json_body())
+    async def default_invocations(request: Request) -> Response:
+        return await _invocations(_default_model(serving.settings), await _parsed(request),
                                   request.headers.get("x-request-key"))
 
     @app.post("/v1/models/{name}/feedback", tags=["predict"], responses=ERRORS)
@@ -530,9 +553,8 @@ def _evaluate(serving: Serving, ref: str, records: list[dict[str, Any]]) -> dict
     y = [r[mv.target] for r in records]
     if any(v is None for v in y):
         raise dep.InvalidRequestError(f"The target column {mv.target!r} has empty values.")
-    preds, probas = score(lm, records)
+    preds, proba = score(lm, records)
     if lm.classes is not None:
-        proba = np.array([[p[c] for c in lm.classes] for p in probas or []])
         y_arr = np.asarray([_as_label(v, lm.classes) for v in y], dtype=object)
         metrics = all_scores(mv.task, y_arr, np.asarray(preds, dtype=object), proba,
                              np.asarray(lm.classes, dtype=object))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from core.registry.artifacts import load_verified
 from core.registry.versions import resolve
 from core.store import ModelVersion
 
+_PLAIN_NUMBERS = frozenset({float, int, bool, type(None)})
 _NUMERIC_DTYPES = ("int", "float", "uint", "bool", "Int", "Float", "UInt", "boolean")
 
 
@@ -69,12 +70,11 @@ class LoadedModel:
         data: dict[str, np.ndarray] = {}
         try:
             for col, is_num in zip(self.columns, self.numeric, strict=True):
-                values = [rec[col] for rec in records]
+                values = list(map(itemgetter(col), records))  # C-level, no per-cell bytecode
                 if is_num:
-                    if any(isinstance(v, str) for v in values):
-                        return None
-                    arr = np.asarray([math.nan if v is None else v for v in values],
-                                     dtype="float64")
+                    if not _PLAIN_NUMBERS.issuperset(map(type, values)):
+                        return None  # text, lists...: the careful path names the bad values
+                    arr = np.array(values, dtype=np.float64)  # None -> NaN
                     if np.isinf(arr).any():
                         return None
                     data[col] = arr
@@ -82,7 +82,7 @@ class LoadedModel:
                     arr = np.empty(len(values), dtype=object)
                     arr[:] = values
                     data[col] = arr
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             return None
         return data
 
@@ -93,24 +93,32 @@ class LoadedModel:
         return pd.DataFrame(data, copy=False)
 
     def predict_records(self, records: list[dict[str, Any]]
-                        ) -> tuple[list[Any], list[dict[str, float]] | None]:
+                        ) -> tuple[list[Any], np.ndarray | None]:
+        """(predicted labels or values, class probabilities as an array or None); the
+        per-row probability dicts are built only by callers that answer with them."""
         data = self.arrays(records) if self.fast is not None else None
         if data is None:
             return self.predict_frame(self.frame(records))
         if self.classes is None:
-            return [float(v) for v in np.asarray(self.fast.predict(data), dtype=float)], None
-        return self._answer(np.asarray(self.fast.predict_proba(data), dtype=float))
+            return np.asarray(self.fast.predict(data), dtype=float).tolist(), None
+        return self._labelled(np.asarray(self.fast.predict_proba(data), dtype=float))
 
-    def predict_frame(self, X: pd.DataFrame) -> tuple[list[Any], list[dict[str, float]] | None]:
+    def predict_frame(self, X: pd.DataFrame) -> tuple[list[Any], np.ndarray | None]:
         if self.classes is None:
-            return [float(v) for v in np.asarray(self.pipeline.predict(X), dtype=float)], None
-        return self._answer(np.asarray(self.pipeline.predict_proba(X), dtype=float))
+            return np.asarray(self.pipeline.predict(X), dtype=float).tolist(), None
+        return self._labelled(np.asarray(self.pipeline.predict_proba(X), dtype=float))
 
-    def _answer(self, proba: np.ndarray) -> tuple[list[Any], list[dict[str, float]]]:
+    def _labelled(self, proba: np.ndarray) -> tuple[list[Any], np.ndarray]:
         classes = self.classes
-        preds = [classes[i] for i in np.argmax(proba, axis=1).tolist()]
-        rows = proba.tolist()
-        return preds, [dict(zip(classes, r, strict=True)) for r in rows]
+        return [classes[i] for i in np.argmax(proba, axis=1).tolist()], proba
+
+
+def probability_dicts(classes: list[Any], proba: np.ndarray | None
+                      ) -> list[dict[Any, float]] | None:
+    """One {class: probability} per row, as the predict response shows them."""
+    if proba is None:
+        return None
+    return [dict(zip(classes, row, strict=True)) for row in proba.tolist()]
 
 
 def _plain(value: Any) -> Any:

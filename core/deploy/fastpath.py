@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -38,25 +39,27 @@ def _onehot(enc: Any) -> Fn:
                 nan_idx = i
             else:
                 m[c] = i
-        maps.append((m, nan_idx))
+        maps.append((m, nan_idx))  # missing values are looked up apart: NaN != NaN
         widths.append(len(cats))
     offsets = np.cumsum([0, *widths])
     dtype = getattr(enc, "dtype", np.float64)
 
     def fn(X: np.ndarray) -> np.ndarray:
-        out = np.zeros((X.shape[0], int(offsets[-1])), dtype=dtype)
+        n = X.shape[0]
+        out = np.zeros((n, int(offsets[-1])), dtype=dtype)
         for j, (m, nan_idx) in enumerate(maps):
-            for r, v in enumerate(X[:, j].tolist()):
-                if v is None or (isinstance(v, float) and math.isnan(v)):
-                    idx = nan_idx
-                else:
-                    idx = m.get(v)
-                if idx is None:
-                    if strict:
-                        raise ValueError(f"Found unknown categories [{v!r}] in column {j} "
-                                         "during transform")
-                    continue
-                out[r, offsets[j] + idx] = 1
+            values = X[:, j].tolist()
+            idx = np.fromiter(map(m.get, values, repeat(-1)), dtype=np.int64, count=n)
+            for r in np.flatnonzero(idx < 0).tolist():  # None/NaN, or a category never seen
+                v = values[r]
+                if nan_idx is not None and (v is None or (isinstance(v, float) and
+                                                          math.isnan(v))):
+                    idx[r] = nan_idx
+                elif strict:
+                    raise ValueError(f"Found unknown categories [{v!r}] in column {j} "
+                                     "during transform")
+            hit = idx >= 0
+            out[np.flatnonzero(hit), offsets[j] + idx[hit]] = 1
         return out
 
     return fn

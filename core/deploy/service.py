@@ -13,11 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import update
 from sqlmodel import select
 
 from core.deploy import deployments as dep
-from core.deploy.cache import LoadedModel, ModelCache
+from core.deploy.cache import LoadedModel, ModelCache, probability_dicts
 from core.deploy.guards import Verdict, judge
 from core.deploy.router import _rng, route
 from core.deploy.telemetry import Telemetry, stats_since
@@ -41,7 +42,12 @@ class Answer:
     version: int
     request_id: str
     predictions: list[Any]
-    probabilities: list[dict[str, float]] | None
+    proba: np.ndarray | None = None  # rows × classes, classifiers only
+    classes: list[Any] | None = None
+
+    @property
+    def probabilities(self) -> list[dict[Any, float]] | None:
+        return probability_dicts(self.classes or [], self.proba)
 
 
 class Batcher:
@@ -251,7 +257,7 @@ class Serving:
         ms = (time.perf_counter() - t0) * 1000
         self.telemetry.record(name, version, ms, True, preds)
         self.telemetry.sample(name, version, records)
-        return Answer(name, version, request_id, preds, probas)
+        return Answer(name, version, request_id, preds, probas, lm.classes)
 
     def _shadow(self, name: str, version: int, records: list[dict[str, Any]],
                 request_id: str) -> None:

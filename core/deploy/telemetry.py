@@ -5,14 +5,15 @@ together with the buffered prediction log. Never one database write per request.
 from __future__ import annotations
 
 import bisect
+import collections
 import os
-import random
 import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import insert, update
 from sqlmodel import select
 
@@ -21,7 +22,7 @@ from core.store import PredictionLog, RequestSample, ServingStat, session_scope
 BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]  # + overflow
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 SAMPLE_ROWS = 100  # scored rows kept per version per flush for live drift
-_rng = random.Random(0)
+_rng = np.random.default_rng(0)
 
 
 def _jsonable_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -54,13 +55,14 @@ class Counter:
         self.errors += 0 if ok else 1
         self.latency_sum_ms += latency_ms
         self.hist[bisect.bisect_left(BUCKETS_MS, latency_ms)] += 1
-        for p in predictions or ():
-            if isinstance(p, float):
-                self.predictions["n"] = self.predictions.get("n", 0) + 1
-                self.predictions["sum"] = self.predictions.get("sum", 0.0) + p
-            else:
-                k = str(p)
-                self.predictions[k] = self.predictions.get(k, 0) + 1
+        if not predictions:
+            return
+        if isinstance(predictions[0], float):  # one version answers all floats or all labels
+            self.predictions["n"] = self.predictions.get("n", 0) + len(predictions)
+            self.predictions["sum"] = self.predictions.get("sum", 0.0) + sum(predictions)
+        else:
+            for k, n in collections.Counter(map(str, predictions)).items():
+                self.predictions[k] = self.predictions.get(k, 0) + n
 
     def merge(self, other: Counter) -> None:
         self.count += other.count
@@ -110,15 +112,15 @@ class Telemetry:
         key = (name, version)
         with self._lock:
             seen, rows = self._samples.get(key, (0, []))
-            for rec in records:
-                seen += 1
-                if len(rows) < SAMPLE_ROWS:
-                    rows.append(rec)
-                else:
-                    j = _rng.randrange(seen)
-                    if j < SAMPLE_ROWS:
-                        rows[j] = rec
-            self._samples[key] = (seen, rows)
+            room = max(SAMPLE_ROWS - len(rows), 0)
+            rows.extend(records[:room])
+            rest = records[room:]
+            if rest:  # the i-th row seen replaces a random kept one with probability K/i
+                at = seen + room + np.arange(1, len(rest) + 1)
+                slot = (_rng.random(len(rest)) * at).astype(np.int64)
+                for i in np.flatnonzero(slot < SAMPLE_ROWS).tolist():
+                    rows[slot[i]] = rest[i]
+            self._samples[key] = (seen + len(records), rows)
 
     def record(self, name: str, version: int, latency_ms: float, ok: bool,
                predictions: list[Any] | None = None) -> None:

@@ -188,7 +188,8 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
     records = X.to_dict("records")
     preds, probas = lm.predict_records(records)
     expected = pipe.predict_proba(X)
-    np.testing.assert_allclose([[p["no"], p["yes"]] for p in probas], expected, rtol=1e-12)
+    np.testing.assert_allclose(probas, expected, rtol=1e-12)
+    assert lm.classes == ["no", "yes"]
     assert preds == list(pipe.predict(X))
     X2, y2 = training_frame(seed=1)
     odd = make_pipeline(ColumnTransformer([("f", FunctionTransformer(np.tanh), ["a", "b"])]),
