@@ -52,7 +52,12 @@ class Answer:
 
 class Batcher:
     """Concurrent requests for one loaded version are scored in one predict call: while one
-    batch runs on the predict thread, new requests queue and go together in the next."""
+    batch is scored, new requests queue and go together in the next.
+
+    Batches up to `max_rows` are scored on the event loop itself: handing them to a thread
+    costs two wake-ups and GIL hand-offs per batch, which measured as more than the scoring of
+    a 1-row request and halved throughput at concurrency 8 (docs/DECISIONS.md). A single
+    request bigger than that goes to the predict thread, so it cannot stall the loop."""
 
     def __init__(self, executor: ThreadPoolExecutor, window_s: float, max_rows: int) -> None:
         self.executor = executor
@@ -86,7 +91,10 @@ class Batcher:
                     batch.append(item)
                     rows += len(item[1])
                 try:
-                    results = await loop.run_in_executor(self.executor, _score_batch, batch)
+                    if rows <= self.max_rows:
+                        results = _score_batch(batch)
+                    else:
+                        results = await loop.run_in_executor(self.executor, _score_batch, batch)
                 except BaseException as exc:  # never leave a caller waiting forever
                     for _, _, fut in batch:
                         if not fut.done():

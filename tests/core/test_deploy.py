@@ -216,3 +216,50 @@ def test_workbench_trained_numeric_pipelines_take_the_fast_path(home) -> None:
     rows = align_to_schema(frame.drop(columns=["diagnosis"]).head(40), result.data.schema)
     arrays = {c: rows[c].to_numpy() for c in rows.columns}
     np.testing.assert_allclose(fast.predict_proba(arrays), result.pipeline.predict_proba(rows))
+
+
+def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batcher scores queued requests together (on the loop up to batch_max_rows, on the
+    predict thread beyond), hands each caller its own rows, and a record the pipeline refuses
+    fails only the request that sent it."""
+    import asyncio
+
+    from core.deploy import service
+
+    register(strict_categories=True)
+    dep.deploy("churn", 1, percent=100)
+    sizes: list[int] = []
+    real = service._score_batch
+
+    def counting(batch):
+        sizes.append(len(batch))
+        return real(batch)
+
+    monkeypatch.setattr(service, "_score_batch", counting)
+    serving = service.Serving()
+    serving.batcher.max_rows = 16
+    pipe = serving.model("churn", 1).pipeline
+
+    def expected(records: list[dict]) -> list:
+        return list(pipe.predict(pd.DataFrame(records)))
+
+    async def run():
+        singles = [[record(i, PLANS[i % 3])] for i in range(12)]
+        big = [record(i, "pro") for i in range(40)]  # over max_rows: the predict thread
+        bad = [record(0, "gold")]  # a plan the strict encoder never saw
+        return await asyncio.gather(*[serving.predict("churn", r) for r in singles],
+                                    serving.predict("churn", big),
+                                    serving.predict("churn", bad), return_exceptions=True)
+
+    try:
+        answers = asyncio.run(run())
+    finally:
+        serving.stop()
+    *ok, big_answer, refused = answers
+    assert [a.predictions for a in ok] == [expected([record(i, PLANS[i % 3])])
+                                           for i in range(12)]
+    assert big_answer.predictions == expected([record(i, "pro") for i in range(40)])
+    assert all(len(a.probabilities) == len(a.predictions) for a in [*ok, big_answer])
+    assert isinstance(refused, service.PredictionFailedError)
+    assert max(sizes) > 1  # requests were scored together
