@@ -218,6 +218,40 @@ def test_workbench_trained_numeric_pipelines_take_the_fast_path(home) -> None:
     np.testing.assert_allclose(fast.predict_proba(arrays), result.pipeline.predict_proba(rows))
 
 
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_gradient_boosting_is_scored_by_its_tree_walker_with_identical_answers(task: str
+                                                                              ) -> None:
+    """HistGradientBoosting behind the lean path skips sklearn's per-call overhead; the
+    answers (missing values and unseen categories included) are the estimator's own."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.impute import SimpleImputer
+
+    from core.deploy.fastpath import TreeWalker, compile_fast
+
+    X, y = training_frame(seed=3, n=400)
+    if task == "multiclass":
+        y = np.where(X["b"] > 0.5, "high", y)
+    est = HistGradientBoostingRegressor(max_iter=30) if task == "regression" \
+        else HistGradientBoostingClassifier(max_iter=30)
+    target = X["a"] * 2 + X["b"] if task == "regression" else y
+    pre = ColumnTransformer([("num", SimpleImputer(add_indicator=True), ["a", "b"]),
+                             ("cat", OneHotEncoder(handle_unknown="ignore",
+                                                   sparse_output=False), ["plan"])])
+    pipe = make_pipeline(pre, est).fit(X, target)
+    fast = compile_fast(pipe, SCHEMA)
+    assert fast is not None and isinstance(fast.scorer, TreeWalker)
+    rows, _ = training_frame(seed=9, n=60)
+    rows.loc[::5, "a"] = np.nan
+    rows.loc[::7, "plan"] = "never-seen"
+    arrays = {c: rows[c].to_numpy(dtype=float if c != "plan" else object) for c in rows}
+    if task == "regression":
+        np.testing.assert_allclose(fast.predict(arrays), pipe.predict(rows), rtol=1e-12)
+    else:
+        np.testing.assert_allclose(fast.predict_proba(arrays), pipe.predict_proba(rows),
+                                   rtol=1e-12)
+        assert list(fast.predict(arrays)) == list(pipe.predict(rows))
+
+
 def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
         home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The batcher scores queued requests together (on the loop up to batch_max_rows, on the
