@@ -9,6 +9,7 @@ categories. So a pipeline it does not understand simply takes the ordinary path.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from itertools import repeat
@@ -144,11 +145,16 @@ def _has_encoder(trans: Any) -> bool:
 
 
 class TreeWalker:
-    """A fitted HistGradientBoosting model scored by its own compiled tree walker, one call
-    per tree, without `_raw_predict`'s per-call validation and `partial`s — about a third of a
-    100-row predict. Private sklearn API, so `compile_fast` keeps it only when it reproduces
-    the estimator's own output on probe rows; any mismatch or missing attribute leaves the
-    estimator's public methods in charge."""
+    """A fitted HistGradientBoosting model scored without sklearn's per-call overhead.
+
+    Up to SMALL rows, all trees advance together one level per step in NumPy (leaves point to
+    themselves, so `depth` steps reach every leaf): a 1-row answer from 100 trees in a tenth of
+    the time of 100 calls into the compiled walker. Larger batches call HistGradientBoosting's
+    own compiled walker once per tree, skipping `_raw_predict`'s validation and `partial`s.
+    Private sklearn API, so `compile_fast` keeps this only when it reproduces the estimator's
+    own output; any mismatch or missing attribute leaves the estimator's methods in charge."""
+
+    SMALL = 16  # rows; above this the compiled per-tree walker is faster (bench/serving.py)
 
     def __init__(self, est: Any) -> None:
         from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
@@ -160,9 +166,52 @@ class TreeWalker:
         self.trees = [[(p.nodes, p.raw_left_cat_bitsets) for p in it] for it in est._predictors]
         self.known, self.fmap = est._bin_mapper.make_known_categories_bitsets()
         self.baseline = np.asarray(est._baseline_prediction, dtype=np.float64)
+        self.flat = self._flatten()
+
+    def _flatten(self) -> dict[str, Any] | None:
+        """All trees' nodes in one set of arrays (None when a split is categorical)."""
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in
+                                             ("feat", "thr", "nan_left", "left", "right", "val")}
+        roots, offset, depth = [], 0, 0
+        for trees in self.trees:
+            for nodes, _ in trees:
+                if nodes["is_categorical"].any():
+                    return None
+                leaf = nodes["is_leaf"].astype(bool)
+                me = np.arange(len(nodes)) + offset
+                cols["feat"].append(np.where(leaf, 0, nodes["feature_idx"]))
+                cols["thr"].append(np.where(leaf, np.inf, nodes["num_threshold"]))
+                cols["nan_left"].append(nodes["missing_go_to_left"].astype(bool) | leaf)
+                cols["left"].append(np.where(leaf, me, nodes["left"] + offset))
+                cols["right"].append(np.where(leaf, me, nodes["right"] + offset))
+                cols["val"].append(np.where(leaf, nodes["value"], 0.0))
+                roots.append(offset)
+                offset += len(nodes)
+                depth = max(depth, int(nodes["depth"].max()))
+        flat: dict[str, Any] = {k: np.concatenate(v) for k, v in cols.items()}
+        for k in ("feat", "left", "right"):
+            flat[k] = flat[k].astype(np.intp)
+        flat["roots"] = np.asarray(roots, dtype=np.intp)
+        flat["depth"] = depth
+        return flat
+
+    def _raw_small(self, X: np.ndarray) -> np.ndarray:
+        f = self.flat
+        n, n_features = X.shape
+        cells = X.ravel()
+        row_start = (np.arange(n) * n_features)[:, None]
+        idx = np.broadcast_to(f["roots"], (n, len(f["roots"])))
+        for _ in range(f["depth"]):
+            x = cells[row_start + f["feat"][idx]]
+            left = (x <= f["thr"][idx]) | (np.isnan(x) & f["nan_left"][idx])
+            idx = np.where(left, f["left"][idx], f["right"][idx])
+        k = self.baseline.shape[-1]
+        return f["val"][idx].reshape(n, -1, k).sum(axis=1) + self.baseline
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         X = np.ascontiguousarray(X, dtype=np.float64)
+        if self.flat is not None and X.shape[0] <= self.SMALL:
+            return self._raw_small(X)
         out = np.empty((X.shape[0], self.baseline.shape[-1]), order="F")
         out[:] = self.baseline
         tree = np.empty(X.shape[0])
@@ -310,10 +359,13 @@ def _agrees(fast: FastPath, ct: Any, schema: list[dict[str, Any]]) -> bool:
         return False
     if fast.scorer is not fast.rest:  # the shortcut must give the estimator's own answers
         try:
-            for method in ("predict_proba", "predict"):
+            holes = dense.copy()
+            holes[::2, ::3] = np.nan  # missing values take their own branch in every split
+            rows = np.vstack([dense, holes] * 2)  # small and large batches take different routes
+            for method, X in itertools.product(("predict_proba", "predict"), (dense, rows)):
                 if hasattr(fast.rest, method):
-                    want = np.asarray(getattr(fast.rest, method)(got))
-                    have = np.asarray(getattr(fast.scorer, method)(got))
+                    want = np.asarray(getattr(fast.rest, method)(X))
+                    have = np.asarray(getattr(fast.scorer, method)(X))
                     same = (np.allclose(want, have, rtol=1e-9, atol=1e-12)
                             if want.dtype.kind == "f" else np.array_equal(want, have))
                     if want.shape != have.shape or not same:

@@ -243,13 +243,14 @@ def test_gradient_boosting_is_scored_by_its_tree_walker_with_identical_answers(t
     rows, _ = training_frame(seed=9, n=60)
     rows.loc[::5, "a"] = np.nan
     rows.loc[::7, "plan"] = "never-seen"
-    arrays = {c: rows[c].to_numpy(dtype=float if c != "plan" else object) for c in rows}
-    if task == "regression":
-        np.testing.assert_allclose(fast.predict(arrays), pipe.predict(rows), rtol=1e-12)
-    else:
-        np.testing.assert_allclose(fast.predict_proba(arrays), pipe.predict_proba(rows),
-                                   rtol=1e-12)
-        assert list(fast.predict(arrays)) == list(pipe.predict(rows))
+    for batch in (rows.head(5), rows):  # few rows walk all trees at once; many, tree by tree
+        arrays = {c: batch[c].to_numpy(dtype=float if c != "plan" else object) for c in batch}
+        if task == "regression":
+            np.testing.assert_allclose(fast.predict(arrays), pipe.predict(batch), rtol=1e-12)
+        else:
+            np.testing.assert_allclose(fast.predict_proba(arrays), pipe.predict_proba(batch),
+                                       rtol=1e-12)
+            assert list(fast.predict(arrays)) == list(pipe.predict(batch))
 
 
 def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
