@@ -270,6 +270,28 @@ def main() -> None:
                 if cell in ml and ml[cell]["rps"]:
                     print(f"ratio {cell}: throughput ×{ours[cell]['rps'] / ml[cell]['rps']:.1f}, "
                           f"p99 ÷{ml[cell]['p99_ms'] / ours[cell]['p99_ms']:.1f}")
+            print_targets(ours, ml)
+
+
+# The targets, as data: (label, cells, check on (ours, mlflow) cell figures).
+TARGETS = [
+    ("1-row throughput >= 10x MLflow", ("1row_c8", "1row_c32"),
+     lambda o, m: o["rps"] >= 10 * m["rps"]),
+    ("1-row p99 <= MLflow p99 / 10", ("1row_c8", "1row_c32"),
+     lambda o, m: o["p99_ms"] <= m["p99_ms"] / 10),
+    ("1-row p50 <= 2 ms at concurrency 1", ("1row_c1",), lambda o, m: o["p50_ms"] <= 2.0),
+    ("100-row rows/s >= 5x MLflow", ("100row_c1", "100row_c8", "100row_c32"),
+     lambda o, m: o["rows_per_s"] >= 5 * m["rows_per_s"]),
+]
+
+
+def print_targets(ours: dict, ml: dict) -> None:
+    print("targets (workbench /invocations vs mlflow models serve, this run):")
+    for label, cells, check in TARGETS:
+        present = [c for c in cells if c in ours and c in ml]
+        if present:
+            ok = all(check(ours[c], ml[c]) for c in present)
+            print(f"  {label:40s} {', '.join(present):30s} {'PASS' if ok else 'FAIL'}")
 
 
 if __name__ == "__main__":
