@@ -1,7 +1,8 @@
 """A lean per-request path for the common fitted preprocessing: a ColumnTransformer of
-OneHotEncoder / StandardScaler / SimpleImputer / passthrough (alone or in small Pipelines) is
-replayed with NumPy on the request's column arrays, skipping pandas and the ColumnTransformer's
-per-call overhead; the estimator after it is called as usual.
+OneHotEncoder / OrdinalEncoder / the workbench's CategoricalCleaner / StandardScaler /
+SimpleImputer / passthrough (alone or in small Pipelines) is replayed with NumPy on the
+request's column arrays, skipping pandas and the ColumnTransformer's per-call overhead; the
+estimator after it is called as usual (HistGradientBoosting through `TreeWalker`).
 
 `compile_fast(pipeline, schema)` returns None unless every step is supported AND the compiled
 transform reproduces the real one on probe rows built from the schema and the fitted
@@ -25,42 +26,91 @@ class Unsupported(Exception):
     pass
 
 
-def _onehot(enc: Any) -> Fn:
-    if getattr(enc, "drop", None) is not None or getattr(enc, "_infrequent_enabled", False):
-        raise Unsupported("drop / infrequent categories")
-    if enc.handle_unknown not in ("ignore", "error", "infrequent_if_exist"):
-        raise Unsupported(enc.handle_unknown)
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _unseen(cats: np.ndarray) -> Any:
+    """A value the encoder never saw, of the categories' own type."""
+    if cats.dtype.kind in "iuf":
+        finite = cats[np.isfinite(cats.astype(np.float64))]
+        return float(finite.max()) + 1.0 if len(finite) else 0.0
+    return "\x00never-seen"
+
+
+def _widths(enc: Any) -> list[int]:
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    if type(enc) is OrdinalEncoder:
+        return [1] * len(enc.categories_)
+    if type(enc) is OneHotEncoder:
+        return [int(w) for w in enc._n_features_outs]  # private; verified by _agrees
+    raise Unsupported(type(enc).__name__)
+
+
+def _table_encoder(enc: Any) -> Fn:
+    """OneHotEncoder or OrdinalEncoder, whatever their options (infrequent categories, drop,
+    unknown and missing handling), as one lookup table per column: the fitted encoder itself
+    transforms every known category and one unseen value once, at load time; a request is
+    then a dict lookup per value and a row gather. Unknown values raise only when the encoder
+    itself refuses them (handle_unknown="error")."""
+    cats_list = list(enc.categories_)
+    widths = _widths(enc)
     strict = enc.handle_unknown == "error"
-    maps, widths = [], []
-    for cats in enc.categories_:
-        m: dict[Any, int] = {}
-        nan_idx = None
-        for i, c in enumerate(cats.tolist()):
-            if c is None or (isinstance(c, float) and math.isnan(c)):
-                nan_idx = i
-            else:
-                m[c] = i
-        maps.append((m, nan_idx))  # missing values are looked up apart: NaN != NaN
-        widths.append(len(cats))
+    length = max(len(c) for c in cats_list) + (0 if strict else 1)
+    probe = np.empty((length, len(cats_list)), dtype=object)
+    for j, cats in enumerate(cats_list):
+        values = cats.tolist() + ([] if strict else [_unseen(cats)])
+        probe[:, j] = [values[i] if i < len(values) else values[0] for i in range(length)]
+    names = getattr(enc, "feature_names_in_", None)
+    if names is not None:
+        import pandas as pd
+
+        probe = pd.DataFrame(probe, columns=names)
+    encoded = _dense(enc.transform(probe))
     offsets = np.cumsum([0, *widths])
+    columns = []
+    for j, cats in enumerate(cats_list):
+        table = np.ascontiguousarray(encoded[:, offsets[j]:offsets[j + 1]])
+        lookup: dict[Any, int] = {}
+        missing_row = None
+        for i, c in enumerate(cats.tolist()):
+            if _is_missing(c):
+                missing_row = i
+            else:
+                lookup[c] = i
+        unseen_row = None if strict else len(cats)
+        columns.append((lookup, table, missing_row, unseen_row))
     dtype = getattr(enc, "dtype", np.float64)
 
     def fn(X: np.ndarray) -> np.ndarray:
         n = X.shape[0]
-        out = np.zeros((n, int(offsets[-1])), dtype=dtype)
-        for j, (m, nan_idx) in enumerate(maps):
+        parts = []
+        for j, (lookup, table, missing_row, unseen_row) in enumerate(columns):
             values = X[:, j].tolist()
-            idx = np.fromiter(map(m.get, values, repeat(-1)), dtype=np.int64, count=n)
-            for r in np.flatnonzero(idx < 0).tolist():  # None/NaN, or a category never seen
-                v = values[r]
-                if nan_idx is not None and (v is None or (isinstance(v, float) and
-                                                          math.isnan(v))):
-                    idx[r] = nan_idx
-                elif strict:
+            idx = np.fromiter(map(lookup.get, values, repeat(-1)), dtype=np.intp, count=n)
+            for r in np.flatnonzero(idx < 0).tolist():  # NaN != NaN, so missing is looked
+                v = values[r]                            # up apart, like unseen values
+                row = missing_row if missing_row is not None and _is_missing(v) else unseen_row
+                if row is None:
                     raise ValueError(f"Found unknown categories [{v!r}] in column {j} "
                                      "during transform")
-            hit = idx >= 0
-            out[np.flatnonzero(hit), offsets[j] + idx[hit]] = 1
+                idx[r] = row
+            parts.append(table[idx])
+        out = np.hstack(parts) if len(parts) > 1 else parts[0]
+        return out.astype(dtype, copy=False)
+
+    return fn
+
+
+def _cleaner(step: Any) -> Fn:
+    """CategoricalCleaner: every value as text, missing values as one category."""
+    from core.features.transformers import MISSING_LABEL
+
+    def fn(X: np.ndarray) -> np.ndarray:
+        out = np.empty(X.shape, dtype=object)
+        for j in range(X.shape[1]):
+            out[:, j] = [MISSING_LABEL if _is_missing(v) else str(v) for v in X[:, j].tolist()]
         return out
 
     return fn
@@ -112,7 +162,9 @@ def _step(step: Any) -> tuple[Fn, bool]:
     """(function, wants numeric input)."""
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    from core.features.transformers import CategoricalCleaner
 
     if step == "passthrough" or step is None:
         return (lambda X: X), False
@@ -130,8 +182,10 @@ def _step(step: Any) -> tuple[Fn, bool]:
 
     if type(step) is FunctionTransformer and step.func is None:  # a fitted "passthrough"
         return (lambda X: X), False
-    if type(step) is OneHotEncoder:
-        return _onehot(step), False
+    if type(step) in (OneHotEncoder, OrdinalEncoder):
+        return _table_encoder(step), False
+    if type(step) is CategoricalCleaner:
+        return _cleaner(step), False
     if type(step) is StandardScaler:
         return _scaler(step), True
     if type(step) is SimpleImputer:
@@ -156,13 +210,14 @@ class TreeWalker:
 
     SMALL = 16  # rows; above this the compiled per-tree walker is faster (bench/serving.py)
 
-    def __init__(self, est: Any) -> None:
+    def __init__(self, est: Any, classes: np.ndarray | None = None) -> None:
         from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
 
         if getattr(est, "_preprocessor", None) is not None:
             raise Unsupported("HistGradientBoosting with its own categorical preprocessing")
         self._walk = _predict_from_raw_data
         self.est = est
+        self.classes = classes if classes is not None else getattr(est, "classes_", None)
         self.trees = [[(p.nodes, p.raw_left_cat_bitsets) for p in it] for it in est._predictors]
         self.known, self.fmap = est._bin_mapper.make_known_categories_bitsets()
         self.baseline = np.asarray(est._baseline_prediction, dtype=np.float64)
@@ -225,26 +280,30 @@ class TreeWalker:
         return self.est._loss.predict_proba(self.raw(X))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        if hasattr(self.est, "classes_"):
-            raw = self.raw(X)
-            codes = (raw.ravel() > 0).astype(int) if raw.shape[1] == 1 else raw.argmax(axis=1)
-            return self.est.classes_[codes]
+        if self.classes is not None:
+            return self.classes[np.argmax(self.predict_proba(X), axis=1)]
         return self.est._loss.link.inverse(self.raw(X).ravel())
 
 
 def _estimator(rest: Any, sparse: bool) -> Any:
-    """What scores the transformed rows: a shortcut when one applies, else the rest of the
-    pipeline itself."""
+    """What scores the transformed rows: a shortcut when one applies (HistGradientBoosting,
+    alone or inside the AutoML's label wrapper), else the rest of the pipeline itself."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
+    from core.automl.wrappers import LabelEncodedClassifier
+
     steps = getattr(rest, "steps", None)
-    if not sparse and steps is not None and len(steps) == 1 and \
-            type(steps[0][1]) in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
-        try:
-            return TreeWalker(steps[0][1])
-        except (Unsupported, AttributeError, ImportError):
-            pass
-    return rest
+    if sparse or steps is None or len(steps) != 1:
+        return rest
+    est, classes = steps[0][1], None
+    if type(est) is LabelEncodedClassifier:
+        est, classes = est.estimator_, est.classes_
+    if type(est) not in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
+        return rest
+    try:
+        return TreeWalker(est, classes)
+    except (Unsupported, AttributeError, ImportError):
+        return rest
 
 
 class FastPath:
@@ -317,45 +376,65 @@ def compile_fast(pipeline: Any, schema: list[dict[str, Any]]) -> FastPath | None
         return None
 
 
-def probe_arrays(ct: Any, schema: list[dict[str, Any]], n: int = 12) -> Arrays:
-    """Rows from the fitted categories (including some unseen/None) and varied numbers."""
+def probe_arrays(ct: Any, schema: list[dict[str, Any]], n: int = 12, *, odd: bool = False
+                 ) -> Arrays:
+    """Rows from the fitted categories and varied numbers; with `odd`, the first rows also
+    hold missing values and a category the encoders never saw."""
     cats: dict[str, list[Any]] = {}
     for _, trans, cols in ct.transformers_:
         encoders = [trans] + [s for _, s in getattr(trans, "steps", [])]
         for enc in encoders:
             if hasattr(enc, "categories_"):
                 for c, values in zip(cols, enc.categories_, strict=False):
-                    cats[c] = [v for v in values.tolist()
-                               if not (isinstance(v, float) and math.isnan(v))]
+                    cats[c] = [v for v in values.tolist() if not _is_missing(v)]
     out: Arrays = {}
     nums = [0.0, 1.5, -2.25, 3.0, 0.125, -0.5, 7.0, 2.0, -1.0, 0.75, 4.5, -3.0]
     for j, col in enumerate(schema):
         name = col["name"]
-        if name in cats and cats[name]:
-            values = cats[name]
-            arr = np.empty(n, dtype=object)
-            arr[:] = [values[(i + j) % len(values)] for i in range(n)]
-            out[name] = arr
-        elif col["kind"] == "numeric":
-            out[name] = np.array([nums[(i + j) % len(nums)] for i in range(n)])
-        else:
-            arr = np.empty(n, dtype=object)
-            arr[:] = [f"v{i % 3}" for i in range(n)]
-            out[name] = arr
+        if col["kind"] == "numeric" and not cats.get(name):
+            values = [nums[(i + j) % len(nums)] for i in range(n)]
+            if odd:
+                values[0] = math.nan
+            out[name] = np.array(values, dtype=np.float64)
+            continue
+        known = cats.get(name) or ["v0", "v1", "v2"]
+        values = [known[(i + j) % len(known)] for i in range(n)]
+        if odd:
+            values[:2] = [None, "\x00probe-never-seen"]
+        arr = np.empty(n, dtype=object)
+        arr[:] = values
+        out[name] = arr
     return out
 
 
+def _dense(Z: Any) -> np.ndarray:
+    return np.asarray(Z.toarray() if hasattr(Z, "toarray") else Z, dtype=np.float64)
+
+
 def _agrees(fast: FastPath, ct: Any, schema: list[dict[str, Any]]) -> bool:
+    """The compiled transform equals the real one on known values, and on missing and unseen
+    values either equals it or refuses them exactly when the real one does."""
     import pandas as pd
 
     arrays = probe_arrays(ct, schema)
-    expected = ct.transform(pd.DataFrame(arrays))
+    expected = _dense(ct.transform(pd.DataFrame(arrays)))
     got = fast.transform(arrays)
-    if hasattr(expected, "toarray"):
-        expected = expected.toarray()
-    dense = got.toarray() if hasattr(got, "toarray") else got
-    expected = np.asarray(expected, dtype=np.float64)
+    dense = _dense(got)
     if not (expected.shape == dense.shape and np.allclose(expected, dense, equal_nan=True)):
+        return False
+    odd = probe_arrays(ct, schema, odd=True)
+    try:
+        odd_expected = _dense(ct.transform(pd.DataFrame(odd)))
+    except (ValueError, TypeError):
+        odd_expected = None
+    try:
+        odd_got = _dense(fast.transform(odd))
+    except (ValueError, TypeError):
+        odd_got = None
+    if (odd_expected is None) != (odd_got is None):
+        return False
+    if odd_expected is not None and not (odd_expected.shape == odd_got.shape and np.allclose(
+            odd_expected, odd_got, equal_nan=True)):
         return False
     if fast.scorer is not fast.rest:  # the shortcut must give the estimator's own answers
         try:

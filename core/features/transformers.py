@@ -10,6 +10,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
 
 
+MISSING_LABEL = "__missing__"
+
+
 class CategoricalCleaner(TransformerMixin, BaseEstimator):
     """Turn any categorical column into strings, with missing values as one category, so that
     numbers-as-labels and text labels encode the same way at fit and predict time."""
@@ -20,7 +23,7 @@ class CategoricalCleaner(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         frame = pd.DataFrame(X).astype(object)
-        return frame.where(frame.notna(), "__missing__").astype(str).to_numpy(dtype=object)
+        return frame.where(frame.notna(), MISSING_LABEL).astype(str).to_numpy(dtype=object)
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray(input_features if input_features is not None else [], dtype=object)

@@ -197,25 +197,32 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
     assert compile_fast(odd, SCHEMA) is None  # not understood: the ordinary path
 
 
-def test_workbench_trained_numeric_pipelines_take_the_fast_path(home) -> None:
-    """The AutoML's own numeric preprocessing (median imputer with missing indicators,
-    scaling) compiles to the lean path and answers exactly like the pipeline."""
-    import numpy as np
-    import pandas as pd
-
+@pytest.mark.parametrize("family", ["linear", "hgb"])
+def test_workbench_trained_pipelines_take_the_fast_path(home, family: str) -> None:
+    """The AutoML's own preprocessing — median imputer with missing indicators, scaling,
+    categorical cleaning, one-hot (linear) or ordinal (trees) codes with rare categories
+    grouped — compiles to the lean path and answers exactly like the pipeline, also for
+    missing values and categories it never saw."""
     from core.automl.search import search
-    from core.deploy.fastpath import compile_fast
+    from core.deploy.fastpath import TreeWalker, compile_fast
     from core.features.schema import align_to_schema
     from tests.conftest import DATA
 
     frame = pd.read_csv(DATA / "breast_cancer.csv")
     frame.loc[::7, "mean_radius"] = np.nan  # so the imputer learns an indicator column
-    result = search(frame, "diagnosis", budget=3, estimators=["linear"], ensemble=False)
+    bands = pd.cut(frame["mean_texture"], [0, 15, 18, 21, 25, 28, 39.5, 100],
+                   labels=["a", "b", "c", "d", "e", "rare", "rarest"]).astype(object)
+    frame["texture_band"] = bands.where(frame.index % 11 != 0, None)  # some missing
+    result = search(frame, "diagnosis", budget=4, estimators=[family], ensemble=False)
     fast = compile_fast(result.pipeline, result.data.schema)
     assert fast is not None
-    rows = align_to_schema(frame.drop(columns=["diagnosis"]).head(40), result.data.schema)
+    rows = align_to_schema(frame.drop(columns=["diagnosis"]).head(60), result.data.schema)
+    rows.loc[rows.index[:3], "texture_band"] = ["never-seen", None, "rarest"]
     arrays = {c: rows[c].to_numpy() for c in rows.columns}
-    np.testing.assert_allclose(fast.predict_proba(arrays), result.pipeline.predict_proba(rows))
+    np.testing.assert_allclose(fast.predict_proba(arrays), result.pipeline.predict_proba(rows),
+                               rtol=1e-9)
+    assert list(fast.predict(arrays)) == list(result.pipeline.predict(rows))
+    assert isinstance(fast.scorer, TreeWalker) == (family == "hgb")  # through the label wrapper
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
