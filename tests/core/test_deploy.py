@@ -266,6 +266,7 @@ def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
     predict thread beyond), hands each caller its own rows, and a record the pipeline refuses
     fails only the request that sent it."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from core.deploy import service
 
@@ -294,8 +295,9 @@ def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
                                     serving.predict("churn", big),
                                     serving.predict("churn", bad), return_exceptions=True)
 
-    try:
-        answers = asyncio.run(run())
+    try:  # in a thread of its own: earlier tests may leave an event loop running in this one
+        with ThreadPoolExecutor(1) as pool:
+            answers = pool.submit(asyncio.run, run()).result()
     finally:
         serving.stop()
     *ok, big_answer, refused = answers
