@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.deploy.fastpath import FastPath, compile_fast
+from core.deploy.fastpath import EnsembleFast, FastPath, compile_fast
 from core.errors import SchemaMismatchError
 from core.features.schema import align_to_schema
 from core.registry.artifacts import load_verified
@@ -31,7 +31,7 @@ class LoadedModel:
     columns: list[str] = field(default_factory=list)
     numeric: list[bool] = field(default_factory=list)
     classes: list[Any] | None = None
-    fast: FastPath | None = None
+    fast: FastPath | EnsembleFast | None = None
 
     @classmethod
     def build(cls, name: str, mv: ModelVersion, pipeline: Any) -> LoadedModel:

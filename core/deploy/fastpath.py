@@ -339,10 +339,37 @@ class FastPath:
         return self.scorer.predict(self.transform(arrays))
 
 
-def compile_fast(pipeline: Any, schema: list[dict[str, Any]]) -> FastPath | None:
+class EnsembleFast:
+    """The AutoML's weighted ensemble with every member on its own lean path."""
+
+    def __init__(self, members: list[FastPath], weights: list[float], ensemble: Any) -> None:
+        self.members = members
+        self.weights = weights
+        self.regression = ensemble.task == "regression"
+        self.classes = None if self.regression else np.asarray(ensemble.classes_)
+
+    def predict_proba(self, arrays: Arrays) -> np.ndarray:
+        return sum(w * m.predict_proba(arrays) for m, w in zip(self.members, self.weights,
+                                                                 strict=True))
+
+    def predict(self, arrays: Arrays) -> np.ndarray:
+        if self.regression:
+            return sum(w * m.predict(arrays) for m, w in zip(self.members, self.weights,
+                                                              strict=True))
+        return self.classes[np.argmax(self.predict_proba(arrays), axis=1)]
+
+
+def compile_fast(pipeline: Any, schema: list[dict[str, Any]]) -> FastPath | EnsembleFast | None:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
+    from core.automl.ensemble import WeightedEnsemble
+
+    if type(pipeline) is WeightedEnsemble:  # lean only if every member is
+        members = [compile_fast(p, schema) for p in pipeline.pipelines]
+        if not members or any(not isinstance(m, FastPath) for m in members):
+            return None
+        return EnsembleFast(members, list(pipeline.weights), pipeline)  # type: ignore[arg-type]
     try:
         if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
             return None

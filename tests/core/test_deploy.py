@@ -307,3 +307,34 @@ def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
     assert all(len(a.probabilities) == len(a.predictions) for a in [*ok, big_answer])
     assert isinstance(refused, service.PredictionFailedError)
     assert max(sizes) > 1  # requests were scored together
+
+
+def test_a_weighted_ensemble_is_lean_when_every_member_is() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from core.automl.ensemble import WeightedEnsemble
+    from core.deploy.fastpath import EnsembleFast, compile_fast
+
+    X, y = training_frame(seed=4, n=300)
+
+    def member(est):
+        pre = ColumnTransformer([("num", StandardScaler(), ["a", "b"]),
+                                 ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"])])
+        return make_pipeline(pre, est).fit(X, y)
+
+    ensemble = WeightedEnsemble([member(LogisticRegression()),
+                                 member(HistGradientBoostingClassifier(max_iter=20))],
+                                [0.25, 0.75], task="binary")
+    fast = compile_fast(ensemble, SCHEMA)
+    assert isinstance(fast, EnsembleFast)
+    rows, _ = training_frame(seed=8, n=30)
+    arrays = {c: rows[c].to_numpy(dtype=float if c != "plan" else object) for c in rows}
+    np.testing.assert_allclose(fast.predict_proba(arrays), ensemble.predict_proba(rows),
+                               rtol=1e-9)
+    assert list(fast.predict(arrays)) == list(ensemble.predict(rows))
+    from sklearn.preprocessing import FunctionTransformer
+
+    odd = make_pipeline(ColumnTransformer([("f", FunctionTransformer(np.tanh), ["a", "b"])]),
+                        LogisticRegression()).fit(X, y)
+    mixed = WeightedEnsemble([ensemble.pipelines[0], odd], [0.5, 0.5], task="binary")
+    assert compile_fast(mixed, SCHEMA) is None  # one member not understood: ordinary path
