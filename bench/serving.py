@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -234,19 +235,20 @@ def main() -> None:
         if args.mlflow_python:
             port = free_port()
             procs["mlflow"] = (start_mlflow(args.mlflow_python, pipe, work, port), port)
-        for label, which, path, payload in servers:
+        # Servers take turns cell by cell, so a slow spell of the shared machine hits all of
+        # them alike rather than whichever happened to run then.
+        for rows, c, (label, which, path, payload) in itertools.product(rows_list, conc,
+                                                                         servers):
             port = procs[which][1]
-            for rows in rows_list:
-                body = json.dumps(payload(records[:rows])).encode()
-                for c in conc:
-                    r = load(port, path, body, c, args.seconds, args.max_requests)
-                    r["rows_per_s"] = r["rps"] * rows
-                    results["servers"].setdefault(label, {})[f"{rows}row_c{c}"] = r
-                    if not args.json:
-                        print(f"{label:24s} rows={rows:<4d} c={c:<3d} "
-                              f"req/s={r['rps']:8.1f} rows/s={r['rows_per_s']:9.0f} "
-                              f"p50={r['p50_ms']:7.2f}ms p99={r['p99_ms']:7.2f}ms "
-                              f"errors={r['errors']}", flush=True)
+            body = json.dumps(payload(records[:rows])).encode()
+            r = load(port, path, body, c, args.seconds, args.max_requests)
+            r["rows_per_s"] = r["rps"] * rows
+            results["servers"].setdefault(label, {})[f"{rows}row_c{c}"] = r
+            if not args.json:
+                print(f"{label:24s} rows={rows:<4d} c={c:<3d} "
+                      f"req/s={r['rps']:8.1f} rows/s={r['rows_per_s']:9.0f} "
+                      f"p50={r['p50_ms']:7.2f}ms p99={r['p99_ms']:7.2f}ms "
+                      f"errors={r['errors']}", flush=True)
     finally:
         for proc, _ in procs.values():
             proc.terminate()
