@@ -35,7 +35,6 @@ IDLE_POLL_S = 1.0
 RETRY_BASE_S = 5.0
 ORPHAN_GRACE = timedelta(minutes=10)
 STARTUP_S = 20.0  # a worker just spawned registers itself within this time
-MONITOR_EVERY_S = 30.0  # alert windows are checked this often by each live worker
 AUTOSTART_IDLE_EXIT_S = 900
 SPAWNED_PIDS = "worker.pids"  # an auto-started worker exits when idle; the app restarts one
 
@@ -196,7 +195,7 @@ class JobWorker:
     def run(self, *, max_jobs: int | None = None, idle_exit_s: float | None = None) -> int:
         """Loop until `stop` is set, `max_jobs` ran, or idle for `idle_exit_s`."""
         from core.jobs.schedules import fire_due
-        from core.monitor.alerts import check_all
+        from core.monitor.alerts import CHECK_EVERY_S, check_all
         from core.monitor.live import compact
 
         self._register()
@@ -206,7 +205,7 @@ class JobWorker:
                 self._beat()
                 reap_lost_jobs()
                 fire_due()
-                if time.monotonic() - checked >= MONITOR_EVERY_S:
+                if time.monotonic() - checked >= CHECK_EVERY_S:
                     checked = time.monotonic()
                     check_all()
                     compact()

@@ -5,6 +5,11 @@ canary or start a (promotion-gated) retrain.
 Lifecycle of one (model, version, kind, feature) key: pending (bad, < N windows) → open
 (N windows: webhook and actions fire once) → acknowledged (stays quiet while the condition
 holds) → resolved when the condition clears. A recurrence after that is a new alert.
+
+Every live job worker and every `workbench serve` process checks every CHECK_EVERY_S; a bad
+window counts once however many of them look at it (observations closer than SAME_WINDOW_S
+to the last counted one are the same window), so N consecutive windows means N × 30 s with
+any number of checkers.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import threading
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,6 +33,8 @@ log = logging.getLogger("workbench.alerts")
 KINDS = ("DRIFT", "PERFORMANCE", "ERROR", "LATENCY")
 UNRESOLVED = ("pending", "open", "acknowledged")
 WEBHOOK_TIMEOUT_S = 3.0
+CHECK_EVERY_S = 30.0
+SAME_WINDOW_S = 0.8 * CHECK_EVERY_S
 SEVERITY = {"ERROR": "critical", "LATENCY": "warning", "PERFORMANCE": "critical",
             "DRIFT": "warning"}
 
@@ -90,6 +97,9 @@ def observe(obs: Observation, now: datetime | None = None) -> Alert | None:
         if alert is None:
             alert = Alert(model_name=obs.model, version=obs.version, kind=obs.kind,
                           feature=obs.feature, severity=SEVERITY[obs.kind], first_seen_at=now)
+        elif alert.consecutive and _utc(now) - _utc(alert.last_seen_at) < timedelta(
+                seconds=SAME_WINDOW_S):
+            return None  # another checker already counted this window
         alert.consecutive += 1
         alert.last_seen_at = now
         alert.message, alert.value, alert.threshold = obs.message, obs.value, obs.threshold
@@ -104,6 +114,11 @@ def observe(obs: Observation, now: datetime | None = None) -> Alert | None:
     if opened is not None:
         _act(opened, cfg)
     return opened
+
+
+def _utc(moment: datetime) -> datetime:
+    """Stored datetimes come back naive from some backends; all of ours are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _act(alert: Alert, cfg: MonitorConfig) -> None:

@@ -104,7 +104,8 @@ def compact(older_than: timedelta = timedelta(hours=1), step: str = "1min",
     cutoff = now - older_than
     with session_scope(write=True) as s:
         old = s.exec(select(ServingStat).where(ServingStat.at < cutoff,
-                                               ServingStat.worker != "compacted")).all()
+                                               ServingStat.worker != "compacted")
+                     .with_for_update(skip_locked=True)).all()  # another compactor's rows: skip
         if not old:
             return 0
         groups: dict[tuple[str, int, datetime], Counter] = {}

@@ -65,21 +65,33 @@ def test_an_error_spike_opens_an_alert_that_rolls_back_the_canary(canary: str) -
     assert "rolled back candidate 2" in row.action
 
 
+def test_a_window_counts_once_however_many_processes_check_it(canary: str) -> None:
+    """Job workers and server processes all check every 30 s: checks of the same window (a
+    second checker a moment later) must not count as another bad window."""
+    set_config("wine", consecutive=2, max_p99_ms=50)
+    traffic(1, 200, 0, latency_ms=400)
+    now = utcnow()
+    for offset in (0, 1, 5, 12):  # four checkers, one window
+        assert latency(check("wine", now=now + timedelta(seconds=offset))) == []
+    (alert,) = latency(check("wine", now=now + timedelta(seconds=30)))  # the second window
+    assert alert.consecutive == 2
+
+
 def test_an_acknowledged_alert_stays_quiet_until_it_clears_and_recurs(canary: str) -> None:
     set_config("wine", consecutive=2, max_p99_ms=50)
     traffic(1, 200, 0, latency_ms=400)  # stable is slow
     now = utcnow()
     check("wine", now=now)
-    (first,) = latency(check("wine", now=now + timedelta(seconds=10)))
+    (first,) = latency(check("wine", now=now + timedelta(seconds=30)))
     acknowledge(first.id, actor="ana")
     for i in range(3):  # still bad: no new alert while acknowledged
-        assert latency(check("wine", now=now + timedelta(seconds=20 + i))) == []
+        assert latency(check("wine", now=now + timedelta(seconds=60 + 30 * i))) == []
     later = now + timedelta(minutes=10)  # no traffic in the window: the condition cleared
     check("wine", now=later)
     assert list_alerts("wine") == []
     traffic(1, 200, 0, latency_ms=400)
     check("wine", now=utcnow())
-    (second,) = latency(check("wine", now=utcnow() + timedelta(seconds=5)))
+    (second,) = latency(check("wine", now=utcnow() + timedelta(seconds=30)))
     assert second.id != first.id
     with pytest.raises(WorkbenchError, match="only open alerts"):
         acknowledge(first.id)
@@ -150,3 +162,15 @@ def test_compaction_keeps_the_totals_in_fewer_rows(canary: str) -> None:
         == (105, 5)
     with session_scope() as s:
         assert len(s.exec(select(ServingStat).where(ServingStat.version == 1)).all()) == 1
+
+
+def test_a_server_without_job_workers_checks_alerts(canary: str) -> None:
+    """`workbench serve` alone runs the same monitoring as a job worker."""
+    from core.deploy.service import Serving
+
+    set_config("wine", consecutive=1, max_p99_ms=50)
+    traffic(1, 200, 0, latency_ms=400)
+    serving = Serving()
+    serving.monitor()
+    (alert,) = latency(list_alerts("wine"))
+    assert alert.state == "open" and alert.version == 1
