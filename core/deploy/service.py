@@ -23,8 +23,7 @@ from core.deploy.guards import Verdict, judge
 from core.deploy.router import _rng, route
 from core.deploy.telemetry import Telemetry, stats_since
 from core.errors import NotFoundError, SchemaMismatchError, WorkbenchError
-from core.monitor.alerts import CHECK_EVERY_S, check_all
-from core.monitor.live import compact
+from core.monitor.alerts import CHECK_EVERY_S, monitor_pass
 from core.settings import get_settings
 from core.store import PredictionLog, session_scope, utcnow
 
@@ -372,10 +371,8 @@ class Serving:
 
     def monitor(self) -> None:
         """Alert checks and telemetry compaction, as the job workers run them, so a server
-        alone (no `workbench worker`) still raises alerts; windows count once however many
-        processes check them (core/monitor/alerts.py)."""
-        check_all()
-        compact()
+        alone (no `workbench worker`) still raises alerts (core/monitor/alerts.py)."""
+        monitor_pass()
 
     def start(self) -> None:
         if self._thread is not None:

@@ -195,8 +195,7 @@ class JobWorker:
     def run(self, *, max_jobs: int | None = None, idle_exit_s: float | None = None) -> int:
         """Loop until `stop` is set, `max_jobs` ran, or idle for `idle_exit_s`."""
         from core.jobs.schedules import fire_due
-        from core.monitor.alerts import CHECK_EVERY_S, check_all
-        from core.monitor.live import compact
+        from core.monitor.alerts import CHECK_EVERY_S, monitor_pass
 
         self._register()
         done, idle_since, checked = 0, time.monotonic(), 0.0
@@ -207,8 +206,7 @@ class JobWorker:
                 fire_due()
                 if time.monotonic() - checked >= CHECK_EVERY_S:
                     checked = time.monotonic()
-                    check_all()
-                    compact()
+                    monitor_pass()
                 job = claim_next(self.id)
                 if job is None:
                     if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:

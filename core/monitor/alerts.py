@@ -26,7 +26,15 @@ from urllib.parse import urlparse
 from sqlmodel import select
 
 from core.errors import ConflictError, NotFoundError, WorkbenchError
-from core.store import Alert, ModelVersion, MonitorConfig, RegisteredModel, session_scope, utcnow
+from core.store import (
+    Alert,
+    ModelVersion,
+    MonitorConfig,
+    RegisteredModel,
+    exclusive,
+    session_scope,
+    utcnow,
+)
 from core.store.audit import record
 
 log = logging.getLogger("workbench.alerts")
@@ -309,6 +317,19 @@ def _performance(model: str, version: int, accuracy_fn: Any, window: str, now: d
     return Observation(model, version, "PERFORMANCE", bad,
                        f"{model}:{version} live accuracy {cur:.1%} vs validation {ref:.1%}",
                        cur, ref)
+
+
+def monitor_pass() -> list[Alert]:
+    """What every job worker and server process runs every CHECK_EVERY_S: the alert checks
+    and telemetry compaction, by one process at a time (the others skip this round)."""
+    from core.monitor.live import compact
+
+    with exclusive("workbench-monitor") as mine:
+        if not mine:
+            return []
+        opened = check_all()
+        compact()
+        return opened
 
 
 def check_all(now: datetime | None = None) -> list[Alert]:

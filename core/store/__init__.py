@@ -1,6 +1,6 @@
 """Storage: SQLModel tables, engine/session handling and migrations."""
 
-from core.store.db import get_engine, reset_engines, session_scope
+from core.store.db import exclusive, get_engine, reset_engines, session_scope
 from core.store.tables import (
     Alert,
     Alias,
@@ -26,6 +26,6 @@ __all__ = [
     "Alert", "Alias", "AliasEvent", "AuditEvent", "Dataset", "Deployment", "Job",
     "JobTransition", "ModelVersion", "MonitorConfig", "PredictionLog", "RegisteredModel",
     "RequestSample",
-    "Schedule", "ServingStat", "Trial", "Worker", "get_engine", "reset_engines",
+    "Schedule", "ServingStat", "Trial", "Worker", "exclusive", "get_engine", "reset_engines",
     "session_scope", "utcnow",
 ]

@@ -7,6 +7,7 @@ latest Alembic revision before first use, so upgrading the package never loses a
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,3 +104,26 @@ def session_scope(url: str | None = None, *, write: bool = False) -> Iterator[Se
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def exclusive(name: str, url: str | None = None) -> Iterator[bool]:
+    """Yields True in at most one process at a time for `name` (False elsewhere, at once).
+
+    PostgreSQL: a session-level advisory lock, released on exit or when the holder's
+    connection dies. SQLite: always True, since its writers are serialised by BEGIN IMMEDIATE
+    (`session_scope(write=True)`) on the one machine that holds the file."""
+    engine = get_engine(url)
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    with engine.connect() as conn:
+        got = bool(conn.exec_driver_sql("SELECT pg_try_advisory_lock(%s)", (key,)).scalar())
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                conn.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (key,))
+                conn.commit()

@@ -174,3 +174,19 @@ def test_a_server_without_job_workers_checks_alerts(canary: str) -> None:
     serving.monitor()
     (alert,) = latency(list_alerts("wine"))
     assert alert.state == "open" and alert.version == 1
+
+
+def test_one_process_at_a_time_runs_the_monitor_pass(backend: str) -> None:
+    """Servers and job workers all try every 30 s; on PostgreSQL the others skip the round
+    (an advisory lock), on SQLite writers are serialised anyway."""
+    from core.monitor.alerts import monitor_pass
+    from core.store import exclusive
+
+    with exclusive("workbench-monitor") as first:
+        assert first
+        with exclusive("workbench-monitor") as second:  # another connection: another process
+            assert second == (backend == "sqlite")
+        if backend == "postgres":
+            assert monitor_pass() == []  # skipped while the other holds it
+    with exclusive("workbench-monitor") as again:
+        assert again  # released on exit
