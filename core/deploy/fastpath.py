@@ -1,5 +1,6 @@
 """A lean per-request path for the common fitted preprocessing: a ColumnTransformer of
-OneHotEncoder / OrdinalEncoder / the workbench's CategoricalCleaner / StandardScaler /
+OneHotEncoder / OrdinalEncoder / the workbench's CategoricalCleaner and DatetimeParts /
+StandardScaler /
 SimpleImputer / passthrough (alone or in small Pipelines) is replayed with NumPy on the
 request's column arrays, skipping pandas and the ColumnTransformer's per-call overhead; the
 estimator after it is called as usual (HistGradientBoosting through `TreeWalker`).
@@ -164,7 +165,7 @@ def _step(step: Any) -> tuple[Fn, bool]:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-    from core.features.transformers import CategoricalCleaner
+    from core.features.transformers import CategoricalCleaner, DatetimeParts
 
     if step == "passthrough" or step is None:
         return (lambda X: X), False
@@ -186,6 +187,8 @@ def _step(step: Any) -> tuple[Fn, bool]:
         return _table_encoder(step), False
     if type(step) is CategoricalCleaner:
         return _cleaner(step), False
+    if type(step) is DatetimeParts:  # its own parsing, on just the request's date columns
+        return step.transform, False
     if type(step) is StandardScaler:
         return _scaler(step), True
     if type(step) is SimpleImputer:

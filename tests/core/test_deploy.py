@@ -201,7 +201,7 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
 def test_workbench_trained_pipelines_take_the_fast_path(home, family: str) -> None:
     """The AutoML's own preprocessing — median imputer with missing indicators, scaling,
     categorical cleaning, one-hot (linear) or ordinal (trees) codes with rare categories
-    grouped — compiles to the lean path and answers exactly like the pipeline, also for
+    grouped, date parts — compiles to the lean path and answers exactly like the pipeline, also for
     missing values and categories it never saw."""
     from core.automl.search import search
     from core.deploy.fastpath import TreeWalker, compile_fast
@@ -213,11 +213,14 @@ def test_workbench_trained_pipelines_take_the_fast_path(home, family: str) -> No
     bands = pd.cut(frame["mean_texture"], [0, 15, 18, 21, 25, 28, 39.5, 100],
                    labels=["a", "b", "c", "d", "e", "rare", "rarest"]).astype(object)
     frame["texture_band"] = bands.where(frame.index % 11 != 0, None)  # some missing
+    frame["seen_on"] = (pd.Timestamp("2024-01-01") + pd.to_timedelta(frame.index * 37, "h")
+                        ).strftime("%Y-%m-%d %H:%M")
     result = search(frame, "diagnosis", budget=4, estimators=[family], ensemble=False)
     fast = compile_fast(result.pipeline, result.data.schema)
     assert fast is not None
     rows = align_to_schema(frame.drop(columns=["diagnosis"]).head(60), result.data.schema)
     rows.loc[rows.index[:3], "texture_band"] = ["never-seen", None, "rarest"]
+    rows.loc[rows.index[:2], "seen_on"] = [None, "not a date"]
     arrays = {c: rows[c].to_numpy() for c in rows.columns}
     np.testing.assert_allclose(fast.predict_proba(arrays), result.pipeline.predict_proba(rows),
                                rtol=1e-9)
