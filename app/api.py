@@ -328,8 +328,10 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
         versions = list_versions(check_model_name(name))
         st = serving.state(name, fresh=True)
         aliases = {a: v["version"] for v in versions for a in v["aliases"]}
+        loaded = [{"version": lm.version, "lean_path": lm.fast is not None}
+                  for lm in serving.cache.loaded_models(name)]
         return {"name": name, "versions": versions, "aliases": aliases,
-                "deployment": st.to_dict()}
+                "deployment": st.to_dict(), "loaded_here": loaded}
 
     # prediction -------------------------------------------------------------------------
     @app.post("/v1/models/{name}/predict", tags=["predict"], responses={

@@ -180,6 +180,11 @@ class ModelCache:
                 del self._items[k]
             return [k[1] for k in keys]
 
+    def loaded_models(self, name: str) -> list[LoadedModel]:
+        with self._lock:
+            return sorted((m for (n, _), m in self._items.items() if n == name),
+                          key=lambda m: m.version)
+
     def loaded(self) -> list[str]:
         with self._lock:
             return [f"{n}:{v}" for n, v in self._items]
