@@ -197,14 +197,14 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
     assert compile_fast(odd, SCHEMA) is None  # not understood: the ordinary path
 
 
-@pytest.mark.parametrize("family", ["linear", "hgb"])
+@pytest.mark.parametrize("family", ["linear", "hgb", "rf"])
 def test_workbench_trained_pipelines_take_the_fast_path(home, family: str) -> None:
     """The AutoML's own preprocessing — median imputer with missing indicators, scaling,
     categorical cleaning, one-hot (linear) or ordinal (trees) codes with rare categories
     grouped, date parts — compiles to the lean path and answers exactly like the pipeline, also for
     missing values and categories it never saw."""
     from core.automl.search import search
-    from core.deploy.fastpath import TreeWalker, compile_fast
+    from core.deploy.fastpath import ForestWalker, TreeWalker, compile_fast
     from core.features.schema import align_to_schema
     from tests.conftest import DATA
 
@@ -225,31 +225,49 @@ def test_workbench_trained_pipelines_take_the_fast_path(home, family: str) -> No
     np.testing.assert_allclose(fast.predict_proba(arrays), result.pipeline.predict_proba(rows),
                                rtol=1e-9)
     assert list(fast.predict(arrays)) == list(result.pipeline.predict(rows))
-    assert isinstance(fast.scorer, TreeWalker) == (family == "hgb")  # through the label wrapper
+    walker = {"hgb": TreeWalker, "rf": ForestWalker}.get(family)  # through the label wrapper
+    assert type(fast.scorer) is walker if walker else fast.scorer is fast.rest
 
 
-@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
-def test_gradient_boosting_is_scored_by_its_tree_walker_with_identical_answers(task: str
-                                                                              ) -> None:
-    """HistGradientBoosting behind the lean path skips sklearn's per-call overhead; the
-    answers (missing values and unseen categories included) are the estimator's own."""
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+WALKED = [("hgb", "binary"), ("hgb", "multiclass"), ("hgb", "regression"),
+          ("forest", "multiclass"), ("forest", "regression"), ("extra", "binary")]
+
+
+@pytest.mark.parametrize(("family", "task"), WALKED)
+def test_tree_ensembles_are_walked_with_the_estimators_own_answers(family: str, task: str
+                                                                   ) -> None:
+    """Gradient boosting and forests behind the lean path skip sklearn's per-call overhead;
+    the answers (missing values and unseen categories included) are the estimator's own."""
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
     from sklearn.impute import SimpleImputer
 
-    from core.deploy.fastpath import TreeWalker, compile_fast
+    from core.deploy.fastpath import ForestWalker, TreeWalker, compile_fast
 
+    makers = {"hgb": (HistGradientBoostingClassifier, HistGradientBoostingRegressor, TreeWalker,
+                      {"max_iter": 30}),
+              "forest": (RandomForestClassifier, RandomForestRegressor, ForestWalker,
+                         {"n_estimators": 25, "random_state": 0}),
+              "extra": (ExtraTreesClassifier, ExtraTreesRegressor, ForestWalker,
+                        {"n_estimators": 25, "random_state": 0})}
+    classifier, regressor, walker, params = makers[family]
     X, y = training_frame(seed=3, n=400)
     if task == "multiclass":
         y = np.where(X["b"] > 0.5, "high", y)
-    est = HistGradientBoostingRegressor(max_iter=30) if task == "regression" \
-        else HistGradientBoostingClassifier(max_iter=30)
+    est = regressor(**params) if task == "regression" else classifier(**params)
     target = X["a"] * 2 + X["b"] if task == "regression" else y
     pre = ColumnTransformer([("num", SimpleImputer(add_indicator=True), ["a", "b"]),
                              ("cat", OneHotEncoder(handle_unknown="ignore",
                                                    sparse_output=False), ["plan"])])
     pipe = make_pipeline(pre, est).fit(X, target)
     fast = compile_fast(pipe, SCHEMA)
-    assert fast is not None and isinstance(fast.scorer, TreeWalker)
+    assert fast is not None and isinstance(fast.scorer, walker)
     rows, _ = training_frame(seed=9, n=60)
     rows.loc[::5, "a"] = np.nan
     rows.loc[::7, "plan"] = "never-seen"
