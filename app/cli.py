@@ -410,13 +410,36 @@ def worker(
     max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs.")] = None,
     idle_exit: Annotated[float | None, typer.Option(help="Exit after idling this long (s).")]
     = None,
+    monitor_only: Annotated[bool, typer.Option(
+        "--monitor-only", help="Run only the alert checks and telemetry compaction, every "
+        "30 s; claim no jobs (what `workbench serve` starts beside the server).")] = False,
+    exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Run a job worker in this process (claims queued jobs; Ctrl-C to stop)."""
     import logging
+    import os
     import signal
+    import threading
 
     from core.jobs.worker import JobWorker
 
+    if monitor_only:
+        from core.monitor.alerts import run_monitor
+
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        if exit_with_parent:  # `workbench serve` may end without a chance to stop us
+            parent = os.getppid()
+
+            def watch() -> None:
+                while not stop.wait(1.0):
+                    if os.getppid() != parent:
+                        stop.set()
+
+            threading.Thread(target=watch, daemon=True).start()
+        run_monitor(stop)
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     w = JobWorker()
     signal.signal(signal.SIGTERM, lambda *_: w.stop.set())

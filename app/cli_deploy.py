@@ -45,17 +45,35 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option(help="Server worker processes.", min=1,
                                              max=64)] = 1,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+        monitor: Annotated[bool, typer.Option(
+            help="Also run the alert checks and telemetry compaction (a separate process, "
+            "stopped with the server).")] = True,
     ) -> None:
         """Start the REST API (OpenAPI docs at /docs). Workers share deployment state through
         the database."""
+        import subprocess
+        import sys
+
         import uvicorn
 
         from core.store import get_engine
 
         get_engine()  # migrate once before the workers start
-        err.print(f"serving on http://{host}:{port} (docs: /docs, workers: {workers})")
-        uvicorn.run("app.api:app_factory", factory=True, host=host, port=port,
-                    workers=workers, log_level=log_level, access_log=False)
+        monitor_proc = subprocess.Popen(  # its own process: it must not hold the server's GIL
+            [sys.executable, "-m", "app", "worker", "--monitor-only", "--exit-with-parent"],
+            stdin=subprocess.DEVNULL) if monitor else None
+        err.print(f"serving on http://{host}:{port} (docs: /docs, workers: {workers}"
+                  f"{', alerts checked every 30 s' if monitor else ''})")
+        try:
+            uvicorn.run("app.api:app_factory", factory=True, host=host, port=port,
+                        workers=workers, log_level=log_level, access_log=False)
+        finally:
+            if monitor_proc is not None:
+                monitor_proc.terminate()
+                try:
+                    monitor_proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    monitor_proc.kill()
 
     @app.command()
     @guarded

@@ -23,7 +23,6 @@ from core.deploy.guards import Verdict, judge
 from core.deploy.router import _rng, route
 from core.deploy.telemetry import Telemetry, stats_since
 from core.errors import NotFoundError, SchemaMismatchError, WorkbenchError
-from core.monitor.alerts import CHECK_EVERY_S, monitor_pass
 from core.settings import get_settings
 from core.store import PredictionLog, session_scope, utcnow
 
@@ -369,26 +368,17 @@ class Serving:
         self.flush()
         return self.check_guards()
 
-    def monitor(self) -> None:
-        """Alert checks and telemetry compaction, as the job workers run them, so a server
-        alone (no `workbench worker`) still raises alerts (core/monitor/alerts.py)."""
-        monitor_pass()
-
     def start(self) -> None:
         if self._thread is not None:
             return
         self._stop.clear()
 
         def loop() -> None:
-            checked = time.monotonic()
             while not self._stop.wait(self.settings.telemetry_flush_s):
                 try:
                     self.tick()
-                    if time.monotonic() - checked >= CHECK_EVERY_S:
-                        checked = time.monotonic()
-                        self.monitor()
                 except Exception:  # the loop must survive a database hiccup
-                    log.exception("telemetry flush / guard rails / monitoring failed")
+                    log.exception("telemetry flush / guard rails failed")
 
         def refresh() -> None:
             while not self._stop.wait(self.settings.state_refresh_s):

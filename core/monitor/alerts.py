@@ -6,10 +6,10 @@ Lifecycle of one (model, version, kind, feature) key: pending (bad, < N windows)
 (N windows: webhook and actions fire once) → acknowledged (stays quiet while the condition
 holds) → resolved when the condition clears. A recurrence after that is a new alert.
 
-Every live job worker and every `workbench serve` process checks every CHECK_EVERY_S; a bad
-window counts once however many of them look at it (observations closer than SAME_WINDOW_S
-to the last counted one are the same window), so N consecutive windows means N × 30 s with
-any number of checkers.
+Every live job worker and the monitor process `workbench serve` starts check every
+CHECK_EVERY_S, one at a time (`monitor_pass`); a bad window counts once however many of them
+look at it (observations closer than SAME_WINDOW_S to the last counted one are the same
+window), so N consecutive windows means N × 30 s with any number of checkers.
 """
 
 from __future__ import annotations
@@ -304,23 +304,24 @@ def _performance(model: str, version: int, accuracy_fn: Any, window: str, now: d
     if mv is None:
         return None
     live = accuracy_fn(model, mv.task, window, now=now).get(str(version))
-    if not live or live["n"] < cfg.min_requests:
-        return Observation(model, version, "PERFORMANCE", False)
+    reference = mv.metrics.get("rmse" if mv.task == "regression" else "accuracy")
+    if not live or live["n"] < cfg.min_requests or reference is None:
+        return Observation(model, version, "PERFORMANCE", False)  # nothing to judge against
     if mv.task == "regression":
         ref, cur = mv.metrics.get("rmse"), live["rmse"]
-        bad = ref is not None and cur > ref * (1 + cfg.max_accuracy_drop)
+        bad = cur > ref * (1 + cfg.max_accuracy_drop)
         return Observation(model, version, "PERFORMANCE", bad,
                            f"{model}:{version} live RMSE {cur:.4g} vs validation {ref:.4g}",
                            cur, ref)
     ref, cur = mv.metrics.get("accuracy"), live["accuracy"]
-    bad = ref is not None and cur < ref * (1 - cfg.max_accuracy_drop)
+    bad = cur < ref * (1 - cfg.max_accuracy_drop)
     return Observation(model, version, "PERFORMANCE", bad,
                        f"{model}:{version} live accuracy {cur:.1%} vs validation {ref:.1%}",
                        cur, ref)
 
 
 def monitor_pass() -> list[Alert]:
-    """What every job worker and server process runs every CHECK_EVERY_S: the alert checks
+    """What every job worker and monitor process runs every CHECK_EVERY_S: the alert checks
     and telemetry compaction, by one process at a time (the others skip this round)."""
     from core.monitor.live import compact
 
@@ -330,6 +331,19 @@ def monitor_pass() -> list[Alert]:
         opened = check_all()
         compact()
         return opened
+
+
+def run_monitor(stop: threading.Event) -> None:
+    """The monitor-only loop (`workbench worker --monitor-only`, which `workbench serve`
+    starts beside the server): a monitor pass every CHECK_EVERY_S until `stop` is set. It is
+    a process of its own because the pass (drift tests, queries) would otherwise hold the
+    server's GIL and stall requests. It registers no job worker, so jobs still start one."""
+    while not stop.is_set():
+        try:
+            monitor_pass()
+        except Exception:  # a database hiccup must not end monitoring
+            log.exception("monitor pass failed")
+        stop.wait(CHECK_EVERY_S)
 
 
 def check_all(now: datetime | None = None) -> list[Alert]:

@@ -18,6 +18,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# None must be SQL NULL, not the JSON text 'null': "IS NOT NULL" is how feedback and scorecard
+# queries find labelled predictions (0006 converted rows written before).
+NULLABLE_JSON = JSON(none_as_null=True)
+
+
 def _json(default: Any = dict) -> Any:
     return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
 
@@ -244,9 +249,9 @@ class PredictionLog(SQLModel, table=True):
     version: int
     predictions: list[Any] = _json(list)
     shadow_version: int | None = None
-    shadow_predictions: list[Any] | None = Field(default=None, sa_column=Column(JSON))
+    shadow_predictions: list[Any] | None = Field(default=None, sa_column=Column(NULLABLE_JSON))
     shadow_error: str | None = Field(default=None, max_length=2000)
-    actual: list[Any] | None = Field(default=None, sa_column=Column(JSON))
+    actual: list[Any] | None = Field(default=None, sa_column=Column(NULLABLE_JSON))
     feedback_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)
 

@@ -123,3 +123,43 @@ def test_rollout_and_rollback_under_load_across_two_workers(server: str) -> None
         assert all(len(vs) == 1 for vs in versions.values())
     on10 = {k for k, v in by_step[10] if v == 2}
     assert on10 and all(v == 2 for k, v in by_step[50] if k in on10)
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live child processes of `pid`, from /proc."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                out.append((int(stat.parent.name), cmd))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def test_workbench_serve_runs_the_monitor_beside_the_server_and_stops_it(home: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        (monitor,) = [p for p, cmd in _children(proc.pid) if "--monitor-only" in cmd]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{monitor}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{monitor}").exists()  # stopped with the server

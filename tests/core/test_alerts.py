@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -164,16 +165,28 @@ def test_compaction_keeps_the_totals_in_fewer_rows(canary: str) -> None:
         assert len(s.exec(select(ServingStat).where(ServingStat.version == 1)).all()) == 1
 
 
-def test_a_server_without_job_workers_checks_alerts(canary: str) -> None:
-    """`workbench serve` alone runs the same monitoring as a job worker."""
-    from core.deploy.service import Serving
+def test_the_monitor_loop_raises_alerts_without_posing_as_a_job_worker(canary: str) -> None:
+    """What `workbench serve` runs beside the server (`worker --monitor-only`): alerts open
+    with no job worker alive, and it registers none, so queued jobs still start one."""
+    from core.jobs.worker import live_workers
+    from core.monitor.alerts import run_monitor
 
     set_config("wine", consecutive=1, max_p99_ms=50)
     traffic(1, 200, 0, latency_ms=400)
-    serving = Serving()
-    serving.monitor()
+    stop = threading.Event()
+    loop = threading.Thread(target=run_monitor, args=(stop,))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not latency(list_alerts("wine")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        loop.join(timeout=10)
     (alert,) = latency(list_alerts("wine"))
     assert alert.state == "open" and alert.version == 1
+    assert live_workers() == []
+    assert not loop.is_alive()  # stops when told
 
 
 def test_one_process_at_a_time_runs_the_monitor_pass(backend: str) -> None:

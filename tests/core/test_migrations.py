@@ -53,3 +53,39 @@ def test_upgrade_from_the_first_release_keeps_jobs_and_versions(backend: str) ->
     (job,) = list_jobs()  # get_engine() upgrades to head on first use
     assert (job.model_name, job.state, job.attempts, job.trigger) == ("m", "COMPLETED", 0,
                                                                       "manual")
+
+
+def test_unlabelled_predictions_logged_before_0006_stop_counting_as_labelled(
+        backend: str) -> None:
+    """Release 0005 stored a missing label as JSON 'null'; after the upgrade such a row is
+    not "labelled" (live accuracy and scorecards only see fed-back predictions)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from core.monitor.live import accuracy
+    from core.settings import get_settings
+    from core.store.db import MIGRATIONS_DIR, make_engine
+
+    engine = make_engine(get_settings().db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+        for i, actual in enumerate(["null", '["a"]']):
+            conn.execute(text(
+                "INSERT INTO predictionlog (request_id, model_name, version, predictions, "
+                "actual, shadow_predictions, created_at) VALUES "
+                f"('r{i}', 'm', 1, '[\"a\"]', '{actual}', 'null', CURRENT_TIMESTAMP)"))
+    engine.dispose()
+    labelled_once = accuracy("m", "binary", "24h")
+    assert labelled_once["1"]["n"] == 1
+    from core.deploy.telemetry import Telemetry
+    from core.store import utcnow
+
+    t = Telemetry()  # and a prediction logged now, without a label, stays unlabelled
+    t.log(request_id="r9", model_name="m", version=1, predictions=["b"], shadow_version=None,
+          created_at=utcnow())
+    t.flush()
+    assert accuracy("m", "binary", "24h") == labelled_once
