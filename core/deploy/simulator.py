@@ -53,6 +53,13 @@ def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *,
             failure.append(exc)
 
     try:
+        state = serving.state(name, fresh=True)
+        for version in (state.stable, state.candidate):  # loaded before traffic, as a server
+            if version is not None:                      # does before a version takes it
+                try:
+                    serving.warm(name, version)
+                except Exception:  # a version that fails to load simply gets no traffic
+                    pass
         worker = threading.Thread(target=in_own_loop, name="simulator")
         worker.start()
         worker.join()
