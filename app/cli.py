@@ -404,6 +404,32 @@ def submit(
         out.print(job.id)
 
 
+def _monitor_only(exit_with_parent: bool) -> None:
+    """Alert checks every 30 s until SIGTERM/Ctrl-C (or, for `workbench serve`'s child, until
+    the parent is gone: a server killed outright cannot stop us)."""
+    import logging
+    import os
+    import signal
+    import threading
+
+    from core.monitor.alerts import run_monitor
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if exit_with_parent:
+        parent = os.getppid()
+
+        def watch() -> None:
+            while not stop.wait(1.0):
+                if os.getppid() != parent:
+                    stop.set()
+
+        threading.Thread(target=watch, daemon=True).start()
+    run_monitor(stop)
+
+
 @app.command()
 @guarded
 def worker(
@@ -417,29 +443,12 @@ def worker(
 ) -> None:
     """Run a job worker in this process (claims queued jobs; Ctrl-C to stop)."""
     import logging
-    import os
     import signal
-    import threading
 
     from core.jobs.worker import JobWorker
 
     if monitor_only:
-        from core.monitor.alerts import run_monitor
-
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        if exit_with_parent:  # `workbench serve` may end without a chance to stop us
-            parent = os.getppid()
-
-            def watch() -> None:
-                while not stop.wait(1.0):
-                    if os.getppid() != parent:
-                        stop.set()
-
-            threading.Thread(target=watch, daemon=True).start()
-        run_monitor(stop)
-        return
+        return _monitor_only(exit_with_parent)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     w = JobWorker()
     signal.signal(signal.SIGTERM, lambda *_: w.stop.set())
