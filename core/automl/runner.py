@@ -90,8 +90,12 @@ def submit(dataset: Dataset | int | str | Path, target: str, *, name: str | None
 def execute(job_id: int, *, progress: ProgressFn | None = None,
             should_stop: Callable[[], bool] | None = None,
             pause_gate: Callable[[], float] | None = None,
-            actor: str | None = None) -> RunOutcome | None:
+            actor: str | None = None,
+            before_complete: Callable[[RunOutcome], None] | None = None
+            ) -> RunOutcome | None:
     """Run a claimed (RUNNING) job to the end: search, register, mark COMPLETED.
+    `before_complete` (the promotion gate) runs on the registered version before the job
+    shows COMPLETED, so whoever sees COMPLETED also sees its verdict.
 
     Returns None when the job was cancelled (trials found so far are kept in the ledger).
     Errors propagate after the job is marked FAILED (the worker decides about retries)."""
@@ -143,9 +147,12 @@ def execute(job_id: int, *, progress: ProgressFn | None = None,
         metric=data.metric.name, score=result.best.score, metrics=evaluation["metrics"],
         evaluation=evaluation, estimator=result.best.estimator, params=result.best.params,
         dataset_id=ds.id, dataset_fingerprint=ds.fingerprint, job_id=job_id, actor=actor)
+    outcome = RunOutcome(job_id, job.model_name, mv, result, ds)
+    if before_complete is not None:
+        before_complete(outcome)
     ledger.transition(job_id, ledger.COMPLETED, f"registered {job.model_name}:{mv.version}",
                       version_id=mv.id)
-    return RunOutcome(job_id, job.model_name, mv, result, ds)
+    return outcome
 
 
 def run_training(dataset: Dataset | int | str | Path, target: str, *,

@@ -20,6 +20,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlmodel import or_, select
 
@@ -29,6 +30,9 @@ from core.jobs.control import Heartbeat, JobControl, JobLog
 from core.settings import get_settings
 from core.store import Job, ModelVersion, Worker, session_scope, utcnow
 from core.store.audit import record
+
+if TYPE_CHECKING:
+    from core.automl.runner import RunOutcome
 
 log = logging.getLogger("workbench.worker")
 IDLE_POLL_S = 1.0
@@ -115,24 +119,32 @@ def _peak_memory_mb() -> float:
 def run_job(job: Job, worker_id: str) -> None:
     """Execute one claimed job with heartbeat, log capture, cost accounting and retries."""
     from core.automl.runner import execute
-    from core.jobs.gate import after_training
 
     handler = JobLog()
     job_logger = logging.getLogger("workbench")
     job_logger.addHandler(handler)
     job_logger.setLevel(logging.INFO)
     control = JobControl(job.id)
-    cpu0 = time.process_time()
+    cpu0 = [time.process_time()]  # CPU not yet accounted for
     _reset_peak_memory()
+
+    def account() -> None:
+        now = time.process_time()
+        _account(job.id, now - cpu0[0], _peak_memory_mb(), handler.text())
+        cpu0[0] = now
+
+    def before_complete(outcome: RunOutcome) -> None:
+        """Gate verdict and cost are on the job before anyone can see it COMPLETED."""
+        _gate(job.id, outcome)
+        log.info("job %d finished", job.id)
+        account()
+
     try:
         with Heartbeat(job.id, worker_id, handler):
             log.info("job %d started on %s (attempt %d)", job.id, worker_id, job.attempts)
             try:
-                outcome = execute(job.id, should_stop=control.should_stop,
-                                  pause_gate=control.pause_gate, actor=f"worker:{worker_id}")
-                if outcome is not None:
-                    after_training(job.id, outcome)
-                log.info("job %d finished", job.id)
+                execute(job.id, should_stop=control.should_stop, pause_gate=control.pause_gate,
+                        actor=f"worker:{worker_id}", before_complete=before_complete)
             except WorkbenchError as exc:  # bad input: retrying cannot help
                 log.error("job %d failed: %s", job.id, exc.message)
                 _fail(job.id, exc.message)
@@ -141,7 +153,18 @@ def run_job(job: Job, worker_id: str) -> None:
                 _retry_or_fail(job.id, f"{type(exc).__name__}: {exc}")
     finally:
         job_logger.removeHandler(handler)
-        _account(job.id, time.process_time() - cpu0, _peak_memory_mb(), handler.text())
+        account()
+
+
+def _gate(job_id: int, outcome: RunOutcome) -> None:
+    """The promotion gate of a retrain; its failure is logged and never fails (or re-runs)
+    a job whose version is already registered."""
+    from core.jobs.gate import after_training
+
+    try:
+        after_training(job_id, outcome)
+    except Exception:
+        log.exception("promotion gate of job %d failed", job_id)
 
 
 def _fail(job_id: int, reason: str) -> None:

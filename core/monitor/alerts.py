@@ -304,16 +304,16 @@ def _performance(model: str, version: int, accuracy_fn: Any, window: str, now: d
     if mv is None:
         return None
     live = accuracy_fn(model, mv.task, window, now=now).get(str(version))
-    reference = mv.metrics.get("rmse" if mv.task == "regression" else "accuracy")
-    if not live or live["n"] < cfg.min_requests or reference is None:
+    ref = mv.metrics.get("rmse" if mv.task == "regression" else "accuracy")
+    if not live or live["n"] < cfg.min_requests or ref is None:
         return Observation(model, version, "PERFORMANCE", False)  # nothing to judge against
     if mv.task == "regression":
-        ref, cur = mv.metrics.get("rmse"), live["rmse"]
+        cur = live["rmse"]
         bad = cur > ref * (1 + cfg.max_accuracy_drop)
         return Observation(model, version, "PERFORMANCE", bad,
                            f"{model}:{version} live RMSE {cur:.4g} vs validation {ref:.4g}",
                            cur, ref)
-    ref, cur = mv.metrics.get("accuracy"), live["accuracy"]
+    cur = live["accuracy"]
     bad = cur < ref * (1 - cfg.max_accuracy_drop)
     return Observation(model, version, "PERFORMANCE", bad,
                        f"{model}:{version} live accuracy {cur:.1%} vs validation {ref:.1%}",

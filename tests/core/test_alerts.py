@@ -203,3 +203,24 @@ def test_one_process_at_a_time_runs_the_monitor_pass(backend: str) -> None:
             assert monitor_pass() == []  # skipped while the other holds it
     with exclusive("workbench-monitor") as again:
         assert again  # released on exit
+
+
+def test_a_version_without_a_validation_score_is_not_judged_on_accuracy(canary: str) -> None:
+    """An imported model may carry no validation accuracy: feedback alone raises no
+    PERFORMANCE verdict (and the check does not fail)."""
+    from sqlmodel import select
+
+    from core.store import ModelVersion, RegisteredModel
+
+    with session_scope() as s:
+        mv = s.exec(select(ModelVersion).join(RegisteredModel).where(
+            RegisteredModel.name == "wine", ModelVersion.version == 1)).one()
+        mv.metrics = {}
+        s.add(mv)
+    set_config("wine", consecutive=1, min_requests=20)
+    with session_scope() as s:
+        for i in range(40):
+            s.add(PredictionLog(request_id=f"r{i}", model_name="wine", version=1,
+                                predictions=["class_0"], actual=["class_1"]))
+    traffic(1, 100, 0)
+    assert [a for a in check("wine", window="1h") if a.kind == "PERFORMANCE"] == []
