@@ -29,6 +29,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(proc.stdout.read().decode() if proc.stdout else
+                               "the server did not start")
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def server(home: Path) -> Iterator[str]:
     register()
@@ -42,16 +56,7 @@ def server(home: Path) -> Iterator[str]:
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "no server")
-            time.sleep(0.2)
+        _wait_healthy(url, proc)
         yield url
     finally:
         proc.terminate()
@@ -146,15 +151,7 @@ def test_workbench_serve_runs_the_monitor_beside_the_server_and_stops_it(home: P
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        _wait_healthy(f"http://127.0.0.1:{port}", proc)
         (monitor,) = [p for p, cmd in _children(proc.pid) if "--monitor-only" in cmd]
     finally:
         proc.terminate()

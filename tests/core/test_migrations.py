@@ -28,8 +28,8 @@ def test_reopening_an_existing_store_keeps_its_registry(backend: str) -> None:
     assert [v["version"] for v in list_versions("churn")] == [1]
 
 
-def test_upgrade_from_the_first_release_keeps_jobs_and_versions(backend: str) -> None:
-    """A store created by release 0001 with data in it upgrades to head without loss."""
+def _store_at(revision: str, inserts: list[str]) -> None:
+    """A store as an older release left it: migrated to `revision`, holding these rows."""
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import text
@@ -42,12 +42,18 @@ def test_upgrade_from_the_first_release_keeps_jobs_and_versions(backend: str) ->
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
-        conn.execute(text(
-            "INSERT INTO job (kind, state, model_name, target, task, metric, settings, progress,"
-            " cancel_requested, log, created_at) VALUES ('search', 'COMPLETED', 'm', 'y', "
-            "'binary', 'roc_auc', '{}', '{}', false, '', CURRENT_TIMESTAMP)"))
+        command.upgrade(cfg, revision)
+        for sql in inserts:
+            conn.execute(text(sql))
     engine.dispose()
+
+
+def test_upgrade_from_the_first_release_keeps_jobs_and_versions(backend: str) -> None:
+    """A store created by release 0001 with data in it upgrades to head without loss."""
+    _store_at("0001", [
+        "INSERT INTO job (kind, state, model_name, target, task, metric, settings, progress,"
+        " cancel_requested, log, created_at) VALUES ('search', 'COMPLETED', 'm', 'y', "
+        "'binary', 'roc_auc', '{}', '{}', false, '', CURRENT_TIMESTAMP)"])
     from core.jobs.ledger import list_jobs
 
     (job,) = list_jobs()  # get_engine() upgrades to head on first use
@@ -59,26 +65,12 @@ def test_unlabelled_predictions_logged_before_0006_stop_counting_as_labelled(
         backend: str) -> None:
     """Release 0005 stored a missing label as JSON 'null'; after the upgrade such a row is
     not "labelled" (live accuracy and scorecards only see fed-back predictions)."""
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import text
-
     from core.monitor.live import accuracy
-    from core.settings import get_settings
-    from core.store.db import MIGRATIONS_DIR, make_engine
 
-    engine = make_engine(get_settings().db_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0005")
-        for i, actual in enumerate(["null", '["a"]']):
-            conn.execute(text(
-                "INSERT INTO predictionlog (request_id, model_name, version, predictions, "
-                "actual, shadow_predictions, created_at) VALUES "
-                f"('r{i}', 'm', 1, '[\"a\"]', '{actual}', 'null', CURRENT_TIMESTAMP)"))
-    engine.dispose()
+    _store_at("0005", [
+        "INSERT INTO predictionlog (request_id, model_name, version, predictions, actual, "
+        f"shadow_predictions, created_at) VALUES ('r{i}', 'm', 1, '[\"a\"]', '{actual}', "
+        "'null', CURRENT_TIMESTAMP)" for i, actual in enumerate(["null", '["a"]'])])
     labelled_once = accuracy("m", "binary", "24h")
     assert labelled_once["1"]["n"] == 1
     from core.deploy.telemetry import Telemetry
