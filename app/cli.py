@@ -348,16 +348,38 @@ def history(name: str, json_out: JsonOpt = False) -> None:
 def import_(
     name: str,
     path: Annotated[Path, typer.Argument(help="A skops file or an MLflow sklearn model dir.")],
+    accept_library_mismatch: Annotated[bool, typer.Option(
+        "--accept-library-mismatch",
+        help="Import a file saved by another scikit-learn version (predictions may differ).",
+    )] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Register an existing scikit-learn pipeline (skops file or MLflow directory) as the
-    next version of NAME. Pickle-based models are refused: they could run any code."""
+    next version of NAME. Pickle-based models are refused: they could run any code; so are
+    files holding functions, partials, operators or methods (each is named)."""
     from core.registry.importer import import_model
 
-    mv = import_model(name, path)
+    mv = import_model(name, path, accept_library_mismatch=accept_library_mismatch)
     doc = {"model": name, "version": mv.version, "task": mv.task, "fingerprint": mv.fingerprint}
     emit_json(doc) if json_out else out.print(f"Registered {name}:{mv.version} ({mv.task}) "
                                               f"from {path}")
+
+
+@app.command()
+@guarded
+def accept(
+    name: str,
+    version: int,
+    reason: Annotated[str, typer.Option(help="Why the difference is acceptable.")] = "",
+) -> None:
+    """Let NAME:VERSION load although another scikit-learn version saved it (on this
+    scikit-learn only; recorded in the audit log)."""
+    from core.registry.versions import accept_library_mismatch, library_mismatch
+
+    mv = accept_library_mismatch(name, version, reason=reason)
+    diff = library_mismatch(mv)
+    saved = f" (saved with scikit-learn {diff['saved']})" if diff else ""
+    out.print(f"{name}:{version}{saved} may now load on scikit-learn {mv.accepted_sklearn}.")
 
 
 @app.command()

@@ -46,3 +46,10 @@ class ArtifactIntegrityError(WorkbenchError):
 class UntrustedArtifactError(WorkbenchError):
     code = "untrusted_artifact"
     http_status = 422
+
+
+class LibraryMismatchError(WorkbenchError):
+    """An artifact saved by another scikit-learn version, not accepted by the user."""
+
+    code = "library_mismatch"
+    http_status = 409

@@ -21,6 +21,13 @@ table = pd.DataFrame([{
     "created": v["created_at"]} for v in versions])
 st.dataframe(table, hide_index=True, width="stretch")
 
+for v in versions:
+    diff = v.get("library_mismatch")
+    if diff and not diff["accepted"]:
+        st.warning(f"Version {v['version']} was saved with scikit-learn {diff['saved']} and this "
+                   f"workbench runs {diff['running']}: it will not load until you retrain it "
+                   f"or accept the difference (`workbench accept {name} {v['version']}`).")
+
 with st.form("alias"):
     st.write("Point an alias at a version")
     c1, c2, c3 = st.columns(3)

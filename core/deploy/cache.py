@@ -156,7 +156,8 @@ class ModelCache:
             if item is None:
                 try:
                     _, mv = resolve(f"{name}:{version}")
-                    pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{version}")
+                    pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{version}",
+                                             accepted_sklearn=mv.accepted_sklearn)
                     item = LoadedModel.build(name, mv, pipeline)
                 except Exception as exc:
                     self.failed[key] = f"{type(exc).__name__}: {exc}"

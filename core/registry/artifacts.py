@@ -1,8 +1,9 @@
 """The artifact store: safe serialisation, fingerprints, and verification before every load.
 
 Pipelines are written with skops (no pickle), atomically, and their SHA-256 is recorded in the
-registry. Loading re-hashes the file and refuses it if it differs, then lets skops build only
-types from an explicit allow-list of module prefixes: a tampered, truncated or foreign file is
+registry. Loading reads the file once, checks those bytes against the fingerprint, audits them
+(core.registry.trust: exact trusted type names, the scikit-learn version that saved them) and
+only then lets skops build them from the same bytes: a tampered, truncated or foreign file is
 refused with a clear error, never executed.
 """
 
@@ -10,24 +11,24 @@ from __future__ import annotations
 
 import io
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sklearn
 import skops.io as sio
+from sklearn.exceptions import InconsistentVersionWarning
 
-from core.errors import ArtifactIntegrityError, UntrustedArtifactError
-from core.fsutil import atomic_write, sha256_bytes, sha256_file
+from core.errors import ArtifactIntegrityError, LibraryMismatchError, UntrustedArtifactError
+from core.fsutil import atomic_write, sha256_bytes
+from core.registry.trust import TRUSTED_TYPES, saved_sklearn_versions, untrusted_types
 from core.settings import get_settings
-
-# Types skops may construct: our own code and the libraries whose estimators we train.
-TRUSTED_MODULE_PREFIXES = (
-    "sklearn.", "xgboost.", "numpy.", "scipy.", "core.features.", "core.automl.",
-    "collections.", "builtins.", "pandas.", "functools.",
-)
 
 
 @dataclass(frozen=True)
+
+
 class StoredArtifact:
     relpath: str
     fingerprint: str
@@ -49,39 +50,64 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
-def untrusted_types(path: Path) -> list[str]:
-    """Types in a skops file that are outside our allow-list."""
-    try:
-        types = sio.get_untrusted_types(file=path)
-    except Exception as exc:
-        raise ArtifactIntegrityError(f"{path.name} is not a readable skops file ({exc}).") from None
-    return [t for t in types if not t.startswith(TRUSTED_MODULE_PREFIXES)]
+def sklearn_mismatch(saved: set[str] | str | None) -> str | None:
+    """The saved scikit-learn version when it differs from the running one, else None."""
+    versions = {saved} if isinstance(saved, str) else set(saved or ())
+    other = sorted(v for v in versions if v != sklearn.__version__)
+    return ", ".join(other) or None
 
 
-def load_verified(relpath: str, fingerprint: str, label: str) -> Any:
-    """Verify the file's SHA-256 against the registry, then load with the allow-list."""
+def load_verified(relpath: str, fingerprint: str, label: str, *,
+                  accepted_sklearn: str | None = None) -> Any:
+    """Verify the file's SHA-256 against the registry, then load it through the audit.
+
+    `accepted_sklearn`: the running scikit-learn version at which the user accepted this
+    version's library difference (`workbench accept`); any other running version refuses."""
     path = get_settings().home / relpath
-    if not path.exists():
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
         raise ArtifactIntegrityError(
             f"The artifact of {label} is missing ({path}). Restore it from a backup of "
-            "WORKBENCH_HOME or register the model again.")
-    actual = sha256_file(path)
+            "WORKBENCH_HOME or register the model again.") from None
+    actual = sha256_bytes(data)
     if actual != fingerprint:
         raise ArtifactIntegrityError(
             f"The artifact of {label} fails its fingerprint check (expected {fingerprint[:12]}…, "
             f"found {actual[:12]}…): the file was modified or truncated after it was "
             "registered, so it will not be loaded. Register the model again.")
-    return load_trusted_file(path)
+    return load_trusted_bytes(data, label, accept_mismatch=accepted_sklearn == sklearn.__version__)
 
 
-def load_trusted_file(path: Path) -> Any:
-    bad = untrusted_types(path)
+def load_trusted_file(path: Path, *, accept_mismatch: bool = False) -> Any:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactIntegrityError(f"{path.name} cannot be read ({exc.strerror}).") from None
+    return load_trusted_bytes(data, path.name, accept_mismatch=accept_mismatch)
+
+
+def load_trusted_bytes(data: bytes, label: str, *, accept_mismatch: bool = False) -> Any:
+    """Refuse untrusted types (naming each) and, unless accepted, estimators saved by another
+    scikit-learn; then build only the trusted types."""
+    bad = untrusted_types(data, label)
     if bad:
         raise UntrustedArtifactError(
-            f"{path.name} contains types outside the allow-list: {', '.join(bad[:5])}. Only "
-            "scikit-learn/XGBoost pipelines can be loaded.")
-    trusted = sio.get_untrusted_types(file=path)
+            f"{label} contains types that are not known to be data, so it was not loaded: "
+            f"{', '.join(bad)}. Only scikit-learn/XGBoost pipelines built from estimators, "
+            "transformers and arrays can be loaded; functions, partials, operators and methods "
+            "could run code on this server.")
+    mismatch = sklearn_mismatch(saved_sklearn_versions(data, label))
+    if mismatch and not accept_mismatch:
+        raise LibraryMismatchError(
+            f"{label} was saved with scikit-learn {mismatch}, and this process runs "
+            f"{sklearn.__version__}: a model loaded across versions can predict differently "
+            "without any error. Retrain it here, or accept the difference explicitly "
+            "(`workbench accept NAME VERSION`, or `workbench import --accept-library-mismatch`).")
     try:
-        return sio.load(path, trusted=trusted)
+        with warnings.catch_warnings():
+            if accept_mismatch:  # accepted and recorded: not a warning on every load
+                warnings.simplefilter("ignore", InconsistentVersionWarning)
+            return sio.load(io.BytesIO(data), trusted=sorted(TRUSTED_TYPES))
     except Exception as exc:
-        raise ArtifactIntegrityError(f"{path.name} could not be loaded ({exc}).") from None
+        raise ArtifactIntegrityError(f"{label} could not be loaded ({exc}).") from None

@@ -12,10 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import sklearn
 import yaml
 
-from core.errors import InvalidDataError, WorkbenchError
-from core.registry.artifacts import load_trusted_file
+from core.errors import ArtifactIntegrityError, InvalidDataError, WorkbenchError
+from core.registry.artifacts import load_trusted_bytes, sklearn_mismatch
+from core.registry.trust import check_tree_structures, saved_sklearn_versions
 from core.registry.versions import register_version
 from core.store import ModelVersion
 
@@ -23,7 +25,10 @@ MLFLOW_TYPES = {"double": "numeric", "float": "numeric", "long": "numeric", "int
                 "boolean": "boolean", "string": "categorical", "datetime": "datetime"}
 
 
-def import_model(name: str, path: str | Path, *, actor: str | None = None) -> ModelVersion:
+def import_model(name: str, path: str | Path, *, actor: str | None = None,
+                 accept_library_mismatch: bool = False) -> ModelVersion:
+    """Audit, load and register. A file saved by another scikit-learn is refused unless
+    `accept_library_mismatch`; the version then records the scikit-learn that saved it."""
     path = Path(path)
     if path.is_dir():
         model_file, schema = _mlflow(path)
@@ -31,7 +36,14 @@ def import_model(name: str, path: str | Path, *, actor: str | None = None) -> Mo
         model_file, schema = path, None
     else:
         raise WorkbenchError(f"{path}: no such file or directory.")
-    pipeline = load_trusted_file(model_file)
+    try:
+        data = model_file.read_bytes()
+    except OSError as exc:
+        raise ArtifactIntegrityError(f"{model_file} cannot be read ({exc.strerror}).") from None
+    pipeline = load_trusted_bytes(data, model_file.name, accept_mismatch=accept_library_mismatch)
+    check_tree_structures(pipeline, model_file.name)
+    saved = sorted(saved_sklearn_versions(data, model_file.name))
+    mismatch = sklearn_mismatch(set(saved))
     if not hasattr(pipeline, "predict"):
         raise InvalidDataError(f"{model_file.name} holds a {type(pipeline).__name__}, not a "
                                "fitted scikit-learn estimator or pipeline.")
@@ -40,7 +52,10 @@ def import_model(name: str, path: str | Path, *, actor: str | None = None) -> Mo
     task = ("regression" if not classes else "binary" if len(classes) == 2 else "multiclass")
     return register_version(pipeline, name=name, task=task, target="", input_schema=schema,
                             classes=classes, estimator=type(pipeline).__name__,
-                            params={"imported_from": str(path)}, actor=actor)
+                            params={"imported_from": str(path)},
+                            saved_with={"scikit-learn": ", ".join(saved)} if saved else None,
+                            accepted_sklearn=sklearn.__version__ if mismatch else None,
+                            actor=actor)
 
 
 def _mlflow(directory: Path) -> tuple[Path, list[dict[str, Any]] | None]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+import sklearn
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -58,10 +59,15 @@ def register_version(pipeline: Any, *, name: str, task: str, target: str,
                      params: dict[str, Any] | None = None, dataset_id: int | None = None,
                      dataset_fingerprint: str | None = None, job_id: int | None = None,
                      parent_version: int | None = None, artifact_format: str = "skops",
+                     saved_with: dict[str, str] | None = None,
+                     accepted_sklearn: str | None = None,
                      actor: str | None = None) -> ModelVersion:
     """Write the artifact first, then the row in one transaction; if the row cannot be written
     the artifact is removed, so no version exists without its file and no file without its
-    version."""
+    version.
+
+    `saved_with`: library versions that differ from this process's (an imported file records
+    the scikit-learn that saved it); `accepted_sklearn`: see ModelVersion.accepted_sklearn."""
     check_model_name(name)
     stored = save_pipeline(pipeline, name)
     try:
@@ -74,7 +80,8 @@ def register_version(pipeline: Any, *, name: str, task: str, target: str,
                     estimator=estimator, params=params or {}, dataset_id=dataset_id,
                     dataset_fingerprint=dataset_fingerprint, job_id=job_id,
                     parent_version=parent_version, artifact_format=artifact_format,
-                    actor=actor)
+                    library_versions={**library_versions(), **(saved_with or {})},
+                    accepted_sklearn=accepted_sklearn, actor=actor)
             except IntegrityError:  # a concurrent registration took the number: retry
                 if attempt == 4:
                     raise
@@ -100,7 +107,7 @@ def _insert_version(*, name: str, artifact: Any, actor: str | None, **fields: An
             fields["parent_version"] = _alias_version(s, model.id, PRODUCTION) or latest
         mv = ModelVersion(model_id=model.id, version=(latest or 0) + 1,
                           artifact_path=artifact.relpath, fingerprint=artifact.fingerprint,
-                          size_bytes=artifact.size_bytes, library_versions=library_versions(),
+                          size_bytes=artifact.size_bytes,
                           created_by=actor or default_actor(), **fields)
         s.add(mv)
         s.flush()
@@ -164,8 +171,38 @@ def resolve(ref: str) -> tuple[str, ModelVersion]:
 
 def load_pipeline(ref: str) -> tuple[str, ModelVersion, Any]:
     name, mv = resolve(ref)
-    pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{mv.version}")
+    pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{mv.version}",
+                             accepted_sklearn=mv.accepted_sklearn)
     return name, mv, pipeline
+
+
+def accept_library_mismatch(name: str, version: int, *, actor: str | None = None,
+                            reason: str = "") -> ModelVersion:
+    """Let NAME:VERSION load although another scikit-learn saved it, on this scikit-learn
+    version only (an audit event; another upgrade asks again)."""
+    with session_scope(write=True) as s:
+        model = _model(s, name)
+        mv = s.exec(select(ModelVersion).where(ModelVersion.model_id == model.id,
+                                               ModelVersion.version == version)
+                    .with_for_update()).first()
+        if mv is None:
+            raise NotFoundError(f"Model {name!r} has no version {version}. See "
+                                f"`workbench versions {name}`.")
+        mv.accepted_sklearn = sklearn.__version__
+        s.add(mv)
+        record(s, "version.accept_libraries", f"model:{name}:{version}", actor=actor,
+               reason=reason, saved=mv.library_versions.get("scikit-learn"),
+               running=sklearn.__version__)
+        return mv
+
+
+def library_mismatch(mv: ModelVersion) -> dict[str, Any] | None:
+    """How the scikit-learn that saved the version differs from this process's, if it does."""
+    saved = (mv.library_versions or {}).get("scikit-learn")
+    if not saved or saved == sklearn.__version__:
+        return None
+    return {"library": "scikit-learn", "saved": saved, "running": sklearn.__version__,
+            "accepted": mv.accepted_sklearn == sklearn.__version__}
 
 
 def set_alias(name: str, version: int, alias: str, *, actor: str | None = None,
@@ -228,6 +265,7 @@ def version_dict(mv: ModelVersion, aliases: list[str]) -> dict[str, Any]:
         "dataset_id": mv.dataset_id, "dataset_fingerprint": mv.dataset_fingerprint,
         "job_id": mv.job_id, "parent_version": mv.parent_version, "archived": mv.archived,
         "params": mv.params, "library_versions": mv.library_versions,
+        "library_mismatch": library_mismatch(mv),
         "created_at": mv.created_at.isoformat(), "created_by": mv.created_by,
     }
 

@@ -167,6 +167,9 @@ class ModelVersion(SQLModel, table=True):
     job_id: int | None = Field(default=None, foreign_key="job.id")
     parent_version: int | None = None
     archived: bool = False
+    # The running scikit-learn version on which a user accepted loading this version's
+    # artifact although another version saved it (None: not accepted; see `workbench accept`).
+    accepted_sklearn: str | None = Field(default=None, max_length=40)
     created_by: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
 

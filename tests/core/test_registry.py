@@ -152,7 +152,7 @@ def test_types_outside_the_allow_list_are_refused_even_with_a_matching_fingerpri
 
     path = tmp_path / "evil.skops"
     sio.dump({"model": Evil()}, path)
-    with pytest.raises(UntrustedArtifactError, match="outside the allow-list"):
+    with pytest.raises(UntrustedArtifactError, match="not known to be data"):
         load_trusted_file(path)
 
 
