@@ -607,6 +607,14 @@ def prometheus_text(serving: Serving) -> str:
     for (name, v), c in sorted(totals.items()):
         lines.append(f'workbench_request_errors_total{{model="{name}",version="{v}"}} '
                      f'{c.errors}')
+    lines += ["# HELP workbench_request_outcomes_total Requests that reached a model version, "
+              "by outcome: ok, failed (the version could not score them), rejected (records "
+              "not matching its schema).",
+              "# TYPE workbench_request_outcomes_total counter"]
+    for (name, v), c in sorted(totals.items()):
+        for outcome, n in (("ok", c.ok), ("failed", c.errors), ("rejected", c.rejected)):
+            lines.append(f'workbench_request_outcomes_total{{model="{name}",version="{v}",'
+                         f'outcome="{outcome}"}} {n}')
     lines += ["# HELP workbench_request_latency_ms Prediction latency in milliseconds.",
               "# TYPE workbench_request_latency_ms histogram"]
     for (name, v), c in sorted(totals.items()):
@@ -618,7 +626,7 @@ def prometheus_text(serving: Serving) -> str:
         lines.append(f'workbench_request_latency_ms_sum{{model="{name}",version="{v}"}} '
                      f'{c.latency_sum_ms:.3f}')
         lines.append(f'workbench_request_latency_ms_count{{model="{name}",version="{v}"}} '
-                     f'{c.count}')
+                     f'{c.scored}')
     lines += ["# HELP workbench_models_loaded Versions held in memory.",
               "# TYPE workbench_models_loaded gauge",
               f"workbench_models_loaded {len(serving.cache.loaded())}"]

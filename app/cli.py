@@ -248,8 +248,9 @@ def monitor(
     rows = [{"version": v, **d, **live["accuracy"].get(v, {})}
             for v, d in live["versions"].items()]
     out.print(_table(f"{name}, last {window}", rows, [
-        "version", "requests", "rate_per_s", "error_rate", "latency_p50_ms", "latency_p95_ms",
-        "latency_p99_ms", "n", "accuracy", "f1", "rmse", "mae"]))
+        "version", "requests", "ok", "failed", "rejected", "rate_per_s", "error_rate",
+        "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "n", "accuracy", "f1", "rmse",
+        "mae"]))
 
 
 @app.command()

@@ -74,8 +74,8 @@ rows = []
 for v in {state.stable, state.candidate} - {None}:
     summary = stats_since(name, v, since).summary()
     rows.append({"version": v, "role": "stable" if v == state.stable else "candidate",
-                 **{k: summary[k] for k in ("requests", "errors", "error_rate",
-                                            "latency_p50_ms", "latency_p99_ms")}})
+                 **{k: summary[k] for k in ("requests", "ok", "failed", "rejected",
+                                            "error_rate", "latency_p50_ms", "latency_p99_ms")}})
 traffic = pd.DataFrame(rows)
 if not traffic.empty and traffic["requests"].sum() > 0:
     st.dataframe(traffic, hide_index=True, width="stretch")

@@ -45,8 +45,8 @@ def live_view() -> None:
                     "simulator on **Deployments**.")
         return
     summary = pd.DataFrame([{"version": v, **{k: d[k] for k in (
-        "requests", "rate_per_s", "error_rate", "latency_p50_ms", "latency_p95_ms",
-        "latency_p99_ms")}} for v, d in live["versions"].items()])
+        "requests", "ok", "failed", "rejected", "rate_per_s", "error_rate", "latency_p50_ms",
+        "latency_p95_ms", "latency_p99_ms")}} for v, d in live["versions"].items()])
     scores = accuracy(name, resolve(name)[1].task, window)
     if scores:
         summary = summary.merge(pd.DataFrame([{"version": v, **m} for v, m in scores.items()]),

@@ -253,19 +253,33 @@ class Serving:
             lm = self.cache.get(name, version)
             preds, probas = await self.batcher.submit(lm, records)
         except Exception as exc:
+            # Every request that reached the version counts: a schema mismatch as rejected
+            # (the caller's mistake), anything else, stable's failures too, as failed.
             ms = (time.perf_counter() - t0) * 1000
-            caller_mistake = isinstance(exc, SchemaMismatchError | PredictionFailedError)
-            if fallback is not None:
-                # The candidate failed: count it against the candidate, answer with stable.
-                self.telemetry.record(name, version, ms, False)
+            if fallback is None:
+                self._count_failure(name, version, ms, isinstance(exc, SchemaMismatchError))
+                raise
+            # The candidate failed: answer with stable. Its schema mismatch is the caller's
+            # mistake only if stable rejects the records too; otherwise the candidate failed.
+            stable_rejects = False
+            try:
                 return await self._answer(name, fallback, records, request_id, None)
-            if not caller_mistake:
-                self.telemetry.record(name, version, ms, False)
-            raise
+            except SchemaMismatchError:
+                stable_rejects = True
+                raise
+            finally:
+                self._count_failure(name, version, ms,
+                                    stable_rejects and isinstance(exc, SchemaMismatchError))
         ms = (time.perf_counter() - t0) * 1000
         self.telemetry.record(name, version, ms, True, preds)
         self.telemetry.sample(name, version, records)
         return Answer(name, version, request_id, preds, probas, lm.classes)
+
+    def _count_failure(self, name: str, version: int, ms: float, rejected: bool) -> None:
+        if rejected:
+            self.telemetry.reject(name, version)
+        else:
+            self.telemetry.record(name, version, ms, False)
 
     def _shadow(self, name: str, version: int, records: list[dict[str, Any]],
                 request_id: str) -> None:

@@ -44,14 +44,31 @@ def _jsonable_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @dataclass
 class Counter:
-    count: int = 0
-    errors: int = 0
+    """Requests that reached one version, by outcome: ok, failed (`errors`: the version could
+    not score them) and rejected (the records did not match its schema: the caller's
+    mistake). Latency and error rate are over the scored ones (ok + failed)."""
+
+    count: int = 0  # every outcome
+    errors: int = 0  # failed
     latency_sum_ms: float = 0.0
     hist: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS_MS) + 1))
     predictions: dict[str, Any] = field(default_factory=dict)
+    rejected: int = 0
 
-    def add(self, latency_ms: float, ok: bool, predictions: list[Any] | None) -> None:
+    @property
+    def scored(self) -> int:
+        return self.count - self.rejected
+
+    @property
+    def ok(self) -> int:
+        return self.count - self.rejected - self.errors
+
+    def add(self, latency_ms: float, ok: bool, predictions: list[Any] | None,
+            rejected: bool = False) -> None:
         self.count += 1
+        if rejected:
+            self.rejected += 1
+            return
         self.errors += 0 if ok else 1
         self.latency_sum_ms += latency_ms
         self.hist[bisect.bisect_left(BUCKETS_MS, latency_ms)] += 1
@@ -67,15 +84,17 @@ class Counter:
     def merge(self, other: Counter) -> None:
         self.count += other.count
         self.errors += other.errors
+        self.rejected += other.rejected
         self.latency_sum_ms += other.latency_sum_ms
         self.hist = [a + b for a, b in zip(self.hist, other.hist, strict=True)]
         for k, v in other.predictions.items():
             self.predictions[k] = self.predictions.get(k, 0) + v
 
     def summary(self) -> dict[str, Any]:
-        return {"requests": self.count, "errors": self.errors,
-                "error_rate": self.errors / self.count if self.count else 0.0,
-                "latency_mean_ms": self.latency_sum_ms / self.count if self.count else None,
+        return {"requests": self.count, "ok": self.ok, "failed": self.errors,
+                "rejected": self.rejected, "errors": self.errors,
+                "error_rate": self.errors / self.scored if self.scored else 0.0,
+                "latency_mean_ms": self.latency_sum_ms / self.scored if self.scored else None,
                 "latency_p50_ms": quantile(self.hist, 0.50),
                 "latency_p99_ms": quantile(self.hist, 0.99),
                 "predictions": self.predictions}
@@ -135,6 +154,16 @@ class Telemetry:
                 t = self.totals[key] = Counter()
             t.add(latency_ms, ok, None)
 
+    def reject(self, name: str, version: int) -> None:
+        """A request that reached the version but did not match its schema (a 422)."""
+        key = (name, version)
+        with self._lock:
+            for counters in (self._pending, self.totals):
+                c = counters.get(key)
+                if c is None:
+                    c = counters[key] = Counter()
+                c.add(0.0, False, None, rejected=True)
+
     def log(self, **row: Any) -> None:
         with self._lock:
             self._logs.append(row)
@@ -159,6 +188,7 @@ class Telemetry:
                     for (name, version), c in pending.items():
                         s.add(ServingStat(model_name=name, version=version, worker=WORKER_ID,
                                           count=c.count, errors=c.errors,
+                                          rejected=c.rejected,
                                           latency_sum_ms=c.latency_sum_ms, latency_hist=c.hist,
                                           predictions=c.predictions))
                     if logs:  # one executemany, not an ORM object per request
@@ -193,5 +223,5 @@ def stats_since(name: str, version: int, since: datetime | None) -> Counter:
             q = q.where(ServingStat.at >= since)
         for row in s.exec(q):
             total.merge(Counter(row.count, row.errors, row.latency_sum_ms,
-                                list(row.latency_hist), dict(row.predictions)))
+                                list(row.latency_hist), dict(row.predictions), row.rejected))
     return total

@@ -131,13 +131,8 @@ def _utc(moment: datetime) -> datetime:
 
 def _act(alert: Alert, cfg: MonitorConfig) -> None:
     actions = []
-    if cfg.rollback_on_alert and alert.kind in ("ERROR", "LATENCY", "PERFORMANCE", "DRIFT"):
-        from core.deploy import get_state, rollback
-
-        state = get_state(alert.model_name)
-        if state.candidate is not None and state.candidate == alert.version:
-            rollback(alert.model_name, actor="alert", reason=f"alert {alert.id}: {alert.message}")
-            actions.append(f"rolled back candidate {alert.version}")
+    if (rolled_back := _rollback(alert, cfg)) is not None:
+        actions.append(rolled_back)
     if cfg.retrain_on_alert and alert.kind in ("DRIFT", "PERFORMANCE"):
         from core.jobs.schedules import retrain
 
@@ -157,6 +152,30 @@ def _act(alert: Alert, cfg: MonitorConfig) -> None:
                    "actions": actions}
         threading.Thread(target=post_webhook, args=(cfg.webhook_url, payload),
                          daemon=True).start()
+
+
+def _rollback(alert: Alert, cfg: MonitorConfig) -> str | None:
+    """An ERROR alert on a canary candidate rolls it back, as the guard rails would (users are
+    getting its failures); with `rollback_on_alert` an alert of any kind on the candidate
+    does. Atomic against a newer candidate or another process acting first."""
+    from core.deploy import get_state, rollback
+
+    state = get_state(alert.model_name)
+    if state.candidate is None or state.candidate != alert.version:
+        return None
+    if not (cfg.rollback_on_alert or (alert.kind == "ERROR" and state.mode == "canary")):
+        return None
+    try:
+        after = rollback(alert.model_name, actor="alert", automatic=True,
+                         reason=f"alert {alert.id}: {alert.message}",
+                         expect_candidate=alert.version,
+                         metrics={"kind": alert.kind, "value": alert.value,
+                                  "threshold": alert.threshold})
+    except ConflictError:  # rolled back meanwhile (guard rails, a person)
+        return None
+    if after.candidate is not None:  # another candidate was deployed meanwhile: left alone
+        return None
+    return f"rolled back candidate {alert.version}"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -231,7 +250,8 @@ def check(model: str, window: str = "5m", now: datetime | None = None) -> list[A
     opened = []
     for version in [v for v in (state.stable, state.candidate) if v is not None]:
         stats = live.get(str(version))
-        enough = stats is not None and stats["requests"] >= cfg.min_requests
+        # judged on the requests it scored (ok + failed): rejected ones are the caller's
+        enough = stats is not None and stats["ok"] + stats["failed"] >= cfg.min_requests
         err = stats["error_rate"] if enough else 0.0
         p99 = (stats["latency_p99_ms"] or 0.0) if enough else 0.0
         for obs in (

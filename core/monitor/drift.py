@@ -6,6 +6,8 @@ corrected for the number of features tested (Holm-Bonferroni), so that one windo
 features does not raise alarms by chance; from LARGE_SAMPLE rows on, where every tiny shift is
 "significant", an effect size against a fixed threshold (Wasserstein distance normed by the
 reference's standard deviation, Jensen-Shannon distance). PSI is reported alongside.
+Whatever the sample size, categories never seen in training (UNSEEN_SHARE of the values) and
+a feature missing far more often than in training (in every row, at worst) are drift.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ ALPHA = 0.05                 # family-wise error rate per window for the p-value
 WASSERSTEIN_THRESHOLD = 0.1  # in reference standard deviations
 JS_THRESHOLD = 0.1
 MIN_ROWS = 30                # fewer rows than this: no verdict, just "too few rows"
+UNSEEN_SHARE = 0.05          # categories never seen in training, share of values: drift
+MISSING_RISE = 0.1           # missing share above the training data's by more: drift
 
 
 @dataclass(frozen=True)
@@ -83,19 +87,42 @@ def _categorical(name: str, ref: dict[str, Any], values: pd.Series) -> FeatureDr
     curp = cur / max(n, 1)
     js = float(jensenshannon(refp, curp, base=2)) if n else 0.0
     p = psi(refp, curp)
+    keep = refp > 0
+    unseen = cur[~keep].sum() / max(n, 1)
+    new = f"{unseen:.0%} of values are categories never seen in training"
     if n < LARGE_SAMPLE:
-        keep = refp > 0
-        expected = refp[keep] / refp[keep].sum() * cur[keep].sum()
         if keep.sum() < 2 or cur[keep].sum() == 0:
-            return FeatureDrift(name, "chi2", None, 1.0, js, p, ALPHA, False, n,
-                                "single category")
+            # no mix to test among the known categories; unseen ones are still drift
+            # (every value unseen used to pass as "single category")
+            drifted = unseen >= UNSEEN_SHARE
+            return FeatureDrift(name, "chi2", None, 0.0 if drifted else 1.0, js, p, ALPHA,
+                                False, n, new if drifted else "single category")
+        expected = refp[keep] / refp[keep].sum() * cur[keep].sum()
         chi = stats.chisquare(cur[keep], np.maximum(expected, 1e-9))
-        unseen = cur[~keep].sum() / max(n, 1)
-        pval = float(chi.pvalue) if unseen < 0.05 else 0.0
+        pval = float(chi.pvalue) if unseen < UNSEEN_SHARE else 0.0
         return FeatureDrift(name, "chi2", float(chi.statistic), pval, js, p, ALPHA, False, n,
-                            "new categories appeared" if unseen >= 0.05 else "")
-    return FeatureDrift(name, "jensen_shannon", js, None, js, p, JS_THRESHOLD, js > JS_THRESHOLD,
-                        n)
+                            new if unseen >= UNSEEN_SHARE else "")
+    return FeatureDrift(name, "jensen_shannon", js, None, js, p, JS_THRESHOLD,
+                        js > JS_THRESHOLD or unseen >= UNSEEN_SHARE, n,
+                        new if unseen >= UNSEEN_SHARE else "")
+
+
+def _missing_rise(name: str, ref: dict[str, Any], rows: int, present: int, tests: int
+                  ) -> FeatureDrift | None:
+    """A feature missing far more often than in training (in every row, at worst) is drift
+    whatever its present values look like: the model imputes, or fails, on all of them.
+    Flagged when the missing share rose by more than MISSING_RISE and a one-sided binomial
+    test against the training share holds at ALPHA / features (Bonferroni)."""
+    if rows < MIN_ROWS:
+        return None
+    share, base = (rows - present) / rows, float(ref.get("missing") or 0.0)
+    if share - base <= MISSING_RISE:
+        return None
+    p = float(stats.binomtest(rows - present, rows, base, alternative="greater").pvalue)
+    if p > ALPHA / max(tests, 1):
+        return None
+    return FeatureDrift(name, "missing", share, None, share - base, None, MISSING_RISE, True,
+                        present, f"missing in {share:.0%} of rows (training data: {base:.0%})")
 
 
 def _holm(results: list[FeatureDrift]) -> list[FeatureDrift]:
@@ -121,25 +148,29 @@ def _holm(results: list[FeatureDrift]) -> list[FeatureDrift]:
 def compare(reference: dict[str, Any], batch: pd.DataFrame) -> list[FeatureDrift]:
     """Per-feature drift of `batch` against a version's reference profile."""
     results = []
+    rows, tests = len(batch), len(reference["features"])
     for name, ref in reference["features"].items():
-        if name not in batch.columns:
-            continue
-        col = batch[name]
+        # a feature absent from the batch is missing in every row, not "not tested"
+        col = batch[name] if name in batch.columns else pd.Series(np.nan, index=batch.index)
         if ref["type"] == "numeric":
             kind = "datetime" if not pd.api.types.is_numeric_dtype(col) else "numeric"
             values = _numeric_values(col, kind)
-            if len(values) < MIN_ROWS:
+            if (missing := _missing_rise(name, ref, rows, len(values), tests)) is not None:
+                results.append(missing)
+            elif len(values) < MIN_ROWS:
                 results.append(FeatureDrift(name, "ks", None, None, None, None, ALPHA, False,
                                             len(values), "too few rows for a verdict"))
-                continue
-            results.append(_numeric(name, ref, values))
+            else:
+                results.append(_numeric(name, ref, values))
         else:
             values = col.dropna()
-            if len(values) < MIN_ROWS:
+            if (missing := _missing_rise(name, ref, rows, len(values), tests)) is not None:
+                results.append(missing)
+            elif len(values) < MIN_ROWS:
                 results.append(FeatureDrift(name, "chi2", None, None, None, None, ALPHA, False,
                                             len(values), "too few rows for a verdict"))
-                continue
-            results.append(_categorical(name, ref, values))
+            else:
+                results.append(_categorical(name, ref, values))
     results = _holm(results)
     return sorted(results, key=lambda r: (not r.drifted, -(r.effect_size or 0)))
 

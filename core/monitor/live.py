@@ -1,5 +1,6 @@
-"""Live metrics per model version over a window: traffic, latency, errors, prediction mix,
-and accuracy from feedback labels joined to the predictions by request id."""
+"""Live metrics per model version over a window: traffic by outcome (ok / failed /
+rejected), latency, error rate, prediction mix, and accuracy from feedback labels joined to
+the predictions by request id."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ def _stats(name: str, since: datetime) -> list[ServingStat]:
                                                      ServingStat.at >= since)).all())
 
 
+def _counter(r: ServingStat) -> Counter:
+    return Counter(r.count, r.errors, r.latency_sum_ms, list(r.latency_hist),
+                   dict(r.predictions), r.rejected)
+
+
 def traffic(name: str, window: str = "1h", now: datetime | None = None) -> dict[str, Any]:
     """Per-version summary plus a time series for charts."""
     now = now or utcnow()
@@ -38,9 +44,7 @@ def traffic(name: str, window: str = "1h", now: datetime | None = None) -> dict[
     rows = _stats(name, now - span)
     versions: dict[int, Counter] = {}
     for r in rows:
-        versions.setdefault(r.version, Counter()).merge(
-            Counter(r.count, r.errors, r.latency_sum_ms, list(r.latency_hist),
-                    dict(r.predictions)))
+        versions.setdefault(r.version, Counter()).merge(_counter(r))
     summary = {}
     for v, c in sorted(versions.items()):
         doc = c.summary()
@@ -48,14 +52,16 @@ def traffic(name: str, window: str = "1h", now: datetime | None = None) -> dict[
         doc["rate_per_s"] = c.count / span.total_seconds()
         summary[str(v)] = doc
     series = pd.DataFrame([{"at": r.at, "version": r.version, "requests": r.count,
-                            "errors": r.errors, "latency_sum_ms": r.latency_sum_ms}
-                           for r in rows])
+                            "ok": r.count - r.errors - r.rejected, "failed": r.errors,
+                            "rejected": r.rejected, "errors": r.errors,
+                            "latency_sum_ms": r.latency_sum_ms} for r in rows])
     points: list[dict[str, Any]] = []
     if not series.empty:
         series["at"] = pd.to_datetime(series["at"], utc=True).dt.floor(SERIES_STEP[window])
         grouped = series.groupby(["at", "version"], as_index=False).sum()
-        grouped["latency_mean_ms"] = grouped["latency_sum_ms"] / grouped["requests"].clip(1)
-        grouped["error_rate"] = grouped["errors"] / grouped["requests"].clip(1)
+        scored = (grouped["requests"] - grouped["rejected"]).clip(1)
+        grouped["latency_mean_ms"] = grouped["latency_sum_ms"] / scored
+        grouped["error_rate"] = grouped["errors"] / scored
         grouped["at"] = grouped["at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         points = grouped.drop(columns=["latency_sum_ms"]).to_dict("records")
     return {"model": name, "window": window, "versions": summary, "series": points,
@@ -111,13 +117,12 @@ def compact(older_than: timedelta = timedelta(hours=1), step: str = "1min",
         groups: dict[tuple[str, int, datetime], Counter] = {}
         for r in old:
             at = pd.Timestamp(r.at).floor(step).to_pydatetime()
-            groups.setdefault((r.model_name, r.version, at), Counter()).merge(
-                Counter(r.count, r.errors, r.latency_sum_ms, list(r.latency_hist),
-                        dict(r.predictions)))
+            groups.setdefault((r.model_name, r.version, at), Counter()).merge(_counter(r))
             s.delete(r)
         for (name, version, at), c in groups.items():
             s.add(ServingStat(model_name=name, version=version, worker="compacted", at=at,
-                              count=c.count, errors=c.errors, latency_sum_ms=c.latency_sum_ms,
+                              count=c.count, errors=c.errors, rejected=c.rejected,
+                              latency_sum_ms=c.latency_sum_ms,
                               latency_hist=c.hist, predictions=c.predictions))
         return len(old) - len(groups)
 

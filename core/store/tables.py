@@ -236,8 +236,9 @@ class ServingStat(SQLModel, table=True):
     version: int
     worker: str = Field(default="", max_length=200)
     at: datetime = Field(default_factory=utcnow, index=True)
-    count: int = 0
+    count: int = 0  # requests that reached the version: ok + failed (errors) + rejected
     errors: int = 0
+    rejected: int = 0  # of count: records that did not match the schema (a 422)
     latency_sum_ms: float = 0.0
     latency_hist: list[int] = _json(list)  # counts per bucket of core.deploy.telemetry.BUCKETS_MS
     predictions: dict[str, Any] = _json()  # label -> count (classification) or sum/n (regression)

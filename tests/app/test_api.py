@@ -210,6 +210,54 @@ def test_metrics_endpoint_is_prometheus_text(client: TestClient) -> None:
     assert "workbench_request_latency_ms_bucket" in text
 
 
+def test_failures_of_the_stable_version_are_counted_shown_and_alerted(
+        client: TestClient) -> None:
+    """Version 1 has no imputer: a null makes it fail (prediction_failed). Such failures of
+    the production version used to go uncounted (0 errors, no alert)."""
+    from core.monitor.alerts import check, set_config
+
+    set_config("churn", consecutive=1, min_requests=10)
+    for i in range(15):
+        assert _predict(client, [record(i)]).status_code == 200
+    for _ in range(10):
+        _error(_predict(client, [{"a": 0.5, "b": None, "plan": "pro"}]), 422,
+               "prediction_failed")
+    for _ in range(3):
+        _error(_predict(client, [{"a": 1.0}]), 422, "schema_mismatch")
+    client.app.state.serving.flush()
+    outcomes = ("requests", "ok", "failed", "rejected", "errors")
+    live = client.get("/v1/models/churn/monitor").json()["versions"]["1"]
+    assert {k: live[k] for k in outcomes} == {"requests": 28, "ok": 15, "failed": 10,
+                                              "rejected": 3, "errors": 10}
+    assert live["error_rate"] == pytest.approx(10 / 25)  # of the requests it scored
+    stable = client.get("/v1/deployments/churn").json()["live"]["stable"]
+    assert {k: stable[k] for k in outcomes} == {k: live[k] for k in outcomes}
+    text = client.get("/metrics").text
+    for outcome, n in (("ok", 15), ("failed", 10), ("rejected", 3)):
+        assert (f'workbench_request_outcomes_total{{model="churn",version="1",'
+                f'outcome="{outcome}"}} {n}') in text
+    assert 'workbench_request_errors_total{model="churn",version="1"} 10' in text
+    assert 'workbench_request_latency_ms_count{model="churn",version="1"} 25' in text
+    (alert,) = [a for a in check("churn") if a.kind == "ERROR"]
+    assert (alert.version, alert.severity) == (1, "critical") and "40.0%" in alert.message
+    assert [(a["kind"], a["version"]) for a in client.get("/v1/alerts").json()] == \
+        [("ERROR", 1)]
+
+
+def test_a_canary_is_charged_only_for_what_stable_accepts(client: TestClient) -> None:
+    """Records that stable also refuses (schema) are the caller's mistake: rejected at both
+    versions, not a failure of the candidate."""
+    client.post("/v1/deployments/churn", json={"version": 2, "percent": 100})
+    _error(_predict(client, [{"a": 1.0}], "k"), 422, "schema_mismatch")
+    assert _predict(client, [record()], "k").json()["version"] == 2
+    client.app.state.serving.flush()
+    live = client.get("/v1/deployments/churn").json()["live"]
+    assert {k: live["candidate"][k] for k in ("ok", "failed", "rejected")} == \
+        {"ok": 1, "failed": 0, "rejected": 1}
+    assert {k: live["stable"][k] for k in ("ok", "failed", "rejected")} == \
+        {"ok": 0, "failed": 0, "rejected": 1}
+
+
 def test_out_of_range_numbers_are_422_not_500(client: TestClient) -> None:
     """Found by the schemathesis run: a version beyond SQL INTEGER overflowed the driver."""
     huge = 9223372036854775808

@@ -145,6 +145,8 @@ def test_deployments_page_canary_simulator_and_rollback(home: Path) -> None:
     assert not at.exception
     result = at.session_state["simulation"]
     assert result["errors"] == 0 and 0.06 <= result["candidate_share"] <= 0.14
+    live = next(d.value for d in at.dataframe if "role" in d.value.columns)
+    assert {"ok", "failed", "rejected"} <= set(live.columns) and live["ok"].sum() == 1000
     next(b for b in at.button if b.label == "Rollback").click().run()
     assert get_state("wine").candidate == 2  # nothing happens before the confirmation
     next(b for b in at.button if b.label == "Confirm rollback").click().run()
@@ -183,6 +185,7 @@ def test_monitor_page_shows_traffic_drift_and_acknowledges_alerts(
     at.switch_page("pages/monitor.py").run()
     assert not at.exception
     assert set(at.dataframe[0].value["version"]) == {"1", "2"}
+    assert {"ok", "failed", "rejected"} <= set(at.dataframe[0].value.columns)
     batch = next(o for o in at.selectbox[1].options if "breast" in o)
     at.selectbox[1].set_value(int(batch.split(":")[0]))
     at.toggle[0].set_value(True)

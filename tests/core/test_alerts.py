@@ -66,6 +66,32 @@ def test_an_error_spike_opens_an_alert_that_rolls_back_the_canary(canary: str) -
     assert "rolled back candidate 2" in row.action
 
 
+def test_an_error_alert_on_a_canary_rolls_it_back_as_the_guard_rails_would(
+        canary: str) -> None:
+    """Without opting in to alert actions: a candidate failing every request used to keep its
+    10 % with a critical ERROR alert open. A slow one (LATENCY) keeps it, as configured."""
+    from sqlmodel import select
+
+    from core.store import AuditEvent
+
+    set_config("wine", consecutive=1, max_p99_ms=50)
+    traffic(2, 60, 0, latency_ms=400)
+    assert latency(check("wine")) and get_state("wine").candidate == 2
+    traffic(2, 0, 60)
+    (alert,) = errors(check("wine", now=utcnow() + timedelta(seconds=30)))
+    assert alert.version == 2
+    state = get_state("wine")
+    assert state.candidate is None and state.stable == 1
+    (row,) = errors(list_alerts("wine"))
+    assert row.action == "rolled back candidate 2"
+    with session_scope() as s:
+        event = s.exec(select(AuditEvent).where(AuditEvent.action == "deployment.rollback")
+                       ).one()
+    assert (event.actor, event.detail["automatic"], event.detail["version"]) == \
+        ("alert", True, 2)
+    assert f"alert {alert.id}" in event.reason
+
+
 def test_a_window_counts_once_however_many_processes_check_it(canary: str) -> None:
     """Job workers and server processes all check every 30 s: checks of the same window (a
     second checker a moment later) must not count as another bad window."""

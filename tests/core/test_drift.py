@@ -70,3 +70,35 @@ def test_too_few_rows_give_no_verdict() -> None:
     rng = np.random.default_rng(3)
     results = compare(_reference(rng), _population(10, rng))
     assert all(not r.drifted and "too few rows" in r.note for r in results)
+
+
+@pytest.mark.parametrize("rows", [100, 2_000])
+def test_a_batch_of_only_unseen_categories_is_flagged(rows: int) -> None:
+    """Every value a category the training data never had (PSI ~17) used to pass as
+    "single category": no drift."""
+    rng = np.random.default_rng(4)
+    ref = _reference(rng)
+    window = _population(rows, rng)
+    window["plan"] = "enterprise"
+    results = {r.feature: r for r in compare(ref, window)}
+    assert results["plan"].drifted and results["plan"].psi > 10
+    assert "never seen in training" in results["plan"].note
+    assert not results["region"].drifted
+
+
+def test_a_feature_missing_in_every_row_is_flagged() -> None:
+    """Whether the values are null or the column is absent, a feature the training data
+    always had is drift when every row lacks it; a few nulls are not."""
+    rng = np.random.default_rng(5)
+    ref = _reference(rng)
+    for window in (_population(100, rng).assign(x1=np.nan, plan=None),
+                   _population(100, rng).drop(columns=["x1", "plan"])):
+        results = {r.feature: r for r in compare(ref, window)}
+        for feature in ("x1", "plan"):
+            r = results[feature]
+            assert r.drifted and r.test == "missing" and r.n == 0
+            assert "missing in 100% of rows (training data: 0%)" in r.note
+        assert not results["x0"].drifted
+    window = _population(100, rng)
+    window.loc[window.index[:3], "x1"] = np.nan  # 3 % missing: not a shift worth an alert
+    assert not {r.feature: r for r in compare(ref, window)}["x1"].drifted

@@ -50,3 +50,14 @@ def test_a_shifted_feature_in_live_traffic_is_named_and_alerted(served: str) -> 
     opened = check(served, window="1h", now=now + timedelta(seconds=30))
     drift = [a for a in opened if a.kind == "DRIFT" and a.feature == "mean_texture"]
     assert drift and "mean_texture" in drift[0].message
+
+
+def test_a_feature_missing_in_every_live_row_is_named_and_alerted(served: str) -> None:
+    set_config(served, consecutive=1)
+    simulate(served, CANCER.assign(mean_texture=float("nan")), 400)
+    report = live_drift(served, "1h")
+    (result,) = [r for r in report["results"] if r["feature"] == "mean_texture"]
+    assert result["drifted"] and result["test"] == "missing"
+    assert report["drifted"] == ["mean_texture"]
+    opened = check(served, window="1h")
+    assert [a.feature for a in opened if a.kind == "DRIFT"] == ["mean_texture"]
