@@ -1,8 +1,8 @@
 """modelversion.accepted_sklearn: a user's acceptance of an artifact saved by another
 scikit-learn, recorded as the running version it was accepted on (another upgrade asks again).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007_outcomes
 Create Date: 2026-12-01 18:20:00
 """
 from alembic import op
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007_outcomes'
 branch_labels = None
 depends_on = None
 
