@@ -10,6 +10,7 @@ raising the raw errors, so its retry loops (jobs, alerts, telemetry) keep retryi
 from __future__ import annotations
 
 import errno
+import shutil
 import sqlite3
 
 from sqlalchemy import exc as sa_exc
@@ -33,6 +34,20 @@ def _busy_timeout() -> str:
         return "the busy timeout"
 
 
+def _disk_nearly_full() -> bool:
+    """SQLite reports a full disk as a plain I/O error when the WAL index or journal cannot
+    grow; the free space on WORKBENCH_HOME's file system tells the two apart."""
+    try:
+        from core.settings import get_settings
+
+        home = get_settings().home
+        while not home.exists() and home != home.parent:
+            home = home.parent
+        return shutil.disk_usage(home).free < 1024 * 1024
+    except Exception:
+        return False
+
+
 def _from_sqlite(message: str) -> StorageUnavailableError | None:
     low = message.lower()
     if low.startswith(_SQLITE_BUSY):
@@ -41,6 +56,10 @@ def _from_sqlite(message: str) -> StorageUnavailableError | None:
             f"{_busy_timeout()} (WORKBENCH_SQLITE_BUSY_TIMEOUT_S). {DONE_NOTHING}; try again "
             "shortly.")
     if low.startswith(_SQLITE_FULL):
+        return StorageUnavailableError(
+            f"The disk holding the database is full ({message}). {DONE_NOTHING}; free some "
+            "space, then try again.", retry_after_s=30)
+    if low.startswith(_SQLITE_IO) and _disk_nearly_full():
         return StorageUnavailableError(
             f"The disk holding the database is full ({message}). {DONE_NOTHING}; free some "
             "space, then try again.", retry_after_s=30)
