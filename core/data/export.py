@@ -26,7 +26,7 @@ def neutralise(value: Any) -> Any:
 
 def safe_csv_bytes(frame: pd.DataFrame) -> bytes:
     """UTF-8 CSV of `frame` with every text cell (and header) neutralised; numeric, boolean
-    and date columns are written exactly as `to_csv` writes them."""
+    and date columns are written as `to_csv` writes them."""
     out = frame.copy()
     out.columns = [neutralise(str(c)) for c in out.columns]
     for i in range(out.shape[1]):
@@ -35,4 +35,7 @@ def safe_csv_bytes(frame: pd.DataFrame) -> bytes:
                 or pd.api.types.is_datetime64_any_dtype(col)):
             continue
         out.isetitem(i, col.astype(object).map(neutralise))
-    return out.to_csv(index=False).encode("utf-8")
+    # CRLF rows (RFC 4180): Python 3.11's csv module quotes a cell holding a line terminator
+    # character, and with "\n" alone a bare "\r" in a cell went out unquoted, which a
+    # spreadsheet reads as a new row starting with whatever follows it.
+    return out.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
