@@ -646,8 +646,12 @@ def backup(
 
 
 @app.command()
+@guarded
 def ui(port: Annotated[int, typer.Option()] = 8501) -> None:
     """Start the Streamlit workbench."""
+    from core.settings import get_settings
+
+    get_settings()  # a bad setting stops here with its message, not in every page
     raise typer.Exit(subprocess.call([
         sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
         f"--server.port={port}", "--server.headless=true",

@@ -267,7 +267,7 @@ def test_a_bad_setting_is_exit_2_naming_the_variable(home: Path,
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     var: str, value: str, expected: str) -> None:
     monkeypatch.setenv(var, value)
-    for args in (["models"], ["serve", "--no-monitor"]):
+    for args in (["models"], ["serve", "--no-monitor"], ["ui"]):
         result = runner.invoke(cli, args)
         assert result.exit_code == 2, result.output
         assert var in result.stderr and repr(value) in result.stderr
