@@ -22,15 +22,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.jsonout import dumps_bytes
 from core.deploy import deployments as dep
 from core.deploy.service import Answer, Serving, score
 from core.deploy.telemetry import BUCKETS_MS, stats_since
-from core.errors import NotFoundError, WorkbenchError
+from core.errors import NotFoundError, StorageUnavailableError, WorkbenchError
 from core.registry.versions import check_model_name, list_models, list_versions, resolve
+from core.store.failures import storage_failure
 
 log = logging.getLogger("workbench.api")
 try:
@@ -98,7 +100,9 @@ class ErrorBody(BaseModel):
 
 
 ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody},
-          409: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+          409: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody},
+          503: {"model": ErrorBody, "description": "storage_unavailable (with Retry-After) "
+                                                  "or overloaded: try again later"}}
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -309,9 +313,23 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
         return _error(422, "invalid_request", "A value in the request is out of range for the "
                       "store (e.g. a version number beyond 2147483647).")
 
+    @app.exception_handler(StorageUnavailableError)
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeoutError)
+    @app.exception_handler(OSError)
+    async def _storage(request: Request, exc: Exception) -> Response:
+        """Locked past the busy timeout, server unreachable, disk full: 503 + Retry-After.
+        Other driver and OS errors are bugs and get the generic 500."""
+        failure = storage_failure(exc)
+        if failure is None:
+            return await _internal(request, exc)
+        log.warning("storage unavailable on %s: %s", request.url.path, exc)
+        return _error(503, failure.code, failure.message,
+                      {"Retry-After": str(failure.retry_after_s)})
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> Response:
-        log.exception("internal error on %s", request.url.path)
+        log.exception("internal error on %s", request.url.path, exc_info=exc)
         return _error(500, "internal", f"{type(exc).__name__}: the server failed; see its log.")
 
     # health and models ------------------------------------------------------------------

@@ -183,6 +183,7 @@ def predict(
     json_out: JsonOpt = False,
 ) -> None:
     """Write predictions (and class probabilities) for every row of DATA."""
+    from core.data.export import safe_csv_bytes
     from core.data.ingest import read_path
     from core.fsutil import atomic_write
     from core.predict import predict as run_predict
@@ -190,7 +191,7 @@ def predict(
 
     frame = read_path(data, max_bytes=get_settings().max_upload_bytes, for_training=False).frame
     result = run_predict(model_ref, frame)
-    atomic_write(out_path, result.frame.to_csv(index=False).encode("utf-8"))
+    atomic_write(out_path, safe_csv_bytes(result.frame))
     summary = {"model": result.model, "version": result.version.version,
                "rows": len(result.frame), "out": str(out_path)}
     if json_out:
@@ -640,8 +641,40 @@ def seed(json_out: JsonOpt = False) -> None:
 
 
 @app.command()
+@guarded
+def backup(
+    path: Annotated[Path, typer.Argument(help="The backup file to write (a directory with "
+                                              "--with-artifacts).")],
+    force: Annotated[bool, typer.Option(help="Replace PATH if it exists.")] = False,
+    with_artifacts: Annotated[bool, typer.Option(
+        help="Write a directory laid out like WORKBENCH_HOME: workbench.db + artifacts/.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Copy the registry while servers and workers keep running (SQLite online backup);
+    for PostgreSQL, say how to use pg_dump. Restoring: docs/trust/storage.md."""
+    from dataclasses import asdict
+
+    from core.store.backup import backup as run_backup
+
+    result = run_backup(path, force=force, with_artifacts=with_artifacts)
+    if json_out:
+        emit_json({k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()})
+        return
+    files = "" if result.artifacts is None else f" and {result.artifacts} artifact file(s)"
+    out.print(f"Backed up {result.models} model(s), {result.versions} version(s) and "
+              f"{result.datasets} dataset(s){files} to {result.path}", highlight=False)
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+@app.command()
+@guarded
 def ui(port: Annotated[int, typer.Option()] = 8501) -> None:
     """Start the Streamlit workbench."""
+    from core.settings import get_settings
+
+    get_settings()  # a bad setting stops here with its message, not in every page
     raise typer.Exit(subprocess.call([
         sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
         f"--server.port={port}", "--server.headless=true",

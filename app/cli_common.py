@@ -12,6 +12,7 @@ from rich.console import Console
 
 from app.jsonout import dumps
 from core.errors import WorkbenchError
+from core.store.failures import storage_failure
 
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -19,7 +20,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 
 
 def guarded(fn):
-    """Map user errors to exit code 2 with a message; never show a traceback for them."""
+    """Map user errors to exit code 2 with a message, unavailable storage to exit 1 with a
+    message; never show a traceback for them."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -34,6 +36,11 @@ def guarded(fn):
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
+            failure = storage_failure(exc)
+            if failure is not None:  # not the caller's mistake: exit 1 (ARCHITECTURE.md)
+                err.print(f"[bold red]error:[/] {failure.message}", highlight=False,
+                          soft_wrap=True)
+                raise typer.Exit(1) from None
             if os.environ.get("WORKBENCH_DEBUG"):
                 raise
             err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"

@@ -53,3 +53,35 @@ class LibraryMismatchError(WorkbenchError):
 
     code = "library_mismatch"
     http_status = 409
+
+
+class DamagedStoreError(WorkbenchError):
+    """The store on disk is in a state the workbench refuses to build on (e.g. an emptied
+    database beside the artifacts of an existing registry)."""
+
+    code = "store_damaged"
+    http_status = 503
+
+
+class SettingsError(WorkbenchError):
+    """A WORKBENCH_* setting (environment or .env) has a value of the wrong type or range."""
+
+    code = "invalid_settings"
+    http_status = 500
+
+
+class StorageUnavailableError(Exception):
+    """The database or the disk cannot serve the call right now: locked past the busy
+    timeout, the server unreachable, the disk full. Not the caller's mistake, and retrying
+    later can succeed, so deliberately NOT a WorkbenchError: the job worker, the schedulers
+    and the alert loop treat a WorkbenchError as "retrying cannot help". Adapters map it to
+    503 + Retry-After (API) and exit 1 (CLI); `core.store.failures.storage_failure` finds one
+    inside a raw driver or OS error."""
+
+    code = "storage_unavailable"
+    http_status = 503
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as _SourceError
+
+from core.errors import SettingsError
 
 
 class Settings(BaseSettings):
@@ -90,5 +94,59 @@ class Settings(BaseSettings):
         return int(self.max_upload_mb * 1024 * 1024)
 
 
+_KINDS = {float: "a number", int: "a whole number", bool: "true or false", str: "text",
+          Path: "a directory path"}
+_BOUNDS = (("gt", "greater than"), ("ge", "at least"), ("lt", "less than"),
+           ("le", "at most"), ("pattern", "matching"))
+
+
+def _expected(name: str) -> str:
+    """What a field accepts, in words, from its annotation and constraints."""
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return "a valid value"
+    annotation = field.annotation
+    args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+    kind = _KINDS.get(args[0] if args else annotation, "a valid value")
+    limits = [f"{word} {getattr(m, attr)}" for m in field.metadata for attr, word in _BOUNDS
+              if getattr(m, attr, None) is not None]
+    default = "" if field.default is None else f"; the default is {field.default}"
+    return f"{kind}{' ' + ' and '.join(limits) if limits else ''}{default}"
+
+
+def _env_name(name: str) -> str:
+    field = Settings.model_fields.get(name)
+    alias = getattr(field, "validation_alias", None) if field else None
+    choices = getattr(alias, "choices", None)
+    return str(choices[0]) if choices else name.upper()
+
+
+def _field_of(loc: str) -> str:
+    for name in Settings.model_fields:
+        if _env_name(name).lower() == loc.lower() or name == loc:
+            return name
+    return loc
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """One paragraph naming every bad variable, its value and what it accepts."""
+    parts = []
+    for e in exc.errors():
+        name = _field_of(str(e["loc"][0]) if e.get("loc") else "")
+        value: Any = e.get("input")
+        parts.append(f"{_env_name(name)}={value!r} is not valid ({e.get('msg', 'invalid')}): "
+                     f"it must be {_expected(name)}.")
+    return (" ".join(parts) + " Fix it in the environment or in .env, or unset it to use the "
+            "default.")
+
+
 def get_settings() -> Settings:
-    return Settings()
+    """The settings now; a bad value is a SettingsError (exit 2 in the CLI), never a
+    pydantic traceback."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(settings_problem(exc)) from None
+    except _SourceError as exc:
+        raise SettingsError(f"The settings cannot be read: {exc}. Check the environment "
+                            "and .env.") from None

@@ -9,15 +9,22 @@ from typing import Any
 import streamlit as st
 
 from core.errors import WorkbenchError
+from core.store.failures import storage_failure
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Show a user's mistake as a short error box instead of a traceback."""
+    """Show a user's mistake, or storage that is unavailable right now, as a short error box
+    instead of a traceback."""
     try:
         yield
     except WorkbenchError as exc:
         st.error(exc.message, icon=":material/error:")
+    except Exception as exc:
+        failure = storage_failure(exc)
+        if failure is None:
+            raise
+        st.error(failure.message, icon=":material/error:")
 
 
 def empty_state(message: str) -> None:

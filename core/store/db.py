@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+from core.errors import DamagedStoreError
 from core.settings import get_settings
 
 _engines: dict[str, Engine] = {}
@@ -36,12 +37,29 @@ def _sqlite_pragmas(busy_timeout_s: float):
     return on_connect
 
 
+def refuse_emptied_database(db_file: Path, artifact_dir: Path) -> None:
+    """A 0-byte database beside stored artifacts is a registry that was lost (truncated by a
+    full disk, a bad copy, a restore gone wrong): SQLite would silently start a new, empty
+    one over it and orphan every model. A brand-new home (no artifacts) is created as ever."""
+    if not db_file.is_file() or db_file.stat().st_size > 0 or not artifact_dir.is_dir():
+        return
+    stored = sum(1 for p in artifact_dir.rglob("*") if p.is_file())
+    if stored:
+        raise DamagedStoreError(
+            f"The database {db_file} is empty (0 bytes) but {artifact_dir} holds {stored} "
+            "stored file(s) of an existing registry; starting a new, empty registry over it "
+            "would lose track of them, so the workbench refuses. Restore the database from a "
+            "backup (`workbench backup`; see docs/trust/storage.md), or to really start over "
+            f"move both {db_file.name} and {artifact_dir.name}/ out of {db_file.parent}.")
+
+
 def make_engine(url: str) -> Engine:
     settings = get_settings()
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            refuse_emptied_database(Path(db_path), settings.artifact_dir)
         engine = create_engine(
             url, connect_args={"timeout": settings.sqlite_busy_timeout_s,
                                "check_same_thread": False}

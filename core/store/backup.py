@@ -1,0 +1,163 @@
+"""`workbench backup`: a consistent copy of the registry while servers and workers keep
+writing.
+
+SQLite: the online backup API (`sqlite3.Connection.backup`) copies one snapshot of the live
+database, WAL included, into a single self-contained file (journal mode DELETE), which is
+checked (`PRAGMA integrity_check`) before it is moved into place, so PATH is either a whole
+backup or absent. With `with_artifacts`, PATH is a directory laid out like WORKBENCH_HOME
+(`workbench.db` + `artifacts/`): the database is copied first, then the artifacts; artifacts
+are written before the rows that name them and never modified, so every file the copied
+database names is in the copy. PostgreSQL is backed up with its own tools (`pg_dump`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from core.errors import WorkbenchError
+from core.fsutil import sha256_file
+from core.settings import get_settings
+from core.store.db import get_engine
+
+DB_NAME = "workbench.db"
+
+
+@dataclass
+class BackupResult:
+    path: Path
+    database: Path
+    models: int
+    versions: int
+    datasets: int
+    artifacts: int | None = None  # files copied, when the artifacts are in the backup
+    notes: list[str] = field(default_factory=list)
+
+
+def pg_dump_hint(url: str) -> str:
+    """How to back up a PostgreSQL registry (the password is never printed)."""
+    u = make_url(url)
+    conn = (f"--host {u.host or 'localhost'} --port {u.port or 5432} "
+            f"--username {u.username or '$USER'} --dbname {u.database}")
+    return ("The registry is in PostgreSQL, which `workbench backup` does not copy itself "
+            "(only SQLite). Back it up with PostgreSQL's own tool, "
+            f"`pg_dump --format=custom --file workbench.dump {conn}`, and copy the artifact "
+            f"directory {get_settings().artifact_dir} after it; restore with "
+            f"`pg_restore --clean --if-exists {conn} workbench.dump` "
+            "(see docs/trust/storage.md).")
+
+
+def _sqlite_file(url: str) -> Path:
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        raise WorkbenchError(pg_dump_hint(url))
+    if not u.database or u.database == ":memory:":
+        raise WorkbenchError("An in-memory database cannot be backed up.")
+    return Path(u.database)
+
+
+def _check_target(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise WorkbenchError(f"{path} already exists: choose a new path, or pass --force to "
+                             "replace it.")
+    if not path.parent.is_dir():
+        raise WorkbenchError(f"The directory {path.parent} does not exist: create it first.")
+
+
+def _copy_database(source: Path, dest: Path, timeout_s: float) -> tuple[int, int, int]:
+    """Online backup of `source` into the new file `dest`, made self-contained and checked.
+    Returns (models, versions, datasets) counted in the copy."""
+    src = sqlite3.connect(source, timeout=timeout_s)
+    dst = sqlite3.connect(dest)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")  # one file, no -wal beside it
+        check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+        if check != "ok":
+            raise WorkbenchError(f"The copy failed its integrity check ({check}); the live "
+                                 "database may be damaged. Nothing was written.")
+        return tuple(dst.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore
+                     for t in ("registeredmodel", "modelversion", "dataset"))
+    finally:
+        dst.close()
+        src.close()
+
+
+def _verify_artifacts(db: Path, home: Path) -> list[str]:
+    """Every model artifact and dataset file the copied database names, present and intact."""
+    problems = []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = [(f"model version {n}:{v}", p, f) for n, v, p, f in con.execute(
+            "SELECT m.name, v.version, v.artifact_path, v.fingerprint FROM modelversion v "
+            "JOIN registeredmodel m ON m.id = v.model_id")]
+        rows += [(f"dataset {i}", p, None) for i, p in con.execute("SELECT id, path FROM dataset")]
+    finally:
+        con.close()
+    for label, rel, fingerprint in rows:
+        path = home / rel
+        if not path.is_file():
+            problems.append(f"{label}: {rel} is missing")
+        elif fingerprint and sha256_file(path) != fingerprint:
+            problems.append(f"{label}: {rel} fails its fingerprint check")
+    return problems
+
+
+def backup(path: Path, *, force: bool = False, with_artifacts: bool = False) -> BackupResult:
+    """Copy the live registry to `path` (a file; a directory with `with_artifacts`)."""
+    settings = get_settings()
+    source = _sqlite_file(settings.db_url)
+    path = path.expanduser().absolute()
+    _check_target(path, force)
+    get_engine()  # refuses an emptied database and brings the schema up to date first
+    live = path.resolve()
+    if live in (source.resolve(), settings.home) or live.is_relative_to(settings.artifact_dir):
+        raise WorkbenchError(f"{path} is part of the live store: choose a path outside "
+                             f"{settings.home}.")
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        db = staging / DB_NAME
+        models, versions, datasets = _copy_database(source, db, settings.sqlite_busy_timeout_s)
+        result = BackupResult(path, path / DB_NAME if with_artifacts else path,
+                              models, versions, datasets)
+        if with_artifacts:
+            copied = 0
+            if settings.artifact_dir.is_dir():
+                shutil.copytree(settings.artifact_dir, staging / "artifacts",
+                                ignore=shutil.ignore_patterns(".*.tmp"))
+                copied = sum(1 for p in (staging / "artifacts").rglob("*") if p.is_file())
+            result.artifacts = copied
+            problems = _verify_artifacts(db, staging)
+            if problems:
+                result.notes.append("The live store already lacks some files, so the backup "
+                                    "does too: " + "; ".join(problems[:10]))
+            _replace(staging, path)
+        else:
+            _replace(db, path)
+            result.notes.append(
+                f"The artifacts are not in this file: copy {settings.artifact_dir} beside it "
+                "(after this command, so it holds every file the backup names), or use "
+                "--with-artifacts.")
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace(new: Path, dest: Path) -> None:
+    """Move the finished backup into place; an old one (--force) is removed only after."""
+    old = None
+    if dest.exists() or dest.is_symlink():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+    os.replace(new, dest)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
