@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from core.automl.runner import submit
 from core.data.datasets import get_dataset
 from core.jobs import ledger
+from core.jobs.reaper import reap_lost_jobs
 from core.jobs.schedules import (
     create_schedule,
     delete_schedule,
@@ -21,7 +22,7 @@ from core.jobs.schedules import (
     retrain,
     set_paused,
 )
-from core.jobs.views import job_doc, schedule_doc
+from core.jobs.views import job_doc, read_job, read_jobs, schedule_doc
 from core.jobs.worker import ensure_local_worker
 
 router = APIRouter()
@@ -65,12 +66,12 @@ def create_job(body: JobRequest) -> dict[str, Any]:
 
 @router.get("/v1/jobs", tags=["jobs"])
 def jobs(limit: int = 100) -> list[dict[str, Any]]:
-    return [job_doc(j) for j in ledger.list_jobs(limit=max(1, min(limit, 1000)))]
+    return [job_doc(j) for j in read_jobs(limit=max(1, min(limit, 1000)), by="api")]
 
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"])
 def job(job_id: int) -> dict[str, Any]:
-    doc = job_doc(ledger.get_job(job_id))
+    doc = job_doc(read_job(job_id, by="api"))
     doc["transitions"] = [{"from": t.from_state, "to": t.to_state, "reason": t.reason,
                            "at": t.at.isoformat()} for t in ledger.transitions_of(job_id)]
     return doc
@@ -78,16 +79,19 @@ def job(job_id: int) -> dict[str, Any]:
 
 @router.post("/v1/jobs/{job_id}/cancel", tags=["jobs"])
 def cancel(job_id: int) -> dict[str, Any]:
+    reap_lost_jobs(by="api")
     return job_doc(ledger.request_cancel(job_id, actor="api"))
 
 
 @router.post("/v1/jobs/{job_id}/pause", tags=["jobs"])
 def pause(job_id: int) -> dict[str, Any]:
+    reap_lost_jobs(by="api")
     return job_doc(ledger.request_pause(job_id, True, actor="api"))
 
 
 @router.post("/v1/jobs/{job_id}/resume", tags=["jobs"])
 def resume(job_id: int) -> dict[str, Any]:
+    reap_lost_jobs(by="api")
     return job_doc(ledger.request_pause(job_id, False, actor="api"))
 
 

@@ -429,19 +429,23 @@ def submit(
 
 
 def _monitor_only(exit_with_parent: bool) -> None:
-    """Alert checks every 30 s until SIGTERM/Ctrl-C (or, for `workbench serve`'s child, until
-    the parent is gone: a server killed outright cannot stop us)."""
+    """Alert checks every 30 s, and reaping of lost jobs, until SIGTERM/Ctrl-C (or, for
+    `workbench serve`'s child, until the parent is gone: a server killed outright cannot stop
+    us)."""
     import logging
     import os
     import signal
     import threading
 
+    from core.jobs.reaper import run_reaper
     from core.monitor.alerts import run_monitor
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # jobs of a dead worker must not show RUNNING while no worker is alive to reap them
+    threading.Thread(target=run_reaper, args=(stop,), daemon=True, name="reaper").start()
     if exit_with_parent:
         parent = os.getppid()
 
@@ -465,17 +469,16 @@ def worker(
         "30 s; claim no jobs (what `workbench serve` starts beside the server).")] = False,
     exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
-    """Run a job worker in this process (claims queued jobs; Ctrl-C to stop)."""
+    """Run a job worker in this process (claims queued jobs). SIGTERM or Ctrl-C stops it: a
+    running job ends CANCELLED at its next check and registers nothing."""
     import logging
-    import signal
 
     from core.jobs.worker import JobWorker
 
     if monitor_only:
         return _monitor_only(exit_with_parent)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    w = JobWorker()
-    signal.signal(signal.SIGTERM, lambda *_: w.stop.set())
+    w = JobWorker()  # its run() turns SIGTERM/SIGINT into a clean stop of the running job
     err.print(f"worker {w.id} started")
     done = w.run(max_jobs=max_jobs, idle_exit_s=idle_exit)
     err.print(f"worker {w.id} stopped after {done} job(s)")
@@ -486,7 +489,9 @@ def worker(
 def cancel(job_id: int, json_out: JsonOpt = False) -> None:
     """Cancel a job: queued ones at once, running ones between trials (trials are kept)."""
     from core.jobs.ledger import request_cancel
+    from core.jobs.reaper import reap_lost_jobs
 
+    reap_lost_jobs(by="cli")  # a lost job is FAILED already, not waiting for a dead worker
     job = request_cancel(job_id)
     doc = {"job_id": job.id, "state": job.state, "cancel_requested": job.cancel_requested}
     emit_json(doc) if json_out else out.print(
@@ -495,7 +500,9 @@ def cancel(job_id: int, json_out: JsonOpt = False) -> None:
 
 def _request_pause(job_id: int, paused: bool, json_out: bool) -> None:
     from core.jobs.ledger import request_pause
+    from core.jobs.reaper import reap_lost_jobs
 
+    reap_lost_jobs(by="cli")
     job = request_pause(job_id, paused)
     word = "pause" if paused else "resume"
     emit_json({"job_id": job.id, "pause_requested": paused}) if json_out else out.print(
@@ -520,9 +527,10 @@ def resume(job_id: int, json_out: JsonOpt = False) -> None:
 @guarded
 def logs(job_id: int) -> None:
     """Print a job's captured log and its state transitions."""
-    from core.jobs.ledger import get_job, transitions_of
+    from core.jobs.ledger import transitions_of
+    from core.jobs.views import read_job
 
-    job = get_job(job_id)
+    job = read_job(job_id, by="cli")
     for t in transitions_of(job_id):
         out.print(f"{t.at:%Y-%m-%d %H:%M:%S} {t.from_state or '-'} → {t.to_state} {t.reason}",
                   highlight=False)
@@ -610,9 +618,9 @@ def schedule_delete(schedule_id: int) -> None:
 @guarded
 def jobs(json_out: JsonOpt = False) -> None:
     """List training jobs with their state and progress."""
-    from core.jobs.ledger import list_jobs
+    from core.jobs.views import read_jobs
 
-    rows = [job_doc(j) for j in list_jobs()]
+    rows = [job_doc(j) for j in read_jobs(by="cli")]
     if json_out:
         emit_json(rows)
     else:

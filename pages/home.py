@@ -5,11 +5,11 @@ import streamlit as st
 
 from app.ui.common import empty_state
 from core.data.datasets import list_datasets
-from core.jobs.ledger import list_jobs
+from core.jobs.views import read_jobs
 from core.registry import list_models
 
 st.title("ML Workbench")
-models, datasets, jobs = list_models(), list_datasets(), list_jobs(limit=10)
+models, datasets, jobs = list_models(), list_datasets(), read_jobs(limit=10, by="ui")
 
 cols = st.columns(3)
 cols[0].metric("Models", len(models))

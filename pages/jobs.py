@@ -7,6 +7,7 @@ from app.ui.common import empty_state, user_errors
 from app.ui.jobs import progress_text
 from core.jobs import ledger
 from core.jobs.schedules import create_schedule, delete_schedule, list_schedules, set_paused
+from core.jobs.views import read_jobs
 from core.jobs.worker import live_workers
 from core.registry import list_models
 
@@ -16,7 +17,7 @@ st.caption(f"{len(live_workers())} live worker(s)")
 
 @st.fragment(run_every=2)
 def ledger_view() -> None:
-    jobs = ledger.list_jobs(limit=100)
+    jobs = read_jobs(limit=100, by="ui")  # a dead worker's job shows FAILED, not RUNNING
     if not jobs:
         empty_state("No jobs yet: start a training on **Train**.")
         return

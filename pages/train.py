@@ -9,7 +9,8 @@ from core.automl.catalog import CATALOG
 from core.automl.metrics import METRICS
 from core.automl.runner import submit
 from core.data.datasets import list_datasets
-from core.jobs.ledger import FINISHED, get_job, request_cancel
+from core.jobs.ledger import FINISHED, request_cancel
+from core.jobs.views import read_job
 from core.jobs.worker import ensure_local_worker
 
 st.title("Train")
@@ -67,7 +68,7 @@ job_id = st.session_state.get("job_id") or st.query_params.get("job")
 
 @st.fragment(run_every=1)
 def live(job_id: int) -> None:
-    job = get_job(job_id)
+    job = read_job(job_id, by="ui")
     st.subheader(f"Job {job.id}: {job.model_name}")
     st.progress(elapsed_fraction(job), text=progress_text(job))
     trials = trials_frame(job.id)

@@ -91,13 +91,17 @@ def execute(job_id: int, *, progress: ProgressFn | None = None,
             should_stop: Callable[[], bool] | None = None,
             pause_gate: Callable[[], float] | None = None,
             actor: str | None = None,
-            before_complete: Callable[[RunOutcome], None] | None = None
+            before_complete: Callable[[RunOutcome], None] | None = None,
+            on_stopped: Callable[[int], None] | None = None
             ) -> RunOutcome | None:
     """Run a claimed (RUNNING) job to the end: search, register, mark COMPLETED.
     `before_complete` (the promotion gate) runs on the registered version before the job
     shows COMPLETED, so whoever sees COMPLETED also sees its verdict.
 
     Returns None when the job was cancelled (trials found so far are kept in the ledger).
+    `should_stop` is asked once more right before registering, so a stop that arrives while
+    the final model is fitted registers nothing. `on_stopped(trials_done)` (the worker: it
+    knows whether a signal or a user stopped the job) replaces the default CANCELLED move.
     Errors propagate after the job is marked FAILED (the worker decides about retries)."""
     job = ledger.get_job(job_id)
     ds = get_dataset(job.dataset_id)
@@ -129,9 +133,9 @@ def execute(job_id: int, *, progress: ProgressFn | None = None,
                             should_stop=should_stop, pause_gate=pause_gate,
                             fixed_params=s.get("params"))
     except SearchCancelled:
-        ledger.transition(job_id, ledger.CANCELLED,
-                          f"cancelled by request after {len(done)} trials")
-        return None
+        return _stopped(job_id, len(done), on_stopped)
+    if should_stop is not None and should_stop():  # stopped while the final model was fitted
+        return _stopped(job_id, len(done), on_stopped)
     if result.best.estimator == "ensemble":
         _record_trial(job_id, result.best, data.metric.name)
     cv = result.best.cv
@@ -153,6 +157,13 @@ def execute(job_id: int, *, progress: ProgressFn | None = None,
     ledger.transition(job_id, ledger.COMPLETED, f"registered {job.model_name}:{mv.version}",
                       version_id=mv.id)
     return outcome
+
+
+def _stopped(job_id: int, trials: int, on_stopped: Callable[[int], None] | None) -> None:
+    if on_stopped is not None:
+        on_stopped(trials)
+    else:
+        ledger.transition(job_id, ledger.CANCELLED, f"cancelled by request after {trials} trials")
 
 
 def run_training(dataset: Dataset | int | str | Path, target: str, *,

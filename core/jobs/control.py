@@ -53,7 +53,8 @@ class Heartbeat:
         now = utcnow()
         with session_scope() as s:
             job = s.get(Job, self.job_id)
-            if job is not None:
+            # a job reaped from a stalled worker may belong to another worker by now
+            if job is not None and (self.worker_id is None or job.worker_id == self.worker_id):
                 job.heartbeat_at = now
                 if self.log is not None:
                     job.log = self.log.text()
@@ -86,37 +87,76 @@ class Heartbeat:
             pass
 
 
-class JobControl:
-    """Cancel and pause signals read from the ledger, polled at most every POLL_S."""
+class Interrupt:
+    """A stop signal (SIGTERM, SIGINT) the worker process received: its running job stops at
+    the search's next check and is never registered. Set from a signal handler, so it only
+    sets a flag and an event."""
 
-    def __init__(self, job_id: int) -> None:
-        self.job_id = job_id
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self._event = threading.Event()
+
+    def set(self, name: str) -> None:
+        if self.name is None:
+            self.name = name
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
+
+
+class JobControl:
+    """Cancel and pause signals read from the ledger, polled at most every POLL_S; a signal
+    to the worker (`interrupt`) stops at once. With `worker_id`, a job that is no longer this
+    worker's (reaped after a stalled heartbeat, maybe re-claimed) stops too: `lost`."""
+
+    def __init__(self, job_id: int, worker_id: str | None = None,
+                 interrupt: Interrupt | None = None) -> None:
+        self.job_id, self.worker_id, self.interrupt = job_id, worker_id, interrupt
         self._checked = 0.0
         self._cancel = False
+        self.lost = False
+
+    def _read(self) -> Job:
+        job = ledger.get_job(self.job_id)
+        self._cancel = job.cancel_requested
+        self.lost = self.worker_id is not None and (
+            job.state not in (ledger.RUNNING, ledger.PAUSED) or job.worker_id != self.worker_id)
+        return job
+
+    def interrupted(self) -> str | None:
+        """The signal's name when the worker was told to stop."""
+        return self.interrupt.name if self.interrupt is not None and self.interrupt.is_set() \
+            else None
 
     def should_stop(self) -> bool:
-        if self._cancel:
+        if self.interrupted() or self._cancel or self.lost:
             return True
         now = time.monotonic()
         if now - self._checked >= POLL_S:
             self._checked = now
-            self._cancel = ledger.get_job(self.job_id).cancel_requested
-        return self._cancel
+            self._read()
+        return self._cancel or self.lost
 
     def pause_gate(self) -> float:
         """Block while a pause is requested (the job shows PAUSED); return the seconds
         waited so the search can extend its deadline by them."""
-        job = ledger.get_job(self.job_id)
-        if not job.pause_requested or job.cancel_requested:
+        job = self._read()
+        if not job.pause_requested or self.should_stop():
             return 0.0
         started = time.monotonic()
         ledger.transition(self.job_id, ledger.PAUSED, "paused by request")
         while True:
-            time.sleep(POLL_S)
-            job = ledger.get_job(self.job_id)
-            if job.cancel_requested or not job.pause_requested:
+            self.interrupt.wait(POLL_S) if self.interrupt is not None else time.sleep(POLL_S)
+            job = self._read()
+            if self.lost:  # reaped while paused: nothing of ours to move
+                return time.monotonic() - started
+            if self.interrupted() or job.cancel_requested or not job.pause_requested:
                 break
-        ledger.transition(self.job_id, ledger.RUNNING,
-                          "cancelled while paused" if job.cancel_requested else "resumed")
-        self._cancel = job.cancel_requested
+        reason = (f"stopped by {self.interrupted()} while paused" if self.interrupted()
+                  else "cancelled while paused" if job.cancel_requested else "resumed")
+        ledger.transition(self.job_id, ledger.RUNNING, reason)
         return time.monotonic() - started

@@ -1,10 +1,28 @@
-"""JSON views of jobs and schedules, shared by the CLI (--json) and the REST API."""
+"""What readers see of jobs (CLI, REST, pages) and their JSON views (CLI --json, REST).
+
+Reading the job list reaps lost jobs first, so a job whose worker died shows FAILED (or
+re-queued) once its heartbeat is older than the timeout, even when no worker is alive.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from core.jobs import ledger
+from core.jobs.reaper import reap_lost_jobs
 from core.store import Job, Schedule
+
+
+def read_jobs(limit: int = 100, *, by: str = "reader") -> list[Job]:
+    """The newest jobs, lost ones reaped first (cheap when none is lost)."""
+    reap_lost_jobs(by=by)
+    return ledger.list_jobs(limit=limit)
+
+
+def read_job(job_id: int, *, by: str = "reader") -> Job:
+    """One job, lost ones reaped first."""
+    reap_lost_jobs(by=by)
+    return ledger.get_job(job_id)
 
 
 def _iso(value: Any) -> str | None:

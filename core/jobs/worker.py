@@ -2,12 +2,17 @@
 
 Claiming is one write transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the database lock
 on SQLite), so two workers never run one job. Every worker also reaps jobs whose heartbeat
-stopped (the process died) and fires due schedules, so any one live worker keeps the whole
-system moving.
+stopped (the process died; see core.jobs.reaper, which readers and the monitor run too) and
+fires due schedules, so any one live worker keeps the whole system moving.
+
+SIGTERM (or SIGINT) to a worker stops its running job at the search's next check: the job
+ends CANCELLED with "stopped by SIGTERM" in its log and no version is registered; the
+worker then exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
@@ -18,18 +23,19 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlmodel import or_, select
 
-from core.errors import WorkbenchError
+from core.errors import ConflictError, WorkbenchError
 from core.jobs import ledger
-from core.jobs.control import Heartbeat, JobControl, JobLog
+from core.jobs.control import Heartbeat, Interrupt, JobControl, JobLog
+from core.jobs.reaper import reap_lost_jobs
 from core.settings import get_settings
 from core.store import Job, ModelVersion, Worker, session_scope, utcnow
-from core.store.audit import record
 
 if TYPE_CHECKING:
     from core.automl.runner import RunOutcome
@@ -58,26 +64,6 @@ def claim_next(worker_id: str) -> Job | None:
         job.attempts += 1
         s.add(job)
         return job
-
-
-def reap_lost_jobs() -> list[int]:
-    """Jobs RUNNING/PAUSED without a heartbeat for `worker_lost_after_s` lost their process:
-    fail them with "worker lost", or re-queue them when that setting is on."""
-    settings = get_settings()
-    cutoff = utcnow() - timedelta(seconds=settings.worker_lost_after_s)
-    reaped = []
-    with session_scope(write=True) as s:
-        lost = s.exec(select(Job).where(Job.state.in_([ledger.RUNNING, ledger.PAUSED]),
-                                        Job.heartbeat_at < cutoff)
-                      .with_for_update(skip_locked=True)).all()
-        for job in lost:
-            requeue = settings.requeue_lost_jobs and job.attempts < job.max_attempts
-            ledger._move(s, job, ledger.PENDING if requeue else ledger.FAILED,
-                         "worker lost: re-queued" if requeue else "worker lost")
-            record(s, "job.worker_lost", f"job:{job.id}", actor="reaper",
-                   worker=job.worker_id, requeued=requeue)
-            reaped.append(job.id)
-    return reaped
 
 
 def sweep_orphan_artifacts() -> list[Path]:
@@ -116,22 +102,40 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_job(job: Job, worker_id: str) -> None:
-    """Execute one claimed job with heartbeat, log capture, cost accounting and retries."""
+def run_job(job: Job, worker_id: str, interrupt: Interrupt | None = None) -> None:
+    """Execute one claimed job with heartbeat, log capture, cost accounting and retries.
+    `interrupt` (set by the worker's SIGTERM handler) stops the job without registering."""
     from core.automl.runner import execute
 
     handler = JobLog()
     job_logger = logging.getLogger("workbench")
     job_logger.addHandler(handler)
     job_logger.setLevel(logging.INFO)
-    control = JobControl(job.id)
+    control = JobControl(job.id, worker_id, interrupt)
     cpu0 = [time.process_time()]  # CPU not yet accounted for
     _reset_peak_memory()
 
     def account() -> None:
         now = time.process_time()
-        _account(job.id, now - cpu0[0], _peak_memory_mb(), handler.text())
+        _account(job.id, worker_id, now - cpu0[0], _peak_memory_mb(), handler.text())
         cpu0[0] = now
+
+    def on_stopped(trials: int) -> None:
+        """Why the search stopped early decides the record: a signal, a reaper, or a user."""
+        signame = control.interrupted()
+        if control.lost:
+            log.warning("job %d is no longer this worker's (reaped after a missed heartbeat); "
+                        "stopping without registering", job.id)
+        elif signame:
+            log.warning("job %d stopped by %s after %d trial(s): the worker is shutting down; "
+                        "the job is CANCELLED and no version is registered", job.id, signame,
+                        trials)
+            account()  # the log line is in the ledger when the state shows
+            _end_if_live(job.id, ledger.CANCELLED,
+                         f"stopped by {signame} (worker shutting down) after {trials} trials")
+        else:
+            ledger.transition(job.id, ledger.CANCELLED,
+                              f"cancelled by request after {trials} trials")
 
     def before_complete(outcome: RunOutcome) -> None:
         """Gate verdict and cost are on the job before anyone can see it COMPLETED."""
@@ -144,7 +148,8 @@ def run_job(job: Job, worker_id: str) -> None:
             log.info("job %d started on %s (attempt %d)", job.id, worker_id, job.attempts)
             try:
                 execute(job.id, should_stop=control.should_stop, pause_gate=control.pause_gate,
-                        actor=f"worker:{worker_id}", before_complete=before_complete)
+                        actor=f"worker:{worker_id}", before_complete=before_complete,
+                        on_stopped=on_stopped)
             except WorkbenchError as exc:  # bad input: retrying cannot help
                 log.error("job %d failed: %s", job.id, exc.message)
                 _fail(job.id, exc.message)
@@ -167,6 +172,14 @@ def _gate(job_id: int, outcome: RunOutcome) -> None:
         log.exception("promotion gate of job %d failed", job_id)
 
 
+def _end_if_live(job_id: int, to_state: str, reason: str) -> None:
+    """Move a job this worker still runs; one a reaper took meanwhile keeps its record."""
+    try:
+        ledger.transition(job_id, to_state, reason)
+    except ConflictError as exc:
+        log.warning("job %d: %s", job_id, exc.message)
+
+
 def _fail(job_id: int, reason: str) -> None:
     if ledger.get_job(job_id).state in (ledger.RUNNING, ledger.PAUSED):
         ledger.transition(job_id, ledger.FAILED, reason[:2000])
@@ -185,22 +198,50 @@ def _retry_or_fail(job_id: int, reason: str) -> None:
         ledger.transition(job_id, ledger.FAILED, reason[:2000])
 
 
-def _account(job_id: int, cpu_s: float, peak_mb: float, text: str) -> None:
+def _account(job_id: int, worker_id: str, cpu_s: float, peak_mb: float, text: str) -> None:
+    """Add the cost; write the log unless the job was reaped and re-claimed by another worker
+    (its log is that worker's now)."""
     with session_scope() as s:
         job = s.get(Job, job_id)
         if job is not None:
             job.cpu_seconds += cpu_s
             job.peak_memory_mb = max(job.peak_memory_mb, peak_mb)
-            job.log = text
+            if job.worker_id == worker_id:
+                job.log = text
             s.add(job)
 
 
 class JobWorker:
     """`workbench worker`: claim and run jobs one at a time until stopped."""
 
+    STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
     def __init__(self, worker_id: str | None = None) -> None:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stop = threading.Event()
+        self.interrupt = Interrupt()
+
+    def terminate(self, signame: str = "SIGTERM") -> None:
+        """Stop the running job (CANCELLED, nothing registered) and then the loop; safe to
+        call from a signal handler."""
+        self.interrupt.set(signame)
+        self.stop.set()
+
+    @contextlib.contextmanager
+    def _signals_stop_jobs(self) -> Iterator[None]:
+        """In the main thread (`workbench worker`), SIGTERM/SIGINT call `terminate`; the
+        previous handlers come back afterwards. Elsewhere (a worker thread) nothing changes."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in self.STOP_SIGNALS}
+        for sig in self.STOP_SIGNALS:
+            signal.signal(sig, lambda signum, _frame: self.terminate(signal.Signals(signum).name))
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _register(self) -> None:
         with session_scope(write=True) as s:
@@ -217,32 +258,41 @@ class JobWorker:
 
     def run(self, *, max_jobs: int | None = None, idle_exit_s: float | None = None) -> int:
         """Loop until `stop` is set, `max_jobs` ran, or idle for `idle_exit_s`."""
+        self._register()
+        try:
+            with self._signals_stop_jobs():
+                return self._loop(max_jobs, idle_exit_s)
+        finally:
+            self._beat(stopped=True)
+
+    def _loop(self, max_jobs: int | None, idle_exit_s: float | None) -> int:
         from core.jobs.schedules import fire_due
         from core.monitor.alerts import CHECK_EVERY_S, monitor_pass
 
-        self._register()
         done, idle_since, checked = 0, time.monotonic(), 0.0
-        try:
-            while not self.stop.is_set():
-                self._beat()
-                reap_lost_jobs()
-                fire_due()
-                if time.monotonic() - checked >= CHECK_EVERY_S:
-                    checked = time.monotonic()
-                    monitor_pass()
-                job = claim_next(self.id)
-                if job is None:
-                    if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
-                        break
-                    self.stop.wait(IDLE_POLL_S)
-                    continue
-                run_job(job, self.id)
-                done += 1
-                idle_since = time.monotonic()
-                if max_jobs is not None and done >= max_jobs:
+        while not self.stop.is_set():
+            self._beat()
+            reap_lost_jobs(by=f"worker:{self.id}")
+            fire_due()
+            if time.monotonic() - checked >= CHECK_EVERY_S:
+                checked = time.monotonic()
+                monitor_pass()
+            job = claim_next(self.id)
+            if job is None:
+                if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                     break
-        finally:
-            self._beat(stopped=True)
+                self.stop.wait(IDLE_POLL_S)
+                continue
+            if self.stop.is_set():  # told to stop while claiming: give it back untouched
+                ledger.transition(job.id, ledger.PENDING, f"worker {self.id} stopped by "
+                                  f"{self.interrupt.name or 'request'} before starting it; "
+                                  "re-queued", attempts=job.attempts - 1)
+                break
+            run_job(job, self.id, self.interrupt)
+            done += 1
+            idle_since = time.monotonic()
+            if max_jobs is not None and done >= max_jobs:
+                break
         return done
 
 
@@ -291,8 +341,8 @@ def ensure_local_worker() -> int:
 
 
 def stop_spawned_workers(home: Path) -> int:
-    """SIGTERM the workers this home's app/CLI started (they finish their current job's
-    transaction handling and exit)."""
+    """SIGTERM the workers this home's app/CLI started: a running job stops at its next check
+    and ends CANCELLED ("stopped by SIGTERM"), nothing is registered, and the worker exits."""
     path, stopped = home / SPAWNED_PIDS, 0
     if not path.exists():
         return 0
