@@ -49,16 +49,17 @@ def test_requests_past_the_bound_get_503_with_retry_after(
         try:
             for t in threads:
                 t.start()
-            deadline = time.monotonic() + 60  # a guard against hanging, not a timed assertion
+            deadline = time.monotonic() + 30  # a guard against hanging, not a timed assertion
             while len(answers) < EXTRA and time.monotonic() < deadline:
                 time.sleep(0.02)
             refused = list(answers)
+            assert len(refused) == EXTRA
             assert serving.batcher.pending_requests == admitted  # still queued, not failed
         finally:
             release.set()
             for t in threads:
                 t.join(timeout=60)
-        assert len(refused) == EXTRA and len(answers) == admitted + EXTRA
+        assert len(answers) == admitted + EXTRA
         for r in refused:
             assert r.status_code == 503, r.text
             assert r.headers["Retry-After"].isdigit() and int(r.headers["Retry-After"]) >= 1
