@@ -39,8 +39,8 @@ class LoadedModel:
     @classmethod
     def build(cls, name: str, mv: ModelVersion, pipeline: Any) -> LoadedModel:
         market = market_spec(mv)
-        schema = [c for c in mv.input_schema or [] if c["name"] in sent_columns(mv)] \
-            if market else mv.input_schema or []
+        sent = set(sent_columns(mv))  # a market model's callers send no indicator columns
+        schema = [c for c in mv.input_schema or [] if c["name"] in sent]
         numeric = [c["kind"] == "numeric" or (c["kind"] == "boolean"
                                               and str(c["dtype"]).startswith(_NUMERIC_DTYPES))
                    for c in schema]

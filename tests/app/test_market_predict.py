@@ -6,6 +6,7 @@ one history."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
@@ -110,8 +111,9 @@ def test_concurrent_market_requests_are_not_one_history(home: Path, tmp_path: Pa
             serving.predict("prices", early.to_dict("records")),
             serving.predict("prices", late.to_dict("records")))
 
-    try:
-        answers = asyncio.run(both())
+    try:  # in a thread of its own: earlier tests may leave an event loop running in this one
+        with ThreadPoolExecutor(1) as pool:
+            answers = pool.submit(asyncio.run, both()).result()
     finally:
         serving.stop()
     assert [a.predictions for a in answers] == want
