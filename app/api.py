@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.jsonout import dumps_bytes
 from core.deploy import deployments as dep
-from core.deploy.service import Answer, Serving, score
+from core.deploy.service import Answer, OverloadedError, Serving, score
 from core.deploy.telemetry import BUCKETS_MS, stats_since
 from core.errors import NotFoundError, StorageUnavailableError, WorkbenchError
 from core.registry.versions import check_model_name, list_models, list_versions, resolve
@@ -101,8 +101,13 @@ class ErrorBody(BaseModel):
 
 ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody},
           409: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody},
-          503: {"model": ErrorBody, "description": "storage_unavailable (with Retry-After) "
-                                                  "or overloaded: try again later"}}
+          503: {"model": ErrorBody, "description": "storage_unavailable (with Retry-After): "
+                                                  "the database or disk cannot serve the call "
+                                                  "now; try again later"}}
+PREDICT_ERRORS = {**ERRORS, 503: {"model": ErrorBody, "description": "overloaded (more "
+                                  "predictions pending than the server's bound) or "
+                                  "storage_unavailable; retry after the Retry-After header's "
+                                  "seconds"}}
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -298,6 +303,10 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     async def _workbench_error(request: Request, exc: WorkbenchError) -> Response:
         return _error(exc.http_status, exc.code, exc.message)
 
+    @app.exception_handler(OverloadedError)
+    async def _overloaded(request: Request, exc: OverloadedError) -> Response:
+        return _error(503, exc.code, exc.message, {"Retry-After": str(exc.retry_after_s)})
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         return _error(422, "invalid_request", _validation_detail(exc))
@@ -353,7 +362,8 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
 
     # prediction -------------------------------------------------------------------------
     @app.post("/v1/models/{name}/predict", tags=["predict"], responses={
-        200: {"model": PredictResponse}, **ERRORS}, openapi_extra=_json_body(PredictRequest))
+        200: {"model": PredictResponse}, **PREDICT_ERRORS},
+        openapi_extra=_json_body(PredictRequest))
     async def predict(name: str, request: Request) -> Response:
         check_model_name(name)
         body = await _parsed(request, PredictRequest)
@@ -370,13 +380,14 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
         a = await serving.predict(name, records, key)
         return _answer(a, {"predictions": a.predictions})
 
-    @app.post("/v1/models/{name}/invocations", tags=["predict"], responses=ERRORS,
+    @app.post("/v1/models/{name}/invocations", tags=["predict"], responses=PREDICT_ERRORS,
               openapi_extra=_json_body())
     async def invocations(name: str, request: Request) -> Response:
         return await _invocations(name, await _parsed(request),
                                   request.headers.get("x-request-key"))
 
-    @app.post("/invocations", tags=["predict"], responses=ERRORS, openapi_extra=_json_body())
+    @app.post("/invocations", tags=["predict"], responses=PREDICT_ERRORS,
+              openapi_extra=_json_body())
     async def default_invocations(request: Request) -> Response:
         return await _invocations(_default_model(serving.settings), await _parsed(request),
                                   request.headers.get("x-request-key"))

@@ -5,6 +5,11 @@ requests at concurrency 1, 8 and 32, against `workbench serve` and, in the same 
     .venv/bin/python bench/serving.py                       # ours + in-process floor
     .venv/bin/python bench/serving.py --mlflow-python /tmp/mlflow-venv/bin/python
                                                             # + mlflow models serve
+    .venv/bin/python bench/serving.py --concurrency 128 --unbounded
+                                        # load shedding: the default bound against none
+
+Latency percentiles are of answered (200) requests; a 503 (overloaded) is counted as refused
+and its caller waits the Retry-After seconds before its next request, as a client should.
 
 The load is bounded: every cell stops after --seconds or --max-requests, whichever comes
 first, and only 127.0.0.1 is contacted. The client is a minimal keep-alive HTTP/1.1 client on
@@ -86,7 +91,7 @@ def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 12
 
 # -- a minimal keep-alive HTTP/1.1 load client -----------------------------------------------
 async def _one_conn(port: int, request: bytes, stop_at: float, budget: list[int],
-                    lat: list[float], errors: list[str]) -> None:
+                    lat: list[float], errors: list[str], refused: list[float]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.perf_counter() < stop_at and budget[0] > 0:
@@ -95,11 +100,17 @@ async def _one_conn(port: int, request: bytes, stop_at: float, budget: list[int]
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1])
-            length = 0
+            length, retry_after = 0, 1.0
             for line in head.split(b"\r\n"):
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
+                elif line[:12].lower() == b"retry-after:":
+                    retry_after = float(line[12:])
             body = await reader.readexactly(length)
+            if status == 503:  # overloaded: wait as told, like a well-behaved client
+                refused.append(time.perf_counter() - t0)
+                await asyncio.sleep(min(retry_after, max(0.0, stop_at - time.perf_counter())))
+                continue
             lat.append(time.perf_counter() - t0)
             if status != 200:
                 errors.append(f"{status} {body[:200]!r}")
@@ -113,13 +124,16 @@ async def _load(port: int, path: str, body: bytes, concurrency: int, seconds: fl
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     lat: list[float] = []
     errors: list[str] = []
+    refused: list[float] = []
     budget = [max_requests]
     t0 = time.perf_counter()
-    await asyncio.gather(*[_one_conn(port, request, t0 + seconds, budget, lat, errors)
-                           for _ in range(concurrency)])
+    await asyncio.gather(*[_one_conn(port, request, t0 + seconds, budget, lat, errors,
+                                     refused) for _ in range(concurrency)])
     elapsed = time.perf_counter() - t0
     lat.sort()
     return {"requests": len(lat), "errors": len(errors), "first_error": errors[:1],
+            "refused": len(refused),
+            "refused_max_ms": 1000 * max(refused) if refused else None,
             "rps": len(lat) / elapsed,
             "p50_ms": 1000 * lat[len(lat) // 2] if lat else None,
             "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None}
@@ -158,8 +172,8 @@ def floor(pipe, X: pd.DataFrame, lean=None) -> dict:
     return out
 
 
-def start_ours(home: Path, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+def start_ours(home: Path, port: int, workers: int, **extra_env: str) -> subprocess.Popen:
+    env = {**os.environ, "WORKBENCH_HOME": str(home), **extra_env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.api:app_factory", "--factory", "--host",
          "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
@@ -197,6 +211,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="our server's worker processes")
     ap.add_argument("--mlflow-python", help="a Python with mlflow installed (the `bench` "
                     "extra, or a separate venv); omitted: MLflow is skipped")
+    ap.add_argument("--unbounded", action="store_true", help="also run a server without the "
+                    "bound of pending predictions (load shedding off), cell by cell")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args()
     conc = [int(c) for c in args.concurrency.split(",")]
@@ -225,6 +241,9 @@ def main() -> None:
                 lambda rs: {"records": rs}),
                ("workbench /invocations", "ours", "/invocations",
                 lambda rs: {"dataframe_records": rs})]
+    if args.unbounded:
+        servers.append(("workbench, no bound", "unbounded", "/v1/models/bench/predict",
+                        lambda rs: {"records": rs}))
     if args.mlflow_python:
         servers.append(("mlflow models serve", "mlflow", "/invocations",
                         lambda rs: {"dataframe_records": rs}))
@@ -232,6 +251,11 @@ def main() -> None:
     try:
         port = free_port()
         procs["ours"] = (start_ours(work / "home", port, args.workers), port)
+        if args.unbounded:
+            port = free_port()
+            procs["unbounded"] = (start_ours(work / "home", port, args.workers,
+                                             WORKBENCH_MAX_PENDING_REQUESTS="0",
+                                             WORKBENCH_MAX_PENDING_ROWS="0"), port)
         if args.mlflow_python:
             port = free_port()
             procs["mlflow"] = (start_mlflow(args.mlflow_python, pipe, work, port), port)
@@ -248,7 +272,7 @@ def main() -> None:
                 print(f"{label:24s} rows={rows:<4d} c={c:<3d} "
                       f"req/s={r['rps']:8.1f} rows/s={r['rows_per_s']:9.0f} "
                       f"p50={r['p50_ms']:7.2f}ms p99={r['p99_ms']:7.2f}ms "
-                      f"errors={r['errors']}", flush=True)
+                      f"errors={r['errors']} refused={r['refused']}", flush=True)
     finally:
         for proc, _ in procs.values():
             proc.terminate()

@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.features.finance import add_market_features
-from core.features.schema import align_to_schema
+from core.features.inputs import model_input
 from core.registry import load_pipeline
 from core.store import ModelVersion
 
@@ -23,13 +22,9 @@ class Prediction:
 
 def predict_with(pipeline: Any, mv: ModelVersion, frame: pd.DataFrame) -> pd.DataFrame:
     """Rows of a market model are raw price history: its indicator features are rebuilt from
-    them first (each row from its own past), as at training time."""
-    market = mv.evaluation.get("market")
-    if market:
-        frame, _ = add_market_features(frame, time_column=market["time_column"],
-                                       ticker_column=market["ticker_column"],
-                                       price_column=market["price_column"])
-    X = align_to_schema(frame, mv.input_schema)
+    them first (each row from its own past), as at training time, by the same function the
+    REST routes use (`core.features.inputs.model_input`)."""
+    X = model_input(mv, frame)
     out = pd.DataFrame(index=frame.index)
     if mv.task == "regression":
         out["prediction"] = np.asarray(pipeline.predict(X), dtype=float)

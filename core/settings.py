@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     batch_max_rows: int = Field(
         default=2048, ge=1, validation_alias=AliasChoices("WORKBENCH_BATCH_MAX_ROWS",
                                                          "batch_max_rows"))
+    # Load shedding: past either bound a prediction is refused at once with 503 + Retry-After
+    # (0 = no bound). Measured defaults, docs/trust/serving.md: at most ~0.3 s of queueing on
+    # the benchmark machine for 1-row and 100-row requests alike.
+    max_pending_requests: int = Field(
+        default=64, ge=0, validation_alias=AliasChoices("WORKBENCH_MAX_PENDING_REQUESTS",
+                                                       "max_pending_requests"))
+    max_pending_rows: int = Field(
+        default=4096, ge=0, validation_alias=AliasChoices("WORKBENCH_MAX_PENDING_ROWS",
+                                                         "max_pending_rows"))
     log_predictions: bool = Field(
         default=True, validation_alias=AliasChoices("WORKBENCH_LOG_PREDICTIONS",
                                                    "log_predictions"))

@@ -13,7 +13,7 @@ import pandas as pd
 
 from core.deploy.fastpath import EnsembleFast, FastPath, compile_fast
 from core.errors import SchemaMismatchError
-from core.features.schema import align_to_schema
+from core.features.inputs import market_spec, model_input, sent_columns
 from core.registry.artifacts import load_verified
 from core.registry.versions import resolve
 from core.store import ModelVersion
@@ -32,10 +32,15 @@ class LoadedModel:
     numeric: list[bool] = field(default_factory=list)
     classes: list[Any] | None = None
     fast: FastPath | EnsembleFast | None = None
+    # A market model's records are price history its indicators are rebuilt from: each request
+    # is scored on its own (never batched with others' rows) and never on the lean path.
+    market: dict[str, Any] | None = None
 
     @classmethod
     def build(cls, name: str, mv: ModelVersion, pipeline: Any) -> LoadedModel:
-        schema = mv.input_schema or []
+        market = market_spec(mv)
+        sent = set(sent_columns(mv))  # a market model's callers send no indicator columns
+        schema = [c for c in mv.input_schema or [] if c["name"] in sent]
         numeric = [c["kind"] == "numeric" or (c["kind"] == "boolean"
                                               and str(c["dtype"]).startswith(_NUMERIC_DTYPES))
                    for c in schema]
@@ -43,7 +48,7 @@ class LoadedModel:
         if mv.task != "regression":
             classes = [_plain(c) for c in getattr(pipeline, "classes_", mv.classes)]
         return cls(name, mv.version, mv, pipeline, [c["name"] for c in schema], numeric,
-                   classes, compile_fast(pipeline, schema))
+                   classes, None if market else compile_fast(pipeline, schema), market)
 
     def __post_init__(self) -> None:
         self._needed = frozenset(self.columns)
@@ -93,9 +98,11 @@ class LoadedModel:
         return data
 
     def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
-        data = self.arrays(records)
+        """The pipeline's input: the CLI's own `model_input` (market indicators rebuilt,
+        careful type checks), or the plain arrays when they need neither."""
+        data = self.arrays(records) if self.market is None else None
         if data is None:
-            return align_to_schema(pd.DataFrame.from_records(records), self.mv.input_schema)
+            return model_input(self.mv, pd.DataFrame.from_records(records))
         return pd.DataFrame(data, copy=False)
 
     def predict_records(self, records: list[dict[str, Any]]

@@ -36,6 +36,20 @@ class PredictionFailedError(WorkbenchError):
     http_status = 422
 
 
+class OverloadedError(Exception):
+    """More predictions are pending in this process than its bound: refused at once (503 +
+    Retry-After) so the callers already queued keep their latency. Not a WorkbenchError: the
+    caller did nothing wrong, and retrying later can succeed."""
+
+    code = "overloaded"
+    http_status = 503
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+
 @dataclass
 class Answer:
     model: str
@@ -57,24 +71,52 @@ class Batcher:
     Batches up to `max_rows` are scored on the event loop itself: handing them to a thread
     costs two wake-ups and GIL hand-offs per batch, which measured as more than the scoring of
     a 1-row request and halved throughput at concurrency 8 (docs/DECISIONS.md). A single
-    request bigger than that goes to the predict thread, so it cannot stall the loop."""
+    request bigger than that goes to the predict thread, so it cannot stall the loop.
 
-    def __init__(self, executor: ThreadPoolExecutor, window_s: float, max_rows: int) -> None:
+    The queue is bounded (`check_room`): past `max_pending_requests` or `max_pending_rows`
+    (0 = no bound) submitted and not yet answered, new requests are refused at once."""
+
+    def __init__(self, executor: ThreadPoolExecutor, window_s: float, max_rows: int,
+                 max_pending_requests: int = 0, max_pending_rows: int = 0) -> None:
         self.executor = executor
         self.window_s = window_s
         self.max_rows = max_rows
+        self.max_pending_requests = max_pending_requests
+        self.max_pending_rows = max_pending_rows
+        self.pending_requests = 0  # submitted, not yet answered (every version together:
+        self.pending_rows = 0      # they share this process's CPU)
         self._queues: dict[int, list[tuple[LoadedModel, list[dict], asyncio.Future]]] = {}
         self._running: set[int] = set()
+
+    def check_room(self) -> None:
+        """Raise OverloadedError when the queue is at a bound. A request is admitted whenever
+        the queue is below both, whatever its own size, so one large request is never refused
+        for ever; the overshoot is at most that request."""
+        if (0 < self.max_pending_requests <= self.pending_requests
+                or 0 < self.max_pending_rows <= self.pending_rows):
+            raise OverloadedError(
+                f"This server is at its bound of pending predictions ({self.pending_requests} "
+                f"requests, {self.pending_rows} rows queued; WORKBENCH_MAX_PENDING_REQUESTS="
+                f"{self.max_pending_requests}, WORKBENCH_MAX_PENDING_ROWS="
+                f"{self.max_pending_rows}). Retry after the Retry-After delay, or add server "
+                "workers.")
 
     async def submit(self, lm: LoadedModel, records: list[dict[str, Any]]):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
         key = id(lm)
-        self._queues.setdefault(key, []).append((lm, records, fut))
-        if key not in self._running:
-            self._running.add(key)
-            loop.create_task(self._drain(key))
-        return await fut
+        n = len(records)
+        self.pending_requests += 1
+        self.pending_rows += n
+        try:
+            self._queues.setdefault(key, []).append((lm, records, fut))
+            if key not in self._running:
+                self._running.add(key)
+                loop.create_task(self._drain(key))
+            return await fut
+        finally:
+            self.pending_requests -= 1
+            self.pending_rows -= n
 
     async def _drain(self, key: int) -> None:
         loop = asyncio.get_running_loop()
@@ -131,7 +173,7 @@ def score(lm: LoadedModel, records: list[dict[str, Any]]):
 
 def _score_batch(batch: list[tuple[LoadedModel, list[dict], Any]]) -> list[Any]:
     lm = batch[0][0]
-    if len(batch) > 1:
+    if len(batch) > 1 and lm.market is None:  # a market request's rows are its own history
         try:
             preds, probas = score(lm, [r for _, recs, _ in batch for r in recs])
         except Exception:
@@ -166,7 +208,8 @@ class Serving:
                                              initializer=_one_native_thread)
         self._warming: set[tuple[str, int]] = set()
         self.batcher = Batcher(self._predict_pool, settings.batch_window_ms / 1000.0,
-                               settings.batch_max_rows)
+                               settings.batch_max_rows, settings.max_pending_requests,
+                               settings.max_pending_rows)
         self.guard_log: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -233,6 +276,7 @@ class Serving:
 
     async def predict(self, name: str, records: list[dict[str, Any]],
                       key: str | None = None) -> Answer:
+        self.batcher.check_room()  # before routing: an overload is no version's failure
         request_id = uuid.uuid4().hex
         st, version, shadow = self.pick(name, key)
         answer = await self._answer(name, version, records, request_id,
