@@ -29,19 +29,34 @@ def ledger_view() -> None:
 
 
 ledger_view()
-jobs = ledger.list_jobs(limit=100)
-if jobs:
-    job_id = st.selectbox("Job", [j.id for j in jobs])
+
+
+@st.fragment(run_every=2)
+def job_controls() -> None:
+    """The chosen job's controls, history and log, re-read every tick: buttons enabled for
+    the state the job is in now, not the one it had when the page opened."""
+    jobs = ledger.list_jobs(limit=100)
+    if not jobs:
+        return
+    job_id = st.selectbox("Job", [j.id for j in jobs], key="jobs_pick")
     job = ledger.get_job(job_id)
+    st.caption(progress_text(job))
     c1, c2, c3 = st.columns(3)
+    paused = job.state == ledger.PAUSED or job.pause_requested
     with user_errors():
-        if c1.button("Cancel", disabled=job.state in ledger.FINISHED):
+        if c1.button("Cancel", disabled=job.state in ledger.FINISHED, key="job_cancel"):
             ledger.request_cancel(job_id, actor="ui")
             st.toast(f"Cancel requested for job {job_id}")
-        if c2.button("Pause", disabled=job.state != ledger.RUNNING):
+            st.rerun(scope="fragment")
+        if c2.button("Pause", disabled=job.state != ledger.RUNNING or paused, key="job_pause"):
             ledger.request_pause(job_id, True, actor="ui")
-        if c3.button("Resume", disabled=job.state != ledger.PAUSED and not job.pause_requested):
+            st.toast(f"Pause requested for job {job_id}")
+            st.rerun(scope="fragment")
+        if c3.button("Resume", disabled=not paused or job.state in ledger.FINISHED,
+                     key="job_resume"):
             ledger.request_pause(job_id, False, actor="ui")
+            st.toast(f"Resume requested for job {job_id}")
+            st.rerun(scope="fragment")
     with st.expander("State changes and log"):
         st.dataframe(pd.DataFrame([{"at": t.at, "from": t.from_state, "to": t.to_state,
                                     "reason": t.reason} for t in ledger.transitions_of(job_id)]),
@@ -49,6 +64,9 @@ if jobs:
         st.code(job.log or "(no log yet)", language=None)
     if job.gate:
         st.info(f"Promotion gate: {job.gate.get('reason')}", icon=":material/rule:")
+
+
+job_controls()
 
 st.subheader("Retraining schedules")
 schedules = list_schedules()

@@ -19,10 +19,11 @@ if not jobs:
 
 labels = {j.id: f"job {j.id}: {j.model_name} ({j.metric})" for j in jobs}
 job_ids = list(labels)
-wanted = st.query_params.get("job")
-default = job_ids.index(int(wanted)) if wanted and int(wanted) in job_ids else 0
-job = next(j for j in jobs if j.id == st.selectbox("Search", job_ids, index=default,
-                                                    format_func=labels.__getitem__))
+wanted = st.query_params.get("job", "")
+default = job_ids.index(int(wanted)) if wanted.isdigit() and int(wanted) in job_ids else 0
+chosen = st.selectbox("Search", job_ids, index=default, format_func=labels.__getitem__)
+st.query_params["job"] = str(chosen)  # the address bar is a deep link to this search
+job = next(j for j in jobs if j.id == chosen)
 metric = METRICS[job.metric]
 trials = trials_frame(job.id).sort_values("score", ascending=not metric.greater_is_better,
                                          na_position="last")
@@ -56,7 +57,8 @@ with c2:
 picked = st.multiselect("Compare trials side by side", trials["trial"].tolist(),
                         default=trials["trial"].tolist()[:2])
 if picked:
-    st.dataframe(trials[trials["trial"].isin(picked)].set_index("trial").T, width="stretch")
+    st.dataframe(trials[trials["trial"].isin(picked)].set_index("trial").T.astype(str),
+                 width="stretch")  # one column per trial mixes types: show them as text
 
 if version is None:
     st.stop()
@@ -92,11 +94,12 @@ if ev.get("backtest"):
     for note in bt.get("notes", []):
         st.caption(note)
 
-with st.form("alias"):
-    c1, c2 = st.columns([1, 2])
-    alias = c1.selectbox("Set alias", ["production", "staging", "golden"])
-    reason = c2.text_input("Why", value="")
-    if st.form_submit_button(f"Point {alias} at version {version.version}"):
-        with user_errors():
-            set_alias(job.model_name, version.version, alias, actor="ui", reason=reason)
-            st.success(f"{job.model_name}@{alias} → version {version.version}")
+# Not a form: the button's label follows the chosen alias, and a label that changed between
+# runs would make the click land on a button that no longer exists.
+c1, c2 = st.columns([1, 2])
+alias = c1.selectbox("Set alias", ["production", "staging", "golden"], key="lb_alias")
+reason = c2.text_input("Why", value="", key="lb_alias_reason")
+if st.button(f"Point {alias} at version {version.version}", key="lb_alias_set"):
+    with user_errors():
+        set_alias(job.model_name, version.version, alias, actor="ui", reason=reason)
+        st.success(f"{job.model_name}@{alias} → version {version.version}")

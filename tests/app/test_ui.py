@@ -244,3 +244,42 @@ def test_train_page_runs_a_market_search_with_a_backtest(home: Path, tmp_path: P
     at.switch_page("pages/leaderboard.py").run()
     assert not at.exception
     assert "hit rate" in [m.label for m in at.metric]
+
+
+def test_leaderboard_opens_older_searches_and_deep_links(home: Path) -> None:
+    from core.jobs.ledger import list_jobs
+
+    _train_wine()
+    _train_wine()
+    older, newer = sorted(j.id for j in list_jobs() if j.state == "COMPLETED")
+    at = _app().run()
+    at.switch_page("pages/leaderboard.py").run()
+    search = next(s for s in at.selectbox if s.label == "Search")
+    assert search.value == newer
+    search.set_value(older).run()
+    assert not at.exception
+    assert "Registered version 1" in " ".join(m.label for m in at.metric)
+    assert at.query_params["job"] == str(older)
+
+    for job_id in (older, newer):  # a deep link to each search
+        linked = _app()
+        linked.query_params["job"] = str(job_id)
+        linked.run()
+        linked.switch_page("pages/leaderboard.py").run()
+        assert not linked.exception
+        assert next(s for s in linked.selectbox if s.label == "Search").value == job_id
+
+
+def test_leaderboard_alias_button_sets_the_chosen_alias_on_the_first_click(home: Path) -> None:
+    from core.registry import list_versions
+
+    _train_wine()
+    at = _app().run()
+    at.switch_page("pages/leaderboard.py").run()
+    next(s for s in at.selectbox if s.label == "Set alias").set_value("staging").run()
+    button = next(b for b in at.button if b.label.startswith("Point "))
+    assert button.label == "Point staging at version 1"
+    button.click().run()
+    assert not at.exception
+    assert list_versions("wine")[0]["aliases"] == ["staging"]
+    assert "wine@staging → version 1" in at.success[0].value

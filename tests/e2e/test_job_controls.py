@@ -1,0 +1,44 @@
+"""The Jobs page's controls follow the job while the page stays open: a job that finishes
+elsewhere (here: cancelled from the CLI) disables Cancel and shows its new state without a
+click or a reload."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import DATA, ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def _cli(home: Path, *args: str) -> dict:
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "app", *args, "--json"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_job_controls_follow_the_job_without_a_reload(page: Page, app_url: str,
+                                                      app_home: Path) -> None:
+    job = _cli(app_home, "submit", str(DATA / "wine.csv"), "--target", "cultivar",
+               "--budget", "120", "--name", "controls")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(app_url)
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Jobs").click()
+    expect(page.get_by_role("heading", name="Jobs").first).to_be_visible(timeout=30_000)
+    cancel = page.get_by_role("button", name="Cancel", exact=True)
+    expect(cancel).to_be_enabled(timeout=30_000)
+
+    _cli(app_home, "cancel", str(job["job_id"]))
+    expect(cancel).to_be_disabled(timeout=30_000)  # the fragment re-read the job
+    expect(page.get_by_text("CANCELLED · ").first).to_be_visible()  # the job caption
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
