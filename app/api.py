@@ -26,6 +26,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.jsonout import dumps_bytes
+from app.request_policy import RequestPolicy
 from core.deploy import deployments as dep
 from core.deploy.service import Answer, Serving, score
 from core.deploy.telemetry import BUCKETS_MS, stats_since
@@ -97,8 +98,11 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody},
-          409: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 403: {"model": ErrorBody},
+          404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 413: {"model": ErrorBody},
+          415: {"model": ErrorBody, "description": "Unsupported Media Type: writing routes "
+                "take application/json (POST /v1/datasets: CSV, Parquet or multipart)."},
+          422: {"model": ErrorBody}}
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -289,6 +293,8 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
                               "guard rails). Errors: {\"error\": code, \"detail\": message}.")
     app.state.serving = serving
     app.add_middleware(Guard, settings=serving.settings)
+    # outermost: Host, Origin and Content-Type are checked before auth (app/request_policy.py)
+    app.add_middleware(RequestPolicy, settings=serving.settings)
 
     @app.exception_handler(WorkbenchError)
     async def _workbench_error(request: Request, exc: WorkbenchError) -> Response:
