@@ -4,6 +4,9 @@ Contract (ARCHITECTURE.md): errors are JSON `{"error": code, "detail": message}`
 caller's mistakes and never a 500 for input; every call but `/health` needs
 `Authorization: Bearer TOKEN` when WORKBENCH_API_TOKEN is set; every prediction names the
 version that answered (body and `X-Model-Version`) and a request id (`X-Request-Id`).
+Before all of that, app/request_policy.py refuses a foreign Host (400), a browser's foreign
+Origin on a writing call (403) and a writing call that is not JSON (415; the dataset upload
+takes CSV, Parquet or multipart), so no web page can drive the API from the operator's browser.
 """
 
 from __future__ import annotations
