@@ -21,7 +21,7 @@ seed: setup
 	$(BIN)/workbench seed
 
 run: seed
-	$(BIN)/streamlit run streamlit_app.py --server.headless=true --browser.gatherUsageStats=false
+	$(BIN)/streamlit run streamlit_app.py --server.address=127.0.0.1 --server.headless=true --browser.gatherUsageStats=false
 
 # pytest exits 5 when it collects no tests: that is not a failure of the suite's code.
 test: setup

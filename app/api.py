@@ -4,6 +4,9 @@ Contract (ARCHITECTURE.md): errors are JSON `{"error": code, "detail": message}`
 caller's mistakes and never a 500 for input; every call but `/health` needs
 `Authorization: Bearer TOKEN` when WORKBENCH_API_TOKEN is set; every prediction names the
 version that answered (body and `X-Model-Version`) and a request id (`X-Request-Id`).
+Before all of that, app/request_policy.py refuses a foreign Host (400), a browser's foreign
+Origin on a writing call (403) and a writing call that is not JSON (415; the dataset upload
+takes CSV, Parquet or multipart), so no web page can drive the API from the operator's browser.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.jsonout import dumps_bytes
+from app.request_policy import RequestPolicy
 from core.deploy import deployments as dep
 from core.deploy.service import Answer, OverloadedError, Serving, score
 from core.deploy.telemetry import BUCKETS_MS, stats_since
@@ -99,8 +103,11 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody},
-          409: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody},
+ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 403: {"model": ErrorBody},
+          404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 413: {"model": ErrorBody},
+          415: {"model": ErrorBody, "description": "Unsupported Media Type: writing routes "
+                "take application/json (POST /v1/datasets: CSV, Parquet or multipart)."},
+          422: {"model": ErrorBody},
           503: {"model": ErrorBody, "description": "storage_unavailable (with Retry-After): "
                                                   "the database or disk cannot serve the call "
                                                   "now; try again later"}}
@@ -298,6 +305,8 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
                               "guard rails). Errors: {\"error\": code, \"detail\": message}.")
     app.state.serving = serving
     app.add_middleware(Guard, settings=serving.settings)
+    # outermost: Host, Origin and Content-Type are checked before auth (app/request_policy.py)
+    app.add_middleware(RequestPolicy, settings=serving.settings)
 
     @app.exception_handler(WorkbenchError)
     async def _workbench_error(request: Request, exc: WorkbenchError) -> Response:

@@ -648,6 +648,13 @@ def seed(json_out: JsonOpt = False) -> None:
             err.print(f"sample {row['dataset']}: {state} (dataset {row['id']})")
 
 
+def ui_command(host: str, port: int) -> list[str]:
+    """The Streamlit command `workbench ui` runs (the bind address always explicit)."""
+    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+            f"--server.address={host}", f"--server.port={port}", "--server.headless=true",
+            "--browser.gatherUsageStats=false"]
+
+
 @app.command()
 @guarded
 def backup(
@@ -678,15 +685,22 @@ def backup(
 
 @app.command()
 @guarded
-def ui(port: Annotated[int, typer.Option()] = 8501) -> None:
-    """Start the Streamlit workbench."""
+def ui(
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8501,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Listen on a non-loopback interface although the UI has no login "
+        "(anyone who can reach it can deploy and train).")] = False,
+) -> None:
+    """Start the Streamlit workbench on 127.0.0.1 (another interface needs --insecure: the
+    UI has no login yet)."""
+    from app.bind_guard import check_bind, insecure_warning
     from core.settings import get_settings
 
     get_settings()  # a bad setting stops here with its message, not in every page
-    raise typer.Exit(subprocess.call([
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-        f"--server.port={port}", "--server.headless=true",
-        "--browser.gatherUsageStats=false"]))
+    if check_bind(host, command="workbench ui", authentication=None, insecure=insecure):
+        err.print(insecure_warning(host, port), style="bold red", highlight=False)
+    raise typer.Exit(subprocess.call(ui_command(host, port)))
 
 
 _register_deploy_commands(app)  # serve, deploy, promote, rollback

@@ -48,16 +48,27 @@ def register(app: typer.Typer) -> None:
         monitor: Annotated[bool, typer.Option(
             help="Also run the alert checks and telemetry compaction (a separate process, "
             "stopped with the server).")] = True,
+        insecure: Annotated[bool, typer.Option(
+            "--insecure", help="Listen on a non-loopback interface without WORKBENCH_API_TOKEN "
+            "(anyone who can reach it can deploy).")] = False,
     ) -> None:
         """Start the REST API (OpenAPI docs at /docs). Workers share deployment state through
-        the database."""
+        the database. Listens on 127.0.0.1 unless told otherwise; another interface needs
+        WORKBENCH_API_TOKEN or --insecure."""
+        import os
         import subprocess
         import sys
 
         import uvicorn
 
+        from app.bind_guard import check_bind, insecure_warning
+        from core.settings import get_settings
         from core.store import get_engine
 
+        token = "WORKBENCH_API_TOKEN" if get_settings().workbench_api_token else None
+        if check_bind(host, command="workbench serve", authentication=token, insecure=insecure):
+            err.print(insecure_warning(host, port), style="bold red", highlight=False)
+        os.environ["WORKBENCH_BIND_HOST"] = host  # the workers' Host allow-list starts from it
         get_engine()  # migrate once before the workers start
         monitor_proc = subprocess.Popen(  # its own process: it must not hold the server's GIL
             [sys.executable, "-m", "app", "worker", "--monitor-only", "--exit-with-parent"],

@@ -77,6 +77,18 @@ class Settings(BaseSettings):
     default_model: str | None = Field(
         default=None, validation_alias=AliasChoices("WORKBENCH_DEFAULT_MODEL", "default_model"))
 
+    # Who may reach the API (app/request_policy.py) and where webhooks may go (webhook.py)
+    bind_host: str = Field(
+        default="127.0.0.1", validation_alias=AliasChoices("WORKBENCH_BIND_HOST", "bind_host"))
+    allowed_hosts: str = Field(
+        default="", validation_alias=AliasChoices("WORKBENCH_ALLOWED_HOSTS", "allowed_hosts"))
+    allowed_origins: str = Field(
+        default="", validation_alias=AliasChoices("WORKBENCH_ALLOWED_ORIGINS",
+                                                  "allowed_origins"))
+    webhook_allow_private: bool = Field(
+        default=False, validation_alias=AliasChoices("WORKBENCH_WEBHOOK_ALLOW_PRIVATE",
+                                                    "webhook_allow_private"))
+
     worker_mode: str = Field(
         default="process", pattern="^(process|thread)$",
         validation_alias=AliasChoices("WORKBENCH_WORKER_MODE", "worker_mode"))

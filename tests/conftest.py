@@ -26,8 +26,12 @@ PG_ADMIN_URL = os.environ.get("WORKBENCH_TEST_DATABASE_URL")
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     path = tmp_path / "home"
     monkeypatch.setenv("WORKBENCH_HOME", str(path))
-    for var in ("DATABASE_URL", "WORKBENCH_API_TOKEN", "WORKBENCH_MAX_UPLOAD_MB"):
+    for var in ("DATABASE_URL", "WORKBENCH_API_TOKEN", "WORKBENCH_MAX_UPLOAD_MB",
+                "WORKBENCH_BIND_HOST", "WORKBENCH_ALLOWED_ORIGINS",
+                "WORKBENCH_WEBHOOK_ALLOW_PRIVATE"):
         monkeypatch.delenv(var, raising=False)
+    # FastAPI's TestClient calls itself `testserver`: allowed here, never by default
+    monkeypatch.setenv("WORKBENCH_ALLOWED_HOSTS", "testserver")
     monkeypatch.chdir(tmp_path)
     reset_engines()
     yield path

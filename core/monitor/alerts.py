@@ -14,18 +14,16 @@ window), so N consecutive windows means N × 30 s with any number of checkers.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 from sqlmodel import select
 
 from core.errors import ConflictError, NotFoundError, WorkbenchError
+from core.monitor.webhook import check_webhook_url, post_webhook  # SSRF-checked client
 from core.store import (
     Alert,
     ModelVersion,
@@ -40,7 +38,6 @@ from core.store.audit import record
 log = logging.getLogger("workbench.alerts")
 KINDS = ("DRIFT", "PERFORMANCE", "ERROR", "LATENCY")
 UNRESOLVED = ("pending", "open", "acknowledged")
-WEBHOOK_TIMEOUT_S = 3.0
 CHECK_EVERY_S = 30.0
 SAME_WINDOW_S = 0.8 * CHECK_EVERY_S
 SEVERITY = {"ERROR": "critical", "LATENCY": "warning", "PERFORMANCE": "critical",
@@ -71,9 +68,8 @@ def set_config(model: str, actor: str | None = None, **fields: Any) -> MonitorCo
     unknown = set(fields) - set(MonitorConfig.model_fields) - {"id", "model_name"}
     if unknown:
         raise WorkbenchError(f"Unknown monitor settings: {', '.join(sorted(unknown))}.")
-    url = fields.get("webhook_url")
-    if url and urlparse(url).scheme not in ("http", "https"):
-        raise WorkbenchError(f"The webhook {url!r} must be an http:// or https:// URL.")
+    if fields.get("webhook_url"):
+        check_webhook_url(fields["webhook_url"])  # http(s), and no internal address (SSRF)
     with session_scope(write=True) as s:
         if s.exec(select(RegisteredModel).where(RegisteredModel.name == model)).first() is None:
             raise NotFoundError(f"No model named {model!r}.")
@@ -176,31 +172,6 @@ def _rollback(alert: Alert, cfg: MonitorConfig) -> str | None:
     if after.candidate is not None:  # another candidate was deployed meanwhile: left alone
         return None
     return f"rolled back candidate {alert.version}"
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a redirect is reported as the 3xx it is, never followed
-
-
-def post_webhook(url: str, payload: dict[str, Any]) -> int | None:
-    """POST JSON to an http(s) URL with a short timeout, following no redirects. Runs off the
-    serving path (a daemon thread); failures are logged, never raised."""
-    if urlparse(url).scheme not in ("http", "https"):
-        log.warning("webhook %s refused: only http and https", url)
-        return None
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    opener = urllib.request.build_opener(_NoRedirect())
-    try:
-        with opener.open(request, timeout=WEBHOOK_TIMEOUT_S) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        log.warning("webhook %s answered %s", url, exc.code)
-        return exc.code
-    except OSError as exc:
-        log.warning("webhook %s failed: %s", url, exc)
-        return None
 
 
 def acknowledge(alert_id: int, actor: str | None = None) -> Alert:

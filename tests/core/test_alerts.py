@@ -136,7 +136,9 @@ def test_an_accuracy_drop_from_feedback_raises_a_performance_alert(canary: str) 
     assert "live accuracy 25.0%" in alert.message
 
 
-def test_webhooks_are_http_only_and_never_follow_redirects(canary: str) -> None:
+def test_webhooks_are_http_only_and_never_follow_redirects(
+        canary: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBENCH_WEBHOOK_ALLOW_PRIVATE", "1")  # the receiver is local
     hits: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
