@@ -59,6 +59,18 @@ class InvalidRequestError(WorkbenchError):
     http_status = 422
 
 
+def _still_valid(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """The stored rails that pass today's check: rails an older release stored unchecked are
+    dropped (back to their default) when new ones are set, rather than kept broken."""
+    out = {}
+    for key, value in (stored or {}).items():
+        try:
+            out.update(check_guard_rails({key: value}))
+        except InvalidRequestError:
+            continue
+    return out
+
+
 def _finite(value: Any) -> float | None:
     """`value` as a finite float, else None (text, booleans, NaN, ±Infinity, 10**400)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -77,7 +89,7 @@ def _num(x: float) -> str:
 def check_guard_rails(rails: dict[str, Any],
                       label: Callable[[str], str] = lambda key: f"guard_rails.{key}"
                       ) -> dict[str, Any]:
-    """The rails as clean numbers, or InvalidRequestError naming the first bad field. The one
+    """The rails as clean numbers, or InvalidRequestError naming every bad field. The one
     check for every way in (REST, CLI, UI, rails stored by an older release), because a rail
     like `min_requests: Infinity` would make the guard loop fail on every tick. `label` names
     a rail the way the caller's user wrote it (`guard_rails.min_requests`, `--min-requests`)."""
@@ -89,16 +101,19 @@ def check_guard_rails(rails: dict[str, Any],
         raise InvalidRequestError(f"Unknown guard rails: {', '.join(sorted(map(str, unknown)))}"
                                   f". Known: {', '.join(GUARD_RAIL_LIMITS)}.")
     clean: dict[str, Any] = {}
+    problems = []
     for key, value in rails.items():
         rail = GUARD_RAIL_LIMITS[key]
         bounds = f"from {_num(rail.low)} to {_num(rail.high)} ({rail.meaning})"
         number = _finite(value)
         if number is None or not rail.low <= number <= rail.high:
-            raise InvalidRequestError(f"{label(key)} must be a number {bounds}, not {value!r}.")
-        if rail.whole and number != int(number):
-            raise InvalidRequestError(f"{label(key)} must be a whole number {bounds}, "
-                                      f"not {value!r}.")
-        clean[key] = int(number) if rail.whole else float(number)
+            problems.append(f"{label(key)} must be a number {bounds}, not {value!r}.")
+        elif rail.whole and number != int(number):
+            problems.append(f"{label(key)} must be a whole number {bounds}, not {value!r}.")
+        else:
+            clean[key] = int(number) if rail.whole else float(number)
+    if problems:
+        raise InvalidRequestError(" ".join(problems))
     return clean
 
 
@@ -286,7 +301,7 @@ def deploy(name: str, version: int, percent: float = 10.0, *, mode: str = "canar
         if steps is not None:
             row.steps = steps
         if guard_rails is not None:
-            row.guard_rails = {**(row.guard_rails or {}), **guard_rails}
+            row.guard_rails = {**_still_valid(row.guard_rails), **guard_rails}
         if auto_advance is not None:
             row.auto_advance = auto_advance
         _bump(row)
