@@ -343,7 +343,6 @@ class Serving:
             try:
                 verdict = self._guard(name)
             except Exception as exc:
-                log.exception("guard rails of %s could not run", name)
                 self._guard_failed(name, exc)
                 continue
             if verdict is not None:
@@ -381,7 +380,7 @@ class Serving:
         return verdict
 
     def _guard_failed(self, name: str, exc: Exception) -> None:
-        """Alert once per distinct failure (the loop ticks every second)."""
+        """Log and alert once per distinct failure (the loop ticks every second)."""
         message = exc.message if isinstance(exc, WorkbenchError) else \
             f"{type(exc).__name__}: {exc}"
         cached = self._states.get(name)
@@ -390,7 +389,9 @@ class Serving:
                 f"({name}:{version}), so it has no automatic rollback: {message} Fix the "
                 f"rails (deploy the candidate again with valid guard_rails) or roll it back.")
         if self._guard_errors.get(name) == text:
+            log.debug("guard rails of %s still cannot run: %s", name, message)
             return
+        log.error("guard rails of %s could not run", name, exc_info=exc)
         self._guard_errors[name] = text
         self.guard_log.append({"model": name, "action": "error", "reason": message,
                                "at": utcnow().isoformat()})

@@ -192,6 +192,8 @@ def check_alias_name(alias: str) -> str:
     if not ALIAS_RE.match(alias):
         raise WorkbenchError(f"{alias!r} is not a valid alias: use a letter followed by letters, "
                              "digits, '_' or '-'.")
+    if alias.isdigit():
+        raise WorkbenchError("An alias cannot be a number.")
     return alias
 
 
