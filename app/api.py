@@ -522,7 +522,8 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
         serving.flush()
         st = serving.state(name, fresh=True)
         metrics = _metrics_now(name, st)
-        dep.promote(name, actor="api", reason=body.reason if body else "", metrics=metrics)
+        dep.promote(name, actor="api", reason=body.reason if body else "", metrics=metrics,
+                    expect_candidate=st.candidate)  # the one these metrics describe
         serving.forget(name)
         return _deployment_doc(name)
 
@@ -531,7 +532,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
         check_model_name(name)
         st = serving.state(name, fresh=True)
         dep.rollback(name, actor="api", reason=body.reason if body else "",
-                     metrics=_metrics_now(name, st))
+                     metrics=_metrics_now(name, st), expect_candidate=st.candidate)
         serving.forget(name)
         return _deployment_doc(name)
 

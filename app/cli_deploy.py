@@ -98,6 +98,15 @@ def register(app: typer.Typer) -> None:
         auto_advance: Annotated[bool, typer.Option(
             "--auto-advance", help="Step 10 → 50 → 100 → promote while the guard rails "
             "hold.")] = False,
+        max_error_rate: Annotated[float | None, typer.Option(
+            help="Guard rail: roll back when the candidate's error rate exceeds this fraction "
+            "(default 0.05).")] = None,
+        max_p99_ms: Annotated[float | None, typer.Option(
+            help="Guard rail: roll back when the candidate's p99 latency exceeds this many ms "
+            "(default 1000).")] = None,
+        min_requests: Annotated[float | None, typer.Option(
+            help="Guard rail: requests a step needs before the rails judge it "
+            "(default 100).")] = None,
         reason: ReasonOpt = "",
         json_out: JsonOpt = False,
     ) -> None:
@@ -107,8 +116,13 @@ def register(app: typer.Typer) -> None:
 
         if not 0 <= percent <= 100:
             raise WorkbenchError(f"--percent must be from 0 to 100, not {percent:g}.")
+        given = {"max_error_rate": max_error_rate, "max_p99_ms": max_p99_ms,
+                 "min_requests": min_requests}
+        rails = dep.check_guard_rails({k: v for k, v in given.items() if v is not None},
+                                      label=lambda key: "--" + key.replace("_", "-"))
         st = dep.deploy(name, version, percent, mode="shadow" if shadow else "canary",
-                        auto_advance=auto_advance or None, reason=reason)
+                        guard_rails=rails or None, auto_advance=auto_advance or None,
+                        reason=reason)
         _report(st, json_out)
 
     @app.command()

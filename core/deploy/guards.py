@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core.deploy.deployments import DeploymentState
+from core.deploy.deployments import DEFAULT_GUARD_RAILS, DeploymentState, check_guard_rails
 from core.deploy.telemetry import Counter
 
 
@@ -21,23 +21,24 @@ def judge(state: DeploymentState, stats: Counter) -> Verdict:
     """Roll back when the candidate's error rate or p99 crosses its rail over at least
     `min_requests`; with auto-advance on, step forward when it held over the step's window
     (and promote after the last step). Shadow candidates never serve, so they are only judged
-    by people through the scorecard."""
+    by people through the scorecard. Rails that are not valid (stored by an older release)
+    raise InvalidRequestError naming the field; the caller's loop reports it per model."""
     if state.candidate is None or state.mode != "canary":
         return Verdict("hold", "no canary running")
-    rails = state.guard_rails
+    rails = {**DEFAULT_GUARD_RAILS, **check_guard_rails(state.guard_rails)}
     summary = stats.summary()
     n = stats.count
-    min_requests = int(rails.get("min_requests", 100))
+    min_requests = rails["min_requests"]
     if n < min_requests:
         return Verdict("hold", f"{n} of {min_requests} requests", metrics=summary)
     rate = summary["error_rate"]
-    if rate > float(rails.get("max_error_rate", 0.05)):
+    if rate > rails["max_error_rate"]:
         return Verdict("rollback", f"candidate error rate {rate:.1%} over {n} requests exceeds "
-                       f"{float(rails['max_error_rate']):.1%}", metrics=summary)
+                       f"{rails['max_error_rate']:.1%}", metrics=summary)
     p99 = summary["latency_p99_ms"]
-    if p99 is not None and p99 > float(rails.get("max_p99_ms", 1000.0)):
+    if p99 is not None and p99 > rails["max_p99_ms"]:
         return Verdict("rollback", f"candidate p99 latency {p99:g} ms over {n} requests exceeds "
-                       f"{float(rails['max_p99_ms']):g} ms", metrics=summary)
+                       f"{rails['max_p99_ms']:g} ms", metrics=summary)
     if not state.auto_advance:
         return Verdict("hold", "within guard rails", metrics=summary)
     later = [p for p in state.steps if p > state.percent]

@@ -18,11 +18,12 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from core.deploy import deployments as dep
+from core.deploy import guard_alert
 from core.deploy.cache import LoadedModel, ModelCache, probability_dicts
 from core.deploy.guards import Verdict, judge
 from core.deploy.router import _rng, route
 from core.deploy.telemetry import Telemetry, stats_since
-from core.errors import NotFoundError, SchemaMismatchError, WorkbenchError
+from core.errors import ConflictError, NotFoundError, SchemaMismatchError, WorkbenchError
 from core.settings import get_settings
 from core.store import PredictionLog, session_scope, utcnow
 
@@ -211,6 +212,7 @@ class Serving:
                                settings.batch_max_rows, settings.max_pending_requests,
                                settings.max_pending_rows)
         self.guard_log: list[dict[str, Any]] = []
+        self._guard_errors: dict[str, str] = {}  # model → last failure alerted
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refresher: threading.Thread | None = None
@@ -391,36 +393,74 @@ class Serving:
         return self.telemetry.flush()
 
     def check_guards(self) -> list[Verdict]:
-        """Judge every running canary this process knows about, and act on the verdict."""
+        """Judge every running canary this process knows about, and act on the verdict. One
+        model's failure (rails that are not valid, a database error on its row) is logged and
+        raised as a GUARD alert, and the loop carries on with the others."""
         acted = []
         for name in list(self._states):
             try:
-                st = self.state(name, fresh=True)
-            except NotFoundError:
-                self.forget(name)
+                verdict = self._guard(name)
+            except Exception as exc:
+                self._guard_failed(name, exc)
                 continue
-            if st.candidate is None or st.mode != "canary":
-                continue
-            verdict = judge(st, stats_since(name, st.candidate, st.step_started_at))
-            if verdict.action == "hold":
-                continue
-            kw = {"actor": "guard-rails", "reason": verdict.reason,
-                  "expect_candidate": st.candidate, "metrics": verdict.metrics or {}}
-            try:
-                if verdict.action == "rollback":
-                    dep.rollback(name, automatic=True, **kw)
-                elif verdict.action == "advance":
-                    dep.set_percent(name, verdict.percent or 100.0, **kw)
-                else:
-                    dep.promote(name, **kw)
-            except WorkbenchError as exc:  # another worker acted first
-                log.info("guard rail %s on %s skipped: %s", verdict.action, name, exc)
-                continue
-            self.forget(name)
-            self.guard_log.append({"model": name, "action": verdict.action,
-                                   "reason": verdict.reason, "at": utcnow().isoformat()})
-            acted.append(verdict)
+            if verdict is not None:
+                acted.append(verdict)
         return acted
+
+    def _guard(self, name: str) -> Verdict | None:
+        try:
+            st = self.state(name, fresh=True)
+        except NotFoundError:
+            self.forget(name)
+            return None
+        if st.candidate is None or st.mode != "canary":
+            self._guard_ok(name)
+            return None
+        verdict = judge(st, stats_since(name, st.candidate, st.step_started_at))
+        self._guard_ok(name)
+        if verdict.action == "hold":
+            return None
+        kw = {"actor": "guard-rails", "reason": verdict.reason,
+              "expect_candidate": st.candidate, "metrics": verdict.metrics or {}}
+        try:
+            if verdict.action == "rollback":
+                dep.rollback(name, automatic=True, **kw)
+            elif verdict.action == "advance":
+                dep.set_percent(name, verdict.percent or 100.0, **kw)
+            else:
+                dep.promote(name, **kw)
+        except ConflictError as exc:  # another worker or a person acted first
+            log.info("guard rail %s on %s skipped: %s", verdict.action, name, exc)
+            return None
+        self.forget(name)
+        self.guard_log.append({"model": name, "action": verdict.action,
+                               "reason": verdict.reason, "at": utcnow().isoformat()})
+        return verdict
+
+    def _guard_failed(self, name: str, exc: Exception) -> None:
+        """Log and alert once per distinct failure (the loop ticks every second)."""
+        message = exc.message if isinstance(exc, WorkbenchError) else \
+            f"{type(exc).__name__}: {exc}"
+        cached = self._states.get(name)
+        version = cached[0].candidate if cached else None
+        text = (f"The guard rails of {name!r} could not judge its canary "
+                f"({name}:{version}), so it has no automatic rollback: {message} Fix the "
+                f"rails (deploy the candidate again with valid guard_rails) or roll it back.")
+        if self._guard_errors.get(name) == text:
+            log.debug("guard rails of %s still cannot run: %s", name, message)
+            return
+        log.error("guard rails of %s could not run", name, exc_info=exc)
+        self._guard_errors[name] = text
+        self.guard_log.append({"model": name, "action": "error", "reason": message,
+                               "at": utcnow().isoformat()})
+        try:
+            guard_alert.report(name, version, text)
+        except Exception:
+            log.exception("could not raise the guard-rail alert of %s", name)
+
+    def _guard_ok(self, name: str) -> None:
+        if self._guard_errors.pop(name, None) is not None:
+            guard_alert.clear(name)
 
     def tick(self) -> list[Verdict]:
         self.flush()

@@ -16,7 +16,15 @@ from sqlmodel import Session, select
 from core.errors import ConflictError, NotFoundError, WorkbenchError
 from core.registry.artifacts import load_verified, save_pipeline
 from core.settings import get_settings
-from core.store import Alias, AliasEvent, ModelVersion, RegisteredModel, session_scope, utcnow
+from core.store import (
+    Alias,
+    AliasEvent,
+    Deployment,
+    ModelVersion,
+    RegisteredModel,
+    session_scope,
+    utcnow,
+)
 from core.store.audit import default_actor, record
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -44,8 +52,11 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _model(session: Session, name: str) -> RegisteredModel:
-    model = session.exec(select(RegisteredModel).where(RegisteredModel.name == name)).first()
+def _model(session: Session, name: str, *, lock: bool = False) -> RegisteredModel:
+    """The model row; `lock` holds it (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE
+    already serialises writers) so alias moves and deployment changes of one model queue."""
+    query = select(RegisteredModel).where(RegisteredModel.name == name)
+    model = session.exec(query.with_for_update() if lock else query).first()
     if model is None:
         raise NotFoundError(f"No model named {name!r}. List models with `workbench models`.")
     return model
@@ -208,41 +219,76 @@ def library_mismatch(mv: ModelVersion) -> dict[str, Any] | None:
 def set_alias(name: str, version: int, alias: str, *, actor: str | None = None,
               reason: str = "") -> AliasEvent:
     """Point an alias at a version; every move is an AliasEvent plus an audit entry."""
+    check_alias_name(alias)
+    with session_scope(write=True) as s:
+        model = _model(s, name, lock=True)
+        return move_alias(s, model, version, alias, actor=actor, reason=reason)
+
+
+def check_alias_name(alias: str) -> str:
     if not ALIAS_RE.match(alias):
         raise WorkbenchError(f"{alias!r} is not a valid alias: use a letter followed by letters, "
                              "digits, '_' or '-'.")
     if alias.isdigit():
         raise WorkbenchError("An alias cannot be a number.")
-    with session_scope(write=True) as s:
-        model = _model(s, name)
-        mv = s.exec(select(ModelVersion).where(ModelVersion.model_id == model.id,
-                                               ModelVersion.version == version)).first()
-        if mv is None:
-            raise NotFoundError(f"Model {name!r} has no version {version}.")
-        if mv.archived:
-            raise ConflictError(f"{name}:{version} is archived; unarchive it before pointing "
-                                f"{alias!r} at it.")
-        row = s.exec(select(Alias).where(Alias.model_id == model.id, Alias.name == alias)
-                     .with_for_update()).first()
-        previous = row.version if row else None
-        if row is None:
-            row = Alias(model_id=model.id, name=alias, version=version)
-        row.version, row.updated_at = version, utcnow()
-        s.add(row)
-        event = AliasEvent(model_id=model.id, alias=alias, from_version=previous,
-                           to_version=version, actor=actor or default_actor(), reason=reason)
-        s.add(event)
-        record(s, "alias.move", f"model:{name}", actor=actor, reason=reason, alias=alias,
-               from_version=previous, to_version=version)
-        return event
+    return alias
+
+
+def move_alias(s: Session, model: RegisteredModel, version: int, alias: str, *,
+               actor: str | None = None, reason: str = "") -> AliasEvent:
+    """`set_alias` inside the caller's transaction, so a deployment change can read its state,
+    decide and move `production` as one unit (the caller should hold the model row's lock,
+    which `_model(..., lock=True)` and `core.deploy` take). Moving `production` also keeps the
+    model's deployment row in step with it."""
+    check_alias_name(alias)
+    name = model.name
+    mv = s.exec(select(ModelVersion).where(ModelVersion.model_id == model.id,
+                                           ModelVersion.version == version)).first()
+    if mv is None:
+        raise NotFoundError(f"Model {name!r} has no version {version}.")
+    if mv.archived:
+        raise ConflictError(f"{name}:{version} is archived; unarchive it before pointing "
+                            f"{alias!r} at it.")
+    row = s.exec(select(Alias).where(Alias.model_id == model.id, Alias.name == alias)
+                 .with_for_update()).first()
+    previous = row.version if row else None
+    if row is None:
+        row = Alias(model_id=model.id, name=alias, version=version)
+    row.version, row.updated_at = version, utcnow()
+    s.add(row)
+    event = AliasEvent(model_id=model.id, alias=alias, from_version=previous,
+                       to_version=version, actor=actor or default_actor(), reason=reason)
+    s.add(event)
+    record(s, "alias.move", f"model:{name}", actor=actor, reason=reason, alias=alias,
+           from_version=previous, to_version=version)
+    if alias == PRODUCTION:
+        _sync_deployment(s, model.id, version)
+    return event
+
+
+def _sync_deployment(s: Session, model_id: int, production: int | None) -> None:
+    """The deployment row records the production version too: keep it equal to the alias
+    whoever moves the alias (`workbench alias`, the UI, a promotion)."""
+    row = s.exec(select(Deployment).where(Deployment.model_id == model_id)
+                 .with_for_update()).first()
+    if row is None or row.stable_version == production:
+        return
+    row.stable_version = production
+    if row.candidate_version == production:  # the candidate became production: it is done
+        row.candidate_version, row.percent, row.step_started_at = None, 0.0, None
+    row.revision = (row.revision or 0) + 1
+    row.updated_at = utcnow()
+    s.add(row)
 
 
 def remove_alias(name: str, alias: str, *, actor: str | None = None, reason: str = "") -> None:
     with session_scope(write=True) as s:
-        model = _model(s, name)
+        model = _model(s, name, lock=True)
         row = s.exec(select(Alias).where(Alias.model_id == model.id, Alias.name == alias)).first()
         if row is None:
             raise NotFoundError(f"Model {name!r} has no alias {alias!r}.")
+        if alias == PRODUCTION:
+            _sync_deployment(s, model.id, None)
         s.add(AliasEvent(model_id=model.id, alias=alias, from_version=row.version,
                          to_version=None, actor=actor or default_actor(), reason=reason))
         record(s, "alias.remove", f"model:{name}", actor=actor, reason=reason, alias=alias,

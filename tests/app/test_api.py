@@ -280,3 +280,40 @@ def test_auto_advance_steps_through_and_promotes(client: TestClient) -> None:
             break
     assert seen == ["advance", "advance", "promote"]
     assert client.get("/v1/models/churn").json()["aliases"]["production"] == 2
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    (b'{"max_error_rate": -1}', "guard_rails.max_error_rate"),
+    (b'{"max_p99_ms": -100}', "guard_rails.max_p99_ms"),
+    (b'{"min_requests": 1e308}', "guard_rails.min_requests"),
+    (b'{"min_requests": Infinity}', "guard_rails.min_requests"),
+    (b'{"max_error_rate": NaN}', "guard_rails.max_error_rate")])
+def test_bad_guard_rails_are_422_naming_the_field(client: TestClient, raw: bytes,
+                                                  field: str) -> None:
+    before = client.get("/v1/deployments/churn").json()
+    body = b'{"version": 2, "percent": 10, "guard_rails": ' + raw + b"}"
+    resp = client.post("/v1/deployments/churn", content=body,
+                       headers={"content-type": "application/json"})
+    assert field in _error(resp, 422, "invalid_request")["detail"]
+    after = client.get("/v1/deployments/churn").json()
+    assert (after["candidate"], after["revision"]) == (None, before["revision"])
+
+
+def test_rollback_racing_promote_through_the_api_one_is_409(client: TestClient) -> None:
+    """The HTTP face of tests/core/test_deploy_races.py: both requests start together, one
+    answers 200 and the other 409 `conflict`; a 200 rollback leaves version 1 in production."""
+    from tests.core.test_deploy_races import race
+
+    for _ in range(10):
+        assert client.post("/v1/deployments/churn", json={"version": 2, "percent": 10}
+                           ).status_code == 200
+        rolled, promoted = race(lambda: client.post("/v1/deployments/churn/rollback"),
+                                lambda: client.post("/v1/deployments/churn/promote"))
+        assert sorted((rolled.status_code, promoted.status_code)) == [200, 409]
+        loser = rolled if rolled.status_code == 409 else promoted
+        _error(loser, 409, "conflict")
+        production = client.get("/v1/models/churn").json()["aliases"]["production"]
+        assert production == (1 if rolled.status_code == 200 else 2)
+        if production == 2:  # back to 1 as stable for the next round
+            client.post("/v1/deployments/churn", json={"version": 1, "percent": 10})
+            client.post("/v1/deployments/churn/promote")

@@ -42,3 +42,17 @@ def test_cli_refusals_exit_2_without_traceback(home: Path) -> None:
                  ["deploy", "churn", "4"], ["promote", "churn"], ["rollback", "churn"]):
         result = run(*args, code=2)
         assert "Traceback" not in result.output and "error" in result.output
+
+
+def test_cli_guard_rails_are_checked_and_name_the_option(home: Path) -> None:
+    register()
+    register(seed=1)
+    run("deploy", "churn", "1")
+    for option, value in (("--min-requests", "inf"), ("--min-requests", "1e308"),
+                          ("--max-error-rate", "-1"), ("--max-p99-ms", "-100")):
+        result = run("deploy", "churn", "2", option, value, code=2)
+        assert option in result.output and "Traceback" not in result.output
+    doc = json.loads(run("deploy", "churn", "2", "--min-requests", "20", "--max-p99-ms",
+                         "250", "--json").stdout)
+    assert doc["guard_rails"] == {"max_error_rate": 0.05, "max_p99_ms": 250.0,
+                                  "min_requests": 20}
