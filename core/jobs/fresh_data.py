@@ -32,6 +32,7 @@ from core.store import (
 )
 
 TRAINED_STATES = ("PENDING", "RUNNING", "PAUSED", "COMPLETED")
+FEEDBACK_SOURCE = "feedback to {model}"  # source_filename of the tables built here
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def retrain_data(model: str, version: int | None = None, *,
     new dataset (the newest upload plus fed-back rows)."""
     base, job, source = _base(model, version)
     target = job.target if job is not None else base.target
-    latest = _newest_compatible(source)
+    latest = _newest_compatible(model, source)
     market = bool(job is not None and (job.settings or {}).get("market"))
     labelled = [] if market else _labelled_rows(model, latest, base, target)
     dataset = latest
@@ -59,7 +60,8 @@ def retrain_data(model: str, version: int | None = None, *,
         frame = _union(load_frame(latest), labelled)
         dataset = store_frame(frame, name=f"{latest.name}+feedback",
                               fingerprint=fingerprint_frame(frame),
-                              source_filename=f"feedback to {model}", actor=actor).dataset
+                              source_filename=FEEDBACK_SOURCE.format(model=model),
+                              actor=actor).dataset
     return RetrainData(base, job, target, dataset, len(labelled),
                        new=not _trained_on(model, dataset.id))
 
@@ -88,13 +90,16 @@ def _columns(ds: Dataset) -> list[str]:
     return [c["name"] for c in ds.columns]
 
 
-def _newest_compatible(source: Dataset) -> Dataset:
-    """The newest dataset stored after `source` that has all of its columns, else `source`."""
+def _newest_compatible(model: str, source: Dataset) -> Dataset:
+    """The newest dataset stored after `source` that has all of its columns, else `source`
+    (another model's feedback tables are not this model's data)."""
     needed = set(_columns(source))
     with session_scope() as s:
         newer = s.exec(select(Dataset).where(Dataset.id > source.id)
                        .order_by(Dataset.id.desc())).all()
-    return next((d for d in newer if needed <= set(_columns(d))), source)
+    return next((d for d in newer if needed <= set(_columns(d)) and (
+        not d.source_filename.startswith(FEEDBACK_SOURCE.format(model=""))
+        or d.source_filename == FEEDBACK_SOURCE.format(model=model))), source)
 
 
 def _labelled_rows(model: str, since: Dataset, base: ModelVersion,

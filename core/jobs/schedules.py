@@ -129,7 +129,7 @@ def retrain_for_alert(model: str, version: int | None) -> str:
     with session_scope() as s:
         active = ledger.active_job(s, model)
     if active is not None:
-        return f"retrain job {active.id} ({active.state}) already covers this alert"
+        return f"job {active.id} ({active.state}) of {model} already covers this alert"
     data = retrain_data(model, version, actor="alert")
     if not data.new:
         return (f"no data newer than version {version or data.base.version}; upload labelled "
@@ -138,7 +138,7 @@ def retrain_for_alert(model: str, version: int | None) -> str:
         data.dataset, data.target, name=model, trigger="alert", actor="alert",
         **_last_settings(data, None)))
     if not created:
-        return f"retrain job {job.id} ({job.state}) already covers this alert"
+        return f"job {job.id} ({job.state}) of {model} already covers this alert"
     fed_back = f" with {data.feedback_rows} fed-back rows" if data.feedback_rows else ""
     return (f"retrain job {job.id} queued on dataset {data.dataset.id}{fed_back} "
             "(promotion-gated)")

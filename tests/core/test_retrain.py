@@ -104,7 +104,7 @@ def test_many_drift_alerts_queue_one_retrain_on_the_newer_data(imported: int,
     assert (job.dataset_id, job.target, job.state) == (new_id, "cultivar", "PENDING")
     actions = sorted(a.action for a in list_alerts("wine"))
     assert sum(f"retrain job {job.id} queued" in a for a in actions) == 1
-    assert sum(f"retrain job {job.id} (PENDING) already covers" in a for a in actions) == 3
+    assert sum(f"job {job.id} (PENDING) of wine already covers" in a for a in actions) == 3
     # once that data has been trained on, the same data is not new any more
     ledger.transition(job.id, ledger.RUNNING)
     ledger.transition(job.id, ledger.COMPLETED)
@@ -151,7 +151,8 @@ def test_racing_monitors_queue_one_retrain(backend: str, tmp_path: Path) -> None
         barrier = threading.Barrier(threads_n)
         errors: list[BaseException] = []
 
-        def monitor(i: int, round_: int = round_, barrier: threading.Barrier = barrier) -> None:
+        def monitor(i: int, round_: int = round_, barrier: threading.Barrier = barrier,
+                    errors: list[BaseException] = errors) -> None:
             try:
                 barrier.wait()
                 drift(1, [f"r{round_}-f{i}"])
@@ -180,7 +181,7 @@ def test_queueing_once_per_model_holds_under_a_race(backend: str) -> None:
         barrier = threading.Barrier(4)
         created: list[bool] = []
 
-        def queue(barrier: threading.Barrier = barrier) -> None:
+        def queue(barrier: threading.Barrier = barrier, created: list[bool] = created) -> None:
             barrier.wait()
             _, new = ledger.create_job_once(model_name="churn", target="y", task="binary",
                                             metric="roc_auc", trigger="alert")
