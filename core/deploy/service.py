@@ -240,7 +240,8 @@ class Serving:
         if self.settings.log_predictions:
             self.telemetry.log(request_id=request_id, model_name=name, version=answer.version,
                                predictions=answer.predictions, shadow_version=shadow,
-                               records=records, created_at=utcnow())
+                               records=records if self.settings.log_inputs else None,
+                               created_at=utcnow())
         if shadow is not None:
             asyncio.get_running_loop().run_in_executor(
                 self._side_pool, self._shadow, name, shadow, records, request_id)

@@ -137,6 +137,27 @@ def test_fed_back_served_rows_join_the_retrain_data(imported: int) -> None:
     assert "with 12 fed-back rows" in list_alerts("wine")[0].action
 
 
+def test_request_rows_are_logged_unless_switched_off(home: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from core.deploy.service import Serving
+    from core.store import RequestInput
+    from tests.core.test_deploy import record, register
+
+    register("churn")
+    deploy("churn", 1, 100)
+    for switch, expect in (("true", [[record(1)]]), ("false", [])):
+        monkeypatch.setenv("WORKBENCH_LOG_INPUTS", switch)
+        serving = Serving()
+        answer = asyncio.run(serving.predict("churn", [record(1)]))
+        serving.stop()  # flushes
+        with session_scope() as s:
+            rows = s.exec(select(RequestInput.rows).where(
+                RequestInput.request_id == answer.request_id)).all()
+        assert [list(r) for r in rows] == expect
+
+
 @pytest.mark.slow
 def test_racing_monitors_queue_one_retrain(backend: str, tmp_path: Path) -> None:
     """Monitors in several processes open alerts for one model at the same moment."""
