@@ -70,14 +70,22 @@ class FeedbackRequest(BaseModel):
                                     "request.")
 
 
+TARGET_HELP = ("The column of the records holding the true values. Needed for a version that "
+               "records no target (an imported one); otherwise it must be the version's own.")
+
+
 class EvaluateRequest(BaseModel):
     records: list[Record] = Field(min_length=1, max_length=1_000_000)
     version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    target: str | None = Field(default=None, min_length=1, max_length=500,
+                               description=TARGET_HELP)
 
 
 class CompareRequest(BaseModel):
     versions: list[str] = Field(min_length=1, max_length=20)
     records: list[Record] | None = Field(default=None, max_length=1_000_000)
+    target: str | None = Field(default=None, min_length=1, max_length=500,
+                               description=TARGET_HELP)
 
 
 class LoadRequest(BaseModel):
@@ -418,7 +426,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
         if body.version is None:
             st = serving.state(name, fresh=True)
             ref = f"{name}:{st.stable}" if st.stable else name
-        return _evaluate(serving, ref, body.records)
+        return _evaluate(serving, ref, body.records, body.target)
 
     @app.post("/v1/models/compare", tags=["models"], responses=ERRORS)
     def compare(body: CompareRequest) -> dict[str, Any]:
@@ -428,7 +436,8 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
             row = {"ref": ref, "model": name, "version": mv.version, "task": mv.task,
                    "metric": mv.metric, "score": mv.score, "metrics": mv.metrics}
             if body.records:
-                row["evaluation"] = _evaluate(serving, f"{name}:{mv.version}", body.records)
+                row["evaluation"] = _evaluate(serving, f"{name}:{mv.version}", body.records,
+                                              body.target)
             rows.append(row)
         return {"versions": rows}
 
@@ -583,17 +592,32 @@ def _default_model(settings: Any) -> str:
                         f"({len(deployed)} models are deployed).")
 
 
-def _evaluate(serving: Serving, ref: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+def _target_column(name: str, mv: Any, requested: str | None) -> str:
+    """The version's recorded target, or for a version without one (imported) the request's."""
+    if not mv.target and not requested:
+        raise dep.InvalidRequestError(
+            f"{name}:{mv.version} records no target column (it was imported), so the request "
+            'must say which column holds the true values: add "target": "COLUMN" to the body.')
+    if mv.target and requested and requested != mv.target:
+        raise dep.InvalidRequestError(
+            f"{name}:{mv.version} predicts {mv.target!r}, but the request names target "
+            f"{requested!r}: leave out \"target\" or send {mv.target!r}.")
+    return mv.target or requested  # type: ignore[return-value]
+
+
+def _evaluate(serving: Serving, ref: str, records: list[dict[str, Any]],
+              requested_target: str | None = None) -> dict[str, Any]:
     from core.automl.metrics import all_scores
 
     name, mv = resolve(ref)
+    target = _target_column(name, mv, requested_target)
     lm = serving.warm(name, mv.version)
-    if any(mv.target not in r for r in records):
-        raise dep.InvalidRequestError(f"Every record needs the target column {mv.target!r} to "
+    if any(target not in r for r in records):
+        raise dep.InvalidRequestError(f"Every record needs the target column {target!r} to "
                                       "evaluate.")
-    y = [r[mv.target] for r in records]
+    y = [r[target] for r in records]
     if any(v is None for v in y):
-        raise dep.InvalidRequestError(f"The target column {mv.target!r} has empty values.")
+        raise dep.InvalidRequestError(f"The target column {target!r} has empty values.")
     preds, proba = score(lm, records)
     if lm.classes is not None:
         y_arr = np.asarray([_as_label(v, lm.classes) for v in y], dtype=object)
@@ -603,9 +627,10 @@ def _evaluate(serving: Serving, ref: str, records: list[dict[str, Any]]) -> dict
         try:
             y_arr = np.asarray(y, dtype=float)
         except (TypeError, ValueError):
-            raise dep.InvalidRequestError(f"The target {mv.target!r} must be numeric.") from None
+            raise dep.InvalidRequestError(f"The target {target!r} must be numeric.") from None
         metrics = all_scores(mv.task, y_arr, np.asarray(preds, dtype=float))
-    return {"model": name, "version": mv.version, "rows": len(records), "metrics": metrics}
+    return {"model": name, "version": mv.version, "rows": len(records), "target": target,
+            "metrics": metrics}
 
 
 def _as_label(value: Any, classes: list[Any]) -> Any:

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     log_predictions: bool = Field(
         default=True, validation_alias=AliasChoices("WORKBENCH_LOG_PREDICTIONS",
                                                    "log_predictions"))
+    # The rows each logged request scored, so fed-back labels can become training data
+    # (core.jobs.fresh_data); off saves the extra insert per request in the telemetry flush.
+    log_inputs: bool = Field(
+        default=True, validation_alias=AliasChoices("WORKBENCH_LOG_INPUTS", "log_inputs"))
     default_model: str | None = Field(
         default=None, validation_alias=AliasChoices("WORKBENCH_DEFAULT_MODEL", "default_model"))
 

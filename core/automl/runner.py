@@ -41,14 +41,22 @@ class RunOutcome:
     dataset: Dataset
 
 
-def submit(dataset: Dataset | int | str | Path, target: str, *, name: str | None = None,
-           task: str | None = None, metric: str | None = None, budget: float = 60.0,
-           seed: int = 0, time_column: str | None = None, estimators: list[str] | None = None,
-           params: dict[str, Any] | None = None, sampler: str = "tpe", ensemble: bool = True,
-           market: dict[str, Any] | None = None, trigger: str = "manual",
-           schedule_id: int | None = None, state: str = ledger.PENDING,
-           actor: str | None = None) -> Job:
-    """Validate a training request completely, then store its dataset and queue the job.
+def submit(dataset: Dataset | int | str | Path, target: str, **request: Any) -> Job:
+    """Validate a training request completely, then store its dataset and queue the job
+    (the request's options are those of `job_fields`)."""
+    return ledger.create_job(**job_fields(dataset, target, **request))
+
+
+def job_fields(dataset: Dataset | int | str | Path, target: str, *, name: str | None = None,
+               task: str | None = None, metric: str | None = None, budget: float = 60.0,
+               seed: int = 0, time_column: str | None = None,
+               estimators: list[str] | None = None, params: dict[str, Any] | None = None,
+               sampler: str = "tpe", ensemble: bool = True,
+               market: dict[str, Any] | None = None, trigger: str = "manual",
+               schedule_id: int | None = None, state: str = ledger.PENDING,
+               actor: str | None = None) -> dict[str, Any]:
+    """Validate a training request completely and store its dataset; returns the fields of
+    the job to queue (`ledger.create_job`).
 
     `dataset` is a stored Dataset, its id, or a path to a CSV/Parquet file. Nothing is
     written when the data, target, task, metric, estimator or parameters are wrong.
@@ -81,10 +89,10 @@ def submit(dataset: Dataset | int | str | Path, target: str, *, name: str | None
     settings = {"budget": budget, "seed": seed, "time_column": time_column, "task": task,
                 "metric": metric, "estimators": estimators, "params": params,
                 "sampler": sampler, "ensemble": ensemble, "market": market}
-    return ledger.create_job(model_name=model_name, target=target, task=data.task,
-                             metric=data.metric.name, kind="fixed" if params else "search",
-                             dataset_id=ds.id, settings=settings, state=state,
-                             trigger=trigger, schedule_id=schedule_id, actor=actor)
+    return dict(model_name=model_name, target=target, task=data.task,
+                metric=data.metric.name, kind="fixed" if params else "search",
+                dataset_id=ds.id, settings=settings, state=state, trigger=trigger,
+                schedule_id=schedule_id, actor=actor)
 
 
 def execute(job_id: int, *, progress: ProgressFn | None = None,

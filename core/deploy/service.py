@@ -286,6 +286,7 @@ class Serving:
         if self.settings.log_predictions:
             self.telemetry.log(request_id=request_id, model_name=name, version=answer.version,
                                predictions=answer.predictions, shadow_version=shadow,
+                               records=records if self.settings.log_inputs else None,
                                created_at=utcnow())
         if shadow is not None:
             asyncio.get_running_loop().run_in_executor(

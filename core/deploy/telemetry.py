@@ -17,11 +17,12 @@ import numpy as np
 from sqlalchemy import insert, update
 from sqlmodel import select
 
-from core.store import PredictionLog, RequestSample, ServingStat, session_scope
+from core.store import PredictionLog, RequestInput, RequestSample, ServingStat, session_scope
 
 BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]  # + overflow
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 SAMPLE_ROWS = 100  # scored rows kept per version per flush for live drift
+MAX_LOGGED_ROWS = 10_000  # a bigger request's rows are not kept (its label cannot train)
 _rng = np.random.default_rng(0)
 
 
@@ -194,8 +195,16 @@ class Telemetry:
                     if logs:  # one executemany, not an ORM object per request
                         s.exec(insert(PredictionLog.__table__), params=[
                             {"shadow_version": None, "shadow_predictions": None,
-                             "shadow_error": None, "actual": None, "feedback_at": None, **row}
+                             "shadow_error": None, "actual": None, "feedback_at": None,
+                             **{k: v for k, v in row.items() if k != "records"}}
                             for row in logs])
+                        inputs = [{"request_id": row["request_id"],
+                                   "model_name": row["model_name"],
+                                   "rows": _jsonable_rows(row["records"]),
+                                   "created_at": row["created_at"]} for row in logs
+                                  if 0 < len(row.get("records") or ()) <= MAX_LOGGED_ROWS]
+                        if inputs:
+                            s.exec(insert(RequestInput.__table__), params=inputs)
                     for (name, version), (seen, rows) in samples.items():
                         s.add(RequestSample(model_name=name, version=version, seen=seen,
                                             rows=_jsonable_rows(rows)))

@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import select
 
 from core.errors import ConflictError, NotFoundError
-from core.store import Job, JobTransition, Trial, session_scope, utcnow
+from core.store import Job, JobTransition, RegisteredModel, Trial, session_scope, utcnow
 from core.store.audit import record
 
 PENDING, RUNNING, PAUSED = "PENDING", "RUNNING", "PAUSED"
@@ -31,17 +31,48 @@ def create_job(*, model_name: str, target: str, task: str, metric: str, kind: st
                state: str = PENDING, trigger: str = "manual", schedule_id: int | None = None,
                actor: str | None = None) -> Job:
     with session_scope(write=True) as s:
-        job = Job(kind=kind, model_name=model_name, target=target, task=task, metric=metric,
-                  dataset_id=dataset_id, settings=settings or {}, state=state,
-                  trigger=trigger, schedule_id=schedule_id,
-                  started_at=utcnow() if state == RUNNING else None,
-                  worker_id=f"foreground:{os.getpid()}" if state == RUNNING else None,
-                  heartbeat_at=utcnow() if state == RUNNING else None)
-        s.add(job)
-        s.flush()
-        s.add(JobTransition(job_id=job.id, from_state=None, to_state=state, reason="created"))
-        record(s, "job.create", f"job:{job.id}", actor=actor, model=model_name, kind=kind)
-        return job
+        return _add_job(s, model_name=model_name, target=target, task=task, metric=metric,
+                        kind=kind, dataset_id=dataset_id, settings=settings, state=state,
+                        trigger=trigger, schedule_id=schedule_id, actor=actor)
+
+
+def create_job_once(*, model_name: str, **fields: Any) -> tuple[Job, bool]:
+    """Queue a job for `model_name` unless one is already pending, running or paused:
+    returns (that job, False) then, else (the new job, True). The check and the insert are
+    one transaction holding the model's row lock (SQLite: the write lock), so two processes
+    racing here queue one job between them."""
+    with session_scope(write=True) as s:
+        s.exec(select(RegisteredModel.id).where(RegisteredModel.name == model_name)
+               .with_for_update()).first()
+        active = active_job(s, model_name)
+        if active is not None:
+            return active, False
+        return _add_job(s, model_name=model_name, **fields), True
+
+
+def active_job(s: Any, model_name: str) -> Job | None:
+    """The oldest job of the model that has not finished yet, if any."""
+    return s.exec(select(Job).where(Job.model_name == model_name,
+                                    Job.state.in_((PENDING, RUNNING, PAUSED)))
+                  .order_by(Job.id)).first()
+
+
+def _add_job(s: Any, *, model_name: str, target: str, task: str, metric: str,
+             kind: str = "search", dataset_id: int | None = None,
+             settings: dict[str, Any] | None = None, state: str = PENDING,
+             trigger: str = "manual", schedule_id: int | None = None,
+             actor: str | None = None) -> Job:
+    job = Job(kind=kind, model_name=model_name, target=target, task=task, metric=metric,
+              dataset_id=dataset_id, settings=settings or {}, state=state,
+              trigger=trigger, schedule_id=schedule_id,
+              started_at=utcnow() if state == RUNNING else None,
+              worker_id=f"foreground:{os.getpid()}" if state == RUNNING else None,
+              heartbeat_at=utcnow() if state == RUNNING else None)
+    s.add(job)
+    s.flush()
+    s.add(JobTransition(job_id=job.id, from_state=None, to_state=state, reason="created"))
+    record(s, "job.create", f"job:{job.id}", actor=actor, model=model_name, kind=kind)
+    return job
 
 
 def transition(job_id: int, to_state: str, reason: str = "", **fields: Any) -> Job:

@@ -15,8 +15,10 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from core.errors import NotFoundError, WorkbenchError
+from core.jobs import ledger
+from core.jobs.fresh_data import RetrainData, retrain_data
 from core.settings import get_settings
-from core.store import Dataset, Job, ModelVersion, RegisteredModel, Schedule, session_scope, utcnow
+from core.store import Job, RegisteredModel, Schedule, session_scope, utcnow
 from core.store.audit import record
 
 DAILY_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
@@ -107,33 +109,47 @@ def cpu_seconds_today() -> float:
 
 def retrain(model: str, *, trigger: str = "api", schedule_id: int | None = None,
             settings: dict[str, Any] | None = None, actor: str | None = None) -> Job:
-    """Queue a job with the model's last settings on its latest data: the newest dataset
-    with the same name as the one its latest version was trained on."""
+    """Queue a job with the model's last settings on its latest data: the newest version
+    that recorded its training data (an imported version records none) gives the dataset,
+    target and settings; the newest upload with that dataset's columns, plus the served rows
+    fed back since, is what it trains on (`core.jobs.fresh_data`)."""
     from core.automl.runner import submit
 
+    data = retrain_data(model, actor=actor)
+    return submit(data.dataset, data.target, name=model, trigger=trigger,
+                  schedule_id=schedule_id, actor=actor, **_last_settings(data, settings))
+
+
+def retrain_for_alert(model: str, version: int | None) -> str:
+    """What an alert with retrain_on_alert does, in the words the alert shows: queue one
+    promotion-gated job per model however many alerts fire (one already pending or running
+    covers them all), and only when there is data no version was trained on yet."""
+    from core.automl.runner import job_fields
+
     with session_scope() as s:
-        row = s.exec(select(ModelVersion, Job).join(RegisteredModel)
-                     .join(Job, Job.id == ModelVersion.job_id, isouter=True)
-                     .where(RegisteredModel.name == model)
-                     .order_by(ModelVersion.version.desc())).first()
-        if row is None:
-            raise NotFoundError(f"No model named {model!r} with a version to retrain.")
-        mv, job = row
-        source = s.get(Dataset, mv.dataset_id) if mv.dataset_id else None
-        if source is None:
-            raise WorkbenchError(f"{model}:{mv.version} has no recorded dataset, so there is "
-                                 "no 'latest data' to retrain on. Train it with "
-                                 "`workbench automl` first.")
-        latest = s.exec(select(Dataset).where(Dataset.name == source.name)
-                        .order_by(Dataset.id.desc())).first()
-    last = dict(job.settings) if job is not None else {}
-    last.update(settings or {})
+        active = ledger.active_job(s, model)
+    if active is not None:
+        return f"job {active.id} ({active.state}) of {model} already covers this alert"
+    data = retrain_data(model, version, actor="alert")
+    if not data.new:
+        return (f"no data newer than version {version or data.base.version}; upload labelled "
+                "data or send feedback to retrain")
+    job, created = ledger.create_job_once(**job_fields(
+        data.dataset, data.target, name=model, trigger="alert", actor="alert",
+        **_last_settings(data, None)))
+    if not created:
+        return f"job {job.id} ({job.state}) of {model} already covers this alert"
+    fed_back = f" with {data.feedback_rows} fed-back rows" if data.feedback_rows else ""
+    return (f"retrain job {job.id} queued on dataset {data.dataset.id}{fed_back} "
+            "(promotion-gated)")
+
+
+def _last_settings(data: RetrainData, override: dict[str, Any] | None) -> dict[str, Any]:
+    last = dict(data.job.settings) if data.job is not None else {}
+    last.update(override or {})
     keys = ("task", "metric", "budget", "seed", "time_column", "estimators", "params",
             "sampler", "ensemble", "market")
-    request = {k: last[k] for k in keys if k in last and last[k] is not None}
-    target = job.target if job is not None else mv.target  # market jobs: the price column
-    return submit(latest, target, name=model, trigger=trigger, schedule_id=schedule_id,
-                  actor=actor, **request)
+    return {k: last[k] for k in keys if k in last and last[k] is not None}
 
 
 def fire_due(now: datetime | None = None) -> list[int]:

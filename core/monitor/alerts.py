@@ -130,13 +130,12 @@ def _act(alert: Alert, cfg: MonitorConfig) -> None:
     if (rolled_back := _rollback(alert, cfg)) is not None:
         actions.append(rolled_back)
     if cfg.retrain_on_alert and alert.kind in ("DRIFT", "PERFORMANCE"):
-        from core.jobs.schedules import retrain
+        from core.jobs.schedules import retrain_for_alert
 
         try:
-            job = retrain(alert.model_name, trigger="alert", actor="alert")
-            actions.append(f"retrain job {job.id} queued (promotion-gated)")
+            actions.append(retrain_for_alert(alert.model_name, alert.version))
         except WorkbenchError as exc:
-            actions.append(f"retrain not possible: {exc.message}")
+            actions.append(f"retrain not possible: {exc.message}"[:300])
     if actions:
         with session_scope() as s:
             row = s.get(Alert, alert.id)

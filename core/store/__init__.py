@@ -14,6 +14,7 @@ from core.store.tables import (
     MonitorConfig,
     PredictionLog,
     RegisteredModel,
+    RequestInput,
     RequestSample,
     Schedule,
     ServingStat,
@@ -25,7 +26,7 @@ from core.store.tables import (
 __all__ = [
     "Alert", "Alias", "AliasEvent", "AuditEvent", "Dataset", "Deployment", "Job",
     "JobTransition", "ModelVersion", "MonitorConfig", "PredictionLog", "RegisteredModel",
-    "RequestSample",
+    "RequestInput", "RequestSample",
     "Schedule", "ServingStat", "Trial", "Worker", "exclusive", "get_engine", "reset_engines",
     "session_scope", "utcnow",
 ]

@@ -260,6 +260,17 @@ class PredictionLog(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+class RequestInput(SQLModel, table=True):
+    """The rows one logged request asked to score, kept beside its PredictionLog row (same
+    request id) so labels fed back later can become training data (`core.jobs.fresh_data`).
+    A table of its own so the monitor's prediction-log queries never load feature rows."""
+
+    request_id: str = Field(primary_key=True, max_length=64)
+    model_name: str = Field(index=True, max_length=200)
+    rows: list[dict[str, Any]] = _json(list)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class MonitorConfig(SQLModel, table=True):
     """Per-model alert rules and the actions alerts may take (opt-in)."""
 

@@ -1,0 +1,218 @@
+"""Retraining around imported versions and alerts that act: a retrain finds the data of the
+newest version that has any, an alert queues one job per model however many fire (also when
+monitors race), only on data no version was trained on, fed-back served rows included."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from app.cli import app
+from core.data.datasets import get_dataset, ingest_path, load_frame
+from core.deploy import deploy
+from core.jobs import ledger
+from core.monitor.alerts import Observation, list_alerts, observe, set_config
+from core.registry import resolve
+from core.store import Job, session_scope
+from tests.conftest import DATA
+
+runner = CliRunner()
+WINE = DATA / "wine.csv"
+
+
+def import_wine(tmp_path: Path) -> int:
+    """A scikit-learn pipeline trained elsewhere, imported as the next version of `wine`."""
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from core.registry.importer import import_model
+
+    frame = pd.read_csv(WINE)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
+        frame.drop(columns=["cultivar"]), frame["cultivar"])
+    sio.dump(pipe, tmp_path / "outside.skops")
+    return import_model("wine", tmp_path / "outside.skops").version
+
+
+@pytest.fixture
+def imported(home: Path, tmp_path: Path) -> int:
+    """wine:1 trained here (dataset, target, settings); wine:2 imported and in production."""
+    result = runner.invoke(app, ["train", str(WINE), "--target", "cultivar",
+                                 "--estimator", "linear"])
+    assert result.exit_code == 0, result.output
+    version = import_wine(tmp_path)
+    deploy("wine", version, 100)
+    return version
+
+
+def retrain_jobs() -> list[Job]:
+    with session_scope() as s:
+        return list(s.exec(select(Job).where(Job.trigger == "alert").order_by(Job.id)).all())
+
+
+def drift(version: int, features: list[str]) -> list:
+    return [observe(Observation("wine", version, "DRIFT", True, f"{f} drifted", 0.9, 0.1,
+                                feature=f)) for f in features]
+
+
+def newer_upload(tmp_path: Path, rows: int = 150) -> int:
+    """Newer labelled data of the same kind (the same columns, other rows)."""
+    path = tmp_path / "wine_new.csv"
+    pd.read_csv(WINE).sample(rows, random_state=1).to_csv(path, index=False)
+    return ingest_path(path).dataset.id
+
+
+def test_retrain_after_an_import_uses_the_newest_version_with_data(imported: int) -> None:
+    from core.jobs.schedules import create_schedule, fire_due, retrain
+
+    _, trained = resolve("wine:1")
+    assert resolve("wine@production")[1].version == imported
+    job = retrain("wine")
+    assert (job.dataset_id, job.target) == (trained.dataset_id, "cultivar")
+    assert job.settings["estimators"] == ["linear"]  # the trained version's settings
+    result = runner.invoke(app, ["retrain", "wine", "--json"])
+    assert result.exit_code == 0, result.output
+    sched = create_schedule("wine", "02:00")
+    (fired,) = fire_due(now=sched.next_run_at)
+    assert ledger.get_job(fired).dataset_id == trained.dataset_id
+
+
+def test_drift_alerts_without_newer_data_queue_nothing_and_say_so(imported: int) -> None:
+    set_config("wine", retrain_on_alert=True, consecutive=1)
+    opened = drift(imported, ["alcohol", "hue", "proline"])
+    assert all(a is not None for a in opened)
+    assert retrain_jobs() == []
+    for alert in list_alerts("wine"):
+        assert (f"no data newer than version {imported}; upload labelled data or send "
+                "feedback to retrain") in alert.action
+
+
+def test_many_drift_alerts_queue_one_retrain_on_the_newer_data(imported: int,
+                                                               tmp_path: Path) -> None:
+    set_config("wine", retrain_on_alert=True, consecutive=1)
+    new_id = newer_upload(tmp_path)
+    drift(imported, ["alcohol", "hue", "proline", "magnesium"])
+    (job,) = retrain_jobs()
+    assert (job.dataset_id, job.target, job.state) == (new_id, "cultivar", "PENDING")
+    actions = sorted(a.action for a in list_alerts("wine"))
+    assert sum(f"retrain job {job.id} queued" in a for a in actions) == 1
+    assert sum(f"job {job.id} (PENDING) of wine already covers" in a for a in actions) == 3
+    # once that data has been trained on, the same data is not new any more
+    ledger.transition(job.id, ledger.RUNNING)
+    ledger.transition(job.id, ledger.COMPLETED)
+    drift(imported, ["ash"])
+    assert len(retrain_jobs()) == 1
+    assert "no data newer" in list_alerts("wine")[0].action
+
+
+def test_fed_back_served_rows_join_the_retrain_data(imported: int) -> None:
+    from app.api import create_app
+
+    set_config("wine", retrain_on_alert=True, consecutive=1)
+    frame = pd.read_csv(WINE)
+    served = frame.sample(12, random_state=3)
+    with TestClient(create_app(background=False)) as client:
+        records = served.drop(columns=["cultivar"]).to_dict("records")
+        r = client.post("/v1/models/wine/predict", json={"records": records})
+        assert r.status_code == 200, r.text
+        unlabelled = client.post("/v1/models/wine/predict", json={"records": records[:3]})
+        assert unlabelled.status_code == 200
+        fb = client.post("/v1/models/wine/feedback", json={
+            "request_id": r.json()["request_id"], "actual": served["cultivar"].tolist()})
+        assert fb.status_code == 200, fb.text
+    drift(imported, ["alcohol"])
+    (job,) = retrain_jobs()
+    trained = load_frame(get_dataset(job.dataset_id))
+    assert len(trained) == len(frame) + 12  # the version's data plus the labelled rows only
+    tail = trained.tail(12).reset_index(drop=True)
+    pd.testing.assert_frame_equal(tail, served.reset_index(drop=True), check_dtype=False)
+    assert "with 12 fed-back rows" in list_alerts("wine")[0].action
+
+
+def test_request_rows_are_logged_unless_switched_off(home: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from core.deploy.service import Serving
+    from core.store import RequestInput
+    from tests.core.test_deploy import record, register
+
+    register("churn")
+    deploy("churn", 1, 100)
+    for switch, expect in (("true", [[record(1)]]), ("false", [])):
+        monkeypatch.setenv("WORKBENCH_LOG_INPUTS", switch)
+        serving = Serving()
+        answer = asyncio.run(serving.predict("churn", [record(1)]))
+        serving.stop()  # flushes
+        with session_scope() as s:
+            rows = s.exec(select(RequestInput.rows).where(
+                RequestInput.request_id == answer.request_id)).all()
+        assert [list(r) for r in rows] == expect
+
+
+@pytest.mark.slow
+def test_racing_monitors_queue_one_retrain(backend: str, tmp_path: Path) -> None:
+    """Monitors in several processes open alerts for one model at the same moment."""
+    result = runner.invoke(app, ["train", str(WINE), "--target", "cultivar",
+                                 "--estimator", "linear"])
+    assert result.exit_code == 0, result.output
+    deploy("wine", 1, 100)
+    set_config("wine", retrain_on_alert=True, consecutive=1)
+    newer_upload(tmp_path)
+    threads_n, rounds = 4, 30
+    for round_ in range(rounds):
+        barrier = threading.Barrier(threads_n)
+        errors: list[BaseException] = []
+
+        def monitor(i: int, round_: int = round_, barrier: threading.Barrier = barrier,
+                    errors: list[BaseException] = errors) -> None:
+            try:
+                barrier.wait()
+                drift(1, [f"r{round_}-f{i}"])
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=monitor, args=(i,)) for i in range(threads_n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        pending = [j for j in retrain_jobs() if j.state == "PENDING"]
+        assert len(pending) == 1, f"round {round_}: {len(pending)} retrain jobs queued"
+        ledger.transition(pending[0].id, ledger.CANCELLED, "test: next round")
+    assert len(retrain_jobs()) == rounds
+
+
+@pytest.mark.slow
+def test_queueing_once_per_model_holds_under_a_race(backend: str) -> None:
+    """The check-then-insert of `create_job_once` is one locked transaction."""
+    from tests.core.test_deploy import register
+
+    register("churn")  # the model row exists: it is what the racers lock
+    for round_ in range(30):
+        barrier = threading.Barrier(4)
+        created: list[bool] = []
+
+        def queue(barrier: threading.Barrier = barrier, created: list[bool] = created) -> None:
+            barrier.wait()
+            _, new = ledger.create_job_once(model_name="churn", target="y", task="binary",
+                                            metric="roc_auc", trigger="alert")
+            created.append(new)
+
+        threads = [threading.Thread(target=queue) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(created) == [False, False, False, True], f"round {round_}"
+        (job,) = [j for j in retrain_jobs() if j.state == "PENDING"]
+        ledger.transition(job.id, ledger.CANCELLED, "test: next round")
