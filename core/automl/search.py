@@ -51,6 +51,7 @@ GRID_POINTS = 4         # values per numeric parameter in grid search
 REFIT_SAFETY = 1.5      # the final refit is reserved at 1.5x its estimate
 ENSEMBLE_MIN_GAIN = 1e-4
 MAX_TRIAL_TRAIN_ROWS = 20_000
+IMPORTANCE_MAX_SHARE = 0.5  # importance taking more of the budget is skipped, with a note
 
 
 class SearchCancelled(Exception):
@@ -221,8 +222,14 @@ class _Search:
         k = max(len(self.incumbent.cv.scores), 1)
         per_fold = self.incumbent.cv.fit_time_s / k
         members = 3 if self.use_ensemble else 1
-        importance = _importance_seconds(self.data, self.incumbent)
+        importance = self._importance_reserve(self.incumbent)
         return REFIT_SAFETY * (members * per_fold * self.refit_scale + importance)
+
+    def _importance_reserve(self, best: TrialResult) -> float:
+        """Seconds to keep for permutation importance: none when it would take more than
+        IMPORTANCE_MAX_SHARE of the budget (wide tables), since it is then skipped."""
+        needed = _importance_seconds(self.data, best)
+        return needed if needed <= IMPORTANCE_MAX_SHARE * self.budget else 0.0
 
     def _run_trial(self, arm: Arm) -> None:
         number = len(self.trials)
@@ -305,7 +312,7 @@ class _Search:
             raise WorkbenchError("Every candidate failed to train, so no model was produced. "
                                  f"Reasons: {reasons}")
         best = max(ok, key=lambda t: self.data.metric.oriented(t.score))
-        importance = feature_importance(self.data, best.cv, self.seed)  # reserved in the loop
+        importance, skipped = self._importance(best)
         chosen, pipeline = best, None
         if self.use_ensemble and len(ok) > 1:
             chosen, pipeline = self._ensemble(ok, best)
@@ -318,10 +325,24 @@ class _Search:
         elapsed = time.monotonic() - self.started
         result = SearchResult(data=self.data, trials=self.trials, best=chosen,
                               pipeline=pipeline, evaluation=evaluation, elapsed_s=elapsed,
-                              budget_s=self.budget, notes=list(self.data.notes),
+                              budget_s=self.budget, notes=[*self.data.notes, *skipped],
                               best_single=best)
         result.suggestions = suggestions(result)
         return result
+
+    def _importance(self, best: TrialResult) -> tuple[list[dict[str, Any]], list[str]]:
+        """Permutation importance (reserved in the loop) when it fits in what is left of the
+        budget; on wide tables one shuffle per column can take minutes, so it is skipped
+        with a note rather than break the budget."""
+        needed = _importance_seconds(self.data, best)
+        left = self.end - time.monotonic()
+        if (needed > IMPORTANCE_MAX_SHARE * self.budget
+                or needed > max(left, 0.0) + 0.05 * self.budget):
+            return [], [f"Feature importance was not computed: shuffling each of the "
+                        f"{self.data.X.shape[1]} columns would take about {needed:.0f} s, "
+                        f"more than the {max(left, 0.0):.0f} s left of the budget. Give a "
+                        "larger budget to see it."]
+        return feature_importance(self.data, best.cv, self.seed), []
 
     def _ensemble(self, ok: list[TrialResult], best: TrialResult
                   ) -> tuple[TrialResult, Any]:
