@@ -27,7 +27,7 @@ MIN_ROWS = 30
 # 2-core reference machine (bench/wide.py), a search keeps its budget up to about this many
 # feature columns per second of budget; wider tables are refused before anything starts,
 # with the budget that would do.
-COLUMNS_PER_BUDGET_SECOND = 20
+COLUMNS_PER_BUDGET_SECOND = 10
 MIN_WIDTH_LIMIT = 100
 LEAK_CORRELATION = 0.9999      # |Pearson r| of a numeric feature with a numeric target
 LEAK_SAMPLE_ROWS = 50_000      # leak checks look at a sample of very large tables

@@ -51,7 +51,10 @@ GRID_POINTS = 4         # values per numeric parameter in grid search
 REFIT_SAFETY = 1.5      # the final refit is reserved at 1.5x its estimate
 ENSEMBLE_MIN_GAIN = 1e-4
 MAX_TRIAL_TRAIN_ROWS = 20_000
-IMPORTANCE_MAX_SHARE = 0.5  # importance taking more of the budget is skipped, with a note
+# Permutation importance needing more than half the budget and more than 5 s (wide tables:
+# one shuffle per column) is skipped with a note instead of breaking the budget.
+IMPORTANCE_MAX_SHARE = 0.5
+IMPORTANCE_MIN_S = 5.0
 
 
 class SearchCancelled(Exception):
@@ -226,10 +229,12 @@ class _Search:
         return REFIT_SAFETY * (members * per_fold * self.refit_scale + importance)
 
     def _importance_reserve(self, best: TrialResult) -> float:
-        """Seconds to keep for permutation importance: none when it would take more than
-        IMPORTANCE_MAX_SHARE of the budget (wide tables), since it is then skipped."""
+        """Seconds to keep for permutation importance: none when it will be skipped."""
         needed = _importance_seconds(self.data, best)
-        return needed if needed <= IMPORTANCE_MAX_SHARE * self.budget else 0.0
+        return 0.0 if self._skip_importance(needed) else needed
+
+    def _skip_importance(self, needed: float) -> bool:
+        return needed > max(IMPORTANCE_MAX_SHARE * self.budget, IMPORTANCE_MIN_S)
 
     def _run_trial(self, arm: Arm) -> None:
         number = len(self.trials)
@@ -331,17 +336,13 @@ class _Search:
         return result
 
     def _importance(self, best: TrialResult) -> tuple[list[dict[str, Any]], list[str]]:
-        """Permutation importance (reserved in the loop) when it fits in what is left of the
-        budget; on wide tables one shuffle per column can take minutes, so it is skipped
-        with a note rather than break the budget."""
+        """Permutation importance (reserved in the loop), or a note saying why not."""
         needed = _importance_seconds(self.data, best)
-        left = self.end - time.monotonic()
-        if (needed > IMPORTANCE_MAX_SHARE * self.budget
-                or needed > max(left, 0.0) + 0.05 * self.budget):
+        if self._skip_importance(needed):
             return [], [f"Feature importance was not computed: shuffling each of the "
                         f"{self.data.X.shape[1]} columns would take about {needed:.0f} s, "
-                        f"more than the {max(left, 0.0):.0f} s left of the budget. Give a "
-                        "larger budget to see it."]
+                        f"more than half of the {self.budget:g} s budget. Give a larger "
+                        "budget to see it."]
         return feature_importance(self.data, best.cv, self.seed), []
 
     def _ensemble(self, ok: list[TrialResult], best: TrialResult
