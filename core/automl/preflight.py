@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.automl.train import TrainingData
+from core.data.profile import check_target
 from core.errors import InvalidDataError
 from core.features.preprocess import used_columns
 
@@ -57,7 +58,8 @@ def check_shape(frame: pd.DataFrame, target: str, budget: float) -> None:
     """Refuse, before anything is profiled or trained, a table with too few rows to validate
     or too many columns for the budget."""
     if target in frame.columns:
-        _check_rows(int(frame[target].notna().sum()))
+        y = check_target(frame, target)  # empty or constant: its own message first
+        _check_rows(int(y.notna().sum()))
     check_width(frame.shape[1] - 1, budget)
 
 
