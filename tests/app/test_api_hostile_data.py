@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,7 +14,8 @@ from core.settings import get_settings
 
 
 @pytest.fixture
-def client(home: Path) -> Iterator[TestClient]:
+def client(backend: str) -> Iterator[TestClient]:
+    """On SQLite and on PostgreSQL."""
     with TestClient(create_app(background=False)) as c:
         yield c
 
