@@ -1,5 +1,5 @@
-"""Checks on prepared training data before a search starts: enough rows to validate, no
-feature that is the target under another name.
+"""Checks before a search starts: enough rows to validate, a width the budget can carry,
+no feature that is the target under another name.
 
 They run where every training request is prepared (core.automl.runner), so a refusal comes
 before a job is queued and a leak is dropped from the data the search sees, with a note that
@@ -71,8 +71,8 @@ def check_width(n_features: int, budget: float) -> None:
     raise InvalidDataError(
         f"The table has {n_features:,} feature columns; a search with a budget of {budget:g} "
         f"seconds handles at most {limit:,} ({COLUMNS_PER_BUDGET_SECOND} per second of "
-        "budget), because every column is profiled, encoded in every fold and scored for "
-        f"importance. Raise the budget to at least {needed:,} seconds, or keep the "
+        "budget), because every column is profiled and encoded in every fold of every "
+        f"trial. Raise the budget to at least {needed:,} seconds, or keep the "
         f"{limit:,} most relevant columns and upload the table again.")
 
 
