@@ -470,7 +470,8 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
             "multipart/form-data": {"schema": {"type": "object", "properties": {
                 "file": {"type": "string", "format": "binary"}}}}}}})
     async def upload(request: Request, name: str | None = None,
-                     filename: str | None = None) -> Response:
+                     filename: str | None = None,
+                     decimal: Literal["auto", ".", ","] = "auto") -> Response:
         from starlette.concurrency import run_in_threadpool
 
         from core.data.datasets import ingest_bytes
@@ -490,7 +491,8 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
         if not raw:
             raise dep.InvalidRequestError("The request body is empty: send a CSV or Parquet "
                                           "table.")
-        stored = await run_in_threadpool(ingest_bytes, raw, filename, name=name)
+        stored = await run_in_threadpool(ingest_bytes, raw, filename, name=name,
+                                         decimal=decimal)
         d = stored.dataset
         return _json({"id": d.id, "name": d.name, "fingerprint": d.fingerprint,
                       "rows": d.n_rows, "columns": d.n_cols, "created": stored.created,

@@ -17,9 +17,11 @@ st.title("Data")
 limit = get_settings().max_upload_mb
 upload = st.file_uploader(f"Upload a CSV or Parquet table (up to {limit:.0f} MB)",
                           type=["csv", "parquet"])
+decimal = st.radio("Decimal mark in CSV numbers", ["auto", ".", ","], horizontal=True,
+                   help="auto reads `17,99` as a number when columns are separated by `;`")
 if upload is not None:
     with user_errors():
-        stored = ingest_bytes(upload.getvalue(), upload.name)
+        stored = ingest_bytes(upload.getvalue(), upload.name, decimal=decimal)
         st.session_state["dataset_id"] = stored.dataset.id
         st.success(f"Stored **{stored.dataset.name}** ({stored.dataset.n_rows} rows)"
                    if stored.created else f"Already stored as dataset {stored.dataset.id}.")

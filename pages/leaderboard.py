@@ -36,6 +36,8 @@ if version is not None:
               delta_color="off")
     c2.metric("Winner", version.estimator)
     c3.metric("Trials", len(trials))
+    for note in version.evaluation.get("notes", []):  # dropped leaks, left-out rows
+        st.warning(note)
     for tip in version.evaluation.get("suggestions", []):
         st.info(tip, icon=":material/lightbulb:")
 

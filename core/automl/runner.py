@@ -15,6 +15,7 @@ from typing import Any
 
 from core.automl.backtest import backtest
 from core.automl.catalog import get_spec
+from core.automl.preflight import check_shape, preflight
 from core.automl.search import SearchCancelled, SearchResult, TrialResult, run_search
 from core.automl.train import TrainingData, prepare
 from core.data.datasets import get_dataset, load_frame, store_frame
@@ -74,7 +75,7 @@ def job_fields(dataset: Dataset | int | str | Path, target: str, *, name: str | 
     model_name = check_model_name(name or default_name)
     if budget <= 0:
         raise WorkbenchError(f"The budget must be a positive number of seconds, got {budget}.")
-    data, _ = _prepare(frame, target, task=task, metric=metric, seed=seed,
+    data, _ = _prepare(frame, target, budget=budget, task=task, metric=metric, seed=seed,
                        time_column=time_column, market=market)
     if estimators:
         for key in estimators:
@@ -85,7 +86,7 @@ def job_fields(dataset: Dataset | int | str | Path, target: str, *, name: str | 
         get_spec(estimators[0], data.task).make(data.task, params)  # refuses unknown names
     if isinstance(dataset, (str, Path)) and not str(dataset).isdigit():
         ds = store_frame(frame, name=path.stem, fingerprint=read.fingerprint,
-                         source_filename=path.name, actor=actor).dataset
+                         source_filename=path.name, actor=actor, notes=read.notes).dataset
     settings = {"budget": budget, "seed": seed, "time_column": time_column, "task": task,
                 "metric": metric, "estimators": estimators, "params": params,
                 "sampler": sampler, "ensemble": ensemble, "market": market}
@@ -114,9 +115,12 @@ def execute(job_id: int, *, progress: ProgressFn | None = None,
     job = ledger.get_job(job_id)
     ds = get_dataset(job.dataset_id)
     s = job.settings
-    data, table = _prepare(load_frame(ds), job.target, task=s.get("task"),
+    data, table = _prepare(load_frame(ds), job.target, budget=s.get("budget", 60.0),
+                           task=s.get("task"),
                            metric=s.get("metric"), seed=s.get("seed", 0),
                            time_column=s.get("time_column"), market=s.get("market"))
+    if data.notes:  # dropped leaks, left-out rows: visible on the job while it runs
+        ledger.update_progress(job_id, notes=data.notes)
     done: list[TrialResult] = []
     already = len(ledger.trials_of(job_id))  # a retried job numbers its trials on
 
@@ -194,9 +198,19 @@ def run_training(dataset: Dataset | int | str | Path, target: str, *,
     return outcome
 
 
-def _prepare(frame: Any, target: str, *, task: str | None, metric: str | None, seed: int,
-             time_column: str | None, market: dict[str, Any] | None
+def _prepare(frame: Any, target: str, *, budget: float, **request: Any
              ) -> tuple[TrainingData, MarketTable | None]:
+    """Training data from the upload, through the pre-flight checks (width for the budget,
+    minimum rows, target leaks) that every request passes before a job is queued and again
+    before it runs."""
+    check_shape(frame, target, budget)
+    data, table = _prepare_table(frame, target, **request)
+    return preflight(data), table
+
+
+def _prepare_table(frame: Any, target: str, *, task: str | None, metric: str | None,
+                   seed: int, time_column: str | None, market: dict[str, Any] | None
+                   ) -> tuple[TrainingData, MarketTable | None]:
     """Training data from the upload; for market requests, indicator features and the forward
     target first (the target column named by the user is then the price column)."""
     if not market:

@@ -51,6 +51,10 @@ GRID_POINTS = 4         # values per numeric parameter in grid search
 REFIT_SAFETY = 1.5      # the final refit is reserved at 1.5x its estimate
 ENSEMBLE_MIN_GAIN = 1e-4
 MAX_TRIAL_TRAIN_ROWS = 20_000
+# Permutation importance needing more than half the budget and more than 5 s (wide tables:
+# one shuffle per column) is skipped with a note instead of breaking the budget.
+IMPORTANCE_MAX_SHARE = 0.5
+IMPORTANCE_MIN_S = 5.0
 
 
 class SearchCancelled(Exception):
@@ -221,8 +225,16 @@ class _Search:
         k = max(len(self.incumbent.cv.scores), 1)
         per_fold = self.incumbent.cv.fit_time_s / k
         members = 3 if self.use_ensemble else 1
-        importance = _importance_seconds(self.data, self.incumbent)
+        importance = self._importance_reserve(self.incumbent)
         return REFIT_SAFETY * (members * per_fold * self.refit_scale + importance)
+
+    def _importance_reserve(self, best: TrialResult) -> float:
+        """Seconds to keep for permutation importance: none when it will be skipped."""
+        needed = _importance_seconds(self.data, best)
+        return 0.0 if self._skip_importance(needed) else needed
+
+    def _skip_importance(self, needed: float) -> bool:
+        return needed > max(IMPORTANCE_MAX_SHARE * self.budget, IMPORTANCE_MIN_S)
 
     def _run_trial(self, arm: Arm) -> None:
         number = len(self.trials)
@@ -305,7 +317,7 @@ class _Search:
             raise WorkbenchError("Every candidate failed to train, so no model was produced. "
                                  f"Reasons: {reasons}")
         best = max(ok, key=lambda t: self.data.metric.oriented(t.score))
-        importance = feature_importance(self.data, best.cv, self.seed)  # reserved in the loop
+        importance, skipped = self._importance(best)
         chosen, pipeline = best, None
         if self.use_ensemble and len(ok) > 1:
             chosen, pipeline = self._ensemble(ok, best)
@@ -318,10 +330,20 @@ class _Search:
         elapsed = time.monotonic() - self.started
         result = SearchResult(data=self.data, trials=self.trials, best=chosen,
                               pipeline=pipeline, evaluation=evaluation, elapsed_s=elapsed,
-                              budget_s=self.budget, notes=list(self.data.notes),
+                              budget_s=self.budget, notes=[*self.data.notes, *skipped],
                               best_single=best)
         result.suggestions = suggestions(result)
         return result
+
+    def _importance(self, best: TrialResult) -> tuple[list[dict[str, Any]], list[str]]:
+        """Permutation importance (reserved in the loop), or a note saying why not."""
+        needed = _importance_seconds(self.data, best)
+        if self._skip_importance(needed):
+            return [], [f"Feature importance was not computed: shuffling each of the "
+                        f"{self.data.X.shape[1]} columns would take about {needed:.0f} s, "
+                        f"more than half of the {self.budget:g} s budget. Give a larger "
+                        "budget to see it."]
+        return feature_importance(self.data, best.cv, self.seed), []
 
     def _ensemble(self, ok: list[TrialResult], best: TrialResult
                   ) -> tuple[TrialResult, Any]:

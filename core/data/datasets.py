@@ -41,55 +41,68 @@ def profile_warnings(profiles: list[ColumnProfile]) -> list[str]:
 
 
 def store_frame(frame: pd.DataFrame, *, name: str, fingerprint: str, source_filename: str = "",
-                actor: str | None = None) -> StoredDataset:
-    """Store a validated frame once; a second upload of the same content returns the first."""
+                actor: str | None = None, notes: list[str] | None = None) -> StoredDataset:
+    """Store a validated frame once; a second upload of the same content returns the first.
+
+    Everything that can refuse the data (profiling, Parquet encoding) runs before the file is
+    written, and a file this call wrote is removed if the catalogue row cannot be added: a
+    failed upload leaves no dataset file behind. `notes` (what ingest detected: decimal mark,
+    codes kept as text) are shown with the dataset's warnings."""
     with session_scope() as s:
         existing = s.exec(select(Dataset).where(Dataset.fingerprint == fingerprint)).first()
         if existing:
             return StoredDataset(existing, False)
-    path = _dataset_path(fingerprint)
+    profiles = profile_frame(frame)
+    columns = [p.to_dict() for p in profiles]
+    warnings = [*(notes or []), *profile_warnings(profiles)]
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     data = buf.getvalue()
-    if not path.exists():
+    path = _dataset_path(fingerprint)
+    wrote = not path.exists()
+    if wrote:
         atomic_write(path, data)
-    profiles = profile_frame(frame)
-    columns = [p.to_dict() for p in profiles]
     try:
         with session_scope() as s:
             ds = Dataset(fingerprint=fingerprint, name=name, source_filename=source_filename,
                          path=str(path.relative_to(get_settings().home)), n_rows=len(frame),
                          n_cols=frame.shape[1], size_bytes=len(data), columns=columns,
-                         warnings=profile_warnings(profiles))
+                         warnings=warnings)
             s.add(ds)
             s.flush()
             record(s, "dataset.create", f"dataset:{ds.id}", actor=actor, name=name,
                    fingerprint=fingerprint, rows=len(frame))
         return StoredDataset(ds, True)
-    except Exception:
-        with session_scope() as s:  # a concurrent upload of the same content won the race
-            existing = s.exec(select(Dataset).where(Dataset.fingerprint == fingerprint)).first()
+    except BaseException:
+        try:
+            with session_scope() as s:  # a concurrent upload of the same content won the race
+                existing = s.exec(select(Dataset)
+                                  .where(Dataset.fingerprint == fingerprint)).first()
+        except Exception:
+            existing = None
         if existing:
             return StoredDataset(existing, False)
-        path.unlink(missing_ok=True)
+        if wrote:
+            path.unlink(missing_ok=True)
         raise
 
 
-def ingest_path(path: str | Path, *, name: str | None = None,
-                actor: str | None = None) -> StoredDataset:
+def ingest_path(path: str | Path, *, name: str | None = None, actor: str | None = None,
+                decimal: str = "auto") -> StoredDataset:
     settings = get_settings()
-    result = read_path(path, max_bytes=settings.max_upload_bytes)
+    result = read_path(path, max_bytes=settings.max_upload_bytes, decimal=decimal)
     path = Path(path)
     return store_frame(result.frame, name=name or path.stem, fingerprint=result.fingerprint,
-                       source_filename=path.name, actor=actor)
+                       source_filename=path.name, actor=actor, notes=result.notes)
 
 
 def ingest_bytes(raw: bytes, filename: str, *, name: str | None = None,
-                 actor: str | None = None) -> StoredDataset:
+                 actor: str | None = None, decimal: str = "auto") -> StoredDataset:
     settings = get_settings()
-    result = read_bytes(raw, filename, max_bytes=settings.max_upload_bytes)
+    result = read_bytes(raw, filename, max_bytes=settings.max_upload_bytes, decimal=decimal)
     return store_frame(result.frame, name=name or Path(filename).stem,
-                       fingerprint=result.fingerprint, source_filename=filename, actor=actor)
+                       fingerprint=result.fingerprint, source_filename=filename, actor=actor,
+                       notes=result.notes)
 
 
 def list_datasets() -> list[Dataset]:

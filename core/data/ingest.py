@@ -8,7 +8,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +21,23 @@ PARQUET_MAGIC = b"PAR1"
 DELIMITERS = ",;\t|"
 ENCODINGS = ("utf-8", "cp1252")
 MIXED_TYPE_MIN_NUMERIC_SHARE = 0.8  # a text column that is mostly numbers is a data-entry error
+DECIMAL_MARKS = ("auto", ".", ",")
+# A number written with a decimal comma ("17,99", "-3", ",5"), as European spreadsheets export
+# it after a ";" separator. Thousands separators ("1.234,5") are not recognised: "." is then
+# ambiguous with a decimal point in another column.
+DECIMAL_COMMA_NUMBER = re.compile(r"[+-]?(\d+(,\d*)?|,\d+)")
+DIGITS = re.compile(r"\d+")
 
 
 @dataclass
 class ReadResult:
     frame: pd.DataFrame
     fingerprint: str = ""
+    notes: list[str] = field(default_factory=list)  # what was detected, for the user
 
 
-def read_path(path: str | Path, *, max_bytes: int, for_training: bool = True) -> ReadResult:
+def read_path(path: str | Path, *, max_bytes: int, for_training: bool = True,
+              decimal: str = "auto") -> ReadResult:
     """Read a CSV or Parquet file from disk (size checked before reading it whole)."""
     path = Path(path)
     if not path.is_file():
@@ -36,25 +45,31 @@ def read_path(path: str | Path, *, max_bytes: int, for_training: bool = True) ->
     size = path.stat().st_size
     _check_size(size, path.name, max_bytes)
     return read_bytes(path.read_bytes(), path.name, max_bytes=max_bytes,
-                      for_training=for_training)
+                      for_training=for_training, decimal=decimal)
 
 
 def read_bytes(raw: bytes, filename: str, *, max_bytes: int,
-               for_training: bool = True) -> ReadResult:
+               for_training: bool = True, decimal: str = "auto") -> ReadResult:
     """Parse an upload (CSV with sniffed delimiter/encoding, or Parquet) and validate it.
-    Rows to predict keep their empty columns (the model may expect them, values missing)."""
+    Rows to predict keep their empty columns (the model may expect them, values missing).
+
+    `decimal` is the CSV decimal mark: "auto" detects a decimal comma in files not separated
+    by commas; "." or "," forces one. What was detected is in `ReadResult.notes`."""
+    if decimal not in DECIMAL_MARKS:
+        raise InvalidDataError(f"Unknown decimal mark {decimal!r}: use auto, '.' or ','.")
     _check_size(len(raw), filename, max_bytes)
     if not raw.strip():
         raise InvalidDataError(f"{filename}: the file is empty. Upload a table with a header "
                                "row and at least one data row.")
+    notes: list[str] = []
     if raw[:4] == PARQUET_MAGIC or filename.lower().endswith(".parquet"):
         frame = _read_parquet(raw, filename)
     else:
-        frame = _read_csv(raw, filename)
+        frame = _read_csv(raw, filename, decimal=decimal, notes=notes)
     validate_frame(frame, filename)
     if not for_training:
-        return ReadResult(frame=frame)
-    return ReadResult(frame=frame, fingerprint=fingerprint_frame(frame))
+        return ReadResult(frame=frame, notes=notes)
+    return ReadResult(frame=frame, fingerprint=fingerprint_frame(frame), notes=notes)
 
 
 def _check_size(size: int, filename: str, max_bytes: int) -> None:
@@ -120,14 +135,27 @@ def _check_header(names: list[str], filename: str, *, from_parquet: bool = False
         seen[key] = i
 
 
-def _read_csv(raw: bytes, filename: str) -> pd.DataFrame:
+def _read_csv(raw: bytes, filename: str, *, decimal: str = "auto",
+              notes: list[str] | None = None) -> pd.DataFrame:
     text = _decode(raw, filename).replace("\r\n", "\n").replace("\r", "\n")
     delimiter = _sniff_delimiter(text)
     header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
     _check_header(header, filename)
+    notes = notes if notes is not None else []
+    frame = _parse_csv(text, filename, delimiter, decimal="," if decimal == "," else ".")
+    if decimal == "auto" and delimiter != ",":
+        frame = _detect_decimal_comma(frame, text, filename, delimiter, notes)
+    elif decimal == ",":
+        notes.append(f"Read with ',' as the decimal mark (as you chose), {delimiter!r} "
+                     "between columns.")
+    return _keep_leading_zeros(frame, text, delimiter, notes)
+
+
+def _parse_csv(text: str, filename: str, delimiter: str, *, decimal: str = ".",
+               **options: object) -> pd.DataFrame:
     try:
         frame = pd.read_csv(io.StringIO(text), sep=delimiter, skipinitialspace=True,
-                            low_memory=False)
+                            low_memory=False, decimal=decimal, **options)
     except pd.errors.ParserError as exc:
         raise InvalidDataError(
             f"{filename}: could not be parsed as a table with delimiter {delimiter!r}: {exc}. "
@@ -139,6 +167,71 @@ def _read_csv(raw: bytes, filename: str) -> pd.DataFrame:
     if len(frame) == 0:
         raise InvalidDataError(f"{filename}: the file has a header but no data rows. "
                                "Add at least one row under the header.")
+    return frame
+
+
+def _text_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns
+            if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
+
+
+def _numeric_columns(frame: pd.DataFrame) -> set[str]:
+    return {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])}
+
+
+def _detect_decimal_comma(frame: pd.DataFrame, text: str, filename: str, delimiter: str,
+                          notes: list[str]) -> pd.DataFrame:
+    """Re-read with a decimal comma when some text column holds only numbers written like
+    `17,99`, and only if that turns every such column into numbers while every column that
+    was already numeric stays numeric (a file mixing both conventions is left as it is)."""
+    candidates = []
+    for col in _text_columns(frame):
+        values = frame[col].dropna().astype(str).str.strip()
+        if (not values.empty and values.str.fullmatch(DECIMAL_COMMA_NUMBER).all()
+                and values.str.contains(",", regex=False).any()):
+            candidates.append(col)
+    if not candidates:
+        return frame
+    reread = _parse_csv(text, filename, delimiter, decimal=",")
+    numeric = _numeric_columns(reread)
+    if not set(candidates) <= numeric or not _numeric_columns(frame) <= numeric:
+        return frame
+    shown = ", ".join(repr(c) for c in candidates[:5])
+    more = f" and {len(candidates) - 5} more" if len(candidates) > 5 else ""
+    notes.append(f"Detected ',' as the decimal mark ({delimiter!r} between columns): "
+                 f"{shown}{more} read as numbers. If that is wrong, upload again with the "
+                 "decimal mark set to '.'.")
+    return reread
+
+
+def _keep_leading_zeros(frame: pd.DataFrame, text: str, delimiter: str,
+                        notes: list[str]) -> pd.DataFrame:
+    """Columns of digit strings where some value has a leading zero (`02134`: zip codes,
+    account numbers) are codes, not amounts: keep them as text so the zeros survive."""
+    candidates = [c for c in _numeric_columns(frame)
+                  if pd.api.types.is_integer_dtype(frame[c])
+                  or bool((frame[c].dropna() % 1 == 0).all())]
+    if not candidates:
+        return frame
+    positions = [i for i, c in enumerate(frame.columns) if c in set(candidates)]
+    raw = pd.read_csv(io.StringIO(text), sep=delimiter, skipinitialspace=True,
+                      low_memory=False, usecols=positions, dtype=str)
+    raw.columns = [frame.columns[i] for i in positions]
+    kept = []
+    for col in raw.columns:
+        values = raw[col].dropna().str.strip()
+        if (values.str.fullmatch(DIGITS).all()
+                and (values.str.startswith("0") & (values.str.len() > 1)).any()):
+            frame[col] = raw[col].str.strip()
+            kept.append(col)
+    if kept:
+        shown = ", ".join(repr(c) for c in kept[:5])
+        more = f" and {len(kept) - 5} more" if len(kept) > 5 else ""
+        notes.append(f"Kept {shown}{more} as text: values such as "
+                     f"{raw[kept[0]].dropna().loc[lambda v: v.str.startswith('0')].iloc[0]!r} "
+                     "have leading zeros, so they are codes (zip codes, account numbers), "
+                     "not amounts.")
     return frame
 
 

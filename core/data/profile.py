@@ -57,7 +57,9 @@ def _looks_datetime(s: pd.Series) -> bool:
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+        # utc=True: values with different offsets ("+01:00", "Z", "-05:00") are one instant
+        # scale; without it pandas refuses the whole column.
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed", utc=True)
     return parsed.notna().mean() >= DATETIME_PARSE_SHARE
 
 
@@ -98,7 +100,17 @@ def profile_column(s: pd.Series) -> ColumnProfile:
 
 
 def profile_frame(frame: pd.DataFrame) -> list[ColumnProfile]:
-    return [profile_column(frame[c]) for c in frame.columns]
+    """Profiles of every column; a column whose values defeat inference is refused by name
+    (a caller's data must never surface as a server error)."""
+    out = []
+    for c in frame.columns:
+        try:
+            out.append(profile_column(frame[c]))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InvalidDataError(
+                f"Column {str(c)!r} could not be read as numbers, dates or labels ({exc}). "
+                "Make its values one kind (for dates: one format), or remove it.") from None
+    return out
 
 
 def check_target(frame: pd.DataFrame, target: str) -> pd.Series:

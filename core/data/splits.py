@@ -61,7 +61,8 @@ def walk_forward(time_order: pd.Series | np.ndarray, *, folds: int = DEFAULT_FOL
         raise ValueError("folds must be at least 1")
     if gap < 0:
         raise ValueError("gap must be zero or more")
-    times = pd.Series(pd.to_datetime(pd.Series(time_order), errors="coerce", format="mixed")
+    times = pd.Series(pd.to_datetime(pd.Series(time_order), errors="coerce", format="mixed",
+                                     utc=True).dt.tz_localize(None)
                       if not _is_numeric(time_order) else pd.Series(time_order))
     values = times.to_numpy()
     known = ~pd.isna(values)

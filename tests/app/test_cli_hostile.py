@@ -35,6 +35,8 @@ CASES = {
                    "column 'z' has infinite values (data rows 41)"),
     "mixed_types": ("x,z,c,y\n" + GOOD_ROWS + "\n5,oops,a,1\n", "y",
                     "column 'z' is mostly numbers but has text in data rows 41"),
+    "too_few_rows": ("x,z,c,y\n" + "\n".join(GOOD_ROWS.splitlines()[:5]), "y",
+                     "The table has 5 rows with a target value; training needs at least 30"),
     "ragged_line": ("x,z,c,y\n1,2,a,0\n3,4,b,1,9,9\n", "y", "line 3"),
     "bad_encoding": (b"x,z,c,y\n" + b"\x81\x8d\x8f\x90\x9d,1,a,0\n" * 3, "y",
                      "not UTF-8 or Windows-1252"),

@@ -79,3 +79,50 @@ def test_problem_type_is_detected_with_reason(values, override, task, reason) ->
 def test_regression_on_text_labels_is_refused() -> None:
     with pytest.raises(InvalidDataError, match="not numeric"):
         detect_problem_type(pd.Series(["a", "b", "c"], name="y"), "regression")
+
+
+# -- hostile but honest data: codes with leading zeros, decimal commas, mixed time zones -------
+
+def test_zip_codes_keep_their_leading_zeros() -> None:
+    raw = b"zip,amount,plan\n02134,10,a\n10001,20,b\n00501,30,a\n,40,b\n"
+    result = read_bytes(raw, "t.csv", max_bytes=LIMIT)
+    assert result.frame["zip"].tolist()[:3] == ["02134", "10001", "00501"]
+    assert result.frame["zip"].isna().iloc[3]
+    assert pd.api.types.is_integer_dtype(result.frame["amount"])  # plain numbers stay numbers
+    assert any("'zip'" in n and "leading zeros" in n for n in result.notes)
+    kinds = {p.name: p.kind for p in profile_frame(result.frame)}
+    assert kinds["zip"] != "numeric"
+
+
+def test_decimal_comma_after_semicolons_is_read_as_numbers() -> None:
+    raw = "name;price;qty\nWürfel;17,99;3\nBall;3,5;1\nSeil;-0,25;2\nTuch;4;5\n".encode("cp1252")
+    result = read_bytes(raw, "t.csv", max_bytes=LIMIT)
+    assert result.frame["price"].tolist() == [17.99, 3.5, -0.25, 4.0]
+    assert pd.api.types.is_integer_dtype(result.frame["qty"])
+    assert result.frame["name"].tolist()[0] == "Würfel"
+    assert any("',' as the decimal mark" in n and "'price'" in n for n in result.notes)
+    # the same table written with decimal points is the same dataset
+    points = b"name;price;qty\nW\xfcrfel;17.99;3\nBall;3.5;1\nSeil;-0.25;2\nTuch;4;5\n"
+    assert read_bytes(points, "t.csv", max_bytes=LIMIT).fingerprint == result.fingerprint
+
+
+def test_decimal_mark_is_not_guessed_when_the_file_mixes_conventions() -> None:
+    raw = b"a;b\n1,5;1.5\n2,5;2.5\n"
+    result = read_bytes(raw, "t.csv", max_bytes=LIMIT)
+    assert result.frame["b"].tolist() == [1.5, 2.5] and result.notes == []
+    forced = read_bytes(b"a;b\n1,5;x\n2,5;y\n", "t.csv", max_bytes=LIMIT, decimal=".")
+    assert forced.frame["a"].tolist() == ["1,5", "2,5"]
+    chosen = read_bytes(b"a;b\n1,5;x\n2,5;y\n", "t.csv", max_bytes=LIMIT, decimal=",")
+    assert chosen.frame["a"].tolist() == [1.5, 2.5]
+
+
+def test_a_date_column_mixing_time_zones_is_a_datetime_column() -> None:
+    raw = (b"when,x\n2024-01-01T10:00:00+01:00,1\n2024-01-02T10:00:00-05:00,2\n"
+           b"2024-01-03T10:00:00Z,3\n2024-01-04 10:00:00,4\n")
+    frame = read_bytes(raw, "t.csv", max_bytes=LIMIT).frame
+    kinds = {p.name: p.kind for p in profile_frame(frame)}
+    assert kinds["when"] == "datetime"
+    from core.features.transformers import DatetimeParts
+
+    parts = DatetimeParts().fit_transform(frame[["when"]])
+    assert parts[:, 4].tolist() == [9.0, 15.0, 10.0, 10.0]  # hours, normalised to UTC
