@@ -1,9 +1,12 @@
 """Property-based run against the OpenAPI spec (schemathesis strategies driven by
-Hypothesis directly): no generated request may produce a 500, and every refusal has the
-contract's error shape."""
+Hypothesis directly): no generated request may produce a 500, every refusal has the
+contract's error shape, a write in any type but JSON is a 415, and with the database locked
+every answer is either served or a 503 `storage_unavailable` with Retry-After."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,35 +20,107 @@ from core.deploy import deployments as dep  # noqa: E402
 from tests.core.test_deploy import register  # noqa: E402
 
 pytestmark = pytest.mark.slow
+WRITES = {"POST", "PUT", "PATCH"}  # methods that carry a body
 
 
-def test_no_generated_request_gets_a_500(home: Path) -> None:
+def _run(app, judge: Callable[[object, object], str | None], max_examples: int = 15,
+         only: Callable[[object], bool] = lambda op: True) -> list[str]:
+    """Call every operation with generated requests; `judge(case, response)` names a failure."""
+    failures: list[str] = []
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [r.ok() for r in schema.get_all_operations()]
+    assert len(operations) >= 15
+    for op in filter(only, operations):
+
+        @given(case=op.as_strategy())
+        @settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        def check(case) -> None:
+            if case.path_parameters and "name" in case.path_parameters and \
+                    len(failures) % 2 == 0:
+                case.path_parameters["name"] = "churn"  # reach the real model, too
+            problem = judge(case, case.call())
+            if problem:
+                failures.append(f"{case.operation.label}: {problem}")
+
+        check()
+    return failures
+
+
+def _header(response, name: str) -> str | None:
+    """A header of a schemathesis response (its headers map names to lists of values)."""
+    for key, value in response.headers.items():
+        if key.lower() == name:
+            return value[0] if isinstance(value, list) else value
+    return None
+
+
+def _shape(response) -> str | None:
+    if response.status_code >= 400:
+        body = response.json()
+        if set(body) != {"error", "detail"}:
+            return f"bad error shape {body}"
+    return None
+
+
+@pytest.fixture
+def deployed_app(home: Path):
     register()
     register(seed=1)
     dep.deploy("churn", 1)
     app = create_app(background=False)
-    failures: list[str] = []
     with TestClient(app):  # run the lifespan (warm-up) once
-        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-        operations = [r.ok() for r in schema.get_all_operations()]
-        assert len(operations) >= 15
-        for op in operations:
+        yield app
 
-            @given(case=op.as_strategy())
-            @settings(max_examples=15, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-            def check(case) -> None:
-                if case.path_parameters and "name" in case.path_parameters and \
-                        len(failures) % 2 == 0:
-                    case.path_parameters["name"] = "churn"  # reach the real model, too
-                response = case.call()
-                if response.status_code >= 500:
-                    failures.append(f"{case.operation.label}: "
-                                    f"{response.status_code} {response.text[:300]}")
-                elif response.status_code >= 400:
-                    body = response.json()
-                    if set(body) != {"error", "detail"}:
-                        failures.append(f"{case.operation.label}: bad error shape {body}")
 
-            check()
+def test_no_generated_request_gets_a_500(deployed_app) -> None:
+    def judge(case, response) -> str | None:
+        if response.status_code >= 500:
+            return f"{response.status_code} {response.text[:300]}"
+        return _shape(response)
+
+    assert _run(deployed_app, judge) == []
+
+
+def test_every_write_in_another_content_type_is_415(deployed_app) -> None:
+    def judge(case, response) -> str | None:
+        for kind in ("text/plain", "application/x-www-form-urlencoded"):
+            answer = case.call(headers={"Content-Type": kind})
+            if answer.status_code != 415 or answer.json()["error"] != "unsupported_media_type":
+                return f"{kind}: {answer.status_code} {answer.text[:200]}"
+        return None
+
+    assert _run(deployed_app, judge, max_examples=3,
+                only=lambda op: op.method.upper() in WRITES) == []
+
+
+def test_with_the_database_locked_every_answer_is_served_or_503(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBENCH_SQLITE_BUSY_TIMEOUT_S", "0.05")  # read per call
+    register()
+    register(seed=1)
+    dep.deploy("churn", 1)
+    app = create_app(background=False)
+    seen: set[int] = set()
+
+    def judge(case, response) -> str | None:
+        seen.add(response.status_code)
+        if response.status_code == 503:
+            if response.json().get("error") not in ("storage_unavailable", "overloaded"):
+                return f"503 without the contract's code: {response.text[:200]}"
+            if not str(_header(response, "retry-after")).isdigit():
+                return f"503 without Retry-After: {response.text[:150]}"
+        elif response.status_code >= 500:
+            return f"{response.status_code} {response.text[:300]}"
+        return _shape(response)
+
+    with TestClient(app):
+        holder = sqlite3.connect(home / "workbench.db", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        try:
+            failures = _run(app, judge, max_examples=5)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
     assert failures == []
+    assert 503 in seen  # the lock was felt: writes were refused, not silently dropped
