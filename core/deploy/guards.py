@@ -27,7 +27,7 @@ def judge(state: DeploymentState, stats: Counter) -> Verdict:
         return Verdict("hold", "no canary running")
     rails = {**DEFAULT_GUARD_RAILS, **check_guard_rails(state.guard_rails)}
     summary = stats.summary()
-    n = stats.count
+    n = stats.scored  # requests the candidate scored: a caller's rejected records prove nothing
     min_requests = rails["min_requests"]
     if n < min_requests:
         return Verdict("hold", f"{n} of {min_requests} requests", metrics=summary)

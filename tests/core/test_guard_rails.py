@@ -110,3 +110,20 @@ def test_one_models_broken_rails_do_not_stop_another_models_rollback(backend: st
         assert alert.state == "resolved"
     finally:
         serving.stop()
+
+
+def test_rejected_records_do_not_count_towards_a_steps_minimum() -> None:
+    """A caller sending records that do not match the schema must not complete a step: the
+    rails judge (and auto-advance) only on requests the candidate actually scored."""
+    from core.deploy.guards import judge
+    from core.deploy.telemetry import Counter
+
+    state = dep.DeploymentState(name="churn", stable=1, candidate=2, percent=10.0,
+                                auto_advance=True, guard_rails={"min_requests": 100})
+    stats = Counter()
+    for _ in range(150):
+        stats.add(0.0, False, None, rejected=True)
+    for _ in range(10):
+        stats.add(2.0, True, ["no"])
+    verdict = judge(state, stats)
+    assert verdict.action == "hold" and "10 of 100" in verdict.reason
