@@ -32,9 +32,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.jsonout import dumps_bytes
 from app.request_policy import RequestPolicy
 from core.deploy import deployments as dep
-from core.deploy.service import Answer, OverloadedError, Serving, score
+from core.deploy.service import Answer, Serving, score
 from core.deploy.telemetry import BUCKETS_MS, stats_since
-from core.errors import NotFoundError, StorageUnavailableError, WorkbenchError
+from core.errors import NotFoundError, TryLaterError, WorkbenchError
 from core.registry.versions import check_model_name, list_models, list_versions, resolve
 from core.store.failures import storage_failure
 
@@ -320,8 +320,9 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     async def _workbench_error(request: Request, exc: WorkbenchError) -> Response:
         return _error(exc.http_status, exc.code, exc.message)
 
-    @app.exception_handler(OverloadedError)
-    async def _overloaded(request: Request, exc: OverloadedError) -> Response:
+    @app.exception_handler(TryLaterError)
+    async def _try_later(request: Request, exc: TryLaterError) -> Response:
+        """Overloaded, storage unavailable: 503 + Retry-After, the caller may try again."""
         return _error(503, exc.code, exc.message, {"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(RequestValidationError)
@@ -339,7 +340,6 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
         return _error(422, "invalid_request", "A value in the request is out of range for the "
                       "store (e.g. a version number beyond 2147483647).")
 
-    @app.exception_handler(StorageUnavailableError)
     @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeoutError)
     @app.exception_handler(OSError)

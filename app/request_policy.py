@@ -116,7 +116,8 @@ class RequestPolicy:
 
     def refusal(self, method: str, path: str, headers: dict[bytes, str]) -> Response | None:
         host = headers.get(b"host", "")
-        if not _host_allowed(_host_name(host), self.allowed):
+        # /health reveals nothing and load balancers probe it by IP address: always answered
+        if path != "/health" and not _host_allowed(_host_name(host), self.allowed):
             return _json_error(400, "bad_host", (
                 f"This server does not answer to the Host {host!r} (it answers to "
                 f"{', '.join(self.allowed)}). If you reach it by that name, add the name to "

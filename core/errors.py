@@ -70,18 +70,34 @@ class SettingsError(WorkbenchError):
     http_status = 500
 
 
-class StorageUnavailableError(Exception):
-    """The database or the disk cannot serve the call right now: locked past the busy
-    timeout, the server unreachable, the disk full. Not the caller's mistake, and retrying
-    later can succeed, so deliberately NOT a WorkbenchError: the job worker, the schedulers
-    and the alert loop treat a WorkbenchError as "retrying cannot help". Adapters map it to
-    503 + Retry-After (API) and exit 1 (CLI); `core.store.failures.storage_failure` finds one
-    inside a raw driver or OS error."""
+class TryLaterError(Exception):
+    """The service cannot answer right now, through no fault of the caller, and retrying later
+    can succeed: 503 + Retry-After (API), exit 1 (CLI). Deliberately NOT a WorkbenchError: the
+    job worker, the schedulers and the alert loop treat a WorkbenchError as "retrying cannot
+    help"."""
 
-    code = "storage_unavailable"
+    code = "unavailable"
     http_status = 503
 
     def __init__(self, message: str, retry_after_s: int = 5) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after_s = retry_after_s
+
+
+class StorageUnavailableError(TryLaterError):
+    """The database or the disk cannot serve the call: locked past the busy timeout, the server
+    unreachable, the disk full. `core.store.failures.storage_failure` finds one inside a raw
+    driver or OS error."""
+
+    code = "storage_unavailable"
+
+
+class OverloadedError(TryLaterError):
+    """More predictions are pending in this process than its bound: refused at once so the
+    callers already queued keep their latency."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message, retry_after_s)

@@ -81,17 +81,13 @@ class Settings(BaseSettings):
     default_model: str | None = Field(
         default=None, validation_alias=AliasChoices("WORKBENCH_DEFAULT_MODEL", "default_model"))
 
-    # Who may reach the API (app/request_policy.py) and where webhooks may go (webhook.py)
-    bind_host: str = Field(
-        default="127.0.0.1", validation_alias=AliasChoices("WORKBENCH_BIND_HOST", "bind_host"))
-    allowed_hosts: str = Field(
-        default="", validation_alias=AliasChoices("WORKBENCH_ALLOWED_HOSTS", "allowed_hosts"))
-    allowed_origins: str = Field(
-        default="", validation_alias=AliasChoices("WORKBENCH_ALLOWED_ORIGINS",
-                                                  "allowed_origins"))
-    webhook_allow_private: bool = Field(
-        default=False, validation_alias=AliasChoices("WORKBENCH_WEBHOOK_ALLOW_PRIVATE",
-                                                    "webhook_allow_private"))
+    # Who may reach the API (app/request_policy.py) and where webhooks may go (webhook.py).
+    # Only the WORKBENCH_ names: a bare ALLOWED_HOSTS (Django's) must not open the server.
+    bind_host: str = Field(default="127.0.0.1", validation_alias="WORKBENCH_BIND_HOST")
+    allowed_hosts: str = Field(default="", validation_alias="WORKBENCH_ALLOWED_HOSTS")
+    allowed_origins: str = Field(default="", validation_alias="WORKBENCH_ALLOWED_ORIGINS")
+    webhook_allow_private: bool = Field(default=False,
+                                        validation_alias="WORKBENCH_WEBHOOK_ALLOW_PRIVATE")
 
     worker_mode: str = Field(
         default="process", pattern="^(process|thread)$",
@@ -142,6 +138,8 @@ def _expected(name: str) -> str:
 def _env_name(name: str) -> str:
     field = Settings.model_fields.get(name)
     alias = getattr(field, "validation_alias", None) if field else None
+    if isinstance(alias, str):
+        return alias
     choices = getattr(alias, "choices", None)
     return str(choices[0]) if choices else name.upper()
 

@@ -50,23 +50,33 @@ with st.form("deploy"):
 if state.candidate:
     c1, c2, c3 = st.columns(3)
     steps = [s for s in state.steps if s > state.percent]
+    # Each action names the candidate shown: if it changed meanwhile, 409 instead of acting on
+    # another version.
     with user_errors():
         if steps and c1.button(f"Next step: {steps[0]:g}%"):
-            set_percent(name, steps[0], actor="ui", reason="rollout step")
+            set_percent(name, steps[0], actor="ui", reason="rollout step",
+                        expect_candidate=state.candidate)
             st.rerun()
         if c2.button("Promote candidate"):
-            promote(name, actor="ui", reason="promoted from the UI")
+            promote(name, actor="ui", reason="promoted from the UI",
+                    expect_candidate=state.candidate)
             st.rerun()
         if c3.button("Rollback", type="primary"):
-            st.session_state["confirm_rollback"] = name
-    if st.session_state.get("confirm_rollback") == name:
-        st.warning(f"Send 100% of traffic back to version {state.stable}? The candidate stays "
-                   "loaded for analysis.")
-        if st.button("Confirm rollback"):
+            st.session_state["confirm_rollback"] = (name, state.candidate)
+    confirming = st.session_state.get("confirm_rollback")
+    if confirming and confirming[0] == name:
+        st.warning(f"Send 100% of traffic back to version {state.stable} and remove candidate "
+                   f"{confirming[1]}? It stays loaded for analysis.")
+        ok, cancel = st.columns(2)
+        if ok.button("Confirm rollback"):
+            st.session_state.pop("confirm_rollback", None)
             with user_errors():
-                rollback(name, actor="ui", reason="kill switch in the UI")
-                st.session_state.pop("confirm_rollback", None)
+                rollback(name, actor="ui", reason="kill switch in the UI",
+                         expect_candidate=confirming[1])
                 st.rerun()
+        if cancel.button("Cancel"):
+            st.session_state.pop("confirm_rollback", None)
+            st.rerun()
 
 st.subheader("Live traffic (last hour)")
 since = utcnow() - timedelta(hours=1)

@@ -23,7 +23,13 @@ from core.deploy.cache import LoadedModel, ModelCache, probability_dicts
 from core.deploy.guards import Verdict, judge
 from core.deploy.router import _rng, route
 from core.deploy.telemetry import Telemetry, stats_since
-from core.errors import ConflictError, NotFoundError, SchemaMismatchError, WorkbenchError
+from core.errors import (
+    ConflictError,
+    NotFoundError,
+    OverloadedError,
+    SchemaMismatchError,
+    WorkbenchError,
+)
 from core.settings import get_settings
 from core.store import PredictionLog, session_scope, utcnow
 
@@ -35,20 +41,6 @@ class PredictionFailedError(WorkbenchError):
 
     code = "prediction_failed"
     http_status = 422
-
-
-class OverloadedError(Exception):
-    """More predictions are pending in this process than its bound: refused at once (503 +
-    Retry-After) so the callers already queued keep their latency. Not a WorkbenchError: the
-    caller did nothing wrong, and retrying later can succeed."""
-
-    code = "overloaded"
-    http_status = 503
-
-    def __init__(self, message: str, retry_after_s: int = 1) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after_s = retry_after_s
 
 
 @dataclass

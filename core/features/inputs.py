@@ -37,8 +37,7 @@ def model_input(mv: ModelVersion, frame: pd.DataFrame) -> pd.DataFrame:
     """The version's input frame from the caller's rows, in their order: market indicators
     rebuilt first, then aligned to the schema (extra columns ignored, types coerced, missing
     columns refused by name)."""
-    market = market_spec(mv)
-    if market:
+    if market_spec(mv):
         missing = [c for c in sent_columns(mv) if c not in frame.columns]
         if missing:
             raise SchemaMismatchError(
@@ -46,11 +45,27 @@ def model_input(mv: ModelVersion, frame: pd.DataFrame) -> pd.DataFrame:
                 "needs are missing from the input: " + ", ".join(repr(c) for c in missing)
                 + ". Send the same price columns as in training, with each ticker's recent "
                 "history (at least 61 rows for every indicator to be defined).")
-        frame = frame.drop(columns=[c for c in INDICATOR_NAMES if c in frame.columns])
-        frame, _ = add_market_features(frame, time_column=market["time_column"],
-                                       ticker_column=market["ticker_column"],
-                                       price_column=market["price_column"])
-    return align_to_schema(frame, mv.input_schema)
+    return align_to_schema(with_indicators(mv, frame), mv.input_schema)
 
 
-__all__ = ["market_spec", "model_input", "sent_columns"]
+def with_indicators(mv: ModelVersion, frame: pd.DataFrame, *, warmed_up: bool = False
+                    ) -> pd.DataFrame:
+    """The caller's rows plus a market model's indicators rebuilt from them (what its training
+    data and drift reference hold); other models' rows, and rows lacking the price columns,
+    as they are. `warmed_up` keeps only rows with every indicator defined (when there are
+    any): drift must not read a short history's first rows as missing values."""
+    market = market_spec(mv)
+    if not market or any(c not in frame.columns for c in sent_columns(mv)):
+        return frame
+    frame = frame.drop(columns=[c for c in INDICATOR_NAMES if c in frame.columns])
+    frame, _ = add_market_features(frame, time_column=market["time_column"],
+                                   ticker_column=market["ticker_column"],
+                                   price_column=market["price_column"])
+    if warmed_up:
+        complete = frame[[c for c in INDICATOR_NAMES if c in frame.columns]].notna().all(axis=1)
+        if complete.any():
+            frame = frame[complete]
+    return frame
+
+
+__all__ = ["market_spec", "model_input", "sent_columns", "with_indicators"]

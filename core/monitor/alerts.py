@@ -158,7 +158,11 @@ def _rollback(alert: Alert, cfg: MonitorConfig) -> str | None:
     state = get_state(alert.model_name)
     if state.candidate is None or state.candidate != alert.version:
         return None
-    if not (cfg.rollback_on_alert or (alert.kind == "ERROR" and state.mode == "canary")):
+    # as the guard rails would: over the deployment's own error-rate rail, not only the
+    # monitor's threshold (a canary deployed with --max-error-rate 0.2 keeps its 20 %)
+    failing = (alert.kind == "ERROR" and state.mode == "canary"
+               and (alert.value or 0.0) > float(state.guard_rails["max_error_rate"]))
+    if not (cfg.rollback_on_alert or failing):
         return None
     try:
         after = rollback(alert.model_name, actor="alert", automatic=True,

@@ -132,6 +132,7 @@ def live_drift(name: str, window: str = "1h", version: int | None = None,
     """Per-feature drift of the rows a version scored in the window (sampled by the serving
     telemetry) against its training data, plus prediction drift and label (concept) drift
     from the fed-back labels."""
+    from core.features.inputs import with_indicators
     from core.monitor.drift import compare, summary
     from core.registry import resolve
 
@@ -149,7 +150,10 @@ def live_drift(name: str, window: str = "1h", version: int | None = None,
         logs = s.exec(select(PredictionLog).where(
             PredictionLog.model_name == name, PredictionLog.version == mv.version,
             PredictionLog.created_at >= since)).all()
-    batch = pd.DataFrame([row for sample in samples for row in sample.rows])
+    # each request's rows are one price history for a market model: indicators per request
+    frames = [with_indicators(mv, pd.DataFrame(sample.rows), warmed_up=True)
+              for sample in samples if sample.rows]
+    batch = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     results = compare(reference, batch) if not batch.empty else []
     doc: dict[str, Any] = {"model": name, "version": mv.version, "window": window,
                            "rows": len(batch), **summary(results),

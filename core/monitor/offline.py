@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from core.errors import WorkbenchError
+from core.features.inputs import with_indicators
 from core.monitor.drift import compare, summary
 from core.registry import resolve
 
@@ -18,6 +19,7 @@ def drift_report(ref: str, batch: pd.DataFrame) -> dict[str, Any]:
         raise WorkbenchError(f"{name}:{mv.version} has no reference profile (it was registered "
                              "before drift monitoring existed or imported). Retrain it to get "
                              "one.")
+    batch = with_indicators(mv, batch, warmed_up=True)  # a market model's indicators too
     missing = [c for c in reference["features"] if c not in batch.columns]
     if len(missing) == len(reference["features"]):
         raise WorkbenchError(f"The batch has none of the columns {name}:{mv.version} was "

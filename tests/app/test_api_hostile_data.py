@@ -57,7 +57,7 @@ def test_a_date_column_mixing_time_zones_is_stored_as_dates(client: TestClient) 
         "bad-parquet", "dates-and-text"])
 def test_every_upload_gets_2xx_or_a_4xx_json_error_and_no_orphan_file(
         client: TestClient, raw: bytes) -> None:
-    r = client.post("/v1/datasets", content=raw)
+    r = client.post("/v1/datasets", content=raw, headers={"content-type": "text/csv"})
     assert r.status_code < 300 or 400 <= r.status_code < 500, r.text
     if r.status_code >= 400:
         assert set(r.json()) == {"error", "detail"}
@@ -66,15 +66,19 @@ def test_every_upload_gets_2xx_or_a_4xx_json_error_and_no_orphan_file(
 
 def test_decimal_mark_can_be_chosen_and_detection_is_reported(client: TestClient) -> None:
     raw = b"id;price\nA;1,5\nB;2,5\n"
-    detected = client.post("/v1/datasets", content=raw).json()
+    detected = client.post("/v1/datasets", content=raw,
+                           headers={"content-type": "text/csv"}).json()
     assert any("decimal mark" in w for w in detected["warnings"])
-    kept = client.post("/v1/datasets?decimal=.&name=as-text", content=b"id;price\nA;1,5\nC;2\n")
+    kept = client.post("/v1/datasets?decimal=.&name=as-text", content=b"id;price\nA;1,5\nC;2\n",
+                       headers={"content-type": "text/csv"})
     assert kept.status_code == 201, kept.text
-    assert client.post("/v1/datasets?decimal=x", content=raw).status_code == 422
+    assert client.post("/v1/datasets?decimal=x", content=raw,
+                       headers={"content-type": "text/csv"}).status_code == 422
 
 
 def test_training_on_five_rows_is_refused_with_the_number(client: TestClient) -> None:
-    up = client.post("/v1/datasets", content=b"a,y\n1,0\n2,1\n3,0\n4,1\n5,0\n")
+    up = client.post("/v1/datasets", content=b"a,y\n1,0\n2,1\n3,0\n4,1\n5,0\n",
+                     headers={"content-type": "text/csv"})
     assert up.status_code == 201, up.text
     r = client.post("/v1/jobs", json={"dataset": up.json()["id"], "target": "y", "budget": 5})
     assert r.status_code == 422, r.text

@@ -166,6 +166,11 @@ def test_market_search_reports_a_backtest_and_predicts_from_price_history(
     preds = pd.read_csv(out)
     assert len(preds) == len(history) and preds.columns[0] == "prediction"
     assert preds["prediction"].nunique() <= 2
+    # drift of raw price rows covers the rebuilt indicators: none reads as "missing" once
+    # the history is long enough to define them
+    report = run_json("drift", "prices", str(tmp_path / "prices.csv"))
+    assert {r["feature"] for r in report["results"]} >= {"ret_1", "rsi_14"}
+    assert not [r["feature"] for r in report["results"] if r["test"] == "missing"]
 
 
 def test_import_registers_skops_and_refuses_pickled_mlflow_models(home: Path,

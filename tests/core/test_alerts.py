@@ -92,6 +92,19 @@ def test_an_error_alert_on_a_canary_rolls_it_back_as_the_guard_rails_would(
     assert f"alert {alert.id}" in event.reason
 
 
+def test_an_error_alert_within_the_canarys_own_rail_leaves_it_running(canary: str) -> None:
+    """The ERROR alert acts as the guard rails would: with its own rail (--max-error-rate 0.9)
+    a canary failing half its requests keeps its share, though the alert opens."""
+    from core.deploy import deployments as dep
+
+    dep.rollback("wine")
+    deploy("wine", 2, 10, guard_rails={"max_error_rate": 0.9})
+    set_config("wine", consecutive=1)
+    traffic(2, 60, 60)
+    (alert,) = errors(check("wine"))
+    assert alert.version == 2 and get_state("wine").candidate == 2
+
+
 def test_a_window_counts_once_however_many_processes_check_it(canary: str) -> None:
     """Job workers and server processes all check every 30 s: checks of the same window (a
     second checker a moment later) must not count as another bad window."""

@@ -140,6 +140,7 @@ def test_fed_back_served_rows_join_the_retrain_data(imported: int) -> None:
 def test_request_rows_are_logged_unless_switched_off(home: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from core.deploy.service import Serving
     from core.store import RequestInput
@@ -150,7 +151,9 @@ def test_request_rows_are_logged_unless_switched_off(home: Path,
     for switch, expect in (("true", [[record(1)]]), ("false", [])):
         monkeypatch.setenv("WORKBENCH_LOG_INPUTS", switch)
         serving = Serving()
-        answer = asyncio.run(serving.predict("churn", [record(1)]))
+        # its own thread: a browser test's session-wide event loop may own this one
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(asyncio.run, serving.predict("churn", [record(1)])).result()
         serving.stop()  # flushes
         with session_scope() as s:
             rows = s.exec(select(RequestInput.rows).where(

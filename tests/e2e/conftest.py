@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,16 +32,18 @@ def app_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("e2e") / "home"
 
 
-@pytest.fixture(scope="session")
-def app_url(app_home: Path) -> Iterator[str]:
+@contextmanager
+def running_app(home: Path) -> Iterator[str]:
+    """`streamlit run` of the real app on a free loopback port with its own WORKBENCH_HOME."""
     if not shutil.which(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the browser tests: {CHROMIUM} is missing")
         pytest.skip("no system chromium")
+    home.parent.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    env = {**os.environ, "WORKBENCH_HOME": str(app_home), "WORKBENCH_HEARTBEAT_S": "1"}
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_HEARTBEAT_S": "1"}
     env.pop("DATABASE_URL", None)
-    log = open(app_home.parent / "server.log", "wb")
+    log = open(home.parent / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run",
                              str(ROOT / "streamlit_app.py"), "--server.headless=true",
                              "--server.address=127.0.0.1", f"--server.port={port}",
@@ -55,14 +58,22 @@ def app_url(app_home: Path) -> Iterator[str]:
             time.sleep(0.3)
     else:
         proc.kill()
-        raise RuntimeError((app_home.parent / "server.log").read_text())
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
-    from core.jobs.worker import stop_spawned_workers
+        raise RuntimeError((home.parent / "server.log").read_text())
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+        from core.jobs.worker import stop_spawned_workers
 
-    stop_spawned_workers(app_home)  # workers the app started run in their own session
+        stop_spawned_workers(home)  # workers the app started run in their own session
+
+
+@pytest.fixture(scope="session")
+def app_url(app_home: Path) -> Iterator[str]:
+    with running_app(app_home) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

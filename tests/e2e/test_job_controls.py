@@ -8,14 +8,24 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import DATA, ROOT
+from tests.e2e.conftest import running_app
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def own_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """An app with a home of its own: the main-path test counts jobs and datasets from 1."""
+    home = tmp_path_factory.mktemp("e2e_jobs") / "home"
+    with running_app(home) as url:
+        yield url, home
 
 
 def _cli(home: Path, *args: str) -> dict:
@@ -27,8 +37,9 @@ def _cli(home: Path, *args: str) -> dict:
     return json.loads(done.stdout)
 
 
-def test_job_controls_follow_the_job_without_a_reload(page: Page, app_url: str,
-                                                      app_home: Path) -> None:
+def test_job_controls_follow_the_job_without_a_reload(page: Page, own_app: tuple[str, Path]
+                                                      ) -> None:
+    app_url, app_home = own_app
     job = _cli(app_home, "submit", str(DATA / "wine.csv"), "--target", "cultivar",
                "--budget", "120", "--name", "controls")
     page.set_viewport_size({"width": 1280, "height": 900})
