@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # (core.jobs.fresh_data); off saves the extra insert per request in the telemetry flush.
     log_inputs: bool = Field(
         default=True, validation_alias=AliasChoices("WORKBENCH_LOG_INPUTS", "log_inputs"))
+    # ... and how long they are kept (request data may be personal data; 0 keeps them)
+    input_retention_days: float = Field(
+        default=30.0, ge=0, validation_alias="WORKBENCH_INPUT_RETENTION_DAYS")
     default_model: str | None = Field(
         default=None, validation_alias=AliasChoices("WORKBENCH_DEFAULT_MODEL", "default_model"))
 

@@ -9,11 +9,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import delete, select
 
 from core.deploy.telemetry import BUCKETS_MS, Counter, quantile
 from core.errors import WorkbenchError
-from core.store import PredictionLog, RequestSample, ServingStat, session_scope, utcnow
+from core.settings import get_settings
+from core.store import (
+    PredictionLog,
+    RequestInput,
+    RequestSample,
+    ServingStat,
+    session_scope,
+    utcnow,
+)
 
 WINDOWS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "24h": timedelta(hours=24),
            "7d": timedelta(days=7)}
@@ -105,9 +113,15 @@ def _metrics(task: str, preds: list[Any], actual: list[Any]) -> dict[str, Any]:
 def compact(older_than: timedelta = timedelta(hours=1), step: str = "1min",
             now: datetime | None = None) -> int:
     """Merge per-flush telemetry rows older than `older_than` into one row per version per
-    `step`, so a week at 100 req/s is ~10k rows per version, not 600k. Returns rows removed."""
+    `step`, so a week at 100 req/s is ~10k rows per version, not 600k, and drop logged
+    request rows past WORKBENCH_INPUT_RETENTION_DAYS. Returns telemetry rows removed."""
     now = now or utcnow()
     cutoff = now - older_than
+    retention = get_settings().input_retention_days
+    if retention:
+        with session_scope(write=True) as s:
+            s.exec(delete(RequestInput).where(
+                RequestInput.created_at < now - timedelta(days=retention)))
     with session_scope(write=True) as s:
         old = s.exec(select(ServingStat).where(ServingStat.at < cutoff,
                                                ServingStat.worker != "compacted")

@@ -23,7 +23,7 @@ import logging
 import socket
 import ssl
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from core.errors import WorkbenchError
 from core.settings import get_settings
@@ -137,14 +137,23 @@ def check_webhook_url(url: str) -> None:
         pass  # not resolvable from here now; post_webhook checks at every call
 
 
+def _without_credentials(url: str) -> str:
+    """The URL with any `user:password@` removed, for logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def post_webhook(url: str, payload: dict[str, Any]) -> int | None:
     """POST JSON to an http(s) URL with a short timeout, following no redirects, connecting
     only to checked addresses. Runs off the serving path (a daemon thread); failures and
     refusals are logged, never raised. Returns the HTTP status, or None if nothing answered."""
+    shown = _without_credentials(url)  # what the log may show
     try:
         parts = _parts(url)
     except UnsafeWebhookError as exc:
-        log.warning("webhook refused: %s", exc.message)
+        log.warning("webhook refused: %s", exc.message.replace(url, shown))
         return None
     cls = _CheckedHTTPS if parts.scheme == "https" else _CheckedHTTP
     conn = cls(parts.hostname, parts.port, timeout=TIMEOUT_S)
@@ -154,6 +163,7 @@ def post_webhook(url: str, payload: dict[str, Any]) -> int | None:
         basic = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    url = shown  # from here on the URL only goes to logs
     try:
         conn.request("POST", target, body=json.dumps(payload).encode(), headers=headers)
         with conn.getresponse() as response:

@@ -13,7 +13,6 @@ import io
 import uuid
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sklearn
@@ -27,8 +26,6 @@ from core.settings import get_settings
 
 
 @dataclass(frozen=True)
-
-
 class StoredArtifact:
     relpath: str
     fingerprint: str
@@ -76,18 +73,13 @@ def load_verified(relpath: str, fingerprint: str, label: str, *,
             f"The artifact of {label} fails its fingerprint check (expected {fingerprint[:12]}…, "
             f"found {actual[:12]}…): the file was modified or truncated after it was "
             "registered, so it will not be loaded. Register the model again.")
-    return load_trusted_bytes(data, label, accept_mismatch=accepted_sklearn == sklearn.__version__)
+    name, _, version = label.rpartition(":")
+    return load_trusted_bytes(data, label, accept_mismatch=accepted_sklearn == sklearn.__version__,
+                              accept_hint=f"`workbench accept {name} {version}`")
 
 
-def load_trusted_file(path: Path, *, accept_mismatch: bool = False) -> Any:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ArtifactIntegrityError(f"{path.name} cannot be read ({exc.strerror}).") from None
-    return load_trusted_bytes(data, path.name, accept_mismatch=accept_mismatch)
-
-
-def load_trusted_bytes(data: bytes, label: str, *, accept_mismatch: bool = False) -> Any:
+def load_trusted_bytes(data: bytes, label: str, *, accept_mismatch: bool = False,
+                       accept_hint: str = "") -> Any:
     """Refuse untrusted types (naming each) and, unless accepted, estimators saved by another
     scikit-learn; then build only the trusted types."""
     bad = untrusted_types(data, label)
@@ -102,8 +94,8 @@ def load_trusted_bytes(data: bytes, label: str, *, accept_mismatch: bool = False
         raise LibraryMismatchError(
             f"{label} was saved with scikit-learn {mismatch}, and this process runs "
             f"{sklearn.__version__}: a model loaded across versions can predict differently "
-            "without any error. Retrain it here, or accept the difference explicitly "
-            "(`workbench accept NAME VERSION`, or `workbench import --accept-library-mismatch`).")
+            f"without any error. Retrain it here, or accept the difference explicitly: "
+            f"{accept_hint or 'see `workbench accept --help`'}.")
     try:
         with warnings.catch_warnings():
             if accept_mismatch:  # accepted and recorded: not a warning on every load

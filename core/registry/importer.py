@@ -40,7 +40,9 @@ def import_model(name: str, path: str | Path, *, actor: str | None = None,
         data = model_file.read_bytes()
     except OSError as exc:
         raise ArtifactIntegrityError(f"{model_file} cannot be read ({exc.strerror}).") from None
-    pipeline = load_trusted_bytes(data, model_file.name, accept_mismatch=accept_library_mismatch)
+    pipeline = load_trusted_bytes(
+        data, model_file.name, accept_mismatch=accept_library_mismatch,
+        accept_hint=f"`workbench import {name} {path} --accept-library-mismatch`")
     check_tree_structures(pipeline, model_file.name)
     saved = sorted(saved_sklearn_versions(data, model_file.name))
     mismatch = sklearn_mismatch(set(saved))

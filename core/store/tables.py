@@ -268,7 +268,7 @@ class RequestInput(SQLModel, table=True):
     request_id: str = Field(primary_key=True, max_length=64)
     model_name: str = Field(index=True, max_length=200)
     rows: list[dict[str, Any]] = _json(list)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, index=True)  # pruned by age
 
 
 class MonitorConfig(SQLModel, table=True):

@@ -148,12 +148,12 @@ class Evil:  # a type outside the allow-list
 
 def test_types_outside_the_allow_list_are_refused_even_with_a_matching_fingerprint(
         backend: str, tmp_path: Path) -> None:
-    from core.registry.artifacts import load_trusted_file
+    from core.registry.artifacts import load_trusted_bytes
 
     path = tmp_path / "evil.skops"
     sio.dump({"model": Evil()}, path)
     with pytest.raises(UntrustedArtifactError, match="not known to be data"):
-        load_trusted_file(path)
+        load_trusted_bytes(path.read_bytes(), path.name)
 
 
 def test_failed_registration_leaves_no_artifact_behind(backend: str) -> None:

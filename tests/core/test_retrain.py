@@ -219,3 +219,23 @@ def test_queueing_once_per_model_holds_under_a_race(backend: str) -> None:
         assert sorted(created) == [False, False, False, True], f"round {round_}"
         (job,) = [j for j in retrain_jobs() if j.state == "PENDING"]
         ledger.transition(job.id, ledger.CANCELLED, "test: next round")
+
+
+def test_logged_request_rows_are_dropped_after_the_retention(home: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """Request rows may be personal data: they are kept WORKBENCH_INPUT_RETENTION_DAYS."""
+    from datetime import timedelta
+
+    from core.monitor.live import compact
+    from core.store import RequestInput, utcnow
+
+    monkeypatch.setenv("WORKBENCH_INPUT_RETENTION_DAYS", "30")
+    with session_scope(write=True) as s:
+        s.add(RequestInput(request_id="old", model_name="churn", rows=[{"a": 1}],
+                           created_at=utcnow() - timedelta(days=31)))
+        s.add(RequestInput(request_id="new", model_name="churn", rows=[{"a": 2}],
+                           created_at=utcnow() - timedelta(days=29)))
+    compact()
+    with session_scope() as s:
+        assert s.exec(select(RequestInput.request_id)).all() == ["new"]

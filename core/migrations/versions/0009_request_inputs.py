@@ -25,10 +25,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('requestinput', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_requestinput_model_name'), ['model_name'], unique=False)
+        batch_op.create_index(batch_op.f('ix_requestinput_created_at'), ['created_at'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('requestinput', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_requestinput_created_at'))
         batch_op.drop_index(batch_op.f('ix_requestinput_model_name'))
 
     op.drop_table('requestinput')
