@@ -23,7 +23,8 @@ if not models:
     st.stop()
 
 name = st.selectbox("Model", [m["name"] for m in models])
-versions = [v["version"] for v in list_versions(name)]
+version_docs = list_versions(name)
+versions = [v["version"] for v in version_docs]
 state = get_state(name)
 
 c1, c2, c3, c4 = st.columns(4)
@@ -102,8 +103,12 @@ datasets = list_datasets()
 if datasets:
     with st.form("simulate"):
         c1, c2 = st.columns(2)
-        ds_id = c1.selectbox("Replay rows of", [d.id for d in datasets],
-                             format_func=lambda i: next(d.name for d in datasets if d.id == i))
+        ids = [d.id for d in datasets]
+        own = next((v["dataset_id"] for v in version_docs
+                    if v["version"] == (state.stable or versions[-1])), None)
+        ds_id = c1.selectbox("Replay rows of", ids, index=ids.index(own) if own in ids else 0,
+                             format_func=lambda i: next(d.name for d in datasets if d.id == i),
+                             help="Defaults to the data the stable version was trained on.")
         n = c2.slider("Requests", 100, 5000, 1000, step=100)
         if st.form_submit_button("Run simulator"):
             with user_errors(), st.spinner("Replaying through the router…"):

@@ -11,10 +11,27 @@ from typing import Any
 import pandas as pd
 
 from core.deploy.service import Serving
-from core.errors import WorkbenchError
+from core.errors import SchemaMismatchError, WorkbenchError
+from core.features.inputs import sent_columns
+from core.registry import resolve
 
 MAX_REQUESTS = 20_000
 CONCURRENCY = 32
+
+
+def _check_columns(name: str, frame: pd.DataFrame) -> None:
+    """Refuse a table that lacks the model's columns before sending anything: every request
+    would fail, and the charts would show nothing but errors."""
+    _, mv = resolve(name)
+    missing = [c for c in sent_columns(mv) if c not in frame.columns]
+    if missing:
+        shown = ", ".join(repr(c) for c in missing[:5]) + (", …" if len(missing) > 5 else "")
+        source = (f" such as the model's own training data (dataset {mv.dataset_id})"
+                  if mv.dataset_id else "")
+        raise SchemaMismatchError(
+            f"This table lacks {len(missing)} of the {len(sent_columns(mv))} columns "
+            f"{name}:{mv.version} needs ({shown}), so every request would fail. Replay a "
+            f"table with the model's columns{source}.")
 
 
 def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *,
@@ -25,6 +42,7 @@ def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *,
         raise WorkbenchError(f"requests must be between 1 and {MAX_REQUESTS}, got {requests}.")
     if frame.empty:
         raise WorkbenchError("The table to replay has no rows.")
+    _check_columns(name, frame)
     rows = frame.to_dict("records")
     serving = Serving()
     by_version: Counter[int] = Counter()

@@ -155,6 +155,21 @@ def test_deployments_page_canary_simulator_and_rollback(home: Path) -> None:
     assert state.candidate is None and state.stable == 1
 
 
+def test_the_simulator_replays_the_models_own_data_by_default(home: Path) -> None:
+    from core.data.datasets import ingest_path, list_datasets
+    from core.deploy import deploy
+
+    _train_wine()
+    ingest_path(DATA / "breast_cancer.csv")  # newer, and first in every dataset list
+    deploy("wine", 1)
+    (wine,) = [d.id for d in list_datasets() if d.name == "wine"]
+    at = _app().run()
+    at.switch_page("pages/deployments.py").run()
+    assert next(s for s in at.selectbox if s.label == "Replay rows of").value == wine
+    at.button(key="FormSubmitter:simulate-Run simulator").click().run()
+    assert not at.exception and at.session_state["simulation"]["errors"] == 0
+
+
 def test_demo_mode_seeds_models_a_canary_and_traffic(home: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import streamlit as st

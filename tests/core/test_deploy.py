@@ -359,3 +359,19 @@ def test_a_weighted_ensemble_is_lean_when_every_member_is() -> None:
                         LogisticRegression()).fit(X, y)
     mixed = WeightedEnsemble([ensemble.pipelines[0], odd], [0.5, 0.5], task="binary")
     assert compile_fast(mixed, SCHEMA) is None  # one member not understood: ordinary path
+
+
+def test_the_simulator_refuses_a_table_without_the_models_columns(home: Path) -> None:
+    """An unrelated table used to send 1000 failing requests and chart nothing: it is refused
+    before any request, naming the missing columns."""
+    from core.deploy.simulator import simulate
+    from core.errors import SchemaMismatchError
+    from tests.conftest import DATA
+    from tests.helpers import store_snapshot
+
+    register()
+    dep.deploy("churn", 1)
+    before = store_snapshot()
+    with pytest.raises(SchemaMismatchError, match="lacks .* columns churn:1 needs"):
+        simulate("churn", pd.read_csv(DATA / "wine.csv"), 100)
+    assert store_snapshot() == before
