@@ -419,17 +419,22 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
         _, mv = resolve(check_model_name(name))
         return serving.scorecard(name, mv.task)
 
-    @app.post("/v1/models/{name}/evaluate", tags=["models"], responses=ERRORS)
+    @app.post("/v1/models/{name}/evaluate", tags=["models"], responses=PREDICT_ERRORS)
     def evaluate(name: str, body: EvaluateRequest) -> dict[str, Any]:
         check_model_name(name)
         ref = f"{name}:{body.version}" if body.version else name
         if body.version is None:
             st = serving.state(name, fresh=True)
             ref = f"{name}:{st.stable}" if st.stable else name
-        return _evaluate(serving, ref, body.records, body.target)
+        with serving.evaluation_slot():
+            return _evaluate(serving, ref, body.records, body.target)
 
-    @app.post("/v1/models/compare", tags=["models"], responses=ERRORS)
+    @app.post("/v1/models/compare", tags=["models"], responses=PREDICT_ERRORS)
     def compare(body: CompareRequest) -> dict[str, Any]:
+        with serving.evaluation_slot():
+            return _compare(serving, body)
+
+    def _compare(serving: Serving, body: CompareRequest) -> dict[str, Any]:
         rows = []
         for ref in body.versions:
             name, mv = resolve(ref)

@@ -9,7 +9,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,7 @@ from core.settings import get_settings
 from core.store import PredictionLog, session_scope, utcnow
 
 log = logging.getLogger("workbench.serving")
+EVALUATIONS_AT_ONCE = 2  # per server process: evaluate/compare beyond this get 503
 
 
 class PredictionFailedError(WorkbenchError):
@@ -203,12 +206,28 @@ class Serving:
         self.batcher = Batcher(self._predict_pool, settings.batch_window_ms / 1000.0,
                                settings.batch_max_rows, settings.max_pending_requests,
                                settings.max_pending_rows)
+        # evaluate/compare score whole labelled tables on the request's thread: at most this
+        # many at a time per process, so they cannot starve predictions (503 beyond)
+        self._evaluations = threading.BoundedSemaphore(EVALUATIONS_AT_ONCE)
         self.guard_log: list[dict[str, Any]] = []
         self._guard_errors: dict[str, str] = {}  # model → last failure alerted
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refresher: threading.Thread | None = None
         self.started_at = time.time()
+
+    @contextmanager
+    def evaluation_slot(self) -> Iterator[None]:
+        """Admit one evaluation (evaluate, compare), or raise OverloadedError at once."""
+        if not self._evaluations.acquire(blocking=False):
+            raise OverloadedError(
+                f"{EVALUATIONS_AT_ONCE} evaluations are already running in this server process; "
+                "retry after the Retry-After delay (predictions are still answered).",
+                retry_after_s=5)
+        try:
+            yield
+        finally:
+            self._evaluations.release()
 
     # -- state ------------------------------------------------------------------------------
     def state(self, name: str, *, fresh: bool = False) -> dep.DeploymentState:

@@ -86,3 +86,25 @@ def test_the_bound_is_a_setting_with_a_default(monkeypatch: pytest.MonkeyPatch) 
     assert s.max_pending_requests > 32 and s.max_pending_rows >= s.batch_max_rows
     monkeypatch.setenv("WORKBENCH_MAX_PENDING_ROWS", "100")
     assert get_settings().max_pending_rows == 100
+
+
+def test_evaluations_past_their_bound_get_503_and_predictions_go_on(home: Path) -> None:
+    """evaluate/compare score whole labelled tables on request threads: while two run in a
+    process, a third is refused at once instead of starving the predictions."""
+    register()
+    dep.deploy("churn", 1)
+    labelled = [{**record(i), "y": "yes" if i % 2 else "no"} for i in range(20)]
+    with TestClient(create_app(background=False)) as client:
+        serving = client.app.state.serving
+        with serving.evaluation_slot(), serving.evaluation_slot():  # two long evaluations
+            for path, body in (("/v1/models/churn/evaluate", {"records": labelled}),
+                               ("/v1/models/compare", {"versions": ["churn:1"],
+                                                       "records": labelled})):
+                refused = client.post(path, json=body)
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["error"] == "overloaded"
+                assert refused.headers["Retry-After"].isdigit()
+            assert client.post("/v1/models/churn/predict",
+                               json={"records": [record()]}).status_code == 200
+        assert client.post("/v1/models/churn/evaluate",
+                           json={"records": labelled}).status_code == 200
