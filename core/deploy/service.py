@@ -211,6 +211,7 @@ class Serving:
         self._evaluations = threading.BoundedSemaphore(EVALUATIONS_AT_ONCE)
         self.guard_log: list[dict[str, Any]] = []
         self._guard_errors: dict[str, str] = {}  # model → last failure alerted
+        self._guard_judged: set[str] = set()  # models whose rails judged in this process
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refresher: threading.Thread | None = None
@@ -471,8 +472,11 @@ class Serving:
             log.exception("could not raise the guard-rail alert of %s", name)
 
     def _guard_ok(self, name: str) -> None:
-        if self._guard_errors.pop(name, None) is not None:
+        # the first good judgement in this process also clears a GUARD alert an earlier
+        # process (before a restart) left open
+        if self._guard_errors.pop(name, None) is not None or name not in self._guard_judged:
             guard_alert.clear(name)
+            self._guard_judged.add(name)
 
     def tick(self) -> list[Verdict]:
         self.flush()

@@ -104,12 +104,17 @@ def test_one_models_broken_rails_do_not_stop_another_models_rollback(backend: st
         dep.deploy("churn", 2, 100, guard_rails={"min_requests": 50}, warm=None)  # the fix
         assert dep.get_state("churn").guard_rails == {**dep.DEFAULT_GUARD_RAILS,
                                                       "min_requests": 50}  # -1 ms dropped
-        serving.check_guards()
+    finally:
+        serving.stop()
+    restarted = Serving()  # the server restarted after the fix: its first judgement resolves
+    try:
+        restarted.state("churn", fresh=True)
+        restarted.check_guards()
         with session_scope() as s:
             (alert,) = s.exec(select(Alert).where(Alert.kind == guard_alert.KIND)).all()
         assert alert.state == "resolved"
     finally:
-        serving.stop()
+        restarted.stop()
 
 
 def test_rejected_records_do_not_count_towards_a_steps_minimum() -> None:
