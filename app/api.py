@@ -30,7 +30,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.jsonout import dumps_bytes
-from app.request_policy import RequestPolicy
+from app.request_policy import UPLOAD_PATH, RequestPolicy
 from core.deploy import deployments as dep
 from core.deploy.service import Answer, Serving, score
 from core.deploy.telemetry import BUCKETS_MS, stats_since
@@ -246,7 +246,7 @@ class Guard:
                               "Bearer TOKEN` (WORKBENCH_API_TOKEN).",
                               {"WWW-Authenticate": "Bearer"})
                 return await resp(scope, receive, send)
-        limit = settings.max_upload_bytes if scope["path"] == "/v1/datasets" \
+        limit = settings.max_upload_bytes if scope["path"] == UPLOAD_PATH \
             else settings.serve_max_body_bytes
         for k, v in scope["headers"]:
             if k == b"content-length":

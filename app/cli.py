@@ -373,6 +373,7 @@ def accept(
     name: str,
     version: int,
     reason: Annotated[str, typer.Option(help="Why the difference is acceptable.")] = "",
+    json_out: JsonOpt = False,
 ) -> None:
     """Let NAME:VERSION load although another scikit-learn version saved it (on this
     scikit-learn only; recorded in the audit log)."""
@@ -380,6 +381,10 @@ def accept(
 
     mv = accept_library_mismatch(name, version, reason=reason)
     diff = library_mismatch(mv)
+    if json_out:
+        emit_json({"model": name, "version": version, "accepted_on": mv.accepted_sklearn,
+                   "library_mismatch": diff})
+        return
     saved = f" (saved with scikit-learn {diff['saved']})" if diff else ""
     out.print(f"{name}:{version}{saved} may now load on scikit-learn {mv.accepted_sklearn}.")
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_common import JsonOpt, emit_json, err, guarded, out
+from core.deploy.deployments import DEFAULT_GUARD_RAILS
 from core.errors import WorkbenchError
 
 ReasonOpt = Annotated[str, typer.Option(help="Why (kept in the deployment history).")]
@@ -100,13 +101,13 @@ def register(app: typer.Typer) -> None:
             "hold.")] = False,
         max_error_rate: Annotated[float | None, typer.Option(
             help="Guard rail: roll back when the candidate's error rate exceeds this fraction "
-            "(default 0.05).")] = None,
+            f"(default {DEFAULT_GUARD_RAILS['max_error_rate']:g}).")] = None,
         max_p99_ms: Annotated[float | None, typer.Option(
             help="Guard rail: roll back when the candidate's p99 latency exceeds this many ms "
-            "(default 1000).")] = None,
+            f"(default {DEFAULT_GUARD_RAILS['max_p99_ms']:g}).")] = None,
         min_requests: Annotated[float | None, typer.Option(
             help="Guard rail: requests a step needs before the rails judge it "
-            "(default 100).")] = None,
+            f"(default {DEFAULT_GUARD_RAILS['min_requests']:g}).")] = None,
         reason: ReasonOpt = "",
         json_out: JsonOpt = False,
     ) -> None:

@@ -64,6 +64,12 @@ class Counter:
     def ok(self) -> int:
         return self.count - self.rejected - self.errors
 
+    @classmethod
+    def of_row(cls, row: Any) -> Counter:
+        """The counter a stored ServingStat row holds."""
+        return cls(row.count, row.errors, row.latency_sum_ms, list(row.latency_hist),
+                   dict(row.predictions), row.rejected)
+
     def add(self, latency_ms: float, ok: bool, predictions: list[Any] | None,
             rejected: bool = False) -> None:
         self.count += 1
@@ -231,6 +237,5 @@ def stats_since(name: str, version: int, since: datetime | None) -> Counter:
         if since is not None:
             q = q.where(ServingStat.at >= since)
         for row in s.exec(q):
-            total.merge(Counter(row.count, row.errors, row.latency_sum_ms,
-                                list(row.latency_hist), dict(row.predictions), row.rejected))
+            total.merge(Counter.of_row(row))
     return total

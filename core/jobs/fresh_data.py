@@ -21,6 +21,7 @@ from sqlmodel import select
 from core.data.datasets import load_frame, store_frame
 from core.data.ingest import fingerprint_frame
 from core.errors import NotFoundError, WorkbenchError
+from core.jobs import ledger
 from core.store import (
     Dataset,
     Job,
@@ -31,7 +32,7 @@ from core.store import (
     session_scope,
 )
 
-TRAINED_STATES = ("PENDING", "RUNNING", "PAUSED", "COMPLETED")
+TRAINED_STATES = (ledger.PENDING, ledger.RUNNING, ledger.PAUSED, ledger.COMPLETED)
 FEEDBACK_SOURCE = "feedback to {model}"  # source_filename of the tables built here
 
 

@@ -41,8 +41,7 @@ def _stats(name: str, since: datetime) -> list[ServingStat]:
 
 
 def _counter(r: ServingStat) -> Counter:
-    return Counter(r.count, r.errors, r.latency_sum_ms, list(r.latency_hist),
-                   dict(r.predictions), r.rejected)
+    return Counter.of_row(r)
 
 
 def traffic(name: str, window: str = "1h", now: datetime | None = None) -> dict[str, Any]:

@@ -214,7 +214,6 @@ def test_a_stored_version_from_another_sklearn_loads_only_once_accepted(home: Pa
 
     from core.fsutil import sha256_bytes
     from core.registry import load_pipeline, register_version
-    from core.registry.versions import accept_library_mismatch
     from core.settings import get_settings
     from core.store import ModelVersion, session_scope
 
@@ -234,7 +233,10 @@ def test_a_stored_version_from_another_sklearn_loads_only_once_accepted(home: Pa
 
     with pytest.raises(LibraryMismatchError, match="saved with scikit-learn 1.0.0"):
         load_pipeline("aged:1")
-    accept_library_mismatch("aged", 1, reason="checked on a holdout")
+    result = CliRunner().invoke(app, ["accept", "aged", "1", "--reason", "checked on a holdout",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["library_mismatch"]["accepted"] is True
     _, _, loaded = load_pipeline("aged:1")
     assert list(loaded.predict(FRAME)) == list(LABELS)
 
