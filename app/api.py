@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any, Literal
 
-import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,7 +31,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.jsonout import dumps_bytes
 from app.request_policy import UPLOAD_PATH, RequestPolicy
 from core.deploy import deployments as dep
-from core.deploy.service import Answer, Serving, score
+from core.deploy.evaluation import evaluate_records
+from core.deploy.service import Answer, Serving
 from core.deploy.telemetry import BUCKETS_MS, stats_since
 from core.errors import NotFoundError, TryLaterError, WorkbenchError
 from core.registry.versions import check_model_name, list_models, list_versions, resolve
@@ -427,7 +427,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
             st = serving.state(name, fresh=True)
             ref = f"{name}:{st.stable}" if st.stable else name
         with serving.evaluation_slot():
-            return _evaluate(serving, ref, body.records, body.target)
+            return evaluate_records(serving, ref, body.records, body.target)
 
     @app.post("/v1/models/compare", tags=["models"], responses=PREDICT_ERRORS)
     def compare(body: CompareRequest) -> dict[str, Any]:
@@ -441,8 +441,8 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
             row = {"ref": ref, "model": name, "version": mv.version, "task": mv.task,
                    "metric": mv.metric, "score": mv.score, "metrics": mv.metrics}
             if body.records:
-                row["evaluation"] = _evaluate(serving, f"{name}:{mv.version}", body.records,
-                                              body.target)
+                row["evaluation"] = evaluate_records(serving, f"{name}:{mv.version}",
+                                                     body.records, body.target)
             rows.append(row)
         return {"versions": rows}
 
@@ -597,57 +597,6 @@ def _default_model(settings: Any) -> str:
     raise NotFoundError("/invocations needs a default model: set WORKBENCH_DEFAULT_MODEL or "
                         "use /v1/models/{name}/invocations "
                         f"({len(deployed)} models are deployed).")
-
-
-def _target_column(name: str, mv: Any, requested: str | None) -> str:
-    """The version's recorded target, or for a version without one (imported) the request's."""
-    if not mv.target and not requested:
-        raise dep.InvalidRequestError(
-            f"{name}:{mv.version} records no target column (it was imported), so the request "
-            'must say which column holds the true values: add "target": "COLUMN" to the body.')
-    if mv.target and requested and requested != mv.target:
-        raise dep.InvalidRequestError(
-            f"{name}:{mv.version} predicts {mv.target!r}, but the request names target "
-            f"{requested!r}: leave out \"target\" or send {mv.target!r}.")
-    return mv.target or requested  # type: ignore[return-value]
-
-
-def _evaluate(serving: Serving, ref: str, records: list[dict[str, Any]],
-              requested_target: str | None = None) -> dict[str, Any]:
-    from core.automl.metrics import all_scores
-
-    name, mv = resolve(ref)
-    target = _target_column(name, mv, requested_target)
-    lm = serving.warm(name, mv.version)
-    if any(target not in r for r in records):
-        raise dep.InvalidRequestError(f"Every record needs the target column {target!r} to "
-                                      "evaluate.")
-    y = [r[target] for r in records]
-    if any(v is None for v in y):
-        raise dep.InvalidRequestError(f"The target column {target!r} has empty values.")
-    preds, proba = score(lm, records)
-    if lm.classes is not None:
-        y_arr = np.asarray([_as_label(v, lm.classes) for v in y], dtype=object)
-        metrics = all_scores(mv.task, y_arr, np.asarray(preds, dtype=object), proba,
-                             np.asarray(lm.classes, dtype=object))
-    else:
-        try:
-            y_arr = np.asarray(y, dtype=float)
-        except (TypeError, ValueError):
-            raise dep.InvalidRequestError(f"The target {target!r} must be numeric.") from None
-        metrics = all_scores(mv.task, y_arr, np.asarray(preds, dtype=float))
-    return {"model": name, "version": mv.version, "rows": len(records), "target": target,
-            "metrics": metrics}
-
-
-def _as_label(value: Any, classes: list[Any]) -> Any:
-    """Feedback/evaluation labels arrive as JSON: match them to the model's class labels."""
-    if value in classes:
-        return value
-    for c in classes:
-        if str(c) == str(value):
-            return c
-    return value
 
 
 def _warm_deployed(serving: Serving) -> None:

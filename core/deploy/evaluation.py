@@ -1,0 +1,64 @@
+"""Evaluating a served version on labelled records (REST evaluate and compare)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from core.automl.metrics import all_scores
+from core.deploy.deployments import InvalidRequestError
+from core.deploy.service import Serving, score
+from core.registry import resolve
+
+
+def _target_column(name: str, mv: Any, requested: str | None) -> str:
+    """The version's recorded target, or for a version without one (imported) the request's."""
+    if not mv.target and not requested:
+        raise InvalidRequestError(
+            f"{name}:{mv.version} records no target column (it was imported), so the request "
+            'must say which column holds the true values: add "target": "COLUMN" to the body.')
+    if mv.target and requested and requested != mv.target:
+        raise InvalidRequestError(
+            f"{name}:{mv.version} predicts {mv.target!r}, but the request names target "
+            f"{requested!r}: leave out \"target\" or send {mv.target!r}.")
+    return mv.target or requested  # type: ignore[return-value]
+
+
+def evaluate_records(serving: Serving, ref: str, records: list[dict[str, Any]],
+                     requested_target: str | None = None) -> dict[str, Any]:
+    """Metrics of a version on labelled records, scored through the serving cache (the
+    same path as predictions). A version without a recorded target (imported) takes the
+    request's."""
+    name, mv = resolve(ref)
+    target = _target_column(name, mv, requested_target)
+    lm = serving.warm(name, mv.version)
+    if any(target not in r for r in records):
+        raise InvalidRequestError(f"Every record needs the target column {target!r} to "
+                                  "evaluate.")
+    y = [r[target] for r in records]
+    if any(v is None for v in y):
+        raise InvalidRequestError(f"The target column {target!r} has empty values.")
+    preds, proba = score(lm, records)
+    if lm.classes is not None:
+        y_arr = np.asarray([_as_label(v, lm.classes) for v in y], dtype=object)
+        metrics = all_scores(mv.task, y_arr, np.asarray(preds, dtype=object), proba,
+                             np.asarray(lm.classes, dtype=object))
+    else:
+        try:
+            y_arr = np.asarray(y, dtype=float)
+        except (TypeError, ValueError):
+            raise InvalidRequestError(f"The target {target!r} must be numeric.") from None
+        metrics = all_scores(mv.task, y_arr, np.asarray(preds, dtype=float))
+    return {"model": name, "version": mv.version, "rows": len(records), "target": target,
+            "metrics": metrics}
+
+
+def _as_label(value: Any, classes: list[Any]) -> Any:
+    """Feedback/evaluation labels arrive as JSON: match them to the model's class labels."""
+    if value in classes:
+        return value
+    for c in classes:
+        if str(c) == str(value):
+            return c
+    return value
