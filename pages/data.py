@@ -7,8 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state, pick_dataset, user_errors
+from app.ui.labels import link
 from core.data.datasets import ingest_bytes, list_datasets, load_frame
 from core.data.profile import check_target, detect_problem_type
+from core.glossary import explain
 from core.settings import get_settings
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data"
@@ -43,7 +45,8 @@ with user_errors():
     frame = load_frame(ds)
     for warning in ds.warnings:
         st.warning(warning)
-    st.caption(f"Fingerprint `{ds.fingerprint[:16]}…` · {ds.size_bytes / 1024:.0f} KB stored")
+    st.caption(f"Fingerprint `{ds.fingerprint[:16]}…` · {ds.size_bytes / 1024:.0f} KB stored",
+               help=explain("fingerprint"))
     st.dataframe(frame.head(200), width="stretch")
 
     st.subheader("Columns")
@@ -66,3 +69,4 @@ with user_errors():
     target = st.selectbox("Column to predict", list(frame.columns), index=len(frame.columns) - 1)
     problem = detect_problem_type(check_target(frame, target))
     st.write(f"Detected **{problem.task}**: {problem.reason}.")
+    link("pages/train.py", "Train a model on this table", icon=":material/model_training:")

@@ -19,7 +19,8 @@ from core.store import utcnow
 st.title("Deployments")
 models = list_models()
 if not models:
-    empty_state("Nothing to deploy yet: train a model on **Train** first.")
+    empty_state("Nothing to deploy yet: train a model first.",
+                links=[("pages/train.py", "Train a model")])
     st.stop()
 
 name = st.selectbox("Model", [m["name"] for m in models])

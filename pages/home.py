@@ -4,6 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state
+from app.ui.jobs import registered_score
+from app.ui.labels import KIND_LABEL
 from core.data.datasets import list_datasets
 from core.jobs.views import read_jobs
 from core.registry import list_models
@@ -20,18 +22,37 @@ st.subheader("Models")
 if models:
     st.dataframe(pd.DataFrame(models)[["name", "versions", "latest_version", "task", "metric",
                                        "latest_score", "aliases"]],
-                 hide_index=True, width="stretch")
+                 hide_index=True, width="stretch", column_config={
+                     "latest_score": st.column_config.NumberColumn(
+                         "latest version's score", format="%.4f",
+                         help="The score the registry holds for the latest version, in its "
+                              "metric: a CV score (mean over folds), or out-of-fold for an "
+                              "ensemble. The metric's direction is in the Leaderboard's help."),
+                 })
 else:
-    empty_state("No models yet. Your first model in 3 steps: 1. open **Data** and upload a "
-                "table or pick a sample; 2. train it: `workbench automl data/breast_cancer.csv "
-                "--target diagnosis`; 3. see it in **Registry** and point `production` at it.")
+    empty_state("No models yet. Your first model in 3 steps: 1. upload a table or pick a "
+                "sample; 2. train a model on it; 3. compare the trials and point `production` "
+                "at the version you want.",
+                links=[("pages/data.py", "Upload a table"), ("pages/train.py", "Train a model")])
 
 st.subheader("Recent jobs")
 if jobs:
-    st.dataframe(pd.DataFrame([{"id": j.id, "state": j.state, "model": j.model_name,
-                                "trials": j.progress.get("trials_done"),
-                                "best": j.progress.get("best_score"),
-                                "created": j.created_at} for j in jobs]),
-                 hide_index=True, width="stretch")
+    rows = []
+    for j in jobs:
+        version, score, kind = registered_score(j)
+        rows.append({"id": j.id, "state": j.state, "model": j.model_name,
+                     "trials": j.progress.get("trials_done"), "metric": j.metric,
+                     "best single trial (CV)": j.progress.get("best_score"),
+                     "registered version": version, "registered score": score,
+                     "scored as": KIND_LABEL.get(kind, "") if kind else None,
+                     "created": j.created_at})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "best single trial (CV)": st.column_config.NumberColumn(
+            format="%.4f", help="The best single pipeline's CV score (mean over folds) while "
+                                "the search ran."),
+        "registered score": st.column_config.NumberColumn(
+            format="%.4f", help="The score of the version the job registered: what the "
+                                "registry holds. For an ensemble it is out-of-fold, and differs "
+                                "from the best single trial's.")})
 else:
-    empty_state("No training jobs yet.")
+    empty_state("No training jobs yet.", links=[("pages/train.py", "Train a model")])

@@ -19,7 +19,8 @@ st.caption(f"{len(live_workers())} live worker(s)")
 def ledger_view() -> None:
     jobs = read_jobs(limit=100, by="ui")  # a dead worker's job shows FAILED, not RUNNING
     if not jobs:
-        empty_state("No jobs yet: start a training on **Train**.")
+        empty_state("No jobs yet: start a training first.",
+                    links=[("pages/train.py", "Train a model")])
         return
     st.dataframe(pd.DataFrame([{
         "id": j.id, "state": j.state, "model": j.model_name, "trigger": j.trigger,

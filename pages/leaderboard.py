@@ -6,7 +6,9 @@ import streamlit as st
 from app.ui import charts
 from app.ui.common import empty_state, user_errors
 from app.ui.jobs import trials_frame
+from app.ui.labels import metric_help, score_card, score_kind
 from core.automl.metrics import METRICS
+from core.glossary import explain
 from core.jobs.ledger import list_jobs
 from core.registry import set_alias
 from core.store import ModelVersion, session_scope
@@ -14,7 +16,8 @@ from core.store import ModelVersion, session_scope
 st.title("Leaderboard")
 jobs = [j for j in list_jobs(limit=200) if j.state == "COMPLETED"]
 if not jobs:
-    empty_state("No finished searches yet: start one on **Train**.")
+    empty_state("No finished searches yet: start one on the Train page.",
+                links=[("pages/train.py", "Train a model")])
     st.stop()
 
 labels = {j.id: f"job {j.id}: {j.model_name} ({j.metric})" for j in jobs}
@@ -32,9 +35,10 @@ with session_scope() as s:
 
 if version is not None:
     c1, c2, c3 = st.columns(3)
-    c1.metric(f"Registered version {version.version}", f"{version.score:.4f}", job.metric,
-              delta_color="off")
-    c2.metric("Winner", version.estimator)
+    score_card(c1, f"Registered version {version.version}", version.score, job.metric,
+               score_kind(version.estimator))
+    c2.metric("Winner", version.estimator,
+              help=explain("ensemble") if version.estimator == "ensemble" else None)
     c3.metric("Trials", len(trials))
     for note in version.evaluation.get("notes", []):  # dropped leaks, left-out rows
         st.warning(note)
@@ -42,7 +46,8 @@ if version is not None:
         st.info(tip, icon=":material/lightbulb:")
 
 st.dataframe(trials, hide_index=True, width="stretch", column_config={
-    "score": st.column_config.NumberColumn(job.metric, format="%.4f"),
+    "score": st.column_config.NumberColumn(f"{job.metric} (CV)", format="%.4f",
+                                           help=metric_help(job.metric, "cv")),
     "std": st.column_config.NumberColumn("± std", format="%.4f"),
     "fit_time_s": st.column_config.NumberColumn("fit s", format="%.2f"),
     "predict_ms_per_1k": st.column_config.NumberColumn("predict ms/1k", format="%.1f")})
@@ -66,7 +71,13 @@ if version is None:
     st.stop()
 ev = version.evaluation
 st.subheader(f"Evaluation of {job.model_name}:{version.version} (out-of-fold)")
-st.dataframe(pd.DataFrame([ev.get("metrics", {})]), hide_index=True, width="stretch")
+st.caption("Every metric on all out-of-fold predictions pooled together. For a single pipeline "
+           "the registered CV score above is the mean of the fold scores, so the two can differ "
+           "slightly; for an ensemble they are the same number.")
+st.dataframe(pd.DataFrame([ev.get("metrics", {})]), hide_index=True, width="stretch",
+             column_config={k: st.column_config.NumberColumn(format="%.4f",
+                                                             help=metric_help(k, "oof"))
+                            for k in ev.get("metrics", {})})
 c1, c2 = st.columns(2)
 if "confusion_matrix" in ev:
     c1.altair_chart(charts.confusion_matrix(ev["confusion_matrix"]), width="stretch")

@@ -6,16 +6,25 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state, user_errors
+from app.ui.labels import column_help
 from core.data.datasets import list_datasets, load_frame
+from core.glossary import explain
 from core.monitor.alerts import acknowledge, alert_doc, list_alerts
 from core.monitor.live import WINDOWS, accuracy, live_drift, traffic
 from core.monitor.offline import drift_report, raise_drift_alerts
 from core.registry import list_models, resolve
 
 st.title("Monitor")
+# plain-words help on the drift tables' jargon (tests: ks, chi2, jensen_shannon, wasserstein)
+DRIFT_HELP = column_help(["p_value", "effect_size", "psi"],
+                         test="The test used: " + " ".join(
+                             explain(t) or t for t in ("ks", "chi2", "jensen_shannon",
+                                                        "wasserstein")))
 models = list_models()
 if not models:
-    empty_state("Nothing to monitor yet: train and deploy a model first.")
+    empty_state("Nothing to monitor yet: train and deploy a model first.",
+                links=[("pages/train.py", "Train a model"),
+                       ("pages/deployments.py", "Deploy a version")])
     st.stop()
 
 c1, c2 = st.columns([2, 1])
@@ -42,7 +51,8 @@ def live_view() -> None:
     live = traffic(name, window)
     if not live["versions"]:
         empty_state(f"No traffic in the last {window}. Send requests to the REST API or run the "
-                    "simulator on **Deployments**.")
+                    "traffic simulator.",
+                    links=[("pages/deployments.py", "Run the traffic simulator")])
         return
     summary = pd.DataFrame([{"version": v, **{k: d[k] for k in (
         "requests", "ok", "failed", "rejected", "rate_per_s", "error_rate", "latency_p50_ms",
@@ -79,7 +89,8 @@ with user_errors():
                  if v]
         st.write(f"{live['rows']} sampled rows scored by version {live['version']}; drifted "
                  f"features: **{flagged}**. " + "; ".join(extra))
-        st.dataframe(pd.DataFrame(live["results"]), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(live["results"]), hide_index=True, width="stretch",
+                     column_config=DRIFT_HELP)
 
 st.subheader("Drift of a batch against the training data")
 datasets = list_datasets()
@@ -107,4 +118,4 @@ if datasets:
             tooltip=["feature:N", "test:N", "statistic:Q", "p_value:Q", "effect_size:Q",
                      "psi:Q"]
         ).properties(height=max(120, 18 * len(results))), width="stretch")
-        st.dataframe(results, hide_index=True, width="stretch")
+        st.dataframe(results, hide_index=True, width="stretch", column_config=DRIFT_HELP)

@@ -4,11 +4,13 @@ import streamlit as st
 
 from app.ui.charts import best_so_far
 from app.ui.common import empty_state, pick_dataset, user_errors
-from app.ui.jobs import elapsed_fraction, progress_text, registered_version, trials_frame
+from app.ui.jobs import elapsed_fraction, progress_text, registered_score, trials_frame
+from app.ui.labels import link, score_card
 from core.automl.catalog import CATALOG
 from core.automl.metrics import METRICS
 from core.automl.runner import submit
 from core.data.datasets import list_datasets
+from core.glossary import explain
 from core.jobs.ledger import FINISHED, request_cancel
 from core.jobs.views import read_job
 from core.jobs.worker import ensure_local_worker
@@ -16,7 +18,8 @@ from core.jobs.worker import ensure_local_worker
 st.title("Train")
 datasets = list_datasets()
 if not datasets:
-    empty_state("No datasets yet: open **Data** to upload a table or load a sample.")
+    empty_state("No datasets yet: upload a table or load a sample first.",
+                links=[("pages/data.py", "Upload a table")])
     st.stop()
 
 ds = pick_dataset(datasets)
@@ -27,9 +30,15 @@ with st.form("train"):
     target = c1.selectbox("Target (column to predict)", columns, index=len(columns) - 1)
     name = c2.text_input("Model name", value=ds.name)
     c3, c4, c5 = st.columns(3)
-    task = c3.selectbox("Task", ["auto", "classification", "regression"])
-    metric = c4.selectbox("Metric", ["auto", *METRICS])
-    method = c5.selectbox("Search method", ["tpe", "random", "grid"])
+    task = c3.selectbox("Task", ["auto", "classification", "regression"],
+                        help="classification predicts a category (yes/no, a label); "
+                             "regression predicts an amount. auto decides from the column.")
+    metric = c4.selectbox("Metric", ["auto", *METRICS],
+                          help="How trials are scored. auto picks roc_auc (two classes), "
+                               "log_loss (more classes) or rmse (amounts).\n\n"
+                               + "\n\n".join(m.describe() for m in METRICS.values()))
+    method = c5.selectbox("Search method", ["tpe", "random", "grid"],
+                          help="\n\n".join(explain(k) or k for k in ("tpe", "random", "grid")))
     budget = st.slider("Time budget (seconds)", 10, 600, 60, step=10)
     estimators = st.multiselect("Estimators (empty = all that fit the task)", list(CATALOG),
                                 format_func=lambda k: CATALOG[k].label)
@@ -81,8 +90,15 @@ def live(job_id: int) -> None:
                 request_cancel(job.id, actor="ui")
         return
     if job.state == "COMPLETED":
-        st.success(f"Done: registered version {registered_version(job)} of "
-                   f"**{job.model_name}**. Open **Leaderboard** to compare the trials.")
+        version, score, kind = registered_score(job)
+        st.success(f"Done: registered version {version} of **{job.model_name}**.")
+        c1, c2 = st.columns(2)
+        score_card(c1, f"Registered version {version}", score, job.metric, kind or "cv")
+        if kind == "oof":  # an ensemble: its score is not the best single trial's
+            score_card(c2, "Best single trial", job.progress.get("best_score"), job.metric,
+                       "cv")
+        link("pages/leaderboard.py", "Compare the trials on the Leaderboard",
+             icon=":material/leaderboard:")
     elif job.state == "FAILED":
         st.error(f"The job failed: {job.error}")
     else:

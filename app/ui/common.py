@@ -27,8 +27,14 @@ def user_errors() -> Iterator[None]:
         st.error(failure.message, icon=":material/error:")
 
 
-def empty_state(message: str) -> None:
+def empty_state(message: str, links: list[tuple[str, str]] | None = None) -> None:
+    """What to do next on an empty page: a short message, then links to the pages that do it
+    (`links`: (page file, label) pairs)."""
+    from app.ui.labels import link
+
     st.info(message, icon=":material/info:")
+    for page, label in links or []:
+        link(page, label)
 
 
 def pick_dataset(datasets: list[Any], label: str = "Dataset") -> Any:

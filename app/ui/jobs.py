@@ -19,11 +19,18 @@ def trials_frame(job_id: int) -> pd.DataFrame:
 
 
 def progress_text(job: Job) -> str:
+    """State, trials, and the best single trial's CV score so far, named as such: the version a
+    job registers may be an ensemble with its own (out-of-fold) score."""
     p = job.progress
     best = p.get("best_score")
     best_txt = f"{best:.4f}" if isinstance(best, float) else "–"
-    return (f"{job.state} · {p.get('trials_done', 0)} trials · best {p.get('metric', '')} "
-            f"{best_txt}")
+    text = (f"{job.state} · {p.get('trials_done', 0)} trials · best single trial "
+            f"{p.get('metric', '')} {best_txt} (CV)")
+    version, score, kind = registered_score(job)
+    if version is not None and isinstance(score, float):
+        what = "ensemble, out-of-fold" if kind == "oof" else "CV"
+        text += f" · registered version {version}: {score:.4f} ({what})"
+    return text
 
 
 def elapsed_fraction(job: Job) -> float:
@@ -35,6 +42,21 @@ def elapsed_fraction(job: Job) -> float:
     budget = float(job.settings.get("budget") or 60.0)
     end = job.finished_at or utcnow()
     return max(0.0, min(1.0, (end - job.started_at).total_seconds() / budget))
+
+
+def registered_score(job: Job) -> tuple[int | None, float | None, str | None]:
+    """(version, stored score, score kind) of the version a job registered, as the registry
+    holds them; (None, None, None) while nothing is registered."""
+    from app.ui.labels import score_kind
+    from core.store import ModelVersion, session_scope
+
+    if job.version_id is None:
+        return None, None, None
+    with session_scope() as s:
+        mv = s.get(ModelVersion, job.version_id)
+        if mv is None:
+            return None, None, None
+        return mv.version, mv.score, score_kind(mv.estimator)
 
 
 def registered_version(job: Job) -> int | None:

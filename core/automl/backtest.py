@@ -73,7 +73,7 @@ def backtest(result: SearchResult, *, forward_return: pd.Series | np.ndarray | N
     data = result.data
     if data.time is None:
         raise InvalidDataError("A backtest needs a search validated in time order: run it with "
-                               "a time column (--time-column).")
+                               "a time column (Train page: Time column; CLI: --time-column).")
     fwd = _forward_returns(data, forward_return)
     cv = result.best.cv
     notes: list[str] = []

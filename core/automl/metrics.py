@@ -18,6 +18,15 @@ class Metric:
     greater_is_better: bool
     needs_proba: bool
     fn: Callable[..., float]
+    plain: str = ""  # what the number means, in plain words (UI help texts, docs)
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.greater_is_better else "lower is better"
+
+    def describe(self) -> str:
+        """Plain-words help for a card or column showing this metric: meaning and direction."""
+        return f"{self.name}: {self.plain} ({self.direction})."
 
     def score(self, y_true, y_pred=None, proba=None, classes=None) -> float:
         if self.needs_proba:
@@ -51,13 +60,24 @@ CLS = frozenset({"binary", "multiclass"})
 REG = frozenset({"regression"})
 
 METRICS: dict[str, Metric] = {m.name: m for m in [
-    Metric("roc_auc", CLS, True, True, _roc_auc),
-    Metric("log_loss", CLS, False, True, _log_loss),
-    Metric("accuracy", CLS, True, False, skm.accuracy_score),
-    Metric("f1", CLS, True, False, _f1),
-    Metric("rmse", REG, False, False, skm.root_mean_squared_error),
-    Metric("mae", REG, False, False, skm.mean_absolute_error),
-    Metric("r2", REG, True, False, skm.r2_score),
+    Metric("roc_auc", CLS, True, True, _roc_auc,
+           "how well the model ranks a positive case above a negative one; 0.5 is a coin "
+           "toss, 1.0 is perfect"),
+    Metric("log_loss", CLS, False, True, _log_loss,
+           "how far the predicted probabilities are from what happened; confident wrong "
+           "answers cost the most, 0 is perfect"),
+    Metric("accuracy", CLS, True, False, skm.accuracy_score,
+           "the share of rows whose class is predicted right"),
+    Metric("f1", CLS, True, False, _f1,
+           "balances missed cases against false alarms (precision and recall); 1.0 is perfect"),
+    Metric("rmse", REG, False, False, skm.root_mean_squared_error,
+           "the typical size of a prediction error, in the target's own units; large misses "
+           "count extra"),
+    Metric("mae", REG, False, False, skm.mean_absolute_error,
+           "the average size of a prediction error, in the target's own units"),
+    Metric("r2", REG, True, False, skm.r2_score,
+           "the share of the target's variation the model explains; 1.0 is perfect, 0 is no "
+           "better than always predicting the average"),
 ]}
 
 DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}

@@ -70,8 +70,8 @@ def fast_model_ties(r: SearchResult) -> str | None:
         if tie and faster:
             return (f"{fast.estimator} scores within {TIE_TOLERANCE:.1%} of {best.estimator} and "
                     f"predicts {best.cv.predict_ms_per_1k / fast.cv.predict_ms_per_1k:.1f}x "
-                    "faster: prefer it when latency matters (`workbench train --estimator "
-                    f"{fast.estimator}`).")
+                    "faster: prefer it when latency matters (train with only that estimator; CLI: "
+                    f"`workbench train --estimator {fast.estimator}`).")
     return None
 
 

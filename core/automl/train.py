@@ -155,8 +155,9 @@ def _time_column_hint(schema: list[dict[str, Any]]) -> list[str]:
     if not dated:
         return []
     return [f"Column {dated[0]!r} holds dates. If the rows are observations over time "
-            "(prices, sales, sensor readings), validate in time order with --time-column "
-            f"{dated[0]}: shuffled folds let a model learn from the future."]
+            "(prices, sales, sensor readings), validate in time order: choose it as the time "
+            f"column (CLI: --time-column {dated[0]}); shuffled folds let a model learn from "
+            "the future."]
 
 
 def _detect_ticker_column(frame: pd.DataFrame, target: str, time_column: str) -> str | None:

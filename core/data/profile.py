@@ -149,13 +149,15 @@ def detect_problem_type(y: pd.Series, override: str | None = None) -> ProblemTyp
         if n_unique > max(MAX_CLASSES_FOR_INTEGER_TARGET * 5, 100):
             raise InvalidDataError(
                 f"The target {y.name!r} has {n_unique} distinct values: too many classes for "
-                "classification. Use --task regression, or group the values first.")
+                "classification. Choose the task regression (CLI: --task regression), or group the "
+                "values first.")
         task: Task = "binary" if n_unique == 2 else "multiclass"
         return ProblemType(task, f"set by you ({override}); {n_unique} classes", classes)
     if override == "regression":
         if not pd.api.types.is_numeric_dtype(present):
             raise InvalidDataError(f"The target {y.name!r} is not numeric, so it cannot be "
-                                   "predicted with regression. Use --task classification.")
+                                   "predicted with regression. Choose the task classification "
+                                   "(CLI: --task classification).")
         return ProblemType("regression", "set by you (regression)", [])
     if override not in (None, "auto"):
         raise InvalidDataError(f"Unknown task {override!r}: use auto, classification or "
@@ -168,7 +170,8 @@ def detect_problem_type(y: pd.Series, override: str | None = None) -> ProblemTyp
     is_int = bool((present % 1 == 0).all())
     if is_int and n_unique <= MAX_CLASSES_FOR_INTEGER_TARGET and n_unique / len(present) < 0.05:
         return ProblemType("multiclass", f"the target holds {n_unique} distinct whole numbers; "
-                           "use --task regression if they are amounts", [int(c) for c in classes])
+                           "choose the task regression if they are amounts (CLI: --task "
+                           "regression)", [int(c) for c in classes])
     kind = "whole numbers" if is_int else "decimal numbers"
     return ProblemType("regression", f"the target holds {n_unique} distinct {kind}", [])
 

@@ -322,8 +322,9 @@ def set_percent(name: str, percent: float, *, actor: str | None = None, reason: 
         stable = _production(s, model.id)
         candidate = _candidate(row, stable)
         if candidate is None:
-            raise ConflictError(f"Model {name!r} has no candidate to route traffic to. Start "
-                                f"one with `workbench deploy {name} VERSION --percent P`.")
+            raise ConflictError(f"Model {name!r} has no candidate to route traffic to. Deploy a "
+                                f"version as the candidate first (Deployments page; CLI: "
+                                f"`workbench deploy {name} VERSION --percent P`).")
         _expect(name, candidate, expect_candidate, "moved")
         previous = row.percent
         row.percent, row.step_started_at = percent, utcnow()

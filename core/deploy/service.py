@@ -276,8 +276,9 @@ class Serving:
         """(state, version that answers, version scored in shadow or None)."""
         st = self.state(name)
         if st.stable is None and st.candidate is None:
-            raise NotFoundError(f"Model {name!r} has no deployed version. Deploy one with "
-                                f"`workbench deploy {name} VERSION --percent 100`.")
+            raise NotFoundError(f"Model {name!r} has no deployed version. Deploy a version "
+                                f"first (Deployments page; CLI: "
+                                f"`workbench deploy {name} VERSION --percent 100`).")
         candidate_ready = st.candidate is not None and \
             self.cache.peek(name, st.candidate) is not None
         if st.mode == "shadow" or not candidate_ready:

@@ -270,7 +270,7 @@ class MarketFeatures(TransformerMixin, BaseEstimator):
                              high=self.high_column, low=self.low_column,
                              close=self.close_column)
         if roles["time"] is None:
-            raise InvalidDataError("Market features need a time column: name it (e.g. "
+            raise InvalidDataError("Market features need a time column: choose one (CLI: e.g. "
                                    "--time-column date).")
         if roles["price"] is None:
             raise InvalidDataError("Market features need a price column (e.g. adj_close or "

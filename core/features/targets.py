@@ -77,8 +77,9 @@ def build_target(frame: pd.DataFrame, *, kind: str = "direction", horizon: int =
                                f"{', '.join(TARGET_KINDS)}.")
     roles = market_roles(frame, time=time_column, ticker=ticker_column, price=price_column)
     if roles["time"] is None or roles["price"] is None:
-        raise InvalidDataError("A market target needs a time column and a price column: name "
-                               "them (e.g. --time-column date --target adj_close).")
+        raise InvalidDataError("A market target needs a time column and a price column: choose "
+                               "the time column and the price column as the target (CLI: e.g. "
+                               "--time-column date --target adj_close).")
     time_col, price_col, ticker_col = roles["time"], roles["price"], roles["ticker"]
     fwd = forward_returns(frame, price_column=price_col, time_column=time_col,
                           ticker_column=ticker_col, horizon=horizon)

@@ -79,8 +79,9 @@ def _base(model: str, version: int | None) -> tuple[ModelVersion, Job | None, Da
         if not with_data:
             raise WorkbenchError(
                 f"No version of {model!r} recorded the data it was trained on (imported "
-                "versions record none), so there is nothing to retrain on. Train it once with "
-                f"`workbench automl DATA --target COL --name {model}`.")
+                "versions record none), so there is nothing to retrain on. Train it once on a "
+                f"table under the name {model!r} (CLI: `workbench automl DATA --target COL "
+                f"--name {model}`).")
         base = (asked or with_data)[0]
         source = s.get(Dataset, base.dataset_id)
         job = s.get(Job, base.job_id) if base.job_id else None

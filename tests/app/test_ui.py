@@ -298,3 +298,77 @@ def test_leaderboard_alias_button_sets_the_chosen_alias_on_the_first_click(home:
     assert not at.exception
     assert list_versions("wine")[0]["aliases"] == ["staging"]
     assert "wine@staging → version 1" in at.success[0].value
+
+
+def _texts(at: AppTest) -> str:
+    return " ".join(str(e.value) for kind in ("info", "markdown", "caption", "success", "error")
+                    for e in getattr(at, kind))
+
+
+def _page_links(at: AppTest) -> list[str]:
+    return [link.proto.page for link in at.get("page_link")]
+
+
+def test_empty_home_links_to_data_and_train_with_no_shell_command(home: Path) -> None:
+    at = _app().run()
+    assert not at.exception
+    assert at.info, "the empty state's info box stays"
+    assert "workbench " not in _texts(at), "a no-code user is not told to run a command"
+    assert "--target" not in _texts(at)
+    links = _page_links(at)
+    assert any("data" in p for p in links) and any("train" in p for p in links), links
+
+
+def test_regression_score_card_has_no_up_arrow_and_says_lower_is_better(home: Path) -> None:
+    result = CliRunner().invoke(app, ["automl", str(DATA / "diabetes.csv"), "--target",
+                                      "progression", "--budget", "3"])
+    assert result.exit_code == 0, result.output
+    at = _app().run()
+    at.switch_page("pages/leaderboard.py").run()
+    assert not at.exception
+    card = next(m for m in at.metric if "rmse" in m.label)
+    assert not card.delta, "no arrow: an up arrow beside rmse reads as 'higher is better'"
+    assert "CV score" in card.label or "out-of-fold" in card.label
+    assert "lower is better" in card.proto.help
+
+
+def test_home_and_train_name_the_registered_score_apart_from_the_best_trial(home: Path) -> None:
+    from core.registry import list_versions
+
+    _train_wine()
+    (version,) = list_versions("wine")
+    at = _app().run()
+    assert not at.exception
+    jobs = at.dataframe[1].value
+    assert "best" not in jobs.columns, "an unnamed 'best' is what contradicted the registry"
+    assert jobs["registered score"].tolist() == pytest.approx([version["score"]])
+    assert "best single trial (CV)" in jobs.columns
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception
+    assert f"registered version 1: {version['score']:.4f}" in at.caption[1].value
+
+
+def test_choosing_regression_for_text_labels_reads_without_cli_flags() -> None:
+    import pandas as pd
+
+    from core.data.profile import detect_problem_type
+    from core.errors import WorkbenchError
+
+    with pytest.raises(WorkbenchError) as err:
+        detect_problem_type(pd.Series(["a", "b", "c"], name="y"), override="regression")
+    message = err.value.message
+    assert "Choose the task classification" in message
+    assert not message.startswith("Use --")
+    assert "Use --task" not in message
+
+
+def test_every_metric_and_jargon_term_has_plain_words_help() -> None:
+    from core.automl.metrics import METRICS
+    from core.glossary import explain
+
+    for name, m in METRICS.items():
+        text = explain(name)
+        assert text and m.plain and m.direction in text, name
+    assert "lower is better" in explain("rmse") and "higher is better" in explain("roc_auc")
+    for term in ("tpe", "fingerprint", "PSI", "Jensen-Shannon", "KS"):
+        assert explain(term), term
