@@ -370,3 +370,11 @@ def test_registry_links_each_version_to_its_page(home: Path) -> None:
     assert not at.exception
     links = [p.proto for p in at.get("page_link")]
     assert [p.label for p in links] == ["Open version 2", "Open version 1"]
+
+
+def test_model_version_page_on_an_empty_store_links_to_train(home: Path) -> None:
+    at = _app().run()
+    at.switch_page("pages/version.py").run()
+    assert not at.exception
+    assert [(p.proto.page, p.proto.label) for p in at.get("page_link")] == [
+        ("train", "Train a model")]
