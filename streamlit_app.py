@@ -28,6 +28,8 @@ PAGES = [
             url_path="leaderboard"),
     st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:",
             url_path="registry"),
+    st.Page("pages/version.py", title="Model version", icon=":material/deployed_code:",
+            url_path="version"),
     st.Page("pages/deployments.py", title="Deployments", icon=":material/rocket_launch:",
             url_path="deployments"),
     st.Page("pages/monitor.py", title="Monitor", icon=":material/monitoring:",

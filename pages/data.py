@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state, pick_dataset, user_errors
-from app.ui.labels import link
+from app.ui.links import page_link
 from core.data.datasets import ingest_bytes, list_datasets, load_frame
 from core.data.profile import check_target, detect_problem_type
 from core.glossary import explain
@@ -69,4 +69,4 @@ with user_errors():
     target = st.selectbox("Column to predict", list(frame.columns), index=len(frame.columns) - 1)
     problem = detect_problem_type(check_target(frame, target))
     st.write(f"Detected **{problem.task}**: {problem.reason}.")
-    link("pages/train.py", "Train a model on this table", icon=":material/model_training:")
+    page_link("pages/train.py", "Train a model on this table", icon=":material/model_training:")

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state, user_errors
+from app.ui.links import page_link
 from core.registry import alias_history, list_models, list_versions, set_alias
 
 st.title("Model registry")
@@ -20,6 +21,11 @@ table = pd.DataFrame([{
     "parent": v["parent_version"], "fingerprint": v["fingerprint"][:12],
     "created": v["created_at"]} for v in versions])
 st.dataframe(table, hide_index=True, width="stretch")
+with st.expander("Open a version: schema, metrics, lineage, download"):
+    for v in versions[::-1]:
+        page_link("pages/version.py", label=f"Open version {v['version']}",
+                  query_params={"model": name, "version": str(v["version"])},
+                  icon=":material/deployed_code:")
 
 for v in versions:
     diff = v.get("library_mismatch")

@@ -5,7 +5,8 @@ import streamlit as st
 from app.ui.charts import best_so_far
 from app.ui.common import empty_state, pick_dataset, user_errors
 from app.ui.jobs import elapsed_fraction, progress_text, registered_score, trials_frame
-from app.ui.labels import link, score_card
+from app.ui.labels import score_card
+from app.ui.links import page_link
 from core.automl.catalog import CATALOG
 from core.automl.metrics import METRICS
 from core.automl.runner import submit
@@ -97,8 +98,8 @@ def live(job_id: int) -> None:
         if kind == "oof":  # an ensemble: its score is not the best single trial's
             score_card(c2, "Best single trial", job.progress.get("best_score"), job.metric,
                        "cv")
-        link("pages/leaderboard.py", "Compare the trials on the Leaderboard",
-             icon=":material/leaderboard:")
+        page_link("pages/leaderboard.py", "Compare the trials on the Leaderboard",
+                  query_params={"job": str(job.id)}, icon=":material/leaderboard:")
     elif job.state == "FAILED":
         st.error(f"The job failed: {job.error}")
     else:

@@ -30,11 +30,11 @@ def user_errors() -> Iterator[None]:
 def empty_state(message: str, links: list[tuple[str, str]] | None = None) -> None:
     """What to do next on an empty page: a short message, then links to the pages that do it
     (`links`: (page file, label) pairs)."""
-    from app.ui.labels import link
+    from app.ui.links import page_link
 
     st.info(message, icon=":material/info:")
     for page, label in links or []:
-        link(page, label)
+        page_link(page, label)
 
 
 def pick_dataset(datasets: list[Any], label: str = "Dataset") -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
-from streamlit.errors import StreamlitPageNotFoundError
 
 from core.automl.metrics import METRICS
 from core.glossary import SCORE_KINDS, explain
@@ -44,11 +43,3 @@ def column_help(columns: list[str], **extra: str) -> dict[str, Any]:
             out[c] = st.column_config.Column(help=text)
     return out
 
-
-def link(page: str, label: str, icon: str | None = None) -> None:
-    """A link to another page. A page file run on its own (no navigation) has no pages to link
-    to: then the label is shown as text."""
-    try:
-        st.page_link(page, label=label, icon=icon)
-    except StreamlitPageNotFoundError:
-        st.caption(label)

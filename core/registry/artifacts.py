@@ -54,12 +54,11 @@ def sklearn_mismatch(saved: set[str] | str | None) -> str | None:
     return ", ".join(other) or None
 
 
-def load_verified(relpath: str, fingerprint: str, label: str, *,
-                  accepted_sklearn: str | None = None) -> Any:
-    """Verify the file's SHA-256 against the registry, then load it through the audit.
+def read_verified(relpath: str, fingerprint: str, label: str) -> bytes:
+    """The artifact's bytes, only if their SHA-256 matches the registry's fingerprint.
 
-    `accepted_sklearn`: the running scikit-learn version at which the user accepted this
-    version's library difference (`workbench accept`); any other running version refuses."""
+    Nothing is deserialised: this is what a download hands out, and what `load_verified`
+    audits and loads."""
     path = get_settings().home / relpath
     try:
         data = path.read_bytes()
@@ -72,7 +71,17 @@ def load_verified(relpath: str, fingerprint: str, label: str, *,
         raise ArtifactIntegrityError(
             f"The artifact of {label} fails its fingerprint check (expected {fingerprint[:12]}…, "
             f"found {actual[:12]}…): the file was modified or truncated after it was "
-            "registered, so it will not be loaded. Register the model again.")
+            "registered, so it will not be loaded or handed out. Register the model again.")
+    return data
+
+
+def load_verified(relpath: str, fingerprint: str, label: str, *,
+                  accepted_sklearn: str | None = None) -> Any:
+    """Verify the file's SHA-256 against the registry, then load it through the audit.
+
+    `accepted_sklearn`: the running scikit-learn version at which the user accepted this
+    version's library difference (`workbench accept`); any other running version refuses."""
+    data = read_verified(relpath, fingerprint, label)
     name, _, version = label.rpartition(":")
     return load_trusted_bytes(data, label, accept_mismatch=accepted_sklearn == sklearn.__version__,
                               accept_hint=f"`workbench accept {name} {version}`")

@@ -14,7 +14,8 @@ from app.cli import app
 from tests.conftest import DATA, ROOT
 
 PAGES = ["pages/home.py", "pages/data.py", "pages/train.py", "pages/leaderboard.py",
-         "pages/registry.py", "pages/deployments.py", "pages/monitor.py", "pages/jobs.py"]
+         "pages/registry.py", "pages/version.py", "pages/deployments.py", "pages/monitor.py",
+         "pages/jobs.py"]
 
 
 def _app() -> AppTest:
@@ -372,3 +373,82 @@ def test_every_metric_and_jargon_term_has_plain_words_help() -> None:
     assert "lower is better" in explain("rmse") and "higher is better" in explain("roc_auc")
     for term in ("tpe", "fingerprint", "PSI", "Jensen-Shannon", "KS"):
         assert explain(term), term
+
+
+def test_model_version_page_deep_link_download_and_confirmed_alias(home: Path) -> None:
+    from core.registry import list_versions, resolve
+
+    _train_wine()
+    _train_wine()
+    at = _app()
+    at.query_params["model"] = "wine"
+    at.query_params["version"] = "1"
+    at.run()
+    at.switch_page("pages/version.py").run()
+    assert not at.exception
+    v1, v2 = list_versions("wine")
+    assert next(s for s in at.selectbox if s.label == "Version").value == 1
+    page = " ".join(m.value for m in at.markdown)
+    assert v1["fingerprint"] in page and v2["fingerprint"] not in page
+    (download,) = at.get("download_button")
+    # the media id hashes the bytes, the type and the file name: the stored file of version 1
+    from streamlit.runtime.memory_media_file_storage import _calculate_file_id
+
+    from core.settings import get_settings
+
+    stored = (get_settings().home / resolve("wine:1")[1].artifact_path).read_bytes()
+    file_id = _calculate_file_id(stored, "application/octet-stream", "wine-v1.skops")
+    assert download.proto.url == f"/mock/media/{file_id}.bin"
+    links = {(p.proto.page, p.proto.label) for p in at.get("page_link")}
+    assert any(label == f"Leaderboard of job {v1['job_id']}" for _, label in links)
+    assert any(label == "Open Data" for _, label in links)
+    assert at.query_params["version"] == "1"
+
+    next(s for s in at.selectbox if s.label == "Alias").set_value("staging").run()
+    at.button(key="version_alias_set").click().run()
+    assert not at.exception
+    assert "Point **wine@staging** at version 1?" in at.warning[0].value
+    assert list_versions("wine")[0]["aliases"] == []  # nothing before the confirmation
+    at.button(key="version_alias_cancel").click().run()
+    assert not at.exception
+    assert list_versions("wine")[0]["aliases"] == [] and not at.warning
+    at.button(key="version_alias_set").click().run()
+    at.button(key="version_alias_confirm").click().run()
+    assert not at.exception
+    assert list_versions("wine")[0]["aliases"] == ["staging"]
+    assert "wine@staging → version 1" in at.success[0].value
+    assert any("**staging** set to version 1 by ui" in m.value for m in at.markdown)
+
+
+def test_model_version_page_refuses_to_hand_out_a_tampered_artifact(home: Path) -> None:
+    from core.registry import resolve
+    from core.settings import get_settings
+
+    _train_wine()
+    _, mv = resolve("wine:1")
+    (get_settings().home / mv.artifact_path).write_bytes(b"tampered")
+    at = _app()
+    at.query_params["model"] = "wine"
+    at.run()
+    at.switch_page("pages/version.py").run()
+    assert not at.exception
+    assert not at.get("download_button")
+    assert "fails its fingerprint check" in at.error[0].value
+
+
+def test_registry_links_each_version_to_its_page(home: Path) -> None:
+    _train_wine()
+    _train_wine()
+    at = _app().run()
+    at.switch_page("pages/registry.py").run()
+    assert not at.exception
+    links = [p.proto for p in at.get("page_link")]
+    assert [p.label for p in links] == ["Open version 2", "Open version 1"]
+
+
+def test_model_version_page_on_an_empty_store_links_to_train(home: Path) -> None:
+    at = _app().run()
+    at.switch_page("pages/version.py").run()
+    assert not at.exception
+    assert [(p.proto.page, p.proto.label) for p in at.get("page_link")] == [
+        ("train", "Train a model")]

@@ -130,6 +130,23 @@ def test_tampered_artifact_is_refused(backend: str) -> None:
         load_pipeline("churn:1")
 
 
+def test_read_verified_hands_out_the_stored_bytes_only_while_they_match(backend: str) -> None:
+    from core.registry.artifacts import read_verified
+
+    mv = _register()
+    path = get_settings().home / mv.artifact_path
+    original = path.read_bytes()
+    assert read_verified(mv.artifact_path, mv.fingerprint, "churn:1") == original
+    tampered = bytearray(original)
+    tampered[len(tampered) // 2] ^= 0xFF
+    path.write_bytes(bytes(tampered))
+    with pytest.raises(ArtifactIntegrityError, match="churn:1 fails its fingerprint check"):
+        read_verified(mv.artifact_path, mv.fingerprint, "churn:1")
+    path.unlink()
+    with pytest.raises(ArtifactIntegrityError, match="churn:1 is missing"):
+        read_verified(mv.artifact_path, mv.fingerprint, "churn:1")
+
+
 def test_truncated_and_missing_artifacts_are_refused(backend: str) -> None:
     mv1, mv2 = _register(), _register()
     p1 = get_settings().home / mv1.artifact_path

@@ -1,0 +1,57 @@
+"""Views of one registered model version (pure functions: registry dicts in, text/frames out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from core.registry import PRODUCTION
+
+
+def default_version(versions: list[dict[str, Any]]) -> int:
+    """The version a link without `version=` opens: production, else the latest active one."""
+    for v in versions:
+        if PRODUCTION in v["aliases"]:
+            return v["version"]
+    active = [v["version"] for v in versions if not v["archived"]]
+    return (active or [v["version"] for v in versions])[-1]
+
+
+def version_label(v: dict[str, Any]) -> str:
+    tags = f" ({', '.join(v['aliases'])})" if v["aliases"] else ""
+    return f"version {v['version']}{tags}" + (" · archived" if v["archived"] else "")
+
+
+def key_value_frame(values: dict[str, Any], key: str, value: str) -> pd.DataFrame:
+    """Two text columns, so mixed values (numbers, lists, None) show as written."""
+    return pd.DataFrame([{key: k, value: _text(v)} for k, v in values.items()],
+                        columns=[key, value])
+
+
+def schema_frame(schema: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([{k: _text(v) for k, v in col.items()} for col in schema])
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(v) for v in value)
+    return str(value)
+
+
+def alias_event_text(event: dict[str, Any]) -> str:
+    """One alias move as a sentence: when, which alias, from where to where, who and why."""
+    at = event["at"][:19].replace("T", " ")
+    alias, old, new = event["alias"], event["from_version"], event["to_version"]
+    if new is None:
+        move = f"**{alias}** removed (was version {old})"
+    elif old is None:
+        move = f"**{alias}** set to version {new}"
+    else:
+        move = f"**{alias}** moved from version {old} to version {new}"
+    why = f": “{event['reason']}”" if event.get("reason") else ""
+    return f"{at} UTC — {move} by {event['actor'] or 'unknown'}{why}"
