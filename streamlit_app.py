@@ -28,6 +28,8 @@ PAGES = [
             url_path="leaderboard"),
     st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:",
             url_path="registry"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/online_prediction:",
+            url_path="predict"),
     st.Page("pages/deployments.py", title="Deployments", icon=":material/rocket_launch:",
             url_path="deployments"),
     st.Page("pages/monitor.py", title="Monitor", icon=":material/monitoring:",
