@@ -101,7 +101,9 @@ if submitted:
     with user_errors():
         row = pd.DataFrame([{**{n: None for n in unused}, **values}])
         result = predict_with(pipeline, mv, row)
-        st.metric(f"Predicted {mv.target}", str(result["prediction"].iloc[0]))
+        value = result["prediction"].iloc[0]
+        st.metric(f"Predicted {mv.target}",
+                  f"{value:.4g}" if mv.task == "regression" else str(value))
         proba = [c for c in result.columns if c.startswith("proba_")]
         if proba:
             bars = pd.DataFrame({"class": [c.removeprefix("proba_") for c in proba],
