@@ -28,6 +28,8 @@ PAGES = [
             url_path="leaderboard"),
     st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:",
             url_path="registry"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/online_prediction:",
+            url_path="predict"),
     st.Page("pages/version.py", title="Model version", icon=":material/deployed_code:",
             url_path="version"),
     st.Page("pages/deployments.py", title="Deployments", icon=":material/rocket_launch:",

@@ -40,3 +40,10 @@ def predict_with(pipeline: Any, mv: ModelVersion, frame: pd.DataFrame) -> pd.Dat
 def predict(ref: str, frame: pd.DataFrame) -> Prediction:
     name, mv, pipeline = load_pipeline(ref)
     return Prediction(name, mv, predict_with(pipeline, mv, frame))
+
+
+def beside_input(predictions: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """The prediction columns first, then the input row by row; an input column named like
+    one of them (a file of earlier predictions) is kept as `<name> (input)`."""
+    clash = {c: f"{c} (input)" for c in frame.columns if c in predictions.columns}
+    return pd.concat([predictions, frame.rename(columns=clash)], axis=1)

@@ -14,8 +14,8 @@ from app.cli import app
 from tests.conftest import DATA, ROOT
 
 PAGES = ["pages/home.py", "pages/data.py", "pages/train.py", "pages/leaderboard.py",
-         "pages/registry.py", "pages/version.py", "pages/deployments.py", "pages/monitor.py",
-         "pages/jobs.py"]
+         "pages/registry.py", "pages/version.py", "pages/predict.py", "pages/deployments.py",
+         "pages/monitor.py", "pages/jobs.py"]
 
 
 def _app() -> AppTest:
@@ -452,3 +452,33 @@ def test_model_version_page_on_an_empty_store_links_to_train(home: Path) -> None
     assert not at.exception
     assert [(p.proto.page, p.proto.label) for p in at.get("page_link")] == [
         ("train", "Train a model")]
+
+
+def test_predict_page_scores_an_upload_and_a_what_if_row(home: Path) -> None:
+    _train_wine()
+    at = _app().run()
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception
+    assert at.selectbox[1].options[0] == "latest (version 1)"  # no production alias yet
+    assert CliRunner().invoke(app, ["alias", "wine", "1", "production"]).exit_code == 0
+    at.run()
+    assert at.selectbox[1].options[0] == "production (version 1)"
+    raw = (DATA / "wine.csv").read_bytes()
+    at.file_uploader[0].upload("wine.csv", raw, "text/csv").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table.columns[0] == "prediction"
+    assert [c for c in table.columns[1:4]] == ["proba_class_0", "proba_class_1", "proba_class_2"]
+    assert len(table) == raw.count(b"\n") - 1  # every data row, beside its input
+    assert "cultivar" in table.columns
+    assert len(at.get("download_button")) == 1
+
+    at.file_uploader[0].upload("short.csv", b"alcohol,malic_acid\n14.2,1.7\n", "text/csv").run()
+    assert not at.exception
+    assert "'proline'" in at.error[0].value and "missing" in at.error[0].value
+
+    at.button(key="FormSubmitter:what_if:wine:1-Predict this row").click().run()
+    assert not at.exception
+    (metric,) = at.metric
+    assert metric.value in {"class_0", "class_1", "class_2"}
+    assert len(at.get("vega_lite_chart")) == 1  # the probabilities

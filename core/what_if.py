@@ -1,0 +1,61 @@
+"""The single-row 'what-if' form of a version, described without any UI: one field per column
+a caller sends, with a sensible starting value taken from the version's training data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from core.features.inputs import sent_columns
+from core.features.preprocess import DROPPED_KINDS
+from core.monitor.reference import OTHER
+from core.store import ModelVersion
+
+FieldKind = Literal["number", "choice", "text"]
+TRUE_WORDS = {"true", "1", "1.0"}
+
+
+@dataclass(frozen=True)
+class WhatIfField:
+    name: str
+    kind: FieldKind
+    default: Any
+    options: tuple[Any, ...] = ()
+    used: bool = True  # False for id and free-text columns: the model drops them
+
+
+def what_if_fields(mv: ModelVersion) -> list[WhatIfField]:
+    """Numbers start at the training median (from the reference profile's sample, else 0);
+    categories offer the values seen in training, most frequent first (else free text);
+    dates start empty (the model then uses its training median)."""
+    features = ((mv.evaluation or {}).get("reference") or {}).get("features", {})
+    kinds = {c["name"]: c for c in mv.input_schema or []}
+    return [_field(name, kinds.get(name, {}), features.get(name) or {})
+            for name in sent_columns(mv)]
+
+
+def _field(name: str, col: dict[str, Any], profile: dict[str, Any]) -> WhatIfField:
+    kind, dtype = col.get("kind", "categorical"), str(col.get("dtype", ""))
+    if kind in DROPPED_KINDS:
+        return WhatIfField(name, "text", "", used=False)
+    sample = np.asarray(profile.get("sample") or [], dtype=float)
+    median = float(np.median(sample)) if sample.size else None
+    if kind == "numeric":
+        return WhatIfField(name, "number", median if median is not None else 0.0)
+    if kind == "datetime":
+        # Empty: the pipeline imputes its training median. The profile's sample is no date to
+        # show: its epoch scale follows the resolution pandas parsed the column at.
+        return WhatIfField(name, "text", "")
+    seen = [k for k in (profile.get("frequencies") or {}) if k != OTHER]
+    if kind == "boolean" and dtype != "object" and "str" not in dtype:
+        # scored as a number: the profile's "True"/"1" become 1.0, so the model reads them
+        return WhatIfField(name, "choice", 1.0 if seen and seen[0].lower() in TRUE_WORDS
+                           else 0.0, options=(0.0, 1.0))
+    if seen:
+        return WhatIfField(name, "choice", seen[0], options=tuple(seen))
+    return WhatIfField(name, "text", "")
+
+
+__all__ = ["WhatIfField", "what_if_fields"]
