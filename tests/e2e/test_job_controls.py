@@ -44,6 +44,8 @@ def test_job_controls_follow_the_job_without_a_reload(page: Page, own_app: tuple
                "--budget", "120", "--name", "controls")
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(app_url)
+    # the app's own navigation replaces the pages/ folder's once the first run finishes
+    expect(page.get_by_role("heading", name="ML Workbench")).to_be_visible(timeout=30_000)
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Jobs").click()
     expect(page.get_by_role("heading", name="Jobs").first).to_be_visible(timeout=30_000)
     cancel = page.get_by_role("button", name="Cancel", exact=True)
@@ -51,5 +53,6 @@ def test_job_controls_follow_the_job_without_a_reload(page: Page, own_app: tuple
 
     _cli(app_home, "cancel", str(job["job_id"]))
     expect(cancel).to_be_disabled(timeout=30_000)  # the fragment re-read the job
-    expect(page.get_by_text("CANCELLED · ").first).to_be_visible()  # the job caption
+    caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text="CANCELLED")
+    expect(caption.first).to_be_visible()  # the chosen job's caption, re-read too
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
