@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_common import JsonOpt, emit_json, err, guarded, out
-from core.deploy.deployments import DEFAULT_GUARD_RAILS
 from core.errors import WorkbenchError
 
 ReasonOpt = Annotated[str, typer.Option(help="Why (kept in the deployment history).")]
@@ -84,8 +83,9 @@ def register(app: typer.Typer) -> None:
                 monitor_proc.terminate()
                 try:
                     monitor_proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
+                except subprocess.TimeoutExpired:  # mid-pass: its transaction rolls back
                     monitor_proc.kill()
+                    monitor_proc.wait()  # reaped here, never left a zombie
 
     @app.command()
     @guarded
@@ -101,13 +101,13 @@ def register(app: typer.Typer) -> None:
             "hold.")] = False,
         max_error_rate: Annotated[float | None, typer.Option(
             help="Guard rail: roll back when the candidate's error rate exceeds this fraction "
-            f"(default {DEFAULT_GUARD_RAILS['max_error_rate']:g}).")] = None,
+            "(default 0.05).")] = None,
         max_p99_ms: Annotated[float | None, typer.Option(
             help="Guard rail: roll back when the candidate's p99 latency exceeds this many ms "
-            f"(default {DEFAULT_GUARD_RAILS['max_p99_ms']:g}).")] = None,
+            "(default 1000).")] = None,
         min_requests: Annotated[float | None, typer.Option(
             help="Guard rail: requests a step needs before the rails judge it "
-            f"(default {DEFAULT_GUARD_RAILS['min_requests']:g}).")] = None,
+            "(default 100).")] = None,
         reason: ReasonOpt = "",
         json_out: JsonOpt = False,
     ) -> None:
