@@ -36,6 +36,7 @@ from core.deploy.service import Answer, Serving
 from core.deploy.telemetry import BUCKETS_MS, stats_since
 from core.errors import NotFoundError, TryLaterError, WorkbenchError
 from core.registry.versions import check_model_name, list_models, list_versions, resolve
+from core.store.db import Database
 from core.store.failures import storage_failure
 
 log = logging.getLogger("workbench.api")
@@ -286,10 +287,13 @@ class Guard:
 
 # -- the app --------------------------------------------------------------------------------
 def create_app(serving: Serving | None = None, *, background: bool = True,
-               tune_gc: bool = False) -> FastAPI:
-    """A new app. `background=False` leaves telemetry flushing and guard rails to explicit
+               tune_gc: bool = False, db: Database | None = None) -> FastAPI:
+    """A new app: the API's composition root (settings parsed, store built, runtime made).
+
+    `background=False` leaves telemetry flushing and guard rails to explicit
     `app.state.serving.tick()` calls (tests); `tune_gc` is for a server process (see
     app_factory)."""
+    db = db or Database()
     serving = serving or Serving()
 
     @asynccontextmanager
@@ -307,11 +311,13 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
             yield
         finally:
             serving.stop()
+            db.dispose()
 
     app = FastAPI(title="ML Workbench API", version=VERSION, lifespan=lifespan,
                   description="Models, predictions, feedback and deployments (canary, shadow, "
                               "guard rails). Errors: {\"error\": code, \"detail\": message}.")
     app.state.serving = serving
+    app.state.db = db
     app.add_middleware(Guard, settings=serving.settings)
     # outermost: Host, Origin and Content-Type are checked before auth (app/request_policy.py)
     app.add_middleware(RequestPolicy, settings=serving.settings)

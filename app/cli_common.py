@@ -5,13 +5,19 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from sqlmodel import Session
+
 from app.jsonout import dumps
 from core.errors import WorkbenchError
+from core.settings import get_settings
+from core.store.db import Database
 from core.store.failures import storage_failure
 
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -53,3 +59,30 @@ def guarded(fn):
 
 def emit_json(doc: Any) -> None:
     sys.stdout.write(dumps(doc) + "\n")
+
+
+# -- the CLI's composition root ---------------------------------------------------------------
+# One store per process, built on a command's first use (so `--help` and `ui` never open it),
+# keyed by URL because tests run many homes in one process (`forget_databases`).
+_databases: dict[str, Database] = {}
+
+
+def database() -> Database:
+    url = get_settings().db_url
+    db = _databases.get(url)
+    if db is None:
+        db = _databases[url] = Database(url)
+    return db
+
+
+def forget_databases() -> None:
+    for db in _databases.values():
+        db.dispose()
+    _databases.clear()
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    """A session for one command: the use cases it calls commit their own work."""
+    with Session(database().engine, expire_on_commit=False) as s:
+        yield s

@@ -62,13 +62,14 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from app.bind_guard import check_bind, insecure_warning
-        from core.settings import get_settings
+        from core.settings import get_settings, reset_settings
         from core.store import get_engine
 
         token = "WORKBENCH_API_TOKEN" if get_settings().workbench_api_token else None
         if check_bind(host, command="workbench serve", authentication=token, insecure=insecure):
             err.print(insecure_warning(host, port), style="bold red", highlight=False)
         os.environ["WORKBENCH_BIND_HOST"] = host  # the workers' Host allow-list starts from it
+        reset_settings()
         get_engine()  # migrate once before the workers start
         monitor_proc = subprocess.Popen(  # its own process: it must not hold the server's GIL
             [sys.executable, "-m", "app", "worker", "--monitor-only", "--exit-with-parent"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,7 @@ from core.errors import SettingsError
 
 
 class Settings(BaseSettings):
-    """One object for every entry point; `get_settings()` re-reads the environment each call
-    so tests and long-running processes never see stale values."""
+    """One object for every entry point, parsed once per process by `get_settings()`."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -166,8 +166,11 @@ def settings_problem(exc: ValidationError) -> str:
             "default.")
 
 
+@functools.cache
 def get_settings() -> Settings:
-    """The settings now; a bad value is a SettingsError (exit 2 in the CLI), never a
+    """The settings, parsed once per process (an adapter's composition root parses them
+    first); `reset_settings()` re-reads the environment (tests, and a CLI that sets a
+    variable for its children). A bad value is a SettingsError (exit 2 in the CLI), never a
     pydantic traceback."""
     try:
         return Settings()
@@ -176,3 +179,8 @@ def get_settings() -> Settings:
     except _SourceError as exc:
         raise SettingsError(f"The settings cannot be read: {exc}. Check the environment "
                             "and .env.") from None
+
+
+def reset_settings() -> None:
+    """Forget the parsed settings so the next `get_settings()` reads the environment again."""
+    get_settings.cache_clear()

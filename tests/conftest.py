@@ -15,11 +15,46 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from core.store import reset_engines
+from core.settings import reset_settings
+from sqlmodel import Session
+
+from core.store import Database, reset_engines
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 PG_ADMIN_URL = os.environ.get("WORKBENCH_TEST_DATABASE_URL")
+
+
+def _forget_stores() -> None:
+    """Drop every store a previous test built (the CLI's and the transition default)."""
+    from app.cli_common import forget_databases
+
+    forget_databases()
+    reset_engines()
+
+
+class _SettingsAwareMonkeyPatch(pytest.MonkeyPatch):
+    """Settings are parsed once per process; a test that changes the environment gets them
+    parsed again, as a freshly started process would."""
+
+    def setenv(self, name: str, value: str, prepend: str | None = None) -> None:
+        super().setenv(name, value, prepend)
+        reset_settings()
+
+    def delenv(self, name: str, raising: bool = True) -> None:
+        super().delenv(name, raising)
+        reset_settings()
+
+    def undo(self) -> None:
+        super().undo()
+        reset_settings()
+
+
+@pytest.fixture
+def monkeypatch() -> Iterator[pytest.MonkeyPatch]:
+    mp = _SettingsAwareMonkeyPatch()
+    yield mp
+    mp.undo()
 
 
 @pytest.fixture
@@ -33,12 +68,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # FastAPI's TestClient calls itself `testserver`: allowed here, never by default
     monkeypatch.setenv("WORKBENCH_ALLOWED_HOSTS", "testserver")
     monkeypatch.chdir(tmp_path)
-    reset_engines()
+    _forget_stores()
     yield path
     from core.jobs.worker import stop_spawned_workers
 
     stop_spawned_workers(path)  # workers the app/CLI started for this test
-    reset_engines()
+    _forget_stores()
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +95,7 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = pg_admin_url.rsplit("/", 1)[0] + "/" + name
     yield url
-    reset_engines()
+    _forget_stores()
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -73,6 +108,29 @@ def backend(request: pytest.FixtureRequest, home: Path,
     if request.param == "postgres":
         url = request.getfixturevalue("pg_url")
         monkeypatch.setenv("DATABASE_URL", url)
-        reset_engines()
+        _forget_stores()
     yield request.param
-    reset_engines()
+    _forget_stores()
+
+
+@pytest.fixture
+def db(home: Path) -> Iterator[Database]:
+    """The test home's store (SQLite), as an adapter's composition root would build it."""
+    store = Database()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def backend_db(backend: str) -> Iterator[Database]:
+    """The store on SQLite, and again on PostgreSQL (see `backend`)."""
+    store = Database()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def session(db: Database) -> Iterator[Session]:
+    """A session on the test home's store, as an adapter hands one to a use case."""
+    with Session(db.engine, expire_on_commit=False) as s:
+        yield s

@@ -1,6 +1,13 @@
 """Storage: SQLModel tables, engine/session handling and migrations."""
 
-from core.store.db import exclusive, get_engine, reset_engines, session_scope
+from core.store.db import (
+    Database,
+    exclusive,
+    get_engine,
+    lock_for_write,
+    reset_engines,
+    session_scope,
+)
 from core.store.tables import (
     Alert,
     Alias,
@@ -24,7 +31,7 @@ from core.store.tables import (
 )
 
 __all__ = [
-    "Alert", "Alias", "AliasEvent", "AuditEvent", "Dataset", "Deployment", "Job",
+    "Alert", "Alias", "Database", "lock_for_write", "AliasEvent", "AuditEvent", "Dataset", "Deployment", "Job",
     "JobTransition", "ModelVersion", "MonitorConfig", "PredictionLog", "RegisteredModel",
     "RequestInput", "RequestSample",
     "Schedule", "ServingStat", "Trial", "Worker", "exclusive", "get_engine", "reset_engines",

@@ -18,9 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 from core.errors import DamagedStoreError
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 
-_engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -53,8 +52,8 @@ def refuse_emptied_database(db_file: Path, artifact_dir: Path) -> None:
             f"move both {db_file.name} and {artifact_dir.name}/ out of {db_file.parent}.")
 
 
-def make_engine(url: str) -> Engine:
-    settings = get_settings()
+def make_engine(url: str, settings: Settings | None = None) -> Engine:
+    settings = settings or get_settings()
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
@@ -85,63 +84,115 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """The process-wide engine for `url` (default: the configured database), migrated to head."""
+class Database:
+    """The engine of one store (migrated to head on first use) and its units of work.
+
+    Built once by each adapter's composition root (the API's lifespan, the CLI's `main`,
+    `app/ui/deps.py`, a worker's entry point) and passed down: core use cases take
+    `*, session` and never build their own engine, so one use case can compose others in
+    a single transaction, and tests build a fresh one per home instead of resetting globals.
+    Long-running loops (workers, the serving runtime, the monitor) take the `Database` itself
+    and open one short `session()` per unit of work."""
+
+    def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.url = url or self.settings.db_url
+        self.engine = make_engine(self.url, self.settings)
+        upgrade_schema(self.engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A unit of work: committed on success, rolled back on any error (no half-written
+        rows). `write=True` takes the write lock up front (see `lock_for_write`)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                if write:
+                    lock_for_write(session)
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Yields True in at most one process at a time for `name` (False elsewhere, at once).
+
+        PostgreSQL: a session-level advisory lock, released on exit or when the holder's
+        connection dies. SQLite: always True, since its writers are serialised by BEGIN
+        IMMEDIATE (`lock_for_write`) on the one machine that holds the file."""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with self.engine.connect() as conn:
+            got = bool(conn.exec_driver_sql("SELECT pg_try_advisory_lock(%s)", (key,)).scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (key,))
+                    conn.commit()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def lock_for_write(session: Session) -> None:
+    """Take SQLite's write lock now (BEGIN IMMEDIATE) for a read-then-write use case.
+
+    A transaction that reads first and upgrades its lock later can fail with "database is
+    locked" at once, whereas an immediate one waits for the busy timeout like any other
+    writer. Call it first thing in a use case that writes; a no-op on PostgreSQL (row locks
+    do that job there) and when this session already holds the lock."""
+    conn = session.connection()  # begins the session's transaction if none is open
+    tx = session.get_transaction()
+    if session.info.get("write_locked_tx") is tx:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    session.info["write_locked_tx"] = tx
+
+
+# --- transition: the process-wide default store -------------------------------------------
+# Modules not yet converted to `*, session` still call `session_scope()`; it goes once the
+# last caller has moved to a Database passed in (issue 13).
+_engines: dict[str, Database] = {}
+
+
+def _default(url: str | None = None) -> Database:
     url = url or get_settings().db_url
     with _lock:
-        engine = _engines.get(url)
-        if engine is None:
-            engine = make_engine(url)
-            upgrade_schema(engine)
-            _engines[url] = engine
-        return engine
+        db = _engines.get(url)
+        if db is None:
+            db = _engines[url] = Database(url)
+        return db
+
+
+def get_engine(url: str | None = None) -> Engine:
+    return _default(url).engine
 
 
 def reset_engines() -> None:
     """Forget cached engines (tests switch WORKBENCH_HOME between cases)."""
     with _lock:
-        for engine in _engines.values():
-            engine.dispose()
+        for db in _engines.values():
+            db.dispose()
         _engines.clear()
 
 
 @contextmanager
 def session_scope(url: str | None = None, *, write: bool = False) -> Iterator[Session]:
-    """A unit of work: committed on success, rolled back on any error (no half-written rows).
-
-    `write=True` takes SQLite's write lock up front (BEGIN IMMEDIATE): a read-then-write
-    transaction that upgrades its lock later can fail with "database is locked" at once,
-    whereas an immediate one waits for the busy timeout like any other writer."""
-    engine = get_engine(url)
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            if write and engine.dialect.name == "sqlite":
-                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with _default(url).session(write=write) as session:
+        yield session
 
 
 @contextmanager
 def exclusive(name: str, url: str | None = None) -> Iterator[bool]:
-    """Yields True in at most one process at a time for `name` (False elsewhere, at once).
-
-    PostgreSQL: a session-level advisory lock, released on exit or when the holder's
-    connection dies. SQLite: always True, since its writers are serialised by BEGIN IMMEDIATE
-    (`session_scope(write=True)`) on the one machine that holds the file."""
-    engine = get_engine(url)
-    if engine.dialect.name != "postgresql":
-        yield True
-        return
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-    with engine.connect() as conn:
-        got = bool(conn.exec_driver_sql("SELECT pg_try_advisory_lock(%s)", (key,)).scalar())
-        conn.commit()
-        try:
-            yield got
-        finally:
-            if got:
-                conn.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (key,))
-                conn.commit()
+    with _default(url).exclusive(name) as got:
+        yield got

@@ -1,0 +1,35 @@
+"""The Streamlit app's composition root: one store per server process, sessions per page run.
+
+Pages never build engines or parse settings themselves: they ask here. The engine lives in
+`st.cache_resource` (shared by every browser session of this server, keyed by the database
+URL so a changed WORKBENCH_HOME in tests gets its own); short listings may be cached by
+pages with `st.cache_data(ttl=...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+from sqlmodel import Session
+
+from core.settings import get_settings
+from core.store.db import Database
+
+
+@st.cache_resource(show_spinner=False)
+def _database(url: str) -> Database:
+    return Database(url)
+
+
+def database() -> Database:
+    """The store this app serves (migrated to head on first use)."""
+    return _database(get_settings().db_url)
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    """A session for one page run's reads and the use cases it calls (they commit)."""
+    with Session(database().engine, expire_on_commit=False) as s:
+        yield s
