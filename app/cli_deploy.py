@@ -4,12 +4,19 @@ exit 2 with a one-paragraph message on bad input, `--json` prints one JSON docum
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from app.cli_common import JsonOpt, emit_json, err, guarded, out
+from app.cli_common import JsonOpt, database, emit_json, err, guarded, out
 from core.errors import WorkbenchError
+
+# prometheus_client's multiprocess mode (core/deploy/metrics.py): set before the workers start
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 ReasonOpt = Annotated[str, typer.Option(help="Why (kept in the deployment history).")]
 
@@ -36,6 +43,29 @@ def _report(st: Any, json_out: bool) -> None:
         _say(st)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def fresh_metrics_dir(home: Path) -> Path:
+    """A new, empty directory for this server's per-worker metric files, under
+    HOME/serve-metrics/ and named after this process; the directories of servers that are
+    gone (killed before they could clean up) are removed first, so no old count is summed."""
+    parent = home / "serve-metrics"
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.iterdir():
+        owner = old.name.split("-", 1)[0]
+        if not owner.isdigit() or not _pid_alive(int(owner)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent))
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @guarded
@@ -55,7 +85,6 @@ def register(app: typer.Typer) -> None:
         """Start the REST API (OpenAPI docs at /docs). Workers share deployment state through
         the database. Listens on 127.0.0.1 unless told otherwise; another interface needs
         WORKBENCH_API_TOKEN or --insecure."""
-        import os
         import subprocess
         import sys
 
@@ -63,17 +92,22 @@ def register(app: typer.Typer) -> None:
 
         from app.bind_guard import check_bind, insecure_warning
         from core.settings import get_settings, reset_settings
-        from core.store import get_engine
 
         token = "WORKBENCH_API_TOKEN" if get_settings().workbench_api_token else None
         if check_bind(host, command="workbench serve", authentication=token, insecure=insecure):
             err.print(insecure_warning(host, port), style="bold red", highlight=False)
         os.environ["WORKBENCH_BIND_HOST"] = host  # the workers' Host allow-list starts from it
         reset_settings()
-        get_engine()  # migrate once before the workers start
+        database()  # migrate once before the workers start
         monitor_proc = subprocess.Popen(  # its own process: it must not hold the server's GIL
             [sys.executable, "-m", "app", "worker", "--monitor-only", "--exit-with-parent"],
             stdin=subprocess.DEVNULL) if monitor else None
+        # Several workers (started after the monitor, which counts nothing): each counts in
+        # its own files there, and a scrape sums them all. One worker runs in this process
+        # and counts in memory (correct, and cheaper).
+        metrics_dir = fresh_metrics_dir(get_settings().home) if workers > 1 else None
+        if metrics_dir is not None:
+            os.environ[MULTIPROC_ENV] = str(metrics_dir)
         err.print(f"serving on http://{host}:{port} (docs: /docs, workers: {workers}"
                   f"{', alerts checked every 30 s' if monitor else ''})")
         try:
@@ -87,6 +121,8 @@ def register(app: typer.Typer) -> None:
                 except subprocess.TimeoutExpired:  # mid-pass: its transaction rolls back
                     monitor_proc.kill()
                     monitor_proc.wait()  # reaped here, never left a zombie
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
 
     @app.command()
     @guarded

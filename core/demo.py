@@ -12,6 +12,7 @@ from core.data.datasets import ingest_path, list_datasets, load_frame
 from core.deploy import deploy
 from core.deploy.simulator import simulate
 from core.registry import list_models, set_alias
+from core.store.db import Database
 
 log = logging.getLogger("workbench.demo")
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -19,8 +20,9 @@ MODEL = "breast_cancer"
 QUICK = {"budget": 8.0, "estimators": ["linear", "hgb"], "ensemble": False}
 
 
-def seed_demo() -> bool:
-    """Idempotent: does nothing when any model exists. Returns True when it seeded."""
+def seed_demo(*, db: Database) -> bool:
+    """Idempotent: does nothing when any model exists. Returns True when it seeded. `db`
+    serves the replayed traffic (core/deploy/simulator.py)."""
     if list_models():
         return False
     for path in sorted(DATA.glob("*.csv")):
@@ -32,6 +34,6 @@ def seed_demo() -> bool:
     set_alias(MODEL, 1, "production", actor="demo", reason="demo: first release")
     deploy(MODEL, 2, 10.0, actor="demo", reason="demo: canary of version 2")
     ds = next(d for d in list_datasets() if d.name == MODEL)
-    simulate(MODEL, load_frame(ds).drop(columns=["diagnosis"]), 500)
+    simulate(MODEL, load_frame(ds).drop(columns=["diagnosis"]), 500, db=db)
     log.info("demo seeded")
     return True

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state, user_errors
+from app.ui.deps import database, session
 from core.data.datasets import list_datasets, load_frame
 from core.deploy import deploy, get_state, promote, rollback, set_percent
 from core.deploy.deployments import history
@@ -84,7 +85,8 @@ st.subheader("Live traffic (last hour)")
 since = utcnow() - timedelta(hours=1)
 rows = []
 for v in {state.stable, state.candidate} - {None}:
-    summary = stats_since(name, v, since).summary()
+    with session() as s:
+        summary = stats_since(name, v, since, session=s).summary()
     rows.append({"version": v, "role": "stable" if v == state.stable else "candidate",
                  **{k: summary[k] for k in ("requests", "ok", "failed", "rejected",
                                             "error_rate", "latency_p50_ms", "latency_p99_ms")}})
@@ -114,7 +116,7 @@ if datasets:
         if st.form_submit_button("Run simulator"):
             with user_errors(), st.spinner("Replaying through the router…"):
                 result = simulate(name, load_frame(next(d for d in datasets if d.id == ds_id)),
-                                  n)
+                                  n, db=database())
                 st.session_state["simulation"] = result
                 st.rerun()  # refresh the live-traffic section above with what was just sent
 result = st.session_state.get("simulation")

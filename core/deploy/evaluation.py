@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 
 from core.automl.metrics import all_scores
+from core.deploy.batcher import score
 from core.deploy.deployments import InvalidRequestError
-from core.deploy.service import Serving, score
+from core.deploy.service import Serving
 from core.registry import resolve
 
 

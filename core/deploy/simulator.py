@@ -14,6 +14,7 @@ from core.deploy.service import Serving
 from core.errors import SchemaMismatchError, WorkbenchError
 from core.features.inputs import sent_columns
 from core.registry import resolve
+from core.store.db import Database
 
 MAX_REQUESTS = 20_000
 CONCURRENCY = 32
@@ -34,17 +35,18 @@ def _check_columns(name: str, frame: pd.DataFrame) -> None:
             f"table with the model's columns{source}.")
 
 
-def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *,
+def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *, db: Database,
              sticky: bool = True) -> dict[str, Any]:
     """Send `requests` one-row requests (cycling through `frame`); with `sticky`, row i uses
-    request key "user-i" so one simulated user always lands on one version."""
+    request key "user-i" so one simulated user always lands on one version. A serving
+    runtime of its own on `db` (a long-running loop's store, see core/deploy/service.py)."""
     if not 1 <= requests <= MAX_REQUESTS:
         raise WorkbenchError(f"requests must be between 1 and {MAX_REQUESTS}, got {requests}.")
     if frame.empty:
         raise WorkbenchError("The table to replay has no rows.")
     _check_columns(name, frame)
     rows = frame.to_dict("records")
-    serving = Serving()
+    serving = Serving(db)
     by_version: Counter[int] = Counter()
     errors = 0
 

@@ -25,6 +25,7 @@ from core.deploy.service import Serving
 from core.features.targets import market_table
 from core.predict import predict
 from core.registry import register_version
+from core.store.db import Database
 from tests.conftest import DATA
 
 STOCKS = pd.read_csv(DATA / "stocks.csv")
@@ -103,7 +104,7 @@ def test_concurrent_market_requests_are_not_one_history(home: Path, tmp_path: Pa
     early, late = history("2013-01-01", "2013-04-01"), history("2013-02-01", "2013-06-01")
     want = [cli_answers(early, tmp_path)["prediction"].tolist(),
             cli_answers(late, tmp_path)["prediction"].tolist()]
-    serving = Serving()
+    serving = Serving(Database())
     serving.warm("prices", 1)
 
     async def both() -> list:

@@ -177,6 +177,7 @@ def test_demo_mode_seeds_models_a_canary_and_traffic(home: Path,
 
     from core.deploy import get_state
     from core.deploy.telemetry import stats_since
+    from core.store.db import Database
 
     monkeypatch.setenv("WORKBENCH_DEMO", "true")
     st.cache_resource.clear()
@@ -184,7 +185,8 @@ def test_demo_mode_seeds_models_a_canary_and_traffic(home: Path,
     assert not at.exception
     state = get_state("breast_cancer")
     assert (state.stable, state.candidate, state.percent) == (1, 2, 10.0)
-    assert stats_since("breast_cancer", 1, None).count > 0
+    with Database().session() as s:
+        assert stats_since("breast_cancer", 1, None, session=s).count > 0
     at.switch_page("pages/deployments.py").run()
     assert not at.exception
     st.cache_resource.clear()

@@ -289,19 +289,20 @@ def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-    from core.deploy import service
+    from core.deploy import batcher, service
+    from core.store.db import Database
 
     register(strict_categories=True)
     dep.deploy("churn", 1, percent=100)
     sizes: list[int] = []
-    real = service._score_batch
+    real = batcher._score_batch
 
     def counting(batch):
         sizes.append(len(batch))
         return real(batch)
 
-    monkeypatch.setattr(service, "_score_batch", counting)
-    serving = service.Serving()
+    monkeypatch.setattr(batcher, "_score_batch", counting)
+    serving = service.Serving(Database())
     serving.batcher.max_rows = 16
     pipe = serving.model("churn", 1).pipeline
 
@@ -326,7 +327,7 @@ def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
                                            for i in range(12)]
     assert big_answer.predictions == expected([record(i, "pro") for i in range(40)])
     assert all(len(a.probabilities) == len(a.predictions) for a in [*ok, big_answer])
-    assert isinstance(refused, service.PredictionFailedError)
+    assert isinstance(refused, batcher.PredictionFailedError)
     assert max(sizes) > 1  # requests were scored together
 
 
@@ -366,6 +367,7 @@ def test_the_simulator_refuses_a_table_without_the_models_columns(home: Path) ->
     before any request, naming the missing columns."""
     from core.deploy.simulator import simulate
     from core.errors import SchemaMismatchError
+    from core.store.db import Database
     from tests.conftest import DATA
     from tests.helpers import store_snapshot
 
@@ -373,5 +375,5 @@ def test_the_simulator_refuses_a_table_without_the_models_columns(home: Path) ->
     dep.deploy("churn", 1)
     before = store_snapshot()
     with pytest.raises(SchemaMismatchError, match="lacks .* columns churn:1 needs"):
-        simulate("churn", pd.read_csv(DATA / "wine.csv"), 100)
+        simulate("churn", pd.read_csv(DATA / "wine.csv"), 100, db=Database())
     assert store_snapshot() == before

@@ -15,6 +15,7 @@ from core.deploy import deployments as dep
 from core.deploy import guard_alert
 from core.deploy.service import Serving
 from core.store import Alert, Deployment, RegisteredModel, session_scope
+from core.store.db import Database
 from tests.core.test_deploy import record, register
 
 BAD = [({"max_error_rate": -1}, "guard_rails.max_error_rate"),
@@ -81,14 +82,14 @@ def test_one_models_broken_rails_do_not_stop_another_models_rollback(backend: st
         model = s.exec(select(RegisteredModel).where(RegisteredModel.name == "churn")).one()
         s.exec(update(Deployment).where(Deployment.model_id == model.id)
                .values(guard_rails=broken))
-    serving = Serving()
+    serving = Serving(Database())
     try:
         for name in ("churn", "other"):  # loaded before traffic, as a server does
             serving.warm(name, 1)
             serving.warm(name, 2)
         _predict(serving, "churn", [record(i) for i in range(6)])  # first in the loop
         _predict(serving, "other", [record(i, "gold") for i in range(8)])  # candidate fails
-        assert list(serving._states) == ["churn", "other"]
+        assert serving.states.names() == ["churn", "other"]
         serving.flush()
         acted = serving.check_guards()
         assert [v.action for v in acted] == ["rollback"]
@@ -106,7 +107,8 @@ def test_one_models_broken_rails_do_not_stop_another_models_rollback(backend: st
                                                       "min_requests": 50}  # -1 ms dropped
     finally:
         serving.stop()
-    restarted = Serving()  # the server restarted after the fix: its first judgement resolves
+    # the server restarted after the fix: its first judgement resolves
+    restarted = Serving(Database())
     try:
         restarted.state("churn", fresh=True)
         restarted.check_guards()

@@ -17,6 +17,7 @@ from core.deploy.simulator import simulate
 from core.monitor.alerts import check, set_config
 from core.monitor.live import live_drift
 from core.store import utcnow
+from core.store.db import Database
 from tests.conftest import DATA
 
 CANCER = pd.read_csv(DATA / "breast_cancer.csv").drop(columns=["diagnosis"])
@@ -32,7 +33,7 @@ def served(home: Path) -> str:
 
 
 def test_unshifted_traffic_shows_no_drift(served: str) -> None:
-    simulate(served, CANCER.sample(frac=1, random_state=0), 400)  # a random resample
+    simulate(served, CANCER.sample(frac=1, random_state=0), 400, db=Database())  # a random resample
     report = live_drift(served, "1h")
     assert report["rows"] >= 100 and report["drifted"] == []
     assert report["prediction"]["drifted"] is False
@@ -41,7 +42,7 @@ def test_unshifted_traffic_shows_no_drift(served: str) -> None:
 def test_a_shifted_feature_in_live_traffic_is_named_and_alerted(served: str) -> None:
     set_config(served, consecutive=2)
     shifted = CANCER.assign(mean_texture=CANCER["mean_texture"] * 1.6)
-    simulate(served, shifted, 400)
+    simulate(served, shifted, 400, db=Database())
     report = live_drift(served, "1h")
     assert "mean_texture" in report["drifted"]
     assert report["results"][0]["feature"] in report["drifted"]
@@ -54,7 +55,7 @@ def test_a_shifted_feature_in_live_traffic_is_named_and_alerted(served: str) -> 
 
 def test_a_feature_missing_in_every_live_row_is_named_and_alerted(served: str) -> None:
     set_config(served, consecutive=1)
-    simulate(served, CANCER.assign(mean_texture=float("nan")), 400)
+    simulate(served, CANCER.assign(mean_texture=float("nan")), 400, db=Database())
     report = live_drift(served, "1h")
     (result,) = [r for r in report["results"] if r["feature"] == "mean_texture"]
     assert result["drifted"] and result["test"] == "missing"
