@@ -19,12 +19,12 @@ from rich.table import Table
 
 from app.cli_common import JsonOpt, emit_json, err, guarded, out
 from app.cli_deploy import register as _register_deploy_commands
+from app.ui_files import streamlit_entry_point
 from core.errors import WorkbenchError
 from core.jobs.views import job_doc, schedule_doc
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ML Workbench: AutoML, model registry and deployments for tabular data.")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
@@ -639,9 +639,10 @@ def jobs(json_out: JsonOpt = False) -> None:
 def seed(json_out: JsonOpt = False) -> None:
     """Store the sample datasets from data/ (idempotent: the same content is stored once)."""
     from core.data.datasets import ingest_path
+    from core.samples import sample_files
 
     rows = []
-    for path in sorted((ROOT / "data").glob("*.csv")):
+    for path in sample_files():
         stored = ingest_path(path)
         rows.append({"dataset": stored.dataset.name, "id": stored.dataset.id,
                      "new": stored.created})
@@ -655,7 +656,7 @@ def seed(json_out: JsonOpt = False) -> None:
 
 def ui_command(host: str, port: int) -> list[str]:
     """The Streamlit command `workbench ui` runs (the bind address always explicit)."""
-    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+    return [sys.executable, "-m", "streamlit", "run", str(streamlit_entry_point()),
             f"--server.address={host}", f"--server.port={port}", "--server.headless=true",
             "--browser.gatherUsageStats=false"]
 
