@@ -8,6 +8,7 @@ and logs go to stderr.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -703,10 +704,13 @@ def ui(
     from app.bind_guard import check_bind, insecure_warning
     from core.settings import get_settings
 
-    get_settings()  # a bad setting stops here with its message, not in every page
+    home = get_settings().home  # a bad setting stops here with its message, not in every page
     if check_bind(host, command="workbench ui", authentication=None, insecure=insecure):
         err.print(insecure_warning(host, port), style="bold red", highlight=False)
-    raise typer.Exit(subprocess.call(ui_command(host, port)))
+    # The home as an absolute path: a job worker the app starts runs in another directory
+    # (the package's), where the default ./.workbench would be another, empty store.
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    raise typer.Exit(subprocess.call(ui_command(host, port), env=env))
 
 
 _register_deploy_commands(app)  # serve, deploy, promote, rollback

@@ -1,7 +1,7 @@
-"""The import contracts in pyproject.toml's [tool.importlinter] hold (docs/DECISIONS.md
-"Layers"): core imports no adapter or framework, core's packages import downward only, and the
-UI helpers stay apart from the API and the CLI. Each contract runs on its own so a failure
-names it and prints import-linter's report (every offending import chain, with line numbers)."""
+"""The import contracts in pyproject.toml's [tool.importlinter] hold (docs/DECISIONS.md,
+"Packaging and layout"): core imports no adapter or framework, core's packages import downward
+only, and the UI helpers stay apart from the API and the CLI. Each contract runs on its own so
+a failure names it and prints import-linter's report (every offending chain, with lines)."""
 
 from __future__ import annotations
 

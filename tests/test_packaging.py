@@ -183,3 +183,22 @@ def test_installed_streamlit_app_runs_its_pages(installed: dict) -> None:
         "print(json.dumps({'home': home, 'data': data}))\n")).splitlines()[-1])
     assert shown["home"] == [[], ["ML Workbench"]]
     assert shown["data"] == [[], ["Data"], ["—", *(f"{s}.csv" for s in SAMPLES)]]
+
+
+def test_ui_hands_streamlit_an_absolute_home(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job worker the app starts runs in the package's directory: a relative home would
+    name another store there."""
+    from typer.testing import CliRunner
+
+    from app.cli import app, ui_command
+
+    calls: list[tuple[list[str], dict]] = []
+    monkeypatch.setattr(subprocess, "call", lambda argv, **kw: calls.append((argv, kw)) or 0)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORKBENCH_HOME", "relative-home")
+    result = CliRunner().invoke(app, ["ui", "--port", "8600"])
+    assert result.exit_code == 0, result.output
+    ((argv, kw),) = calls
+    assert argv == ui_command("127.0.0.1", 8600)
+    assert kw["env"]["WORKBENCH_HOME"] == str(tmp_path / "relative-home")
