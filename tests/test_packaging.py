@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -59,6 +60,20 @@ def test_checkout_files_are_found_in_the_checkout() -> None:
 
     assert streamlit_entry_point() == ROOT / "streamlit_app.py"
     assert [p.stem for p in sample_files()] == SAMPLES
+
+
+def test_only_the_locators_reach_for_top_level_files() -> None:
+    """A path built from a module's own location to data/, pages/ or streamlit_app.py works in
+    a checkout and fails in an installed wheel: core/samples.py and app/ui_files.py know both."""
+    pattern = re.compile(r'(parents\[\d+\]|\bROOT|\.parent)\s*/\s*["\'](data|pages|'
+                         r'streamlit_app\.py)["\']')
+    locators = {ROOT / "core" / "samples.py", ROOT / "app" / "ui_files.py"}
+    offenders = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+                 for folder in ("app", "core", "pages")
+                 for path in sorted((ROOT / folder).rglob("*.py")) if path not in locators
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if pattern.search(line)]
+    assert not offenders, "use core.samples / app.ui_files instead:\n" + "\n".join(offenders)
 
 
 # --- the installed wheel --------------------------------------------------------------------
