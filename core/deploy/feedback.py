@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import update
 from sqlmodel import Session, select
 
@@ -17,8 +18,47 @@ from core.store import PredictionLog, utcnow
 from core.store.db import lock_for_write
 
 
+class FeedbackRecorded(BaseModel):
+    """`POST /v1/models/{name}/feedback`: how many true values were stored, for which version."""
+
+    request_id: str
+    version: int
+    recorded: int
+
+
+class VersionScore(BaseModel):
+    """One version on its labelled predictions: `accuracy` (classification) or `mae`
+    (regression), the other one absent from the JSON."""
+
+    version: int
+    labelled: int
+    accuracy: float | None = None
+    mae: float | None = None
+
+
+class ShadowScore(BaseModel):
+    """Stable against its shadow candidate on the same labelled requests."""
+
+    stable: int
+    candidate: int
+    labelled: int
+    stable_accuracy: float | None = None
+    candidate_accuracy: float | None = None
+    stable_mae: float | None = None
+    candidate_mae: float | None = None
+    agreement: float
+
+
+class Scorecard(BaseModel):
+    """`GET /v1/models/{name}/scorecard` (serialised without the absent measure's fields)."""
+
+    measure: str
+    versions: list[VersionScore]
+    shadow: list[ShadowScore]
+
+
 def record_feedback(name: str, request_id: str, actual: Any, *, session: Session
-                    ) -> dict[str, Any]:
+                    ) -> FeedbackRecorded:
     """Store the true value(s) of one answered request (one per record it scored)."""
     lock_for_write(session)
     row = session.exec(select(PredictionLog).where(PredictionLog.request_id == request_id,
@@ -34,10 +74,11 @@ def record_feedback(name: str, request_id: str, actual: Any, *, session: Session
     session.exec(update(PredictionLog).where(PredictionLog.id == row.id)
                  .values(actual=actual_list, feedback_at=utcnow()))
     session.commit()
-    return {"request_id": request_id, "version": row.version, "recorded": len(actual_list)}
+    return FeedbackRecorded(request_id=request_id, version=row.version,
+                            recorded=len(actual_list))
 
 
-def scorecard(name: str, task: str, *, session: Session) -> dict[str, Any]:
+def scorecard(name: str, task: str, *, session: Session) -> Scorecard:
     """Accuracy (or mean absolute error) of each version on its labelled predictions, and of
     stable against its shadow candidate on the same requests."""
     per_version: dict[int, list[int]] = {}
@@ -57,16 +98,15 @@ def scorecard(name: str, task: str, *, session: Session) -> dict[str, Any]:
                 sc["shadow"] += _hit(task, r.shadow_predictions[i], actual)
                 sc["agree"] += int(_same(r.predictions[i], r.shadow_predictions[i]))
     measure = "mae" if task == "regression" else "accuracy"
-    return {
-        "measure": measure,
-        "versions": [{"version": v, "labelled": n, measure: hits / n}
-                     for v, (n, hits) in sorted(per_version.items())],
-        "shadow": [{"stable": a, "candidate": b, "labelled": sc["n"],
-                    f"stable_{measure}": sc["stable"] / sc["n"],
-                    f"candidate_{measure}": sc["shadow"] / sc["n"],
-                    "agreement": sc["agree"] / sc["n"]}
-                   for (a, b), sc in sorted(shadow.items())],
-    }
+    return Scorecard(
+        measure=measure,
+        versions=[VersionScore(version=v, labelled=n, **{measure: hits / n})
+                  for v, (n, hits) in sorted(per_version.items())],
+        shadow=[ShadowScore(stable=a, candidate=b, labelled=sc["n"],
+                            agreement=sc["agree"] / sc["n"],
+                            **{f"stable_{measure}": sc["stable"] / sc["n"],
+                               f"candidate_{measure}": sc["shadow"] / sc["n"]})
+                for (a, b), sc in sorted(shadow.items())])
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel
 
 from app.api.deps import ServingDep
 from app.api.version import VERSION
@@ -14,9 +13,15 @@ from core.deploy.metrics import CONTENT_TYPE
 router = APIRouter(tags=["health"])
 
 
+class Health(BaseModel):
+    status: str
+    version: str
+    models_loaded: list[str]  # "name:version" held in this worker's memory
+
+
 @router.get("/health")
-def health(serving: ServingDep) -> dict[str, Any]:
-    return {"status": "ok", "version": VERSION, "models_loaded": serving.cache.loaded()}
+def health(serving: ServingDep) -> Health:
+    return Health(status="ok", version=VERSION, models_loaded=serving.cache.loaded())
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

@@ -17,7 +17,7 @@ from app.api.mlflow_protocol import mlflow_records
 from app.api.schemas import FeedbackRequest, PredictRequest, PredictResponse
 from app.api.wire import answer_response, json_body, parsed
 from core.deploy.deployments import InvalidRequestError
-from core.deploy.feedback import record_feedback
+from core.deploy.feedback import FeedbackRecorded, Scorecard, record_feedback
 from core.deploy.feedback import scorecard as live_scorecard
 from core.deploy.service import Serving
 from core.errors import NotFoundError
@@ -63,14 +63,15 @@ async def default_invocations(request: Request, serving: ServingDep) -> Response
 
 @router.post("/v1/models/{name}/feedback", responses=ERRORS)
 def feedback(name: str, body: FeedbackRequest, serving: ServingDep, session: SessionDep
-             ) -> dict[str, Any]:
+             ) -> FeedbackRecorded:
     check_model_name(name)
     serving.flush()  # the request may have been answered a moment ago
     return record_feedback(name, body.request_id, body.actual, session=session)
 
 
-@router.get("/v1/models/{name}/scorecard", responses=ERRORS)
-def scorecard(name: str, serving: ServingDep, session: SessionDep) -> dict[str, Any]:
+@router.get("/v1/models/{name}/scorecard", responses=ERRORS, response_model=Scorecard,
+            response_model_exclude_none=True)
+def scorecard(name: str, serving: ServingDep, session: SessionDep) -> Scorecard:
     _, mv = resolve(check_model_name(name))
     serving.flush()
     return live_scorecard(name, mv.task, session=session)
