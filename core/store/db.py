@@ -97,12 +97,29 @@ class Database:
     def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.url = url or self.settings.db_url
-        self.engine = make_engine(self.url, self.settings)
-        upgrade_schema(self.engine)
+        self._engine: Engine | None = None
+        self._opening = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        """Built and migrated on first use, not when the adapter starts: a server whose
+        database is unreachable or damaged still starts and answers 503 (and recovers once
+        the database is back), and `--help` never touches the store."""
+        if self._engine is None:
+            with self._opening:
+                if self._engine is None:
+                    engine = make_engine(self.url, self.settings)
+                    try:
+                        upgrade_schema(engine)
+                    except BaseException:
+                        engine.dispose()
+                        raise
+                    self._engine = engine
+        return self._engine
 
     @property
     def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
+        return self.url.startswith("sqlite")
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
@@ -140,7 +157,8 @@ class Database:
                     conn.commit()
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 def lock_for_write(session: Session) -> None:

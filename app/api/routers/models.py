@@ -6,31 +6,57 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel
 
-from app.api.deps import ServingDep
+from app.api.deps import ServingDep, SessionDep
 from app.api.errors import ERRORS, PREDICT_ERRORS
 from app.api.schemas import CompareRequest, EvaluateRequest, LoadRequest
 from core.deploy.evaluation import evaluate_records
 from core.deploy.service import Serving
-from core.registry.versions import check_model_name, list_models, list_versions, resolve
+from core.registry import (
+    ModelPublic,
+    VersionPublic,
+    check_model_name,
+    list_models,
+    list_versions,
+    resolve,
+)
 
 router = APIRouter(tags=["models"])
 
 
-@router.get("/v1/models")
-def models() -> list[dict[str, Any]]:
-    return list_models()
+class LoadedHere(BaseModel):
+    """A version held in this server process's model cache."""
+
+    version: int
+    lean_path: bool  # served by the compiled fast path, not the scikit-learn pipeline
 
 
-@router.get("/v1/models/{name}", responses=ERRORS)
-def model(name: str, serving: ServingDep) -> dict[str, Any]:
-    versions = list_versions(check_model_name(name))
+class ModelDetail(BaseModel):
+    """One model: every version, where its aliases point, its deployment, and what this
+    process has loaded."""
+
+    name: str
+    versions: list[VersionPublic]
+    aliases: dict[str, int]
+    deployment: dict[str, Any]  # core.deploy's DeploymentState, as its to_dict() writes it
+    loaded_here: list[LoadedHere]
+
+
+@router.get("/v1/models", response_model=list[ModelPublic])
+def models(session: SessionDep) -> list[ModelPublic]:
+    return list_models(session=session)
+
+
+@router.get("/v1/models/{name}", response_model=ModelDetail, responses=ERRORS)
+def model(name: str, serving: ServingDep, session: SessionDep) -> ModelDetail:
+    versions = list_versions(check_model_name(name), session=session)
     st = serving.state(name, fresh=True)
-    aliases = {a: v["version"] for v in versions for a in v["aliases"]}
-    loaded = [{"version": lm.version, "lean_path": lm.fast is not None}
+    aliases = {a: v.version for v in versions for a in v.aliases}
+    loaded = [LoadedHere(version=lm.version, lean_path=lm.fast is not None)
               for lm in serving.cache.loaded_models(name)]
-    return {"name": name, "versions": versions, "aliases": aliases,
-            "deployment": st.to_dict(), "loaded_here": loaded}
+    return ModelDetail(name=name, versions=versions, aliases=aliases,
+                       deployment=st.to_dict(), loaded_here=loaded)
 
 
 @router.post("/v1/models/{name}/evaluate", responses=PREDICT_ERRORS)
@@ -45,15 +71,15 @@ def evaluate(name: str, body: EvaluateRequest, serving: ServingDep) -> dict[str,
 
 
 @router.post("/v1/models/compare", responses=PREDICT_ERRORS)
-def compare(body: CompareRequest, serving: ServingDep) -> dict[str, Any]:
+def compare(body: CompareRequest, serving: ServingDep, session: SessionDep) -> dict[str, Any]:
     with serving.evaluation_slot():
-        return _compare(serving, body)
+        return _compare(serving, body, session)
 
 
-def _compare(serving: Serving, body: CompareRequest) -> dict[str, Any]:
+def _compare(serving: Serving, body: CompareRequest, session: SessionDep) -> dict[str, Any]:
     rows = []
     for ref in body.versions:
-        name, mv = resolve(ref)
+        name, mv = resolve(ref, session=session)
         row = {"ref": ref, "model": name, "version": mv.version, "task": mv.task,
                "metric": mv.metric, "score": mv.score, "metrics": mv.metrics}
         if body.records:
@@ -64,9 +90,10 @@ def _compare(serving: Serving, body: CompareRequest) -> dict[str, Any]:
 
 
 @router.post("/v1/models/{name}/load", responses=ERRORS)
-def load(name: str, serving: ServingDep, body: LoadRequest | None = None) -> dict[str, Any]:
+def load(name: str, serving: ServingDep, session: SessionDep,
+         body: LoadRequest | None = None) -> dict[str, Any]:
     _, mv = resolve(f"{check_model_name(name)}:{body.version}" if body and body.version
-                    else name)
+                    else name, session=session)
     serving.warm(name, mv.version)
     return {"model": name, "version": mv.version, "loaded": serving.cache.loaded()}
 
