@@ -363,7 +363,7 @@ def test_home_and_train_name_the_registered_score_apart_from_the_best_trial(home
     assert "best single trial (CV)" in jobs.columns
     at.switch_page("pages/jobs.py").run()
     assert not at.exception
-    assert f"registered version 1: {version['score']:.4f}" in at.caption[1].value
+    assert f"registered version 1: {version.score:.4f}" in at.caption[1].value
 
 
 def test_choosing_regression_for_text_labels_reads_without_cli_flags() -> None:
