@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -12,6 +10,7 @@ from app.api.deps import SessionDep
 from app.api.errors import ERRORS
 from app.api.wire import json_response
 from core.data.datasets import ingest_bytes, list_datasets_public
+from core.data.ingest import DecimalMark
 from core.data.public import DatasetPublic, StoredDatasetPublic
 from core.deploy.deployments import InvalidRequestError
 
@@ -33,7 +32,7 @@ def datasets(session: SessionDep) -> list[DatasetPublic]:
             "file": {"type": "string", "format": "binary"}}}}}}})
 async def upload(request: Request, session: SessionDep, name: str | None = None,
                  filename: str | None = None,
-                 decimal: Literal["auto", ".", ","] = "auto") -> Response:
+                 decimal: DecimalMark = DecimalMark.AUTO) -> Response:
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         form = await request.form()

@@ -13,6 +13,7 @@ from app.api.errors import ERRORS, PREDICT_ERRORS
 from app.api.schemas import CompareRequest, EvaluateRequest, LoadRequest
 from core.deploy.evaluation import evaluate_records
 from core.deploy.service import Serving
+from core.enums import Task
 from core.registry import (
     ModelPublic,
     VersionPublic,
@@ -43,6 +44,36 @@ class ModelDetail(BaseModel):
     loaded_here: list[LoadedHere]
 
 
+class ComparedVersion(BaseModel):
+    """One version of a comparison: its registered scores, and with labelled records its
+    metrics on them (absent without records)."""
+
+    ref: str
+    model: str
+    version: int
+    task: Task
+    metric: str
+    score: float | None
+    metrics: dict[str, float | None]
+    evaluation: dict[str, Any] | None = None  # core.deploy.evaluation's answer
+
+
+class Comparison(BaseModel):
+    versions: list[ComparedVersion]
+
+
+class LoadAnswer(BaseModel):
+    model: str
+    version: int
+    loaded: list[str]  # NAME:VERSION of every version this process holds
+
+
+class UnloadAnswer(BaseModel):
+    model: str
+    unloaded: list[int]
+    loaded: list[str]
+
+
 @router.get("/v1/models", response_model=list[ModelPublic])
 def models(session: SessionDep) -> list[ModelPublic]:
     return list_models(session=session)
@@ -70,36 +101,37 @@ def evaluate(name: str, body: EvaluateRequest, serving: ServingDep) -> dict[str,
         return evaluate_records(serving, ref, body.records, body.target)
 
 
-@router.post("/v1/models/compare", responses=PREDICT_ERRORS)
-def compare(body: CompareRequest, serving: ServingDep, session: SessionDep) -> dict[str, Any]:
+@router.post("/v1/models/compare", response_model=Comparison,
+             response_model_exclude_unset=True, responses=PREDICT_ERRORS)
+def compare(body: CompareRequest, serving: ServingDep, session: SessionDep) -> Comparison:
     with serving.evaluation_slot():
         return _compare(serving, body, session)
 
 
-def _compare(serving: Serving, body: CompareRequest, session: SessionDep) -> dict[str, Any]:
+def _compare(serving: Serving, body: CompareRequest, session: SessionDep) -> Comparison:
     rows = []
     for ref in body.versions:
         name, mv = resolve(ref, session=session)
-        row = {"ref": ref, "model": name, "version": mv.version, "task": mv.task,
-               "metric": mv.metric, "score": mv.score, "metrics": mv.metrics}
+        row = ComparedVersion(ref=ref, model=name, version=mv.version, task=mv.task,
+                              metric=mv.metric, score=mv.score, metrics=mv.metrics)
         if body.records:
-            row["evaluation"] = evaluate_records(serving, f"{name}:{mv.version}",
-                                                 body.records, body.target)
+            row.evaluation = evaluate_records(serving, f"{name}:{mv.version}", body.records,
+                                              body.target)
         rows.append(row)
-    return {"versions": rows}
+    return Comparison(versions=rows)
 
 
-@router.post("/v1/models/{name}/load", responses=ERRORS)
+@router.post("/v1/models/{name}/load", response_model=LoadAnswer, responses=ERRORS)
 def load(name: str, serving: ServingDep, session: SessionDep,
-         body: LoadRequest | None = None) -> dict[str, Any]:
+         body: LoadRequest | None = None) -> LoadAnswer:
     _, mv = resolve(f"{check_model_name(name)}:{body.version}" if body and body.version
                     else name, session=session)
     serving.warm(name, mv.version)
-    return {"model": name, "version": mv.version, "loaded": serving.cache.loaded()}
+    return LoadAnswer(model=name, version=mv.version, loaded=serving.cache.loaded())
 
 
-@router.post("/v1/models/{name}/unload", responses=ERRORS)
-def unload(name: str, serving: ServingDep, body: LoadRequest | None = None) -> dict[str, Any]:
+@router.post("/v1/models/{name}/unload", response_model=UnloadAnswer, responses=ERRORS)
+def unload(name: str, serving: ServingDep, body: LoadRequest | None = None) -> UnloadAnswer:
     check_model_name(name)
     freed = serving.cache.unload(name, body.version if body else None)
-    return {"model": name, "unloaded": freed, "loaded": serving.cache.loaded()}
+    return UnloadAnswer(model=name, unloaded=freed, loaded=serving.cache.loaded())
