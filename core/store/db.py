@@ -98,15 +98,15 @@ class Database:
         self.settings = settings or get_settings()
         self.url = url or self.settings.db_url
         self._engine: Engine | None = None
-        self._opening = threading.Lock()
+        self._engine_lock = threading.Lock()
 
     @property
     def engine(self) -> Engine:
         """Built and migrated on first use, not when the adapter starts: a server whose
-        database is unreachable or damaged still starts and answers 503 (and recovers once
-        the database is back), and `--help` never touches the store."""
+        database is down still starts and answers /health, and every request gets the
+        "unavailable" answer (and a retry) instead of a process that never came up."""
         if self._engine is None:
-            with self._opening:
+            with self._engine_lock:
                 if self._engine is None:
                     engine = make_engine(self.url, self.settings)
                     try:
@@ -119,7 +119,7 @@ class Database:
 
     @property
     def is_sqlite(self) -> bool:
-        return self.url.startswith("sqlite")
+        return self.engine.dialect.name == "sqlite"
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:

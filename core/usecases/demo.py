@@ -5,18 +5,17 @@ traffic, so every page of a public demo shows something real."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from core.automl.runner import run_training
 from core.data.datasets import ingest_path, list_datasets, load_frame
 from core.deploy import deploy
 from core.deploy.simulator import simulate
 from core.registry import PRODUCTION, list_models
+from core.samples import sample_files, samples_dir
 from core.store import Database
 from core.usecases.aliases import set_alias
 
 log = logging.getLogger("workbench.demo")
-DATA = Path(__file__).resolve().parents[2] / "data"
 MODEL = "breast_cancer"
 QUICK = {"budget": 8.0, "estimators": ["linear", "hgb"], "ensemble": False}
 
@@ -28,9 +27,9 @@ def seed_demo(*, db: Database) -> bool:
     with db.session() as s:
         if list_models(session=s):
             return False
-        for path in sorted(DATA.glob("*.csv")):
+        for path in sample_files():
             ingest_path(path, session=s, actor="demo")
-    source = DATA / f"{MODEL}.csv"
+    source = samples_dir() / f"{MODEL}.csv"
     run_training(source, "diagnosis", name=MODEL, actor="demo", **QUICK)
     run_training(source, "diagnosis", name=MODEL, actor="demo", seed=1,
                  **{**QUICK, "estimators": ["xgboost"]})
