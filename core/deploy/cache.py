@@ -193,7 +193,8 @@ class ModelCache:
             return item
 
     def _load(self, name: str, version: int) -> LoadedModel:
-        _, mv = resolve(f"{name}:{version}")
+        with self.db.session() as session:
+            _, mv = resolve(f"{name}:{version}", session=session)
         pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{version}",
                                  accepted_sklearn=mv.accepted_sklearn)
         return LoadedModel.build(name, mv, pipeline)

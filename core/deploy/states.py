@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from core.deploy import deployments as dep
 from core.errors import NotFoundError
-from core.registry.versions import list_models
+from core.registry import PRODUCTION, list_models
 from core.store.db import Database
 
 log = logging.getLogger("workbench.serving")
@@ -102,7 +102,8 @@ class DeploymentStates:
 
     def deployed(self) -> list[str]:
         """Models with a production version (blocking: call from a thread)."""
-        return [m["name"] for m in list_models() if "production" in m["aliases"]]
+        with self.db.session() as session:
+            return [m.name for m in list_models(session=session) if PRODUCTION in m.aliases]
 
     async def default_model(self, configured: str | None) -> str:
         """The model `/invocations` scores: the configured one, else the only deployed model

@@ -72,6 +72,6 @@ def feedback(name: str, body: FeedbackRequest, serving: ServingDep, session: Ses
 @router.get("/v1/models/{name}/scorecard", responses=ERRORS, response_model=Scorecard,
             response_model_exclude_none=True)
 def scorecard(name: str, serving: ServingDep, session: SessionDep) -> Scorecard:
-    _, mv = resolve(check_model_name(name))
+    _, mv = resolve(check_model_name(name), session=session)
     serving.flush()
     return live_scorecard(name, mv.task, session=session)
