@@ -7,11 +7,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from core.automl.runner import run_training
+from core.automl.request import TrainingRequest
 from core.data.datasets import ingest_path, list_datasets, load_frame
 from core.deploy import deploy
 from core.deploy.simulator import simulate
 from core.registry import list_models, set_alias
+from core.store import Database
+from core.usecases.training import run_training
 
 log = logging.getLogger("workbench.demo")
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -19,16 +21,18 @@ MODEL = "breast_cancer"
 QUICK = {"budget": 8.0, "estimators": ["linear", "hgb"], "ensemble": False}
 
 
-def seed_demo() -> bool:
+def seed_demo(db: Database) -> bool:
     """Idempotent: does nothing when any model exists. Returns True when it seeded."""
     if list_models():
         return False
     for path in sorted(DATA.glob("*.csv")):
         ingest_path(path, actor="demo")
     source = DATA / f"{MODEL}.csv"
-    run_training(source, "diagnosis", name=MODEL, actor="demo", **QUICK)
-    run_training(source, "diagnosis", name=MODEL, actor="demo", seed=1,
-                 **{**QUICK, "estimators": ["xgboost"]})
+    run_training(db, TrainingRequest.create(dataset=source, target="diagnosis", name=MODEL,
+                                            **QUICK), actor="demo")
+    run_training(db, TrainingRequest.create(dataset=source, target="diagnosis", name=MODEL,
+                                            seed=1, **{**QUICK, "estimators": ["xgboost"]}),
+                 actor="demo")
     set_alias(MODEL, 1, "production", actor="demo", reason="demo: first release")
     deploy(MODEL, 2, 10.0, actor="demo", reason="demo: canary of version 2")
     ds = next(d for d in list_datasets() if d.name == MODEL)

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state
+from app.ui.deps import session
 from app.ui.jobs import registered_score
 from app.ui.labels import KIND_LABEL
 from core.data.datasets import list_datasets
@@ -11,7 +12,9 @@ from core.jobs.views import read_jobs
 from core.registry import list_models
 
 st.title("ML Workbench")
-models, datasets, jobs = list_models(), list_datasets(), read_jobs(limit=10, by="ui")
+with session() as s:
+    jobs = read_jobs(session=s, limit=10, by="ui")
+models, datasets = list_models(), list_datasets()
 
 cols = st.columns(3)
 cols[0].metric("Models", len(models))
@@ -39,8 +42,9 @@ st.subheader("Recent jobs")
 if jobs:
     rows = []
     for j in jobs:
-        version, score, kind = registered_score(j)
-        rows.append({"id": j.id, "state": j.state, "model": j.model_name,
+        with session() as s:
+            version, score, kind = registered_score(j, session=s)
+        rows.append({"id": j.id, "state": j.state, "model": j.model,
                      "trials": j.progress.get("trials_done"), "metric": j.metric,
                      "best single trial (CV)": j.progress.get("best_score"),
                      "registered version": version, "registered score": score,

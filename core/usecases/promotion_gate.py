@@ -12,23 +12,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from core.data.datasets import get_dataset, load_frame
+from core.deploy import deploy, get_state
 from core.errors import WorkbenchError
 from core.features.schema import align_to_schema
+from core.jobs import ledger
+from core.jobs.ledger import writing
+from core.jobs.schedules import get_schedule
+from core.jobs.states import Trigger
 from core.registry import PRODUCTION, load_pipeline
-from core.store import Job, Schedule, session_scope
+from core.store import Database, Job
 from core.store.audit import record
-
-if TYPE_CHECKING:
-    from core.automl.runner import RunOutcome
+from core.usecases.training import RunOutcome
 
 log = logging.getLogger("workbench.gate")
-GATED_TRIGGERS = {"schedule", "api", "alert"}
 MIN_NEW_ROWS = 30
 
 
@@ -106,23 +107,23 @@ def _unseen_rows(outcome: RunOutcome, prod_dataset_id: int | None) -> np.ndarray
     return mask[new[target.name].notna().to_numpy()] if len(mask) != n else mask
 
 
-def after_training(job_id: int, outcome: RunOutcome) -> GateVerdict | None:
+def after_training(db: Database, job_id: int, outcome: RunOutcome) -> GateVerdict | None:
     """For scheduled or triggered retrains: run the gate, store the verdict, and start a
     canary when the schedule opted in and the gate passed."""
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        schedule = s.get(Schedule, job.schedule_id) if job.schedule_id else None
-    if job.trigger not in GATED_TRIGGERS:
+    with db.session() as s:
+        job = ledger.get_job(job_id, session=s)
+        schedule = get_schedule(job.schedule_id, session=s) if job.schedule_id else None
+    if not Trigger(job.trigger).is_gated:
         return None
     verdict = evaluate_gate(outcome, min_abs=schedule.gate_min_abs if schedule else 0.0,
                             min_rel=schedule.gate_min_rel if schedule else 0.0)
     action = "none"
     if verdict.passed and schedule is not None and schedule.auto_canary:
         action = _start_canary(outcome.model, outcome.version.version)
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        job.gate = {**asdict(verdict), "action": action}
-        s.add(job)
+    with db.session() as s, writing(s):
+        row = s.get(Job, job_id, populate_existing=True)
+        row.gate = {**asdict(verdict), "action": action}
+        s.add(row)
         record(s, "gate.passed" if verdict.passed else "gate.failed",
                f"model:{outcome.model}:{outcome.version.version}", actor="gate",
                reason=verdict.reason, outcome=action)
@@ -132,11 +133,7 @@ def after_training(job_id: int, outcome: RunOutcome) -> GateVerdict | None:
 
 def _start_canary(model: str, version: int) -> str:
     """Hand the version to the deployment layer as a canary at its first rollout step."""
-    from core.deploy import deploy, get_state
-
     first_step = get_state(model).steps[0]
     deploy(model, version, percent=first_step, actor="gate",
            reason="passed the promotion gate")
     return f"canary started for {model}:{version} at {first_step:g}%"
-
-
