@@ -89,7 +89,8 @@ class TrainingRequest(BaseModel):
     read, checked and only then stored. `task` None means auto; `params` with exactly one
     estimator trains that configuration without a search."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # unknown fields are ignored, as POST /v1/jobs always did
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     dataset: int | str | SkipJsonSchema[Path] = Field(
         description="A stored dataset's id, name or fingerprint (upload it first with "
