@@ -183,17 +183,18 @@ def test_a_schedule_fires_a_retrain_job(db: Database, session: Session) -> None:
                                  "2", "--estimators", "linear", "--no-ensemble"])
     assert result.exit_code == 0, result.output
     sched = create_schedule("breast_cancer", "02:00", session=session)
-    assert sched.next_run_at.hour == 2 and sched.next_run_at.minute == 0
+    due = sched.next_run_at  # (the row object itself is refreshed by later reads)
+    assert due.hour == 2 and due.minute == 0
     assert fire_due(db) == []  # not due yet
-    fired = fire_due(db, now=sched.next_run_at)
+    fired = fire_due(db, now=due)
     assert len(fired) == 1
     job = ledger.get_job(fired[0], session=session)
     assert (job.trigger, job.schedule_id, job.state) == ("schedule", sched.id, "PENDING")
     assert job.settings["estimators"] == ["linear"]  # the model's last settings
-    assert fire_due(db, now=sched.next_run_at) == []  # once per due time
+    assert fire_due(db, now=due) == []  # once per due time
     (after,) = list_schedules(session=session)
-    assert after.next_run_at - sched.next_run_at == timedelta(days=1)
-    assert after.last_run_at == sched.next_run_at
+    assert after.next_run_at - due == timedelta(days=1)
+    assert after.last_run_at == due
 
 
 def test_bad_schedules_are_refused(home: Path) -> None:
