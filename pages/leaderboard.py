@@ -13,7 +13,7 @@ from core.glossary import explain
 from core.jobs.states import JobState
 from core.jobs.views import read_jobs
 from core.registry import set_alias
-from core.store import ModelVersion, session_scope
+from core.store import ModelVersion
 
 st.title("Leaderboard")
 with session() as s:
@@ -34,10 +34,9 @@ job = next(j for j in jobs if j.id == chosen)
 metric = METRICS[job.metric]
 with session() as s:
     trials = trials_frame(job.id, session=s)
+    version = s.get(ModelVersion, job.version_id) if job.version_id else None
 trials = trials.sort_values("score", ascending=not metric.greater_is_better,
                             na_position="last")
-with session_scope() as s:
-    version = s.get(ModelVersion, job.version_id) if job.version_id else None
 
 if version is not None:
     c1, c2, c3 = st.columns(3)

@@ -65,7 +65,8 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class PreparedJob:
-    """A request that passed every check, its uploaded data stored: the job to queue."""
+    """A request that passed every check, its uploaded data stored: the fields of the job
+    to queue (`ledger.create_job`)."""
 
     model_name: str
     target: str
@@ -109,7 +110,7 @@ def submit(request: TrainingRequest, *, session: Session, trigger: Trigger = Tri
            state: JobState = JobState.PENDING) -> Job:
     """Validate a training request completely, then store its dataset and queue the job."""
     prepared = prepare_job(request, actor=actor)
-    return ledger.create_job(session=session, **_fields(prepared), state=state,
+    return ledger.create_job(session=session, **asdict(prepared), state=state,
                              trigger=trigger, schedule_id=schedule_id, actor=actor)
 
 
@@ -118,13 +119,8 @@ def submit_once(request: TrainingRequest, *, session: Session, trigger: Trigger,
     """`submit`, unless a job of the model is already pending, running or paused: then
     (that job, False)."""
     prepared = prepare_job(request, actor=actor)
-    return ledger.create_job_once(session=session, **_fields(prepared), trigger=trigger,
+    return ledger.create_job_once(session=session, **asdict(prepared), trigger=trigger,
                                   actor=actor)
-
-
-def _fields(p: PreparedJob) -> dict[str, Any]:
-    return dict(model_name=p.model_name, target=p.target, task=p.task, metric=p.metric,
-                kind=p.kind, dataset_id=p.dataset_id, settings=p.settings)
 
 
 def execute(db: Database, job_id: int, *, progress: ProgressFn | None = None,

@@ -46,7 +46,7 @@ def _fitted() -> tuple:
 
 def register_market_model(name: str = "prices") -> None:
     """Registered with the market settings the AutoML runner stores
-    (core.automl.runner._market_evaluation), and deployed."""
+    (core.usecases.training._market_evaluation), and deployed."""
     pipe, data, table = _fitted()
     register_version(pipe, name=name, task=data.task, target=table.target,
                      input_schema=data.schema, classes=list(data.problem.classes),
