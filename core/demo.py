@@ -5,18 +5,17 @@ traffic, so every page of a public demo shows something real."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from core.automl.request import TrainingRequest
 from core.data.datasets import ingest_path, list_datasets, load_frame
 from core.deploy import deploy
 from core.deploy.simulator import simulate
 from core.registry import list_models, set_alias
+from core.samples import sample_files, samples_dir
 from core.store import Database
 from core.usecases.training import run_training
 
 log = logging.getLogger("workbench.demo")
-DATA = Path(__file__).resolve().parents[1] / "data"
 MODEL = "breast_cancer"
 QUICK = {"budget": 8.0, "estimators": ["linear", "hgb"], "ensemble": False}
 
@@ -25,9 +24,9 @@ def seed_demo(db: Database) -> bool:
     """Idempotent: does nothing when any model exists. Returns True when it seeded."""
     if list_models():
         return False
-    for path in sorted(DATA.glob("*.csv")):
+    for path in sample_files():
         ingest_path(path, actor="demo")
-    source = DATA / f"{MODEL}.csv"
+    source = samples_dir() / f"{MODEL}.csv"
     run_training(db, TrainingRequest.create(dataset=source, target="diagnosis", name=MODEL,
                                             **QUICK), actor="demo")
     run_training(db, TrainingRequest.create(dataset=source, target="diagnosis", name=MODEL,
