@@ -70,6 +70,21 @@ class MarketTarget(BaseModel):
             raise WorkbenchError(f"The horizon must be at least 1 period, got {horizon}.")
         return horizon
 
+    @field_validator("gap")
+    @classmethod
+    def _gap_not_negative(cls, gap: int | None) -> int | None:
+        if gap is not None and gap < 0:
+            raise WorkbenchError(f"The gap must be zero or more periods, got {gap}.")
+        return gap
+
+    @field_validator("cost_bps")
+    @classmethod
+    def _cost_not_negative(cls, cost_bps: float) -> float:
+        if not cost_bps >= 0:
+            raise WorkbenchError(f"The cost per trade must be zero or more basis points, "
+                                 f"got {cost_bps}.")
+        return cost_bps
+
     @model_serializer(mode="wrap")
     def _stored(self, handler: Any) -> Any:
         doc = handler(self)
@@ -147,6 +162,14 @@ class TrainingRequest(BaseModel):
             raise WorkbenchError(f"The budget must be at most {MAX_BUDGET_S:.0f} seconds "
                                  f"(24 hours), got {budget}.")
         return budget
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_in_range(cls, seed: int) -> int:
+        if not 0 <= seed < 2**32:  # what NumPy's random generators accept
+            raise WorkbenchError(f"The seed must be a whole number from 0 to {2**32 - 1}, "
+                                 f"got {seed}.")
+        return seed
 
     @field_validator("name")
     @classmethod
