@@ -61,3 +61,26 @@ def test_a_refused_move_rolls_back_and_holds_no_lock(db: Database, session: Sess
     with db.session() as other:  # another connection writes at once (no busy wait)
         ledger.transition(job.id, JobState.CANCELLED, "by another", session=other)
     assert ledger.get_job(job.id, session=session).state == JobState.CANCELLED
+
+
+def test_readers_see_a_job_in_the_shape_of_the_contract(session: Session) -> None:
+    """`jobs --json`, GET /v1/jobs and the pages read `JobPublic`: the keys and JSON values
+    the job documents always had."""
+    from core.jobs.views import read_job_detail, read_jobs
+
+    job = ledger.create_job(session=session, model_name="m", target="y", task="binary",
+                            metric="roc_auc", settings={"budget": 3.0})
+    ledger.transition(job.id, JobState.RUNNING, "go", session=session)
+    (doc,) = [j.model_dump(mode="json") for j in read_jobs(session=session)]
+    assert list(doc) == ["id", "state", "kind", "trigger", "model", "target", "task", "metric",
+                         "settings", "progress", "trials", "best", "version_id", "attempts",
+                         "cpu_seconds", "peak_memory_mb", "cancel_requested",
+                         "pause_requested", "gate", "error", "created_at", "started_at",
+                         "finished_at"]
+    assert (doc["state"], doc["kind"], doc["trigger"], doc["model"]) == (
+        "RUNNING", "search", "manual", "m")
+    row = ledger.get_job(job.id, session=session)
+    assert doc["started_at"] == row.started_at.isoformat() and doc["finished_at"] is None
+    detail = read_job_detail(job.id, session=session).model_dump(mode="json", by_alias=True)
+    assert [(t["from"], t["to"]) for t in detail["transitions"]] == [(None, "PENDING"),
+                                                                    ("PENDING", "RUNNING")]
