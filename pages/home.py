@@ -13,8 +13,8 @@ from core.registry import list_models
 
 st.title("ML Workbench")
 with session() as s:
+    models, datasets = list_models(session=s), list_datasets(session=s)
     jobs = read_jobs(session=s, limit=10, by="ui")
-models, datasets = list_models(), list_datasets()
 
 cols = st.columns(3)
 cols[0].metric("Models", len(models))
@@ -23,8 +23,9 @@ cols[2].metric("Jobs", len(jobs))
 
 st.subheader("Models")
 if models:
-    st.dataframe(pd.DataFrame(models)[["name", "versions", "latest_version", "task", "metric",
-                                       "latest_score", "aliases"]],
+    st.dataframe(pd.DataFrame([m.model_dump(mode="json") for m in models])[
+                     ["name", "versions", "latest_version", "task", "metric", "latest_score",
+                      "aliases"]],
                  hide_index=True, width="stretch", column_config={
                      "latest_score": st.column_config.NumberColumn(
                          "latest version's score", format="%.4f",

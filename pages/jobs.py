@@ -98,7 +98,8 @@ if schedules:
 else:
     empty_state("No schedules. Add one below to retrain a model on its latest data.")
 
-models = [m["name"] for m in list_models()]
+with session() as s:
+    models = [m.name for m in list_models(session=s)]
 if models:
     with st.form("schedule"):
         c1, c2 = st.columns(2)

@@ -12,8 +12,8 @@ from core.automl.metrics import METRICS
 from core.glossary import explain
 from core.jobs.states import JobState
 from core.jobs.views import read_jobs
-from core.registry import set_alias
-from core.store import ModelVersion
+from core.registry import version_by_id
+from core.usecases.aliases import set_alias
 
 st.title("Leaderboard")
 with session() as s:
@@ -34,7 +34,7 @@ job = next(j for j in jobs if j.id == chosen)
 metric = METRICS[job.metric]
 with session() as s:
     trials = trials_frame(job.id, session=s)
-    version = s.get(ModelVersion, job.version_id) if job.version_id else None
+    version = version_by_id(job.version_id, session=s) if job.version_id else None
 trials = trials.sort_values("score", ascending=not metric.greater_is_better,
                             na_position="last")
 
@@ -118,6 +118,6 @@ c1, c2 = st.columns([1, 2])
 alias = c1.selectbox("Set alias", ["production", "staging", "golden"], key="lb_alias")
 reason = c2.text_input("Why", value="", key="lb_alias_reason")
 if st.button(f"Point {alias} at version {version.version}", key="lb_alias_set"):
-    with user_errors():
-        set_alias(job.model, version.version, alias, actor="ui", reason=reason)
+    with user_errors(), session() as s:
+        set_alias(job.model, version.version, alias, session=s, actor="ui", reason=reason)
         st.success(f"{job.model}@{alias} → version {version.version}")

@@ -20,7 +20,8 @@ from core.jobs.views import read_job
 from core.usecases.training import submit
 
 st.title("Train")
-datasets = list_datasets()
+with session() as s:
+    datasets = list_datasets(session=s)
 if not datasets:
     empty_state("No datasets yet: upload a table or load a sample first.",
                 links=[("pages/data.py", "Upload a table")])

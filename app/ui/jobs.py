@@ -10,7 +10,8 @@ from sqlmodel import Session
 from app.ui.labels import score_kind
 from core.jobs.public import JobPublic
 from core.jobs.views import read_trials
-from core.store import ModelVersion, utcnow
+from core.registry import version_by_id
+from core.store import utcnow
 
 
 def trials_frame(job_id: int, *, session: Session) -> pd.DataFrame:
@@ -58,7 +59,7 @@ def registered_score(job: JobPublic, *, session: Session
     holds them; (None, None, None) while nothing is registered."""
     if job.version_id is None:
         return None, None, None
-    mv = session.get(ModelVersion, job.version_id)
+    mv = version_by_id(job.version_id, session=session)
     if mv is None:
         return None, None, None
     return mv.version, mv.score, score_kind(mv.estimator)

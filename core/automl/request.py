@@ -29,7 +29,7 @@ from pydantic.json_schema import SkipJsonSchema
 from core.automl.catalog import get_spec
 from core.errors import InvalidDataError, WorkbenchError
 from core.features.targets import TARGET_KINDS
-from core.registry.versions import check_model_name
+from core.registry import check_model_name
 
 MAX_BUDGET_S = 86_400.0
 DEFAULT_BUDGET_S = 60.0

@@ -14,6 +14,7 @@ from core.deploy.service import Serving
 from core.errors import SchemaMismatchError, WorkbenchError
 from core.features.inputs import sent_columns
 from core.registry import resolve
+from core.store import session_scope
 
 MAX_REQUESTS = 20_000
 CONCURRENCY = 32
@@ -22,7 +23,8 @@ CONCURRENCY = 32
 def _check_columns(name: str, frame: pd.DataFrame) -> None:
     """Refuse a table that lacks the model's columns before sending anything: every request
     would fail, and the charts would show nothing but errors."""
-    _, mv = resolve(name)
+    with session_scope() as s:
+        _, mv = resolve(name, session=s)
     missing = [c for c in sent_columns(mv) if c not in frame.columns]
     if missing:
         shown = ", ".join(repr(c) for c in missing[:5]) + (", …" if len(missing) > 5 else "")

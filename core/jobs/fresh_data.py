@@ -42,7 +42,8 @@ def retrain_data(model: str, version: int | None = None, *, session: Session,
                  actor: str | None = None) -> RetrainData:
     """The data a retrain of `model` uses. With `version` (the live version an alert is
     about), that version's own data is the starting point when it recorded any. May store a
-    new dataset (the newest upload plus fed-back rows)."""
+    new dataset (the newest upload plus fed-back rows), committed on `session` then, so call
+    it before writing anything else."""
     base, job, source = _base(session, model, version)
     target = job.target if job is not None else base.target
     latest = _newest_compatible(session, model, source)
@@ -51,7 +52,7 @@ def retrain_data(model: str, version: int | None = None, *, session: Session,
     dataset = latest
     if labelled:
         frame = _union(load_frame(latest), labelled)
-        dataset = store_frame(frame, name=f"{latest.name}+feedback",
+        dataset = store_frame(frame, session=session, name=f"{latest.name}+feedback",
                               fingerprint=fingerprint_frame(frame),
                               source_filename=FEEDBACK_SOURCE.format(model=model),
                               actor=actor).dataset

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from sqlmodel import Session
 
 from core.data.datasets import get_dataset, load_frame
 from core.deploy import deploy, get_state
@@ -46,8 +47,9 @@ class GateVerdict:
     min_rel: float = 0.0
 
 
-def evaluate_gate(outcome: RunOutcome, *, min_abs: float = 0.0,
+def evaluate_gate(outcome: RunOutcome, *, session: Session, min_abs: float = 0.0,
                   min_rel: float = 0.0) -> GateVerdict:
+    """The verdict on `outcome`'s version against production (reads only)."""
     data, best = outcome.result.data, outcome.result.best
     m = data.metric
     covered = best.cv.covered
@@ -56,10 +58,10 @@ def evaluate_gate(outcome: RunOutcome, *, min_abs: float = 0.0,
     base = dict(metric=m.name, candidate_version=outcome.version.version,
                 candidate_score=float(cand), min_abs=min_abs, min_rel=min_rel)
     try:
-        _, prod_mv, prod = load_pipeline(f"{outcome.model}@{PRODUCTION}")
+        _, prod_mv, prod = load_pipeline(f"{outcome.model}@{PRODUCTION}", session=session)
     except WorkbenchError:
         return GateVerdict(True, "no production version yet: nothing to beat", **base)
-    unseen = _unseen_rows(outcome, prod_mv.dataset_id) & covered
+    unseen = _unseen_rows(session, outcome, prod_mv.dataset_id) & covered
     if unseen.sum() < MIN_NEW_ROWS:
         prod_score, basis = prod_mv.score, "cross-validated scores on the same data"
     else:
@@ -90,7 +92,8 @@ def evaluate_gate(outcome: RunOutcome, *, min_abs: float = 0.0,
                        production_score=float(prod_score), **base)
 
 
-def _unseen_rows(outcome: RunOutcome, prod_dataset_id: int | None) -> np.ndarray:
+def _unseen_rows(session: Session, outcome: RunOutcome,
+                 prod_dataset_id: int | None) -> np.ndarray:
     """Rows of the new training data that were not in production's training data."""
     n = len(outcome.result.data.y)
     if prod_dataset_id is None:
@@ -98,7 +101,7 @@ def _unseen_rows(outcome: RunOutcome, prod_dataset_id: int | None) -> np.ndarray
     if prod_dataset_id == outcome.dataset.id:
         return np.zeros(n, dtype=bool)
     new = load_frame(outcome.dataset)
-    old = load_frame(get_dataset(prod_dataset_id))
+    old = load_frame(get_dataset(prod_dataset_id, session=session))
     common = [c for c in new.columns if c in old.columns]
     seen = set(pd.util.hash_pandas_object(old[common].astype(str), index=False))
     hashes = pd.util.hash_pandas_object(new[common].astype(str), index=False).to_numpy()
@@ -113,10 +116,11 @@ def after_training(db: Database, job_id: int, outcome: RunOutcome) -> GateVerdic
     with db.session() as s:
         job = ledger.get_job(job_id, session=s)
         schedule = get_schedule(job.schedule_id, session=s) if job.schedule_id else None
-    if not Trigger(job.trigger).is_gated:
-        return None
-    verdict = evaluate_gate(outcome, min_abs=schedule.gate_min_abs if schedule else 0.0,
-                            min_rel=schedule.gate_min_rel if schedule else 0.0)
+        if not Trigger(job.trigger).is_gated:
+            return None
+        verdict = evaluate_gate(outcome, session=s,
+                                min_abs=schedule.gate_min_abs if schedule else 0.0,
+                                min_rel=schedule.gate_min_rel if schedule else 0.0)
     action = "none"
     if verdict.passed and schedule is not None and schedule.auto_canary:
         action = _start_canary(outcome.model, outcome.version.version)

@@ -32,8 +32,7 @@ from core.jobs import ledger
 from core.jobs.control import Heartbeat
 from core.jobs.states import JobKind, JobState, TrialState, Trigger
 from core.monitor.reference import build_reference
-from core.registry import register_version
-from core.registry.versions import check_model_name
+from core.registry import check_model_name, register_version
 from core.settings import get_settings
 from core.store import Database, Dataset, Job, ModelVersion
 
@@ -77,9 +76,11 @@ class PreparedJob:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare_job(request: TrainingRequest, *, actor: str | None = None) -> PreparedJob:
-    """Check a request against its data completely, then store an uploaded file: nothing is
-    written when the data, target, task, metric, estimator or parameters are wrong.
+def prepare_job(request: TrainingRequest, *, session: Session,
+                actor: str | None = None) -> PreparedJob:
+    """Check a request against its data completely, then store an uploaded file (committed
+    on `session`, a unit of work of its own): nothing is written when the data, target,
+    task, metric, estimator or parameters are wrong.
 
     `market` requests turn a price table into indicator features plus a forward target built
     from the price column `target`, validated walk-forward, with a backtest."""
@@ -88,7 +89,7 @@ def prepare_job(request: TrainingRequest, *, actor: str | None = None) -> Prepar
         read = read_path(source, max_bytes=get_settings().max_upload_bytes)
         frame, default_name = read.frame, source.stem
     else:
-        ds = get_dataset(source)
+        ds = get_dataset(source, session=session)
         frame, default_name = load_frame(ds), ds.name
     model_name = check_model_name(request.name or default_name)
     data, _ = _prepare(frame, request)
@@ -97,8 +98,9 @@ def prepare_job(request: TrainingRequest, *, actor: str | None = None) -> Prepar
     if request.params is not None:  # refuses unknown parameter names
         get_spec(request.estimators[0], data.task).make(data.task, request.params)
     if isinstance(source, Path):
-        ds = store_frame(frame, name=source.stem, fingerprint=read.fingerprint,
-                         source_filename=source.name, actor=actor, notes=read.notes).dataset
+        ds = store_frame(frame, session=session, name=source.stem,
+                         fingerprint=read.fingerprint, source_filename=source.name,
+                         actor=actor, notes=read.notes).dataset
     return PreparedJob(model_name=model_name, target=request.target, task=data.task,
                        metric=data.metric.name,
                        kind=JobKind.SEARCH if request.is_search else JobKind.FIXED,
@@ -109,7 +111,7 @@ def submit(request: TrainingRequest, *, session: Session, trigger: Trigger = Tri
            schedule_id: int | None = None, actor: str | None = None,
            state: JobState = JobState.PENDING) -> Job:
     """Validate a training request completely, then store its dataset and queue the job."""
-    prepared = prepare_job(request, actor=actor)
+    prepared = prepare_job(request, session=session, actor=actor)
     return ledger.create_job(session=session, **asdict(prepared), state=state,
                              trigger=trigger, schedule_id=schedule_id, actor=actor)
 
@@ -118,7 +120,7 @@ def submit_once(request: TrainingRequest, *, session: Session, trigger: Trigger,
                 actor: str | None = None) -> tuple[Job, bool]:
     """`submit`, unless a job of the model is already pending, running or paused: then
     (that job, False)."""
-    prepared = prepare_job(request, actor=actor)
+    prepared = prepare_job(request, session=session, actor=actor)
     return ledger.create_job_once(session=session, **asdict(prepared), trigger=trigger,
                                   actor=actor)
 
@@ -142,7 +144,7 @@ def execute(db: Database, job_id: int, *, progress: ProgressFn | None = None,
     with db.session() as s:
         job = ledger.get_job(job_id, session=s)
         already = len(ledger.trials_of(job_id, session=s))  # a retry numbers its trials on
-    ds = get_dataset(job.dataset_id)
+        ds = get_dataset(job.dataset_id, session=s)
     request = TrainingRequest.from_settings(job.settings, dataset=ds.id, target=job.target)
     data, table = _prepare(load_frame(ds), request)
     if data.notes:  # dropped leaks, left-out rows: visible on the job while it runs
@@ -184,13 +186,15 @@ def execute(db: Database, job_id: int, *, progress: ProgressFn | None = None,
                   "dropped_columns": data.dropped, **_market_evaluation(result, table, request),
                   "reference": build_reference(data.X, data.schema, data.y, data.task,
                                                cv.oof_pred[cv.covered])}
-    mv = register_version(
-        result.pipeline, name=job.model_name, task=data.task,
-        target=table.target if table is not None else job.target,
-        input_schema=data.schema, classes=_jsonable(data.problem.classes),
-        metric=data.metric.name, score=result.best.score, metrics=evaluation["metrics"],
-        evaluation=evaluation, estimator=result.best.estimator, params=result.best.params,
-        dataset_id=ds.id, dataset_fingerprint=ds.fingerprint, job_id=job_id, actor=actor)
+    with db.session() as s:
+        mv = register_version(
+            result.pipeline, session=s, name=job.model_name, task=data.task,
+            target=table.target if table is not None else job.target,
+            input_schema=data.schema, classes=_jsonable(data.problem.classes),
+            metric=data.metric.name, score=result.best.score, metrics=evaluation["metrics"],
+            evaluation=evaluation, estimator=result.best.estimator,
+            params=result.best.params, dataset_id=ds.id, dataset_fingerprint=ds.fingerprint,
+            job_id=job_id, actor=actor)
     outcome = RunOutcome(job_id, job.model_name, mv, result, ds)
     if before_complete is not None:
         before_complete(outcome)

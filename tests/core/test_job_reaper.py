@@ -146,7 +146,7 @@ def test_sigterm_cancels_the_running_job_and_registers_nothing(workers,
     last = ledger.transitions_of(job.id, session=session)[-1]
     assert (last.from_state, last.to_state) == ("RUNNING", "CANCELLED")
     assert last.reason.startswith("stopped by SIGTERM")
-    assert list_versions_or_empty("breast_cancer") == []
+    assert list_versions_or_empty(session, "breast_cancer") == []
 
 
 @pytest.mark.slow
@@ -163,7 +163,7 @@ def test_a_stop_that_comes_after_the_search_registers_nothing(db: Database,
 
     assert execute(db, job.id, should_stop=stop_once_the_search_is_done) is None
     assert state(session, job.id) == JobState.CANCELLED
-    assert list_versions_or_empty("breast_cancer") == []
+    assert list_versions_or_empty(session, "breast_cancer") == []
 
 
 def _race(*calls: Callable[[], list[int]]) -> list[list[int]]:

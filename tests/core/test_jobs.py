@@ -21,10 +21,11 @@ from core.jobs import ledger
 from core.jobs.reaper import reap_lost_jobs
 from core.jobs.states import JobState
 from core.jobs.worker import claim_next, retry_or_fail, sweep_orphan_artifacts
-from core.registry import list_versions, resolve, set_alias
+from core.registry import list_versions, resolve
 from core.settings import get_settings
 from core.store import Database, ModelVersion
 from core.usecases import training
+from core.usecases.aliases import set_alias
 from core.usecases.retraining import fire_due
 from core.usecases.worker import job_worker
 from tests.conftest import DATA, ROOT
@@ -86,7 +87,7 @@ def test_cli_submit_starts_a_worker_that_completes_the_job(workers, session: Ses
     job = ledger.get_job(doc["job_id"], session=session)
     assert job.version_id is not None and job.cpu_seconds > 0 and job.peak_memory_mb > 50
     assert "trial" in job.log
-    assert [v["version"] for v in list_versions("breast_cancer")] == [1]
+    assert [v.version for v in list_versions_or_empty(session, "breast_cancer")] == [1]
     states = [t.to_state for t in ledger.transitions_of(job.id, session=session)]
     assert states == ["PENDING", "RUNNING", "COMPLETED"]
 
@@ -104,12 +105,12 @@ def test_cancel_stops_a_running_search_within_five_seconds(workers, session: Ses
     took = wait_for(lambda: state(session, job.id) == JobState.CANCELLED, 10, "the cancel")
     assert took < 5, f"cancel took {took:.1f}s"
     assert len(ledger.trials_of(job.id, session=session)) >= 2  # finished trials are kept
-    assert list_versions_or_empty("breast_cancer") == []
+    assert list_versions_or_empty(session, "breast_cancer") == []
 
 
-def list_versions_or_empty(name: str) -> list:
+def list_versions_or_empty(session: Session, name: str) -> list:
     try:
-        return list_versions(name)
+        return list_versions(name, session=session)
     except Exception:
         return []
 
@@ -212,7 +213,7 @@ def test_a_retrain_that_does_not_beat_production_is_not_promoted(db: Database,
 
     runner.invoke(app, ["automl", str(CANCER), "--target", "diagnosis", "--budget", "2",
                         "--estimators", "linear", "--no-ensemble"])
-    set_alias("breast_cancer", 1, "production")
+    set_alias("breast_cancer", 1, "production", session=session)
     sched = create_schedule("breast_cancer", "02:00", session=session, auto_canary=True,
                             gate_min_abs=0.05)
     (job_id,) = fire_due(db, now=sched.next_run_at)
@@ -221,7 +222,7 @@ def test_a_retrain_that_does_not_beat_production_is_not_promoted(db: Database,
     assert job.state == JobState.COMPLETED
     assert job.gate["passed"] is False and "does not beat" in job.gate["reason"]
     assert job.gate["production_version"] == 1 and job.gate["action"] == "none"
-    assert resolve("breast_cancer")[1].version == 1  # production untouched
+    assert resolve("breast_cancer", session=session)[1].version == 1  # production untouched
 
 
 def test_bad_input_fails_without_retry_and_transient_errors_back_off(

@@ -27,7 +27,7 @@ runner = CliRunner()
 WINE = DATA / "wine.csv"
 
 
-def import_wine(tmp_path: Path) -> int:
+def import_wine(session: Session, tmp_path: Path) -> int:
     """A scikit-learn pipeline trained elsewhere, imported as the next version of `wine`."""
     import skops.io as sio
     from sklearn.linear_model import LogisticRegression
@@ -40,16 +40,16 @@ def import_wine(tmp_path: Path) -> int:
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
         frame.drop(columns=["cultivar"]), frame["cultivar"])
     sio.dump(pipe, tmp_path / "outside.skops")
-    return import_model("wine", tmp_path / "outside.skops").version
+    return import_model("wine", tmp_path / "outside.skops", session=session).version
 
 
 @pytest.fixture
-def imported(home: Path, tmp_path: Path) -> int:
+def imported(session: Session, tmp_path: Path) -> int:
     """wine:1 trained here (dataset, target, settings); wine:2 imported and in production."""
     result = runner.invoke(app, ["train", str(WINE), "--target", "cultivar",
                                  "--estimator", "linear"])
     assert result.exit_code == 0, result.output
-    version = import_wine(tmp_path)
+    version = import_wine(session, tmp_path)
     deploy("wine", version, 100)
     return version
 
@@ -64,11 +64,11 @@ def drift(version: int, features: list[str]) -> list:
                                 feature=f)) for f in features]
 
 
-def newer_upload(tmp_path: Path, rows: int = 150) -> int:
+def newer_upload(session: Session, tmp_path: Path, rows: int = 150) -> int:
     """Newer labelled data of the same kind (the same columns, other rows)."""
     path = tmp_path / "wine_new.csv"
     pd.read_csv(WINE).sample(rows, random_state=1).to_csv(path, index=False)
-    return ingest_path(path).dataset.id
+    return ingest_path(path, session=session).dataset.id
 
 
 def test_retrain_after_an_import_uses_the_newest_version_with_data(
@@ -76,8 +76,8 @@ def test_retrain_after_an_import_uses_the_newest_version_with_data(
     from core.jobs.schedules import create_schedule
     from core.usecases.retraining import fire_due, retrain
 
-    _, trained = resolve("wine:1")
-    assert resolve("wine@production")[1].version == imported
+    _, trained = resolve("wine:1", session=session)
+    assert resolve("wine@production", session=session)[1].version == imported
     job = retrain("wine", session=session)
     assert (job.dataset_id, job.target) == (trained.dataset_id, "cultivar")
     assert job.settings["estimators"] == ["linear"]  # the trained version's settings
@@ -102,7 +102,7 @@ def test_drift_alerts_without_newer_data_queue_nothing_and_say_so(imported: int,
 def test_many_drift_alerts_queue_one_retrain_on_the_newer_data(imported: int, tmp_path: Path,
                                                                session: Session) -> None:
     set_config("wine", retrain_on_alert=True, consecutive=1)
-    new_id = newer_upload(tmp_path)
+    new_id = newer_upload(session, tmp_path)
     drift(imported, ["alcohol", "hue", "proline", "magnesium"])
     (job,) = retrain_jobs(session)
     assert (job.dataset_id, job.target, job.state) == (new_id, "cultivar", "PENDING")
@@ -134,7 +134,7 @@ def test_fed_back_served_rows_join_the_retrain_data(imported: int, session: Sess
         assert fb.status_code == 200, fb.text
     drift(imported, ["alcohol"])
     (job,) = retrain_jobs(session)
-    trained = load_frame(get_dataset(job.dataset_id))
+    trained = load_frame(get_dataset(job.dataset_id, session=session))
     assert len(trained) == len(frame) + 12  # the version's data plus the labelled rows only
     tail = trained.tail(12).reset_index(drop=True)
     pd.testing.assert_frame_equal(tail, served.reset_index(drop=True), check_dtype=False)
@@ -172,7 +172,8 @@ def test_racing_monitors_queue_one_retrain(backend_db: Database, tmp_path: Path)
     assert result.exit_code == 0, result.output
     deploy("wine", 1, 100)
     set_config("wine", retrain_on_alert=True, consecutive=1)
-    newer_upload(tmp_path)
+    with backend_db.session() as s:
+        newer_upload(s, tmp_path)
     threads_n, rounds = 4, 30
     for round_ in range(rounds):
         barrier = threading.Barrier(threads_n)

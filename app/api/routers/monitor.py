@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 from fastapi import APIRouter
 
+from app.api.deps import SessionDep
 from app.api.schemas import DriftRequest, MonitorConfigRequest
 from core.monitor.alerts import acknowledge, alert_doc, list_alerts, set_config
 from core.monitor.live import accuracy, live_drift, traffic
@@ -17,9 +18,9 @@ router = APIRouter()
 
 
 @router.get("/v1/models/{name}/monitor", tags=["monitor"])
-def monitor(name: str, window: str = "5m") -> dict[str, Any]:
+def monitor(name: str, session: SessionDep, window: str = "5m") -> dict[str, Any]:
     live = traffic(name, window)
-    live["accuracy"] = accuracy(name, resolve(name)[1].task, window)
+    live["accuracy"] = accuracy(name, resolve(name, session=session)[1].task, window)
     return live
 
 
