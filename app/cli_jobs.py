@@ -16,7 +16,7 @@ import typer
 
 from app.cli_common import JsonOpt, database, emit_json, err, guarded, out, session, table
 from core.automl.request import TrainingRequest
-from core.errors import WorkbenchError
+from core.errors import InputError
 from core.jobs.states import JobState, Trigger
 
 commands = typer.Typer()
@@ -60,7 +60,7 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise WorkbenchError(f"--param {item!r} must look like NAME=VALUE, e.g. max_depth=6.")
+            raise InputError(f"--param {item!r} must look like NAME=VALUE, e.g. max_depth=6.")
         key, raw = item.split("=", 1)
         try:
             params[key.strip()] = json.loads(raw)

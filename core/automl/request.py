@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from core.automl.catalog import get_spec
-from core.errors import InvalidDataError, WorkbenchError
+from core.errors import InputError, InvalidDataError, WorkbenchError
 from core.features.targets import TARGET_KINDS
 from core.registry import check_model_name
 
@@ -67,21 +67,21 @@ class MarketTarget(BaseModel):
     @classmethod
     def _positive_horizon(cls, horizon: int) -> int:
         if horizon < 1:
-            raise WorkbenchError(f"The horizon must be at least 1 period, got {horizon}.")
+            raise InputError(f"The horizon must be at least 1 period, got {horizon}.")
         return horizon
 
     @field_validator("gap")
     @classmethod
     def _gap_not_negative(cls, gap: int | None) -> int | None:
         if gap is not None and gap < 0:
-            raise WorkbenchError(f"The gap must be zero or more periods, got {gap}.")
+            raise InputError(f"The gap must be zero or more periods, got {gap}.")
         return gap
 
     @field_validator("cost_bps")
     @classmethod
     def _cost_not_negative(cls, cost_bps: float) -> float:
         if not cost_bps >= 0:
-            raise WorkbenchError(f"The cost per trade must be zero or more basis points, "
+            raise InputError(f"The cost per trade must be zero or more basis points, "
                                  f"got {cost_bps}.")
         return cost_bps
 
@@ -149,17 +149,17 @@ class TrainingRequest(BaseModel):
     @classmethod
     def _known_sampler(cls, sampler: Any) -> Any:
         if sampler not in tuple(SearchMethod):
-            raise WorkbenchError(f"Unknown search method {sampler!r}: use tpe, random or grid.")
+            raise InputError(f"Unknown search method {sampler!r}: use tpe, random or grid.")
         return sampler
 
     @field_validator("budget")
     @classmethod
     def _budget_in_range(cls, budget: float) -> float:
         if not budget > 0:
-            raise WorkbenchError(
+            raise InputError(
                 f"The budget must be a positive number of seconds, got {budget}.")
         if budget > MAX_BUDGET_S:
-            raise WorkbenchError(f"The budget must be at most {MAX_BUDGET_S:.0f} seconds "
+            raise InputError(f"The budget must be at most {MAX_BUDGET_S:.0f} seconds "
                                  f"(24 hours), got {budget}.")
         return budget
 
@@ -167,7 +167,7 @@ class TrainingRequest(BaseModel):
     @classmethod
     def _seed_in_range(cls, seed: int) -> int:
         if not 0 <= seed < 2**32:  # what NumPy's random generators accept
-            raise WorkbenchError(f"The seed must be a whole number from 0 to {2**32 - 1}, "
+            raise InputError(f"The seed must be a whole number from 0 to {2**32 - 1}, "
                                  f"got {seed}.")
         return seed
 
@@ -186,7 +186,7 @@ class TrainingRequest(BaseModel):
     @model_validator(mode="after")
     def _one_configuration(self) -> Self:
         if self.params is not None and (not self.estimators or len(self.estimators) != 1):
-            raise WorkbenchError("Training one configuration needs exactly one estimator.")
+            raise InputError("Training one configuration needs exactly one estimator.")
         return self
 
     @classmethod
@@ -223,7 +223,7 @@ def check_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Settings a schedule puts over a model's last ones: known names only, each valid."""
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
-        raise WorkbenchError(f"Unknown training setting(s) {', '.join(unknown)}: use "
+        raise InputError(f"Unknown training setting(s) {', '.join(unknown)}: use "
                              f"{', '.join(SETTINGS)}.")
     # each value alone (params are checked with the estimator they end up with)
     given = {k: v for k, v in settings.items() if v is not None and k != "params"}

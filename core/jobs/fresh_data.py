@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from core.data.datasets import load_frame, store_frame
 from core.data.ingest import fingerprint_frame
-from core.errors import NotFoundError, WorkbenchError
+from core.errors import InputError, NotFoundError
 from core.jobs.states import ACTIVE, JobState
 from core.store import Dataset, Job, ModelVersion, PredictionLog, RegisteredModel, RequestInput
 
@@ -70,7 +70,7 @@ def _base(s: Session, model: str, version: int | None
     with_data = [v for v in versions if v.dataset_id is not None]
     asked = [v for v in with_data if v.version == version]
     if not with_data:
-        raise WorkbenchError(
+        raise InputError(
             f"No version of {model!r} recorded the data it was trained on (imported "
             "versions record none), so there is nothing to retrain on. Train it once on a "
             f"table under the name {model!r} (CLI: `workbench automl DATA --target COL "

@@ -18,7 +18,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from core.automl.request import check_overrides
-from core.errors import NotFoundError, WorkbenchError
+from core.errors import InputError, NotFoundError
 from core.jobs.ledger import writing
 from core.jobs.states import Trigger
 from core.store import Job, RegisteredModel, Schedule, utcnow
@@ -34,12 +34,12 @@ def to_cron(when: str) -> str:
     if m:
         hour, minute = int(m.group(1)), int(m.group(2))
         if hour > 23 or minute > 59:
-            raise WorkbenchError(f"{when!r} is not a time of day: use HH:MM, e.g. 02:00.")
+            raise InputError(f"{when!r} is not a time of day: use HH:MM, e.g. 02:00.")
         when = f"{minute} {hour} * * *"
     try:
         CronTrigger.from_crontab(when, timezone=UTC)
     except ValueError as exc:
-        raise WorkbenchError(
+        raise InputError(
             f"{when!r} is not a valid schedule ({exc}). Use HH:MM for a daily run or a cron "
             "expression like '0 2 * * 1' (Mondays 02:00 UTC).") from None
     return when

@@ -26,7 +26,7 @@ from core.automl.search import SearchCancelled, SearchResult, TrialResult, run_s
 from core.automl.train import TrainingData, prepare
 from core.data.datasets import get_dataset, load_frame, store_frame
 from core.data.ingest import read_path
-from core.errors import WorkbenchError
+from core.errors import InputError
 from core.features.targets import MarketTable, market_table
 from core.jobs import ledger
 from core.jobs.control import Heartbeat
@@ -254,7 +254,7 @@ def _prepare_table(frame: pd.DataFrame, request: TrainingRequest
         return prepare(frame, target, task=request.task, metric=request.metric,
                        seed=request.seed, time_column=request.time_column), None
     if target not in frame.columns:
-        raise WorkbenchError(f"The price column {target!r} is not in the data.")
+        raise InputError(f"The price column {target!r} is not in the data.")
     table = market_table(frame, kind=market.kind, horizon=market.horizon,
                          price_column=target, time_column=request.time_column,
                          ticker_column=market.ticker_column)
