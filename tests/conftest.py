@@ -8,20 +8,19 @@ databases (`.ci/pg-start` prints one); every test gets its own throwaway databas
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-
-from core.settings import reset_settings
 from sqlmodel import Session
 
+from core.settings import reset_settings
 from core.store import Database, reset_engines
+from tests.factories import start_worker
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data"
 PG_ADMIN_URL = os.environ.get("WORKBENCH_TEST_DATABASE_URL")
 
 
@@ -134,3 +133,16 @@ def session(db: Database) -> Iterator[Session]:
     """A session on the test home's store, as an adapter hands one to a use case."""
     with Session(db.engine, expire_on_commit=False) as s:
         yield s
+
+
+@pytest.fixture
+def workers(home: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start real `workbench worker` processes; all are killed at the end."""
+    monkeypatch.setenv("WORKBENCH_HEARTBEAT_S", "0.5")
+    procs: list[subprocess.Popen] = []
+    yield lambda *args: start_worker(home, procs, *args)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)

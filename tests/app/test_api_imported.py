@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 from app.api import create_app
 from app.cli import app
 from core.deploy import deploy
-from tests.conftest import DATA
-from tests.core.test_retrain import WINE, import_wine
+from tests.factories import DATA, WINE, import_wine
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from app.api import create_app
 from app.cli import app as cli
 from core.jobs.worker import JobWorker
-from tests.conftest import DATA
+from tests.factories import DATA
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from tests.conftest import DATA, ROOT
+from tests.factories import DATA, ROOT
 
 runner = CliRunner()
 CANCER = str(DATA / "breast_cancer.csv")

@@ -25,7 +25,7 @@ from core.deploy.service import Serving
 from core.features.targets import market_table
 from core.predict import predict
 from core.registry import register_version
-from tests.conftest import DATA
+from tests.factories import DATA
 
 STOCKS = pd.read_csv(DATA / "stocks.csv")
 

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from app.cli import app
-from tests.conftest import DATA, ROOT
+from tests.factories import DATA, ROOT
 
 PAGES = ["pages/home.py", "pages/data.py", "pages/train.py", "pages/leaderboard.py",
          "pages/registry.py", "pages/version.py", "pages/predict.py", "pages/deployments.py",

@@ -17,7 +17,7 @@ from core.automl.metrics import get_metric
 from core.automl.search import run_search, search
 from core.automl.train import prepare
 from core.features.schema import align_to_schema
-from tests.conftest import DATA
+from tests.factories import DATA
 
 CANCER = pd.read_csv(DATA / "breast_cancer.csv")
 

@@ -16,7 +16,7 @@ from core.automl.train import CVResult, TrainingData
 from core.data.profile import ProblemType
 from core.errors import InvalidDataError
 from core.features.targets import market_table
-from tests.conftest import DATA
+from tests.factories import DATA
 
 
 def _stub(proba_up: list[float], actual: list[str], tickers: list[str],

@@ -23,10 +23,8 @@ from core.jobs import ledger
 from core.jobs.reaper import reap_lost_jobs
 from core.jobs.worker import claim_next
 from core.store import Job, get_engine, session_scope, utcnow
-from tests.conftest import ROOT
-from tests.core.test_jobs import CANCER, list_versions_or_empty, state, wait_for, workers
+from tests.factories import CANCER, ROOT, list_versions_or_empty, state, wait_for
 
-__all__ = ["workers"]  # the fixture, shared with test_jobs
 runner = CliRunner()
 
 

@@ -3,12 +3,8 @@ killed with SIGKILL, two workers sharing one queue, schedules and the promotion 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,44 +17,9 @@ from core.jobs.worker import reap_lost_jobs, sweep_orphan_artifacts
 from core.registry import list_versions, resolve, set_alias
 from core.settings import get_settings
 from core.store import ModelVersion, session_scope
-from tests.conftest import DATA, ROOT
+from tests.factories import CANCER, DATA, list_versions_or_empty, state, wait_for
 
-CANCER = DATA / "breast_cancer.csv"
 runner = CliRunner()
-
-
-@pytest.fixture
-def workers(home: Path,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start real `workbench worker` processes; all are killed at the end."""
-    monkeypatch.setenv("WORKBENCH_HEARTBEAT_S", "0.5")
-    procs: list[subprocess.Popen] = []
-
-    def start(*args: str) -> subprocess.Popen:
-        log = open(home.parent / f"worker{len(procs)}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "app", "worker", *args], cwd=ROOT,
-                                env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def state(job_id: int) -> str:
-    return ledger.get_job(job_id).state
 
 
 def test_cli_submit_starts_a_worker_that_completes_the_job(workers, home: Path) -> None:
@@ -89,13 +50,6 @@ def test_cancel_stops_a_running_search_within_five_seconds(workers, home: Path) 
     assert took < 5, f"cancel took {took:.1f}s"
     assert len(ledger.trials_of(job.id)) >= 2  # finished trials are kept
     assert list_versions_or_empty("breast_cancer") == []
-
-
-def list_versions_or_empty(name: str) -> list:
-    try:
-        return list_versions(name)
-    except Exception:
-        return []
 
 
 def test_pause_holds_new_trials_and_resume_continues(workers, home: Path) -> None:

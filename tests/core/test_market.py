@@ -17,7 +17,7 @@ from core.automl.train import build_pipeline, cross_validate, prepare
 from core.data.splits import make_splits, walk_forward
 from core.errors import InvalidDataError
 from core.features.targets import market_table
-from tests.conftest import DATA
+from tests.factories import DATA
 
 STOCKS = pd.read_csv(DATA / "stocks.csv")
 

@@ -19,9 +19,9 @@ def test_migrations_match_the_models(backend: str) -> None:
 
 
 def test_reopening_an_existing_store_keeps_its_registry(backend: str) -> None:
-    from tests.core.test_registry import _register
+    from tests.factories import register_numeric
 
-    _register()
+    register_numeric()
     reset_engines()  # a new process / upgraded package opening the same database
     from core.registry import list_versions
 

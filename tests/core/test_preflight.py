@@ -14,7 +14,7 @@ from core.automl.preflight import MIN_ROWS, max_columns
 from core.automl.runner import run_training, submit
 from core.errors import InvalidDataError
 from core.jobs import ledger
-from tests.helpers import store_snapshot, write
+from tests.factories import store_snapshot, write
 
 
 def _churn(n: int = 200, seed: int = 0) -> pd.DataFrame:
