@@ -9,8 +9,8 @@ from typing import Any, Literal
 import pandas as pd
 
 from core.errors import InvalidDataError
+from core.features.kinds import ColumnKind, holds_booleans, holds_datetimes, holds_numbers
 
-ColumnKind = Literal["numeric", "categorical", "boolean", "datetime", "text", "id"]
 Task = Literal["binary", "multiclass", "regression"]
 
 BOOLEAN_TOKENS = {"true", "false", "yes", "no", "y", "n", "t", "f"}
@@ -31,7 +31,7 @@ class ColumnProfile:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "kind": self.kind.value}  # stored and sent as plain strings
 
 
 @dataclass(frozen=True)
@@ -73,30 +73,31 @@ def profile_column(s: pd.Series) -> ColumnProfile:
     def kind(k: ColumnKind, reason: str) -> ColumnProfile:
         return ColumnProfile(kind=k, reason=reason, **base)
 
-    if pd.api.types.is_bool_dtype(s):
-        return kind("boolean", "true/false values")
-    if pd.api.types.is_datetime64_any_dtype(s):
-        return kind("datetime", "stored as date/time")
-    if pd.api.types.is_numeric_dtype(s):
+    if holds_booleans(s):
+        return kind(ColumnKind.BOOLEAN, "true/false values")
+    if holds_datetimes(s):
+        return kind(ColumnKind.DATETIME, "stored as date/time")
+    if holds_numbers(s):
         if unique == 2 and set(present.unique()) <= {0, 1}:
-            return kind("boolean", "only the values 0 and 1")
+            return kind(ColumnKind.BOOLEAN, "only the values 0 and 1")
         is_int = pd.api.types.is_integer_dtype(s) or bool((present % 1 == 0).all())
         if is_int and n >= 20 and unique / n >= ID_UNIQUE_SHARE and _name_hints_id(name):
-            return kind("id", f"whole numbers, {unique / n:.0%} unique, named like an id")
-        return kind("numeric", "numbers")
+            return kind(ColumnKind.ID, f"whole numbers, {unique / n:.0%} unique, named like an id")
+        return kind(ColumnKind.NUMERIC, "numbers")
     text = present.astype(str)
     if unique <= 2 and set(text.str.lower().str.strip().unique()) <= BOOLEAN_TOKENS:
-        return kind("boolean", "yes/no style values")
+        return kind(ColumnKind.BOOLEAN, "yes/no style values")
     if _looks_datetime(present):
-        return kind("datetime", "values parse as dates")
+        return kind(ColumnKind.DATETIME, "values parse as dates")
     if n >= 20 and unique / n >= ID_UNIQUE_SHARE:
         words = text.str.split().str.len().mean()
         if words >= TEXT_MEAN_WORDS:
-            return kind("text", f"free text ({words:.0f} words per value on average)")
-        return kind("id", f"{unique / n:.0%} of values are unique: an identifier, not a pattern")
+            return kind(ColumnKind.TEXT, f"free text ({words:.0f} words per value on average)")
+        return kind(ColumnKind.ID,
+                    f"{unique / n:.0%} of values are unique: an identifier, not a pattern")
     if text.str.split().str.len().mean() >= TEXT_MEAN_WORDS and unique / max(n, 1) > 0.5:
-        return kind("text", "free text with many distinct values")
-    return kind("categorical", f"{unique} distinct values")
+        return kind(ColumnKind.TEXT, "free text with many distinct values")
+    return kind(ColumnKind.CATEGORICAL, f"{unique} distinct values")
 
 
 def profile_frame(frame: pd.DataFrame) -> list[ColumnProfile]:
@@ -165,7 +166,7 @@ def detect_problem_type(y: pd.Series, override: str | None = None) -> ProblemTyp
     if n_unique == 2:
         return ProblemType("binary", f"the target has exactly two values ({classes[0]!r}, "
                            f"{classes[1]!r})", classes)
-    if not pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
+    if not holds_numbers(present):
         return ProblemType("multiclass", f"the target holds {n_unique} distinct labels", classes)
     is_int = bool((present % 1 == 0).all())
     if is_int and n_unique <= MAX_CLASSES_FOR_INTEGER_TARGET and n_unique / len(present) < 0.05:
@@ -178,11 +179,8 @@ def detect_problem_type(y: pd.Series, override: str | None = None) -> ProblemTyp
 
 def input_schema(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The columns a model expects at predict time, with the kind each was trained as."""
-    return [{"name": p.name, "kind": p.kind, "dtype": p.dtype} for p in profile_frame(frame)]
-
-
-def is_numeric_kind(kind: str) -> bool:
-    return kind in ("numeric", "boolean")
+    return [{"name": p.name, "kind": p.kind.value, "dtype": p.dtype}
+            for p in profile_frame(frame)]
 
 
 __all__ = ["ColumnProfile", "ProblemType", "check_target", "detect_problem_type",
