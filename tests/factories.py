@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,58 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sqlmodel import SQLModel, func, select
 
+from app.cli_common import forget_databases
 from core.jobs import ledger
 from core.jobs.worker import stop_spawned_workers
 from core.registry import list_versions, register_version
 from core.registry.importer import import_model
-from core.settings import get_settings
-from core.store import Database
+from core.settings import get_settings, reset_settings
+from core.store import Database, reset_engines
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 WINE = DATA / "wine.csv"
 CANCER = DATA / "breast_cancer.csv"
+
+
+# -- homes ----------------------------------------------------------------------------------
+def forget_stores() -> None:
+    """Drop every store a previous test built (the CLI's and the transition default)."""
+    forget_databases()
+    reset_engines()
+
+
+@contextmanager
+def built_home(tmp_path_factory: pytest.TempPathFactory, name: str, *,
+               start: Path | None = None) -> Iterator[Path]:
+    """A WORKBENCH_HOME that a module builds once, inside this block (from a copy of `start`
+    if given): the environment and settings point at it until the block ends. Tests then
+    work on copies of it (`copy_home`), so what one test changes no other sees."""
+    path = tmp_path_factory.mktemp(name) / "home"
+    if start is not None:
+        copy_home(start, path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKBENCH_HOME", str(path))
+        mp.delenv("DATABASE_URL", raising=False)
+        reset_settings()
+        forget_stores()
+        try:
+            yield path
+        finally:
+            forget_stores()
+    reset_settings()
+    db_file = path / "workbench.db"
+    if db_file.is_file():  # everything into the database file itself, for clean copies
+        with closing(sqlite3.connect(db_file)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def copy_home(template: Path, home: Path) -> Path:
+    """A copy of a built home (SQLite database, artifacts, data): every stored path is
+    relative to the home, so the copy is a store of its own. SQLite rebuilds its shared-memory
+    index for the copy."""
+    shutil.copytree(template, home, ignore=shutil.ignore_patterns("*-shm"))
+    return home
 
 
 # -- files and the store as a user sees them ------------------------------------------------

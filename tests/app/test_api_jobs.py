@@ -37,6 +37,7 @@ def _wait(client: TestClient, job_id: int, states: set[str], timeout: float = 90
     raise AssertionError(f"job {job_id} never reached {states}")
 
 
+@pytest.mark.slow  # a real search in a worker
 def test_jobs_are_queued_run_and_retrained_over_http(client: TestClient) -> None:
     worker = JobWorker()
     thread = threading.Thread(target=worker.run, kwargs={"max_jobs": 2}, daemon=True)

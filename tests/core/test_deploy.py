@@ -167,6 +167,7 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
     assert compile_fast(odd, SCHEMA) is None  # not understood: the ordinary path
 
 
+@pytest.mark.slow  # a real search per family
 @pytest.mark.parametrize("family", ["linear", "hgb", "rf"])
 def test_workbench_trained_pipelines_take_the_fast_path(home, family: str) -> None:
     """The AutoML's own preprocessing — median imputer with missing indicators, scaling,

@@ -22,6 +22,7 @@ from tests.factories import CANCER, DATA, list_versions_or_empty, state, wait_fo
 runner = CliRunner()
 
 
+@pytest.mark.slow  # real worker processes running searches
 def test_cli_submit_starts_a_worker_that_completes_the_job(workers, home: Path) -> None:
     result = runner.invoke(app, ["submit", str(CANCER), "--target", "diagnosis",
                                  "--budget", "3", "--json"])
@@ -39,6 +40,7 @@ def test_cli_submit_starts_a_worker_that_completes_the_job(workers, home: Path) 
     assert states == ["PENDING", "RUNNING", "COMPLETED"]
 
 
+@pytest.mark.slow  # real worker processes running searches
 def test_cancel_stops_a_running_search_within_five_seconds(workers, home: Path) -> None:
     job = submit(CANCER, "diagnosis", budget=120)
     workers()
@@ -52,6 +54,7 @@ def test_cancel_stops_a_running_search_within_five_seconds(workers, home: Path) 
     assert list_versions_or_empty("breast_cancer") == []
 
 
+@pytest.mark.slow  # real worker processes running searches
 def test_pause_holds_new_trials_and_resume_continues(workers, home: Path) -> None:
     job = submit(CANCER, "diagnosis", budget=8)
     workers()
@@ -69,6 +72,7 @@ def test_pause_holds_new_trials_and_resume_continues(workers, home: Path) -> Non
     assert states == ["PENDING", "RUNNING", "PAUSED", "RUNNING", "COMPLETED"]
 
 
+@pytest.mark.slow  # real worker processes running searches
 def test_a_killed_worker_leaves_a_failed_job_and_a_consistent_store(
         workers, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBENCH_WORKER_LOST_AFTER_S", "3")
@@ -90,6 +94,7 @@ def test_a_killed_worker_leaves_a_failed_job_and_a_consistent_store(
     assert on_disk <= referenced or on_disk == set()
 
 
+@pytest.mark.slow  # real worker processes running searches
 def test_two_workers_share_a_queue_and_never_run_a_job_twice(backend: str, workers) -> None:
     jobs = [submit(CANCER, "diagnosis", budget=2, estimators=["linear"], ensemble=False,
                    name=f"m{i}") for i in range(4)]
@@ -137,6 +142,7 @@ def test_bad_schedules_are_refused(home: Path) -> None:
     assert result.exit_code == 2 and "not a time of day" in result.stderr
 
 
+@pytest.mark.slow  # real worker processes running searches
 def test_a_retrain_that_does_not_beat_production_is_not_promoted(home: Path) -> None:
     from core.jobs.schedules import create_schedule, fire_due
     from core.jobs.worker import JobWorker
@@ -171,6 +177,7 @@ def test_bad_input_fails_without_retry_and_transient_errors_back_off(home: Path)
     assert claim_next("w2").attempts == 2
 
 
+@pytest.mark.slow  # real worker processes running searches
 def test_a_retrain_that_passes_the_gate_enters_a_canary(home: Path) -> None:
     from core.deploy import get_state
     from core.jobs.schedules import create_schedule, fire_due
@@ -190,6 +197,7 @@ def test_a_retrain_that_passes_the_gate_enters_a_canary(home: Path) -> None:
     assert (state.stable, state.candidate) == (1, 2) and state.percent == state.steps[0]
 
 
+@pytest.mark.slow  # a real search
 def test_a_foreground_run_heartbeats_so_no_reaper_takes_it_for_lost(
         home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from core.automl.runner import run_training

@@ -113,6 +113,7 @@ def test_leakage_guards_warn() -> None:
     assert not any("leak" in n.lower() or "repeat" in n for n in clean.notes)
 
 
+@pytest.mark.slow  # a real market search
 def test_search_on_the_sample_stock_data_runs_end_to_end() -> None:
     table = market_table(_sample(), kind="direction", horizon=1)
     result = search(table.frame, table.target, budget=4, seed=0, time_column="date")
