@@ -8,6 +8,7 @@ and logs go to stderr.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -17,14 +18,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from app.cli_common import JsonOpt, emit_json, err, guarded, out
+from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
 from app.cli_deploy import register as _register_deploy_commands
+from app.ui_files import streamlit_entry_point
 from core.errors import WorkbenchError
 from core.jobs.views import job_doc, schedule_doc
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ML Workbench: AutoML, model registry and deployments for tabular data.")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
@@ -190,7 +191,8 @@ def predict(
     from core.settings import get_settings
 
     frame = read_path(data, max_bytes=get_settings().max_upload_bytes, for_training=False).frame
-    result = run_predict(model_ref, frame)
+    with session() as s:
+        result = run_predict(model_ref, frame, session=s)
     atomic_write(out_path, safe_csv_bytes(result.frame))
     summary = {"model": result.model, "version": result.version.version,
                "rows": len(result.frame), "out": str(out_path)}
@@ -242,7 +244,9 @@ def monitor(
     from core.registry import resolve
 
     live = traffic(name, window)
-    live["accuracy"] = accuracy(name, resolve(name)[1].task, window)
+    with session() as s:
+        task = resolve(name, session=s)[1].task
+    live["accuracy"] = accuracy(name, task, window)
     if json_out:
         emit_json(live)
         return
@@ -283,7 +287,8 @@ def models(json_out: JsonOpt = False) -> None:
     """List registered models with their latest version and aliases."""
     from core.registry import list_models
 
-    rows = list_models()
+    with session() as s:
+        rows = [m.model_dump(mode="json") for m in list_models(session=s)]
     if json_out:
         emit_json(rows)
     elif not rows:
@@ -300,7 +305,8 @@ def versions(name: str, json_out: JsonOpt = False) -> None:
     """List the versions of a model with aliases, metrics and fingerprints."""
     from core.registry import list_versions
 
-    rows = list_versions(name)
+    with session() as s:
+        rows = [v.model_dump(mode="json") for v in list_versions(name, session=s)]
     if json_out:
         emit_json(rows)
     else:
@@ -319,9 +325,10 @@ def alias(
     json_out: JsonOpt = False,
 ) -> None:
     """Point ALIAS (e.g. production, staging) of model NAME at VERSION."""
-    from core.registry import set_alias
+    from core.usecases.aliases import set_alias
 
-    event = set_alias(name, version, alias_name, reason=reason)
+    with session() as s:
+        event = set_alias(name, version, alias_name, session=s, reason=reason)
     doc = {"model": name, "alias": alias_name, "version": version,
            "previous_version": event.from_version}
     if json_out:
@@ -337,7 +344,8 @@ def history(name: str, json_out: JsonOpt = False) -> None:
     """Every alias move of a model: who, when, from which version to which, and why."""
     from core.registry import alias_history
 
-    rows = alias_history(name)
+    with session() as s:
+        rows = [e.model_dump(mode="json") for e in alias_history(name, session=s)]
     if json_out:
         emit_json(rows)
     else:
@@ -361,7 +369,8 @@ def import_(
     files holding functions, partials, operators or methods (each is named)."""
     from core.registry.importer import import_model
 
-    mv = import_model(name, path, accept_library_mismatch=accept_library_mismatch)
+    with session() as s:
+        mv = import_model(name, path, session=s, accept_library_mismatch=accept_library_mismatch)
     doc = {"model": name, "version": mv.version, "task": mv.task, "fingerprint": mv.fingerprint}
     emit_json(doc) if json_out else out.print(f"Registered {name}:{mv.version} ({mv.task}) "
                                               f"from {path}")
@@ -377,15 +386,16 @@ def accept(
 ) -> None:
     """Let NAME:VERSION load although another scikit-learn version saved it (on this
     scikit-learn only; recorded in the audit log)."""
-    from core.registry.versions import accept_library_mismatch, library_mismatch
+    from core.registry import accept_library_mismatch, library_mismatch
 
-    mv = accept_library_mismatch(name, version, reason=reason)
+    with session() as s:
+        mv = accept_library_mismatch(name, version, session=s, reason=reason)
     diff = library_mismatch(mv)
     if json_out:
         emit_json({"model": name, "version": version, "accepted_on": mv.accepted_sklearn,
-                   "library_mismatch": diff})
+                   "library_mismatch": diff.model_dump(mode="json") if diff else None})
         return
-    saved = f" (saved with scikit-learn {diff['saved']})" if diff else ""
+    saved = f" (saved with scikit-learn {diff.saved})" if diff else ""
     out.print(f"{name}:{version}{saved} may now load on scikit-learn {mv.accepted_sklearn}.")
 
 
@@ -393,11 +403,10 @@ def accept(
 @guarded
 def datasets(json_out: JsonOpt = False) -> None:
     """List stored datasets."""
-    from core.data.datasets import list_datasets
+    from core.data.datasets import list_datasets_public
 
-    rows = [{"id": d.id, "name": d.name, "rows": d.n_rows, "columns": d.n_cols,
-             "fingerprint": d.fingerprint, "created_at": d.created_at.isoformat()}
-            for d in list_datasets()]
+    with session() as s:
+        rows = [d.model_dump(mode="json") for d in list_datasets_public(session=s)]
     if json_out:
         emit_json(rows)
     else:
@@ -639,12 +648,14 @@ def jobs(json_out: JsonOpt = False) -> None:
 def seed(json_out: JsonOpt = False) -> None:
     """Store the sample datasets from data/ (idempotent: the same content is stored once)."""
     from core.data.datasets import ingest_path
+    from core.samples import sample_files
 
     rows = []
-    for path in sorted((ROOT / "data").glob("*.csv")):
-        stored = ingest_path(path)
-        rows.append({"dataset": stored.dataset.name, "id": stored.dataset.id,
-                     "new": stored.created})
+    with session() as s:
+        for path in sample_files():
+            stored = ingest_path(path, session=s)
+            rows.append({"dataset": stored.dataset.name, "id": stored.dataset.id,
+                         "new": stored.created})
     if json_out:
         emit_json(rows)
     else:
@@ -655,7 +666,7 @@ def seed(json_out: JsonOpt = False) -> None:
 
 def ui_command(host: str, port: int) -> list[str]:
     """The Streamlit command `workbench ui` runs (the bind address always explicit)."""
-    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+    return [sys.executable, "-m", "streamlit", "run", str(streamlit_entry_point()),
             f"--server.address={host}", f"--server.port={port}", "--server.headless=true",
             "--browser.gatherUsageStats=false"]
 
@@ -675,9 +686,11 @@ def backup(
     for PostgreSQL, say how to use pg_dump. Restoring: docs/trust/storage.md."""
     from dataclasses import asdict
 
+    from core.settings import get_settings
     from core.store.backup import backup as run_backup
 
-    result = run_backup(path, force=force, with_artifacts=with_artifacts)
+    result = run_backup(path, settings=get_settings(), force=force,
+                        with_artifacts=with_artifacts)
     if json_out:
         emit_json({k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()})
         return
@@ -702,10 +715,13 @@ def ui(
     from app.bind_guard import check_bind, insecure_warning
     from core.settings import get_settings
 
-    get_settings()  # a bad setting stops here with its message, not in every page
+    home = get_settings().home  # a bad setting stops here with its message, not in every page
     if check_bind(host, command="workbench ui", authentication=None, insecure=insecure):
         err.print(insecure_warning(host, port), style="bold red", highlight=False)
-    raise typer.Exit(subprocess.call(ui_command(host, port)))
+    # The home as an absolute path: a job worker the app starts runs in another directory
+    # (the package's), where the default ./.workbench would be another, empty store.
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    raise typer.Exit(subprocess.call(ui_command(host, port), env=env))
 
 
 _register_deploy_commands(app)  # serve, deploy, promote, rollback

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state, user_errors
+from app.ui.deps import session
 from core.data.datasets import list_datasets, load_frame
 from core.deploy import deploy, get_state, promote, rollback, set_percent
 from core.deploy.deployments import history
@@ -17,15 +18,17 @@ from core.registry import list_models, list_versions
 from core.store import utcnow
 
 st.title("Deployments")
-models = list_models()
+with session() as s:
+    models = list_models(session=s)
 if not models:
     empty_state("Nothing to deploy yet: train a model first.",
                 links=[("pages/train.py", "Train a model")])
     st.stop()
 
-name = st.selectbox("Model", [m["name"] for m in models])
-version_docs = list_versions(name)
-versions = [v["version"] for v in version_docs]
+name = st.selectbox("Model", [m.name for m in models])
+with session() as s:
+    version_docs = list_versions(name, session=s)
+versions = [v.version for v in version_docs]
 state = get_state(name)
 
 c1, c2, c3, c4 = st.columns(4)
@@ -100,13 +103,14 @@ else:
                 "simulator below.")
 
 st.subheader("Traffic simulator")
-datasets = list_datasets()
+with session() as s:
+    datasets = list_datasets(session=s)
 if datasets:
     with st.form("simulate"):
         c1, c2 = st.columns(2)
         ids = [d.id for d in datasets]
-        own = next((v["dataset_id"] for v in version_docs
-                    if v["version"] == (state.stable or versions[-1])), None)
+        own = next((v.dataset_id for v in version_docs
+                    if v.version == (state.stable or versions[-1])), None)
         ds_id = c1.selectbox("Replay rows of", ids, index=ids.index(own) if own in ids else 0,
                              format_func=lambda i: next(d.name for d in datasets if d.id == i),
                              help="Defaults to the data the stable version was trained on.")

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state, user_errors
+from app.ui.deps import session
 from app.ui.labels import column_help
 from core.data.datasets import list_datasets, load_frame
 from core.glossary import explain
@@ -20,7 +21,8 @@ DRIFT_HELP = column_help(["p_value", "effect_size", "psi"],
                          test="The test used: " + " ".join(
                              explain(t) or t for t in ("ks", "chi2", "jensen_shannon",
                                                         "wasserstein")))
-models = list_models()
+with session() as s:
+    models = list_models(session=s)
 if not models:
     empty_state("Nothing to monitor yet: train and deploy a model first.",
                 links=[("pages/train.py", "Train a model"),
@@ -28,7 +30,7 @@ if not models:
     st.stop()
 
 c1, c2 = st.columns([2, 1])
-name = c1.selectbox("Model", [m["name"] for m in models])
+name = c1.selectbox("Model", [m.name for m in models])
 window = c2.segmented_control("Window", list(WINDOWS), default="1h") or "1h"
 
 st.subheader("Alerts")
@@ -57,7 +59,9 @@ def live_view() -> None:
     summary = pd.DataFrame([{"version": v, **{k: d[k] for k in (
         "requests", "ok", "failed", "rejected", "rate_per_s", "error_rate", "latency_p50_ms",
         "latency_p95_ms", "latency_p99_ms")}} for v, d in live["versions"].items()])
-    scores = accuracy(name, resolve(name)[1].task, window)
+    with session() as s:
+        task = resolve(name, session=s)[1].task
+    scores = accuracy(name, task, window)
     if scores:
         summary = summary.merge(pd.DataFrame([{"version": v, **m} for v, m in scores.items()]),
                                 on="version", how="left")
@@ -93,7 +97,8 @@ with user_errors():
                      column_config=DRIFT_HELP)
 
 st.subheader("Drift of a batch against the training data")
-datasets = list_datasets()
+with session() as s:
+    datasets = list_datasets(session=s)
 if datasets:
     with st.form("drift"):
         ds_id = st.selectbox("Batch", [d.id for d in datasets],

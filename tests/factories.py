@@ -26,15 +26,16 @@ from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sqlmodel import SQLModel, func, select
+from sqlmodel import Session, SQLModel, func, select
 
 from app.cli_common import forget_databases
+from app.cli_common import session as store_session  # as a CLI command gets one
 from core.jobs import ledger
 from core.jobs.worker import stop_spawned_workers
 from core.registry import list_versions, register_version
 from core.registry.importer import import_model
 from core.settings import get_settings, reset_settings
-from core.store import Database, reset_engines
+from core.store import reset_engines
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -86,13 +87,9 @@ def copy_home(template: Path, home: Path) -> Path:
 def store_snapshot() -> dict[str, object]:
     """Row counts of every table plus the artifact files on disk: equal snapshots mean a
     failed command wrote nothing."""
-    db = Database()
-    try:
-        with db.session() as s:
-            counts = {table.name: s.exec(select(func.count()).select_from(table)).one()
-                      for table in SQLModel.metadata.sorted_tables}
-    finally:
-        db.dispose()
+    with store_session() as s:
+        counts = {table.name: s.exec(select(func.count()).select_from(table)).one()
+                  for table in SQLModel.metadata.sorted_tables}
     root = get_settings().artifact_dir
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) \
         if root.exists() else []
@@ -130,8 +127,10 @@ def register(name: str = "churn", *, seed: int = 0, strict_categories: bool = Fa
     encoder = OneHotEncoder(handle_unknown="error" if strict_categories else "ignore")
     pre = ColumnTransformer([("num", StandardScaler(), ["a", "b"]), ("cat", encoder, ["plan"])])
     pipe = make_pipeline(pre, LogisticRegression()).fit(X, y)
-    return register_version(pipe, name=name, task="binary", target="y", input_schema=SCHEMA,
-                            classes=["no", "yes"], metric="roc_auc", score=0.9)
+    with store_session() as s:
+        return register_version(pipe, session=s, name=name, task="binary", target="y",
+                                input_schema=SCHEMA, classes=["no", "yes"], metric="roc_auc",
+                                score=0.9)
 
 
 def record(i: int = 0, plan: str = "basic") -> dict:
@@ -151,10 +150,10 @@ def numeric_pipeline(seed: int = 0):
     return make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), X
 
 
-def register_numeric(name: str = "churn", seed: int = 0, **kw):
+def register_numeric(s: Session, name: str = "churn", seed: int = 0, **kw):
     """`numeric_pipeline(seed)` registered as the next version of `name` (score 0.9 + seed/100)."""
     pipe, _ = numeric_pipeline(seed)
-    return register_version(pipe, name=name, task="binary", target="y",
+    return register_version(pipe, session=s, name=name, task="binary", target="y",
                             input_schema=NUMERIC_SCHEMA, classes=["no", "yes"],
                             metric="roc_auc", score=0.9 + seed / 100, **kw)
 
@@ -166,7 +165,8 @@ def import_wine(tmp_path: Path) -> int:
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
         frame.drop(columns=["cultivar"]), frame["cultivar"])
     sio.dump(pipe, tmp_path / "outside.skops")
-    return import_model("wine", tmp_path / "outside.skops").version
+    with store_session() as s:
+        return import_model("wine", tmp_path / "outside.skops", session=s).version
 
 
 # -- jobs -----------------------------------------------------------------------------------
@@ -185,7 +185,8 @@ def state(job_id: int) -> str:
 
 def list_versions_or_empty(name: str) -> list:
     try:
-        return list_versions(name)
+        with store_session() as s:
+            return list_versions(name, session=s)
     except Exception:
         return []
 

@@ -1,5 +1,5 @@
 """Serving and deployments: the traffic rule per model, sticky routing, loaded-model cache,
-batched telemetry, shadow scoring and guard rails. HTTP lives in app/api.py."""
+batched telemetry, shadow scoring and guard rails. HTTP lives in app/api/."""
 
 from core.deploy.deployments import (
     DeploymentState,

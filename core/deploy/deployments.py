@@ -3,7 +3,7 @@ candidate with its traffic percentage, the mode, the rollout steps and the guard
 
 Every change is one transaction that locks the model and its `deployment` row, reads the
 state, decides and writes, plus an audit event carrying who, when, why and the live metrics at
-that moment; moving `production` goes through `core.registry.versions.move_alias` inside that
+that moment; moving `production` goes through `core.registry.move_alias` inside that
 same transaction, so it is also an AliasEvent in the promotion history and can never disagree
 with the row. Server workers read this state from the database (see `core.deploy.service`), so
 a change made by any worker or by the CLI reaches all of them within a second and survives
@@ -21,8 +21,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from core.errors import ConflictError, NotFoundError, WorkbenchError
-from core.registry import PRODUCTION
-from core.registry.versions import check_model_name, move_alias
+from core.registry import PRODUCTION, check_model_name, move_alias
 from core.store import Alias, Deployment, ModelVersion, RegisteredModel, session_scope, utcnow
 from core.store.audit import record
 
@@ -240,7 +239,8 @@ def _bump(row: Deployment) -> None:
 def _default_warm(name: str, version: int) -> None:
     from core.registry import load_pipeline
 
-    load_pipeline(f"{name}:{version}")
+    with session_scope() as s:
+        load_pipeline(f"{name}:{version}", session=s)
 
 
 def deploy(name: str, version: int, percent: float = 10.0, *, mode: str = "canary",
@@ -289,7 +289,7 @@ def deploy(name: str, version: int, percent: float = 10.0, *, mode: str = "canar
         if stable is None:
             row.stable_version, row.candidate_version, row.percent = version, None, 0.0
             row.step_started_at = None
-            move_alias(s, model, version, PRODUCTION, actor=actor,
+            move_alias(model, version, PRODUCTION, session=s, actor=actor,
                        reason=reason or "first deployment: 100 % of traffic")
             stable_now = version
             action = "deployment.initial"
@@ -353,7 +353,7 @@ def promote(name: str, *, actor: str | None = None, reason: str = "",
         percent = row.percent
         row.stable_version = promoted
         row.candidate_version, row.percent, row.step_started_at = None, 0.0, None
-        move_alias(s, model, promoted, PRODUCTION, actor=actor,
+        move_alias(model, promoted, PRODUCTION, session=s, actor=actor,
                    reason=reason or f"promoted from candidate at {percent:g} %")
         _bump(row)
         s.add(row)

@@ -10,6 +10,7 @@ from core.automl.metrics import all_scores
 from core.deploy.deployments import InvalidRequestError
 from core.deploy.service import Serving, score
 from core.registry import resolve
+from core.store import session_scope
 
 
 def _target_column(name: str, mv: Any, requested: str | None) -> str:
@@ -30,7 +31,8 @@ def evaluate_records(serving: Serving, ref: str, records: list[dict[str, Any]],
     """Metrics of a version on labelled records, scored through the serving cache (the
     same path as predictions). A version without a recorded target (imported) takes the
     request's."""
-    name, mv = resolve(ref)
+    with session_scope() as s:
+        name, mv = resolve(ref, session=s)
     target = _target_column(name, mv, requested_target)
     lm = serving.warm(name, mv.version)
     if any(target not in r for r in records):

@@ -15,6 +15,7 @@ from core.errors import SchemaMismatchError, WorkbenchError
 from core.features.inputs import sent_columns
 from core.features.schema import column_differences, named, unexpected_note
 from core.registry import resolve
+from core.store import session_scope
 
 MAX_REQUESTS = 20_000
 CONCURRENCY = 32
@@ -23,7 +24,8 @@ CONCURRENCY = 32
 def _check_columns(name: str, frame: pd.DataFrame) -> None:
     """Refuse a table that lacks the model's columns before sending anything: every request
     would fail, and the charts would show nothing but errors."""
-    _, mv = resolve(name)
+    with session_scope() as s:
+        _, mv = resolve(name, session=s)
     needed = sent_columns(mv)
     missing, _ = column_differences(needed, frame.columns)
     if missing:

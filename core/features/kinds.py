@@ -1,6 +1,6 @@
 """Column kinds: the one place that says what a column holds and how a model reads it.
 
-Two questions are answered here, each once:
+The kinds themselves are `core.enums.ColumnKind`. Two questions are answered here, each once:
 - Of stored values (a pandas column or dtype): does it hold numbers, booleans, dates or text?
   Booleans are *not* numbers here, although pandas counts them as numeric.
 - Of an input-schema column (a model's `{"name", "kind", "dtype"}`, from
@@ -20,23 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-
-class ColumnKind(StrEnum):
-    """How the workbench uses a column, as inferred by core.data.profile and stored in every
-    version's input schema (by value: the strings below)."""
-
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
-    BOOLEAN = "boolean"
-    DATETIME = "datetime"
-    TEXT = "text"
-    ID = "id"
-
-    @property
-    def dropped_reason(self) -> str | None:
-        """Why a column of this kind is left out of training, or None when it is used."""
-        return DROPPED_KINDS.get(self)
-
+from core.enums import ColumnKind
 
 DROPPED_KINDS: dict[str, str] = {
     ColumnKind.ID: "an identifier: near-unique values carry no pattern and would not "
@@ -102,6 +86,6 @@ def encoding_of(column: Mapping[str, Any]) -> Encoding | None:
     return Encoding.CATEGORY
 
 
-__all__ = ["DROPPED_KINDS", "NUMBER_DTYPE_PREFIXES", "ColumnKind", "Encoding",
+__all__ = ["DROPPED_KINDS", "NUMBER_DTYPE_PREFIXES", "Encoding",
            "dtype_name_is_number", "encoding_of", "holds_booleans", "holds_datetimes",
            "holds_numbers", "holds_text", "scored_as_number"]

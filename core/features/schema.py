@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.enums import ColumnKind
 from core.errors import SchemaMismatchError
-from core.features.kinds import ColumnKind, scored_as_number
+from core.features.kinds import scored_as_number
 
 MAX_NAMED = 20  # columns named in one message; the rest are counted
 LABEL_KINDS = frozenset({ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.TEXT,

@@ -151,7 +151,8 @@ def live_drift(name: str, window: str = "1h", version: int | None = None,
 
     now = now or utcnow()
     since = now - window_delta(window)
-    _, mv = resolve(f"{name}:{version}" if version else name)
+    with session_scope() as s:
+        _, mv = resolve(f"{name}:{version}" if version else name, session=s)
     reference = mv.evaluation.get("reference")
     if not reference:
         raise WorkbenchError(f"{name}:{mv.version} has no reference profile; retrain it to "

@@ -10,10 +10,12 @@ from core.errors import WorkbenchError
 from core.features.inputs import with_indicators
 from core.monitor.drift import compare, summary
 from core.registry import resolve
+from core.store import session_scope
 
 
 def drift_report(ref: str, batch: pd.DataFrame) -> dict[str, Any]:
-    name, mv = resolve(ref)
+    with session_scope() as s:
+        name, mv = resolve(ref, session=s)
     reference = mv.evaluation.get("reference")
     if not reference:
         raise WorkbenchError(f"{name}:{mv.version} has no reference profile (it was registered "

@@ -70,8 +70,9 @@ def test_first_deploy_is_production_then_candidate_promote_and_rollback(backend:
     assert st.percent == 50
     st = dep.promote("churn", reason="v2 is better")
     assert (st.stable, st.candidate, st.percent) == (2, None, 0.0)
-    assert [(e["from_version"], e["to_version"]) for e in alias_history("churn")] == \
-        [(None, 1), (1, 2)]
+    with session_scope() as s:
+        moves = [(e.from_version, e.to_version) for e in alias_history("churn", session=s)]
+    assert moves == [(None, 1), (1, 2)]
     dep.deploy("churn", 3, 25, mode="shadow")
     st = dep.rollback("churn", reason="kill switch")
     assert (st.stable, st.candidate, st.percent) == (2, None, 0.0)
@@ -150,7 +151,8 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
     mv = register(strict_categories=False)
     from core.registry import load_pipeline
 
-    _, mv, pipe = load_pipeline("churn:1")
+    with session_scope() as s:
+        _, mv, pipe = load_pipeline("churn:1", session=s)
     lm = LoadedModel.build("churn", mv, pipe)
     assert lm.fast is not None
     X, _ = training_frame(seed=5, n=40)

@@ -143,12 +143,14 @@ def test_a_stale_expectation_is_refused_and_names_the_change(backend: str) -> No
 
 
 def test_moving_production_by_alias_keeps_the_row_in_step(backend: str) -> None:
-    from core.registry import set_alias
+    from core.store import session_scope
+    from core.usecases.aliases import set_alias
 
     register(seed=0)
     register(seed=1)
     dep.deploy("churn", 1, warm=None)
     dep.deploy("churn", 2, 10, warm=None)
-    set_alias("churn", 2, PRODUCTION, reason="by hand")
+    with session_scope() as s:
+        set_alias("churn", 2, PRODUCTION, session=s, reason="by hand")
     assert stored() == ([2], 2, None)
     assert dep.get_state("churn").candidate is None
