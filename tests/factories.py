@@ -29,13 +29,12 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sqlmodel import Session, SQLModel, func, select
 
 from app.cli_common import forget_databases
-from app.cli_common import session as store_session  # as a CLI command gets one
 from core.jobs import ledger
 from core.jobs.worker import stop_spawned_workers
 from core.registry import list_versions, register_version
 from core.registry.importer import import_model
 from core.settings import get_settings, reset_settings
-from core.store import reset_engines
+from core.store import Database, reset_engines
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -84,6 +83,19 @@ def copy_home(template: Path, home: Path) -> Path:
 
 
 # -- files and the store as a user sees them ------------------------------------------------
+@contextmanager
+def store_session() -> Iterator[Session]:
+    """A session on the current home's store through a `Database` of its own, disposed after,
+    as a short command in another process would: no engine outlives the call, so a test that
+    then damages or reopens the store sees exactly what a new process sees."""
+    db = Database()
+    try:
+        with Session(db.engine, expire_on_commit=False) as s:
+            yield s
+    finally:
+        db.dispose()
+
+
 def store_snapshot() -> dict[str, object]:
     """Row counts of every table plus the artifact files on disk: equal snapshots mean a
     failed command wrote nothing."""
