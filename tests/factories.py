@@ -29,12 +29,14 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sqlmodel import Session, SQLModel, func, select
 
 from app.cli_common import forget_databases
+from app.workers import stop_spawned_workers
+from core.automl.request import TrainingRequest
 from core.jobs import ledger
-from core.jobs.worker import stop_spawned_workers
 from core.registry import list_versions, register_version
 from core.registry.importer import import_model
 from core.settings import get_settings, reset_settings
 from core.store import Database, reset_engines
+from core.usecases import training
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -78,6 +80,9 @@ def copy_home(template: Path, home: Path) -> Path:
     """A copy of a built home (SQLite database, artifacts, data): every stored path is
     relative to the home, so the copy is a store of its own. SQLite rebuilds its shared-memory
     index for the copy."""
+    if home.exists():
+        raise RuntimeError(f"{home} exists already: request the built home's fixture before "
+                           "`db` or `session`, which open (and so create) the store")
     shutil.copytree(template, home, ignore=shutil.ignore_patterns("*-shm"))
     return home
 
@@ -171,14 +176,13 @@ def register_numeric(s: Session, name: str = "churn", seed: int = 0, **kw):
 
 
 # -- an imported model ----------------------------------------------------------------------
-def import_wine(tmp_path: Path) -> int:
+def import_wine(session: Session, tmp_path: Path) -> int:
     """A scikit-learn pipeline trained elsewhere, imported as the next version of `wine`."""
     frame = pd.read_csv(WINE)
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
         frame.drop(columns=["cultivar"]), frame["cultivar"])
     sio.dump(pipe, tmp_path / "outside.skops")
-    with store_session() as s:
-        return import_model("wine", tmp_path / "outside.skops", session=s).version
+    return import_model("wine", tmp_path / "outside.skops", session=session).version
 
 
 # -- jobs -----------------------------------------------------------------------------------
@@ -191,14 +195,23 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def state(job_id: int) -> str:
-    return ledger.get_job(job_id).state
+def submit(session: Session, data: object, target: str, **options: object):
+    """Queue a training request as the CLI's `submit` does."""
+    request = TrainingRequest.create(dataset=data, target=target, **options)
+    return training.submit(request, session=session)
 
 
-def list_versions_or_empty(name: str) -> list:
+def state(session: Session, job_id: int) -> str:
+    return ledger.get_job(job_id, session=session).state
+
+
+def trials_done(session: Session, job_id: int) -> int:
+    return ledger.get_job(job_id, session=session).progress.get("trials_done") or 0
+
+
+def list_versions_or_empty(session: Session, name: str) -> list:
     try:
-        with store_session() as s:
-            return list_versions(name, session=s)
+        return list_versions(name, session=session)
     except Exception:
         return []
 

@@ -130,10 +130,11 @@ def _act(alert: Alert, cfg: MonitorConfig) -> None:
     if (rolled_back := _rollback(alert, cfg)) is not None:
         actions.append(rolled_back)
     if cfg.retrain_on_alert and alert.kind in ("DRIFT", "PERFORMANCE"):
-        from core.jobs.schedules import retrain_for_alert
+        from core.usecases.retraining import retrain_for_alert  # moves up with _act
 
         try:
-            actions.append(retrain_for_alert(alert.model_name, alert.version))
+            with session_scope() as s:
+                actions.append(retrain_for_alert(alert.model_name, alert.version, session=s))
         except WorkbenchError as exc:
             actions.append(f"retrain not possible: {exc.message}"[:300])
     if actions:

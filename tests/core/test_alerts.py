@@ -226,7 +226,12 @@ def test_the_monitor_loop_raises_alerts_without_posing_as_a_job_worker(canary: s
         loop.join(timeout=10)
     (alert,) = latency(list_alerts("wine"))
     assert alert.state == "open" and alert.version == 1
-    assert live_workers() == []
+    from core.store import Database
+
+    db = Database()
+    with db.session() as s:
+        assert live_workers(session=s) == []
+    db.dispose()
     assert not loop.is_alive()  # stops when told
 
 
