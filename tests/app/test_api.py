@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from app.api import create_app
 from core.deploy import deployments as dep
 from core.store import reset_engines
-from tests.core.test_deploy import record, register
+from tests.factories import record, register
 
 
 @pytest.fixture
@@ -302,7 +302,7 @@ def test_bad_guard_rails_are_422_naming_the_field(client: TestClient, raw: bytes
 def test_rollback_racing_promote_through_the_api_one_is_409(client: TestClient) -> None:
     """The HTTP face of tests/core/test_deploy_races.py: both requests start together, one
     answers 200 and the other 409 `conflict`; a 200 rollback leaves version 1 in production."""
-    from tests.core.test_deploy_races import race
+    from tests.factories import race
 
     for _ in range(10):
         assert client.post("/v1/deployments/churn", json={"version": 2, "percent": 10}

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from app.api import create_app
 from core.deploy import deployments as dep
-from tests.core.test_deploy import record, register
+from tests.factories import record, register
 
 EXTRA = 5  # requests beyond the bound
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from app.api import create_app  # noqa: E402
 from core.deploy import deployments as dep  # noqa: E402
-from tests.core.test_deploy import register  # noqa: E402
+from tests.factories import register  # noqa: E402
 
 pytestmark = pytest.mark.slow
 WRITES = {"POST", "PUT", "PATCH"}  # methods that carry a body

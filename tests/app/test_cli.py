@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from tests.conftest import DATA, ROOT
+from tests.factories import DATA, ROOT
 
 runner = CliRunner()
 CANCER = str(DATA / "breast_cancer.csv")
@@ -30,6 +30,7 @@ def run_json(*args: str) -> object:
     return json.loads(run(*args, "--json").stdout)
 
 
+@pytest.mark.slow  # two real searches
 def test_automl_registers_versions_and_predict_resolves_refs(home: Path, tmp_path: Path) -> None:
     first = run_json("automl", CANCER, "--target", "diagnosis", "--budget", "3")
     assert (first["model"], first["version"], first["metric"]) == ("breast_cancer", 1, "roc_auc")
@@ -146,6 +147,7 @@ def test_drift_names_the_shifted_column(home: Path, tmp_path: Path) -> None:
     assert same["drifted"] == []
 
 
+@pytest.mark.slow  # a real market search
 def test_market_search_reports_a_backtest_and_predicts_from_price_history(
         home: Path, tmp_path: Path) -> None:
     stocks = pd.read_csv(DATA / "stocks.csv")

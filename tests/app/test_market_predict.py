@@ -26,7 +26,7 @@ from core.features.targets import market_table
 from core.predict import predict
 from core.registry import register_version
 from core.store import Database
-from tests.conftest import DATA
+from tests.factories import DATA
 
 STOCKS = pd.read_csv(DATA / "stocks.csv")
 

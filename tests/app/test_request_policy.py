@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.api import create_app
 from core.deploy import deployments as dep
-from tests.core.test_deploy import register
+from tests.factories import register
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ import httpx
 import pytest
 
 from core.deploy import deployments as dep
-from tests.conftest import ROOT
-from tests.core.test_deploy import record, register
+from tests.factories import ROOT, record, register
 
 pytestmark = pytest.mark.slow
 

@@ -29,9 +29,7 @@ from core.predict import predict
 from core.registry import list_versions
 from core.settings import get_settings
 from core.store import Database, get_engine, reset_engines
-from tests.conftest import ROOT
-from tests.core.test_deploy import record, register
-from tests.helpers import store_snapshot
+from tests.factories import ROOT, record, register, store_snapshot
 
 runner = CliRunner()
 CSV = b"a,b,plan\n0.1,0.5,basic\n0.2,0.7,pro\n"

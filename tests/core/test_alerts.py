@@ -18,7 +18,7 @@ from core.deploy.telemetry import Telemetry
 from core.errors import WorkbenchError
 from core.monitor.alerts import acknowledge, check, list_alerts, post_webhook, set_config
 from core.store import PredictionLog, session_scope, utcnow
-from tests.conftest import DATA
+from tests.factories import DATA
 
 runner = CliRunner()
 

@@ -6,7 +6,6 @@ answered OK is never undone by a promote that started before it."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,30 +16,9 @@ from core.deploy import deployments as dep
 from core.errors import ConflictError
 from core.registry import PRODUCTION
 from core.store import Alias, Deployment, RegisteredModel, session_scope
-from tests.core.test_deploy import register
+from tests.factories import race, register
 
 ROUNDS = 30
-
-
-def race(*calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls at once (one thread each, released by a barrier); each result is the
-    call's return value or the exception it raised."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:  # the loser's answer, checked by the caller
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
 
 
 def stored(name: str = "churn") -> tuple[list[int], int | None, int | None]:

@@ -15,7 +15,7 @@ from core.deploy import deployments as dep
 from core.deploy import guard_alert
 from core.deploy.service import Serving
 from core.store import Alert, Deployment, RegisteredModel, session_scope
-from tests.core.test_deploy import record, register
+from tests.factories import record, register
 
 BAD = [({"max_error_rate": -1}, "guard_rails.max_error_rate"),
        ({"max_error_rate": 1.5}, "guard_rails.max_error_rate"),

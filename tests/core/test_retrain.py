@@ -21,26 +21,9 @@ from core.jobs.states import JobState, Trigger
 from core.monitor.alerts import Observation, list_alerts, observe, set_config
 from core.registry import resolve
 from core.store import Database, Job
-from tests.conftest import DATA
+from tests.factories import WINE, import_wine
 
 runner = CliRunner()
-WINE = DATA / "wine.csv"
-
-
-def import_wine(session: Session, tmp_path: Path) -> int:
-    """A scikit-learn pipeline trained elsewhere, imported as the next version of `wine`."""
-    import skops.io as sio
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from core.registry.importer import import_model
-
-    frame = pd.read_csv(WINE)
-    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
-        frame.drop(columns=["cultivar"]), frame["cultivar"])
-    sio.dump(pipe, tmp_path / "outside.skops")
-    return import_model("wine", tmp_path / "outside.skops", session=session).version
 
 
 @pytest.fixture
@@ -148,7 +131,7 @@ def test_request_rows_are_logged_unless_switched_off(session: Session,
 
     from core.deploy.service import Serving
     from core.store import RequestInput
-    from tests.core.test_deploy import record, register
+    from tests.factories import record, register
 
     register("churn")
     deploy("churn", 1, 100)
@@ -204,7 +187,7 @@ def test_racing_monitors_queue_one_retrain(backend_db: Database, tmp_path: Path)
 @pytest.mark.slow
 def test_queueing_once_per_model_holds_under_a_race(backend_db: Database) -> None:
     """The check-then-insert of `create_job_once` is one locked transaction."""
-    from tests.core.test_deploy import register
+    from tests.factories import register
 
     register("churn")  # the model row exists: it is what the racers lock
     for round_ in range(30):

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from app.api import create_app
 from core.monitor.alerts import get_config, post_webhook, set_config
 from core.monitor.webhook import UnsafeWebhookError
-from tests.core.test_deploy import register
+from tests.factories import register
 
 REAL_GETADDRINFO = socket.getaddrinfo
 
