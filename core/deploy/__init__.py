@@ -1,5 +1,5 @@
 """Serving and deployments: the traffic rule per model, sticky routing, loaded-model cache,
-batched telemetry, shadow scoring and guard rails. HTTP lives in app/.
+batched telemetry, shadow scoring and guard rails. HTTP lives in app/api/.
 
 The names below are loaded on first use (PEP 562), not when the package is imported: a light
 submodule such as `core.deploy.states` (the guard-rail defaults the CLI's help texts show)

@@ -1,6 +1,6 @@
 """The serving runtime of one process: deployment state refreshed from the database at most
 `state_refresh_s` old, the loaded-model cache, micro-batched prediction, telemetry, shadow
-scoring, feedback and the guard-rail loop. app/api.py is a thin HTTP layer over it."""
+scoring, feedback and the guard-rail loop. app/api/ is a thin HTTP layer over it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REST endpoints for monitoring: live metrics, drift, alerts (included by app/api.py)."""
+"""REST endpoints for monitoring: live metrics, drift, alerts."""
 
 from __future__ import annotations
 
@@ -6,31 +6,14 @@ from typing import Any
 
 import pandas as pd
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 
+from app.api.schemas import DriftRequest, MonitorConfigRequest
 from core.monitor.alerts import acknowledge, alert_doc, list_alerts, set_config
 from core.monitor.live import accuracy, live_drift, traffic
 from core.monitor.offline import drift_report, raise_drift_alerts
 from core.registry import resolve
 
 router = APIRouter()
-
-
-class DriftRequest(BaseModel):
-    records: list[dict[str, Any]] = Field(min_length=1, max_length=1_000_000)
-    version: int | None = Field(default=None, ge=1)
-    alert: bool = Field(default=False, description="Feed the result into DRIFT alerts.")
-
-
-class MonitorConfigRequest(BaseModel):
-    consecutive: int | None = Field(default=None, ge=1, le=100)
-    max_error_rate: float | None = Field(default=None, ge=0, le=1)
-    max_p99_ms: float | None = Field(default=None, gt=0)
-    min_requests: int | None = Field(default=None, ge=1)
-    max_accuracy_drop: float | None = Field(default=None, ge=0, le=1)
-    rollback_on_alert: bool | None = None
-    retrain_on_alert: bool | None = None
-    webhook_url: str | None = Field(default=None, max_length=1000)
 
 
 @router.get("/v1/models/{name}/monitor", tags=["monitor"])

@@ -1,4 +1,4 @@
-"""REST endpoints for training jobs, retraining and schedules (included by app/api.py).
+"""REST endpoints for training jobs, retraining and schedules.
 
 Every handler is a thin call into core.jobs / core.automl.runner; errors are WorkbenchErrors
 that the app turns into `{"error", "detail"}` JSON with a 4xx status.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 
+from app.api.schemas import JobRequest, ScheduleRequest
 from core.automl.runner import submit
 from core.data.datasets import get_dataset
 from core.jobs import ledger
@@ -26,30 +26,6 @@ from core.jobs.views import job_doc, read_job, read_jobs, schedule_doc
 from core.jobs.worker import ensure_local_worker
 
 router = APIRouter()
-
-
-class JobRequest(BaseModel):
-    dataset: int | str = Field(description="A stored dataset's id, name or fingerprint "
-                                           "(upload it first with POST /v1/datasets).")
-    target: str = Field(min_length=1)
-    task: str = Field(default="auto", pattern="^(auto|classification|regression)$")
-    metric: str | None = None
-    budget: float = Field(default=60.0, gt=0, le=86_400)
-    name: str | None = None
-    seed: int = 0
-    time_column: str | None = None
-    estimators: list[str] | None = None
-    search: str = Field(default="tpe", pattern="^(tpe|random|grid)$")
-    ensemble: bool = True
-
-
-class ScheduleRequest(BaseModel):
-    model: str
-    when: str = Field(description="HH:MM daily (UTC) or a five-field cron expression.")
-    budget: float | None = Field(default=None, gt=0)
-    auto_canary: bool = False
-    min_gain: float = Field(default=0.0, ge=0)
-    min_gain_rel: float = Field(default=0.0, ge=0)
 
 
 @router.post("/v1/jobs", tags=["jobs"], status_code=201)

@@ -1,0 +1,37 @@
+"""The API's dependencies: what `create_app` (the composition root) built, handed to routes.
+
+Routes declare `session: SessionDep`, `db: DbDep` or `serving: ServingDep` instead of closing
+over the app's objects. Core use cases commit their own unit of work; the request's session is
+closed (rolling back anything uncommitted) when the response has been built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from core.deploy.service import Serving
+from core.store.db import Database
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.db.engine, expire_on_commit=False) as session:
+        yield session
+
+
+async def get_serving(request: Request) -> Serving:
+    """Async on purpose: a plain function dependency would hop to the thread pool, and the
+    prediction routes use this one on every request."""
+    return request.app.state.serving
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+SessionDep = Annotated[Session, Depends(get_session)]
+ServingDep = Annotated[Serving, Depends(get_serving)]

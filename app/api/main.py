@@ -1,0 +1,91 @@
+"""The API's composition root: `create_app` parses settings, builds the store and the serving
+runtime, installs the middleware and error handlers and includes the routers."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api.errors import ERRORS, install_handlers
+from app.api.guard import Guard
+from app.api.routers import datasets, deployments, health, jobs, models, monitor, predict
+from app.api.version import VERSION
+from app.request_policy import RequestPolicy
+from core.deploy.service import Serving
+from core.registry.versions import list_models
+from core.store.db import Database
+
+log = logging.getLogger("workbench.api")
+
+
+def create_app(serving: Serving | None = None, *, background: bool = True,
+               tune_gc: bool = False, db: Database | None = None) -> FastAPI:
+    """A new app: the API's composition root (settings parsed, store built, runtime made).
+
+    `background=False` leaves telemetry flushing and guard rails to explicit
+    `app.state.serving.tick()` calls (tests); `tune_gc` is for a server process (see
+    app_factory)."""
+    db = db or Database()
+    serving = serving or Serving()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        _warm_deployed(serving)
+        # Loaded pipelines are long-lived: keep them out of the cyclic collector's scans, and
+        # collect young objects less often (fewer pauses on the request path).
+        if tune_gc:
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(20_000, 20, 20)
+        if background:
+            serving.start()
+        try:
+            yield
+        finally:
+            serving.stop()
+            db.dispose()
+
+    app = FastAPI(title="ML Workbench API", version=VERSION, lifespan=lifespan,
+                  description="Models, predictions, feedback and deployments (canary, shadow, "
+                              "guard rails). Errors: {\"error\": code, \"detail\": message}.")
+    app.state.serving = serving
+    app.state.db = db
+    app.add_middleware(Guard, settings=serving.settings)
+    # outermost: Host, Origin and Content-Type are checked before auth (app/request_policy.py)
+    app.add_middleware(RequestPolicy, settings=serving.settings)
+    install_handlers(app)
+    for router in (health.router, models.router, predict.router, datasets.router,
+                   deployments.router):
+        app.include_router(router)
+    # jobs, retraining, schedules, monitoring and alerts
+    app.include_router(jobs.router, responses=ERRORS)
+    app.include_router(monitor.router, responses=ERRORS)
+    return app
+
+
+def _warm_deployed(serving: Serving) -> None:
+    """Load the stable and candidate versions of deployed models before taking traffic."""
+    try:
+        names = [m["name"] for m in list_models() if "production" in m["aliases"]]
+    except Exception:
+        log.exception("could not list models to warm")
+        return
+    for name in names[: serving.cache.size]:
+        try:
+            st = serving.state(name, fresh=True)
+            for v in (st.stable, st.candidate):
+                if v is not None:
+                    serving.warm(name, v)
+        except Exception as exc:
+            log.warning("could not warm %s: %s", name, exc)
+
+
+def app_factory() -> FastAPI:
+    """uvicorn's factory entry point (`workbench serve`): one BLAS/OpenMP thread per predict."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    return create_app(tune_gc=True)
