@@ -239,17 +239,15 @@ def monitor(
     json_out: JsonOpt = False,
 ) -> None:
     """Live traffic, latency, errors and accuracy from feedback, per version."""
-    from core.monitor.live import accuracy, traffic
-    from core.registry import resolve
+    from core.monitor.live import monitor_report
 
     with session() as s:
-        live = traffic(name, window, session=s)
-        live["accuracy"] = accuracy(name, resolve(name)[1].task, window, session=s)
+        live = monitor_report(name, window, session=s)
     if json_out:
-        emit_json(live)
+        emit_json(live.model_dump(mode="json"))
         return
-    rows = [{"version": v, **d, **live["accuracy"].get(v, {})}
-            for v, d in live["versions"].items()]
+    rows = [{"version": v, **d.model_dump(), **live.accuracy.get(v, {})}
+            for v, d in live.versions.items()]
     out.print(_table(f"{name}, last {window}", rows, [
         "version", "requests", "ok", "failed", "rejected", "rate_per_s", "error_rate",
         "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "n", "accuracy", "f1", "rmse",

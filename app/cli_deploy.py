@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
-from core.deploy.states import DEFAULT_GUARD_RAILS, DEFAULT_STEPS, DeploymentMode
+from core.deploy.enums import DeploymentMode
+from core.deploy.rails import DEFAULT_GUARD_RAILS, DEFAULT_STEPS
 from core.errors import WorkbenchError
 
 if TYPE_CHECKING:  # core.deploy.deployments pulls in the registry: loaded when a command runs

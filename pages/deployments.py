@@ -11,8 +11,8 @@ from app.ui.common import empty_state, user_errors
 from app.ui.deps import database, session
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.deployments import deploy, get_state, history, promote, rollback, set_percent
+from core.deploy.enums import DeploymentMode
 from core.deploy.simulator import simulate
-from core.deploy.states import DeploymentMode
 from core.deploy.telemetry import stats_since
 from core.registry import list_models, list_versions
 from core.store import utcnow

@@ -9,13 +9,13 @@ from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.labels import column_help
 from core.data.datasets import list_datasets, load_frame
-from core.deploy.states import AlertState
+from core.deploy.enums import AlertState
 from core.glossary import explain
 from core.monitor.alerts import list_alerts
-from core.monitor.live import accuracy, live_drift, traffic
+from core.monitor.live import live_drift, monitor_report
 from core.monitor.offline import drift_report
 from core.monitor.states import Window
-from core.registry import list_models, resolve
+from core.registry import list_models
 from core.usecases.alert_actions import acknowledge, raise_drift_alerts
 
 st.title("Monitor")
@@ -55,21 +55,21 @@ else:
 @st.fragment(run_every=5)
 def live_view() -> None:
     with session() as s:
-        live = traffic(name, window, session=s)
-        scores = accuracy(name, resolve(name)[1].task, window, session=s)
-    if not live["versions"]:
+        live = monitor_report(name, window, session=s)
+    if not live.versions:
         empty_state(f"No traffic in the last {window}. Send requests to the REST API or run the "
                     "traffic simulator.",
                     links=[("pages/deployments.py", "Run the traffic simulator")])
         return
-    summary = pd.DataFrame([{"version": v, **{k: d[k] for k in (
+    summary = pd.DataFrame([{"version": v, **{k: getattr(d, k) for k in (
         "requests", "ok", "failed", "rejected", "rate_per_s", "error_rate", "latency_p50_ms",
-        "latency_p95_ms", "latency_p99_ms")}} for v, d in live["versions"].items()])
-    if scores:
-        summary = summary.merge(pd.DataFrame([{"version": v, **m} for v, m in scores.items()]),
+        "latency_p95_ms", "latency_p99_ms")}} for v, d in live.versions.items()])
+    if live.accuracy:
+        summary = summary.merge(pd.DataFrame([{"version": v, **m}
+                                              for v, m in live.accuracy.items()]),
                                 on="version", how="left")
     st.dataframe(summary, hide_index=True, width="stretch")
-    series = pd.DataFrame(live["series"])
+    series = pd.DataFrame([p.model_dump() for p in live.series])
     series["version"] = series["version"].astype(str)
     c1, c2, c3 = st.columns(3)
     for col, field, title in ((c1, "requests", "requests"),

@@ -2,7 +2,7 @@
 batched telemetry, shadow scoring and guard rails. HTTP lives in app/api/.
 
 The names below are loaded on first use (PEP 562), not when the package is imported: a light
-submodule such as `core.deploy.states` (the guard-rail defaults the CLI's help texts show)
+submodule such as `core.deploy.rails` (the guard-rail defaults the CLI's help texts show)
 must not pull in the registry, scikit-learn and pandas — the CLI module is imported by the
 monitor-only process `workbench serve` starts, which then failed to stop on SIGTERM."""
 
@@ -17,8 +17,8 @@ _EXPORTS = {
     "set_percent": "core.deploy.deployments",
     "DeploymentPublic": "core.deploy.public", "DeploymentState": "core.deploy.public",
     "bucket": "core.deploy.router", "route": "core.deploy.router",
-    "DeploymentMode": "core.deploy.states", "GuardAction": "core.deploy.states",
-    "GuardRails": "core.deploy.states",
+    "DeploymentMode": "core.deploy.enums", "GuardAction": "core.deploy.enums",
+    "GuardRails": "core.deploy.rails",
 }
 
 

@@ -19,16 +19,16 @@ from typing import Any, Literal
 
 from sqlmodel import Session, select
 
+from core.deploy.enums import DeploymentMode
 from core.deploy.public import DeploymentEvent, DeploymentState
-from core.deploy.states import (
+from core.deploy.rails import (
     DEFAULT_GUARD_RAILS,
     DEFAULT_STEPS,
-    GUARD_RAIL_LIMITS,
-    DeploymentMode,
-    GuardRails,
-    Rail,
+    InvalidRequestError,
+    check_guard_rails,
+    still_valid,
 )
-from core.errors import ConflictError, NotFoundError, WorkbenchError
+from core.errors import ConflictError, NotFoundError
 from core.registry import PRODUCTION
 from core.registry.artifacts import load_verified
 from core.registry.versions import check_model_name, move_alias
@@ -44,83 +44,6 @@ from core.store import (
 from core.store.audit import record
 
 Warm = Callable[[str, int], Any]
-
-
-class InvalidRequestError(WorkbenchError):
-    """A well-formed request whose values are out of range (bad percent, unknown mode)."""
-
-    code = "invalid_request"
-    http_status = 422
-
-
-def _still_valid(stored: dict[str, Any] | None) -> dict[str, Any]:
-    """The stored rails that pass today's check: rails an older release stored unchecked are
-    dropped (back to their default) when new ones are set, rather than kept broken."""
-    out = {}
-    for key, value in (stored or {}).items():
-        try:
-            out.update(check_guard_rails({key: value}))
-        except InvalidRequestError:
-            continue
-    return out
-
-
-def _finite(value: Any) -> float | None:
-    """`value` as a finite float, else None (text, booleans, NaN, ±Infinity, 10**400)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _num(x: float) -> str:
-    return f"{x:,.0f}" if x == int(x) else f"{x:g}"
-
-
-def _problem(label: str, rail: Rail, value: Any) -> str | None:
-    bounds = f"from {_num(rail.low)} to {_num(rail.high)} ({rail.meaning})"
-    number = _finite(value)
-    if number is None or not rail.low <= number <= rail.high:
-        return f"{label} must be a number {bounds}, not {value!r}."
-    if rail.whole and number != int(number):
-        return f"{label} must be a whole number {bounds}, not {value!r}."
-    return None
-
-
-def check_guard_rails(rails: dict[str, Any],
-                      label: Callable[[str], str] = lambda key: f"guard_rails.{key}"
-                      ) -> dict[str, Any]:
-    """The rails as clean numbers, or InvalidRequestError naming every bad field. The one
-    check for every way in (REST, CLI, UI, rails stored by an older release), because a rail
-    like `min_requests: Infinity` would make the guard loop fail on every tick. `label` names
-    a rail the way the caller's user wrote it (`guard_rails.min_requests`, `--min-requests`)."""
-    if not isinstance(rails, dict):
-        raise InvalidRequestError(f"guard_rails must be an object such as "
-                                  f'{{"max_error_rate": 0.05}}, not {rails!r}.')
-    unknown = set(rails) - set(GUARD_RAIL_LIMITS)
-    if unknown:
-        raise InvalidRequestError(f"Unknown guard rails: {', '.join(sorted(map(str, unknown)))}"
-                                  f". Known: {', '.join(GUARD_RAIL_LIMITS)}.")
-    clean: dict[str, Any] = {}
-    problems = []
-    for key, value in rails.items():
-        rail = GUARD_RAIL_LIMITS[key]
-        if (problem := _problem(label(key), rail, value)) is not None:
-            problems.append(problem)
-        else:
-            clean[key] = int(value) if rail.whole else float(value)
-    if problems:
-        raise InvalidRequestError(" ".join(problems))
-    return clean
-
-
-def effective_rails(state: DeploymentState) -> GuardRails:
-    """The rails a canary is judged by: the defaults with the deployment's own checked rails
-    over them. Raises InvalidRequestError naming a stored rail that is not valid."""
-    return DEFAULT_GUARD_RAILS.with_values(check_guard_rails(state.guard_rails))
 
 
 def _model(s: Session, name: str) -> RegisteredModel:
@@ -306,7 +229,7 @@ def deploy(name: str, version: int, percent: float = 10.0, *, session: Session,
     if steps is not None:
         row.steps = steps
     if guard_rails is not None:
-        row.guard_rails = {**_still_valid(row.guard_rails), **guard_rails}
+        row.guard_rails = {**still_valid(row.guard_rails), **guard_rails}
     if auto_advance is not None:
         row.auto_advance = auto_advance
     _bump(row)
@@ -408,4 +331,4 @@ def history(name: str, *, session: Session, limit: int = 100) -> list[Deployment
 
 
 __all__ = ["DeploymentState", "InvalidRequestError", "check_guard_rails", "deploy",
-           "effective_rails", "get_state", "history", "promote", "rollback", "set_percent"]
+           "get_state", "history", "promote", "rollback", "set_percent"]

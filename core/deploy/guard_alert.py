@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from core.deploy.states import UNRESOLVED, AlertKind, AlertState, move_alert
+from core.deploy.enums import UNRESOLVED, AlertKind, AlertState, move_alert
 from core.deploy.webhook import notify
 from core.store import Alert, MonitorConfig, lock_for_write, utcnow
 from core.store.audit import record

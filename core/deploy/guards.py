@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core.deploy.deployments import effective_rails
+from core.deploy.enums import DeploymentMode, GuardAction
 from core.deploy.public import DeploymentState
-from core.deploy.states import DeploymentMode, GuardAction
+from core.deploy.rails import effective_rails
 from core.deploy.telemetry import Counter
 
 
@@ -27,7 +27,7 @@ def judge(state: DeploymentState, stats: Counter) -> Verdict:
     raise InvalidRequestError naming the field; the caller's loop reports it per model."""
     if state.candidate is None or not DeploymentMode(state.mode).answers:
         return Verdict(GuardAction.HOLD, "no canary running")
-    rails = effective_rails(state)
+    rails = effective_rails(state.guard_rails)
     summary = stats.summary()
     n = stats.scored  # requests the candidate scored: a caller's rejected records prove nothing
     if n < rails.min_requests:

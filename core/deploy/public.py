@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from core.deploy.states import DEFAULT_GUARD_RAILS, DEFAULT_STEPS, DeploymentMode
+from core.deploy.enums import DeploymentMode
+from core.deploy.rails import DEFAULT_GUARD_RAILS, DEFAULT_STEPS
 
 # `datetime.isoformat()` on the wire, as before (pydantic's own format writes "Z" for UTC).
 IsoDatetime = Annotated[datetime, PlainSerializer(lambda d: d.isoformat(), return_type=str,

@@ -1,7 +1,7 @@
 """Alert conditions checked per window, opened after N consecutive bad windows,
 de-duplicated, acknowledged or resolved.
 
-Lifecycle of one (model, version, kind, feature) key (`core.deploy.states.AlertState` holds
+Lifecycle of one (model, version, kind, feature) key (`core.deploy.enums.AlertState` holds
 the transition table): pending (bad, < N windows) → open (N windows) → acknowledged (stays
 quiet while the condition holds) → resolved when the condition clears. A recurrence after
 that is a new alert. What an alert that opens *does* (roll back a canary, queue a retrain,
@@ -26,18 +26,18 @@ from sqlmodel import Session, select
 
 from core.automl.metrics import METRICS
 from core.deploy.deployments import get_state
-from core.deploy.states import (
-    DEFAULT_GUARD_RAILS,
+from core.deploy.enums import (
     LISTED,
     UNRESOLVED,
     AlertKind,
     AlertState,
     move_alert,
 )
+from core.deploy.rails import DEFAULT_GUARD_RAILS
 from core.deploy.webhook import check_webhook_url
 from core.errors import NotFoundError, WorkbenchError
 from core.monitor.live import accuracy, live_drift, traffic
-from core.monitor.public import AlertPublic, DriftReport
+from core.monitor.public import AlertPublic, DriftReport, VersionTraffic
 from core.store import (
     Alert,
     Deployment,
@@ -197,14 +197,14 @@ def check(model: str, window: str = "5m", now: datetime | None = None, *,
     now = now or utcnow()
     cfg = get_config(model, session=session)
     state = get_state(model, session=session)
-    live = traffic(model, window, now=now, session=session)["versions"]
+    live = traffic(model, window, now=now, session=session).versions
     observations: list[Observation] = []
     for version in [v for v in (state.stable, state.candidate) if v is not None]:
         stats = live.get(str(version))
         # judged on the requests it scored (ok + failed): rejected ones are the caller's
-        enough = stats is not None and stats["ok"] + stats["failed"] >= cfg.min_requests
-        err = stats["error_rate"] if enough else 0.0
-        p99 = (stats["latency_p99_ms"] or 0.0) if enough else 0.0
+        enough = stats is not None and stats.ok + stats.failed >= cfg.min_requests
+        err = stats.error_rate if enough else 0.0
+        p99 = (stats.latency_p99_ms or 0.0) if enough else 0.0
         observations += [
             Observation(model, version, AlertKind.ERROR, enough and err > cfg.max_error_rate,
                         f"{model}:{version} error rate {err:.1%} > {cfg.max_error_rate:.1%}",
@@ -238,7 +238,7 @@ def _version(model: str, version: int, session: Session) -> ModelVersion | None:
         RegisteredModel.name == model, ModelVersion.version == version)).first()
 
 
-def _prediction_drift(model: str, version: int, stats: dict[str, Any] | None,
+def _prediction_drift(model: str, version: int, stats: VersionTraffic | None,
                       cfg: MonitorConfig, session: Session) -> Observation | None:
     """The live prediction mix against the version's out-of-fold prediction mix (Jensen-Shannon
     distance; classification only)."""
@@ -246,7 +246,7 @@ def _prediction_drift(model: str, version: int, stats: dict[str, Any] | None,
     ref = (mv.evaluation.get("reference") or {}).get("prediction") if mv else None
     if ref is None or ref.get("type") != "categorical":
         return None
-    live = {k: v for k, v in (stats or {}).get("predictions", {}).items()
+    live = {k: v for k, v in (stats.predictions if stats else {}).items()
             if k not in ("n", "sum")}
     n = sum(live.values())
     if n < cfg.min_requests:

@@ -15,7 +15,7 @@ from core.deploy.telemetry import BUCKETS_MS, Counter, quantile
 from core.errors import WorkbenchError
 from core.features.inputs import with_indicators
 from core.monitor.drift import compare, summary
-from core.monitor.public import FeatureDriftPublic, LiveDriftReport
+from core.monitor.public import FeatureDriftPublic, LiveDriftReport, MonitorReport, Traffic
 from core.monitor.states import Window
 from core.registry import resolve
 from core.settings import get_settings
@@ -37,7 +37,7 @@ def window_delta(window: str) -> timedelta:
 
 
 def traffic(name: str, window: str = "1h", now: datetime | None = None, *,
-            session: Session) -> dict[str, Any]:
+            session: Session) -> Traffic:
     """Per-version summary plus a time series for charts."""
     now = now or utcnow()
     w = Window.parse(window)
@@ -66,8 +66,8 @@ def traffic(name: str, window: str = "1h", now: datetime | None = None, *,
         grouped["error_rate"] = grouped["errors"] / scored
         grouped["at"] = grouped["at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         points = grouped.drop(columns=["latency_sum_ms"]).to_dict("records")
-    return {"model": name, "window": w.value, "versions": per_version, "series": points,
-            "latency_buckets_ms": BUCKETS_MS}
+    return Traffic(model=name, window=w.value, versions=per_version, series=points,
+                   latency_buckets_ms=BUCKETS_MS)
 
 
 def _labels(actual: Any) -> list[Any]:
@@ -91,6 +91,15 @@ def accuracy(name: str, task: str, window: str = "24h", now: datetime | None = N
         p.extend(preds)
         a.extend(actual)
     return {str(v): live_scores(task, p, a) for v, (p, a) in sorted(pairs.items())}
+
+
+def monitor_report(name: str, window: str = "5m", now: datetime | None = None, *,
+                   session: Session) -> MonitorReport:
+    """Traffic per version and the scores of fed-back predictions, in one window."""
+    live = traffic(name, window, now, session=session)
+    _, mv = resolve(name)
+    return MonitorReport(**dict(live), accuracy=accuracy(name, mv.task, window, now,
+                                                         session=session))
 
 
 def compact(older_than: timedelta = timedelta(hours=1), step: str = "1min",

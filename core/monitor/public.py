@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from core.deploy.enums import AlertKind, AlertState, Severity
 from core.deploy.public import IsoDatetime
-from core.deploy.states import AlertKind, AlertState, Severity
 from core.store import Alert
 
 
@@ -88,4 +88,70 @@ class LiveDriftReport(BaseModel):
     label: FeatureDriftPublic | None
 
 
-__all__ = ["AlertPublic", "DriftReport", "FeatureDriftPublic", "LiveDriftReport"]
+class VersionTraffic(BaseModel):
+    """One version's requests in a window, by outcome (rejected ones are the caller's and
+    not in the error rate), latency and prediction mix."""
+
+    requests: int
+    ok: int
+    failed: int
+    rejected: int
+    errors: int
+    error_rate: float
+    latency_mean_ms: float | None
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    predictions: dict[str, int | float]
+    latency_p95_ms: float | None
+    rate_per_s: float
+
+
+class SeriesPoint(BaseModel):
+    """One version's requests in one step of the window (the charts)."""
+
+    at: str
+    version: int
+    requests: int
+    ok: int
+    failed: int
+    rejected: int
+    errors: int
+    latency_mean_ms: float
+    error_rate: float
+
+
+class Traffic(BaseModel):
+    model: str
+    window: str
+    versions: dict[str, VersionTraffic]
+    series: list[SeriesPoint]
+    latency_buckets_ms: list[int | float]
+
+
+class MonitorReport(Traffic):
+    """`GET /v1/models/{name}/monitor`, `workbench monitor --json`: traffic per version and
+    the scores of fed-back predictions (`core.deploy.scores`)."""
+
+    accuracy: dict[str, dict[str, int | float]]
+
+
+class MonitorConfigPublic(BaseModel):
+    """A model's alert rules and the actions its alerts may take."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int | None
+    model_name: str
+    consecutive: int
+    max_error_rate: float
+    max_p99_ms: float
+    min_requests: int
+    max_accuracy_drop: float
+    max_prediction_drift: float
+    rollback_on_alert: bool
+    retrain_on_alert: bool
+    webhook_url: str | None
+
+
+__all__ = ["AlertPublic", "DriftReport", "FeatureDriftPublic", "LiveDriftReport",
+           "MonitorConfigPublic", "MonitorReport", "SeriesPoint", "Traffic", "VersionTraffic"]

@@ -1,5 +1,5 @@
 """The monitor's closed sets. (The alert vocabulary — kinds, states and their transition
-table — is in `core.deploy.states`: the guard rails below the monitor raise alerts too.)"""
+table — is in `core.deploy.enums`: the guard rails below the monitor raise alerts too.)"""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from core.deploy.deployments import get_state, rollback
-from core.deploy.states import AlertKind, AlertState, DeploymentMode, move_alert
+from core.deploy.enums import AlertKind, AlertState, DeploymentMode, move_alert
 from core.deploy.webhook import notify
 from core.errors import ConflictError, NotFoundError, WorkbenchError
 from core.jobs.schedules import retrain_for_alert

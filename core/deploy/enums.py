@@ -1,5 +1,5 @@
-"""The closed sets of deployments and alerts, and the one declaration of the guard-rail
-defaults.
+"""The closed sets of deployments and alerts (the guard-rail defaults are in
+`core.deploy.rails`).
 
 Members are `StrEnum`s: they compare equal to, and are stored as, the same strings as before
 (a `mode` of "canary" read back from the database equals `DeploymentMode.CANARY`), so no
@@ -12,10 +12,9 @@ to read it, and a package only imports downward.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.errors import ConflictError
 
@@ -43,52 +42,6 @@ class GuardAction(StrEnum):
     ROLLBACK = "rollback"  # a rail was crossed
     ADVANCE = "advance"    # held over the step: next rollout step
     PROMOTE = "promote"    # held over the last step
-
-    @property
-    def changes_deployment(self) -> bool:
-        return self is not GuardAction.HOLD
-
-
-@dataclass(frozen=True)
-class Rail:
-    """What one guard rail may be: a finite number in [low, high], an integer if `whole`."""
-
-    low: float
-    high: float
-    whole: bool = False
-    meaning: str = ""
-
-
-GUARD_RAIL_LIMITS: dict[str, Rail] = {
-    "max_error_rate": Rail(0.0, 1.0, meaning="a fraction of requests, e.g. 0.05 for 5 %"),
-    "max_p99_ms": Rail(1.0, 3_600_000.0, meaning="milliseconds, e.g. 1000"),
-    "min_requests": Rail(1, 1_000_000_000, whole=True, meaning="a whole number, e.g. 100"),
-}
-
-
-@dataclass(frozen=True)
-class GuardRails:
-    """The rails a canary is judged by. The defaults here are the only ones: a deployment
-    without its own rails, the CLI's and API's help texts and the monitor's ERROR / LATENCY
-    alert thresholds (`core.monitor.alerts.new_config`) all read them (README: 5 %, 1000 ms,
-    100 requests)."""
-
-    max_error_rate: float = 0.05  # candidate errors / scored requests over the current step
-    max_p99_ms: float = 1000.0    # candidate latency p99 over the current step
-    min_requests: int = 100       # scored requests a step needs before the rails judge it
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-    def with_values(self, values: dict[str, Any]) -> GuardRails:
-        """These rails with some replaced; `values` must already be checked."""
-        known = {f.name for f in fields(self)}
-        return GuardRails(**{**self.as_dict(), **{k: v for k, v in values.items()
-                                                  if k in known}})
-
-
-DEFAULT_GUARD_RAILS = GuardRails()
-DEFAULT_STEPS: tuple[float, ...] = (10.0, 50.0, 100.0)
 
 
 # -- alerts ---------------------------------------------------------------------------------
@@ -173,6 +126,5 @@ def move_alert(alert: Alert, to: AlertState, now: datetime, *, by: str | None = 
 UNRESOLVED: tuple[AlertState, ...] = tuple(s for s in AlertState if not s.is_resolved)
 LISTED: tuple[AlertState, ...] = (AlertState.OPEN, AlertState.ACKNOWLEDGED)  # what lists show
 
-__all__ = ["ALERT_TRANSITIONS", "DEFAULT_GUARD_RAILS", "DEFAULT_STEPS", "GUARD_RAIL_LIMITS",
-           "LISTED", "UNRESOLVED", "AlertKind", "AlertState", "DeploymentMode", "GuardAction",
-           "GuardRails", "Rail", "Severity", "move_alert"]
+__all__ = ["ALERT_TRANSITIONS", "LISTED", "UNRESOLVED", "AlertKind", "AlertState",
+           "DeploymentMode", "GuardAction", "Severity", "move_alert"]
