@@ -222,7 +222,7 @@ def test_live_scores_come_from_the_metric_catalogue(canary: str, session: Sessio
 
 
 def test_webhooks_are_http_only_and_never_follow_redirects(
-        canary: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        canary: str, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBENCH_WEBHOOK_ALLOW_PRIVATE", "1")  # the receiver is local
     hits: list[str] = []
 
@@ -245,7 +245,7 @@ def test_webhooks_are_http_only_and_never_follow_redirects(
     finally:
         server.shutdown()
     with pytest.raises(WorkbenchError, match="http:// or https://"):
-        set_config("wine", webhook_url="file:///etc/passwd", session=Session(Database().engine))
+        set_config("wine", webhook_url="file:///etc/passwd", session=Session(db.engine))
 
 
 def test_a_shifted_prediction_mix_raises_a_drift_alert(canary: str, session: Session) -> None:

@@ -332,7 +332,7 @@ def test_tree_ensembles_are_walked_with_the_estimators_own_answers(family: str, 
 
 
 def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
-        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     """The batcher scores queued requests together (on the loop up to batch_max_rows, on the
     predict thread beyond), hands each caller its own rows, and a record the pipeline refuses
     fails only the request that sent it."""
@@ -342,8 +342,7 @@ def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
     from core.deploy import service
 
     register(strict_categories=True)
-    with Session(Database().engine) as s:
-        dep.deploy("churn", 1, percent=100, session=s)
+    dep.deploy("churn", 1, percent=100, session=session)
     sizes: list[int] = []
     real = service._score_batch
 
@@ -412,7 +411,7 @@ def test_a_weighted_ensemble_is_lean_when_every_member_is() -> None:
     assert compile_fast(mixed, SCHEMA) is None  # one member not understood: ordinary path
 
 
-def test_the_simulator_refuses_a_table_without_the_models_columns(home: Path) -> None:
+def test_the_simulator_refuses_a_table_without_the_models_columns(db: Database) -> None:
     """An unrelated table used to send 1000 failing requests and chart nothing: it is refused
     before any request, naming the missing columns."""
     from core.deploy.simulator import simulate
@@ -421,7 +420,6 @@ def test_the_simulator_refuses_a_table_without_the_models_columns(home: Path) ->
     from tests.helpers import store_snapshot
 
     register()
-    db = Database()
     with db.session() as s:
         dep.deploy("churn", 1, session=s)
     before = store_snapshot()
