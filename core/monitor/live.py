@@ -28,13 +28,6 @@ from core.store import (
     utcnow,
 )
 
-# the windows, in the order pages offer them
-WINDOWS = {w.value: w.delta for w in Window}
-
-
-def window_delta(window: str) -> timedelta:
-    return Window.parse(window).delta
-
 
 def traffic(name: str, window: str = "1h", now: datetime | None = None, *,
             session: Session) -> Traffic:
@@ -78,7 +71,7 @@ def accuracy(name: str, task: str, window: str = "24h", now: datetime | None = N
              session: Session) -> dict[str, dict[str, float | int]]:
     """Scores per version on requests whose true value was fed back in the window."""
     now = now or utcnow()
-    since = now - window_delta(window)
+    since = now - Window.parse(window).delta
     logs = session.exec(select(PredictionLog).where(PredictionLog.model_name == name,
                                                     PredictionLog.actual.is_not(None),
                                                     PredictionLog.created_at >= since)).all()
