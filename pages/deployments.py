@@ -117,16 +117,16 @@ if datasets:
             with user_errors(), st.spinner("Replaying through the router…"):
                 result = simulate(name, load_frame(next(d for d in datasets if d.id == ds_id)),
                                   n, db=database())
-                st.session_state["simulation"] = result
+                st.session_state["simulation"] = result.model_dump()  # plain data
                 st.rerun()  # refresh the live-traffic section above with what was just sent
 result = st.session_state.get("simulation")
-if result and result.model == name:
-    share = pd.DataFrame([{"version": v, "requests": c} for v, c in result.by_version.items()])
+if result and result["model"] == name:
+    share = pd.DataFrame([{"version": v, "requests": c} for v, c in result["by_version"].items()])
     st.altair_chart(alt.Chart(share).mark_bar().encode(x="requests:Q", y="version:N",
                                                        color="version:N"), width="stretch")
-    st.caption(f"{result.requests} requests from {result.users} sticky users, "
-               f"{result.errors} errors; candidate share {result.candidate_share:.1%} at "
-               f"{result.percent:g}% (each user stays on one version)")
+    st.caption(f"{result['requests']} requests from {result['users']} sticky users, "
+               f"{result['errors']} errors; candidate share {result['candidate_share']:.1%} at "
+               f"{result['percent']:g}% (each user stays on one version)")
 
 st.subheader("History")
 with session() as s:

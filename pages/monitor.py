@@ -113,12 +113,12 @@ if datasets:
                                   session=s)
             if alert:
                 raise_drift_alerts(report, session=s)
-            st.session_state["drift_report"] = report
+            st.session_state["drift_report"] = report.model_dump()  # plain data
     report = st.session_state.get("drift_report")
-    if report and report.model == name:
-        st.write(f"{len(report.drifted)} of {report.features} features drifted "
-                 f"against version {report.version}.")
-        results = pd.DataFrame([r.model_dump() for r in report.results])
+    if report and report["model"] == name:
+        st.write(f"{len(report['drifted'])} of {report['features']} features drifted "
+                 f"against version {report['version']}.")
+        results = pd.DataFrame(report["results"])
         st.altair_chart(alt.Chart(results).mark_bar().encode(
             x=alt.X("effect_size:Q", title="effect size"), y=alt.Y("feature:N", sort="-x"),
             color=alt.Color("drifted:N", scale=alt.Scale(range=["#9ab", "#d33"])),
