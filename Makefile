@@ -27,8 +27,10 @@ run: seed
 test: setup
 	@$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
+# ruff, then the layering contracts of pyproject.toml's [tool.importlinter]
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache

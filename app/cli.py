@@ -8,6 +8,7 @@ and logs go to stderr.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -19,12 +20,12 @@ from rich.table import Table
 
 from app.cli_common import JsonOpt, database, emit_json, err, guarded, out, session
 from app.cli_deploy import register as _register_deploy_commands
+from app.ui_files import streamlit_entry_point
 from core.errors import WorkbenchError
 from core.jobs.views import job_doc, schedule_doc
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ML Workbench: AutoML, model registry and deployments for tabular data.")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
@@ -642,9 +643,10 @@ def jobs(json_out: JsonOpt = False) -> None:
 def seed(json_out: JsonOpt = False) -> None:
     """Store the sample datasets from data/ (idempotent: the same content is stored once)."""
     from core.data.datasets import ingest_path
+    from core.samples import sample_files
 
     rows = []
-    for path in sorted((ROOT / "data").glob("*.csv")):
+    for path in sample_files():
         stored = ingest_path(path)
         rows.append({"dataset": stored.dataset.name, "id": stored.dataset.id,
                      "new": stored.created})
@@ -658,7 +660,7 @@ def seed(json_out: JsonOpt = False) -> None:
 
 def ui_command(host: str, port: int) -> list[str]:
     """The Streamlit command `workbench ui` runs (the bind address always explicit)."""
-    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+    return [sys.executable, "-m", "streamlit", "run", str(streamlit_entry_point()),
             f"--server.address={host}", f"--server.port={port}", "--server.headless=true",
             "--browser.gatherUsageStats=false"]
 
@@ -705,10 +707,13 @@ def ui(
     from app.bind_guard import check_bind, insecure_warning
     from core.settings import get_settings
 
-    get_settings()  # a bad setting stops here with its message, not in every page
+    home = get_settings().home  # a bad setting stops here with its message, not in every page
     if check_bind(host, command="workbench ui", authentication=None, insecure=insecure):
         err.print(insecure_warning(host, port), style="bold red", highlight=False)
-    raise typer.Exit(subprocess.call(ui_command(host, port)))
+    # The home as an absolute path: a job worker the app starts runs in another directory
+    # (the package's), where the default ./.workbench would be another, empty store.
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    raise typer.Exit(subprocess.call(ui_command(host, port), env=env))
 
 
 _register_deploy_commands(app)  # serve, deploy, promote, rollback

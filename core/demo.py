@@ -5,16 +5,15 @@ traffic, so every page of a public demo shows something real."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from core.automl.runner import run_training
 from core.data.datasets import ingest_path, list_datasets, load_frame
 from core.deploy import deploy
 from core.deploy.simulator import simulate
 from core.registry import list_models, set_alias
+from core.samples import sample_files, samples_dir
 
 log = logging.getLogger("workbench.demo")
-DATA = Path(__file__).resolve().parents[1] / "data"
 MODEL = "breast_cancer"
 QUICK = {"budget": 8.0, "estimators": ["linear", "hgb"], "ensemble": False}
 
@@ -23,9 +22,9 @@ def seed_demo() -> bool:
     """Idempotent: does nothing when any model exists. Returns True when it seeded."""
     if list_models():
         return False
-    for path in sorted(DATA.glob("*.csv")):
+    for path in sample_files():
         ingest_path(path, actor="demo")
-    source = DATA / f"{MODEL}.csv"
+    source = samples_dir() / f"{MODEL}.csv"
     run_training(source, "diagnosis", name=MODEL, actor="demo", **QUICK)
     run_training(source, "diagnosis", name=MODEL, actor="demo", seed=1,
                  **{**QUICK, "estimators": ["xgboost"]})

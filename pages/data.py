@@ -1,7 +1,5 @@
 """Data: upload a table or pick a sample, see its profile and the detected problem type."""
 
-from pathlib import Path
-
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -11,9 +9,10 @@ from app.ui.links import page_link
 from core.data.datasets import ingest_bytes, list_datasets, load_frame
 from core.data.profile import check_target, detect_problem_type
 from core.glossary import explain
+from core.samples import samples_dir
 from core.settings import get_settings
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data"
+SAMPLES = samples_dir()
 
 st.title("Data")
 limit = get_settings().max_upload_mb

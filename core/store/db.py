@@ -97,8 +97,25 @@ class Database:
     def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.url = url or self.settings.db_url
-        self.engine = make_engine(self.url, self.settings)
-        upgrade_schema(self.engine)
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        """Built and migrated on first use, not when the adapter starts: a server whose
+        database is down still starts and answers /health, and every request gets the
+        "unavailable" answer (and a retry) instead of a process that never came up."""
+        if self._engine is None:
+            with self._engine_lock:
+                if self._engine is None:
+                    engine = make_engine(self.url, self.settings)
+                    try:
+                        upgrade_schema(engine)
+                    except BaseException:
+                        engine.dispose()
+                        raise
+                    self._engine = engine
+        return self._engine
 
     @property
     def is_sqlite(self) -> bool:
@@ -140,7 +157,8 @@ class Database:
                     conn.commit()
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 def lock_for_write(session: Session) -> None:
