@@ -11,9 +11,10 @@ st.set_page_config(page_title="ML Workbench", page_icon=":material/insights:", l
 
 @st.cache_resource(show_spinner="Preparing the demo: sample data, two models, a canary…")
 def _demo_seeded(home: str) -> bool:
-    from core.demo import seed_demo
+    from app.ui.deps import database
+    from core.usecases.demo import seed_demo
 
-    return seed_demo()
+    return seed_demo(db=database())
 
 
 if get_settings().demo:

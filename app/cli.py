@@ -191,7 +191,8 @@ def predict(
     from core.settings import get_settings
 
     frame = read_path(data, max_bytes=get_settings().max_upload_bytes, for_training=False).frame
-    result = run_predict(model_ref, frame)
+    with session() as s:
+        result = run_predict(model_ref, frame, session=s)
     atomic_write(out_path, safe_csv_bytes(result.frame))
     summary = {"model": result.model, "version": result.version.version,
                "rows": len(result.frame), "out": str(out_path)}
@@ -287,7 +288,8 @@ def models(json_out: JsonOpt = False) -> None:
     """List registered models with their latest version and aliases."""
     from core.registry import list_models
 
-    rows = list_models()
+    with session() as s:
+        rows = [m.model_dump(mode="json") for m in list_models(session=s)]
     if json_out:
         emit_json(rows)
     elif not rows:
@@ -304,7 +306,8 @@ def versions(name: str, json_out: JsonOpt = False) -> None:
     """List the versions of a model with aliases, metrics and fingerprints."""
     from core.registry import list_versions
 
-    rows = list_versions(name)
+    with session() as s:
+        rows = [v.model_dump(mode="json") for v in list_versions(name, session=s)]
     if json_out:
         emit_json(rows)
     else:
@@ -323,9 +326,10 @@ def alias(
     json_out: JsonOpt = False,
 ) -> None:
     """Point ALIAS (e.g. production, staging) of model NAME at VERSION."""
-    from core.registry import set_alias
+    from core.usecases.aliases import set_alias
 
-    event = set_alias(name, version, alias_name, reason=reason)
+    with session() as s:
+        event = set_alias(name, version, alias_name, session=s, reason=reason)
     doc = {"model": name, "alias": alias_name, "version": version,
            "previous_version": event.from_version}
     if json_out:
@@ -341,7 +345,8 @@ def history(name: str, json_out: JsonOpt = False) -> None:
     """Every alias move of a model: who, when, from which version to which, and why."""
     from core.registry import alias_history
 
-    rows = alias_history(name)
+    with session() as s:
+        rows = [e.model_dump(mode="json") for e in alias_history(name, session=s)]
     if json_out:
         emit_json(rows)
     else:
@@ -365,7 +370,8 @@ def import_(
     files holding functions, partials, operators or methods (each is named)."""
     from core.registry.importer import import_model
 
-    mv = import_model(name, path, accept_library_mismatch=accept_library_mismatch)
+    with session() as s:
+        mv = import_model(name, path, session=s, accept_library_mismatch=accept_library_mismatch)
     doc = {"model": name, "version": mv.version, "task": mv.task, "fingerprint": mv.fingerprint}
     emit_json(doc) if json_out else out.print(f"Registered {name}:{mv.version} ({mv.task}) "
                                               f"from {path}")
@@ -381,15 +387,16 @@ def accept(
 ) -> None:
     """Let NAME:VERSION load although another scikit-learn version saved it (on this
     scikit-learn only; recorded in the audit log)."""
-    from core.registry.versions import accept_library_mismatch, library_mismatch
+    from core.registry import accept_library_mismatch, library_mismatch
 
-    mv = accept_library_mismatch(name, version, reason=reason)
+    with session() as s:
+        mv = accept_library_mismatch(name, version, session=s, reason=reason)
     diff = library_mismatch(mv)
     if json_out:
         emit_json({"model": name, "version": version, "accepted_on": mv.accepted_sklearn,
-                   "library_mismatch": diff})
+                   "library_mismatch": diff.model_dump(mode="json") if diff else None})
         return
-    saved = f" (saved with scikit-learn {diff['saved']})" if diff else ""
+    saved = f" (saved with scikit-learn {diff.saved})" if diff else ""
     out.print(f"{name}:{version}{saved} may now load on scikit-learn {mv.accepted_sklearn}.")
 
 
@@ -397,11 +404,10 @@ def accept(
 @guarded
 def datasets(json_out: JsonOpt = False) -> None:
     """List stored datasets."""
-    from core.data.datasets import list_datasets
+    from core.data.datasets import list_datasets_public
 
-    rows = [{"id": d.id, "name": d.name, "rows": d.n_rows, "columns": d.n_cols,
-             "fingerprint": d.fingerprint, "created_at": d.created_at.isoformat()}
-            for d in list_datasets()]
+    with session() as s:
+        rows = [d.model_dump(mode="json") for d in list_datasets_public(session=s)]
     if json_out:
         emit_json(rows)
     else:
@@ -646,10 +652,11 @@ def seed(json_out: JsonOpt = False) -> None:
     from core.samples import sample_files
 
     rows = []
-    for path in sample_files():
-        stored = ingest_path(path)
-        rows.append({"dataset": stored.dataset.name, "id": stored.dataset.id,
-                     "new": stored.created})
+    with session() as s:
+        for path in sample_files():
+            stored = ingest_path(path, session=s)
+            rows.append({"dataset": stored.dataset.name, "id": stored.dataset.id,
+                         "new": stored.created})
     if json_out:
         emit_json(rows)
     else:
@@ -680,9 +687,11 @@ def backup(
     for PostgreSQL, say how to use pg_dump. Restoring: docs/trust/storage.md."""
     from dataclasses import asdict
 
+    from core.settings import get_settings
     from core.store.backup import backup as run_backup
 
-    result = run_backup(path, force=force, with_artifacts=with_artifacts)
+    result = run_backup(path, settings=get_settings(), force=force,
+                        with_artifacts=with_artifacts)
     if json_out:
         emit_json({k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()})
         return

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-
 from sqlmodel import Session
 
 from app.jsonout import dumps

@@ -222,13 +222,15 @@ def main() -> None:
     os.environ["WORKBENCH_HOME"] = str(work / "home")
     from core.deploy.deployments import deploy
     from core.registry import register_version
+    from core.store import Database
 
     X, y = make_data()
     pipe = make_pipeline().fit(X, y)
     schema = [{"name": c, "kind": "numeric" if c.startswith("num") else "categorical",
                "dtype": "float64" if c.startswith("num") else "object"} for c in X.columns]
-    register_version(pipe, name="bench", task="binary", target="y", input_schema=schema,
-                     classes=["no", "yes"])
+    with Database().session() as session:
+        register_version(pipe, session=session, name="bench", task="binary", target="y",
+                         input_schema=schema, classes=["no", "yes"])
     deploy("bench", 1)
     records = json.loads(X.iloc[:max(rows_list)].to_json(orient="records"))
     from core.deploy.service import Serving

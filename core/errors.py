@@ -1,12 +1,16 @@
-"""Error types. Every error a user can cause is a `WorkbenchError`: it carries a code and a
-message that says what is wrong, where, and what to do. Adapters map them to exit code 2
-(CLI), 4xx JSON (API) or an error box (UI), never to a traceback."""
+"""Error types. Every error a user can cause or must act on is a `WorkbenchError`: it carries
+a code and a message that says what is wrong, where, and what to do. Adapters map them to exit
+code 2 (CLI), 4xx JSON (API) or an error box (UI), never to a traceback.
+
+Only mistakes in the caller's input (`InputError` and its subclasses) are `ValueError`s; a
+damaged artifact, an unusable store or a bad setting is not something the caller sent, so
+code that catches `ValueError` around a computation never swallows one of those."""
 
 from __future__ import annotations
 
 
-class WorkbenchError(ValueError):
-    """A mistake in the caller's input or request."""
+class WorkbenchError(Exception):
+    """An error the workbench explains to whoever asked (code, HTTP status, message)."""
 
     code = "bad_request"
     http_status = 400
@@ -16,22 +20,26 @@ class WorkbenchError(ValueError):
         self.message = message
 
 
-class InvalidDataError(WorkbenchError):
+class InputError(WorkbenchError, ValueError):
+    """A mistake in the caller's input or request."""
+
+
+class InvalidDataError(InputError):
     code = "invalid_data"
     http_status = 422
 
 
-class SchemaMismatchError(WorkbenchError):
+class SchemaMismatchError(InputError):
     code = "schema_mismatch"
     http_status = 422
 
 
-class NotFoundError(WorkbenchError, LookupError):
+class NotFoundError(InputError, LookupError):
     code = "not_found"
     http_status = 404
 
 
-class ConflictError(WorkbenchError):
+class ConflictError(InputError):
     code = "conflict"
     http_status = 409
 
@@ -43,7 +51,7 @@ class ArtifactIntegrityError(WorkbenchError):
     http_status = 409
 
 
-class UntrustedArtifactError(WorkbenchError):
+class UntrustedArtifactError(InputError):
     code = "untrusted_artifact"
     http_status = 422
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlmodel import Session
 
+from core.enums import Task
 from core.features.inputs import model_input
 from core.registry import load_pipeline
 from core.store import ModelVersion
@@ -26,7 +28,7 @@ def predict_with(pipeline: Any, mv: ModelVersion, frame: pd.DataFrame) -> pd.Dat
     REST routes use (`core.features.inputs.model_input`)."""
     X = model_input(mv, frame)
     out = pd.DataFrame(index=frame.index)
-    if mv.task == "regression":
+    if not Task(mv.task).is_classification:
         out["prediction"] = np.asarray(pipeline.predict(X), dtype=float)
         return out
     proba = pipeline.predict_proba(X)
@@ -37,8 +39,9 @@ def predict_with(pipeline: Any, mv: ModelVersion, frame: pd.DataFrame) -> pd.Dat
     return out
 
 
-def predict(ref: str, frame: pd.DataFrame) -> Prediction:
-    name, mv, pipeline = load_pipeline(ref)
+def predict(ref: str, frame: pd.DataFrame, *, session: Session) -> Prediction:
+    """Resolve and load `ref` (verified), then score every row of `frame`."""
+    name, mv, pipeline = load_pipeline(ref, session=session)
     return Prediction(name, mv, predict_with(pipeline, mv, frame))
 
 

@@ -4,17 +4,26 @@ a caller sends, with a sensible starting value taken from the version's training
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
+from core.enums import ColumnKind
 from core.features.inputs import sent_columns
 from core.features.preprocess import DROPPED_KINDS
 from core.monitor.reference import OTHER
 from core.store import ModelVersion
 
-FieldKind = Literal["number", "choice", "text"]
 TRUE_WORDS = {"true", "1", "1.0"}
+
+
+class FieldKind(StrEnum):
+    """The input a form shows for a field."""
+
+    NUMBER = "number"  # a number box
+    CHOICE = "choice"  # one of `options`
+    TEXT = "text"      # free text (empty: a missing value)
 
 
 @dataclass(frozen=True)
@@ -37,25 +46,25 @@ def what_if_fields(mv: ModelVersion) -> list[WhatIfField]:
 
 
 def _field(name: str, col: dict[str, Any], profile: dict[str, Any]) -> WhatIfField:
-    kind, dtype = col.get("kind", "categorical"), str(col.get("dtype", ""))
+    kind, dtype = ColumnKind.of(col.get("kind")), str(col.get("dtype", ""))
     if kind in DROPPED_KINDS:
-        return WhatIfField(name, "text", "", used=False)
+        return WhatIfField(name, FieldKind.TEXT, "", used=False)
     sample = np.asarray(profile.get("sample") or [], dtype=float)
     median = float(np.median(sample)) if sample.size else None
-    if kind == "numeric":
-        return WhatIfField(name, "number", median if median is not None else 0.0)
-    if kind == "datetime":
+    if kind is ColumnKind.NUMERIC:
+        return WhatIfField(name, FieldKind.NUMBER, median if median is not None else 0.0)
+    if kind is ColumnKind.DATETIME:
         # Empty: the pipeline imputes its training median. The profile's sample is no date to
         # show: its epoch scale follows the resolution pandas parsed the column at.
-        return WhatIfField(name, "text", "")
+        return WhatIfField(name, FieldKind.TEXT, "")
     seen = [k for k in (profile.get("frequencies") or {}) if k != OTHER]
-    if kind == "boolean" and dtype != "object" and "str" not in dtype:
+    if kind is ColumnKind.BOOLEAN and dtype != "object" and "str" not in dtype:
         # scored as a number: the profile's "True"/"1" become 1.0, so the model reads them
-        return WhatIfField(name, "choice", 1.0 if seen and seen[0].lower() in TRUE_WORDS
+        return WhatIfField(name, FieldKind.CHOICE, 1.0 if seen and seen[0].lower() in TRUE_WORDS
                            else 0.0, options=(0.0, 1.0))
     if seen:
-        return WhatIfField(name, "choice", seen[0], options=tuple(seen))
-    return WhatIfField(name, "text", "")
+        return WhatIfField(name, FieldKind.CHOICE, seen[0], options=tuple(seen))
+    return WhatIfField(name, FieldKind.TEXT, "")
 
 
-__all__ = ["WhatIfField", "what_if_fields"]
+__all__ = ["FieldKind", "WhatIfField", "what_if_fields"]

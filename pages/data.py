@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state, pick_dataset, user_errors
+from app.ui.deps import session
 from app.ui.links import page_link
 from core.data.datasets import ingest_bytes, list_datasets, load_frame
 from core.data.profile import check_target, detect_problem_type
@@ -21,20 +22,22 @@ upload = st.file_uploader(f"Upload a CSV or Parquet table (up to {limit:.0f} MB)
 decimal = st.radio("Decimal mark in CSV numbers", ["auto", ".", ","], horizontal=True,
                    help="auto reads `17,99` as a number when columns are separated by `;`")
 if upload is not None:
-    with user_errors():
-        stored = ingest_bytes(upload.getvalue(), upload.name, decimal=decimal)
+    with user_errors(), session() as s:
+        stored = ingest_bytes(upload.getvalue(), upload.name, session=s, decimal=decimal)
         st.session_state["dataset_id"] = stored.dataset.id
         st.success(f"Stored **{stored.dataset.name}** ({stored.dataset.n_rows} rows)"
                    if stored.created else f"Already stored as dataset {stored.dataset.id}.")
 
 samples = sorted(p.name for p in SAMPLES.glob("*.csv"))
-pick = st.selectbox("…or use a sample", ["—"] + samples)
-if pick != "—" and st.button("Load sample"):
-    with user_errors():
-        stored = ingest_bytes((SAMPLES / pick).read_bytes(), pick)
+NO_SAMPLE = "—"
+pick = st.selectbox("…or use a sample", [NO_SAMPLE, *samples])
+if pick != NO_SAMPLE and st.button("Load sample"):
+    with user_errors(), session() as s:
+        stored = ingest_bytes((SAMPLES / pick).read_bytes(), pick, session=s)
         st.session_state["dataset_id"] = stored.dataset.id
 
-datasets = list_datasets()
+with session() as s:
+    datasets = list_datasets(session=s)
 if not datasets:
     empty_state("No datasets yet: upload a table above or load a sample.")
     st.stop()

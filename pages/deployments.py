@@ -18,17 +18,18 @@ from core.registry import list_models, list_versions
 from core.store import utcnow
 
 st.title("Deployments")
-models = list_models()
+with session() as s:
+    models = list_models(session=s)
 if not models:
     empty_state("Nothing to deploy yet: train a model first.",
                 links=[("pages/train.py", "Train a model")])
     st.stop()
 
-name = st.selectbox("Model", [m["name"] for m in models])
-version_docs = list_versions(name)
-versions = [v["version"] for v in version_docs]
+name = st.selectbox("Model", [m.name for m in models])
 with session() as s:
+    version_docs = list_versions(name, session=s)
     state = get_state(name, session=s)
+versions = [v.version for v in version_docs]
 
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Stable (production)", state.stable or "–")
@@ -102,13 +103,14 @@ else:
                 "simulator below.")
 
 st.subheader("Traffic simulator")
-datasets = list_datasets()
+with session() as s:
+    datasets = list_datasets(session=s)
 if datasets:
     with st.form("simulate"):
         c1, c2 = st.columns(2)
         ids = [d.id for d in datasets]
-        own = next((v["dataset_id"] for v in version_docs
-                    if v["version"] == (state.stable or versions[-1])), None)
+        own = next((v.dataset_id for v in version_docs
+                    if v.version == (state.stable or versions[-1])), None)
         ds_id = c1.selectbox("Replay rows of", ids, index=ids.index(own) if own in ids else 0,
                              format_func=lambda i: next(d.name for d in datasets if d.id == i),
                              help="Defaults to the data the stable version was trained on.")

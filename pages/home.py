@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state
+from app.ui.deps import session
 from app.ui.jobs import registered_score
 from app.ui.labels import KIND_LABEL
 from core.data.datasets import list_datasets
@@ -11,7 +12,9 @@ from core.jobs.views import read_jobs
 from core.registry import list_models
 
 st.title("ML Workbench")
-models, datasets, jobs = list_models(), list_datasets(), read_jobs(limit=10, by="ui")
+with session() as s:
+    models, datasets = list_models(session=s), list_datasets(session=s)
+jobs = read_jobs(limit=10, by="ui")
 
 cols = st.columns(3)
 cols[0].metric("Models", len(models))
@@ -20,8 +23,9 @@ cols[2].metric("Jobs", len(jobs))
 
 st.subheader("Models")
 if models:
-    st.dataframe(pd.DataFrame(models)[["name", "versions", "latest_version", "task", "metric",
-                                       "latest_score", "aliases"]],
+    st.dataframe(pd.DataFrame([m.model_dump(mode="json") for m in models])[
+                     ["name", "versions", "latest_version", "task", "metric", "latest_score",
+                      "aliases"]],
                  hide_index=True, width="stretch", column_config={
                      "latest_score": st.column_config.NumberColumn(
                          "latest version's score", format="%.4f",

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state, user_errors
+from app.ui.deps import session
 from app.ui.jobs import progress_text
 from core.jobs import ledger
 from core.jobs.schedules import create_schedule, delete_schedule, list_schedules, set_paused
@@ -91,7 +92,8 @@ if schedules:
 else:
     empty_state("No schedules. Add one below to retrain a model on its latest data.")
 
-models = [m["name"] for m in list_models()]
+with session() as s:
+    models = [m.name for m in list_models(session=s)]
 if models:
     with st.form("schedule"):
         c1, c2 = st.columns(2)

@@ -5,13 +5,14 @@ import streamlit as st
 
 from app.ui import charts
 from app.ui.common import empty_state, user_errors
+from app.ui.deps import session
 from app.ui.jobs import trials_frame
 from app.ui.labels import metric_help, score_card, score_kind
 from core.automl.metrics import METRICS
 from core.glossary import explain
 from core.jobs.ledger import list_jobs
-from core.registry import set_alias
-from core.store import ModelVersion, session_scope
+from core.registry import version_by_id
+from core.usecases.aliases import set_alias
 
 st.title("Leaderboard")
 jobs = [j for j in list_jobs(limit=200) if j.state == "COMPLETED"]
@@ -30,8 +31,8 @@ job = next(j for j in jobs if j.id == chosen)
 metric = METRICS[job.metric]
 trials = trials_frame(job.id).sort_values("score", ascending=not metric.greater_is_better,
                                          na_position="last")
-with session_scope() as s:
-    version = s.get(ModelVersion, job.version_id) if job.version_id else None
+with session() as s:
+    version = version_by_id(job.version_id, session=s) if job.version_id else None
 
 if version is not None:
     c1, c2, c3 = st.columns(3)
@@ -113,6 +114,7 @@ c1, c2 = st.columns([1, 2])
 alias = c1.selectbox("Set alias", ["production", "staging", "golden"], key="lb_alias")
 reason = c2.text_input("Why", value="", key="lb_alias_reason")
 if st.button(f"Point {alias} at version {version.version}", key="lb_alias_set"):
-    with user_errors():
-        set_alias(job.model_name, version.version, alias, actor="ui", reason=reason)
+    with user_errors(), session() as s:
+        set_alias(job.model_name, version.version, alias, session=s, actor="ui",
+                  reason=reason)
         st.success(f"{job.model_name}@{alias} → version {version.version}")

@@ -24,7 +24,8 @@ DRIFT_HELP = column_help(["p_value", "effect_size", "psi"],
                          test="The test used: " + " ".join(
                              explain(t) or t for t in ("ks", "chi2", "jensen_shannon",
                                                         "wasserstein")))
-models = list_models()
+with session() as s:
+    models = list_models(session=s)
 if not models:
     empty_state("Nothing to monitor yet: train and deploy a model first.",
                 links=[("pages/train.py", "Train a model"),
@@ -32,7 +33,7 @@ if not models:
     st.stop()
 
 c1, c2 = st.columns([2, 1])
-name = c1.selectbox("Model", [m["name"] for m in models])
+name = c1.selectbox("Model", [m.name for m in models])
 window = c2.segmented_control("Window", list(Window), default=Window.H1) or Window.H1
 
 st.subheader("Alerts")
@@ -99,7 +100,8 @@ with user_errors(), session() as s:
                      width="stretch", column_config=DRIFT_HELP)
 
 st.subheader("Drift of a batch against the training data")
-datasets = list_datasets()
+with session() as s:
+    datasets = list_datasets(session=s)
 if datasets:
     with st.form("drift"):
         ds_id = st.selectbox("Batch", [d.id for d in datasets],

@@ -5,37 +5,41 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.common import empty_state, user_errors
+from app.ui.deps import session
 from core.data.export import safe_csv_bytes
 from core.data.ingest import read_bytes
+from core.enums import Task
 from core.features.inputs import market_spec
 from core.predict import beside_input, predict_with
 from core.registry import PRODUCTION, list_models, list_versions, load_pipeline
 from core.settings import get_settings
-from core.what_if import what_if_fields
+from core.what_if import FieldKind, what_if_fields
 
 MAX_SHOWN_ROWS = 10_000  # the download always holds every row
 
 st.title("Predict")
-models = list_models()
+with session() as s:
+    models = list_models(session=s)
 if not models:
     empty_state("No models yet: train one first, then score new rows with it here.",
                 links=[("pages/train.py", "Train a model")])
     st.stop()
 
 c1, c2 = st.columns(2)
-name = c1.selectbox("Model", [m["name"] for m in models], key="predict_model")
-versions = list_versions(name)
-by_number = {v["version"]: v for v in versions}
-production = next((v["version"] for v in versions if PRODUCTION in v["aliases"]), None)
-active = [v["version"] for v in versions if not v["archived"]]
-default = production or (max(active) if active else versions[-1]["version"])
+name = c1.selectbox("Model", [m.name for m in models], key="predict_model")
+with session() as s:
+    versions = list_versions(name, session=s)
+by_number = {v.version: v for v in versions}
+production = next((v.version for v in versions if PRODUCTION in v.aliases), None)
+active = [v.version for v in versions if not v.archived]
+default = production or (max(active) if active else versions[-1].version)
 
 
 def _label(choice: int | None) -> str:
     if choice is None:
         return f"{'production' if production else 'latest'} (version {default})"
     v = by_number[choice]
-    tags = ", ".join(v["aliases"]) + (" archived" if v["archived"] else "")
+    tags = ", ".join(v.aliases) + (" archived" if v.archived else "")
     return f"version {choice}" + (f" ({tags.strip(', ')})" if tags else "")
 
 
@@ -44,8 +48,8 @@ choice = c2.selectbox("Version", [None, *sorted(by_number, reverse=True)], forma
 number = default if choice is None else choice
 ref = f"{name}:{number}"
 loaded = None
-with user_errors():  # a library mismatch or an artifact that fails its checks, said plainly
-    loaded = load_pipeline(ref)
+with user_errors(), session() as s:  # a library mismatch or a failed check, said plainly
+    loaded = load_pipeline(ref, session=s)
 if loaded is None:
     st.stop()
 _, mv, pipeline = loaded
@@ -85,10 +89,10 @@ with st.form(f"what_if:{ref}"):
     columns = st.columns(3)
     for i, field in enumerate(f for f in fields if f.used):
         col, key = columns[i % 3], f"what_if:{ref}:{field.name}"
-        if field.kind == "number":
+        if field.kind is FieldKind.NUMBER:
             values[field.name] = col.number_input(field.name, value=float(field.default),
                                                   format="%g", key=key)
-        elif field.kind == "choice":
+        elif field.kind is FieldKind.CHOICE:
             values[field.name] = col.selectbox(field.name, field.options, key=key,
                                                index=field.options.index(field.default))
         else:
@@ -103,7 +107,7 @@ if submitted:
         result = predict_with(pipeline, mv, row)
         value = result["prediction"].iloc[0]
         st.metric(f"Predicted {mv.target}",
-                  f"{value:.4g}" if mv.task == "regression" else str(value))
+                  str(value) if Task(mv.task).is_classification else f"{value:.4g}")
         proba = [c for c in result.columns if c.startswith("proba_")]
         if proba:
             bars = pd.DataFrame({"class": [c.removeprefix("proba_") for c in proba],

@@ -4,6 +4,7 @@ import streamlit as st
 
 from app.ui.charts import best_so_far
 from app.ui.common import empty_state, pick_dataset, user_errors
+from app.ui.deps import session
 from app.ui.jobs import elapsed_fraction, progress_text, registered_score, trials_frame
 from app.ui.labels import score_card
 from app.ui.links import page_link
@@ -17,7 +18,8 @@ from core.jobs.views import read_job
 from core.jobs.worker import ensure_local_worker
 
 st.title("Train")
-datasets = list_datasets()
+with session() as s:
+    datasets = list_datasets(session=s)
 if not datasets:
     empty_state("No datasets yet: upload a table or load a sample first.",
                 links=[("pages/data.py", "Upload a table")])

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-
-from core.settings import reset_settings
 from sqlmodel import Session
 
+from core.settings import reset_settings
 from core.store import Database, reset_engines
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from app.api.routers import datasets, deployments, health, jobs, models, monitor
 from app.api.version import VERSION
 from app.request_policy import RequestPolicy
 from core.deploy.service import Serving
-from core.registry.versions import list_models
+from core.registry import PRODUCTION, list_models
 from core.store.db import Database
 
 log = logging.getLogger("workbench.api")
@@ -33,7 +33,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        _warm_deployed(serving)
+        _warm_deployed(serving, db)
         # Loaded pipelines are long-lived: keep them out of the cyclic collector's scans, and
         # collect young objects less often (fewer pauses on the request path).
         if tune_gc:
@@ -66,10 +66,11 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     return app
 
 
-def _warm_deployed(serving: Serving) -> None:
+def _warm_deployed(serving: Serving, db: Database) -> None:
     """Load the stable and candidate versions of deployed models before taking traffic."""
     try:
-        names = [m["name"] for m in list_models() if "production" in m["aliases"]]
+        with db.session() as s:
+            names = [m.name for m in list_models(session=s) if PRODUCTION in m.aliases]
     except Exception:
         log.exception("could not list models to warm")
         return

@@ -1,4 +1,5 @@
-"""Views of one registered model version (pure functions: registry dicts in, text/frames out)."""
+"""Views of one registered model version (pure functions: registry records in, text/frames
+out)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,21 @@ from typing import Any
 
 import pandas as pd
 
-from core.registry import PRODUCTION
+from core.registry import PRODUCTION, AliasEventPublic, VersionPublic
 
 
-def default_version(versions: list[dict[str, Any]]) -> int:
+def default_version(versions: list[VersionPublic]) -> int:
     """The version a link without `version=` opens: production, else the latest active one."""
     for v in versions:
-        if PRODUCTION in v["aliases"]:
-            return v["version"]
-    active = [v["version"] for v in versions if not v["archived"]]
-    return (active or [v["version"] for v in versions])[-1]
+        if PRODUCTION in v.aliases:
+            return v.version
+    active = [v.version for v in versions if not v.archived]
+    return (active or [v.version for v in versions])[-1]
 
 
-def version_label(v: dict[str, Any]) -> str:
-    tags = f" ({', '.join(v['aliases'])})" if v["aliases"] else ""
-    return f"version {v['version']}{tags}" + (" · archived" if v["archived"] else "")
+def version_label(v: VersionPublic) -> str:
+    tags = f" ({', '.join(v.aliases)})" if v.aliases else ""
+    return f"version {v.version}{tags}" + (" · archived" if v.archived else "")
 
 
 def key_value_frame(values: dict[str, Any], key: str, value: str) -> pd.DataFrame:
@@ -43,15 +44,15 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def alias_event_text(event: dict[str, Any]) -> str:
+def alias_event_text(event: AliasEventPublic) -> str:
     """One alias move as a sentence: when, which alias, from where to where, who and why."""
-    at = event["at"][:19].replace("T", " ")
-    alias, old, new = event["alias"], event["from_version"], event["to_version"]
+    at = event.at.strftime("%Y-%m-%d %H:%M:%S")
+    alias, old, new = event.alias, event.from_version, event.to_version
     if new is None:
         move = f"**{alias}** removed (was version {old})"
     elif old is None:
         move = f"**{alias}** set to version {new}"
     else:
         move = f"**{alias}** moved from version {old} to version {new}"
-    why = f": “{event['reason']}”" if event.get("reason") else ""
-    return f"{at} UTC — {move} by {event['actor'] or 'unknown'}{why}"
+    why = f": “{event.reason}”" if event.reason else ""
+    return f"{at} UTC — {move} by {event.actor or 'unknown'}{why}"

@@ -27,7 +27,7 @@ from core.monitor.reference import build_reference
 from core.registry import register_version
 from core.registry.versions import check_model_name
 from core.settings import get_settings
-from core.store import Dataset, Job, ModelVersion
+from core.store import Dataset, Job, ModelVersion, session_scope
 
 ProgressFn = Callable[[dict[str, Any]], None]
 log = logging.getLogger("workbench.job")
@@ -70,7 +70,11 @@ def job_fields(dataset: Dataset | int | str | Path, target: str, *, name: str | 
         read = read_path(path, max_bytes=get_settings().max_upload_bytes)
         frame, default_name = read.frame, path.stem
     else:
-        ds = dataset if isinstance(dataset, Dataset) else get_dataset(int(dataset))
+        if isinstance(dataset, Dataset):
+            ds = dataset
+        else:
+            with session_scope() as s:
+                ds = get_dataset(int(dataset), session=s)
         frame, default_name = load_frame(ds), ds.name
     model_name = check_model_name(name or default_name)
     if budget <= 0:
@@ -85,8 +89,9 @@ def job_fields(dataset: Dataset | int | str | Path, target: str, *, name: str | 
             raise WorkbenchError("Training one configuration needs exactly one estimator.")
         get_spec(estimators[0], data.task).make(data.task, params)  # refuses unknown names
     if isinstance(dataset, (str, Path)) and not str(dataset).isdigit():
-        ds = store_frame(frame, name=path.stem, fingerprint=read.fingerprint,
-                         source_filename=path.name, actor=actor, notes=read.notes).dataset
+        with session_scope() as s:
+            ds = store_frame(frame, session=s, name=path.stem, fingerprint=read.fingerprint,
+                             source_filename=path.name, actor=actor, notes=read.notes).dataset
     settings = {"budget": budget, "seed": seed, "time_column": time_column, "task": task,
                 "metric": metric, "estimators": estimators, "params": params,
                 "sampler": sampler, "ensemble": ensemble, "market": market}
@@ -113,7 +118,8 @@ def execute(job_id: int, *, progress: ProgressFn | None = None,
     knows whether a signal or a user stopped the job) replaces the default CANCELLED move.
     Errors propagate after the job is marked FAILED (the worker decides about retries)."""
     job = ledger.get_job(job_id)
-    ds = get_dataset(job.dataset_id)
+    with session_scope() as s:
+        ds = get_dataset(job.dataset_id, session=s)
     s = job.settings
     data, table = _prepare(load_frame(ds), job.target, budget=s.get("budget", 60.0),
                            task=s.get("task"),
@@ -156,13 +162,15 @@ def execute(job_id: int, *, progress: ProgressFn | None = None,
                   "dropped_columns": data.dropped, **_market_evaluation(result, table, s),
                   "reference": build_reference(data.X, data.schema, data.y, data.task,
                                                cv.oof_pred[cv.covered])}
-    mv = register_version(
-        result.pipeline, name=job.model_name, task=data.task,
-        target=table.target if table is not None else job.target,
-        input_schema=data.schema, classes=_jsonable(data.problem.classes),
-        metric=data.metric.name, score=result.best.score, metrics=evaluation["metrics"],
-        evaluation=evaluation, estimator=result.best.estimator, params=result.best.params,
-        dataset_id=ds.id, dataset_fingerprint=ds.fingerprint, job_id=job_id, actor=actor)
+    with session_scope() as session:
+        mv = register_version(
+            result.pipeline, session=session, name=job.model_name, task=data.task,
+            target=table.target if table is not None else job.target,
+            input_schema=data.schema, classes=_jsonable(data.problem.classes),
+            metric=data.metric.name, score=result.best.score, metrics=evaluation["metrics"],
+            evaluation=evaluation, estimator=result.best.estimator,
+            params=result.best.params, dataset_id=ds.id, dataset_fingerprint=ds.fingerprint,
+            job_id=job_id, actor=actor)
     outcome = RunOutcome(job_id, job.model_name, mv, result, ds)
     if before_complete is not None:
         before_complete(outcome)

@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from core.data.ingest import read_bytes, read_path
 from core.data.profile import ColumnProfile, profile_frame
+from core.data.public import DatasetPublic, StoredDatasetPublic
 from core.errors import ArtifactIntegrityError, NotFoundError
 from core.features.preprocess import DROPPED_KINDS
 from core.fsutil import atomic_write
 from core.settings import get_settings
-from core.store import Dataset, session_scope
+from core.store import Dataset, lock_for_write
 from core.store.audit import record
 
 
@@ -23,6 +24,12 @@ from core.store.audit import record
 class StoredDataset:
     dataset: Dataset
     created: bool  # False when the same content was already stored
+
+    def public(self) -> StoredDatasetPublic:
+        d = self.dataset
+        return StoredDatasetPublic(id=d.id, name=d.name, fingerprint=d.fingerprint,
+                                   rows=d.n_rows, columns=d.n_cols, created=self.created,
+                                   warnings=d.warnings)
 
 
 def _dataset_path(fingerprint: str) -> Path:
@@ -40,18 +47,24 @@ def profile_warnings(profiles: list[ColumnProfile]) -> list[str]:
     return out
 
 
-def store_frame(frame: pd.DataFrame, *, name: str, fingerprint: str, source_filename: str = "",
-                actor: str | None = None, notes: list[str] | None = None) -> StoredDataset:
-    """Store a validated frame once; a second upload of the same content returns the first.
+def _by_fingerprint(session: Session, fingerprint: str) -> Dataset | None:
+    return session.exec(select(Dataset).where(Dataset.fingerprint == fingerprint)).first()
 
-    Everything that can refuse the data (profiling, Parquet encoding) runs before the file is
-    written, and a file this call wrote is removed if the catalogue row cannot be added: a
-    failed upload leaves no dataset file behind. `notes` (what ingest detected: decimal mark,
-    codes kept as text) are shown with the dataset's warnings."""
-    with session_scope() as s:
-        existing = s.exec(select(Dataset).where(Dataset.fingerprint == fingerprint)).first()
-        if existing:
-            return StoredDataset(existing, False)
+
+def store_frame(frame: pd.DataFrame, *, session: Session, name: str, fingerprint: str,
+                source_filename: str = "", actor: str | None = None,
+                notes: list[str] | None = None) -> StoredDataset:
+    """Store a validated frame once; a second upload of the same content returns the first.
+    Commits (a unit of work of its own: the session must hold nothing uncommitted).
+
+    Everything that can refuse the data (profiling, Parquet encoding) runs before the write
+    lock is taken and the file is written, and a file this call wrote is removed if the
+    catalogue row cannot be added: a failed upload leaves no dataset file behind. `notes`
+    (what ingest detected: decimal mark, codes kept as text) are shown with the dataset's
+    warnings."""
+    existing = _by_fingerprint(session, fingerprint)
+    if existing:
+        return StoredDataset(existing, False)
     profiles = profile_frame(frame)
     columns = [p.to_dict() for p in profiles]
     warnings = [*(notes or []), *profile_warnings(profiles)]
@@ -59,25 +72,30 @@ def store_frame(frame: pd.DataFrame, *, name: str, fingerprint: str, source_file
     frame.to_parquet(buf, index=False)
     data = buf.getvalue()
     path = _dataset_path(fingerprint)
-    wrote = not path.exists()
-    if wrote:
-        atomic_write(path, data)
+    wrote = False
     try:
-        with session_scope() as s:
-            ds = Dataset(fingerprint=fingerprint, name=name, source_filename=source_filename,
-                         path=str(path.relative_to(get_settings().home)), n_rows=len(frame),
-                         n_cols=frame.shape[1], size_bytes=len(data), columns=columns,
-                         warnings=warnings)
-            s.add(ds)
-            s.flush()
-            record(s, "dataset.create", f"dataset:{ds.id}", actor=actor, name=name,
-                   fingerprint=fingerprint, rows=len(frame))
+        lock_for_write(session)
+        existing = _by_fingerprint(session, fingerprint)  # stored while this one profiled
+        if existing:
+            session.commit()
+            return StoredDataset(existing, False)
+        wrote = not path.exists()
+        if wrote:
+            atomic_write(path, data)
+        ds = Dataset(fingerprint=fingerprint, name=name, source_filename=source_filename,
+                     path=str(path.relative_to(get_settings().home)), n_rows=len(frame),
+                     n_cols=frame.shape[1], size_bytes=len(data), columns=columns,
+                     warnings=warnings)
+        session.add(ds)
+        session.flush()
+        record(session, "dataset.create", f"dataset:{ds.id}", actor=actor, name=name,
+               fingerprint=fingerprint, rows=len(frame))
+        session.commit()
         return StoredDataset(ds, True)
     except BaseException:
-        try:
-            with session_scope() as s:  # a concurrent upload of the same content won the race
-                existing = s.exec(select(Dataset)
-                                  .where(Dataset.fingerprint == fingerprint)).first()
+        session.rollback()
+        try:  # on PostgreSQL a concurrent upload of the same content can win the race
+            existing = _by_fingerprint(session, fingerprint)
         except Exception:
             existing = None
         if existing:
@@ -87,39 +105,44 @@ def store_frame(frame: pd.DataFrame, *, name: str, fingerprint: str, source_file
         raise
 
 
-def ingest_path(path: str | Path, *, name: str | None = None, actor: str | None = None,
-                decimal: str = "auto") -> StoredDataset:
+def ingest_path(path: str | Path, *, session: Session, name: str | None = None,
+                actor: str | None = None, decimal: str = "auto") -> StoredDataset:
     settings = get_settings()
     result = read_path(path, max_bytes=settings.max_upload_bytes, decimal=decimal)
     path = Path(path)
-    return store_frame(result.frame, name=name or path.stem, fingerprint=result.fingerprint,
-                       source_filename=path.name, actor=actor, notes=result.notes)
+    return store_frame(result.frame, session=session, name=name or path.stem,
+                       fingerprint=result.fingerprint, source_filename=path.name, actor=actor,
+                       notes=result.notes)
 
 
-def ingest_bytes(raw: bytes, filename: str, *, name: str | None = None,
+def ingest_bytes(raw: bytes, filename: str, *, session: Session, name: str | None = None,
                  actor: str | None = None, decimal: str = "auto") -> StoredDataset:
     settings = get_settings()
     result = read_bytes(raw, filename, max_bytes=settings.max_upload_bytes, decimal=decimal)
-    return store_frame(result.frame, name=name or Path(filename).stem,
+    return store_frame(result.frame, session=session, name=name or Path(filename).stem,
                        fingerprint=result.fingerprint, source_filename=filename, actor=actor,
                        notes=result.notes)
 
 
-def list_datasets() -> list[Dataset]:
-    with session_scope() as s:
-        return list(s.exec(select(Dataset).order_by(Dataset.id.desc())).all())
+def list_datasets(*, session: Session) -> list[Dataset]:
+    """Every stored dataset, newest first."""
+    return list(session.exec(select(Dataset).order_by(Dataset.id.desc())).all())
 
 
-def get_dataset(ref: int | str) -> Dataset:
+def list_datasets_public(*, session: Session) -> list[DatasetPublic]:
+    return [DatasetPublic.of(d) for d in list_datasets(session=session)]
+
+
+def get_dataset(ref: int | str, *, session: Session) -> Dataset:
     """A dataset by id, fingerprint (or its prefix) or name (latest of that name)."""
-    with session_scope() as s:
-        if isinstance(ref, int) or str(ref).isdigit():
-            ds = s.get(Dataset, int(ref))
-        else:
-            ds = s.exec(select(Dataset).where(Dataset.name == ref)
-                        .order_by(Dataset.id.desc())).first()
-            if ds is None and len(str(ref)) >= 8:
-                ds = s.exec(select(Dataset).where(Dataset.fingerprint.startswith(str(ref)))).first()
+    if isinstance(ref, int) or str(ref).isdigit():
+        ds = session.get(Dataset, int(ref))
+    else:
+        ds = session.exec(select(Dataset).where(Dataset.name == ref)
+                          .order_by(Dataset.id.desc())).first()
+        if ds is None and len(str(ref)) >= 8:
+            ds = session.exec(select(Dataset)
+                              .where(Dataset.fingerprint.startswith(str(ref)))).first()
     if ds is None:
         raise NotFoundError(f"No dataset {ref!r}. List datasets with `workbench datasets`.")
     return ds

@@ -10,6 +10,7 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,17 @@ PARQUET_MAGIC = b"PAR1"
 DELIMITERS = ",;\t|"
 ENCODINGS = ("utf-8", "cp1252")
 MIXED_TYPE_MIN_NUMERIC_SHARE = 0.8  # a text column that is mostly numbers is a data-entry error
-DECIMAL_MARKS = ("auto", ".", ",")
+
+
+class DecimalMark(StrEnum):
+    """The decimal mark of numbers in a CSV upload."""
+
+    AUTO = "auto"  # a decimal comma is detected in files not separated by commas
+    POINT = "."
+    COMMA = ","
+
+
+DECIMAL_MARKS = tuple(DecimalMark)
 # A number written with a decimal comma ("17,99", "-3", ",5"), as European spreadsheets export
 # it after a ";" separator. Thousands separators ("1.234,5") are not recognised: "." is then
 # ambiguous with a decimal point in another column.
@@ -57,6 +68,7 @@ def read_bytes(raw: bytes, filename: str, *, max_bytes: int,
     by commas; "." or "," forces one. What was detected is in `ReadResult.notes`."""
     if decimal not in DECIMAL_MARKS:
         raise InvalidDataError(f"Unknown decimal mark {decimal!r}: use auto, '.' or ','.")
+    decimal = DecimalMark(decimal)
     _check_size(len(raw), filename, max_bytes)
     if not raw.strip():
         raise InvalidDataError(f"{filename}: the file is empty. Upload a table with a header "
@@ -135,17 +147,19 @@ def _check_header(names: list[str], filename: str, *, from_parquet: bool = False
         seen[key] = i
 
 
-def _read_csv(raw: bytes, filename: str, *, decimal: str = "auto",
+def _read_csv(raw: bytes, filename: str, *, decimal: DecimalMark = DecimalMark.AUTO,
               notes: list[str] | None = None) -> pd.DataFrame:
     text = _decode(raw, filename).replace("\r\n", "\n").replace("\r", "\n")
     delimiter = _sniff_delimiter(text)
     header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
     _check_header(header, filename)
     notes = notes if notes is not None else []
-    frame = _parse_csv(text, filename, delimiter, decimal="," if decimal == "," else ".")
-    if decimal == "auto" and delimiter != ",":
+    comma = decimal is DecimalMark.COMMA
+    frame = _parse_csv(text, filename, delimiter, decimal=(DecimalMark.COMMA if comma
+                                                           else DecimalMark.POINT).value)
+    if decimal is DecimalMark.AUTO and delimiter != ",":
         frame = _detect_decimal_comma(frame, text, filename, delimiter, notes)
-    elif decimal == ",":
+    elif comma:
         notes.append(f"Read with ',' as the decimal mark (as you chose), {delimiter!r} "
                      "between columns.")
     return _keep_leading_zeros(frame, text, delimiter, notes)
@@ -193,7 +207,7 @@ def _detect_decimal_comma(frame: pd.DataFrame, text: str, filename: str, delimit
             candidates.append(col)
     if not candidates:
         return frame
-    reread = _parse_csv(text, filename, delimiter, decimal=",")
+    reread = _parse_csv(text, filename, delimiter, decimal=DecimalMark.COMMA.value)
     numeric = _numeric_columns(reread)
     if not set(candidates) <= numeric or not _numeric_columns(frame) <= numeric:
         return frame

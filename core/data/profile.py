@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
+from core.enums import ColumnKind, Task
 from core.errors import InvalidDataError
-
-ColumnKind = Literal["numeric", "categorical", "boolean", "datetime", "text", "id"]
-Task = Literal["binary", "multiclass", "regression"]
 
 BOOLEAN_TOKENS = {"true", "false", "yes", "no", "y", "n", "t", "f"}
 ID_UNIQUE_SHARE = 0.95        # near-unique columns are identifiers, not signal
@@ -31,7 +30,8 @@ class ColumnProfile:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As stored in a dataset's catalogue row (the kind as its plain string)."""
+        return {**asdict(self), "kind": self.kind.value}
 
 
 @dataclass(frozen=True)
@@ -74,29 +74,30 @@ def profile_column(s: pd.Series) -> ColumnProfile:
         return ColumnProfile(kind=k, reason=reason, **base)
 
     if pd.api.types.is_bool_dtype(s):
-        return kind("boolean", "true/false values")
+        return kind(ColumnKind.BOOLEAN, "true/false values")
     if pd.api.types.is_datetime64_any_dtype(s):
-        return kind("datetime", "stored as date/time")
+        return kind(ColumnKind.DATETIME, "stored as date/time")
     if pd.api.types.is_numeric_dtype(s):
         if unique == 2 and set(present.unique()) <= {0, 1}:
-            return kind("boolean", "only the values 0 and 1")
+            return kind(ColumnKind.BOOLEAN, "only the values 0 and 1")
         is_int = pd.api.types.is_integer_dtype(s) or bool((present % 1 == 0).all())
         if is_int and n >= 20 and unique / n >= ID_UNIQUE_SHARE and _name_hints_id(name):
-            return kind("id", f"whole numbers, {unique / n:.0%} unique, named like an id")
-        return kind("numeric", "numbers")
+            return kind(ColumnKind.ID, f"whole numbers, {unique / n:.0%} unique, named like an id")
+        return kind(ColumnKind.NUMERIC, "numbers")
     text = present.astype(str)
     if unique <= 2 and set(text.str.lower().str.strip().unique()) <= BOOLEAN_TOKENS:
-        return kind("boolean", "yes/no style values")
+        return kind(ColumnKind.BOOLEAN, "yes/no style values")
     if _looks_datetime(present):
-        return kind("datetime", "values parse as dates")
+        return kind(ColumnKind.DATETIME, "values parse as dates")
     if n >= 20 and unique / n >= ID_UNIQUE_SHARE:
         words = text.str.split().str.len().mean()
         if words >= TEXT_MEAN_WORDS:
-            return kind("text", f"free text ({words:.0f} words per value on average)")
-        return kind("id", f"{unique / n:.0%} of values are unique: an identifier, not a pattern")
+            return kind(ColumnKind.TEXT, f"free text ({words:.0f} words per value on average)")
+        return kind(ColumnKind.ID,
+                    f"{unique / n:.0%} of values are unique: an identifier, not a pattern")
     if text.str.split().str.len().mean() >= TEXT_MEAN_WORDS and unique / max(n, 1) > 0.5:
-        return kind("text", "free text with many distinct values")
-    return kind("categorical", f"{unique} distinct values")
+        return kind(ColumnKind.TEXT, "free text with many distinct values")
+    return kind(ColumnKind.CATEGORICAL, f"{unique} distinct values")
 
 
 def profile_frame(frame: pd.DataFrame) -> list[ColumnProfile]:
@@ -116,8 +117,6 @@ def profile_frame(frame: pd.DataFrame) -> list[ColumnProfile]:
 def check_target(frame: pd.DataFrame, target: str) -> pd.Series:
     """Return the usable target column or explain precisely why it cannot be used."""
     if target not in frame.columns:
-        import difflib
-
         close = difflib.get_close_matches(target, [str(c) for c in frame.columns], n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         cols = ", ".join(repr(str(c)) for c in list(frame.columns)[:20])
@@ -139,50 +138,52 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+CLASSIFICATION = "classification"  # a task a user may ask for: binary or multiclass, by count
+AUTO = "auto"
+
+
 def detect_problem_type(y: pd.Series, override: str | None = None) -> ProblemType:
-    """binary / multiclass / regression from the target values, or the user's override."""
+    """binary / multiclass / regression from the target values, or the user's override
+    ("classification", a Task, or None / "auto" to detect)."""
     present = y.dropna()
     unique = present.unique()
     n_unique = len(unique)
     classes = sorted((_plain(v) for v in unique), key=lambda v: (str(type(v)), v))
-    if override in ("classification", "binary", "multiclass"):
+    if override == CLASSIFICATION or override in (Task.BINARY, Task.MULTICLASS):
         if n_unique > max(MAX_CLASSES_FOR_INTEGER_TARGET * 5, 100):
             raise InvalidDataError(
                 f"The target {y.name!r} has {n_unique} distinct values: too many classes for "
                 "classification. Choose the task regression (CLI: --task regression), or group the "
                 "values first.")
-        task: Task = "binary" if n_unique == 2 else "multiclass"
-        return ProblemType(task, f"set by you ({override}); {n_unique} classes", classes)
-    if override == "regression":
+        return ProblemType(Task.of_classes(n_unique),
+                           f"set by you ({override}); {n_unique} classes", classes)
+    if override == Task.REGRESSION:
         if not pd.api.types.is_numeric_dtype(present):
             raise InvalidDataError(f"The target {y.name!r} is not numeric, so it cannot be "
                                    "predicted with regression. Choose the task classification "
                                    "(CLI: --task classification).")
-        return ProblemType("regression", "set by you (regression)", [])
-    if override not in (None, "auto"):
+        return ProblemType(Task.REGRESSION, "set by you (regression)", [])
+    if override not in (None, AUTO):
         raise InvalidDataError(f"Unknown task {override!r}: use auto, classification or "
                                "regression.")
     if n_unique == 2:
-        return ProblemType("binary", f"the target has exactly two values ({classes[0]!r}, "
+        return ProblemType(Task.BINARY, f"the target has exactly two values ({classes[0]!r}, "
                            f"{classes[1]!r})", classes)
     if not pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
-        return ProblemType("multiclass", f"the target holds {n_unique} distinct labels", classes)
+        return ProblemType(Task.MULTICLASS, f"the target holds {n_unique} distinct labels",
+                           classes)
     is_int = bool((present % 1 == 0).all())
     if is_int and n_unique <= MAX_CLASSES_FOR_INTEGER_TARGET and n_unique / len(present) < 0.05:
-        return ProblemType("multiclass", f"the target holds {n_unique} distinct whole numbers; "
+        return ProblemType(Task.MULTICLASS, f"the target holds {n_unique} distinct whole numbers; "
                            "choose the task regression if they are amounts (CLI: --task "
                            "regression)", [int(c) for c in classes])
     kind = "whole numbers" if is_int else "decimal numbers"
-    return ProblemType("regression", f"the target holds {n_unique} distinct {kind}", [])
+    return ProblemType(Task.REGRESSION, f"the target holds {n_unique} distinct {kind}", [])
 
 
 def input_schema(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The columns a model expects at predict time, with the kind each was trained as."""
-    return [{"name": p.name, "kind": p.kind, "dtype": p.dtype} for p in profile_frame(frame)]
-
-
-def is_numeric_kind(kind: str) -> bool:
-    return kind in ("numeric", "boolean")
+    return [{"name": p.name, "kind": p.kind.value, "dtype": p.dtype} for p in profile_frame(frame)]
 
 
 __all__ = ["ColumnProfile", "ProblemType", "check_target", "detect_problem_type",

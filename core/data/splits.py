@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
+from core.enums import Task
 from core.errors import InvalidDataError
 
 HOLDOUT_ROWS = 50_000  # above this, one 80/20 holdout is worth more than k fits
@@ -110,7 +111,7 @@ def _iso(value: object) -> str:
     return ts.isoformat() if ts is not None else str(value)
 
 
-def make_splits(y: pd.Series, task: str, *, seed: int = 0, folds: int = DEFAULT_FOLDS,
+def make_splits(y: pd.Series, task: Task | str, *, seed: int = 0, folds: int = DEFAULT_FOLDS,
                 time_order: pd.Series | None = None, gap: int = DEFAULT_GAP,
                 holdout: float | int = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train_idx, valid_idx) pairs by position; never shuffles when time order is given
@@ -119,7 +120,7 @@ def make_splits(y: pd.Series, task: str, *, seed: int = 0, folds: int = DEFAULT_
     index = np.arange(n)
     if time_order is not None:
         return walk_forward(time_order, folds=folds, gap=gap, holdout=holdout).splits
-    classification = task != "regression"
+    classification = Task(task).is_classification
     if n > HOLDOUT_ROWS:
         strat = y if classification else None
         tr, va = train_test_split(index, test_size=0.2, random_state=seed, stratify=strat)

@@ -16,7 +16,7 @@ from core.errors import SchemaMismatchError
 from core.features.inputs import market_spec, model_input, sent_columns
 from core.registry.artifacts import load_verified
 from core.registry.versions import resolve
-from core.store import ModelVersion
+from core.store import ModelVersion, session_scope
 
 _PLAIN_NUMBERS = frozenset({float, int, bool, type(None)})
 _NUMERIC_DTYPES = ("int", "float", "uint", "bool", "Int", "Float", "UInt", "boolean")
@@ -162,7 +162,8 @@ class ModelCache:
                 item = self._items.get(key)
             if item is None:
                 try:
-                    _, mv = resolve(f"{name}:{version}")
+                    with session_scope() as s:
+                        _, mv = resolve(f"{name}:{version}", session=s)
                     pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{version}",
                                              accepted_sklearn=mv.accepted_sklearn)
                     item = LoadedModel.build(name, mv, pipeline)

@@ -29,9 +29,8 @@ from core.deploy.rails import (
     still_valid,
 )
 from core.errors import ConflictError, NotFoundError
-from core.registry import PRODUCTION
+from core.registry import PRODUCTION, check_model_name, move_alias
 from core.registry.artifacts import load_verified
-from core.registry.versions import check_model_name, move_alias
 from core.store import (
     Alias,
     AuditEvent,
@@ -217,7 +216,7 @@ def deploy(name: str, version: int, percent: float = 10.0, *, session: Session,
     if stable is None:
         row.stable_version, row.candidate_version, row.percent = version, None, 0.0
         row.step_started_at = None
-        move_alias(session, model, version, PRODUCTION, actor=actor,
+        move_alias(model, version, PRODUCTION, session=session, actor=actor,
                    reason=reason or "first deployment: 100 % of traffic")
         stable_now = version
         action = "deployment.initial"
@@ -288,7 +287,7 @@ def promote(name: str, *, session: Session, actor: str | None = None, reason: st
     percent = row.percent
     row.stable_version = promoted
     row.candidate_version, row.percent, row.step_started_at = None, 0.0, None
-    move_alias(session, model, promoted, PRODUCTION, actor=actor,
+    move_alias(model, promoted, PRODUCTION, session=session, actor=actor,
                reason=reason or f"promoted from candidate at {percent:g} %")
     _bump(row)
     session.add(row)

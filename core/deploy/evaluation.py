@@ -42,7 +42,7 @@ def evaluate_records(serving: Serving, ref: str, records: list[dict[str, Any]],
     """Metrics of a version on labelled records, scored through the serving cache (the
     same path as predictions). A version without a recorded target (imported) takes the
     request's."""
-    name, mv = resolve(ref)
+    name, mv = resolve(ref, session=session)
     target = _target_column(name, mv, requested_target)
     lm = serving.warm(name, mv.version)
     if any(target not in r for r in records):

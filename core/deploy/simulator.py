@@ -20,10 +20,11 @@ MAX_REQUESTS = 20_000
 CONCURRENCY = 32
 
 
-def _check_columns(name: str, frame: pd.DataFrame) -> None:
+def _check_columns(name: str, frame: pd.DataFrame, db: Database) -> None:
     """Refuse a table that lacks the model's columns before sending anything: every request
     would fail, and the charts would show nothing but errors."""
-    _, mv = resolve(name)
+    with db.session() as s:
+        _, mv = resolve(name, session=s)
     missing = [c for c in sent_columns(mv) if c not in frame.columns]
     if missing:
         shown = ", ".join(repr(c) for c in missing[:5]) + (", …" if len(missing) > 5 else "")
@@ -57,7 +58,7 @@ def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *, db: Databa
         raise WorkbenchError(f"requests must be between 1 and {MAX_REQUESTS}, got {requests}.")
     if frame.empty:
         raise WorkbenchError("The table to replay has no rows.")
-    _check_columns(name, frame)
+    _check_columns(name, frame, db)
     rows = frame.to_dict("records")
     serving = Serving()
     by_version: Counter[int] = Counter()

@@ -59,10 +59,11 @@ def retrain_data(model: str, version: int | None = None, *,
     dataset = latest
     if labelled:
         frame = _union(load_frame(latest), labelled)
-        dataset = store_frame(frame, name=f"{latest.name}+feedback",
-                              fingerprint=fingerprint_frame(frame),
-                              source_filename=FEEDBACK_SOURCE.format(model=model),
-                              actor=actor).dataset
+        with session_scope() as s:
+            dataset = store_frame(frame, session=s, name=f"{latest.name}+feedback",
+                                  fingerprint=fingerprint_frame(frame),
+                                  source_filename=FEEDBACK_SOURCE.format(model=model),
+                                  actor=actor).dataset
     return RetrainData(base, job, target, dataset, len(labelled),
                        new=not _trained_on(model, dataset.id))
 

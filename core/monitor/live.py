@@ -90,7 +90,7 @@ def monitor_report(name: str, window: str = "5m", now: datetime | None = None, *
                    session: Session) -> MonitorReport:
     """Traffic per version and the scores of fed-back predictions, in one window."""
     live = traffic(name, window, now, session=session)
-    _, mv = resolve(name)
+    _, mv = resolve(name, session=session)
     return MonitorReport(**dict(live), accuracy=accuracy(name, mv.task, window, now,
                                                          session=session))
 
@@ -133,7 +133,7 @@ def live_drift(name: str, window: str = "1h", version: int | None = None,
     now = now or utcnow()
     w = Window.parse(window)
     since = now - w.delta
-    _, mv = resolve(f"{name}:{version}" if version else name)
+    _, mv = resolve(f"{name}:{version}" if version else name, session=session)
     reference = mv.evaluation.get("reference")
     if not reference:
         raise WorkbenchError(f"{name}:{mv.version} has no reference profile; retrain it to "

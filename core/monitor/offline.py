@@ -13,7 +13,7 @@ from core.registry import resolve
 
 
 def drift_report(ref: str, batch: pd.DataFrame, *, session: Session) -> DriftReport:
-    name, mv = resolve(ref)
+    name, mv = resolve(ref, session=session)
     reference = mv.evaluation.get("reference")
     if not reference:
         raise WorkbenchError(f"{name}:{mv.version} has no reference profile (it was registered "

@@ -14,28 +14,34 @@ from typing import Any
 
 import sklearn
 import yaml
+from sqlmodel import Session
 
-from core.errors import ArtifactIntegrityError, InvalidDataError, WorkbenchError
+from core.enums import ColumnKind, Task
+from core.errors import ArtifactIntegrityError, InputError, InvalidDataError
 from core.registry.artifacts import load_trusted_bytes, sklearn_mismatch
 from core.registry.trust import check_tree_structures, saved_sklearn_versions
 from core.registry.versions import register_version
 from core.store import ModelVersion
 
-MLFLOW_TYPES = {"double": "numeric", "float": "numeric", "long": "numeric", "integer": "numeric",
-                "boolean": "boolean", "string": "categorical", "datetime": "datetime"}
+MLFLOW_TYPES = {"double": ColumnKind.NUMERIC, "float": ColumnKind.NUMERIC,
+                "long": ColumnKind.NUMERIC, "integer": ColumnKind.NUMERIC,
+                "boolean": ColumnKind.BOOLEAN, "string": ColumnKind.CATEGORICAL,
+                "datetime": ColumnKind.DATETIME}
+SKOPS = "skops"  # the only MLflow serialisation format that is not a pickle
 
 
-def import_model(name: str, path: str | Path, *, actor: str | None = None,
+def import_model(name: str, path: str | Path, *, session: Session, actor: str | None = None,
                  accept_library_mismatch: bool = False) -> ModelVersion:
-    """Audit, load and register. A file saved by another scikit-learn is refused unless
-    `accept_library_mismatch`; the version then records the scikit-learn that saved it."""
+    """Audit, load and register (committed by `register_version`). A file saved by another
+    scikit-learn is refused unless `accept_library_mismatch`; the version then records the
+    scikit-learn that saved it."""
     path = Path(path)
     if path.is_dir():
         model_file, schema = _mlflow(path)
     elif path.is_file():
         model_file, schema = path, None
     else:
-        raise WorkbenchError(f"{path}: no such file or directory.")
+        raise InputError(f"{path}: no such file or directory.")
     try:
         data = model_file.read_bytes()
     except OSError as exc:
@@ -51,9 +57,9 @@ def import_model(name: str, path: str | Path, *, actor: str | None = None,
                                "fitted scikit-learn estimator or pipeline.")
     schema = schema or _schema_from(pipeline, model_file)
     classes = [c.item() if hasattr(c, "item") else c for c in getattr(pipeline, "classes_", [])]
-    task = ("regression" if not classes else "binary" if len(classes) == 2 else "multiclass")
-    return register_version(pipeline, name=name, task=task, target="", input_schema=schema,
-                            classes=classes, estimator=type(pipeline).__name__,
+    task = Task.of_classes(len(classes)) if classes else Task.REGRESSION
+    return register_version(pipeline, session=session, name=name, task=task, target="",
+                            input_schema=schema, classes=classes, estimator=type(pipeline).__name__,
                             params={"imported_from": str(path)},
                             saved_with={"scikit-learn": ", ".join(saved)} if saved else None,
                             accepted_sklearn=sklearn.__version__ if mismatch else None,
@@ -63,15 +69,15 @@ def import_model(name: str, path: str | Path, *, actor: str | None = None,
 def _mlflow(directory: Path) -> tuple[Path, list[dict[str, Any]] | None]:
     mlmodel = directory / "MLmodel"
     if not mlmodel.is_file():
-        raise WorkbenchError(f"{directory} is not an MLflow model directory (no MLmodel file).")
+        raise InputError(f"{directory} is not an MLflow model directory (no MLmodel file).")
     spec = yaml.safe_load(mlmodel.read_text())
     flavor = (spec.get("flavors") or {}).get("sklearn")
     if not flavor:
-        raise WorkbenchError(f"{directory} has no mlflow.sklearn flavour; only scikit-learn "
-                             "models can be imported.")
+        raise InputError(f"{directory} has no mlflow.sklearn flavour; only scikit-learn "
+                         "models can be imported.")
     fmt = flavor.get("serialization_format", "cloudpickle")
-    if fmt != "skops":
-        raise WorkbenchError(
+    if fmt != SKOPS:
+        raise InputError(
             f"{directory} stores its model as {fmt}, and loading a pickle from outside runs "
             "arbitrary code. Save it again with mlflow.sklearn.save_model(..., "
             "serialization_format='skops'), or export it with skops.io.dump, then import that.")
@@ -79,7 +85,8 @@ def _mlflow(directory: Path) -> tuple[Path, list[dict[str, Any]] | None]:
     inputs = ((spec.get("signature") or {}).get("inputs"))
     if inputs:
         cols = json.loads(inputs) if isinstance(inputs, str) else inputs
-        schema = [{"name": c["name"], "kind": MLFLOW_TYPES.get(c.get("type"), "categorical"),
+        schema = [{"name": c["name"],
+                   "kind": MLFLOW_TYPES.get(c.get("type"), ColumnKind.CATEGORICAL).value,
                    "dtype": c.get("type", "")} for c in cols if "name" in c]
     return directory / flavor.get("pickled_model", "model.skops"), schema
 
@@ -91,4 +98,5 @@ def _schema_from(pipeline: Any, source: Path) -> list[dict[str, Any]]:
             f"{source.name} does not record its input columns (it was fitted on an array, not "
             "a DataFrame), so requests could not be checked. Fit it on a DataFrame, or import an "
             "MLflow directory with a signature.")
-    return [{"name": str(n), "kind": "numeric", "dtype": "float64"} for n in names]
+    return [{"name": str(n), "kind": ColumnKind.NUMERIC.value, "dtype": "float64"}
+            for n in names]

@@ -31,9 +31,10 @@ from core.store.tables import (
 )
 
 __all__ = [
-    "Alert", "Alias", "Database", "lock_for_write", "AliasEvent", "AuditEvent", "Dataset", "Deployment", "Job",
+    "Alert", "Alias", "AliasEvent", "AuditEvent", "Database", "Dataset", "Deployment", "Job",
     "JobTransition", "ModelVersion", "MonitorConfig", "PredictionLog", "RegisteredModel",
     "RequestInput", "RequestSample",
-    "Schedule", "ServingStat", "Trial", "Worker", "exclusive", "get_engine", "reset_engines",
+    "Schedule", "ServingStat", "Trial", "Worker", "exclusive", "get_engine", "lock_for_write",
+    "reset_engines",
     "session_scope", "utcnow",
 ]

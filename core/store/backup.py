@@ -21,10 +21,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from core.errors import WorkbenchError
+from core.errors import InputError, WorkbenchError
 from core.fsutil import sha256_file
-from core.settings import get_settings
-from core.store.db import get_engine
+from core.settings import Settings
+from core.store.db import refuse_emptied_database
 
 DB_NAME = "workbench.db"
 
@@ -40,7 +40,7 @@ class BackupResult:
     notes: list[str] = field(default_factory=list)
 
 
-def pg_dump_hint(url: str) -> str:
+def pg_dump_hint(url: str, artifact_dir: Path) -> str:
     """How to back up a PostgreSQL registry (the password is never printed)."""
     u = make_url(url)
     conn = (f"--host {u.host or 'localhost'} --port {u.port or 5432} "
@@ -48,26 +48,32 @@ def pg_dump_hint(url: str) -> str:
     return ("The registry is in PostgreSQL, which `workbench backup` does not copy itself "
             "(only SQLite). Back it up with PostgreSQL's own tool, "
             f"`pg_dump --format=custom --file workbench.dump {conn}`, and copy the artifact "
-            f"directory {get_settings().artifact_dir} after it; restore with "
+            f"directory {artifact_dir} after it; restore with "
             f"`pg_restore --clean --if-exists {conn} workbench.dump` "
             "(see docs/trust/storage.md).")
 
 
-def _sqlite_file(url: str) -> Path:
-    u = make_url(url)
+def _sqlite_file(settings: Settings) -> Path:
+    """The live SQLite file, refused when it is not there or emptied (never created here: a
+    backup only reads)."""
+    u = make_url(settings.db_url)
     if u.get_backend_name() != "sqlite":
-        raise WorkbenchError(pg_dump_hint(url))
+        raise InputError(pg_dump_hint(settings.db_url, settings.artifact_dir))
     if not u.database or u.database == ":memory:":
-        raise WorkbenchError("An in-memory database cannot be backed up.")
-    return Path(u.database)
+        raise InputError("An in-memory database cannot be backed up.")
+    source = Path(u.database)
+    refuse_emptied_database(source, settings.artifact_dir)
+    if not source.is_file():
+        raise InputError(f"There is no registry at {source} to back up yet.")
+    return source
 
 
 def _check_target(path: Path, force: bool) -> None:
     if path.exists() and not force:
-        raise WorkbenchError(f"{path} already exists: choose a new path, or pass --force to "
-                             "replace it.")
+        raise InputError(f"{path} already exists: choose a new path, or pass --force to "
+                         "replace it.")
     if not path.parent.is_dir():
-        raise WorkbenchError(f"The directory {path.parent} does not exist: create it first.")
+        raise InputError(f"The directory {path.parent} does not exist: create it first.")
 
 
 def _copy_database(source: Path, dest: Path, timeout_s: float) -> tuple[int, int, int]:
@@ -109,17 +115,18 @@ def _verify_artifacts(db: Path, home: Path) -> list[str]:
     return problems
 
 
-def backup(path: Path, *, force: bool = False, with_artifacts: bool = False) -> BackupResult:
-    """Copy the live registry to `path` (a file; a directory with `with_artifacts`)."""
-    settings = get_settings()
-    source = _sqlite_file(settings.db_url)
+def backup(path: Path, *, settings: Settings, force: bool = False,
+           with_artifacts: bool = False) -> BackupResult:
+    """Copy the live registry named by `settings` to `path` (a file; a directory with
+    `with_artifacts`). A file-level copy: no engine or session is needed, and the copy keeps
+    the schema revision it had (opening a restored store upgrades it)."""
+    source = _sqlite_file(settings)
     path = path.expanduser().absolute()
     _check_target(path, force)
-    get_engine()  # refuses an emptied database and brings the schema up to date first
     live = path.resolve()
     if live in (source.resolve(), settings.home) or live.is_relative_to(settings.artifact_dir):
-        raise WorkbenchError(f"{path} is part of the live store: choose a path outside "
-                             f"{settings.home}.")
+        raise InputError(f"{path} is part of the live store: choose a path outside "
+                         f"{settings.home}.")
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         db = staging / DB_NAME

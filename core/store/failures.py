@@ -16,6 +16,7 @@ import sqlite3
 from sqlalchemy import exc as sa_exc
 
 from core.errors import StorageUnavailableError
+from core.settings import get_settings
 
 # SQLite's messages for a condition of the file, not of the SQL (sqlite3_errstr texts).
 _SQLITE_BUSY = ("database is locked", "database table is locked", "database schema is locked")
@@ -27,8 +28,6 @@ DONE_NOTHING = "The operation did not complete and nothing half-written was kept
 
 def _busy_timeout() -> str:
     try:
-        from core.settings import get_settings
-
         return f"{get_settings().sqlite_busy_timeout_s:g} s"
     except Exception:  # a bad setting is reported elsewhere
         return "the busy timeout"
@@ -38,8 +37,6 @@ def _disk_nearly_full() -> bool:
     """SQLite reports a full disk as a plain I/O error when the WAL index or journal cannot
     grow; the free space on WORKBENCH_HOME's file system tells the two apart."""
     try:
-        from core.settings import get_settings
-
         home = get_settings().home
         while not home.exists() and home != home.parent:
             home = home.parent

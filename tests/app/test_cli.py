@@ -237,3 +237,56 @@ def test_import_registers_skops_and_refuses_pickled_mlflow_models(home: Path,
     result = runner.invoke(app, ["import", "outside", str(mlflow_dir)])
     assert result.exit_code == 2 and "loading a pickle" in result.stderr.replace("\n", " ")
     assert [v["version"] for v in run_json("versions", "outside")] == [1]
+
+
+# The --json shapes of the registry and dataset listings (ARCHITECTURE.md Part 1): the same
+# keys as before they were typed (*Public models), timestamps as `isoformat()` writes them.
+MODEL_KEYS = ["name", "versions", "latest_version", "task", "metric", "latest_score",
+              "aliases", "created_at"]
+VERSION_KEYS = ["version", "aliases", "task", "target", "estimator", "metric", "score",
+                "metrics", "fingerprint", "size_bytes", "dataset_id", "dataset_fingerprint",
+                "job_id", "parent_version", "archived", "params", "library_versions",
+                "library_mismatch", "created_at", "created_by"]
+HISTORY_KEYS = ["alias", "from_version", "to_version", "actor", "reason", "at"]
+DATASET_KEYS = ["id", "name", "fingerprint", "rows", "columns", "size_bytes", "created_at"]
+
+
+def test_listing_json_keeps_its_shape(session, tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sqlmodel import select
+
+    from core.data.datasets import ingest_path
+    from core.registry import register_version
+    from core.store import Dataset, ModelVersion, RegisteredModel
+    from core.usecases.aliases import set_alias
+
+    frame = pd.read_csv(CANCER)[["mean_radius", "mean_texture", "diagnosis"]].head(60)
+    frame.to_csv(tmp_path / "small.csv", index=False)
+    ds = ingest_path(tmp_path / "small.csv", session=session).dataset
+    X, y = frame.drop(columns=["diagnosis"]), frame["diagnosis"]
+    register_version(LogisticRegression().fit(X, y), session=session, name="small",
+                     task="binary", target="diagnosis", classes=sorted(y.unique()),
+                     input_schema=[{"name": c, "kind": "numeric", "dtype": "float64"}
+                                   for c in X.columns], metric="roc_auc", score=0.75,
+                     metrics={"roc_auc": 0.75}, dataset_id=ds.id)
+    set_alias("small", 1, "production", session=session, reason="shape")
+
+    (model,) = run_json("models")
+    assert list(model) == MODEL_KEYS
+    assert (model["versions"], model["task"], model["aliases"]) == (1, "binary",
+                                                                    {"production": 1})
+    (version,) = run_json("versions", "small")
+    assert list(version) == VERSION_KEYS
+    assert (version["aliases"], version["metrics"], version["library_mismatch"]) == (
+        ["production"], {"roc_auc": 0.75}, None)
+    (move,) = run_json("history", "small")
+    assert list(move) == HISTORY_KEYS and move["reason"] == "shape"
+    (dataset,) = run_json("datasets")
+    assert list(dataset) == DATASET_KEYS and dataset["rows"] == 60
+
+    session.expire_all()  # the stored timestamps, read back as any process reads them
+    row = session.exec(select(ModelVersion)).one()
+    assert version["created_at"] == row.created_at.isoformat()
+    assert model["created_at"] == session.exec(select(RegisteredModel)).one() \
+        .created_at.isoformat()
+    assert dataset["created_at"] == session.get(Dataset, ds.id).created_at.isoformat()

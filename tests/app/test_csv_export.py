@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from sqlmodel import Session
 from typer.testing import CliRunner
 
 from app.cli import app as cli
@@ -40,19 +41,19 @@ def test_text_cells_are_neutralised_and_numbers_are_not() -> None:
     assert [r[2] for r in rows[1:]][:2] == ["-5", "-4"]
 
 
-def _register_formula_labels(home: Path) -> None:
+def _register_formula_labels(session: Session) -> None:
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"x": rng.normal(size=80)})
     y = np.where(X["x"] > 0, EVIL[0], EVIL[1])
-    register_version(LogisticRegression().fit(X, y), name="evil", task="binary", target="y",
-                     input_schema=SCHEMA, classes=sorted(EVIL))
-    register_version(LinearRegression().fit(X, X["x"] * 3), name="neg", task="regression",
-                     target="y", input_schema=SCHEMA)
+    register_version(LogisticRegression().fit(X, y), session=session, name="evil",
+                     task="binary", target="y", input_schema=SCHEMA, classes=sorted(EVIL))
+    register_version(LinearRegression().fit(X, X["x"] * 3), session=session, name="neg",
+                     task="regression", target="y", input_schema=SCHEMA)
 
 
 def test_cli_predict_writes_formula_labels_escaped_and_negative_numbers_as_numbers(
-        home: Path, tmp_path: Path) -> None:
-    _register_formula_labels(home)
+        session: Session, tmp_path: Path) -> None:
+    _register_formula_labels(session)
     rows = tmp_path / "rows.csv"
     pd.DataFrame({"x": [-2.0, -1.0, 1.0, 2.0]}).to_csv(rows, index=False)
     out = tmp_path / "p.csv"

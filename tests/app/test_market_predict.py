@@ -25,6 +25,7 @@ from core.deploy.service import Serving
 from core.features.targets import market_table
 from core.predict import predict
 from core.registry import register_version
+from core.store import Database
 from tests.conftest import DATA
 
 STOCKS = pd.read_csv(DATA / "stocks.csv")
@@ -44,16 +45,17 @@ def _fitted() -> tuple:
     return pipe, data, table
 
 
-def register_market_model(name: str = "prices") -> None:
+def register_market_model(db: Database, name: str = "prices") -> None:
     """Registered with the market settings the AutoML runner stores
     (core.automl.runner._market_evaluation), and deployed."""
     pipe, data, table = _fitted()
-    register_version(pipe, name=name, task=data.task, target=table.target,
-                     input_schema=data.schema, classes=list(data.problem.classes),
-                     evaluation={"market": {"kind": table.kind, "horizon": table.horizon,
-                                            "price_column": table.price_column,
-                                            "time_column": table.time_column,
-                                            "ticker_column": table.ticker_column}})
+    with db.session() as s:
+        register_version(pipe, session=s, name=name, task=data.task, target=table.target,
+                         input_schema=data.schema, classes=list(data.problem.classes),
+                         evaluation={"market": {"kind": table.kind, "horizon": table.horizon,
+                                                "price_column": table.price_column,
+                                                "time_column": table.time_column,
+                                                "ticker_column": table.ticker_column}})
     dep.deploy(name, 1)
 
 
@@ -64,17 +66,19 @@ def history(since: str, until: str) -> pd.DataFrame:
     return rows.sort_values(["date", "ticker"], kind="stable").reset_index(drop=True)
 
 
-def cli_answers(rows: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
+def cli_answers(db: Database, rows: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
     """What `workbench predict` writes: the file read as the CLI reads it, then core.predict."""
     path = tmp_path / "rows.csv"
     rows.to_csv(path, index=False)
-    return predict("prices", read_path(path, max_bytes=1 << 30, for_training=False).frame).frame
+    frame = read_path(path, max_bytes=1 << 30, for_training=False).frame
+    with db.session() as s:
+        return predict("prices", frame, session=s).frame
 
 
-def test_rest_answers_a_market_model_like_the_cli(home: Path, tmp_path: Path) -> None:
-    register_market_model()
+def test_rest_answers_a_market_model_like_the_cli(db: Database, tmp_path: Path) -> None:
+    register_market_model(db)
     rows = history("2013-01-01", "2013-06-01")  # ~100 rows per ticker: every indicator defined
-    want = cli_answers(rows, tmp_path)
+    want = cli_answers(db, rows, tmp_path)
     assert want["prediction"].nunique() == 2  # the features matter: not one constant answer
     with TestClient(create_app(background=False)) as client:
         r = client.post("/v1/models/prices/predict", json={"records": rows.to_dict("records")})
@@ -96,13 +100,13 @@ def test_rest_answers_a_market_model_like_the_cli(home: Path, tmp_path: Path) ->
         assert "'volume'" in r.json()["detail"]
 
 
-def test_concurrent_market_requests_are_not_one_history(home: Path, tmp_path: Path) -> None:
+def test_concurrent_market_requests_are_not_one_history(db: Database, tmp_path: Path) -> None:
     """Batched together, one request's rows would become the other's history (the same
     tickers and dates overlap): each request is scored alone."""
-    register_market_model()
+    register_market_model(db)
     early, late = history("2013-01-01", "2013-04-01"), history("2013-02-01", "2013-06-01")
-    want = [cli_answers(early, tmp_path)["prediction"].tolist(),
-            cli_answers(late, tmp_path)["prediction"].tolist()]
+    want = [cli_answers(db, early, tmp_path)["prediction"].tolist(),
+            cli_answers(db, late, tmp_path)["prediction"].tolist()]
     serving = Serving()
     serving.warm("prices", 1)
 
@@ -119,10 +123,12 @@ def test_concurrent_market_requests_are_not_one_history(home: Path, tmp_path: Pa
     assert [a.predictions for a in answers] == want
 
 
-def test_cli_refuses_rows_without_the_market_columns(home: Path) -> None:
+def test_cli_refuses_rows_without_the_market_columns(db: Database) -> None:
     from core.errors import SchemaMismatchError
 
-    register_market_model()
+    register_market_model(db)
     for drop in ("ticker", "date"):
         with pytest.raises(SchemaMismatchError, match=repr(drop)):
-            predict("prices", history("2013-01-01", "2013-03-01").drop(columns=[drop]))
+            with db.session() as s:
+                predict("prices", history("2013-01-01", "2013-03-01").drop(columns=[drop]),
+                        session=s)

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from app.api import create_app
@@ -27,7 +28,7 @@ from core.deploy import deployments as dep
 from core.predict import predict
 from core.registry import list_versions
 from core.settings import get_settings
-from core.store import get_engine, reset_engines
+from core.store import Database, get_engine, reset_engines
 from tests.conftest import ROOT
 from tests.core.test_deploy import record, register
 from tests.helpers import store_snapshot
@@ -109,15 +110,18 @@ def test_an_unreachable_postgresql_is_503_and_exit_1(home: Path,
 def test_a_full_database_is_503_and_leaves_no_half_written_dataset(
         deployed: TestClient) -> None:
     """SQLite's own SQLITE_FULL: the database may not grow by a page (PRAGMA max_page_count),
-    exactly what a full disk looks like to the engine."""
-    engine = get_engine()
+    exactly what a full disk looks like to the engine (every engine of this process: the
+    API's, the CLI's and the transition default)."""
+    from app.cli_common import forget_databases
 
-    @event.listens_for(engine, "connect")
     def cap(dbapi_conn, _record) -> None:
         pages = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
         dbapi_conn.execute(f"PRAGMA max_page_count={pages}")
 
-    engine.dispose()  # new connections get the cap
+    event.listen(Engine, "connect", cap)
+    for engine in (deployed.app.state.db.engine, get_engine()):
+        engine.dispose()  # new connections get the cap
+    forget_databases()
     before = store_snapshot()
     wide = pd.DataFrame({f"col_{i}": range(30) for i in range(300)}).to_csv(index=False)
     detail = _unavailable(deployed.post("/v1/datasets?name=wide", content=wide.encode(),
@@ -126,8 +130,10 @@ def test_a_full_database_is_503_and_leaves_no_half_written_dataset(
     assert store_snapshot() == before  # neither the row nor its parquet file
     result = runner.invoke(cli, ["seed"])  # several datasets: some may fit before it fills
     assert result.exit_code == 1 and "disk holding the database is full" in result.stderr
-    event.remove(engine, "connect", cap)
-    engine.dispose()
+    event.remove(Engine, "connect", cap)
+    for engine in (deployed.app.state.db.engine, get_engine()):
+        engine.dispose()
+    forget_databases()
 
 
 def _can_mount_tmpfs() -> bool:
@@ -198,19 +204,31 @@ def _rows() -> pd.DataFrame:
     return pd.DataFrame([record(i) for i in range(20)])
 
 
+def _versions_and_predictions() -> tuple[list[int], pd.DataFrame]:
+    """What a freshly started process sees in the store: churn's versions and what
+    churn's production version predicts for `_rows()`."""
+    store = Database()
+    try:
+        with store.session() as s:
+            versions = [v.version for v in list_versions("churn", session=s)]
+            return versions, predict("churn", _rows(), session=s).frame
+    finally:
+        store.dispose()
+
+
 def test_backup_round_trip_while_a_writer_keeps_writing(home: Path, tmp_path: Path) -> None:
     register()
     register(seed=1)
     dep.deploy("churn", 1)
-    expected = predict("churn", _rows()).frame
+    _, expected = _versions_and_predictions()
     stop = threading.Event()
+    live = Database()
 
     def writer() -> None:  # a live server/worker writing throughout the backup
-        from core.store import session_scope
         from core.store.audit import record as audit
 
         while not stop.is_set():
-            with session_scope(write=True) as s:
+            with live.session(write=True) as s:
                 audit(s, "test.write", "x")
 
     thread = threading.Thread(target=writer)
@@ -221,6 +239,7 @@ def test_backup_round_trip_while_a_writer_keeps_writing(home: Path, tmp_path: Pa
     finally:
         stop.set()
         thread.join()
+        live.dispose()
     assert result.exit_code == 0, result.output
     assert "2 version(s)" in result.stdout
     assert plain.exit_code == 0, plain.output
@@ -238,14 +257,15 @@ def test_backup_round_trip_while_a_writer_keeps_writing(home: Path, tmp_path: Pa
     shutil.copy(tmp_path / "bk" / "workbench.db", home / "workbench.db")  # the restore
     shutil.copytree(tmp_path / "bk" / "artifacts", home / "artifacts")
     reset_engines()
-    assert [v["version"] for v in list_versions("churn")] == [1, 2]
+    versions, predicted = _versions_and_predictions()
+    assert versions == [1, 2]
     assert dep.get_state("churn").stable == 1
-    pd.testing.assert_frame_equal(predict("churn", _rows()).frame, expected)
+    pd.testing.assert_frame_equal(predicted, expected)
 
     reset_engines()  # the single-file backup restores the registry too
     (home / "workbench.db").unlink()
     shutil.copy(tmp_path / "bk.db", home / "workbench.db")
-    assert [v["version"] for v in list_versions("churn")] == [1, 2]
+    assert _versions_and_predictions()[0] == [1, 2]
 
 
 def test_backup_of_postgresql_says_how_with_pg_dump(home: Path,

@@ -159,11 +159,14 @@ def test_deployments_page_canary_simulator_and_rollback(home: Path) -> None:
 def test_the_simulator_replays_the_models_own_data_by_default(home: Path) -> None:
     from core.data.datasets import ingest_path, list_datasets
     from core.deploy import deploy
+    from core.store import session_scope
 
     _train_wine()
-    ingest_path(DATA / "breast_cancer.csv")  # newer, and first in every dataset list
+    with session_scope() as s:
+        ingest_path(DATA / "breast_cancer.csv", session=s)  # newer, first in every list
     deploy("wine", 1)
-    (wine,) = [d.id for d in list_datasets() if d.name == "wine"]
+    with session_scope() as s:
+        (wine,) = [d.id for d in list_datasets(session=s) if d.name == "wine"]
     at = _app().run()
     at.switch_page("pages/deployments.py").run()
     assert next(s for s in at.selectbox if s.label == "Replay rows of").value == wine
@@ -239,8 +242,10 @@ def test_train_page_runs_a_market_search_with_a_backtest(home: Path, tmp_path: P
     stocks[stocks["ticker"] == "MSFT"].tail(700).to_csv(tmp_path / "msft.csv", index=False)
     CliRunner().invoke(app, ["seed"])
     from core.data.datasets import ingest_path
+    from core.store import session_scope
 
-    ds = ingest_path(tmp_path / "msft.csv").dataset
+    with session_scope() as s:
+        ds = ingest_path(tmp_path / "msft.csv", session=s).dataset
     thread = threading.Thread(target=JobWorker().run, kwargs={"max_jobs": 1}, daemon=True)
     thread.start()
     at = _app().run()
@@ -286,9 +291,23 @@ def test_leaderboard_opens_older_searches_and_deep_links(home: Path) -> None:
         assert next(s for s in linked.selectbox if s.label == "Search").value == job_id
 
 
-def test_leaderboard_alias_button_sets_the_chosen_alias_on_the_first_click(home: Path) -> None:
+def _versions(name: str) -> list:
     from core.registry import list_versions
+    from core.store import session_scope
 
+    with session_scope() as s:
+        return list_versions(name, session=s)
+
+
+def _resolve(ref: str):
+    from core.registry import resolve
+    from core.store import session_scope
+
+    with session_scope() as s:
+        return resolve(ref, session=s)
+
+
+def test_leaderboard_alias_button_sets_the_chosen_alias_on_the_first_click(home: Path) -> None:
     _train_wine()
     at = _app().run()
     at.switch_page("pages/leaderboard.py").run()
@@ -297,7 +316,7 @@ def test_leaderboard_alias_button_sets_the_chosen_alias_on_the_first_click(home:
     assert button.label == "Point staging at version 1"
     button.click().run()
     assert not at.exception
-    assert list_versions("wine")[0]["aliases"] == ["staging"]
+    assert _versions("wine")[0].aliases == ["staging"]
     assert "wine@staging → version 1" in at.success[0].value
 
 
@@ -334,19 +353,17 @@ def test_regression_score_card_has_no_up_arrow_and_says_lower_is_better(home: Pa
 
 
 def test_home_and_train_name_the_registered_score_apart_from_the_best_trial(home: Path) -> None:
-    from core.registry import list_versions
-
     _train_wine()
-    (version,) = list_versions("wine")
+    (version,) = _versions("wine")
     at = _app().run()
     assert not at.exception
     jobs = at.dataframe[1].value
     assert "best" not in jobs.columns, "an unnamed 'best' is what contradicted the registry"
-    assert jobs["registered score"].tolist() == pytest.approx([version["score"]])
+    assert jobs["registered score"].tolist() == pytest.approx([version.score])
     assert "best single trial (CV)" in jobs.columns
     at.switch_page("pages/jobs.py").run()
     assert not at.exception
-    assert f"registered version 1: {version['score']:.4f}" in at.caption[1].value
+    assert f"registered version 1: {version.score:.4f}" in at.caption[1].value
 
 
 def test_choosing_regression_for_text_labels_reads_without_cli_flags() -> None:
@@ -376,8 +393,6 @@ def test_every_metric_and_jargon_term_has_plain_words_help() -> None:
 
 
 def test_model_version_page_deep_link_download_and_confirmed_alias(home: Path) -> None:
-    from core.registry import list_versions, resolve
-
     _train_wine()
     _train_wine()
     at = _app()
@@ -386,21 +401,21 @@ def test_model_version_page_deep_link_download_and_confirmed_alias(home: Path) -
     at.run()
     at.switch_page("pages/version.py").run()
     assert not at.exception
-    v1, v2 = list_versions("wine")
+    v1, v2 = _versions("wine")
     assert next(s for s in at.selectbox if s.label == "Version").value == 1
     page = " ".join(m.value for m in at.markdown)
-    assert v1["fingerprint"] in page and v2["fingerprint"] not in page
+    assert v1.fingerprint in page and v2.fingerprint not in page
     (download,) = at.get("download_button")
     # the media id hashes the bytes, the type and the file name: the stored file of version 1
     from streamlit.runtime.memory_media_file_storage import _calculate_file_id
 
     from core.settings import get_settings
 
-    stored = (get_settings().home / resolve("wine:1")[1].artifact_path).read_bytes()
+    stored = (get_settings().home / _resolve("wine:1")[1].artifact_path).read_bytes()
     file_id = _calculate_file_id(stored, "application/octet-stream", "wine-v1.skops")
     assert download.proto.url == f"/mock/media/{file_id}.bin"
     links = {(p.proto.page, p.proto.label) for p in at.get("page_link")}
-    assert any(label == f"Leaderboard of job {v1['job_id']}" for _, label in links)
+    assert any(label == f"Leaderboard of job {v1.job_id}" for _, label in links)
     assert any(label == "Open Data" for _, label in links)
     assert at.query_params["version"] == "1"
 
@@ -408,24 +423,23 @@ def test_model_version_page_deep_link_download_and_confirmed_alias(home: Path) -
     at.button(key="version_alias_set").click().run()
     assert not at.exception
     assert "Point **wine@staging** at version 1?" in at.warning[0].value
-    assert list_versions("wine")[0]["aliases"] == []  # nothing before the confirmation
+    assert _versions("wine")[0].aliases == []  # nothing before the confirmation
     at.button(key="version_alias_cancel").click().run()
     assert not at.exception
-    assert list_versions("wine")[0]["aliases"] == [] and not at.warning
+    assert _versions("wine")[0].aliases == [] and not at.warning
     at.button(key="version_alias_set").click().run()
     at.button(key="version_alias_confirm").click().run()
     assert not at.exception
-    assert list_versions("wine")[0]["aliases"] == ["staging"]
+    assert _versions("wine")[0].aliases == ["staging"]
     assert "wine@staging → version 1" in at.success[0].value
     assert any("**staging** set to version 1 by ui" in m.value for m in at.markdown)
 
 
 def test_model_version_page_refuses_to_hand_out_a_tampered_artifact(home: Path) -> None:
-    from core.registry import resolve
     from core.settings import get_settings
 
     _train_wine()
-    _, mv = resolve("wine:1")
+    _, mv = _resolve("wine:1")
     (get_settings().home / mv.artifact_path).write_bytes(b"tampered")
     at = _app()
     at.query_params["model"] = "wine"

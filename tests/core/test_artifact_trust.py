@@ -25,6 +25,7 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from sqlmodel import Session
 from typer.testing import CliRunner
 
 from app.cli import app
@@ -77,19 +78,19 @@ BYPASSES: dict[str, tuple[Callable[[Path], Any], list[str]]] = {
 
 
 @pytest.mark.parametrize("family", sorted(BYPASSES))
-def test_every_bypass_family_is_refused_before_anything_runs(home: Path, tmp_path: Path,
+def test_every_bypass_family_is_refused_before_anything_runs(session: Session, tmp_path: Path,
                                                              family: str) -> None:
     marker = tmp_path / "marker.txt"
     make, names = BYPASSES[family]
     path = _hostile(make(marker), tmp_path / "evil.skops")
     with pytest.raises(UntrustedArtifactError) as info:
-        import_model("evil", path)
+        import_model("evil", path, session=session)
     for name in names:
         assert name in info.value.message
     assert not marker.exists()
     from core.registry import list_models
 
-    assert list_models() == []
+    assert list_models(session=session) == []
 
 
 def test_a_refused_import_exits_2_and_names_each_untrusted_type(home: Path,
@@ -189,7 +190,7 @@ def _plain_pipeline_bytes() -> bytes:
     return buf.getvalue()
 
 
-def test_an_import_saved_by_another_sklearn_is_refused_unless_accepted(home: Path,
+def test_an_import_saved_by_another_sklearn_is_refused_unless_accepted(session: Session,
                                                                       tmp_path: Path) -> None:
     path = tmp_path / "old.skops"
     path.write_bytes(_older_sklearn(_plain_pipeline_bytes()))
@@ -202,46 +203,44 @@ def test_an_import_saved_by_another_sklearn_is_refused_unless_accepted(home: Pat
     assert result.exit_code == 0, result.output
     from core.registry import list_versions, load_pipeline
 
-    (version,) = list_versions("old")
-    assert version["library_mismatch"]["saved"] == "1.0.0"
-    assert version["library_mismatch"]["accepted"] is True
-    _, _, pipe = load_pipeline("old:1")
+    (version,) = list_versions("old", session=session)
+    assert version.library_mismatch.saved == "1.0.0"
+    assert version.library_mismatch.accepted is True
+    _, _, pipe = load_pipeline("old:1", session=session)
     assert list(pipe.predict(FRAME)) == list(LABELS)
 
 
-def test_a_stored_version_from_another_sklearn_loads_only_once_accepted(home: Path) -> None:
-    from sqlmodel import select
-
+def test_a_stored_version_from_another_sklearn_loads_only_once_accepted(
+        session: Session) -> None:
     from core.fsutil import sha256_bytes
     from core.registry import load_pipeline, register_version
     from core.settings import get_settings
-    from core.store import ModelVersion, session_scope
 
     pipe = Pipeline([("model", LogisticRegression())]).fit(FRAME, LABELS)
-    mv = register_version(pipe, name="aged", task="binary", target="y",
+    mv = register_version(pipe, session=session, name="aged", task="binary", target="y",
                           input_schema=[{"name": c, "kind": "numeric", "dtype": "float64"}
                                         for c in FRAME.columns])
     # The artifact as an older release of the workbench (and of scikit-learn) wrote it.
     path = get_settings().home / mv.artifact_path
     aged = _older_sklearn(path.read_bytes())
     path.write_bytes(aged)
-    with session_scope(write=True) as s:
-        row = s.exec(select(ModelVersion).where(ModelVersion.id == mv.id)).one()
-        row.fingerprint = sha256_bytes(aged)
-        row.library_versions = {**row.library_versions, "scikit-learn": "1.0.0"}
-        s.add(row)
+    mv.fingerprint = sha256_bytes(aged)
+    mv.library_versions = {**mv.library_versions, "scikit-learn": "1.0.0"}
+    session.add(mv)
+    session.commit()
 
     with pytest.raises(LibraryMismatchError, match="saved with scikit-learn 1.0.0"):
-        load_pipeline("aged:1")
+        load_pipeline("aged:1", session=session)
     result = CliRunner().invoke(app, ["accept", "aged", "1", "--reason", "checked on a holdout",
                                       "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["library_mismatch"]["accepted"] is True
-    _, _, loaded = load_pipeline("aged:1")
+    session.expire_all()  # the CLI changed the row in its own session
+    _, _, loaded = load_pipeline("aged:1", session=session)
     assert list(loaded.predict(FRAME)) == list(LABELS)
 
 
-def test_imported_trees_that_index_outside_themselves_are_refused(home: Path,
+def test_imported_trees_that_index_outside_themselves_are_refused(session: Session,
                                                                   tmp_path: Path) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
@@ -251,11 +250,11 @@ def test_imported_trees_that_index_outside_themselves_are_refused(home: Path,
     sio.dump(forest.fit(FRAME, LABELS), tmp_path / "forest.skops")
     hgb = HistGradientBoostingClassifier(max_iter=3, min_samples_leaf=2).fit(FRAME, LABELS)
     sio.dump(hgb, tmp_path / "hgb.skops")
-    assert import_model("forest", tmp_path / "forest.skops").version == 1
-    assert import_model("hgb", tmp_path / "hgb.skops").version == 1
+    assert import_model("forest", tmp_path / "forest.skops", session=session).version == 1
+    assert import_model("hgb", tmp_path / "hgb.skops", session=session).version == 1
 
     split = np.flatnonzero(hgb._predictors[0][0].nodes["is_leaf"] == 0)[0]
     hgb._predictors[0][0].nodes["left"][split] = 10**6  # a crafted file, as an attacker sends it
     sio.dump(hgb, tmp_path / "crafted.skops")
     with pytest.raises(ArtifactIntegrityError, match="points at nodes it does not have"):
-        import_model("hgb", tmp_path / "crafted.skops")
+        import_model("hgb", tmp_path / "crafted.skops", session=session)

@@ -18,6 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sqlmodel import Session, select
 
+from app.cli_common import session as store_session
 from core.deploy import deployments as dep
 from core.deploy.enums import DeploymentMode, GuardAction
 from core.deploy.guards import judge
@@ -52,12 +53,19 @@ def register(name: str = "churn", *, seed: int = 0, strict_categories: bool = Fa
     encoder = OneHotEncoder(handle_unknown="error" if strict_categories else "ignore")
     pre = ColumnTransformer([("num", StandardScaler(), ["a", "b"]), ("cat", encoder, ["plan"])])
     pipe = make_pipeline(pre, LogisticRegression()).fit(X, y)
-    return register_version(pipe, name=name, task="binary", target="y", input_schema=SCHEMA,
-                            classes=["no", "yes"], metric="roc_auc", score=0.9)
+    with store_session() as s:
+        return register_version(pipe, session=s, name=name, task="binary", target="y",
+                                input_schema=SCHEMA, classes=["no", "yes"], metric="roc_auc",
+                                score=0.9)
 
 
 def record(i: int = 0, plan: str = "basic") -> dict:
     return {"a": (i % 7) / 3 - 1, "b": 0.5, "plan": plan}
+
+
+def moves(session: Session, name: str = "churn") -> list[tuple[int | None, int | None]]:
+    """The production alias's history: (from, to) per move."""
+    return [(e.from_version, e.to_version) for e in alias_history(name, session=session)]
 
 
 @pytest.fixture
@@ -110,8 +118,7 @@ def test_first_deploy_is_production_then_candidate_promote_and_rollback(bs: Sess
     assert st.percent == 50
     st = dep.promote("churn", reason="v2 is better", session=bs)
     assert (st.stable, st.candidate, st.percent) == (2, None, 0.0)
-    assert [(e["from_version"], e["to_version"]) for e in alias_history("churn")] == \
-        [(None, 1), (1, 2)]
+    assert moves(bs) == [(None, 1), (1, 2)]
     dep.deploy("churn", 3, 25, mode="shadow", session=bs)
     st = dep.rollback("churn", reason="kill switch", session=bs)
     assert (st.stable, st.candidate, st.percent) == (2, None, 0.0)
@@ -156,10 +163,10 @@ def test_promote_is_one_transaction_and_reads_never_commit(
     assert commits == []
     st = dep.get_state("churn", session=session)
     assert (st.stable, st.candidate) == (1, 2)  # the alias did not move without the row
-    assert [(e["from_version"], e["to_version"]) for e in alias_history("churn")] == [(None, 1)]
+    assert moves(session) == [(None, 1)]
     dep.promote("churn", session=session)
     assert commits == [1]
-    assert [(e["from_version"], e["to_version"]) for e in alias_history("churn")][-1] == (1, 2)
+    assert moves(session)[-1] == (1, 2)
 
 
 def test_refusals_change_nothing(bs: Session) -> None:
@@ -230,7 +237,8 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
     mv = register(strict_categories=False)
     from core.registry import load_pipeline
 
-    _, mv, pipe = load_pipeline("churn:1")
+    with store_session() as s:
+        _, mv, pipe = load_pipeline("churn:1", session=s)
     lm = LoadedModel.build("churn", mv, pipe)
     assert lm.fast is not None
     X, _ = training_frame(seed=5, n=40)

@@ -180,12 +180,12 @@ def test_a_stale_expectation_is_refused_and_names_the_change() -> None:
 
 
 def test_moving_production_by_alias_keeps_the_row_in_step() -> None:
-    from core.registry import set_alias
+    from core.usecases.aliases import set_alias
 
     register(seed=0)
     register(seed=1)
     call(dep.deploy, "churn", 1, warm=None)
     call(dep.deploy, "churn", 2, 10, warm=None)
-    set_alias("churn", 2, PRODUCTION, reason="by hand")
+    call(set_alias, "churn", 2, PRODUCTION, reason="by hand")
     assert stored() == ([2], 2, None)
     assert call(dep.get_state, "churn").candidate is None

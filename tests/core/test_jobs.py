@@ -18,9 +18,10 @@ from app.cli import app
 from core.automl.runner import submit
 from core.jobs import ledger
 from core.jobs.worker import reap_lost_jobs, sweep_orphan_artifacts
-from core.registry import list_versions, resolve, set_alias
+from core.registry import list_versions, resolve
 from core.settings import get_settings
 from core.store import ModelVersion, session_scope
+from core.usecases.aliases import set_alias
 from tests.conftest import DATA, ROOT
 
 CANCER = DATA / "breast_cancer.csv"
@@ -73,7 +74,7 @@ def test_cli_submit_starts_a_worker_that_completes_the_job(workers, home: Path) 
     job = ledger.get_job(doc["job_id"])
     assert job.version_id is not None and job.cpu_seconds > 0 and job.peak_memory_mb > 50
     assert "trial" in job.log
-    assert [v["version"] for v in list_versions("breast_cancer")] == [1]
+    assert [v.version for v in list_versions_or_empty("breast_cancer")] == [1]
     states = [t.to_state for t in ledger.transitions_of(job.id)]
     assert states == ["PENDING", "RUNNING", "COMPLETED"]
 
@@ -93,7 +94,8 @@ def test_cancel_stops_a_running_search_within_five_seconds(workers, home: Path) 
 
 def list_versions_or_empty(name: str) -> list:
     try:
-        return list_versions(name)
+        with session_scope() as s:
+            return list_versions(name, session=s)
     except Exception:
         return []
 
@@ -189,7 +191,8 @@ def test_a_retrain_that_does_not_beat_production_is_not_promoted(home: Path) -> 
 
     runner.invoke(app, ["automl", str(CANCER), "--target", "diagnosis", "--budget", "2",
                         "--estimators", "linear", "--no-ensemble"])
-    set_alias("breast_cancer", 1, "production")
+    with session_scope() as s:
+        set_alias("breast_cancer", 1, "production", session=s)
     sched = create_schedule("breast_cancer", "02:00", auto_canary=True, gate_min_abs=0.05)
     (job_id,) = fire_due(now=sched.next_run_at)
     assert JobWorker().run(max_jobs=1) == 1
@@ -197,7 +200,8 @@ def test_a_retrain_that_does_not_beat_production_is_not_promoted(home: Path) -> 
     assert job.state == "COMPLETED"
     assert job.gate["passed"] is False and "does not beat" in job.gate["reason"]
     assert job.gate["production_version"] == 1 and job.gate["action"] == "none"
-    assert resolve("breast_cancer")[1].version == 1  # production untouched
+    with session_scope() as s:
+        assert resolve("breast_cancer", session=s)[1].version == 1  # production untouched
 
 
 def test_bad_input_fails_without_retry_and_transient_errors_back_off(home: Path) -> None:

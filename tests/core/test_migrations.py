@@ -5,27 +5,31 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
-from core.store import get_engine, reset_engines
+from core.store import Database
 
 
-def test_migrations_match_the_models(backend: str) -> None:
-    engine = get_engine()
-    with engine.connect() as conn:
+def test_migrations_match_the_models(backend_db: Database) -> None:
+    with backend_db.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(ctx, SQLModel.metadata)
     assert diff == []
 
 
-def test_reopening_an_existing_store_keeps_its_registry(backend: str) -> None:
+def test_reopening_an_existing_store_keeps_its_registry(backend_db: Database) -> None:
+    from core.registry import list_versions
     from tests.core.test_registry import _register
 
-    _register()
-    reset_engines()  # a new process / upgraded package opening the same database
-    from core.registry import list_versions
-
-    assert [v["version"] for v in list_versions("churn")] == [1]
+    with Session(backend_db.engine) as s:
+        _register(s)
+    backend_db.dispose()
+    reopened = Database()  # a new process / upgraded package opening the same database
+    try:
+        with Session(reopened.engine) as s:
+            assert [v.version for v in list_versions("churn", session=s)] == [1]
+    finally:
+        reopened.dispose()
 
 
 def _store_at(revision: str, inserts: list[str]) -> None:

@@ -39,7 +39,8 @@ def import_wine(tmp_path: Path) -> int:
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
         frame.drop(columns=["cultivar"]), frame["cultivar"])
     sio.dump(pipe, tmp_path / "outside.skops")
-    return import_model("wine", tmp_path / "outside.skops").version
+    with session_scope() as s:
+        return import_model("wine", tmp_path / "outside.skops", session=s).version
 
 
 @pytest.fixture
@@ -67,14 +68,16 @@ def newer_upload(tmp_path: Path, rows: int = 150) -> int:
     """Newer labelled data of the same kind (the same columns, other rows)."""
     path = tmp_path / "wine_new.csv"
     pd.read_csv(WINE).sample(rows, random_state=1).to_csv(path, index=False)
-    return ingest_path(path).dataset.id
+    with session_scope() as s:
+        return ingest_path(path, session=s).dataset.id
 
 
 def test_retrain_after_an_import_uses_the_newest_version_with_data(imported: int) -> None:
     from core.jobs.schedules import create_schedule, fire_due, retrain
 
-    _, trained = resolve("wine:1")
-    assert resolve("wine@production")[1].version == imported
+    with session_scope() as s:
+        _, trained = resolve("wine:1", session=s)
+        assert resolve("wine@production", session=s)[1].version == imported
     job = retrain("wine")
     assert (job.dataset_id, job.target) == (trained.dataset_id, "cultivar")
     assert job.settings["estimators"] == ["linear"]  # the trained version's settings
@@ -130,7 +133,8 @@ def test_fed_back_served_rows_join_the_retrain_data(imported: int) -> None:
         assert fb.status_code == 200, fb.text
     drift(imported, ["alcohol"])
     (job,) = retrain_jobs()
-    trained = load_frame(get_dataset(job.dataset_id))
+    with session_scope() as s:
+        trained = load_frame(get_dataset(job.dataset_id, session=s))
     assert len(trained) == len(frame) + 12  # the version's data plus the labelled rows only
     tail = trained.tail(12).reset_index(drop=True)
     pd.testing.assert_frame_equal(tail, served.reset_index(drop=True), check_dtype=False)

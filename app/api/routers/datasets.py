@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from app.api.deps import SessionDep
 from app.api.errors import ERRORS
 from app.api.wire import json_response
-from core.data.datasets import ingest_bytes, list_datasets
+from core.data.datasets import ingest_bytes, list_datasets_public
+from core.data.ingest import DecimalMark
+from core.data.public import DatasetPublic, StoredDatasetPublic
 from core.deploy.deployments import InvalidRequestError
 
 router = APIRouter(tags=["datasets"])
 
 
-@router.get("/v1/datasets")
-def datasets() -> list[dict[str, Any]]:
-    return [{"id": d.id, "name": d.name, "fingerprint": d.fingerprint, "rows": d.n_rows,
-             "columns": d.n_cols, "size_bytes": d.size_bytes,
-             "created_at": d.created_at.isoformat()} for d in list_datasets()]
+@router.get("/v1/datasets", response_model=list[DatasetPublic])
+def datasets(session: SessionDep) -> list[DatasetPublic]:
+    return list_datasets_public(session=session)
 
 
-@router.post("/v1/datasets", responses=ERRORS, openapi_extra={
+@router.post("/v1/datasets", responses={
+    200: {"model": StoredDatasetPublic, "description": "The same content was stored before."},
+    201: {"model": StoredDatasetPublic, "description": "Stored."}, **ERRORS}, openapi_extra={
     "requestBody": {"content": {
         "text/csv": {"schema": {"type": "string"}},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         "multipart/form-data": {"schema": {"type": "object", "properties": {
             "file": {"type": "string", "format": "binary"}}}}}}})
-async def upload(request: Request, name: str | None = None, filename: str | None = None,
-                 decimal: Literal["auto", ".", ","] = "auto") -> Response:
+async def upload(request: Request, session: SessionDep, name: str | None = None,
+                 filename: str | None = None,
+                 decimal: DecimalMark = DecimalMark.AUTO) -> Response:
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         form = await request.form()
@@ -45,8 +47,7 @@ async def upload(request: Request, name: str | None = None, filename: str | None
             filename = "upload.parquet" if raw[:4] == b"PAR1" else "upload.csv"
     if not raw:
         raise InvalidRequestError("The request body is empty: send a CSV or Parquet table.")
-    stored = await run_in_threadpool(ingest_bytes, raw, filename, name=name, decimal=decimal)
-    d = stored.dataset
-    return json_response({"id": d.id, "name": d.name, "fingerprint": d.fingerprint,
-                          "rows": d.n_rows, "columns": d.n_cols, "created": stored.created,
-                          "warnings": d.warnings}, 201 if stored.created else 200)
+    stored = await run_in_threadpool(ingest_bytes, raw, filename, session=session, name=name,
+                                     decimal=decimal)
+    return json_response(stored.public().model_dump(mode="json"),
+                         201 if stored.created else 200)

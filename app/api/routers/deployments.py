@@ -15,7 +15,7 @@ from core.deploy import deployments as dep
 from core.deploy.public import DeploymentPublic, DeploymentState, VersionLive
 from core.deploy.service import Serving
 from core.deploy.telemetry import stats_since
-from core.registry.versions import check_model_name
+from core.registry import check_model_name
 
 router = APIRouter(tags=["deployments"], responses=ERRORS)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from app.api.deps import SessionDep
 from app.api.schemas import JobRequest, ScheduleRequest
 from core.automl.runner import submit
 from core.data.datasets import get_dataset
@@ -29,8 +30,8 @@ router = APIRouter()
 
 
 @router.post("/v1/jobs", tags=["jobs"], status_code=201)
-def create_job(body: JobRequest) -> dict[str, Any]:
-    ds = get_dataset(body.dataset)
+def create_job(body: JobRequest, session: SessionDep) -> dict[str, Any]:
+    ds = get_dataset(body.dataset, session=session)
     job = submit(ds, body.target, name=body.name,
                  task=None if body.task == "auto" else body.task, metric=body.metric,
                  budget=body.budget, seed=body.seed, time_column=body.time_column,

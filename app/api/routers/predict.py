@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.api.deps import ServingDep
+from app.api.deps import ServingDep, SessionDep
 from app.api.errors import ERRORS, PREDICT_ERRORS
 from app.api.mlflow_protocol import mlflow_records
 from app.api.schemas import FeedbackRequest, PredictRequest, PredictResponse
@@ -20,7 +20,8 @@ from app.api.wire import answer_response, json_body, parsed
 from core.deploy.deployments import InvalidRequestError
 from core.deploy.service import Serving
 from core.errors import NotFoundError
-from core.registry.versions import check_model_name, list_models, resolve
+from core.registry import PRODUCTION, check_model_name, list_models, resolve
+from core.store import Database
 
 router = APIRouter(tags=["predict"])
 
@@ -56,7 +57,7 @@ async def invocations(name: str, request: Request, serving: ServingDep) -> Respo
 
 @router.post("/invocations", responses=PREDICT_ERRORS, openapi_extra=json_body())
 async def default_invocations(request: Request, serving: ServingDep) -> Response:
-    return await _invocations(serving, _default_model(serving.settings),
+    return await _invocations(serving, _default_model(serving.settings, request.app.state.db),
                               await parsed(request), request.headers.get("x-request-key"))
 
 
@@ -67,15 +68,15 @@ def feedback(name: str, body: FeedbackRequest, serving: ServingDep) -> dict[str,
 
 
 @router.get("/v1/models/{name}/scorecard", responses=ERRORS)
-def scorecard(name: str, serving: ServingDep) -> dict[str, Any]:
-    _, mv = resolve(check_model_name(name))
+def scorecard(name: str, serving: ServingDep, session: SessionDep) -> dict[str, Any]:
+    _, mv = resolve(check_model_name(name), session=session)
     return serving.scorecard(name, mv.task)
 
 
 _DEFAULT: dict[str, Any] = {"name": None, "at": 0.0}
 
 
-def _default_model(settings: Any) -> str:
+def _default_model(settings: Any, db: Database) -> str:
     """WORKBENCH_DEFAULT_MODEL, else the only deployed model (looked up at most once a
     second: this is on the /invocations hot path)."""
     name = settings.default_model
@@ -84,7 +85,8 @@ def _default_model(settings: Any) -> str:
     now = time.monotonic()
     if _DEFAULT["name"] and now - _DEFAULT["at"] < 1.0:
         return _DEFAULT["name"]
-    deployed = [m["name"] for m in list_models() if "production" in m["aliases"]]
+    with db.session() as s:
+        deployed = [m.name for m in list_models(session=s) if PRODUCTION in m.aliases]
     if len(deployed) == 1:
         _DEFAULT.update(name=deployed[0], at=now)
         return deployed[0]

@@ -1,0 +1,54 @@
+"""Closed sets every layer shares, as enums that carry their own rules.
+
+Bottom layer: imports nothing from the workbench, so any package may use these. Members are
+`StrEnum`s, so they compare equal to, and are stored as, the same strings as before (a stored
+`task` of "binary" reads back as a plain str equal to `Task.BINARY`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Task(StrEnum):
+    """What a model predicts: one of two labels, one of many, or a number."""
+
+    BINARY = "binary"
+    MULTICLASS = "multiclass"
+    REGRESSION = "regression"
+
+    @property
+    def is_classification(self) -> bool:
+        return self is not Task.REGRESSION
+
+    @classmethod
+    def of_classes(cls, n_classes: int) -> Task:
+        """The classification task for a target with `n_classes` distinct labels."""
+        return cls.BINARY if n_classes == 2 else cls.MULTICLASS
+
+
+class ColumnKind(StrEnum):
+    """How a column is used, as inferred by `core.data.profile` and stored in every input
+    schema."""
+
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+    DATETIME = "datetime"
+    TEXT = "text"
+    ID = "id"
+
+    @property
+    def is_numeric(self) -> bool:
+        """Scored as a number (booleans are 0/1); the one place this rule is written."""
+        return self in (ColumnKind.NUMERIC, ColumnKind.BOOLEAN)
+
+    @classmethod
+    def of(cls, value: str | None, default: ColumnKind | None = None) -> ColumnKind:
+        """A stored kind as a member; `default` (else CATEGORICAL) for a missing one."""
+        if not value:
+            return default or cls.CATEGORICAL
+        return cls(value)
+
+
+__all__ = ["ColumnKind", "Task"]

@@ -1,0 +1,84 @@
+"""What the registry shows outside: models, versions and alias moves, one shape each for the
+API (`response_model=`), the CLI (`--json`) and the pages.
+
+Field names and order are the wire contract (ARCHITECTURE.md Part 1: `versions NAME --json`
+"a list of versions with their number, aliases, metrics and fingerprint")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from core.enums import Task
+from core.public import FROZEN, IsoDatetime
+
+
+class LibraryMismatch(BaseModel):
+    """How the scikit-learn that saved a version differs from this process's."""
+
+    model_config = FROZEN
+
+    library: str
+    saved: str
+    running: str
+    accepted: bool  # the user accepted loading it on this running version
+
+
+class VersionPublic(BaseModel):
+    """One registered version: number, aliases, metrics, lineage and its artifact's
+    fingerprint."""
+
+    model_config = FROZEN
+
+    version: int
+    aliases: list[str]
+    task: Task
+    target: str
+    estimator: str
+    metric: str
+    score: float | None
+    metrics: dict[str, float | None]
+    fingerprint: str
+    size_bytes: int
+    dataset_id: int | None
+    dataset_fingerprint: str | None
+    job_id: int | None
+    parent_version: int | None
+    archived: bool
+    params: dict[str, Any]  # the estimator's hyperparameters, free-form by estimator
+    library_versions: dict[str, str]
+    library_mismatch: LibraryMismatch | None
+    created_at: IsoDatetime
+    created_by: str
+
+
+class ModelPublic(BaseModel):
+    """A registered model with its latest version and where its aliases point."""
+
+    model_config = FROZEN
+
+    name: str
+    versions: int  # how many versions it has (archived ones included)
+    latest_version: int | None
+    task: Task | None
+    metric: str | None
+    latest_score: float | None
+    aliases: dict[str, int]  # alias -> version
+    created_at: IsoDatetime
+
+
+class AliasEventPublic(BaseModel):
+    """One alias move (to_version None: the alias was removed)."""
+
+    model_config = FROZEN
+
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    reason: str
+    at: IsoDatetime
+
+
+__all__ = ["AliasEventPublic", "LibraryMismatch", "ModelPublic", "VersionPublic"]

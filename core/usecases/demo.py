@@ -1,0 +1,43 @@
+"""Demo mode (WORKBENCH_DEMO=true): on first start with an empty store, seed the samples, train
+two quick versions, make the first production and the second a 10 % canary, and replay some
+traffic, so every page of a public demo shows something real."""
+
+from __future__ import annotations
+
+import logging
+
+from core.automl.runner import run_training
+from core.data.datasets import ingest_path, list_datasets, load_frame
+from core.deploy import deploy
+from core.deploy.simulator import simulate
+from core.registry import PRODUCTION, list_models
+from core.samples import sample_files, samples_dir
+from core.store import Database
+from core.usecases.aliases import set_alias
+
+log = logging.getLogger("workbench.demo")
+MODEL = "breast_cancer"
+QUICK = {"budget": 8.0, "estimators": ["linear", "hgb"], "ensemble": False}
+
+
+def seed_demo(*, db: Database) -> bool:
+    """Idempotent: does nothing when any model exists. Returns True when it seeded.
+
+    Long-running (two searches), so each step is its own unit of work on `db`."""
+    with db.session() as s:
+        if list_models(session=s):
+            return False
+        for path in sample_files():
+            ingest_path(path, session=s, actor="demo")
+    source = samples_dir() / f"{MODEL}.csv"
+    run_training(source, "diagnosis", name=MODEL, actor="demo", **QUICK)
+    run_training(source, "diagnosis", name=MODEL, actor="demo", seed=1,
+                 **{**QUICK, "estimators": ["xgboost"]})
+    with db.session() as s:
+        set_alias(MODEL, 1, PRODUCTION, session=s, actor="demo", reason="demo: first release")
+    deploy(MODEL, 2, 10.0, actor="demo", reason="demo: canary of version 2")
+    with db.session() as s:
+        ds = next(d for d in list_datasets(session=s) if d.name == MODEL)
+    simulate(MODEL, load_frame(ds).drop(columns=["diagnosis"]), 500)
+    log.info("demo seeded")
+    return True
