@@ -55,7 +55,8 @@ def evaluate_gate(outcome: RunOutcome, *, min_abs: float = 0.0,
     base = dict(metric=m.name, candidate_version=outcome.version.version,
                 candidate_score=float(cand), min_abs=min_abs, min_rel=min_rel)
     try:
-        _, prod_mv, prod = load_pipeline(f"{outcome.model}@{PRODUCTION}")
+        with session_scope() as s:
+            _, prod_mv, prod = load_pipeline(f"{outcome.model}@{PRODUCTION}", session=s)
     except WorkbenchError:
         return GateVerdict(True, "no production version yet: nothing to beat", **base)
     unseen = _unseen_rows(outcome, prod_mv.dataset_id) & covered
@@ -97,7 +98,8 @@ def _unseen_rows(outcome: RunOutcome, prod_dataset_id: int | None) -> np.ndarray
     if prod_dataset_id == outcome.dataset.id:
         return np.zeros(n, dtype=bool)
     new = load_frame(outcome.dataset)
-    old = load_frame(get_dataset(prod_dataset_id))
+    with session_scope() as s:
+        old = load_frame(get_dataset(prod_dataset_id, session=s))
     common = [c for c in new.columns if c in old.columns]
     seen = set(pd.util.hash_pandas_object(old[common].astype(str), index=False))
     hashes = pd.util.hash_pandas_object(new[common].astype(str), index=False).to_numpy()
