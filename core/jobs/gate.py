@@ -136,8 +136,9 @@ def _start_canary(model: str, version: int) -> str:
     """Hand the version to the deployment layer as a canary at its first rollout step."""
     from core.deploy import deploy, get_state
 
-    first_step = get_state(model).steps[0]
-    deploy(model, version, percent=first_step, actor="gate",
+    with session_scope() as s:
+        first_step = get_state(model, session=s).steps[0]
+        deploy(model, version, percent=first_step, session=s, actor="gate",
            reason="passed the promotion gate")
     return f"canary started for {model}:{version} at {first_step:g}%"
 

@@ -267,7 +267,11 @@ class JobWorker:
 
     def _loop(self, max_jobs: int | None, idle_exit_s: float | None) -> int:
         from core.jobs.schedules import fire_due
-        from core.monitor.alerts import CHECK_EVERY_S, monitor_pass
+
+        # transition: the alert actions moved up to core.usecases (house-deploy); the worker
+        # moves there too (house-jobs) and passes its own Database
+        from core.store.db import _default
+        from core.usecases.alert_actions import CHECK_EVERY_S, monitor_pass
 
         done, idle_since, checked = 0, time.monotonic(), 0.0
         while not self.stop.is_set():
@@ -276,7 +280,7 @@ class JobWorker:
             fire_due()
             if time.monotonic() - checked >= CHECK_EVERY_S:
                 checked = time.monotonic()
-                monitor_pass()
+                monitor_pass(_default())
             job = claim_next(self.id)
             if job is None:
                 if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from app.api import create_app
 from app.cli import app
 from core.deploy import deploy
+from core.store import session_scope
 from tests.conftest import DATA
 from tests.core.test_retrain import WINE, import_wine
 
@@ -24,7 +25,8 @@ def client(home: Path, tmp_path: Path) -> Iterator[TestClient]:
     result = CliRunner().invoke(app, ["train", str(WINE), "--target", "cultivar",
                                       "--estimator", "linear"])
     assert result.exit_code == 0, result.output
-    deploy("wine", import_wine(tmp_path), 100)
+    with session_scope() as _s:
+        deploy("wine", import_wine(tmp_path), 100, session=_s)
     with TestClient(create_app(background=False)) as c:
         yield c
 

@@ -13,6 +13,15 @@ from typer.testing import CliRunner
 from app.cli import app
 from tests.conftest import DATA, ROOT
 
+
+def _state(get_state, name: str):
+    """A deployment's state read through the transition shim (the pages use app/ui/deps)."""
+    from core.store import session_scope
+
+    with session_scope() as s:
+        return get_state(name, session=s)
+
+
 PAGES = ["pages/home.py", "pages/data.py", "pages/train.py", "pages/leaderboard.py",
          "pages/registry.py", "pages/version.py", "pages/predict.py", "pages/deployments.py",
          "pages/monitor.py", "pages/jobs.py"]
@@ -134,12 +143,12 @@ def test_deployments_page_canary_simulator_and_rollback(home: Path) -> None:
     assert not at.exception
     at.selectbox[1].set_value(1)
     at.button(key="FormSubmitter:deploy-Deploy").click().run()
-    assert get_state("wine").stable == 1
+    assert _state(get_state, "wine").stable == 1
     at.selectbox[1].set_value(2)
     at.select_slider[0].set_value(10)
     at.button(key="FormSubmitter:deploy-Deploy").click().run()
     assert not at.exception
-    state = get_state("wine")
+    state = _state(get_state, "wine")
     assert (state.stable, state.candidate, state.percent) == (1, 2, 10.0)
     at.slider[0].set_value(1000)
     at.button(key="FormSubmitter:simulate-Run simulator").click().run()
@@ -149,10 +158,10 @@ def test_deployments_page_canary_simulator_and_rollback(home: Path) -> None:
     live = next(d.value for d in at.dataframe if "role" in d.value.columns)
     assert {"ok", "failed", "rejected"} <= set(live.columns) and live["ok"].sum() == 1000
     next(b for b in at.button if b.label == "Rollback").click().run()
-    assert get_state("wine").candidate == 2  # nothing happens before the confirmation
+    assert _state(get_state, "wine").candidate == 2  # nothing happens before the confirmation
     next(b for b in at.button if b.label == "Confirm rollback").click().run()
     assert not at.exception
-    state = get_state("wine")
+    state = _state(get_state, "wine")
     assert state.candidate is None and state.stable == 1
 
 
@@ -164,7 +173,8 @@ def test_the_simulator_replays_the_models_own_data_by_default(home: Path) -> Non
     _train_wine()
     with session_scope() as s:
         ingest_path(DATA / "breast_cancer.csv", session=s)  # newer, first in every list
-    deploy("wine", 1)
+    with session_scope() as s:
+        deploy("wine", 1, session=s)
     with session_scope() as s:
         (wine,) = [d.id for d in list_datasets(session=s) if d.name == "wine"]
     at = _app().run()
@@ -185,7 +195,7 @@ def test_demo_mode_seeds_models_a_canary_and_traffic(home: Path,
     st.cache_resource.clear()
     at = _app().run(timeout=180)
     assert not at.exception
-    state = get_state("breast_cancer")
+    state = _state(get_state, "breast_cancer")
     assert (state.stable, state.candidate, state.percent) == (1, 2, 10.0)
     assert stats_since("breast_cancer", 1, None).count > 0
     at.switch_page("pages/deployments.py").run()

@@ -18,7 +18,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sqlmodel import Session, select
 
-from app.cli_common import session as store_session
 from core.deploy import deployments as dep
 from core.deploy.enums import DeploymentMode, GuardAction
 from core.deploy.guards import judge
@@ -27,7 +26,7 @@ from core.deploy.router import bucket, route
 from core.deploy.telemetry import Counter
 from core.errors import ConflictError, NotFoundError
 from core.registry import alias_history, register_version
-from core.store import AuditEvent, Database
+from core.store import AuditEvent, Database, session_scope
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = [{"name": "a", "kind": "numeric", "dtype": "float64"},
@@ -53,7 +52,7 @@ def register(name: str = "churn", *, seed: int = 0, strict_categories: bool = Fa
     encoder = OneHotEncoder(handle_unknown="error" if strict_categories else "ignore")
     pre = ColumnTransformer([("num", StandardScaler(), ["a", "b"]), ("cat", encoder, ["plan"])])
     pipe = make_pipeline(pre, LogisticRegression()).fit(X, y)
-    with store_session() as s:
+    with session_scope() as s:
         return register_version(pipe, session=s, name=name, task="binary", target="y",
                                 input_schema=SCHEMA, classes=["no", "yes"], metric="roc_auc",
                                 score=0.9)
@@ -237,7 +236,7 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
     mv = register(strict_categories=False)
     from core.registry import load_pipeline
 
-    with store_session() as s:
+    with session_scope() as s:
         _, mv, pipe = load_pipeline("churn:1", session=s)
     lm = LoadedModel.build("churn", mv, pipe)
     assert lm.fast is not None

@@ -236,7 +236,8 @@ def test_a_retrain_that_passes_the_gate_enters_a_canary(home: Path) -> None:
     assert JobWorker().run(max_jobs=1) == 1
     job = ledger.get_job(job_id)
     assert job.gate["passed"] is True, job.gate
-    state = get_state("cancer")
+    with session_scope() as s:
+        state = get_state("cancer", session=s)
     assert (state.stable, state.candidate) == (1, 2) and state.percent == state.steps[0]
 
 

@@ -16,10 +16,13 @@ from typer.testing import CliRunner
 from app.cli import app
 from core.data.datasets import get_dataset, ingest_path, load_frame
 from core.deploy import deploy
+from core.deploy.enums import AlertKind
 from core.jobs import ledger
-from core.monitor.alerts import Observation, list_alerts, observe, set_config
+from core.monitor import alerts
+from core.monitor.alerts import Observation
 from core.registry import resolve
 from core.store import Job, session_scope
+from core.usecases.alert_actions import act
 from tests.conftest import DATA
 
 runner = CliRunner()
@@ -50,7 +53,8 @@ def imported(home: Path, tmp_path: Path) -> int:
                                  "--estimator", "linear"])
     assert result.exit_code == 0, result.output
     version = import_wine(tmp_path)
-    deploy("wine", version, 100)
+    with session_scope() as s:
+        deploy("wine", version, 100, session=s)
     return version
 
 
@@ -60,8 +64,24 @@ def retrain_jobs() -> list[Job]:
 
 
 def drift(version: int, features: list[str]) -> list:
-    return [observe(Observation("wine", version, "DRIFT", True, f"{f} drifted", 0.9, 0.1,
-                                feature=f)) for f in features]
+    """DRIFT verdicts that open alerts (consecutive=1), and what those alerts do."""
+    with session_scope() as s:
+        opened = [alerts.observe(Observation("wine", version, AlertKind.DRIFT, True,
+                                             f"{f} drifted", 0.9, 0.1, feature=f), session=s)
+                  for f in features]
+        for alert in opened:
+            act(alert, session=s)
+    return opened
+
+
+def set_config(model: str, **fields) -> None:
+    with session_scope() as s:
+        alerts.set_config(model, session=s, **fields)
+
+
+def list_alerts(model: str) -> list:
+    with session_scope() as s:
+        return alerts.list_alerts(model, session=s)
 
 
 def newer_upload(tmp_path: Path, rows: int = 150) -> int:
@@ -151,7 +171,8 @@ def test_request_rows_are_logged_unless_switched_off(home: Path,
     from tests.core.test_deploy import record, register
 
     register("churn")
-    deploy("churn", 1, 100)
+    with session_scope() as s:
+        deploy("churn", 1, 100, session=s)
     for switch, expect in (("true", [[record(1)]]), ("false", [])):
         monkeypatch.setenv("WORKBENCH_LOG_INPUTS", switch)
         serving = Serving()
@@ -171,7 +192,8 @@ def test_racing_monitors_queue_one_retrain(backend: str, tmp_path: Path) -> None
     result = runner.invoke(app, ["train", str(WINE), "--target", "cultivar",
                                  "--estimator", "linear"])
     assert result.exit_code == 0, result.output
-    deploy("wine", 1, 100)
+    with session_scope() as s:
+        deploy("wine", 1, 100, session=s)
     set_config("wine", retrain_on_alert=True, consecutive=1)
     newer_upload(tmp_path)
     threads_n, rounds = 4, 30
@@ -240,6 +262,7 @@ def test_logged_request_rows_are_dropped_after_the_retention(home: Path,
                            created_at=utcnow() - timedelta(days=31)))
         s.add(RequestInput(request_id="new", model_name="churn", rows=[{"a": 2}],
                            created_at=utcnow() - timedelta(days=29)))
-    compact()
+    with session_scope() as s:
+        compact(session=s)
     with session_scope() as s:
         assert s.exec(select(RequestInput.request_id)).all() == ["new"]
