@@ -9,17 +9,13 @@ timestamps as `datetime.isoformat()` text, `mode` as its string.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.deploy.enums import DeploymentMode
 from core.deploy.rails import DEFAULT_GUARD_RAILS, DEFAULT_STEPS
-
-# `datetime.isoformat()` on the wire, as before (pydantic's own format writes "Z" for UTC).
-IsoDatetime = Annotated[datetime, PlainSerializer(lambda d: d.isoformat(), return_type=str,
-                                                  when_used="json")]
+from core.public import IsoDatetime
 
 
 class DeploymentState(BaseModel):
@@ -82,5 +78,4 @@ class DeploymentPublic(DeploymentState):
     history: list[DeploymentEvent] = Field(default_factory=list)
 
 
-__all__ = ["DeploymentEvent", "DeploymentPublic", "DeploymentState", "IsoDatetime",
-           "VersionLive"]
+__all__ = ["DeploymentEvent", "DeploymentPublic", "DeploymentState", "VersionLive"]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.automl.metrics import METRICS
+from core.enums import Task
 
 LIVE_METRICS = ("accuracy", "f1", "rmse", "mae")
 
@@ -23,7 +24,7 @@ def live_scores(task: str, predictions: Sequence[Any], actual: Sequence[Any]
                 ) -> dict[str, float | int]:
     """`n` and every live metric that applies to `task`, for paired predictions and labels."""
     metrics = [METRICS[m] for m in LIVE_METRICS if task in METRICS[m].tasks]
-    if task == "regression":
+    if not Task(task).is_classification:
         y_pred = np.asarray(predictions, dtype=float)
         y_true = np.asarray(actual, dtype=float)
     else:

@@ -35,6 +35,7 @@ from core.deploy.enums import (
 )
 from core.deploy.rails import DEFAULT_GUARD_RAILS
 from core.deploy.webhook import check_webhook_url
+from core.enums import Task
 from core.errors import NotFoundError, WorkbenchError
 from core.monitor.live import accuracy, live_drift, traffic
 from core.monitor.public import AlertPublic, DriftReport, VersionTraffic
@@ -55,7 +56,7 @@ SAME_WINDOW_S = 0.8 * CHECK_EVERY_S
 PREDICTION = "__prediction__"  # the DRIFT key of the prediction mix (not a feature)
 # what PERFORMANCE compares live feedback with: the version's validation score in this
 # metric (its direction comes from the metric catalogue)
-PERFORMANCE_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "rmse"}
+PERFORMANCE_METRIC = {Task.BINARY: "accuracy", Task.MULTICLASS: "accuracy", Task.REGRESSION: "rmse"}
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,7 @@ def _performance(model: str, version: int, window: str, now: datetime, cfg: Moni
     mv = _version(model, version, session)
     if mv is None:
         return None
-    metric = METRICS[PERFORMANCE_METRIC[mv.task]]
+    metric = METRICS[PERFORMANCE_METRIC[Task(mv.task)]]
     live = accuracy(model, mv.task, window, now=now, session=session).get(str(version))
     ref = mv.metrics.get(metric.name)
     if not live or live["n"] < cfg.min_requests or ref is None or metric.name not in live:

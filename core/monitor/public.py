@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from core.deploy.enums import AlertKind, AlertState, Severity
-from core.deploy.public import IsoDatetime
+from core.public import IsoDatetime
 from core.store import Alert
 
 
