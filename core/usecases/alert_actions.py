@@ -112,6 +112,7 @@ def acknowledge(alert_id: int, actor: str | None = None, *, session: Session
 
 
 def act_on(opened: list[Alert], *, session: Session) -> list[Alert]:
+    """Each alert that just opened does what it does; returns them."""
     for alert in opened:
         act(alert, session=session)
     return opened
@@ -129,7 +130,7 @@ def check_and_act(model: str, window: str = "5m", now: datetime | None = None, *
     return act_on(check(model, window, now, session=session), session=session)
 
 
-def monitor_pass(db: Database, now: datetime | None = None) -> list[Alert]:
+def monitor_pass(db: Database, now: datetime | None = None) -> list[AlertPublic]:
     """What every job worker and monitor process runs every CHECK_EVERY_S: the alert checks
     (one unit of work per model: one model's failure is logged and the others are checked)
     and telemetry compaction, by one process at a time (the others skip this round)."""
@@ -142,7 +143,8 @@ def monitor_pass(db: Database, now: datetime | None = None) -> list[Alert]:
         for name in names:
             try:
                 with db.session() as s:
-                    opened.extend(check_and_act(name, now=now, session=s))
+                    opened += [AlertPublic.of(a) for a in check_and_act(name, now=now,
+                                                                         session=s)]
             except WorkbenchError as exc:
                 log.warning("monitor check of %s failed: %s", name, exc.message)
         with db.session() as s:
