@@ -69,7 +69,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     _forget_stores()
     yield path
-    from core.jobs.worker import stop_spawned_workers
+    from app.workers import stop_spawned_workers
 
     stop_spawned_workers(path)  # workers the app/CLI started for this test
     _forget_stores()

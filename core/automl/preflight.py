@@ -1,7 +1,7 @@
 """Checks before a search starts: enough rows to validate, a width the budget can carry,
 no feature that is the target under another name.
 
-They run where every training request is prepared (core.automl.runner), so a refusal comes
+They run where every training request is prepared (core.usecases.training), so a refusal comes
 before a job is queued and a leak is dropped from the data the search sees, with a note that
 ends up on the job, the leaderboard and the registered version.
 """

@@ -20,7 +20,6 @@ from core.deploy.deployments import get_state, rollback
 from core.deploy.enums import AlertKind, AlertState, DeploymentMode, move_alert
 from core.deploy.webhook import notify
 from core.errors import ConflictError, NotFoundError, WorkbenchError
-from core.jobs.schedules import retrain_for_alert
 from core.monitor.alerts import (
     CHECK_EVERY_S,
     check,
@@ -33,6 +32,7 @@ from core.monitor.live import compact
 from core.monitor.public import AlertPublic, DriftReport
 from core.store import Alert, Database, MonitorConfig, lock_for_write, utcnow
 from core.store.audit import record
+from core.usecases.retraining import retrain_for_alert
 
 log = logging.getLogger("workbench.alerts")
 MONITOR_LOCK = "workbench-monitor"
@@ -79,8 +79,10 @@ def act(alert: Alert, *, session: Session) -> list[str]:
         actions.append(rolled_back)
     if cfg.retrain_on_alert and AlertKind(alert.kind).retrains:
         try:
-            actions.append(retrain_for_alert(alert.model_name, alert.version))
+            actions.append(retrain_for_alert(alert.model_name, alert.version,
+                                             session=session))
         except WorkbenchError as exc:
+            session.rollback()  # nothing half-queued is committed with the action below
             actions.append(f"retrain not possible: {exc.message}"[:300])
     if actions:
         lock_for_write(session)

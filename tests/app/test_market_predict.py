@@ -47,7 +47,7 @@ def _fitted() -> tuple:
 
 def register_market_model(db: Database, name: str = "prices") -> None:
     """Registered with the market settings the AutoML runner stores
-    (core.automl.runner._market_evaluation), and deployed."""
+    (core.usecases.training._market_evaluation), and deployed."""
     pipe, data, table = _fitted()
     with db.session() as s:
         register_version(pipe, session=s, name=name, task=data.task, target=table.target,

@@ -7,10 +7,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from app.cli import app
+from core.store import Database
 from tests.conftest import DATA, ROOT
 
 
@@ -88,12 +90,12 @@ def test_bad_upload_shows_an_error_not_a_traceback(home: Path) -> None:
     assert "Detected **multiclass**" in " ".join(m.value for m in at.markdown)
 
 
-def test_train_page_runs_a_job_in_a_background_worker(home: Path) -> None:
+def test_train_page_runs_a_job_in_a_background_worker(db: Database, session: Session) -> None:
     from core.jobs.ledger import list_jobs
-    from core.jobs.worker import JobWorker
+    from core.usecases.worker import job_worker
 
     CliRunner().invoke(app, ["seed"])
-    worker = JobWorker()  # a live worker, so the page does not spawn a process
+    worker = job_worker(db)  # a live worker, so the page does not spawn a process
     thread = threading.Thread(target=worker.run, kwargs={"max_jobs": 1}, daemon=True)
     thread.start()
     at = _app().run()
@@ -106,7 +108,7 @@ def test_train_page_runs_a_job_in_a_background_worker(home: Path) -> None:
     at.multiselect[0].set_value(["linear"])
     at.button[0].click().run()
     assert not at.exception
-    (job,) = list_jobs()
+    (job,) = list_jobs(session=session)
     assert job.model_name == "wine" and job.settings["estimators"] == ["linear"]
     thread.join(timeout=90)
     at.run()
@@ -114,7 +116,7 @@ def test_train_page_runs_a_job_in_a_background_worker(home: Path) -> None:
     assert "registered version 1 of **wine**" in at.success[0].value
 
 
-def test_jobs_page_adds_and_pauses_a_schedule(home: Path) -> None:
+def test_jobs_page_adds_and_pauses_a_schedule(session: Session) -> None:
     _train_wine()
     at = _app().run()
     at.switch_page("pages/jobs.py").run()
@@ -124,12 +126,12 @@ def test_jobs_page_adds_and_pauses_a_schedule(home: Path) -> None:
     assert not at.exception
     from core.jobs.schedules import list_schedules
 
-    (sched,) = list_schedules()
+    (sched,) = list_schedules(session=session)
     assert sched.cron == "30 3 * * *"
     at.run()
     next(b for b in at.button if b.label == "Pause schedule").click().run()
     assert not at.exception
-    assert list_schedules()[0].paused
+    assert list_schedules(session=session)[0].paused
 
 
 def test_deployments_page_canary_simulator_and_rollback(home: Path) -> None:
@@ -242,21 +244,21 @@ def test_leaderboard_shows_the_backtest_of_a_market_model(home: Path, tmp_path: 
                                                  "buy & hold return", "max drawdown"]
 
 
-def test_train_page_runs_a_market_search_with_a_backtest(home: Path, tmp_path: Path) -> None:
+def test_train_page_runs_a_market_search_with_a_backtest(db: Database, session: Session,
+                                                         tmp_path: Path) -> None:
     import pandas as pd
 
     from core.jobs.ledger import list_jobs
-    from core.jobs.worker import JobWorker
+    from core.usecases.worker import job_worker
 
     stocks = pd.read_csv(DATA / "stocks.csv")
     stocks[stocks["ticker"] == "MSFT"].tail(700).to_csv(tmp_path / "msft.csv", index=False)
     CliRunner().invoke(app, ["seed"])
     from core.data.datasets import ingest_path
-    from core.store import session_scope
 
-    with session_scope() as s:
-        ds = ingest_path(tmp_path / "msft.csv", session=s).dataset
-    thread = threading.Thread(target=JobWorker().run, kwargs={"max_jobs": 1}, daemon=True)
+    ds = ingest_path(tmp_path / "msft.csv", session=session).dataset
+    thread = threading.Thread(target=job_worker(db).run, kwargs={"max_jobs": 1},
+                              daemon=True)
     thread.start()
     at = _app().run()
     at.switch_page("pages/train.py").run()
@@ -269,7 +271,7 @@ def test_train_page_runs_a_market_search_with_a_backtest(home: Path, tmp_path: P
     next(s for s in at.selectbox if s.label == "Target").set_value("direction")
     at.button[0].click().run()
     assert not at.exception
-    (job,) = list_jobs()
+    (job,) = list_jobs(session=session)
     assert job.settings["market"]["kind"] == "direction"
     thread.join(timeout=90)
     at.switch_page("pages/leaderboard.py").run()
@@ -277,12 +279,14 @@ def test_train_page_runs_a_market_search_with_a_backtest(home: Path, tmp_path: P
     assert "hit rate" in [m.label for m in at.metric]
 
 
-def test_leaderboard_opens_older_searches_and_deep_links(home: Path) -> None:
+def test_leaderboard_opens_older_searches_and_deep_links(session: Session) -> None:
     from core.jobs.ledger import list_jobs
+    from core.jobs.states import JobState
 
     _train_wine()
     _train_wine()
-    older, newer = sorted(j.id for j in list_jobs() if j.state == "COMPLETED")
+    older, newer = sorted(j.id for j in list_jobs(session=session)
+                          if j.state == JobState.COMPLETED)
     at = _app().run()
     at.switch_page("pages/leaderboard.py").run()
     search = next(s for s in at.selectbox if s.label == "Search")

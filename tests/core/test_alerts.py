@@ -297,7 +297,7 @@ def test_the_monitor_loop_raises_alerts_without_posing_as_a_job_worker(
         loop.join(timeout=10)
     (alert,) = latency(list_alerts("wine", session=session))
     assert alert.state == AlertState.OPEN and alert.version == 1
-    assert live_workers() == []
+    assert live_workers(session=session) == []
     assert not loop.is_alive()  # stops when told
 
 

@@ -59,8 +59,12 @@ def test_upgrade_from_the_first_release_keeps_jobs_and_versions(backend: str) ->
         " cancel_requested, log, created_at) VALUES ('search', 'COMPLETED', 'm', 'y', "
         "'binary', 'roc_auc', '{}', '{}', false, '', CURRENT_TIMESTAMP)"])
     from core.jobs.ledger import list_jobs
+    from core.store import Database
 
-    (job,) = list_jobs()  # get_engine() upgrades to head on first use
+    db = Database()  # upgrades to head on first use
+    with db.session() as s:
+        (job,) = list_jobs(session=s)
+    db.dispose()
     assert (job.model_name, job.state, job.attempts, job.trigger) == ("m", "COMPLETED", 0,
                                                                       "manual")
 

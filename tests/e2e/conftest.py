@@ -65,7 +65,7 @@ def running_app(home: Path) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
-        from core.jobs.worker import stop_spawned_workers
+        from app.workers import stop_spawned_workers
 
         stop_spawned_workers(home)  # workers the app started run in their own session
 
