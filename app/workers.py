@@ -48,13 +48,18 @@ def ensure_local_worker(db: Database) -> int:
         return 0  # enough workers, or some are still starting up (not yet registered)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
+    # The worker runs in this process's directory (so it reads the same .env) with an absolute
+    # home: a relative WORKBENCH_HOME must name the same store, installed or from a checkout.
+    env = {**os.environ, "WORKBENCH_HOME": str(settings.home),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                       os.environ.get("PYTHONPATH")]))}
     for _ in range(missing):
         log_path = settings.home / "worker.log"
         with open(log_path, "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", "app", "worker", "--idle-exit",
                                      str(AUTOSTART_IDLE_EXIT_S)], stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=os.environ.copy(), cwd=ROOT)
+                                    start_new_session=True, env=env)
         with open(settings.home / SPAWNED_PIDS, "a") as pids:  # so they can be stopped
             pids.write(f"{proc.pid}\n")
     return missing

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 CONTRACTS = [c["id"] for c in tomllib.loads((ROOT / "pyproject.toml").read_text())
              ["tool"]["importlinter"]["contracts"]]

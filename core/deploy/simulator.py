@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from core.deploy.service import Serving
 from core.errors import SchemaMismatchError, WorkbenchError
 from core.features.inputs import sent_columns
+from core.features.schema import column_differences, named, unexpected_note
 from core.registry import resolve
 from core.store import Database
 
@@ -25,15 +26,17 @@ def _check_columns(name: str, frame: pd.DataFrame, db: Database) -> None:
     would fail, and the charts would show nothing but errors."""
     with db.session() as s:
         _, mv = resolve(name, session=s)
-    missing = [c for c in sent_columns(mv) if c not in frame.columns]
+    needed = sent_columns(mv)
+    missing, _ = column_differences(needed, frame.columns)
     if missing:
-        shown = ", ".join(repr(c) for c in missing[:5]) + (", …" if len(missing) > 5 else "")
+        _, unexpected = column_differences([c["name"] for c in mv.input_schema or []],
+                                           frame.columns)
         source = (f" such as the model's own training data (dataset {mv.dataset_id})"
                   if mv.dataset_id else "")
         raise SchemaMismatchError(
-            f"This table lacks {len(missing)} of the {len(sent_columns(mv))} columns "
-            f"{name}:{mv.version} needs ({shown}), so every request would fail. Replay a "
-            f"table with the model's columns{source}.")
+            f"This table lacks {len(missing)} of the {len(needed)} columns "
+            f"{name}:{mv.version} needs ({named(missing)}), so every request would fail. "
+            f"Replay a table with the model's columns{source}." + unexpected_note(unexpected))
 
 
 class Simulation(BaseModel):

@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from core.data.datasets import load_frame, store_frame
 from core.data.ingest import fingerprint_frame
 from core.errors import InputError, NotFoundError
+from core.features.kinds import holds_booleans, holds_datetimes, holds_numbers
 from core.jobs.states import ACTIVE, JobState
 from core.store import Dataset, Job, ModelVersion, PredictionLog, RegisteredModel, RequestInput
 
@@ -124,11 +125,11 @@ def _union(frame: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
     extra = pd.DataFrame(rows).reindex(columns=frame.columns)
     for col in frame.columns:
         dtype = frame[col].dtype
-        if pd.api.types.is_bool_dtype(dtype):
+        if holds_booleans(dtype):
             continue
-        if pd.api.types.is_numeric_dtype(dtype):
+        if holds_numbers(dtype):
             extra[col] = pd.to_numeric(extra[col], errors="coerce")
-        elif pd.api.types.is_datetime64_any_dtype(dtype):
+        elif holds_datetimes(dtype):
             extra[col] = pd.to_datetime(extra[col], errors="coerce",
                                         utc=getattr(dtype, "tz", None) is not None)
         else:  # text columns stay text: a label fed back as 1 joins the stored "1"

@@ -17,7 +17,7 @@ from app.api import create_app
 from app.cli import app as cli
 from core.store import Database
 from core.usecases.worker import job_worker
-from tests.conftest import DATA
+from tests.factories import DATA
 
 
 @pytest.fixture
@@ -38,6 +38,7 @@ def _wait(client: TestClient, job_id: int, states: set[str], timeout: float = 90
     raise AssertionError(f"job {job_id} never reached {states}")
 
 
+@pytest.mark.slow  # a real search in a worker
 def test_jobs_are_queued_run_and_retrained_over_http(client: TestClient, db: Database) -> None:
     worker = job_worker(db)
     thread = threading.Thread(target=worker.run, kwargs={"max_jobs": 2}, daemon=True)

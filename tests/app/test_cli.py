@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from tests.conftest import DATA, ROOT
+from tests.factories import DATA, ROOT
 
 runner = CliRunner()
 CANCER = str(DATA / "breast_cancer.csv")
@@ -30,6 +30,7 @@ def run_json(*args: str) -> object:
     return json.loads(run(*args, "--json").stdout)
 
 
+@pytest.mark.slow  # two real searches
 def test_automl_registers_versions_and_predict_resolves_refs(home: Path, tmp_path: Path) -> None:
     first = run_json("automl", CANCER, "--target", "diagnosis", "--budget", "3")
     assert (first["model"], first["version"], first["metric"]) == ("breast_cancer", 1, "roc_auc")
@@ -156,9 +157,8 @@ STATE_KEYS = ["name", "stable", "candidate", "percent", "mode", "steps", "guard_
 def test_deploy_alerts_and_ack_print_their_documents(home: Path) -> None:
     """`deploy|promote|rollback --json` print the deployment rule, `alerts --json` the open
     alerts and `ack --json` the acknowledged one, in the shapes the REST API answers."""
-    from app.cli_common import session
     from core.deploy import guard_alert
-    from tests.core.test_deploy import register
+    from tests.factories import register, store_session
 
     register("churn", seed=0)
     register("churn", seed=1)
@@ -170,7 +170,7 @@ def test_deploy_alerts_and_ack_print_their_documents(home: Path) -> None:
     assert doc["guard_rails"] == {"max_error_rate": 0.05, "max_p99_ms": 1000.0,
                                   "min_requests": 20}
     assert doc["steps"] == [10.0, 50.0, 100.0] and isinstance(doc["step_started_at"], str)
-    with session() as s:
+    with store_session() as s:
         alert = guard_alert.report("churn", 2, "rails broken", session=s)
     (row,) = run_json("alerts", "--model", "churn")
     assert list(row) == ALERT_KEYS
@@ -183,6 +183,7 @@ def test_deploy_alerts_and_ack_print_their_documents(home: Path) -> None:
     assert run_json("rollback", "churn")["candidate"] is None
 
 
+@pytest.mark.slow  # a real market search
 def test_market_search_reports_a_backtest_and_predicts_from_price_history(
         home: Path, tmp_path: Path) -> None:
     stocks = pd.read_csv(DATA / "stocks.csv")

@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.api import create_app
 from core.deploy import deployments as dep
-from core.store import session_scope
-from tests.core.test_deploy import register
+from tests.factories import register, store_session
 
 
 @pytest.fixture
@@ -23,9 +22,9 @@ def canary(home: Path) -> str:
     """churn: version 1 stable, version 2 a 10 % candidate, version 3 registered only."""
     for seed in (0, 1, 2):
         register(seed=seed)
-    with session_scope() as _s:
+    with store_session() as _s:
         dep.deploy("churn", 1, session=_s)
-    with session_scope() as _s:
+    with store_session() as _s:
         dep.deploy("churn", 2, 10, session=_s)
     return "churn"
 
@@ -37,7 +36,7 @@ def client(canary: str) -> Iterator[TestClient]:
 
 
 def _deployment() -> dict[str, Any]:
-    with session_scope() as s:
+    with store_session() as s:
         return {"state": dep.get_state("churn", session=s).to_dict(),
                 "history": dep.history("churn", session=s)}
 

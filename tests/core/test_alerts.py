@@ -23,7 +23,7 @@ from core.monitor import alerts as monitor
 from core.monitor.alerts import list_alerts, set_config
 from core.store import AuditEvent, Database, PredictionLog, utcnow
 from core.usecases.alert_actions import acknowledge, check_and_act, monitor_pass, run_monitor
-from tests.conftest import DATA
+from tests.factories import DATA
 
 runner = CliRunner()
 

@@ -25,41 +25,9 @@ from core.deploy.rails import DEFAULT_GUARD_RAILS
 from core.deploy.router import bucket, route
 from core.deploy.telemetry import Counter
 from core.errors import ConflictError, NotFoundError
-from core.registry import alias_history, register_version
-from core.store import AuditEvent, Database, session_scope
-
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = [{"name": "a", "kind": "numeric", "dtype": "float64"},
-          {"name": "b", "kind": "numeric", "dtype": "float64"},
-          {"name": "plan", "kind": "categorical", "dtype": "object"}]
-PLANS = ["basic", "plus", "pro"]
-
-
-def training_frame(seed: int = 0, n: int = 120) -> tuple[pd.DataFrame, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
-                      "plan": rng.choice(PLANS, size=n)})
-    y = np.where(X["a"] + 0.3 * (X["plan"] == "pro") + 0.1 * rng.normal(size=n) > 0,
-                 "yes", "no")
-    return X, y
-
-
-def register(name: str = "churn", *, seed: int = 0, strict_categories: bool = False):
-    """A real pipeline; with `strict_categories` its encoder refuses plans it never saw, so
-    a record with plan='gold' makes this version fail at predict time (an injected fault made
-    of data, not of mocks)."""
-    X, y = training_frame(seed)
-    encoder = OneHotEncoder(handle_unknown="error" if strict_categories else "ignore")
-    pre = ColumnTransformer([("num", StandardScaler(), ["a", "b"]), ("cat", encoder, ["plan"])])
-    pipe = make_pipeline(pre, LogisticRegression()).fit(X, y)
-    with session_scope() as s:
-        return register_version(pipe, session=s, name=name, task="binary", target="y",
-                                input_schema=SCHEMA, classes=["no", "yes"], metric="roc_auc",
-                                score=0.9)
-
-
-def record(i: int = 0, plan: str = "basic") -> dict:
-    return {"a": (i % 7) / 3 - 1, "b": 0.5, "plan": plan}
+from core.registry import alias_history
+from core.store import AuditEvent, Database
+from tests.factories import PLANS, ROOT, SCHEMA, record, register, store_session, training_frame
 
 
 def moves(session: Session, name: str = "churn") -> list[tuple[int | None, int | None]]:
@@ -236,7 +204,7 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
     mv = register(strict_categories=False)
     from core.registry import load_pipeline
 
-    with session_scope() as s:
+    with store_session() as s:
         _, mv, pipe = load_pipeline("churn:1", session=s)
     lm = LoadedModel.build("churn", mv, pipe)
     assert lm.fast is not None
@@ -254,6 +222,7 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
     assert compile_fast(odd, SCHEMA) is None  # not understood: the ordinary path
 
 
+@pytest.mark.slow  # a real search per family
 @pytest.mark.parametrize("family", ["linear", "hgb", "rf"])
 def test_workbench_trained_pipelines_take_the_fast_path(home, family: str) -> None:
     """The AutoML's own preprocessing — median imputer with missing indicators, scaling,
@@ -263,7 +232,7 @@ def test_workbench_trained_pipelines_take_the_fast_path(home, family: str) -> No
     from core.automl.search import search
     from core.deploy.fastpath import ForestWalker, TreeWalker, compile_fast
     from core.features.schema import align_to_schema
-    from tests.conftest import DATA
+    from tests.factories import DATA
 
     frame = pd.read_csv(DATA / "breast_cancer.csv")
     frame.loc[::7, "mean_radius"] = np.nan  # so the imputer learns an indicator column
@@ -423,8 +392,7 @@ def test_the_simulator_refuses_a_table_without_the_models_columns(db: Database) 
     before any request, naming the missing columns."""
     from core.deploy.simulator import simulate
     from core.errors import SchemaMismatchError
-    from tests.conftest import DATA
-    from tests.helpers import store_snapshot
+    from tests.factories import DATA, store_snapshot
 
     register()
     with db.session() as s:

@@ -17,7 +17,7 @@ from core.deploy import deployments as dep
 from core.errors import ConflictError
 from core.registry import PRODUCTION
 from core.store import Alias, Database, Deployment, RegisteredModel
-from tests.core.test_deploy import register
+from tests.factories import race, register
 
 ROUNDS = 30
 DB: dict[str, Database] = {}  # the store of the running test (each caller: its own session)
@@ -34,27 +34,6 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """`fn` as one request would run it: a session of its own, rolled back on error."""
     with DB["now"].session() as s:
         return fn(*args, session=s, **kwargs)
-
-
-def race(*calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls at once (one thread each, released by a barrier); each result is the
-    call's return value or the exception it raised."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:  # the loser's answer, checked by the caller
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
 
 
 def stored(name: str = "churn") -> tuple[list[int], int | None, int | None]:

@@ -19,7 +19,7 @@ from core.deploy.enums import AlertKind, AlertState, GuardAction
 from core.deploy.rails import DEFAULT_GUARD_RAILS, GuardRails
 from core.deploy.service import Serving
 from core.store import Alert, Database, Deployment, RegisteredModel
-from tests.core.test_deploy import record, register
+from tests.factories import record, register
 
 
 @pytest.fixture

@@ -24,18 +24,16 @@ from core.jobs.states import JobState
 from core.jobs.worker import claim_next
 from core.store import Database, Job, utcnow
 from core.usecases.training import execute
-from tests.conftest import ROOT
-from tests.core.test_jobs import (
+from tests.factories import (
     CANCER,
+    ROOT,
     list_versions_or_empty,
     state,
     submit,
     trials_done,
     wait_for,
-    workers,
 )
 
-__all__ = ["workers"]  # the fixture, shared with test_jobs
 runner = CliRunner()
 
 

@@ -3,12 +3,8 @@ killed with SIGKILL, two workers sharing one queue, schedules and the promotion 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,59 +17,27 @@ from core.jobs import ledger
 from core.jobs.reaper import reap_lost_jobs
 from core.jobs.states import JobState
 from core.jobs.worker import claim_next, retry_or_fail, sweep_orphan_artifacts
-from core.registry import list_versions, resolve
+from core.registry import resolve
 from core.settings import get_settings
 from core.store import Database, ModelVersion
 from core.usecases import training
 from core.usecases.aliases import set_alias
 from core.usecases.retraining import fire_due
 from core.usecases.worker import job_worker
-from tests.conftest import DATA, ROOT
+from tests.factories import (
+    CANCER,
+    DATA,
+    list_versions_or_empty,
+    state,
+    submit,
+    trials_done,
+    wait_for,
+)
 
-CANCER = DATA / "breast_cancer.csv"
 runner = CliRunner()
 
 
-def submit(session: Session, data: object, target: str, **options: object):
-    """Queue a training request as the CLI's `submit` does."""
-    request = TrainingRequest.create(dataset=data, target=target, **options)
-    return training.submit(request, session=session)
-
-
-@pytest.fixture
-def workers(home: Path,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start real `workbench worker` processes; all are killed at the end."""
-    monkeypatch.setenv("WORKBENCH_HEARTBEAT_S", "0.5")
-    procs: list[subprocess.Popen] = []
-
-    def start(*args: str) -> subprocess.Popen:
-        log = open(home.parent / f"worker{len(procs)}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "app", "worker", *args], cwd=ROOT,
-                                env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def state(session: Session, job_id: int) -> str:
-    return ledger.get_job(job_id, session=session).state
-
-
+@pytest.mark.slow  # real worker processes running searches
 def test_cli_submit_starts_a_worker_that_completes_the_job(workers, session: Session) -> None:
     result = runner.invoke(app, ["submit", str(CANCER), "--target", "diagnosis",
                                  "--budget", "3", "--json"])
@@ -92,10 +56,7 @@ def test_cli_submit_starts_a_worker_that_completes_the_job(workers, session: Ses
     assert states == ["PENDING", "RUNNING", "COMPLETED"]
 
 
-def trials_done(session: Session, job_id: int) -> int:
-    return ledger.get_job(job_id, session=session).progress.get("trials_done") or 0
-
-
+@pytest.mark.slow  # real worker processes running searches
 def test_cancel_stops_a_running_search_within_five_seconds(workers, session: Session) -> None:
     job = submit(session, CANCER, "diagnosis", budget=120)
     workers()
@@ -108,13 +69,7 @@ def test_cancel_stops_a_running_search_within_five_seconds(workers, session: Ses
     assert list_versions_or_empty(session, "breast_cancer") == []
 
 
-def list_versions_or_empty(session: Session, name: str) -> list:
-    try:
-        return list_versions(name, session=session)
-    except Exception:
-        return []
-
-
+@pytest.mark.slow  # real worker processes running searches
 def test_pause_holds_new_trials_and_resume_continues(workers, session: Session) -> None:
     job = submit(session, CANCER, "diagnosis", budget=8)
     workers()
@@ -132,6 +87,7 @@ def test_pause_holds_new_trials_and_resume_continues(workers, session: Session) 
     assert states == ["PENDING", "RUNNING", "PAUSED", "RUNNING", "COMPLETED"]
 
 
+@pytest.mark.slow  # real worker processes running searches
 def test_a_killed_worker_leaves_a_failed_job_and_a_consistent_store(
         workers, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBENCH_WORKER_LOST_AFTER_S", "3")
@@ -154,6 +110,7 @@ def test_a_killed_worker_leaves_a_failed_job_and_a_consistent_store(
     assert on_disk <= referenced or on_disk == set()
 
 
+@pytest.mark.slow  # real worker processes running searches
 def test_two_workers_share_a_queue_and_never_run_a_job_twice(backend_db: Database,
                                                             workers) -> None:
     session = Session(backend_db.engine, expire_on_commit=False)
@@ -207,6 +164,7 @@ def test_bad_schedules_are_refused(home: Path) -> None:
     assert result.exit_code == 2 and "not a time of day" in result.stderr
 
 
+@pytest.mark.slow  # real worker processes running searches
 def test_a_retrain_that_does_not_beat_production_is_not_promoted(db: Database,
                                                                  session: Session) -> None:
     from core.jobs.schedules import create_schedule
@@ -240,6 +198,7 @@ def test_bad_input_fails_without_retry_and_transient_errors_back_off(
     assert claim_next("w2", session=session).attempts == 2
 
 
+@pytest.mark.slow  # real worker processes running searches
 def test_a_retrain_that_passes_the_gate_enters_a_canary(db: Database,
                                                        session: Session) -> None:
     from core.deploy import get_state
@@ -259,6 +218,7 @@ def test_a_retrain_that_passes_the_gate_enters_a_canary(db: Database,
     assert (state.stable, state.candidate) == (1, 2) and state.percent == state.steps[0]
 
 
+@pytest.mark.slow  # a real search
 def test_a_foreground_run_heartbeats_so_no_reaper_takes_it_for_lost(
         db: Database, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBENCH_HEARTBEAT_S", "0.2")

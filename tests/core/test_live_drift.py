@@ -19,7 +19,7 @@ from core.deploy.simulator import simulate
 from core.monitor.alerts import check, set_config
 from core.monitor.live import live_drift
 from core.store import Database, utcnow
-from tests.conftest import DATA
+from tests.factories import DATA
 
 CANCER = pd.read_csv(DATA / "breast_cancer.csv").drop(columns=["diagnosis"])
 

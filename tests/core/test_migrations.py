@@ -19,10 +19,10 @@ def test_migrations_match_the_models(backend_db: Database) -> None:
 
 def test_reopening_an_existing_store_keeps_its_registry(backend_db: Database) -> None:
     from core.registry import list_versions
-    from tests.core.test_registry import _register
+    from tests.factories import register_numeric
 
     with Session(backend_db.engine) as s:
-        _register(s)
+        register_numeric(s)
     backend_db.dispose()
     reopened = Database()  # a new process / upgraded package opening the same database
     try:

@@ -17,7 +17,7 @@ from core.errors import InvalidDataError
 from core.jobs import ledger
 from core.store import Database
 from core.usecases.training import RunOutcome, run_training, submit
-from tests.helpers import store_snapshot, write
+from tests.factories import store_snapshot, write
 
 
 def _train(db: Database, path: Path, target: str, **options: object) -> RunOutcome:

@@ -14,7 +14,6 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from app.cli import app
-from app.cli_common import session as store_session
 from core.data.datasets import get_dataset, ingest_path, load_frame
 from core.deploy import deploy
 from core.deploy.enums import AlertKind
@@ -25,26 +24,9 @@ from core.monitor.alerts import Observation
 from core.registry import resolve
 from core.store import Database, Job
 from core.usecases.alert_actions import act
-from tests.conftest import DATA
+from tests.factories import WINE, import_wine, store_session
 
 runner = CliRunner()
-WINE = DATA / "wine.csv"
-
-
-def import_wine(session: Session, tmp_path: Path) -> int:
-    """A scikit-learn pipeline trained elsewhere, imported as the next version of `wine`."""
-    import skops.io as sio
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from core.registry.importer import import_model
-
-    frame = pd.read_csv(WINE)
-    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
-        frame.drop(columns=["cultivar"]), frame["cultivar"])
-    sio.dump(pipe, tmp_path / "outside.skops")
-    return import_model("wine", tmp_path / "outside.skops", session=session).version
 
 
 @pytest.fixture
@@ -169,7 +151,7 @@ def test_request_rows_are_logged_unless_switched_off(session: Session,
 
     from core.deploy.service import Serving
     from core.store import RequestInput
-    from tests.core.test_deploy import record, register
+    from tests.factories import record, register
 
     register("churn")
     with store_session() as s:
@@ -227,7 +209,7 @@ def test_racing_monitors_queue_one_retrain(backend_db: Database, tmp_path: Path)
 @pytest.mark.slow
 def test_queueing_once_per_model_holds_under_a_race(backend_db: Database) -> None:
     """The check-then-insert of `create_job_once` is one locked transaction."""
-    from tests.core.test_deploy import register
+    from tests.factories import register
 
     register("churn")  # the model row exists: it is what the racers lock
     for round_ in range(30):

@@ -25,7 +25,7 @@ from app.cli_common import session
 from core.deploy.webhook import UnsafeWebhookError, post_webhook
 from core.monitor import alerts
 from core.store import MonitorConfig
-from tests.core.test_deploy import register
+from tests.factories import register
 
 REAL_GETADDRINFO = socket.getaddrinfo
 
