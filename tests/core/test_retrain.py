@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.cli_common import session as cli_session
 from core.data.datasets import get_dataset, ingest_path, load_frame
 from core.deploy import deploy
 from core.deploy.enums import AlertKind
@@ -47,8 +48,9 @@ def retrain_jobs(session: Session) -> list[Job]:
 
 def drift(version: int, features: list[str]) -> list:
     """DRIFT verdicts that open alerts (consecutive=1), and what those alerts do (on a
-    session of their own: racing monitors call this from threads)."""
-    with store_session() as s:
+    session of their own on the CLI's store, shared by the threads of racing monitors: a
+    Database each would migrate at once in every thread)."""
+    with cli_session() as s:
         opened = [alerts.observe(Observation("wine", version, AlertKind.DRIFT, True,
                                              f"{f} drifted", 0.9, 0.1, feature=f), session=s)
                   for f in features]
