@@ -68,19 +68,20 @@ def drift(
     from core.settings import get_settings
 
     frame = read_path(data, max_bytes=get_settings().max_upload_bytes, for_training=False).frame
-    report = drift_report(model_ref, frame)
-    if alert:
-        from core.monitor.offline import raise_drift_alerts
+    with session() as s:
+        report = drift_report(model_ref, frame, session=s)
+        if alert:
+            from core.usecases.alert_actions import raise_drift_alerts
 
-        report["alerts_opened"] = [a.id for a in raise_drift_alerts(report)]
-    if json_out:
-        emit_json(report)
+            report.alerts_opened = [a.id for a in raise_drift_alerts(report, session=s)]
+    if json_out:  # `alerts_opened` only when alerts were asked for, as before
+        emit_json(report.model_dump(mode="json", exclude_unset=True))
         return
-    out.print(_table(f"Drift of {data.name} against {report['model']}:{report['version']} "
-                     f"({len(report['drifted'])} of {report['features']} features drifted)",
-                     report["results"], ["feature", "test", "statistic", "p_value",
-                                         "effect_size", "psi", "threshold", "drifted", "n",
-                                         "note"]))
+    out.print(_table(f"Drift of {data.name} against {report.model}:{report.version} "
+                     f"({len(report.drifted)} of {report.features} features drifted)",
+                     [r.model_dump() for r in report.results],
+                     ["feature", "test", "statistic", "p_value", "effect_size", "psi",
+                      "threshold", "drifted", "n", "note"]))
 
 
 @app.command()
@@ -91,18 +92,15 @@ def monitor(
     json_out: JsonOpt = False,
 ) -> None:
     """Live traffic, latency, errors and accuracy from feedback, per version."""
-    from core.monitor.live import accuracy, traffic
-    from core.registry import resolve
+    from core.monitor.live import monitor_report
 
-    live = traffic(name, window)
     with session() as s:
-        task = resolve(name, session=s)[1].task
-    live["accuracy"] = accuracy(name, task, window)
+        live = monitor_report(name, window, session=s)
     if json_out:
-        emit_json(live)
+        emit_json(live.model_dump(mode="json"))
         return
-    rows = [{"version": v, **d, **live["accuracy"].get(v, {})}
-            for v, d in live["versions"].items()]
+    rows = [{"version": v, **d.model_dump(), **live.accuracy.get(v, {})}
+            for v, d in live.versions.items()]
     out.print(_table(f"{name}, last {window}", rows, [
         "version", "requests", "ok", "failed", "rejected", "rate_per_s", "error_rate",
         "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "n", "accuracy", "f1", "rmse",
@@ -114,9 +112,10 @@ def monitor(
 def alerts(model: Annotated[str | None, typer.Option()] = None,
            json_out: JsonOpt = False) -> None:
     """Open and acknowledged alerts."""
-    from core.monitor.alerts import alert_doc, list_alerts
+    from core.monitor.alerts import list_alerts
 
-    rows = [alert_doc(a) for a in list_alerts(model)]
+    with session() as s:
+        rows = [a.model_dump(mode="json") for a in list_alerts(model, session=s)]
     emit_json(rows) if json_out else out.print(_table("Alerts", rows, [
         "id", "model", "version", "kind", "feature", "severity", "state", "message", "action",
         "opened_at"]))
@@ -126,10 +125,12 @@ def alerts(model: Annotated[str | None, typer.Option()] = None,
 @guarded
 def ack(alert_id: int, json_out: JsonOpt = False) -> None:
     """Acknowledge an alert: it stays quiet until its condition clears and recurs."""
-    from core.monitor.alerts import acknowledge, alert_doc
+    from core.usecases.alert_actions import acknowledge
 
-    a = acknowledge(alert_id)
-    emit_json(alert_doc(a)) if json_out else out.print(f"alert {alert_id} acknowledged")
+    with session() as s:
+        a = acknowledge(alert_id, session=s)
+    emit_json(a.model_dump(mode="json")) if json_out else \
+        out.print(f"alert {alert_id} acknowledged")
 
 
 @app.command()

@@ -4,24 +4,26 @@ exit 2 with a one-paragraph message on bad input, `--json` prints one JSON docum
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli_common import JsonOpt, emit_json, err, guarded, out
+from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
+from core.deploy.enums import DeploymentMode
+from core.deploy.rails import DEFAULT_GUARD_RAILS, DEFAULT_STEPS
 from core.errors import WorkbenchError
 
+if TYPE_CHECKING:  # core.deploy.deployments pulls in the registry: loaded when a command runs
+    from core.deploy.public import DeploymentState
+
 ReasonOpt = Annotated[str, typer.Option(help="Why (kept in the deployment history).")]
+STEPS = " → ".join(f"{p:g}" for p in DEFAULT_STEPS)
 
 
-def _state_doc(st: Any) -> dict[str, Any]:
-    return st.to_dict()
-
-
-def _say(st: Any) -> None:
+def _say(st: DeploymentState) -> None:
     if st.candidate is None:
         out.print(f"{st.name}: 100 % → version {st.stable} (stable)")
-    elif st.mode == "shadow":
+    elif st.mode == DeploymentMode.SHADOW:
         out.print(f"{st.name}: 100 % → version {st.stable} (stable); version {st.candidate} "
                   f"scores {st.percent:g} % of requests in shadow")
     else:
@@ -29,9 +31,9 @@ def _say(st: Any) -> None:
                   f"{st.percent:g} % → version {st.candidate} (candidate)")
 
 
-def _report(st: Any, json_out: bool) -> None:
+def _report(st: DeploymentState, json_out: bool) -> None:
     if json_out:
-        emit_json(_state_doc(st))
+        emit_json(st.model_dump(mode="json"))
     else:
         _say(st)
 
@@ -98,17 +100,17 @@ def register(app: typer.Typer) -> None:
         shadow: Annotated[bool, typer.Option("--shadow", help="Score a copy of the traffic; "
                                              "stable keeps answering.")] = False,
         auto_advance: Annotated[bool, typer.Option(
-            "--auto-advance", help="Step 10 → 50 → 100 → promote while the guard rails "
+            "--auto-advance", help=f"Step {STEPS} → promote while the guard rails "
             "hold.")] = False,
         max_error_rate: Annotated[float | None, typer.Option(
             help="Guard rail: roll back when the candidate's error rate exceeds this fraction "
-            "(default 0.05).")] = None,
+            f"(default {DEFAULT_GUARD_RAILS.max_error_rate:g}).")] = None,
         max_p99_ms: Annotated[float | None, typer.Option(
             help="Guard rail: roll back when the candidate's p99 latency exceeds this many ms "
-            "(default 1000).")] = None,
+            f"(default {DEFAULT_GUARD_RAILS.max_p99_ms:g}).")] = None,
         min_requests: Annotated[float | None, typer.Option(
             help="Guard rail: requests a step needs before the rails judge it "
-            "(default 100).")] = None,
+            f"(default {DEFAULT_GUARD_RAILS.min_requests:g}).")] = None,
         reason: ReasonOpt = "",
         json_out: JsonOpt = False,
     ) -> None:
@@ -122,9 +124,11 @@ def register(app: typer.Typer) -> None:
                  "min_requests": min_requests}
         rails = dep.check_guard_rails({k: v for k, v in given.items() if v is not None},
                                       label=lambda key: "--" + key.replace("_", "-"))
-        st = dep.deploy(name, version, percent, mode="shadow" if shadow else "canary",
-                        guard_rails=rails or None, auto_advance=auto_advance or None,
-                        reason=reason)
+        with session() as s:
+            st = dep.deploy(name, version, percent, session=s,
+                            mode=DeploymentMode.SHADOW if shadow else DeploymentMode.CANARY,
+                            guard_rails=rails or None, auto_advance=auto_advance or None,
+                            reason=reason)
         _report(st, json_out)
 
     @app.command()
@@ -133,7 +137,8 @@ def register(app: typer.Typer) -> None:
         """Make the candidate of NAME the stable version (moves the production alias)."""
         from core.deploy import deployments as dep
 
-        st = dep.promote(name, reason=reason)
+        with session() as s:
+            st = dep.promote(name, session=s, reason=reason)
         _report(st, json_out)
 
     @app.command()
@@ -142,5 +147,6 @@ def register(app: typer.Typer) -> None:
         """Remove the candidate of NAME: 100 % of traffic back to stable at once."""
         from core.deploy import deployments as dep
 
-        st = dep.rollback(name, reason=reason)
+        with session() as s:
+            st = dep.rollback(name, session=s, reason=reason)
         _report(st, json_out)

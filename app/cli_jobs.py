@@ -221,7 +221,7 @@ def _monitor_only(exit_with_parent: bool) -> None:
     import threading
 
     from core.jobs.reaper import run_reaper
-    from core.monitor.alerts import run_monitor
+    from core.usecases.alert_actions import run_monitor
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
@@ -239,7 +239,7 @@ def _monitor_only(exit_with_parent: bool) -> None:
                     stop.set()
 
         threading.Thread(target=watch, daemon=True).start()
-    run_monitor(stop)
+    run_monitor(stop, database())
 
 
 @commands.command()

@@ -239,7 +239,8 @@ class Serving:
         if cached and not fresh and (self._refresher is not None
                                      or now - cached[1] < self.settings.state_refresh_s):
             return cached[0]
-        st = dep.get_state(name)
+        with session_scope() as s:
+            st = dep.get_state(name, session=s)
         self._states[name] = (st, now)
         if st.candidate is not None and self.cache.peek(name, st.candidate) is None:
             self._warm_async(name, st.candidate)
@@ -437,12 +438,13 @@ class Serving:
         kw = {"actor": "guard-rails", "reason": verdict.reason,
               "expect_candidate": st.candidate, "metrics": verdict.metrics or {}}
         try:
-            if verdict.action == "rollback":
-                dep.rollback(name, automatic=True, **kw)
-            elif verdict.action == "advance":
-                dep.set_percent(name, verdict.percent or 100.0, **kw)
-            else:
-                dep.promote(name, **kw)
+            with session_scope() as s:
+                if verdict.action == "rollback":
+                    dep.rollback(name, automatic=True, session=s, **kw)
+                elif verdict.action == "advance":
+                    dep.set_percent(name, verdict.percent or 100.0, session=s, **kw)
+                else:
+                    dep.promote(name, session=s, **kw)
         except ConflictError as exc:  # another worker or a person acted first
             log.info("guard rail %s on %s skipped: %s", verdict.action, name, exc)
             return None
@@ -468,7 +470,8 @@ class Serving:
         self.guard_log.append({"model": name, "action": "error", "reason": message,
                                "at": utcnow().isoformat()})
         try:
-            guard_alert.report(name, version, text)
+            with session_scope() as s:
+                guard_alert.report(name, version, text, session=s)
         except Exception:
             log.exception("could not raise the guard-rail alert of %s", name)
 
@@ -476,7 +479,8 @@ class Serving:
         # the first good judgement in this process also clears a GUARD alert an earlier
         # process (before a restart) left open
         if self._guard_errors.pop(name, None) is not None or name not in self._guard_judged:
-            guard_alert.clear(name)
+            with session_scope() as s:
+                guard_alert.clear(name, session=s)
             self._guard_judged.add(name)
 
     def tick(self) -> list[Verdict]:

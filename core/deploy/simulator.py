@@ -6,25 +6,25 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel
 
 from core.deploy.service import Serving
 from core.errors import SchemaMismatchError, WorkbenchError
 from core.features.inputs import sent_columns
 from core.features.schema import column_differences, named, unexpected_note
 from core.registry import resolve
-from core.store import session_scope
+from core.store import Database
 
 MAX_REQUESTS = 20_000
 CONCURRENCY = 32
 
 
-def _check_columns(name: str, frame: pd.DataFrame) -> None:
+def _check_columns(name: str, frame: pd.DataFrame, db: Database) -> None:
     """Refuse a table that lacks the model's columns before sending anything: every request
     would fail, and the charts would show nothing but errors."""
-    with session_scope() as s:
+    with db.session() as s:
         _, mv = resolve(name, session=s)
     needed = sent_columns(mv)
     missing, _ = column_differences(needed, frame.columns)
@@ -39,15 +39,29 @@ def _check_columns(name: str, frame: pd.DataFrame) -> None:
             f"Replay a table with the model's columns{source}." + unexpected_note(unexpected))
 
 
-def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *,
-             sticky: bool = True) -> dict[str, Any]:
+class Simulation(BaseModel):
+    """What a replay sent and where it landed (the Deployments page charts it)."""
+
+    model: str
+    requests: int
+    errors: int
+    users: int
+    by_version: dict[str, int]
+    candidate: int | None
+    percent: float
+    candidate_share: float
+
+
+def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *, db: Database,
+             sticky: bool = True) -> Simulation:
     """Send `requests` one-row requests (cycling through `frame`); with `sticky`, row i uses
-    request key "user-i" so one simulated user always lands on one version."""
+    request key "user-i" so one simulated user always lands on one version. It runs a
+    serving runtime of its own on `db`, as a server process would."""
     if not 1 <= requests <= MAX_REQUESTS:
         raise WorkbenchError(f"requests must be between 1 and {MAX_REQUESTS}, got {requests}.")
     if frame.empty:
         raise WorkbenchError("The table to replay has no rows.")
-    _check_columns(name, frame)
+    _check_columns(name, frame, db)
     rows = frame.to_dict("records")
     serving = Serving()
     by_version: Counter[int] = Counter()
@@ -92,9 +106,9 @@ def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *,
         serving.stop()  # flushes the telemetry it recorded
     state = serving.state(name, fresh=True)
     total = sum(by_version.values())
-    return {"model": name, "requests": requests, "errors": errors,
-            "users": min(len(rows), requests) if sticky else requests,
-            "by_version": {str(v): n for v, n in sorted(by_version.items())},
-            "candidate": state.candidate, "percent": state.percent,
-            "candidate_share": (by_version.get(state.candidate, 0) / total
-                                if total and state.candidate else 0.0)}
+    return Simulation(model=name, requests=requests, errors=errors,
+                      users=min(len(rows), requests) if sticky else requests,
+                      by_version={str(v): n for v, n in sorted(by_version.items())},
+                      candidate=state.candidate, percent=state.percent,
+                      candidate_share=(by_version.get(state.candidate, 0) / total
+                                       if total and state.candidate else 0.0))

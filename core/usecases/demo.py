@@ -38,9 +38,10 @@ def seed_demo(*, db: Database) -> bool:
                  actor="demo")
     with db.session() as s:
         set_alias(MODEL, 1, PRODUCTION, session=s, actor="demo", reason="demo: first release")
-    deploy(MODEL, 2, 10.0, actor="demo", reason="demo: canary of version 2")
+    with db.session() as s:
+        deploy(MODEL, 2, 10.0, session=s, actor="demo", reason="demo: canary of version 2")
     with db.session() as s:
         ds = next(d for d in list_datasets(session=s) if d.name == MODEL)
-    simulate(MODEL, load_frame(ds).drop(columns=["diagnosis"]), 500)
+    simulate(MODEL, load_frame(ds).drop(columns=["diagnosis"]), 500, db=db)
     log.info("demo seeded")
     return True

@@ -123,7 +123,8 @@ def after_training(db: Database, job_id: int, outcome: RunOutcome) -> GateVerdic
                                 min_rel=schedule.gate_min_rel if schedule else 0.0)
     action = "none"
     if verdict.passed and schedule is not None and schedule.auto_canary:
-        action = _start_canary(outcome.model, outcome.version.version)
+        with db.session() as s:
+            action = _start_canary(outcome.model, outcome.version.version, session=s)
     with db.session() as s, writing(s):
         row = s.get(Job, job_id, populate_existing=True)
         row.gate = {**asdict(verdict), "action": action}
@@ -135,9 +136,9 @@ def after_training(db: Database, job_id: int, outcome: RunOutcome) -> GateVerdic
     return verdict
 
 
-def _start_canary(model: str, version: int) -> str:
+def _start_canary(model: str, version: int, *, session: Session) -> str:
     """Hand the version to the deployment layer as a canary at its first rollout step."""
-    first_step = get_state(model).steps[0]
-    deploy(model, version, percent=first_step, actor="gate",
+    first_step = get_state(model, session=session).steps[0]
+    deploy(model, version, percent=first_step, session=session, actor="gate",
            reason="passed the promotion gate")
     return f"canary started for {model}:{version} at {first_step:g}%"

@@ -9,9 +9,8 @@ import logging
 
 from core.jobs.reaper import reap_lost_jobs
 from core.jobs.worker import Chore, JobRun, JobWorker, new_worker_id
-from core.monitor.alerts import CHECK_EVERY_S, monitor_pass
 from core.store import Database
-from core.usecases import promotion_gate, retraining, training
+from core.usecases import alert_actions, promotion_gate, retraining, training
 
 log = logging.getLogger("workbench.worker")
 
@@ -49,7 +48,8 @@ def chores(db: Database, worker_id: str) -> list[Chore]:
 
     return [Chore("reap lost jobs", reap),
             Chore("fire due schedules", lambda: retraining.fire_due(db)),
-            Chore("check alerts", monitor_pass, every_s=CHECK_EVERY_S)]
+            Chore("check alerts", lambda: alert_actions.monitor_pass(db),
+                  every_s=alert_actions.CHECK_EVERY_S)]
 
 
 def job_worker(db: Database, worker_id: str | None = None) -> JobWorker:

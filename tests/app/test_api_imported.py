@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from app.api import create_app
 from app.cli import app
 from core.deploy import deploy
-from tests.factories import DATA, WINE, import_wine
+from tests.factories import DATA, WINE, import_wine, store_session
 
 
 @pytest.fixture
@@ -24,7 +24,8 @@ def client(session: Session, tmp_path: Path) -> Iterator[TestClient]:
     result = CliRunner().invoke(app, ["train", str(WINE), "--target", "cultivar",
                                       "--estimator", "linear"])
     assert result.exit_code == 0, result.output
-    deploy("wine", import_wine(session, tmp_path), 100)
+    with store_session() as _s:
+        deploy("wine", import_wine(session, tmp_path), 100, session=_s)
     with TestClient(create_app(background=False)) as c:
         yield c
 

@@ -26,7 +26,7 @@ from core.features.targets import market_table
 from core.predict import predict
 from core.registry import register_version
 from core.store import Database
-from tests.factories import DATA
+from tests.factories import DATA, store_session
 
 STOCKS = pd.read_csv(DATA / "stocks.csv")
 
@@ -56,7 +56,8 @@ def register_market_model(db: Database, name: str = "prices") -> None:
                                                 "price_column": table.price_column,
                                                 "time_column": table.time_column,
                                                 "ticker_column": table.ticker_column}})
-    dep.deploy(name, 1)
+    with store_session() as _s:
+        dep.deploy(name, 1, session=_s)
 
 
 def history(since: str, until: str) -> pd.DataFrame:

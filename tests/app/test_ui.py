@@ -19,9 +19,17 @@ from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from app.cli import app
+from core.deploy import get_state
 from core.settings import reset_settings
 from core.store import Database
-from tests.factories import DATA, ROOT, built_home, copy_home
+from tests.factories import DATA, ROOT, built_home, copy_home, store_session
+
+
+def _state(name: str):
+    """A deployment's state, read as another process would."""
+    with store_session() as s:
+        return get_state(name, session=s)
+
 
 PAGES = ["pages/home.py", "pages/data.py", "pages/train.py", "pages/leaderboard.py",
          "pages/registry.py", "pages/version.py", "pages/predict.py", "pages/deployments.py",
@@ -188,19 +196,17 @@ def test_jobs_page_adds_and_pauses_a_schedule(wine: Path, session: Session) -> N
 
 
 def test_deployments_page_canary_simulator_and_rollback(two_wines: Path) -> None:
-    from core.deploy import get_state
-
     at = _app().run()
     at.switch_page("pages/deployments.py").run()
     assert not at.exception
     at.selectbox[1].set_value(1)
     at.button(key="FormSubmitter:deploy-Deploy").click().run()
-    assert get_state("wine").stable == 1
+    assert _state("wine").stable == 1
     at.selectbox[1].set_value(2)
     at.select_slider[0].set_value(10)
     at.button(key="FormSubmitter:deploy-Deploy").click().run()
     assert not at.exception
-    state = get_state("wine")
+    state = _state("wine")
     assert (state.stable, state.candidate, state.percent) == (1, 2, 10.0)
     at.slider[0].set_value(1000)
     at.button(key="FormSubmitter:simulate-Run simulator").click().run()
@@ -210,10 +216,10 @@ def test_deployments_page_canary_simulator_and_rollback(two_wines: Path) -> None
     live = next(d.value for d in at.dataframe if "role" in d.value.columns)
     assert {"ok", "failed", "rejected"} <= set(live.columns) and live["ok"].sum() == 1000
     next(b for b in at.button if b.label == "Rollback").click().run()
-    assert get_state("wine").candidate == 2  # nothing happens before the confirmation
+    assert _state("wine").candidate == 2  # nothing happens before the confirmation
     next(b for b in at.button if b.label == "Confirm rollback").click().run()
     assert not at.exception
-    state = get_state("wine")
+    state = _state("wine")
     assert state.candidate is None and state.stable == 1
 
 
@@ -224,7 +230,8 @@ def test_the_simulator_replays_the_models_own_data_by_default(wine: Path) -> Non
 
     with session_scope() as s:
         ingest_path(DATA / "breast_cancer.csv", session=s)  # newer, first in every list
-    deploy("wine", 1)
+    with session_scope() as s:
+        deploy("wine", 1, session=s)
     with session_scope() as s:
         (wine,) = [d.id for d in list_datasets(session=s) if d.name == "wine"]
     at = _app().run()
@@ -235,11 +242,10 @@ def test_the_simulator_replays_the_models_own_data_by_default(wine: Path) -> Non
 
 
 def test_demo_mode_seeds_models_a_canary_and_traffic(demo: list[str]) -> None:
-    from core.deploy import get_state
     from core.deploy.telemetry import stats_since
 
     assert not demo, "the first run in demo mode, which seeded the store, showed no exception"
-    state = get_state("breast_cancer")
+    state = _state("breast_cancer")
     assert (state.stable, state.candidate, state.percent) == (1, 2, 10.0)
     assert stats_since("breast_cancer", 1, None).count > 0
     at = _app().run(timeout=180)

@@ -214,7 +214,7 @@ def test_a_retrain_that_passes_the_gate_enters_a_canary(db: Database,
     assert job_worker(db).run(max_jobs=1) == 1
     job = ledger.get_job(job_id, session=session)
     assert job.gate["passed"] is True, job.gate
-    state = get_state("cancer")
+    state = get_state("cancer", session=session)
     assert (state.stable, state.candidate) == (1, 2) and state.percent == state.steps[0]
 
 

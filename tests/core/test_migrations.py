@@ -79,7 +79,10 @@ def test_unlabelled_predictions_logged_before_0006_stop_counting_as_labelled(
         "INSERT INTO predictionlog (request_id, model_name, version, predictions, actual, "
         f"shadow_predictions, created_at) VALUES ('r{i}', 'm', 1, '[\"a\"]', '{actual}', "
         "'null', CURRENT_TIMESTAMP)" for i, actual in enumerate(["null", '["a"]'])])
-    labelled_once = accuracy("m", "binary", "24h")
+    from core.store import session_scope
+
+    with session_scope() as s:
+        labelled_once = accuracy("m", "binary", "24h", session=s)
     assert labelled_once["1"]["n"] == 1
     from core.deploy.telemetry import Telemetry
     from core.store import utcnow
@@ -88,4 +91,5 @@ def test_unlabelled_predictions_logged_before_0006_stop_counting_as_labelled(
     t.log(request_id="r9", model_name="m", version=1, predictions=["b"], shadow_version=None,
           created_at=utcnow())
     t.flush()
-    assert accuracy("m", "binary", "24h") == labelled_once
+    with session_scope() as s:
+        assert accuracy("m", "binary", "24h", session=s) == labelled_once

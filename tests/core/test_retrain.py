@@ -14,14 +14,18 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.cli_common import session as cli_session
 from core.data.datasets import get_dataset, ingest_path, load_frame
 from core.deploy import deploy
+from core.deploy.enums import AlertKind
 from core.jobs import ledger
 from core.jobs.states import JobState, Trigger
-from core.monitor.alerts import Observation, list_alerts, observe, set_config
+from core.monitor import alerts
+from core.monitor.alerts import Observation
 from core.registry import resolve
 from core.store import Database, Job
-from tests.factories import WINE, import_wine
+from core.usecases.alert_actions import act
+from tests.factories import WINE, import_wine, store_session
 
 runner = CliRunner()
 
@@ -33,7 +37,7 @@ def imported(session: Session, tmp_path: Path) -> int:
                                  "--estimator", "linear"])
     assert result.exit_code == 0, result.output
     version = import_wine(session, tmp_path)
-    deploy("wine", version, 100)
+    deploy("wine", version, 100, session=session)
     return version
 
 
@@ -43,8 +47,26 @@ def retrain_jobs(session: Session) -> list[Job]:
 
 
 def drift(version: int, features: list[str]) -> list:
-    return [observe(Observation("wine", version, "DRIFT", True, f"{f} drifted", 0.9, 0.1,
-                                feature=f)) for f in features]
+    """DRIFT verdicts that open alerts (consecutive=1), and what those alerts do (on a
+    session of their own on the CLI's store, shared by the threads of racing monitors: a
+    Database each would migrate at once in every thread)."""
+    with cli_session() as s:
+        opened = [alerts.observe(Observation("wine", version, AlertKind.DRIFT, True,
+                                             f"{f} drifted", 0.9, 0.1, feature=f), session=s)
+                  for f in features]
+        for alert in opened:
+            act(alert, session=s)
+    return opened
+
+
+def set_config(model: str, **fields) -> None:
+    with store_session() as s:
+        alerts.set_config(model, session=s, **fields)
+
+
+def list_alerts(model: str) -> list:
+    with store_session() as s:
+        return alerts.list_alerts(model, session=s)
 
 
 def newer_upload(session: Session, tmp_path: Path, rows: int = 150) -> int:
@@ -134,7 +156,8 @@ def test_request_rows_are_logged_unless_switched_off(session: Session,
     from tests.factories import record, register
 
     register("churn")
-    deploy("churn", 1, 100)
+    with store_session() as s:
+        deploy("churn", 1, 100, session=s)
     for switch, expect in (("true", [[record(1)]]), ("false", [])):
         monkeypatch.setenv("WORKBENCH_LOG_INPUTS", switch)
         serving = Serving()
@@ -153,7 +176,8 @@ def test_racing_monitors_queue_one_retrain(backend_db: Database, tmp_path: Path)
     result = runner.invoke(app, ["train", str(WINE), "--target", "cultivar",
                                  "--estimator", "linear"])
     assert result.exit_code == 0, result.output
-    deploy("wine", 1, 100)
+    with backend_db.session() as s:
+        deploy("wine", 1, 100, session=s)
     set_config("wine", retrain_on_alert=True, consecutive=1)
     with backend_db.session() as s:
         newer_upload(s, tmp_path)
@@ -228,5 +252,5 @@ def test_logged_request_rows_are_dropped_after_the_retention(session: Session,
     session.add(RequestInput(request_id="new", model_name="churn", rows=[{"a": 2}],
                              created_at=utcnow() - timedelta(days=29)))
     session.commit()
-    compact()
+    compact(session=session)
     assert session.exec(select(RequestInput.request_id)).all() == ["new"]
