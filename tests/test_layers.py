@@ -18,21 +18,13 @@ from tests.factories import ROOT
 CONTRACTS = [c["id"] for c in tomllib.loads((ROOT / "pyproject.toml").read_text())
              ["tool"]["importlinter"]["contracts"]]
 
-# Broken on main while house-deploy is in flight; the lead removes this once it is merged
-# (tests/test_layers.py is then strict like the other contracts).
-PENDING = {
-    "core-layers": "core.monitor.alerts -> core.usecases.retraining (alert actions move up)",
-}
-
 
 def test_every_contract_is_checked() -> None:
     assert {"core-is-no-adapter", "core-layers", "ui-apart-from-api-and-cli",
             "api-and-cli-apart-from-ui"} <= set(CONTRACTS)
 
 
-@pytest.mark.parametrize("contract", [
-    pytest.param(c, marks=pytest.mark.xfail(reason=PENDING[c], strict=False))
-    if c in PENDING else c for c in CONTRACTS])
+@pytest.mark.parametrize("contract", CONTRACTS)
 def test_import_contract_holds(contract: str) -> None:
     lint = Path(sys.executable).with_name("lint-imports")
     assert lint.exists(), "import-linter is missing: `make setup` (pip install -e '.[dev]')"
