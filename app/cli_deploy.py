@@ -38,6 +38,10 @@ def _report(st: DeploymentState, json_out: bool) -> None:
         _say(st)
 
 
+def _exit_quietly(*_: object) -> None:
+    raise SystemExit(0)  # a server stopped on request; `finally` blocks still run
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @guarded
@@ -58,6 +62,7 @@ def register(app: typer.Typer) -> None:
         the database. Listens on 127.0.0.1 unless told otherwise; another interface needs
         WORKBENCH_API_TOKEN or --insecure."""
         import os
+        import signal
         import subprocess
         import sys
 
@@ -74,10 +79,14 @@ def register(app: typer.Typer) -> None:
         reset_settings()
         get_engine()  # migrate once before the workers start
         monitor_proc = subprocess.Popen(  # its own process: it must not hold the server's GIL
-            [sys.executable, "-m", "app", "worker", "--monitor-only", "--exit-with-parent"],
+            [sys.executable, "-m", "app", "worker", "--monitor-only",
+             "--parent-pid", str(os.getpid())],
             stdin=subprocess.DEVNULL) if monitor else None
         err.print(f"serving on http://{host}:{port} (docs: /docs, workers: {workers}"
                   f"{', alerts checked every 30 s' if monitor else ''})")
+        # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default
+        # action that would end this process before `finally` stops the monitor.
+        signal.signal(signal.SIGTERM, _exit_quietly)
         try:
             uvicorn.run("app.api:app_factory", factory=True, host=host, port=port,
                         workers=workers, log_level=log_level, access_log=False)

@@ -211,10 +211,11 @@ def submit(
         out.print(job.id)
 
 
-def _monitor_only(exit_with_parent: bool) -> None:
+def _monitor_only(parent_pid: int | None) -> None:
     """Alert checks every 30 s, and reaping of lost jobs, until SIGTERM/Ctrl-C (or, for
     `workbench serve`'s child, until the parent is gone: a server killed outright cannot stop
-    us)."""
+    us). The parent names itself: a server stopped while this process was still importing
+    would otherwise be missed (we would take init, our new parent, for it)."""
     import logging
     import os
     import signal
@@ -230,13 +231,11 @@ def _monitor_only(exit_with_parent: bool) -> None:
     # jobs of a dead worker must not show RUNNING while no worker is alive to reap them
     threading.Thread(target=run_reaper, args=(database(), stop), daemon=True,
                      name="reaper").start()
-    if exit_with_parent:
-        parent = os.getppid()
-
+    if parent_pid is not None:
         def watch() -> None:
-            while not stop.wait(1.0):
-                if os.getppid() != parent:
-                    stop.set()
+            while os.getppid() == parent_pid and not stop.wait(1.0):
+                pass
+            stop.set()
 
         threading.Thread(target=watch, daemon=True).start()
     run_monitor(stop, database())
@@ -251,7 +250,7 @@ def worker(
     monitor_only: Annotated[bool, typer.Option(
         "--monitor-only", help="Run only the alert checks and telemetry compaction, every "
         "30 s; claim no jobs (what `workbench serve` starts beside the server).")] = False,
-    exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run a job worker in this process (claims queued jobs). SIGTERM or Ctrl-C stops it: a
     running job ends CANCELLED at its next check and registers nothing."""
@@ -260,7 +259,7 @@ def worker(
     from core.usecases.worker import job_worker
 
     if monitor_only:
-        return _monitor_only(exit_with_parent)
+        return _monitor_only(parent_pid)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     w = job_worker(database())  # its run() turns SIGTERM/SIGINT into a clean stop of the job
     err.print(f"worker {w.id} started")
