@@ -7,172 +7,23 @@ and logs go to stderr.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
+from app.cli_common import table as _table
 from app.cli_deploy import register as _register_deploy_commands
+from app.cli_jobs import commands as _job_commands
 from app.ui_files import streamlit_entry_point
-from core.errors import WorkbenchError
-from core.jobs.views import job_doc, schedule_doc
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ML Workbench: AutoML, model registry and deployments for tabular data.")
-
-
-def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*[_cell(row.get(c)) for c in columns])
-    return table
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}" if value == value else ""
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise WorkbenchError(f"--param {item!r} must look like NAME=VALUE, e.g. max_depth=6.")
-        key, raw = item.split("=", 1)
-        try:
-            params[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key.strip()] = raw
-    return params
-
-
-def _run_training(data: Path, target: str, *, json_out: bool, **kwargs: Any) -> None:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from core.automl.runner import run_training
-
-    budget = kwargs.get("budget", 60.0)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task("preparing data", total=budget)
-        started = time.monotonic()
-
-        def progress(state: dict[str, Any]) -> None:
-            best = state.get("best_score")
-            best_txt = f"{best:.4f}" if isinstance(best, float) else "-"
-            bar.update(task, completed=min(time.monotonic() - started, budget),
-                       description=f"trials {state['trials_done']} · best {state['metric']} "
-                                   f"{best_txt} · {state['last_estimator']}")
-            if not err.is_terminal:
-                err.print(f"trial {state['trials_done']}: {state['last_estimator']} "
-                          f"(best {state['metric']} {best_txt})", highlight=False)
-
-        outcome = run_training(data, target, progress=progress, **kwargs)
-    board = outcome.result.leaderboard()
-    metric = outcome.result.data.metric.name
-    for warning in outcome.result.notes:
-        err.print(f"[yellow]note:[/] {warning}", highlight=False)
-    result = outcome.result
-    if json_out:
-        emit_json({
-            "model": outcome.model, "version": outcome.version.version, "metric": metric,
-            "score": outcome.result.best.score, "task": outcome.result.data.task,
-            "task_reason": outcome.result.data.problem.reason, "job_id": outcome.job_id,
-            "dataset_fingerprint": outcome.dataset.fingerprint,
-            "elapsed_s": result.elapsed_s, "suggestions": result.suggestions,
-            "evaluation": result.evaluation,
-            "backtest": outcome.version.evaluation.get("backtest"),
-            "leaderboard": board.astype(object).where(board.notna(), None).to_dict("records"),
-        })
-        return
-    cols = ["rank", "estimator", f"{metric}_mean", f"{metric}_std", "fit_time_s",
-            "predict_ms_per_1k", "status", "reason"]
-    out.print(_table(f"Leaderboard ({outcome.result.data.task}: "
-                     f"{outcome.result.data.problem.reason})",
-                     board.to_dict("records"), cols))
-    for tip in result.suggestions:
-        out.print(f"• {tip}", highlight=False)
-    bt = outcome.version.evaluation.get("backtest")
-    if bt:
-        m = bt["metrics"]
-        out.print("Backtest (walk-forward, out-of-fold): " + ", ".join(
-            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()),
-            highlight=False)
-    out.print(f"Registered {outcome.model}:{outcome.version.version} "
-              f"({result.best.estimator}, {metric} {result.best.score:.4f}, "
-              f"searched {result.elapsed_s:.1f}s)")
-
-
-@app.command()
-@guarded
-def automl(
-    data: Annotated[Path, typer.Argument(help="A .csv or .parquet file.")],
-    target: Annotated[str, typer.Option("--target", help="The column to predict.")],
-    task: Annotated[str, typer.Option(help="auto, classification or regression.")] = "auto",
-    metric: Annotated[str | None, typer.Option(help="roc_auc, log_loss, accuracy, f1, rmse, "
-                                               "mae or r2.")] = None,
-    budget: Annotated[float, typer.Option(help="Search time in seconds.", min=1)] = 60.0,
-    seed: Annotated[int, typer.Option(help="Random seed for a reproducible run.")] = 0,
-    name: Annotated[str | None, typer.Option(help="Model name (default: file stem).")] = None,
-    time_column: Annotated[str | None, typer.Option(help="Validate in time order.")] = None,
-    estimators: Annotated[str | None, typer.Option(
-        help="Comma-separated estimator keys to search (default: all).")] = None,
-    search: Annotated[str, typer.Option(help="Search method: tpe, random or grid.")] = "tpe",
-    ensemble: Annotated[bool, typer.Option(help="Try an ensemble of the best trials.")] = True,
-    target_kind: Annotated[str, typer.Option(
-        help="level (predict the column as is), or for price tables: direction, return, "
-             "log_return of --target over --horizon periods.")] = "level",
-    horizon: Annotated[int, typer.Option(help="Periods ahead for market targets.")] = 1,
-    ticker_column: Annotated[str | None, typer.Option(help="Ticker column (market).")] = None,
-    cost_bps: Annotated[float, typer.Option(help="Backtest cost per trade, bps.")] = 5.0,
-    json_out: JsonOpt = False,
-) -> None:
-    """Search for the best pipeline, print the leaderboard and register the winner."""
-    keys = [k.strip() for k in estimators.split(",") if k.strip()] if estimators else None
-    market = None if target_kind == "level" else {
-        "kind": target_kind, "horizon": horizon, "ticker_column": ticker_column,
-        "cost_bps": cost_bps}
-    _run_training(data, target, json_out=json_out, task=None if task == "auto" else task,
-                  metric=metric, budget=budget, seed=seed, name=name, time_column=time_column,
-                  estimators=keys, sampler=search, ensemble=ensemble, market=market)
-
-
-@app.command()
-@guarded
-def train(
-    data: Annotated[Path, typer.Argument(help="A .csv or .parquet file.")],
-    target: Annotated[str, typer.Option("--target", help="The column to predict.")],
-    estimator: Annotated[str, typer.Option(help="Estimator key, e.g. hgb, xgboost, linear.")],
-    param: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable.")] = None,
-    task: Annotated[str, typer.Option(help="auto, classification or regression.")] = "auto",
-    metric: Annotated[str | None, typer.Option()] = None,
-    seed: Annotated[int, typer.Option()] = 0,
-    name: Annotated[str | None, typer.Option(help="Model name (default: file stem).")] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Train one given configuration (no search), evaluate and register it."""
-    from core.automl.catalog import get_spec
-
-    get_spec(estimator)
-    _run_training(data, target, json_out=json_out, task=None if task == "auto" else task,
-                  metric=metric, seed=seed, name=name, estimators=[estimator],
-                  params=_parse_params(param or []), budget=3600.0)
+app.add_typer(_job_commands)  # automl, train, submit, worker, jobs, cancel, …, schedule
 
 
 @app.command()
@@ -217,19 +68,20 @@ def drift(
     from core.settings import get_settings
 
     frame = read_path(data, max_bytes=get_settings().max_upload_bytes, for_training=False).frame
-    report = drift_report(model_ref, frame)
-    if alert:
-        from core.monitor.offline import raise_drift_alerts
+    with session() as s:
+        report = drift_report(model_ref, frame, session=s)
+        if alert:
+            from core.usecases.alert_actions import raise_drift_alerts
 
-        report["alerts_opened"] = [a.id for a in raise_drift_alerts(report)]
-    if json_out:
-        emit_json(report)
+            report.alerts_opened = [a.id for a in raise_drift_alerts(report, session=s)]
+    if json_out:  # `alerts_opened` only when alerts were asked for, as before
+        emit_json(report.model_dump(mode="json", exclude_unset=True))
         return
-    out.print(_table(f"Drift of {data.name} against {report['model']}:{report['version']} "
-                     f"({len(report['drifted'])} of {report['features']} features drifted)",
-                     report["results"], ["feature", "test", "statistic", "p_value",
-                                         "effect_size", "psi", "threshold", "drifted", "n",
-                                         "note"]))
+    out.print(_table(f"Drift of {data.name} against {report.model}:{report.version} "
+                     f"({len(report.drifted)} of {report.features} features drifted)",
+                     [r.model_dump() for r in report.results],
+                     ["feature", "test", "statistic", "p_value", "effect_size", "psi",
+                      "threshold", "drifted", "n", "note"]))
 
 
 @app.command()
@@ -240,18 +92,15 @@ def monitor(
     json_out: JsonOpt = False,
 ) -> None:
     """Live traffic, latency, errors and accuracy from feedback, per version."""
-    from core.monitor.live import accuracy, traffic
-    from core.registry import resolve
+    from core.monitor.live import monitor_report
 
-    live = traffic(name, window)
     with session() as s:
-        task = resolve(name, session=s)[1].task
-    live["accuracy"] = accuracy(name, task, window)
+        live = monitor_report(name, window, session=s)
     if json_out:
-        emit_json(live)
+        emit_json(live.model_dump(mode="json"))
         return
-    rows = [{"version": v, **d, **live["accuracy"].get(v, {})}
-            for v, d in live["versions"].items()]
+    rows = [{"version": v, **d.model_dump(), **live.accuracy.get(v, {})}
+            for v, d in live.versions.items()]
     out.print(_table(f"{name}, last {window}", rows, [
         "version", "requests", "ok", "failed", "rejected", "rate_per_s", "error_rate",
         "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "n", "accuracy", "f1", "rmse",
@@ -263,9 +112,10 @@ def monitor(
 def alerts(model: Annotated[str | None, typer.Option()] = None,
            json_out: JsonOpt = False) -> None:
     """Open and acknowledged alerts."""
-    from core.monitor.alerts import alert_doc, list_alerts
+    from core.monitor.alerts import list_alerts
 
-    rows = [alert_doc(a) for a in list_alerts(model)]
+    with session() as s:
+        rows = [a.model_dump(mode="json") for a in list_alerts(model, session=s)]
     emit_json(rows) if json_out else out.print(_table("Alerts", rows, [
         "id", "model", "version", "kind", "feature", "severity", "state", "message", "action",
         "opened_at"]))
@@ -275,10 +125,12 @@ def alerts(model: Annotated[str | None, typer.Option()] = None,
 @guarded
 def ack(alert_id: int, json_out: JsonOpt = False) -> None:
     """Acknowledge an alert: it stays quiet until its condition clears and recurs."""
-    from core.monitor.alerts import acknowledge, alert_doc
+    from core.usecases.alert_actions import acknowledge
 
-    a = acknowledge(alert_id)
-    emit_json(alert_doc(a)) if json_out else out.print(f"alert {alert_id} acknowledged")
+    with session() as s:
+        a = acknowledge(alert_id, session=s)
+    emit_json(a.model_dump(mode="json")) if json_out else \
+        out.print(f"alert {alert_id} acknowledged")
 
 
 @app.command()
@@ -414,233 +266,6 @@ def datasets(json_out: JsonOpt = False) -> None:
             row["fingerprint"] = row["fingerprint"][:12]
         out.print(_table("Datasets", rows, ["id", "name", "rows", "columns", "fingerprint",
                                             "created_at"]))
-
-
-@app.command()
-@guarded
-def submit(
-    data: Annotated[str, typer.Argument(help="A .csv/.parquet file or a stored dataset id.")],
-    target: Annotated[str, typer.Option("--target", help="The column to predict.")],
-    task: Annotated[str, typer.Option(help="auto, classification or regression.")] = "auto",
-    metric: Annotated[str | None, typer.Option()] = None,
-    budget: Annotated[float, typer.Option(help="Search time in seconds.", min=1)] = 60.0,
-    seed: Annotated[int, typer.Option()] = 0,
-    name: Annotated[str | None, typer.Option(help="Model name.")] = None,
-    time_column: Annotated[str | None, typer.Option()] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Queue a training job for a worker and print its id (starts a local worker if none)."""
-    from core.automl.runner import submit as submit_job
-    from core.jobs.worker import ensure_local_worker
-
-    job = submit_job(data, target, task=None if task == "auto" else task, metric=metric,
-                     budget=budget, seed=seed, name=name, time_column=time_column)
-    started = ensure_local_worker()
-    if json_out:
-        emit_json({"job_id": job.id, "state": job.state, "worker_started": bool(started)})
-    else:
-        out.print(job.id)
-
-
-def _monitor_only(exit_with_parent: bool) -> None:
-    """Alert checks every 30 s, and reaping of lost jobs, until SIGTERM/Ctrl-C (or, for
-    `workbench serve`'s child, until the parent is gone: a server killed outright cannot stop
-    us)."""
-    import logging
-    import os
-    import signal
-    import threading
-
-    from core.jobs.reaper import run_reaper
-    from core.monitor.alerts import run_monitor
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    # jobs of a dead worker must not show RUNNING while no worker is alive to reap them
-    threading.Thread(target=run_reaper, args=(stop,), daemon=True, name="reaper").start()
-    if exit_with_parent:
-        parent = os.getppid()
-
-        def watch() -> None:
-            while not stop.wait(1.0):
-                if os.getppid() != parent:
-                    stop.set()
-
-        threading.Thread(target=watch, daemon=True).start()
-    run_monitor(stop)
-
-
-@app.command()
-@guarded
-def worker(
-    max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs.")] = None,
-    idle_exit: Annotated[float | None, typer.Option(help="Exit after idling this long (s).")]
-    = None,
-    monitor_only: Annotated[bool, typer.Option(
-        "--monitor-only", help="Run only the alert checks and telemetry compaction, every "
-        "30 s; claim no jobs (what `workbench serve` starts beside the server).")] = False,
-    exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
-) -> None:
-    """Run a job worker in this process (claims queued jobs). SIGTERM or Ctrl-C stops it: a
-    running job ends CANCELLED at its next check and registers nothing."""
-    import logging
-
-    from core.jobs.worker import JobWorker
-
-    if monitor_only:
-        return _monitor_only(exit_with_parent)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    w = JobWorker()  # its run() turns SIGTERM/SIGINT into a clean stop of the running job
-    err.print(f"worker {w.id} started")
-    done = w.run(max_jobs=max_jobs, idle_exit_s=idle_exit)
-    err.print(f"worker {w.id} stopped after {done} job(s)")
-
-
-@app.command()
-@guarded
-def cancel(job_id: int, json_out: JsonOpt = False) -> None:
-    """Cancel a job: queued ones at once, running ones between trials (trials are kept)."""
-    from core.jobs.ledger import request_cancel
-    from core.jobs.reaper import reap_lost_jobs
-
-    reap_lost_jobs(by="cli")  # a lost job is FAILED already, not waiting for a dead worker
-    job = request_cancel(job_id)
-    doc = {"job_id": job.id, "state": job.state, "cancel_requested": job.cancel_requested}
-    emit_json(doc) if json_out else out.print(
-        f"job {job_id}: {'cancelled' if job.state == 'CANCELLED' else 'cancel requested'}")
-
-
-def _request_pause(job_id: int, paused: bool, json_out: bool) -> None:
-    from core.jobs.ledger import request_pause
-    from core.jobs.reaper import reap_lost_jobs
-
-    reap_lost_jobs(by="cli")
-    job = request_pause(job_id, paused)
-    word = "pause" if paused else "resume"
-    emit_json({"job_id": job.id, "pause_requested": paused}) if json_out else out.print(
-        f"job {job_id}: {word} requested")
-
-
-@app.command()
-@guarded
-def pause(job_id: int, json_out: JsonOpt = False) -> None:
-    """Pause a running job: no new trials start until it is resumed."""
-    _request_pause(job_id, True, json_out)
-
-
-@app.command()
-@guarded
-def resume(job_id: int, json_out: JsonOpt = False) -> None:
-    """Resume a paused job: the same search continues."""
-    _request_pause(job_id, False, json_out)
-
-
-@app.command()
-@guarded
-def logs(job_id: int) -> None:
-    """Print a job's captured log and its state transitions."""
-    from core.jobs.ledger import transitions_of
-    from core.jobs.views import read_job
-
-    job = read_job(job_id, by="cli")
-    for t in transitions_of(job_id):
-        out.print(f"{t.at:%Y-%m-%d %H:%M:%S} {t.from_state or '-'} → {t.to_state} {t.reason}",
-                  highlight=False)
-    if job.log:
-        out.print(job.log, highlight=False)
-
-
-@app.command()
-@guarded
-def retrain(name: str, json_out: JsonOpt = False) -> None:
-    """Queue a retrain of NAME with its last settings on its latest data (promotion-gated)."""
-    from core.jobs.schedules import retrain as queue_retrain
-    from core.jobs.worker import ensure_local_worker
-
-    job = queue_retrain(name, trigger="api")
-    ensure_local_worker()
-    emit_json({"job_id": job.id, "state": job.state}) if json_out else out.print(job.id)
-
-
-schedule_app = typer.Typer(help="Recurring retraining (cron or daily HH:MM, UTC).",
-                           no_args_is_help=True)
-app.add_typer(schedule_app, name="schedule")
-
-
-@schedule_app.command("add")
-@guarded
-def schedule_add(
-    name: str,
-    when: Annotated[str, typer.Argument(help="HH:MM daily (UTC) or a cron expression.")],
-    budget: Annotated[float | None, typer.Option()] = None,
-    auto_canary: Annotated[bool, typer.Option(help="Canary a version that passes the gate.")]
-    = False,
-    min_gain: Annotated[float, typer.Option(help="Absolute margin over production.")] = 0.0,
-    min_gain_rel: Annotated[float, typer.Option(help="Relative margin over production.")] = 0.0,
-    json_out: JsonOpt = False,
-) -> None:
-    """Retrain NAME on its latest data on a schedule."""
-    from core.jobs.schedules import create_schedule
-
-    sched = create_schedule(name, when, settings={"budget": budget} if budget else {},
-                            auto_canary=auto_canary, gate_min_abs=min_gain,
-                            gate_min_rel=min_gain_rel)
-    emit_json(schedule_doc(sched)) if json_out else out.print(
-        f"schedule {sched.id}: {name} at '{sched.cron}' (UTC), next {sched.next_run_at}")
-
-
-@schedule_app.command("list")
-@guarded
-def schedule_list(json_out: JsonOpt = False) -> None:
-    from core.jobs.schedules import list_schedules
-
-    rows = [schedule_doc(s) for s in list_schedules()]
-    emit_json(rows) if json_out else out.print(_table("Schedules", rows, [
-        "id", "model", "cron", "paused", "auto_canary", "next_run_at", "last_run_at"]))
-
-
-@schedule_app.command("pause")
-@guarded
-def schedule_pause(schedule_id: int) -> None:
-    from core.jobs.schedules import set_paused
-
-    set_paused(schedule_id, True)
-    out.print(f"schedule {schedule_id} paused")
-
-
-@schedule_app.command("resume")
-@guarded
-def schedule_resume(schedule_id: int) -> None:
-    from core.jobs.schedules import set_paused
-
-    set_paused(schedule_id, False)
-    out.print(f"schedule {schedule_id} resumed")
-
-
-@schedule_app.command("delete")
-@guarded
-def schedule_delete(schedule_id: int) -> None:
-    from core.jobs.schedules import delete_schedule
-
-    delete_schedule(schedule_id)
-    out.print(f"schedule {schedule_id} deleted")
-
-
-@app.command()
-@guarded
-def jobs(json_out: JsonOpt = False) -> None:
-    """List training jobs with their state and progress."""
-    from core.jobs.views import read_jobs
-
-    rows = [job_doc(j) for j in read_jobs(by="cli")]
-    if json_out:
-        emit_json(rows)
-    else:
-        out.print(_table("Jobs", rows, ["id", "state", "kind", "trigger", "model", "target",
-                                        "trials", "best", "cpu_seconds", "created_at",
-                                        "error"]))
 
 
 @app.command()

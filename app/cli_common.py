@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from sqlmodel import Session
 
 from app.jsonout import dumps
@@ -58,6 +59,28 @@ def guarded(fn):
 
 def emit_json(doc: Any) -> None:
     sys.stdout.write(dumps(doc) + "\n")
+
+
+def table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    """A rich table of `rows` showing `columns`, cells written plainly."""
+    out_table = Table(title=title, title_justify="left")
+    for col in columns:
+        out_table.add_column(col)
+    for row in rows:
+        out_table.add_row(*[_cell(row.get(c)) for c in columns])
+    return out_table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if value == value else ""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 # -- the CLI's composition root ---------------------------------------------------------------

@@ -8,27 +8,29 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli_common import JsonOpt, database, emit_json, err, guarded, out
+from app.cli_common import JsonOpt, database, emit_json, err, guarded, out, session
+from core.deploy.enums import DeploymentMode
+from core.deploy.rails import DEFAULT_GUARD_RAILS, DEFAULT_STEPS
 from core.errors import WorkbenchError
+
+if TYPE_CHECKING:  # core.deploy.deployments pulls in the registry: loaded when a command runs
+    from core.deploy.public import DeploymentState
 
 # prometheus_client's multiprocess mode (core/deploy/metrics.py): set before the workers start
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 ReasonOpt = Annotated[str, typer.Option(help="Why (kept in the deployment history).")]
+STEPS = " → ".join(f"{p:g}" for p in DEFAULT_STEPS)
 
 
-def _state_doc(st: Any) -> dict[str, Any]:
-    return st.to_dict()
-
-
-def _say(st: Any) -> None:
+def _say(st: DeploymentState) -> None:
     if st.candidate is None:
         out.print(f"{st.name}: 100 % → version {st.stable} (stable)")
-    elif st.mode == "shadow":
+    elif st.mode == DeploymentMode.SHADOW:
         out.print(f"{st.name}: 100 % → version {st.stable} (stable); version {st.candidate} "
                   f"scores {st.percent:g} % of requests in shadow")
     else:
@@ -36,11 +38,15 @@ def _say(st: Any) -> None:
                   f"{st.percent:g} % → version {st.candidate} (candidate)")
 
 
-def _report(st: Any, json_out: bool) -> None:
+def _report(st: DeploymentState, json_out: bool) -> None:
     if json_out:
-        emit_json(_state_doc(st))
+        emit_json(st.model_dump(mode="json"))
     else:
         _say(st)
+
+
+def _exit_quietly(*_: object) -> None:
+    raise SystemExit(0)  # a server stopped on request; `finally` blocks still run
 
 
 def _pid_alive(pid: int) -> bool:
@@ -85,6 +91,7 @@ def register(app: typer.Typer) -> None:
         """Start the REST API (OpenAPI docs at /docs). Workers share deployment state through
         the database. Listens on 127.0.0.1 unless told otherwise; another interface needs
         WORKBENCH_API_TOKEN or --insecure."""
+        import signal
         import subprocess
         import sys
 
@@ -100,7 +107,8 @@ def register(app: typer.Typer) -> None:
         reset_settings()
         database()  # migrate once before the workers start
         monitor_proc = subprocess.Popen(  # its own process: it must not hold the server's GIL
-            [sys.executable, "-m", "app", "worker", "--monitor-only", "--exit-with-parent"],
+            [sys.executable, "-m", "app", "worker", "--monitor-only",
+             "--parent-pid", str(os.getpid())],
             stdin=subprocess.DEVNULL) if monitor else None
         # Several workers (started after the monitor, which counts nothing): each counts in
         # its own files there, and a scrape sums them all. One worker runs in this process
@@ -110,6 +118,9 @@ def register(app: typer.Typer) -> None:
             os.environ[MULTIPROC_ENV] = str(metrics_dir)
         err.print(f"serving on http://{host}:{port} (docs: /docs, workers: {workers}"
                   f"{', alerts checked every 30 s' if monitor else ''})")
+        # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default
+        # action that would end this process before `finally` stops the monitor.
+        signal.signal(signal.SIGTERM, _exit_quietly)
         try:
             uvicorn.run("app.api:app_factory", factory=True, host=host, port=port,
                         workers=workers, log_level=log_level, access_log=False)
@@ -134,17 +145,17 @@ def register(app: typer.Typer) -> None:
         shadow: Annotated[bool, typer.Option("--shadow", help="Score a copy of the traffic; "
                                              "stable keeps answering.")] = False,
         auto_advance: Annotated[bool, typer.Option(
-            "--auto-advance", help="Step 10 → 50 → 100 → promote while the guard rails "
+            "--auto-advance", help=f"Step {STEPS} → promote while the guard rails "
             "hold.")] = False,
         max_error_rate: Annotated[float | None, typer.Option(
             help="Guard rail: roll back when the candidate's error rate exceeds this fraction "
-            "(default 0.05).")] = None,
+            f"(default {DEFAULT_GUARD_RAILS.max_error_rate:g}).")] = None,
         max_p99_ms: Annotated[float | None, typer.Option(
             help="Guard rail: roll back when the candidate's p99 latency exceeds this many ms "
-            "(default 1000).")] = None,
+            f"(default {DEFAULT_GUARD_RAILS.max_p99_ms:g}).")] = None,
         min_requests: Annotated[float | None, typer.Option(
             help="Guard rail: requests a step needs before the rails judge it "
-            "(default 100).")] = None,
+            f"(default {DEFAULT_GUARD_RAILS.min_requests:g}).")] = None,
         reason: ReasonOpt = "",
         json_out: JsonOpt = False,
     ) -> None:
@@ -158,9 +169,11 @@ def register(app: typer.Typer) -> None:
                  "min_requests": min_requests}
         rails = dep.check_guard_rails({k: v for k, v in given.items() if v is not None},
                                       label=lambda key: "--" + key.replace("_", "-"))
-        st = dep.deploy(name, version, percent, mode="shadow" if shadow else "canary",
-                        guard_rails=rails or None, auto_advance=auto_advance or None,
-                        reason=reason)
+        with session() as s:
+            st = dep.deploy(name, version, percent, session=s,
+                            mode=DeploymentMode.SHADOW if shadow else DeploymentMode.CANARY,
+                            guard_rails=rails or None, auto_advance=auto_advance or None,
+                            reason=reason)
         _report(st, json_out)
 
     @app.command()
@@ -169,7 +182,8 @@ def register(app: typer.Typer) -> None:
         """Make the candidate of NAME the stable version (moves the production alias)."""
         from core.deploy import deployments as dep
 
-        st = dep.promote(name, reason=reason)
+        with session() as s:
+            st = dep.promote(name, session=s, reason=reason)
         _report(st, json_out)
 
     @app.command()
@@ -178,5 +192,6 @@ def register(app: typer.Typer) -> None:
         """Remove the candidate of NAME: 100 % of traffic back to stable at once."""
         from core.deploy import deployments as dep
 
-        st = dep.rollback(name, reason=reason)
+        with session() as s:
+            st = dep.rollback(name, session=s, reason=reason)
         _report(st, json_out)

@@ -231,7 +231,7 @@ def main() -> None:
     with Database().session() as session:
         register_version(pipe, session=session, name="bench", task="binary", target="y",
                          input_schema=schema, classes=["no", "yes"])
-    deploy("bench", 1)
+        deploy("bench", 1, session=session)
     records = json.loads(X.iloc[:max(rows_list)].to_json(orient="records"))
     from core.deploy.service import Serving
     from core.store.db import Database

@@ -38,15 +38,20 @@ def main() -> None:
     os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-wide-"))
 
     from core.automl.preflight import max_columns
-    from core.automl.runner import run_training
+    from core.automl.request import TrainingRequest
     from core.errors import InvalidDataError
+    from core.store import Database
+    from core.usecases.training import run_training
+
+    db = Database()
 
     home = Path(os.environ["WORKBENCH_HOME"])
     too_wide = home / "too_wide.parquet"
     table(args.rows, args.too_wide).to_parquet(too_wide)
     started = time.monotonic()
     try:
-        run_training(too_wide, "target", budget=args.budget)
+        run_training(db, TrainingRequest.create(dataset=too_wide, target="target",
+                                                budget=args.budget))
         print(f"{args.too_wide} columns: NOT refused")
     except InvalidDataError as exc:
         print(f"{args.too_wide} columns, budget {args.budget:g} s: refused in "
@@ -56,7 +61,8 @@ def main() -> None:
     path = home / "widest.parquet"
     table(args.rows, width).to_parquet(path)
     started = time.monotonic()
-    outcome = run_training(path, "target", budget=args.budget)
+    outcome = run_training(db, TrainingRequest.create(dataset=path, target="target",
+                                                      budget=args.budget))
     wall = time.monotonic() - started
     search_s = outcome.result.elapsed_s
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -38,11 +38,6 @@ class ColumnKind(StrEnum):
     TEXT = "text"
     ID = "id"
 
-    @property
-    def is_numeric(self) -> bool:
-        """Scored as a number (booleans are 0/1); the one place this rule is written."""
-        return self in (ColumnKind.NUMERIC, ColumnKind.BOOLEAN)
-
     @classmethod
     def of(cls, value: str | None, default: ColumnKind | None = None) -> ColumnKind:
         """A stored kind as a member; `default` (else CATEGORICAL) for a missing one."""

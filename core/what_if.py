@@ -11,7 +11,7 @@ import numpy as np
 
 from core.enums import ColumnKind
 from core.features.inputs import sent_columns
-from core.features.preprocess import DROPPED_KINDS
+from core.features.kinds import DROPPED_KINDS, scored_as_number
 from core.monitor.reference import OTHER
 from core.store import ModelVersion
 
@@ -46,7 +46,7 @@ def what_if_fields(mv: ModelVersion) -> list[WhatIfField]:
 
 
 def _field(name: str, col: dict[str, Any], profile: dict[str, Any]) -> WhatIfField:
-    kind, dtype = ColumnKind.of(col.get("kind")), str(col.get("dtype", ""))
+    kind = ColumnKind.of(col.get("kind"))
     if kind in DROPPED_KINDS:
         return WhatIfField(name, FieldKind.TEXT, "", used=False)
     sample = np.asarray(profile.get("sample") or [], dtype=float)
@@ -58,7 +58,7 @@ def _field(name: str, col: dict[str, Any], profile: dict[str, Any]) -> WhatIfFie
         # show: its epoch scale follows the resolution pandas parsed the column at.
         return WhatIfField(name, FieldKind.TEXT, "")
     seen = [k for k in (profile.get("frequencies") or {}) if k != OTHER]
-    if kind is ColumnKind.BOOLEAN and dtype != "object" and "str" not in dtype:
+    if kind is ColumnKind.BOOLEAN and scored_as_number(col):
         # scored as a number: the profile's "True"/"1" become 1.0, so the model reads them
         return WhatIfField(name, FieldKind.CHOICE, 1.0 if seen and seen[0].lower() in TRUE_WORDS
                            else 0.0, options=(0.0, 1.0))

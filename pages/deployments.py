@@ -10,8 +10,8 @@ import streamlit as st
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import database, session
 from core.data.datasets import list_datasets, load_frame
-from core.deploy import deploy, get_state, promote, rollback, set_percent
-from core.deploy.deployments import history
+from core.deploy.deployments import deploy, get_state, history, promote, rollback, set_percent
+from core.deploy.enums import DeploymentMode
 from core.deploy.simulator import simulate
 from core.deploy.telemetry import stats_since
 from core.registry import list_models, list_versions
@@ -28,8 +28,8 @@ if not models:
 name = st.selectbox("Model", [m.name for m in models])
 with session() as s:
     version_docs = list_versions(name, session=s)
+    state = get_state(name, session=s)
 versions = [v.version for v in version_docs]
-state = get_state(name)
 
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Stable (production)", state.stable or "–")
@@ -46,10 +46,10 @@ with st.form("deploy"):
     c1, c2, c3 = st.columns(3)
     version = c1.selectbox("Version", versions[::-1])
     percent = c2.select_slider("Traffic %", options=[0, 1, 5, 10, 25, 50, 75, 100], value=10)
-    mode = c3.radio("Mode", ["canary", "shadow"], horizontal=True)
+    mode = c3.radio("Mode", list(DeploymentMode), horizontal=True)
     if st.form_submit_button("Deploy", type="primary"):
-        with user_errors():
-            deploy(name, int(version), float(percent), mode=mode, actor="ui")
+        with user_errors(), session() as s:
+            deploy(name, int(version), float(percent), session=s, mode=mode, actor="ui")
             st.rerun()
 
 if state.candidate:
@@ -57,13 +57,13 @@ if state.candidate:
     steps = [s for s in state.steps if s > state.percent]
     # Each action names the candidate shown: if it changed meanwhile, 409 instead of acting on
     # another version.
-    with user_errors():
+    with user_errors(), session() as s:
         if steps and c1.button(f"Next step: {steps[0]:g}%"):
-            set_percent(name, steps[0], actor="ui", reason="rollout step",
+            set_percent(name, steps[0], session=s, actor="ui", reason="rollout step",
                         expect_candidate=state.candidate)
             st.rerun()
         if c2.button("Promote candidate"):
-            promote(name, actor="ui", reason="promoted from the UI",
+            promote(name, session=s, actor="ui", reason="promoted from the UI",
                     expect_candidate=state.candidate)
             st.rerun()
         if c3.button("Rollback", type="primary"):
@@ -75,8 +75,8 @@ if state.candidate:
         ok, cancel = st.columns(2)
         if ok.button("Confirm rollback"):
             st.session_state.pop("confirm_rollback", None)
-            with user_errors():
-                rollback(name, actor="ui", reason="kill switch in the UI",
+            with user_errors(), session() as s:
+                rollback(name, session=s, actor="ui", reason="kill switch in the UI",
                          expect_candidate=confirming[1])
                 st.rerun()
         if cancel.button("Cancel"):
@@ -120,7 +120,7 @@ if datasets:
             with user_errors(), st.spinner("Replaying through the router…"):
                 result = simulate(name, load_frame(next(d for d in datasets if d.id == ds_id)),
                                   n, db=database())
-                st.session_state["simulation"] = result
+                st.session_state["simulation"] = result.model_dump()  # plain data
                 st.rerun()  # refresh the live-traffic section above with what was just sent
 result = st.session_state.get("simulation")
 if result and result["model"] == name:
@@ -132,8 +132,10 @@ if result and result["model"] == name:
                f"{result['percent']:g}% (each user stays on one version)")
 
 st.subheader("History")
-events = history(name)
+with session() as s:
+    events = history(name, session=s)
 if events:
-    st.dataframe(pd.DataFrame(events), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame([e.model_dump() for e in events]), hide_index=True,
+                 width="stretch")
 else:
     empty_state("No deployment changes yet.")

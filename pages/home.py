@@ -14,7 +14,7 @@ from core.registry import list_models
 st.title("ML Workbench")
 with session() as s:
     models, datasets = list_models(session=s), list_datasets(session=s)
-jobs = read_jobs(limit=10, by="ui")
+    jobs = read_jobs(session=s, limit=10, by="ui")
 
 cols = st.columns(3)
 cols[0].metric("Models", len(models))
@@ -43,8 +43,9 @@ st.subheader("Recent jobs")
 if jobs:
     rows = []
     for j in jobs:
-        version, score, kind = registered_score(j)
-        rows.append({"id": j.id, "state": j.state, "model": j.model_name,
+        with session() as s:
+            version, score, kind = registered_score(j, session=s)
+        rows.append({"id": j.id, "state": j.state, "model": j.model,
                      "trials": j.progress.get("trials_done"), "metric": j.metric,
                      "best single trial (CV)": j.progress.get("best_score"),
                      "registered version": version, "registered score": score,

@@ -8,26 +8,29 @@ from app.ui.deps import session
 from app.ui.jobs import progress_text
 from core.jobs import ledger
 from core.jobs.schedules import create_schedule, delete_schedule, list_schedules, set_paused
-from core.jobs.views import read_jobs
+from core.jobs.states import JobState
+from core.jobs.views import read_job_detail, read_jobs
 from core.jobs.worker import live_workers
 from core.registry import list_models
 
 st.title("Jobs")
-st.caption(f"{len(live_workers())} live worker(s)")
+with session() as s:
+    st.caption(f"{len(live_workers(session=s))} live worker(s)")
 
 
 @st.fragment(run_every=2)
 def ledger_view() -> None:
-    jobs = read_jobs(limit=100, by="ui")  # a dead worker's job shows FAILED, not RUNNING
-    if not jobs:
-        empty_state("No jobs yet: start a training first.",
-                    links=[("pages/train.py", "Train a model")])
-        return
-    st.dataframe(pd.DataFrame([{
-        "id": j.id, "state": j.state, "model": j.model_name, "trigger": j.trigger,
-        "progress": progress_text(j), "cpu s": round(j.cpu_seconds, 1),
-        "peak MB": round(j.peak_memory_mb), "created": j.created_at, "error": j.error}
-        for j in jobs]), hide_index=True, width="stretch")
+    with session() as s:
+        jobs = read_jobs(session=s, limit=100, by="ui")  # a dead worker's shows FAILED
+        if not jobs:
+            empty_state("No jobs yet: start a training first.",
+                        links=[("pages/train.py", "Train a model")])
+            return
+        st.dataframe(pd.DataFrame([{
+            "id": j.id, "state": j.state, "model": j.model, "trigger": j.trigger,
+            "progress": progress_text(j, session=s), "cpu s": round(j.cpu_seconds, 1),
+            "peak MB": round(j.peak_memory_mb), "created": j.created_at, "error": j.error}
+            for j in jobs]), hide_index=True, width="stretch")
 
 
 ledger_view()
@@ -37,33 +40,35 @@ ledger_view()
 def job_controls() -> None:
     """The chosen job's controls, history and log, re-read every tick: buttons enabled for
     the state the job is in now, not the one it had when the page opened."""
-    jobs = ledger.list_jobs(limit=100)
-    if not jobs:
-        return
-    job_id = st.selectbox("Job", [j.id for j in jobs], key="jobs_pick")
-    job = ledger.get_job(job_id)
-    st.caption(progress_text(job))
+    with session() as s:
+        jobs = ledger.list_jobs(session=s, limit=100)
+        if not jobs:
+            return
+        job_id = st.selectbox("Job", [j.id for j in jobs], key="jobs_pick")
+        job = read_job_detail(job_id, session=s, by="ui")
+        log_text = ledger.get_job(job_id, session=s).log
+        st.caption(progress_text(job, session=s))
+    state = job.state
     c1, c2, c3 = st.columns(3)
-    paused = job.state == ledger.PAUSED or job.pause_requested
-    with user_errors():
-        if c1.button("Cancel", disabled=job.state in ledger.FINISHED, key="job_cancel"):
-            ledger.request_cancel(job_id, actor="ui")
+    paused = state == JobState.PAUSED or job.pause_requested
+    with user_errors(), session() as s:
+        if c1.button("Cancel", disabled=state.is_terminal, key="job_cancel"):
+            ledger.request_cancel(job_id, session=s, actor="ui")
             st.toast(f"Cancel requested for job {job_id}")
             st.rerun(scope="fragment")
-        if c2.button("Pause", disabled=job.state != ledger.RUNNING or paused, key="job_pause"):
-            ledger.request_pause(job_id, True, actor="ui")
+        if c2.button("Pause", disabled=state != JobState.RUNNING or paused, key="job_pause"):
+            ledger.request_pause(job_id, True, session=s, actor="ui")
             st.toast(f"Pause requested for job {job_id}")
             st.rerun(scope="fragment")
-        if c3.button("Resume", disabled=not paused or job.state in ledger.FINISHED,
-                     key="job_resume"):
-            ledger.request_pause(job_id, False, actor="ui")
+        if c3.button("Resume", disabled=not paused or state.is_terminal, key="job_resume"):
+            ledger.request_pause(job_id, False, session=s, actor="ui")
             st.toast(f"Resume requested for job {job_id}")
             st.rerun(scope="fragment")
     with st.expander("State changes and log"):
         st.dataframe(pd.DataFrame([{"at": t.at, "from": t.from_state, "to": t.to_state,
-                                    "reason": t.reason} for t in ledger.transitions_of(job_id)]),
+                                    "reason": t.reason} for t in job.transitions]),
                      hide_index=True, width="stretch")
-        st.code(job.log or "(no log yet)", language=None)
+        st.code(log_text or "(no log yet)", language=None)
     if job.gate:
         st.info(f"Promotion gate: {job.gate.get('reason')}", icon=":material/rule:")
 
@@ -71,7 +76,8 @@ def job_controls() -> None:
 job_controls()
 
 st.subheader("Retraining schedules")
-schedules = list_schedules()
+with session() as s:
+    schedules = list_schedules(session=s)
 if schedules:
     st.dataframe(pd.DataFrame([{"id": s.id, "model": s.model_name, "cron (UTC)": s.cron,
                                 "paused": s.paused, "auto canary": s.auto_canary,
@@ -79,15 +85,15 @@ if schedules:
                  hide_index=True, width="stretch")
     c1, c2, c3, c4 = st.columns(4)
     sid = c1.selectbox("Schedule", [s.id for s in schedules])
-    with user_errors():
+    with user_errors(), session() as s:
         if c2.button("Pause schedule"):
-            set_paused(sid, True, actor="ui")
+            set_paused(sid, True, session=s, actor="ui")
             st.rerun()
         if c3.button("Resume schedule"):
-            set_paused(sid, False, actor="ui")
+            set_paused(sid, False, session=s, actor="ui")
             st.rerun()
         if c4.button("Delete schedule"):
-            delete_schedule(sid, actor="ui")
+            delete_schedule(sid, session=s, actor="ui")
             st.rerun()
 else:
     empty_state("No schedules. Add one below to retrain a model on its latest data.")
@@ -104,8 +110,8 @@ if models:
                                  format="%.4f")
         canary = c4.toggle("Start a canary when it passes", value=False)
         if st.form_submit_button("Add schedule"):
-            with user_errors():
-                sched = create_schedule(model, when, auto_canary=canary, gate_min_abs=margin,
-                                        actor="ui")
+            with user_errors(), session() as s:
+                sched = create_schedule(model, when, session=s, auto_canary=canary,
+                                        gate_min_abs=margin, actor="ui")
                 st.success(f"Schedule {sched.id}: next run {sched.next_run_at:%Y-%m-%d %H:%M} "
                            "UTC")

@@ -10,18 +10,21 @@ from app.ui.jobs import trials_frame
 from app.ui.labels import metric_help, score_card, score_kind
 from core.automl.metrics import METRICS
 from core.glossary import explain
-from core.jobs.ledger import list_jobs
+from core.jobs.states import JobState
+from core.jobs.views import read_jobs
 from core.registry import version_by_id
 from core.usecases.aliases import set_alias
 
 st.title("Leaderboard")
-jobs = [j for j in list_jobs(limit=200) if j.state == "COMPLETED"]
+with session() as s:
+    jobs = [j for j in read_jobs(session=s, limit=200, by="ui")
+            if j.state == JobState.COMPLETED]
 if not jobs:
     empty_state("No finished searches yet: start one on the Train page.",
                 links=[("pages/train.py", "Train a model")])
     st.stop()
 
-labels = {j.id: f"job {j.id}: {j.model_name} ({j.metric})" for j in jobs}
+labels = {j.id: f"job {j.id}: {j.model} ({j.metric})" for j in jobs}
 job_ids = list(labels)
 wanted = st.query_params.get("job", "")
 default = job_ids.index(int(wanted)) if wanted.isdigit() and int(wanted) in job_ids else 0
@@ -29,10 +32,11 @@ chosen = st.selectbox("Search", job_ids, index=default, format_func=labels.__get
 st.query_params["job"] = str(chosen)  # the address bar is a deep link to this search
 job = next(j for j in jobs if j.id == chosen)
 metric = METRICS[job.metric]
-trials = trials_frame(job.id).sort_values("score", ascending=not metric.greater_is_better,
-                                         na_position="last")
 with session() as s:
+    trials = trials_frame(job.id, session=s)
     version = version_by_id(job.version_id, session=s) if job.version_id else None
+trials = trials.sort_values("score", ascending=not metric.greater_is_better,
+                            na_position="last")
 
 if version is not None:
     c1, c2, c3 = st.columns(3)
@@ -71,7 +75,7 @@ if picked:
 if version is None:
     st.stop()
 ev = version.evaluation
-st.subheader(f"Evaluation of {job.model_name}:{version.version} (out-of-fold)")
+st.subheader(f"Evaluation of {job.model}:{version.version} (out-of-fold)")
 st.caption("Every metric on all out-of-fold predictions pooled together. For a single pipeline "
            "the registered CV score above is the mean of the fold scores, so the two can differ "
            "slightly; for an ensemble they are the same number.")
@@ -115,6 +119,5 @@ alias = c1.selectbox("Set alias", ["production", "staging", "golden"], key="lb_a
 reason = c2.text_input("Why", value="", key="lb_alias_reason")
 if st.button(f"Point {alias} at version {version.version}", key="lb_alias_set"):
     with user_errors(), session() as s:
-        set_alias(job.model_name, version.version, alias, session=s, actor="ui",
-                  reason=reason)
-        st.success(f"{job.model_name}@{alias} → version {version.version}")
+        set_alias(job.model, version.version, alias, session=s, actor="ui", reason=reason)
+        st.success(f"{job.model}@{alias} → version {version.version}")

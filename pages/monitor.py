@@ -9,11 +9,14 @@ from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.labels import column_help
 from core.data.datasets import list_datasets, load_frame
+from core.deploy.enums import AlertState
 from core.glossary import explain
-from core.monitor.alerts import acknowledge, alert_doc, list_alerts
-from core.monitor.live import WINDOWS, accuracy, live_drift, traffic
-from core.monitor.offline import drift_report, raise_drift_alerts
-from core.registry import list_models, resolve
+from core.monitor.alerts import list_alerts
+from core.monitor.live import live_drift, monitor_report
+from core.monitor.offline import drift_report
+from core.monitor.states import Window
+from core.registry import list_models
+from core.usecases.alert_actions import acknowledge, raise_drift_alerts
 
 st.title("Monitor")
 # plain-words help on the drift tables' jargon (tests: ks, chi2, jensen_shannon, wasserstein)
@@ -31,18 +34,20 @@ if not models:
 
 c1, c2 = st.columns([2, 1])
 name = c1.selectbox("Model", [m.name for m in models])
-window = c2.segmented_control("Window", list(WINDOWS), default="1h") or "1h"
+window = c2.segmented_control("Window", list(Window), default=Window.H1) or Window.H1
 
 st.subheader("Alerts")
-open_alerts = list_alerts(name)
+with session() as s:
+    open_alerts = list_alerts(name, session=s)
 if open_alerts:
-    st.dataframe(pd.DataFrame([alert_doc(a) for a in open_alerts])[[
+    st.dataframe(pd.DataFrame([a.model_dump(mode="json") for a in open_alerts])[[
         "id", "version", "kind", "feature", "severity", "state", "message", "action",
         "opened_at"]], hide_index=True, width="stretch")
-    ack_id = st.selectbox("Alert", [a.id for a in open_alerts if a.state == "open"] or [None])
+    ack_id = st.selectbox("Alert", [a.id for a in open_alerts
+                                    if a.state == AlertState.OPEN] or [None])
     if ack_id is not None and st.button("Acknowledge"):
-        with user_errors():
-            acknowledge(ack_id, actor="ui")
+        with user_errors(), session() as s:
+            acknowledge(ack_id, actor="ui", session=s)
             st.rerun()
 else:
     st.success("No open alerts.", icon=":material/check_circle:")
@@ -50,23 +55,22 @@ else:
 
 @st.fragment(run_every=5)
 def live_view() -> None:
-    live = traffic(name, window)
-    if not live["versions"]:
+    with session() as s:
+        live = monitor_report(name, window, session=s)
+    if not live.versions:
         empty_state(f"No traffic in the last {window}. Send requests to the REST API or run the "
                     "traffic simulator.",
                     links=[("pages/deployments.py", "Run the traffic simulator")])
         return
-    summary = pd.DataFrame([{"version": v, **{k: d[k] for k in (
+    summary = pd.DataFrame([{"version": v, **{k: getattr(d, k) for k in (
         "requests", "ok", "failed", "rejected", "rate_per_s", "error_rate", "latency_p50_ms",
-        "latency_p95_ms", "latency_p99_ms")}} for v, d in live["versions"].items()])
-    with session() as s:
-        task = resolve(name, session=s)[1].task
-    scores = accuracy(name, task, window)
-    if scores:
-        summary = summary.merge(pd.DataFrame([{"version": v, **m} for v, m in scores.items()]),
+        "latency_p95_ms", "latency_p99_ms")}} for v, d in live.versions.items()])
+    if live.accuracy:
+        summary = summary.merge(pd.DataFrame([{"version": v, **m}
+                                              for v, m in live.accuracy.items()]),
                                 on="version", how="left")
     st.dataframe(summary, hide_index=True, width="stretch")
-    series = pd.DataFrame(live["series"])
+    series = pd.DataFrame([p.model_dump() for p in live.series])
     series["version"] = series["version"].astype(str)
     c1, c2, c3 = st.columns(3)
     for col, field, title in ((c1, "requests", "requests"),
@@ -82,19 +86,18 @@ def live_view() -> None:
 live_view()
 
 st.subheader("Drift of recent traffic")
-with user_errors():
-    live = live_drift(name, window)
-    if live["rows"] == 0:
+with user_errors(), session() as s:
+    live = live_drift(name, window, session=s)
+    if live.rows == 0:
         empty_state(f"No sampled requests in the last {window}.")
     else:
-        flagged = ", ".join(live["drifted"]) or "none"
-        extra = [f"{k}: {'drifted' if v['drifted'] else 'stable'} ({v['test']})"
-                 for k, v in (("predictions", live["prediction"]), ("labels", live["label"]))
-                 if v]
-        st.write(f"{live['rows']} sampled rows scored by version {live['version']}; drifted "
+        flagged = ", ".join(live.drifted) or "none"
+        extra = [f"{k}: {'drifted' if v.drifted else 'stable'} ({v.test})"
+                 for k, v in (("predictions", live.prediction), ("labels", live.label)) if v]
+        st.write(f"{live.rows} sampled rows scored by version {live.version}; drifted "
                  f"features: **{flagged}**. " + "; ".join(extra))
-        st.dataframe(pd.DataFrame(live["results"]), hide_index=True, width="stretch",
-                     column_config=DRIFT_HELP)
+        st.dataframe(pd.DataFrame([r.model_dump() for r in live.results]), hide_index=True,
+                     width="stretch", column_config=DRIFT_HELP)
 
 st.subheader("Drift of a batch against the training data")
 with session() as s:
@@ -107,11 +110,12 @@ if datasets:
         alert = st.toggle("Raise DRIFT alerts from the result", value=False)
         run = st.form_submit_button("Check drift")
     if run:
-        with user_errors():
-            report = drift_report(name, load_frame(next(d for d in datasets if d.id == ds_id)))
+        with user_errors(), session() as s:
+            report = drift_report(name, load_frame(next(d for d in datasets if d.id == ds_id)),
+                                  session=s)
             if alert:
-                raise_drift_alerts(report)
-            st.session_state["drift_report"] = report
+                raise_drift_alerts(report, session=s)
+            st.session_state["drift_report"] = report.model_dump()  # plain data
     report = st.session_state.get("drift_report")
     if report and report["model"] == name:
         st.write(f"{len(report['drifted'])} of {report['features']} features drifted "

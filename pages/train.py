@@ -4,18 +4,20 @@ import streamlit as st
 
 from app.ui.charts import best_so_far
 from app.ui.common import empty_state, pick_dataset, user_errors
-from app.ui.deps import session
+from app.ui.deps import database, session
 from app.ui.jobs import elapsed_fraction, progress_text, registered_score, trials_frame
 from app.ui.labels import score_card
 from app.ui.links import page_link
+from app.workers import ensure_local_worker
 from core.automl.catalog import CATALOG
 from core.automl.metrics import METRICS
-from core.automl.runner import submit
+from core.automl.request import TrainingRequest
 from core.data.datasets import list_datasets
 from core.glossary import explain
-from core.jobs.ledger import FINISHED, request_cancel
+from core.jobs.ledger import request_cancel
+from core.jobs.states import JobState, TrialState
 from core.jobs.views import read_job
-from core.jobs.worker import ensure_local_worker
+from core.usecases.training import submit
 
 st.title("Train")
 with session() as s:
@@ -62,16 +64,16 @@ with st.form("train"):
 
 if started:
     with user_errors():
-        job = submit(ds.id, target, name=name.strip() or None,
-                     task=None if task == "auto" else task,
-                     metric=None if metric == "auto" else metric, budget=float(budget),
-                     estimators=estimators or None, sampler=method, ensemble=ensemble,
-                     time_column=None if time_column == "—" else time_column,
-                     market=None if target_kind == "level" else {
-                         "kind": target_kind, "horizon": int(horizon), "cost_bps": cost,
-                         "ticker_column": None if ticker == "—" else ticker},
-                     actor="ui")
-        ensure_local_worker()
+        request = TrainingRequest.create(
+            dataset=ds.id, target=target, name=name.strip() or None, task=task, metric=metric,
+            budget=float(budget), estimators=estimators or None, search=method,
+            ensemble=ensemble, time_column=None if time_column == "—" else time_column,
+            market=None if target_kind == "level" else {
+                "kind": target_kind, "horizon": int(horizon), "cost_bps": cost,
+                "ticker_column": None if ticker == "—" else ticker})
+        with session() as s:
+            job = submit(request, session=s, actor="ui")
+        ensure_local_worker(database())
         st.session_state["job_id"] = job.id
         st.query_params["job"] = str(job.id)
 
@@ -80,21 +82,23 @@ job_id = st.session_state.get("job_id") or st.query_params.get("job")
 
 @st.fragment(run_every=1)
 def live(job_id: int) -> None:
-    job = read_job(job_id, by="ui")
-    st.subheader(f"Job {job.id}: {job.model_name}")
-    st.progress(elapsed_fraction(job), text=progress_text(job))
-    trials = trials_frame(job.id)
-    if not trials.empty and (trials["status"] == "ok").any():
+    with session() as s:
+        job = read_job(job_id, session=s, by="ui")
+        text = progress_text(job, session=s)
+        trials = trials_frame(job.id, session=s)
+        version, score, kind = registered_score(job, session=s)
+    st.subheader(f"Job {job.id}: {job.model}")
+    st.progress(elapsed_fraction(job), text=text)
+    if not trials.empty and (trials["status"] == TrialState.OK).any():
         st.altair_chart(best_so_far(trials, job.metric, METRICS[job.metric].greater_is_better),
                         width="stretch")
-    if job.state not in FINISHED:
+    if not job.state.is_terminal:
         if st.button("Cancel job", key="cancel"):
-            with user_errors():
-                request_cancel(job.id, actor="ui")
+            with user_errors(), session() as s:
+                request_cancel(job.id, session=s, actor="ui")
         return
-    if job.state == "COMPLETED":
-        version, score, kind = registered_score(job)
-        st.success(f"Done: registered version {version} of **{job.model_name}**.")
+    if job.state == JobState.COMPLETED:
+        st.success(f"Done: registered version {version} of **{job.model}**.")
         c1, c2 = st.columns(2)
         score_card(c1, f"Registered version {version}", score, job.metric, kind or "cv")
         if kind == "oof":  # an ensemble: its score is not the best single trial's
@@ -102,7 +106,7 @@ def live(job_id: int) -> None:
                        "cv")
         page_link("pages/leaderboard.py", "Compare the trials on the Leaderboard",
                   query_params={"job": str(job.id)}, icon=":material/leaderboard:")
-    elif job.state == "FAILED":
+    elif job.state == JobState.FAILED:
         st.error(f"The job failed: {job.error}")
     else:
         st.warning(f"The job was {job.state.lower()}.")

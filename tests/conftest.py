@@ -8,8 +8,9 @@ databases (`.ci/pg-start` prints one); every test gets its own throwaway databas
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,19 +18,10 @@ from sqlalchemy import create_engine, text
 from sqlmodel import Session
 
 from core.settings import reset_settings
-from core.store import Database, reset_engines
+from core.store import Database
+from tests.factories import forget_stores, start_worker
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data"
 PG_ADMIN_URL = os.environ.get("WORKBENCH_TEST_DATABASE_URL")
-
-
-def _forget_stores() -> None:
-    """Drop every store a previous test built (the CLI's and the transition default)."""
-    from app.cli_common import forget_databases
-
-    forget_databases()
-    reset_engines()
 
 
 class _SettingsAwareMonkeyPatch(pytest.MonkeyPatch):
@@ -67,12 +59,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # FastAPI's TestClient calls itself `testserver`: allowed here, never by default
     monkeypatch.setenv("WORKBENCH_ALLOWED_HOSTS", "testserver")
     monkeypatch.chdir(tmp_path)
-    _forget_stores()
+    forget_stores()
     yield path
-    from core.jobs.worker import stop_spawned_workers
+    from app.workers import stop_spawned_workers
 
     stop_spawned_workers(path)  # workers the app/CLI started for this test
-    _forget_stores()
+    forget_stores()
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +86,7 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = pg_admin_url.rsplit("/", 1)[0] + "/" + name
     yield url
-    _forget_stores()
+    forget_stores()
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -107,9 +99,9 @@ def backend(request: pytest.FixtureRequest, home: Path,
     if request.param == "postgres":
         url = request.getfixturevalue("pg_url")
         monkeypatch.setenv("DATABASE_URL", url)
-        _forget_stores()
+        forget_stores()
     yield request.param
-    _forget_stores()
+    forget_stores()
 
 
 @pytest.fixture
@@ -133,3 +125,16 @@ def session(db: Database) -> Iterator[Session]:
     """A session on the test home's store, as an adapter hands one to a use case."""
     with Session(db.engine, expire_on_commit=False) as s:
         yield s
+
+
+@pytest.fixture
+def workers(home: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start real `workbench worker` processes; all are killed at the end."""
+    monkeypatch.setenv("WORKBENCH_HEARTBEAT_S", "0.5")
+    procs: list[subprocess.Popen] = []
+    yield lambda *args: start_worker(home, procs, *args)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)

@@ -13,18 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 CONTRACTS = [c["id"] for c in tomllib.loads((ROOT / "pyproject.toml").read_text())
              ["tool"]["importlinter"]["contracts"]]
-
-# Broken on main while house-jobs and house-deploy are in flight; the lead removes this once
-# they are merged (tests/test_layers.py is then strict like the other contracts).
-PENDING = {
-    "core-layers": "core.automl.runner -> core.jobs.ledger, core.jobs.control, "
-                   "core.monitor.reference (runner moves to core/usecases); "
-                   "core.monitor.alerts -> core.jobs.schedules (alert actions move up)",
-}
 
 
 def test_every_contract_is_checked() -> None:
@@ -32,9 +24,7 @@ def test_every_contract_is_checked() -> None:
             "api-and-cli-apart-from-ui"} <= set(CONTRACTS)
 
 
-@pytest.mark.parametrize("contract", [
-    pytest.param(c, marks=pytest.mark.xfail(reason=PENDING[c], strict=False))
-    if c in PENDING else c for c in CONTRACTS])
+@pytest.mark.parametrize("contract", CONTRACTS)
 def test_import_contract_holds(contract: str) -> None:
     lint = Path(sys.executable).with_name("lint-imports")
     assert lint.exists(), "import-linter is missing: `make setup` (pip install -e '.[dev]')"

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 SAMPLES = sorted(p.stem for p in (ROOT / "data").glob("*.csv"))
 

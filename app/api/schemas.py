@@ -67,21 +67,7 @@ class ReasonRequest(BaseModel):
 
 
 # -- jobs and schedules ---------------------------------------------------------------------
-class JobRequest(BaseModel):
-    dataset: int | str = Field(description="A stored dataset's id, name or fingerprint "
-                                           "(upload it first with POST /v1/datasets).")
-    target: str = Field(min_length=1)
-    task: str = Field(default="auto", pattern="^(auto|classification|regression)$")
-    metric: str | None = None
-    budget: float = Field(default=60.0, gt=0, le=86_400)
-    name: str | None = None
-    seed: int = 0
-    time_column: str | None = None
-    estimators: list[str] | None = None
-    search: str = Field(default="tpe", pattern="^(tpe|random|grid)$")
-    ensemble: bool = True
-
-
+# POST /v1/jobs takes core.automl.request.TrainingRequest, the request every adapter builds
 class ScheduleRequest(BaseModel):
     model: str
     when: str = Field(description="HH:MM daily (UTC) or a five-field cron expression.")

@@ -1,24 +1,30 @@
-"""Job views shared by the Train and Jobs pages."""
+"""Job views shared by the Train, Jobs, Leaderboard and Home pages (over `JobPublic`)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pandas as pd
+from sqlmodel import Session
 
-from core.jobs.ledger import trials_of
-from core.store import Job
+from app.ui.labels import score_kind
+from core.jobs.public import JobPublic
+from core.jobs.views import read_trials
+from core.registry import version_by_id
+from core.store import utcnow
 
 
-def trials_frame(job_id: int) -> pd.DataFrame:
+def trials_frame(job_id: int, *, session: Session) -> pd.DataFrame:
     rows = [{"trial": t.number, "estimator": t.estimator, "score": t.cv_mean, "std": t.cv_std,
              "fit_time_s": t.fit_time_s, "predict_ms_per_1k": t.predict_ms_per_1k,
              "status": t.status, "reason": t.reason,
              "params": ", ".join(f"{k}={v}" for k, v in t.params.items())}
-            for t in trials_of(job_id)]
+            for t in read_trials(job_id, session=session)]
     return pd.DataFrame(rows, columns=["trial", "estimator", "score", "std", "fit_time_s",
                                        "predict_ms_per_1k", "status", "reason", "params"])
 
 
-def progress_text(job: Job) -> str:
+def progress_text(job: JobPublic, *, session: Session) -> str:
     """State, trials, and the best single trial's CV score so far, named as such: the version a
     job registers may be an ensemble with its own (out-of-fold) score."""
     p = job.progress
@@ -26,45 +32,34 @@ def progress_text(job: Job) -> str:
     best_txt = f"{best:.4f}" if isinstance(best, float) else "–"
     text = (f"{job.state} · {p.get('trials_done', 0)} trials · best single trial "
             f"{p.get('metric', '')} {best_txt} (CV)")
-    version, score, kind = registered_score(job)
+    version, score, kind = registered_score(job, session=session)
     if version is not None and isinstance(score, float):
         what = "ensemble, out-of-fold" if kind == "oof" else "CV"
         text += f" · registered version {version}: {score:.4f} ({what})"
     return text
 
 
-def elapsed_fraction(job: Job) -> float:
+def elapsed_fraction(job: JobPublic) -> float:
     """Share of the time budget used (paused time included, as a user sees the clock)."""
-    from core.store import utcnow
-
     if job.started_at is None:
         return 0.0
-    budget = float(job.settings.get("budget") or 60.0)
     end = job.finished_at or utcnow()
-    return max(0.0, min(1.0, (end - job.started_at).total_seconds() / budget))
+    used = (_utc(end) - _utc(job.started_at)).total_seconds()
+    return max(0.0, min(1.0, used / job.budget_s))
 
 
-def registered_score(job: Job) -> tuple[int | None, float | None, str | None]:
+def _utc(moment: datetime) -> datetime:
+    """Stored datetimes come back naive from SQLite; all of ours are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def registered_score(job: JobPublic, *, session: Session
+                     ) -> tuple[int | None, float | None, str | None]:
     """(version, stored score, score kind) of the version a job registered, as the registry
     holds them; (None, None, None) while nothing is registered."""
-    from app.ui.labels import score_kind
-    from core.store import ModelVersion, session_scope
-
     if job.version_id is None:
         return None, None, None
-    with session_scope() as s:
-        mv = s.get(ModelVersion, job.version_id)
-        if mv is None:
-            return None, None, None
-        return mv.version, mv.score, score_kind(mv.estimator)
-
-
-def registered_version(job: Job) -> int | None:
-    """The version number a completed job registered."""
-    from core.store import ModelVersion, session_scope
-
-    if job.version_id is None:
-        return None
-    with session_scope() as s:
-        mv = s.get(ModelVersion, job.version_id)
-        return mv.version if mv else None
+    mv = version_by_id(job.version_id, session=session)
+    if mv is None:
+        return None, None, None
+    return mv.version, mv.score, score_kind(mv.estimator)

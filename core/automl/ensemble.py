@@ -12,6 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import ClassifierTags, RegressorTags, get_tags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
 
 from core.automl.metrics import Metric
 
@@ -61,7 +66,10 @@ def select(metric: Metric, y: np.ndarray, predictions: list[np.ndarray],
 
 class WeightedEnsemble(BaseEstimator):
     """Weighted average of fitted pipelines' probabilities (or predictions, for regression).
-    Lives in core.automl so the artifact loader trusts it."""
+    Lives in core.automl so the artifact loader trusts it.
+
+    Its parameter `pipelines` holds members that are already fitted (the search's refits), so
+    it is fitted as soon as they are; `fit` refits those same members in place."""
 
     def __init__(self, pipelines=None, weights=None, task="binary"):
         self.pipelines = pipelines
@@ -72,17 +80,54 @@ class WeightedEnsemble(BaseEstimator):
     def classes_(self):
         return self.pipelines[0].classes_
 
+    @property
+    def n_features_in_(self) -> int:
+        return self.pipelines[0].n_features_in_
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted when every member is (members arrive fitted)."""
+        if not self.pipelines:
+            return False
+        try:
+            for p in self.pipelines:
+                check_is_fitted(p)
+        except NotFittedError:
+            return False
+        return True
+
     def fit(self, X, y):  # members arrive fitted; fitting again refits each of them
         for p in self.pipelines:
             p.fit(X, y)
         return self
 
+    @available_if(lambda self: self.task != "regression")
     def predict_proba(self, X):
+        check_is_fitted(self)
         return sum(w * p.predict_proba(X) for p, w in zip(self.pipelines, self.weights,
                                                             strict=True))
 
     def predict(self, X):
+        check_is_fitted(self)
         if self.task == "regression":
             return sum(w * p.predict(X) for p, w in zip(self.pipelines, self.weights,
                                                          strict=True))
         return np.asarray(self.classes_)[np.argmax(self.predict_proba(X), axis=1)]
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy (classification) or R² (regression), as scikit-learn's mixins define it."""
+        scorer = r2_score if self.task == "regression" else accuracy_score
+        return float(scorer(y, self.predict(X), sample_weight=sample_weight))
+
+    def __sklearn_tags__(self):
+        """A classifier or a regressor by its task; the inputs every member takes (sparse
+        matrices, missing values)."""
+        tags = super().__sklearn_tags__()
+        if self.task == "regression":
+            tags.estimator_type, tags.regressor_tags = "regressor", RegressorTags()
+        else:
+            tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()
+        if self.pipelines:
+            members = [get_tags(p).input_tags for p in self.pipelines]
+            tags.input_tags.sparse = all(m.sparse for m in members)
+            tags.input_tags.allow_nan = all(m.allow_nan for m in members)
+        return tags

@@ -1,7 +1,7 @@
 """Checks before a search starts: enough rows to validate, a width the budget can carry,
 no feature that is the target under another name.
 
-They run where every training request is prepared (core.automl.runner), so a refusal comes
+They run where every training request is prepared (core.usecases.training), so a refusal comes
 before a job is queued and a leak is dropped from the data the search sees, with a note that
 ends up on the job, the leaderboard and the registered version.
 """
@@ -17,6 +17,7 @@ import pandas as pd
 from core.automl.train import TrainingData
 from core.data.profile import check_target
 from core.errors import InvalidDataError
+from core.features.kinds import holds_numbers
 from core.features.preprocess import used_columns
 
 # 5-fold cross-validation on 30 rows validates 6 rows per fold: already a coarse score (one
@@ -130,10 +131,9 @@ def _one_to_one(x: pd.Series, y_codes: np.ndarray) -> bool:
 
 
 def _correlations(X: pd.DataFrame, y: pd.Series) -> dict[str, float]:
-    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+    if not holds_numbers(y):
         return {}
-    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])
-               and not pd.api.types.is_bool_dtype(X[c]) and X[c].nunique() > 1]
+    numeric = [c for c in X.columns if holds_numbers(X[c]) and X[c].nunique() > 1]
     if not numeric or y.nunique() < 2:
         return {}
     with np.errstate(all="ignore"):

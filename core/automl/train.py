@@ -24,6 +24,7 @@ from core.data.profile import ProblemType, check_target, detect_problem_type, in
 from core.data.splits import DEFAULT_FOLDS, DEFAULT_GAP, make_splits, walk_forward
 from core.errors import InvalidDataError
 from core.features.finance import INDICATOR_NAMES, find_column, parse_time
+from core.features.kinds import scored_as_number
 from core.features.preprocess import build_preprocessor, used_columns
 from core.features.schema import align_to_schema
 
@@ -169,7 +170,7 @@ def _correlated_features(X: pd.DataFrame, y: pd.Series, problem: ProblemType,
                          schema: list[dict[str, Any]]) -> list[str]:
     """Numeric features that almost determine the target on their own: usually the target
     (or something computed from the future) under another name."""
-    numeric = [c["name"] for c in schema if c["kind"] in ("numeric", "boolean")
+    numeric = [c["name"] for c in schema if scored_as_number(c)
                and pd.api.types.is_numeric_dtype(X[c["name"]])]
     task = problem.task
     if not numeric or task == "multiclass":

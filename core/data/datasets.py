@@ -13,7 +13,7 @@ from core.data.ingest import read_bytes, read_path
 from core.data.profile import ColumnProfile, profile_frame
 from core.data.public import DatasetPublic, StoredDatasetPublic
 from core.errors import ArtifactIntegrityError, NotFoundError
-from core.features.preprocess import DROPPED_KINDS
+from core.features.kinds import DROPPED_KINDS
 from core.fsutil import atomic_write
 from core.settings import get_settings
 from core.store import Dataset, lock_for_write

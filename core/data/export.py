@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from core.features.kinds import holds_booleans, holds_datetimes, holds_numbers
+
 # A text cell starting with one of these is read as a formula (or, tab and carriage return,
 # can smuggle one past a naive check), so it gets a leading apostrophe, as OWASP advises.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -31,8 +33,7 @@ def safe_csv_bytes(frame: pd.DataFrame) -> bytes:
     out.columns = [neutralise(str(c)) for c in out.columns]
     for i in range(out.shape[1]):
         col = out.iloc[:, i]
-        if (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
-                or pd.api.types.is_datetime64_any_dtype(col)):
+        if holds_numbers(col) or holds_booleans(col) or holds_datetimes(col):
             continue
         out.isetitem(i, col.astype(object).map(neutralise))
     # CRLF rows (RFC 4180): Python 3.11's csv module quotes a cell holding a line terminator

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InvalidDataError
+from core.features.kinds import holds_numbers, holds_text
 
 PARQUET_MAGIC = b"PAR1"
 DELIMITERS = ",;\t|"
@@ -185,13 +186,11 @@ def _parse_csv(text: str, filename: str, delimiter: str, *, decimal: str = ".",
 
 
 def _text_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns
-            if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
+    return [c for c in frame.columns if holds_text(frame[c])]
 
 
 def _numeric_columns(frame: pd.DataFrame) -> set[str]:
-    return {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
-            and not pd.api.types.is_bool_dtype(frame[c])}
+    return {c for c in frame.columns if holds_numbers(frame[c])}
 
 
 def _detect_decimal_comma(frame: pd.DataFrame, text: str, filename: str, delimiter: str,
@@ -258,14 +257,14 @@ def validate_frame(frame: pd.DataFrame, filename: str) -> None:
         s = frame[col]
         if s.isna().all():
             continue
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        if holds_numbers(s):
             values = s.to_numpy(dtype="float64", na_value=np.nan)
             bad = np.flatnonzero(np.isinf(values))
             if bad.size:
                 raise InvalidDataError(
                     f"{filename}: column {col!r} has infinite values (data rows "
                     f"{_rows(bad)}). Replace them with a number or leave the cells empty.")
-        elif s.dtype == object or pd.api.types.is_string_dtype(s):
+        elif holds_text(s):
             _check_mixed(s, col, filename)
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from core.enums import ColumnKind, Task
 from core.errors import InvalidDataError
+from core.features.kinds import holds_booleans, holds_datetimes, holds_numbers
 
 BOOLEAN_TOKENS = {"true", "false", "yes", "no", "y", "n", "t", "f"}
 ID_UNIQUE_SHARE = 0.95        # near-unique columns are identifiers, not signal
@@ -73,11 +74,11 @@ def profile_column(s: pd.Series) -> ColumnProfile:
     def kind(k: ColumnKind, reason: str) -> ColumnProfile:
         return ColumnProfile(kind=k, reason=reason, **base)
 
-    if pd.api.types.is_bool_dtype(s):
+    if holds_booleans(s):
         return kind(ColumnKind.BOOLEAN, "true/false values")
-    if pd.api.types.is_datetime64_any_dtype(s):
+    if holds_datetimes(s):
         return kind(ColumnKind.DATETIME, "stored as date/time")
-    if pd.api.types.is_numeric_dtype(s):
+    if holds_numbers(s):
         if unique == 2 and set(present.unique()) <= {0, 1}:
             return kind(ColumnKind.BOOLEAN, "only the values 0 and 1")
         is_int = pd.api.types.is_integer_dtype(s) or bool((present % 1 == 0).all())
@@ -169,7 +170,7 @@ def detect_problem_type(y: pd.Series, override: str | None = None) -> ProblemTyp
     if n_unique == 2:
         return ProblemType(Task.BINARY, f"the target has exactly two values ({classes[0]!r}, "
                            f"{classes[1]!r})", classes)
-    if not pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
+    if not holds_numbers(present):
         return ProblemType(Task.MULTICLASS, f"the target holds {n_unique} distinct labels",
                            classes)
     is_int = bool((present % 1 == 0).all())

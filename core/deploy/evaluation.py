@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
+from sqlmodel import Session
 
 from core.automl.metrics import all_scores
 from core.deploy.batcher import score
 from core.deploy.deployments import InvalidRequestError
 from core.deploy.service import Serving
 from core.registry import resolve
-from core.store import session_scope
 
 
 def _target_column(name: str, mv: Any, requested: str | None) -> str:
@@ -27,13 +28,22 @@ def _target_column(name: str, mv: Any, requested: str | None) -> str:
     return mv.target or requested  # type: ignore[return-value]
 
 
+class Evaluation(BaseModel):
+    """`POST /v1/models/{name}/evaluate` (and each version of a compare)."""
+
+    model: str
+    version: int
+    rows: int
+    target: str
+    metrics: dict[str, float]
+
+
 def evaluate_records(serving: Serving, ref: str, records: list[dict[str, Any]],
-                     requested_target: str | None = None) -> dict[str, Any]:
+                     requested_target: str | None = None, *, session: Session) -> Evaluation:
     """Metrics of a version on labelled records, scored through the serving cache (the
     same path as predictions). A version without a recorded target (imported) takes the
     request's."""
-    with session_scope() as s:
-        name, mv = resolve(ref, session=s)
+    name, mv = resolve(ref, session=session)
     target = _target_column(name, mv, requested_target)
     lm = serving.warm(name, mv.version)
     if any(target not in r for r in records):
@@ -53,8 +63,8 @@ def evaluate_records(serving: Serving, ref: str, records: list[dict[str, Any]],
         except (TypeError, ValueError):
             raise InvalidRequestError(f"The target {target!r} must be numeric.") from None
         metrics = all_scores(mv.task, y_arr, np.asarray(preds, dtype=float))
-    return {"model": name, "version": mv.version, "rows": len(records), "target": target,
-            "metrics": metrics}
+    return Evaluation(model=name, version=mv.version, rows=len(records), target=target,
+                      metrics=metrics)
 
 
 def _as_label(value: Any, classes: list[Any]) -> Any:

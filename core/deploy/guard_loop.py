@@ -13,6 +13,7 @@ from typing import Any
 
 from core.deploy import deployments as dep
 from core.deploy import guard_alert
+from core.deploy.enums import DeploymentMode, GuardAction
 from core.deploy.guards import Verdict, judge
 from core.deploy.states import DeploymentStates
 from core.deploy.telemetry import stats_since
@@ -51,24 +52,25 @@ class GuardLoop:
         except NotFoundError:
             self.states.forget(name)
             return None
-        if st.candidate is None or st.mode != "canary":
+        if st.candidate is None or not DeploymentMode(st.mode).answers:
             self._ok(name)
             return None
         with self.db.session() as session:
             stats = stats_since(name, st.candidate, st.step_started_at, session=session)
         verdict = judge(st, stats)
         self._ok(name)
-        if verdict.action == "hold":
+        if verdict.action == GuardAction.HOLD:
             return None
         kw = {"actor": GUARD_ACTOR, "reason": verdict.reason,
               "expect_candidate": st.candidate, "metrics": verdict.metrics or {}}
         try:
-            if verdict.action == "rollback":
-                dep.rollback(name, automatic=True, **kw)
-            elif verdict.action == "advance":
-                dep.set_percent(name, verdict.percent or 100.0, **kw)
-            else:
-                dep.promote(name, **kw)
+            with self.db.session() as session:  # each action commits its own change
+                if verdict.action == GuardAction.ROLLBACK:
+                    dep.rollback(name, automatic=True, session=session, **kw)
+                elif verdict.action == GuardAction.ADVANCE:
+                    dep.set_percent(name, verdict.percent or 100.0, session=session, **kw)
+                else:
+                    dep.promote(name, session=session, **kw)
         except ConflictError as exc:  # another worker or a person acted first
             log.info("guard rail %s on %s skipped: %s", verdict.action, name, exc)
             return None

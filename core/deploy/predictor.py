@@ -18,7 +18,8 @@ import numpy as np
 
 from core.deploy.batcher import Batcher
 from core.deploy.cache import LoadedModel, ModelCache, probability_dicts
-from core.deploy.deployments import DeploymentState
+from core.deploy.enums import DeploymentMode
+from core.deploy.public import DeploymentState
 from core.deploy.router import _rng, route
 from core.deploy.shadow import ShadowScorer
 from core.deploy.states import DeploymentStates
@@ -96,9 +97,10 @@ class Predictor:
                                 f"`workbench deploy {name} VERSION --percent 100`).")
         candidate_ready = st.candidate is not None and \
             self.cache.peek(name, st.candidate) is not None
-        if st.mode == "shadow" or not candidate_ready:
+        shadow_mode = st.mode == DeploymentMode.SHADOW
+        if shadow_mode or not candidate_ready:
             shadow = None
-            if st.mode == "shadow" and candidate_ready and (
+            if shadow_mode and candidate_ready and (
                     st.percent >= 100 or _rng.random() * 100 < st.percent):
                 shadow = st.candidate
             return st.stable, shadow  # type: ignore[return-value]

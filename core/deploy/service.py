@@ -25,12 +25,12 @@ from threadpoolctl import threadpool_limits
 
 from core.deploy.batcher import Batcher
 from core.deploy.cache import LoadedModel, ModelCache
-from core.deploy.deployments import DeploymentState
 from core.deploy.guard_loop import GuardLoop
 from core.deploy.guards import Verdict
 from core.deploy.metrics import ServingMetrics
 from core.deploy.periodic import Periodic
 from core.deploy.predictor import Answer, Predictor
+from core.deploy.public import DeploymentState
 from core.deploy.shadow import ShadowScorer
 from core.deploy.states import DeploymentStates
 from core.deploy.telemetry import Telemetry

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel
 
 from core.deploy.service import Serving
 from core.errors import SchemaMismatchError, WorkbenchError
 from core.features.inputs import sent_columns
+from core.features.schema import column_differences, named, unexpected_note
 from core.registry import resolve
 from core.store.db import Database
 
@@ -25,22 +26,37 @@ def _check_columns(name: str, frame: pd.DataFrame, db: Database) -> None:
     would fail, and the charts would show nothing but errors."""
     with db.session() as s:
         _, mv = resolve(name, session=s)
-    missing = [c for c in sent_columns(mv) if c not in frame.columns]
+    needed = sent_columns(mv)
+    missing, _ = column_differences(needed, frame.columns)
     if missing:
-        shown = ", ".join(repr(c) for c in missing[:5]) + (", …" if len(missing) > 5 else "")
+        _, unexpected = column_differences([c["name"] for c in mv.input_schema or []],
+                                           frame.columns)
         source = (f" such as the model's own training data (dataset {mv.dataset_id})"
                   if mv.dataset_id else "")
         raise SchemaMismatchError(
-            f"This table lacks {len(missing)} of the {len(sent_columns(mv))} columns "
-            f"{name}:{mv.version} needs ({shown}), so every request would fail. Replay a "
-            f"table with the model's columns{source}.")
+            f"This table lacks {len(missing)} of the {len(needed)} columns "
+            f"{name}:{mv.version} needs ({named(missing)}), so every request would fail. "
+            f"Replay a table with the model's columns{source}." + unexpected_note(unexpected))
+
+
+class Simulation(BaseModel):
+    """What a replay sent and where it landed (the Deployments page charts it)."""
+
+    model: str
+    requests: int
+    errors: int
+    users: int
+    by_version: dict[str, int]
+    candidate: int | None
+    percent: float
+    candidate_share: float
 
 
 def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *, db: Database,
-             sticky: bool = True) -> dict[str, Any]:
+             sticky: bool = True) -> Simulation:
     """Send `requests` one-row requests (cycling through `frame`); with `sticky`, row i uses
-    request key "user-i" so one simulated user always lands on one version. A serving
-    runtime of its own on `db` (a long-running loop's store, see core/deploy/service.py)."""
+    request key "user-i" so one simulated user always lands on one version. It runs a
+    serving runtime of its own on `db`, as a server process would."""
     if not 1 <= requests <= MAX_REQUESTS:
         raise WorkbenchError(f"requests must be between 1 and {MAX_REQUESTS}, got {requests}.")
     if frame.empty:
@@ -90,9 +106,9 @@ def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *, db: Databa
         serving.stop()  # flushes the telemetry it recorded
     state = serving.state(name, fresh=True)
     total = sum(by_version.values())
-    return {"model": name, "requests": requests, "errors": errors,
-            "users": min(len(rows), requests) if sticky else requests,
-            "by_version": {str(v): n for v, n in sorted(by_version.items())},
-            "candidate": state.candidate, "percent": state.percent,
-            "candidate_share": (by_version.get(state.candidate, 0) / total
-                                if total and state.candidate else 0.0)}
+    return Simulation(model=name, requests=requests, errors=errors,
+                      users=min(len(rows), requests) if sticky else requests,
+                      by_version={str(v): n for v, n in sorted(by_version.items())},
+                      candidate=state.candidate, percent=state.percent,
+                      candidate_share=(by_version.get(state.candidate, 0) / total
+                                       if total and state.candidate else 0.0))

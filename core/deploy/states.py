@@ -12,7 +12,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from core.deploy import deployments as dep
+from core.deploy.deployments import get_state
+from core.deploy.public import DeploymentState
 from core.errors import NotFoundError
 from core.registry import PRODUCTION, list_models
 from core.store.db import Database
@@ -27,14 +28,14 @@ class DeploymentStates:
     (the runtime warms a candidate that is not loaded yet)."""
 
     def __init__(self, db: Database, refresh_s: float,
-                 on_read: Callable[[dep.DeploymentState], None] | None = None) -> None:
+                 on_read: Callable[[DeploymentState], None] | None = None) -> None:
         self.db = db
         self.refresh_s = refresh_s
         self.on_read = on_read
         # True while a refresher keeps every known state fresh: a request then takes the
         # cached one whatever its age
         self.kept_fresh = False
-        self._states: dict[str, tuple[dep.DeploymentState, float]] = {}
+        self._states: dict[str, tuple[DeploymentState, float]] = {}
         self._reads: dict[str, asyncio.Future] = {}
         self._default: tuple[str | None, float] = (None, 0.0)
 
@@ -42,7 +43,7 @@ class DeploymentStates:
         """The models this process has served or been asked about, in first-seen order."""
         return list(self._states)
 
-    def peek(self, name: str) -> dep.DeploymentState | None:
+    def peek(self, name: str) -> DeploymentState | None:
         """The cached rule if it is fresh enough, else None (no I/O: the request path)."""
         cached = self._states.get(name)
         if cached is not None and (self.kept_fresh
@@ -50,27 +51,28 @@ class DeploymentStates:
             return cached[0]
         return None
 
-    def cached(self, name: str) -> dep.DeploymentState | None:
+    def cached(self, name: str) -> DeploymentState | None:
         """The last rule read, whatever its age (for messages about it)."""
         cached = self._states.get(name)
         return cached[0] if cached else None
 
-    def read(self, name: str) -> dep.DeploymentState:
+    def read(self, name: str) -> DeploymentState:
         """The rule from the database now (blocking: call from a thread)."""
-        st = dep.get_state(name)
+        with self.db.session() as session:
+            st = get_state(name, session=session)
         self._states[name] = (st, time.monotonic())
         if self.on_read is not None:
             self.on_read(st)
         return st
 
-    def get(self, name: str, *, fresh: bool = False) -> dep.DeploymentState:
+    def get(self, name: str, *, fresh: bool = False) -> DeploymentState:
         if not fresh:
             st = self.peek(name)
             if st is not None:
                 return st
         return self.read(name)
 
-    async def aget(self, name: str) -> dep.DeploymentState:
+    async def aget(self, name: str) -> DeploymentState:
         st = self.peek(name)
         if st is not None:
             return st

@@ -13,9 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from core.errors import SchemaMismatchError
 from core.features.finance import INDICATOR_NAMES, add_market_features
-from core.features.schema import align_to_schema
+from core.features.schema import align_to_schema, check_columns
 from core.store import ModelVersion
 
 
@@ -38,12 +37,11 @@ def model_input(mv: ModelVersion, frame: pd.DataFrame) -> pd.DataFrame:
     rebuilt first, then aligned to the schema (extra columns ignored, types coerced, missing
     columns refused by name)."""
     if market_spec(mv):
-        missing = [c for c in sent_columns(mv) if c not in frame.columns]
-        if missing:
-            raise SchemaMismatchError(
-                "This market model rebuilds its indicators from raw price rows; columns it "
-                "needs are missing from the input: " + ", ".join(repr(c) for c in missing)
-                + ". Send the same price columns as in training, with each ticker's recent "
+        check_columns(
+            sent_columns(mv), frame.columns, known=[c["name"] for c in mv.input_schema or []],
+            lead="This market model rebuilds its indicators from raw price rows; columns it "
+                 "needs are missing from the input",
+            fix="Send the same price columns as in training, with each ticker's recent "
                 "history (at least 61 rows for every indicator to be defined).")
     return align_to_schema(with_indicators(mv, frame), mv.input_schema)
 

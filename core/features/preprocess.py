@@ -14,16 +14,12 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from core.features.kinds import DROPPED_KINDS, Encoding, encoding_of
 from core.features.transformers import CategoricalCleaner, DatetimeParts
 
 Family = Literal["linear", "tree"]
 MAX_ONEHOT_CATEGORIES = 30
 MIN_CATEGORY_FREQUENCY = 5
-
-DROPPED_KINDS = {
-    "id": "an identifier: near-unique values carry no pattern and would not generalise",
-    "text": "free text: not used by this version of the workbench",
-}
 
 
 def _numeric(family: Family) -> Pipeline:
@@ -55,25 +51,25 @@ def _datetime(family: Family) -> Pipeline:
 
 
 def used_columns(schema: list[dict[str, Any]]) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """Group schema columns by how they are encoded; return also the dropped ones with reasons."""
-    groups: dict[str, list[str]] = {"numeric": [], "categorical": [], "datetime": []}
+    """Group schema columns by how they are encoded (core.features.kinds.encoding_of); return
+    also the dropped ones with reasons."""
+    groups: dict[str, list[str]] = {e.value: [] for e in Encoding}
     dropped: dict[str, str] = {}
     for col in schema:
-        kind, name = col["kind"], col["name"]
-        if kind in DROPPED_KINDS:
-            dropped[name] = DROPPED_KINDS[kind]
-        elif kind == "numeric" or (kind == "boolean" and col.get("dtype", "") != "object"
-                                   and "str" not in col.get("dtype", "")):
-            groups["numeric"].append(name)
-        elif kind == "datetime":
-            groups["datetime"].append(name)
+        encoding = encoding_of(col)
+        if encoding is None:
+            dropped[col["name"]] = DROPPED_KINDS[col["kind"]]
         else:
-            groups["categorical"].append(name)
+            groups[encoding.value].append(col["name"])
     return groups, dropped
+
+
+MAKERS = {Encoding.NUMBER: _numeric, Encoding.CATEGORY: _categorical,
+          Encoding.DATE_PARTS: _datetime}
 
 
 def build_preprocessor(schema: list[dict[str, Any]], family: Family) -> ColumnTransformer:
     groups, _ = used_columns(schema)
-    makers = {"numeric": _numeric, "categorical": _categorical, "datetime": _datetime}
-    transformers = [(kind, makers[kind](family), cols) for kind, cols in groups.items() if cols]
+    transformers = [(kind, MAKERS[Encoding(kind)](family), cols)
+                    for kind, cols in groups.items() if cols]
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)

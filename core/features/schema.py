@@ -1,37 +1,79 @@
-"""Aligning incoming rows to a model's input schema, with sklearn-style difference messages."""
+"""Aligning incoming rows to a model's input schema, with sklearn-style difference messages.
+
+The one wording of a column mismatch: the columns a model needs that the input lacks, and in
+the same message the input's columns the model does not know (often the missing ones under
+another name), so a caller fixes both in one try."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from core.enums import ColumnKind
 from core.errors import SchemaMismatchError
+from core.features.kinds import scored_as_number
+
+MAX_NAMED = 20  # columns named in one message; the rest are counted
+LABEL_KINDS = frozenset({ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.TEXT,
+                         ColumnKind.ID})  # passed on as Python objects (dates stay as sent)
+ADD_THEM = "Add them (empty values are allowed) and try again."
+
+
+def column_differences(expected: Iterable[Any], given: Iterable[Any]
+                       ) -> tuple[list[Any], list[Any]]:
+    """(expected columns the input lacks, in the model's order; input columns the model does
+    not know, in the input's order)."""
+    expected, given = list(expected), list(given)
+    known, present = set(expected), set(given)
+    return ([c for c in expected if c not in present],
+            [c for c in given if c not in known])
+
+
+def named(columns: Sequence[Any]) -> str:
+    """`'a', 'b' and 3 more`: column names as a message shows them."""
+    shown = ", ".join(repr(c) for c in columns[:MAX_NAMED])
+    return shown + (f" and {len(columns) - MAX_NAMED} more" if len(columns) > MAX_NAMED else "")
+
+
+def unexpected_note(unexpected: Sequence[Any]) -> str:
+    """The sentence naming the input's unknown columns ('' when there are none)."""
+    if not unexpected:
+        return ""
+    return (f" The input has columns the model was not trained on: {named(unexpected)} (if "
+            "one of them is a missing column under another name, rename it).")
+
+
+def check_columns(expected: Iterable[Any], given: Iterable[Any], *,
+                  lead: str = "Columns the model was trained on are missing from the input",
+                  fix: str = ADD_THEM, known: Iterable[Any] | None = None) -> None:
+    """Refuse an input lacking any of `expected`, naming the missing columns and the
+    unexpected ones (those outside `known`, default `expected`). Extra columns alone are
+    fine: they are ignored."""
+    given = list(given)
+    missing, _ = column_differences(expected, given)
+    if missing:
+        _, unexpected = column_differences(expected if known is None else known, given)
+        raise SchemaMismatchError(f"{lead}: {named(missing)}. {fix}"
+                                  + unexpected_note(unexpected))
 
 
 def align_to_schema(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.DataFrame:
-    """Reorder to the schema, ignore extra columns, coerce types; refuse missing columns and
-    values that cannot be read as the type the model was trained on."""
+    """Reorder to the schema, ignore extra columns, coerce types; refuse missing columns
+    (naming the unexpected ones too) and values that cannot be read as the type the model was
+    trained on."""
     expected = [c["name"] for c in schema]
-    missing = [c for c in expected if c not in frame.columns]
-    if missing:
-        raise SchemaMismatchError(
-            "Columns the model was trained on are missing from the input: "
-            + ", ".join(repr(c) for c in missing)
-            + ". Add them (empty values are allowed) and try again.")
+    check_columns(expected, frame.columns)
     out = frame.loc[:, expected].copy()
     for col in schema:
         name, kind = col["name"], col["kind"]
-        if kind == "numeric" or (kind == "boolean" and _is_numeric_dtype_name(col["dtype"])):
+        if scored_as_number(col):
             out[name] = _to_float(out[name], name)
-        elif kind in ("categorical", "boolean", "text", "id"):
+        elif kind in LABEL_KINDS:
             out[name] = out[name].astype(object)
     return out
-
-
-def _is_numeric_dtype_name(dtype: str) -> bool:
-    return dtype.startswith(("int", "float", "uint", "bool", "Int", "Float", "UInt", "boolean"))
 
 
 def _to_float(s: pd.Series, name: str) -> pd.Series:

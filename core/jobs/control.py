@@ -9,8 +9,9 @@ from collections import deque
 from types import TracebackType
 
 from core.jobs import ledger
+from core.jobs.states import JobState
 from core.settings import get_settings
-from core.store import Job, Worker, session_scope, utcnow
+from core.store import Database, Job, Worker, utcnow
 
 LOG_LIMIT_CHARS = 64_000  # the ledger keeps the tail of a job's log
 POLL_S = 0.5
@@ -41,9 +42,9 @@ class Heartbeat:
     """A daemon thread that stamps the job (and its worker) as alive every few seconds and
     writes the log tail, so a dead process is noticed by the reaper."""
 
-    def __init__(self, job_id: int, worker_id: str | None = None,
+    def __init__(self, db: Database, job_id: int, worker_id: str | None = None,
                  log: JobLog | None = None) -> None:
-        self.job_id, self.worker_id, self.log = job_id, worker_id, log
+        self.db, self.job_id, self.worker_id, self.log = db, job_id, worker_id, log
         self.interval = get_settings().heartbeat_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
@@ -51,7 +52,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         now = utcnow()
-        with session_scope() as s:
+        with self.db.session() as s:
             job = s.get(Job, self.job_id)
             # a job reaped from a stalled worker may belong to another worker by now
             if job is not None and (self.worker_id is None or job.worker_id == self.worker_id):
@@ -113,19 +114,25 @@ class JobControl:
     to the worker (`interrupt`) stops at once. With `worker_id`, a job that is no longer this
     worker's (reaped after a stalled heartbeat, maybe re-claimed) stops too: `lost`."""
 
-    def __init__(self, job_id: int, worker_id: str | None = None,
+    def __init__(self, db: Database, job_id: int, worker_id: str | None = None,
                  interrupt: Interrupt | None = None) -> None:
-        self.job_id, self.worker_id, self.interrupt = job_id, worker_id, interrupt
+        self.db, self.job_id = db, job_id
+        self.worker_id, self.interrupt = worker_id, interrupt
         self._checked = 0.0
         self._cancel = False
         self.lost = False
 
     def _read(self) -> Job:
-        job = ledger.get_job(self.job_id)
+        with self.db.session() as s:
+            job = ledger.get_job(self.job_id, session=s)
         self._cancel = job.cancel_requested
         self.lost = self.worker_id is not None and (
-            job.state not in (ledger.RUNNING, ledger.PAUSED) or job.worker_id != self.worker_id)
+            not JobState(job.state).is_live or job.worker_id != self.worker_id)
         return job
+
+    def _move(self, to_state: JobState, reason: str) -> None:
+        with self.db.session() as s:
+            ledger.transition(self.job_id, to_state, reason, session=s)
 
     def interrupted(self) -> str | None:
         """The signal's name when the worker was told to stop."""
@@ -148,7 +155,7 @@ class JobControl:
         if not job.pause_requested or self.should_stop():
             return 0.0
         started = time.monotonic()
-        ledger.transition(self.job_id, ledger.PAUSED, "paused by request")
+        self._move(JobState.PAUSED, "paused by request")
         while True:
             self.interrupt.wait(POLL_S) if self.interrupt is not None else time.sleep(POLL_S)
             job = self._read()
@@ -158,5 +165,5 @@ class JobControl:
                 break
         reason = (f"stopped by {self.interrupted()} while paused" if self.interrupted()
                   else "cancelled while paused" if job.cancel_requested else "resumed")
-        ledger.transition(self.job_id, ledger.RUNNING, reason)
+        self._move(JobState.RUNNING, reason)
         return time.monotonic() - started

@@ -16,23 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from core.data.datasets import load_frame, store_frame
 from core.data.ingest import fingerprint_frame
-from core.errors import NotFoundError, WorkbenchError
-from core.jobs import ledger
-from core.store import (
-    Dataset,
-    Job,
-    ModelVersion,
-    PredictionLog,
-    RegisteredModel,
-    RequestInput,
-    session_scope,
-)
+from core.errors import InputError, NotFoundError
+from core.features.kinds import holds_booleans, holds_datetimes, holds_numbers
+from core.jobs.states import ACTIVE, JobState
+from core.store import Dataset, Job, ModelVersion, PredictionLog, RegisteredModel, RequestInput
 
-TRAINED_STATES = (ledger.PENDING, ledger.RUNNING, ledger.PAUSED, ledger.COMPLETED)
+TRAINED_STATES = ACTIVE | {JobState.COMPLETED}
 FEEDBACK_SOURCE = "feedback to {model}"  # source_filename of the tables built here
 
 
@@ -46,46 +39,46 @@ class RetrainData:
     new: bool              # no version or job of the model has trained on `dataset` yet
 
 
-def retrain_data(model: str, version: int | None = None, *,
+def retrain_data(model: str, version: int | None = None, *, session: Session,
                  actor: str | None = None) -> RetrainData:
     """The data a retrain of `model` uses. With `version` (the live version an alert is
     about), that version's own data is the starting point when it recorded any. May store a
-    new dataset (the newest upload plus fed-back rows)."""
-    base, job, source = _base(model, version)
+    new dataset (the newest upload plus fed-back rows), committed on `session` then, so call
+    it before writing anything else."""
+    base, job, source = _base(session, model, version)
     target = job.target if job is not None else base.target
-    latest = _newest_compatible(model, source)
+    latest = _newest_compatible(session, model, source)
     market = bool(job is not None and (job.settings or {}).get("market"))
-    labelled = [] if market else _labelled_rows(model, latest, base, target)
+    labelled = [] if market else _labelled_rows(session, model, latest, base, target)
     dataset = latest
     if labelled:
         frame = _union(load_frame(latest), labelled)
-        with session_scope() as s:
-            dataset = store_frame(frame, session=s, name=f"{latest.name}+feedback",
-                                  fingerprint=fingerprint_frame(frame),
-                                  source_filename=FEEDBACK_SOURCE.format(model=model),
-                                  actor=actor).dataset
+        dataset = store_frame(frame, session=session, name=f"{latest.name}+feedback",
+                              fingerprint=fingerprint_frame(frame),
+                              source_filename=FEEDBACK_SOURCE.format(model=model),
+                              actor=actor).dataset
     return RetrainData(base, job, target, dataset, len(labelled),
-                       new=not _trained_on(model, dataset.id))
+                       new=not _trained_on(session, model, dataset.id))
 
 
-def _base(model: str, version: int | None) -> tuple[ModelVersion, Job | None, Dataset]:
-    with session_scope() as s:
-        versions = s.exec(select(ModelVersion).join(RegisteredModel)
-                          .where(RegisteredModel.name == model)
-                          .order_by(ModelVersion.version.desc())).all()
-        if not versions:
-            raise NotFoundError(f"No model named {model!r} with a version to retrain.")
-        with_data = [v for v in versions if v.dataset_id is not None]
-        asked = [v for v in with_data if v.version == version]
-        if not with_data:
-            raise WorkbenchError(
-                f"No version of {model!r} recorded the data it was trained on (imported "
-                "versions record none), so there is nothing to retrain on. Train it once on a "
-                f"table under the name {model!r} (CLI: `workbench automl DATA --target COL "
-                f"--name {model}`).")
-        base = (asked or with_data)[0]
-        source = s.get(Dataset, base.dataset_id)
-        job = s.get(Job, base.job_id) if base.job_id else None
+def _base(s: Session, model: str, version: int | None
+          ) -> tuple[ModelVersion, Job | None, Dataset]:
+    versions = s.exec(select(ModelVersion).join(RegisteredModel)
+                      .where(RegisteredModel.name == model)
+                      .order_by(ModelVersion.version.desc())).all()
+    if not versions:
+        raise NotFoundError(f"No model named {model!r} with a version to retrain.")
+    with_data = [v for v in versions if v.dataset_id is not None]
+    asked = [v for v in with_data if v.version == version]
+    if not with_data:
+        raise InputError(
+            f"No version of {model!r} recorded the data it was trained on (imported "
+            "versions record none), so there is nothing to retrain on. Train it once on a "
+            f"table under the name {model!r} (CLI: `workbench automl DATA --target COL "
+            f"--name {model}`).")
+    base = (asked or with_data)[0]
+    source = s.get(Dataset, base.dataset_id)
+    job = s.get(Job, base.job_id) if base.job_id else None
     return base, job, source
 
 
@@ -93,31 +86,29 @@ def _columns(ds: Dataset) -> list[str]:
     return [c["name"] for c in ds.columns]
 
 
-def _newest_compatible(model: str, source: Dataset) -> Dataset:
+def _newest_compatible(s: Session, model: str, source: Dataset) -> Dataset:
     """The newest dataset stored after `source` that has all of its columns, else `source`
     (another model's feedback tables are not this model's data)."""
     needed = set(_columns(source))
-    with session_scope() as s:
-        newer = s.exec(select(Dataset).where(Dataset.id > source.id)
-                       .order_by(Dataset.id.desc())).all()
+    newer = s.exec(select(Dataset).where(Dataset.id > source.id)
+                   .order_by(Dataset.id.desc())).all()
     return next((d for d in newer if needed <= set(_columns(d)) and (
         not d.source_filename.startswith(FEEDBACK_SOURCE.format(model=""))
         or d.source_filename == FEEDBACK_SOURCE.format(model=model))), source)
 
 
-def _labelled_rows(model: str, since: Dataset, base: ModelVersion,
+def _labelled_rows(s: Session, model: str, since: Dataset, base: ModelVersion,
                    target: str) -> list[dict[str, Any]]:
     """Served rows of `model` whose true value was fed back after `since` was stored, each
     with the label under the target column; rows missing a feature the model needs are
     left out."""
     features = [c["name"] for c in base.input_schema]
-    with session_scope() as s:
-        pairs = s.exec(select(RequestInput.rows, PredictionLog.actual)
-                       .join(PredictionLog, PredictionLog.request_id == RequestInput.request_id)
-                       .where(PredictionLog.model_name == model,
-                              PredictionLog.actual.is_not(None),
-                              PredictionLog.feedback_at > since.created_at)
-                       .order_by(PredictionLog.id)).all()
+    pairs = s.exec(select(RequestInput.rows, PredictionLog.actual)
+                   .join(PredictionLog, PredictionLog.request_id == RequestInput.request_id)
+                   .where(PredictionLog.model_name == model,
+                          PredictionLog.actual.is_not(None),
+                          PredictionLog.feedback_at > since.created_at)
+                   .order_by(PredictionLog.id)).all()
     out = []
     for rows, actual in pairs:
         actual = actual if isinstance(actual, list) else [actual]
@@ -134,11 +125,11 @@ def _union(frame: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
     extra = pd.DataFrame(rows).reindex(columns=frame.columns)
     for col in frame.columns:
         dtype = frame[col].dtype
-        if pd.api.types.is_bool_dtype(dtype):
+        if holds_booleans(dtype):
             continue
-        if pd.api.types.is_numeric_dtype(dtype):
+        if holds_numbers(dtype):
             extra[col] = pd.to_numeric(extra[col], errors="coerce")
-        elif pd.api.types.is_datetime64_any_dtype(dtype):
+        elif holds_datetimes(dtype):
             extra[col] = pd.to_datetime(extra[col], errors="coerce",
                                         utc=getattr(dtype, "tz", None) is not None)
         else:  # text columns stay text: a label fed back as 1 joins the stored "1"
@@ -146,13 +137,12 @@ def _union(frame: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.concat([frame, extra], ignore_index=True)
 
 
-def _trained_on(model: str, dataset_id: int) -> bool:
+def _trained_on(s: Session, model: str, dataset_id: int) -> bool:
     """Whether a version of `model` came from this dataset or a job of it is training (or
     trained) on it."""
-    with session_scope() as s:
-        version = s.exec(select(ModelVersion.id).join(RegisteredModel).where(
-            RegisteredModel.name == model, ModelVersion.dataset_id == dataset_id)).first()
-        job = s.exec(select(Job.id).where(Job.model_name == model,
-                                          Job.dataset_id == dataset_id,
-                                          Job.state.in_(TRAINED_STATES))).first()
+    version = s.exec(select(ModelVersion.id).join(RegisteredModel).where(
+        RegisteredModel.name == model, ModelVersion.dataset_id == dataset_id)).first()
+    job = s.exec(select(Job.id).where(Job.model_name == model,
+                                      Job.dataset_id == dataset_id,
+                                      Job.state.in_(TRAINED_STATES))).first()
     return version is not None or job is not None

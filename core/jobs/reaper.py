@@ -13,19 +13,20 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from core.jobs import ledger
 from core.jobs.control import LOG_LIMIT_CHARS
+from core.jobs.ledger import apply_transition, writing
+from core.jobs.states import LIVE, JobState
 from core.settings import get_settings
-from core.store import Job, session_scope, utcnow
+from core.store import Database, Job, utcnow
 from core.store.audit import record
 
 log = logging.getLogger("workbench.reaper")
-LIVE_STATES = (ledger.RUNNING, ledger.PAUSED)
 
 
-def reap_lost_jobs(by: str = "reaper", now: datetime | None = None) -> list[int]:
+def reap_lost_jobs(*, session: Session, by: str = "reaper",
+                   now: datetime | None = None) -> list[int]:
     """Fail (or re-queue) every RUNNING/PAUSED job whose heartbeat is older than the setting;
     returns the ids this call moved.
 
@@ -37,15 +38,15 @@ def reap_lost_jobs(by: str = "reaper", now: datetime | None = None) -> list[int]
     limit = settings.worker_lost_after_s
     now = now or utcnow()
     cutoff = now - timedelta(seconds=limit)
-    stale = (Job.state.in_(LIVE_STATES), Job.heartbeat_at < cutoff)
-    with session_scope() as s:
-        candidates = list(s.exec(select(Job.id).where(*stale)).all())
+    stale = (Job.state.in_(LIVE), Job.heartbeat_at < cutoff)
+    candidates = list(session.exec(select(Job.id).where(*stale)).all())
     if not candidates:
         return []
     reaped: list[tuple[int, str]] = []
-    with session_scope(write=True) as s:
+    with writing(session) as s:
         lost = s.exec(select(Job).where(Job.id.in_(candidates), *stale)
-                      .with_for_update(skip_locked=True)).all()
+                      .with_for_update(skip_locked=True)
+                      .execution_options(populate_existing=True)).all()
         for job in lost:
             requeue = settings.requeue_lost_jobs and job.attempts < job.max_attempts
             beat = job.heartbeat_at
@@ -53,7 +54,7 @@ def reap_lost_jobs(by: str = "reaper", now: datetime | None = None) -> list[int]
             reason = (f"worker lost: {job.worker_id or 'its worker'} sent no heartbeat for "
                       f"{age:.0f}s (limit WORKBENCH_WORKER_LOST_AFTER_S={limit:g}s); "
                       + ("re-queued" if requeue else "failed"))
-            ledger._move(s, job, ledger.PENDING if requeue else ledger.FAILED, reason)
+            apply_transition(s, job, JobState.PENDING if requeue else JobState.FAILED, reason)
             job.log = "\n".join(filter(None, [job.log, f"{now:%H:%M:%S} ERROR {reason} "
                                               f"(reaped by {by})"]))[-LOG_LIMIT_CHARS:]
             s.add(job)
@@ -70,12 +71,13 @@ def reap_every_s() -> float:
     return max(0.2, min(5.0, get_settings().worker_lost_after_s / 3))
 
 
-def run_reaper(stop: threading.Event, by: str = "monitor") -> None:
+def run_reaper(db: Database, stop: threading.Event, by: str = "monitor") -> None:
     """Reap until `stop` is set (the monitor process beside `workbench serve` runs this in a
     thread of its own, so a long monitor pass never delays it)."""
     while not stop.is_set():
         try:
-            reap_lost_jobs(by=by)
+            with db.session() as s:
+                reap_lost_jobs(session=s, by=by)
         except Exception:  # a database hiccup must not end reaping
             log.exception("reaping lost jobs failed")
         stop.wait(reap_every_s())

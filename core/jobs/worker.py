@@ -1,9 +1,9 @@
 """Job workers: separate processes that claim queued jobs and run them.
 
 Claiming is one write transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the database lock
-on SQLite), so two workers never run one job. Every worker also reaps jobs whose heartbeat
-stopped (the process died; see core.jobs.reaper, which readers and the monitor run too) and
-fires due schedules, so any one live worker keeps the whole system moving.
+on SQLite), so two workers never run one job. Between jobs a worker does its chores: what
+work a job is and which chores there are (reaping jobs whose heartbeat stopped, firing due
+schedules, alert checks) are given by `core.usecases.worker`, which builds the worker.
 
 SIGTERM (or SIGINT) to a worker stops its running job at the search's next check: the job
 ends CANCELLED with "stopped by SIGTERM" in its log and no version is registered; the
@@ -18,63 +18,56 @@ import os
 import resource
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from sqlmodel import or_, select
+from sqlmodel import Session, or_, select
 
 from core.errors import ConflictError, WorkbenchError
 from core.jobs import ledger
 from core.jobs.control import Heartbeat, Interrupt, JobControl, JobLog
-from core.jobs.reaper import reap_lost_jobs
+from core.jobs.ledger import writing
+from core.jobs.states import JobState
 from core.settings import get_settings
-from core.store import Job, ModelVersion, Worker, session_scope, utcnow
-
-if TYPE_CHECKING:
-    from core.automl.runner import RunOutcome
+from core.store import Database, Job, ModelVersion, Worker, utcnow
 
 log = logging.getLogger("workbench.worker")
 IDLE_POLL_S = 1.0
 RETRY_BASE_S = 5.0
 ORPHAN_GRACE = timedelta(minutes=10)
-STARTUP_S = 20.0  # a worker just spawned registers itself within this time
-AUTOSTART_IDLE_EXIT_S = 900
-SPAWNED_PIDS = "worker.pids"  # an auto-started worker exits when idle; the app restarts one
 
 
-def claim_next(worker_id: str) -> Job | None:
+def claim_next(worker_id: str, *, session: Session) -> Job | None:
     """Atomically take the oldest runnable PENDING job and mark it RUNNING for this worker."""
     now = utcnow()
-    with session_scope(write=True) as s:
-        job = s.exec(
-            select(Job).where(Job.state == ledger.PENDING,
+    with writing(session):
+        job = session.exec(
+            select(Job).where(Job.state == JobState.PENDING.value,
                               or_(Job.not_before.is_(None), Job.not_before <= now))
-            .order_by(Job.id).limit(1).with_for_update(skip_locked=True)).first()
+            .order_by(Job.id).limit(1).with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)).first()
         if job is None:
             return None
-        ledger._move(s, job, ledger.RUNNING, f"claimed by {worker_id}")
+        ledger.apply_transition(session, job, JobState.RUNNING, f"claimed by {worker_id}")
         job.worker_id, job.heartbeat_at = worker_id, now
         job.attempts += 1
-        s.add(job)
+        session.add(job)
         return job
 
 
-def sweep_orphan_artifacts() -> list[Path]:
+def sweep_orphan_artifacts(*, session: Session) -> list[Path]:
     """Delete model files no version references (a process died between writing the file
     and its row); files younger than ORPHAN_GRACE may still be registering and are kept."""
     settings = get_settings()
     root = settings.artifact_dir / "models"
     if not root.exists():
         return []
-    with session_scope() as s:
-        known = {p for p in s.exec(select(ModelVersion.artifact_path)).all()}
+    known = set(session.exec(select(ModelVersion.artifact_path)).all())
     cutoff = time.time() - ORPHAN_GRACE.total_seconds()
     removed = []
     for path in root.rglob("*.skops"):
@@ -102,122 +95,143 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_job(job: Job, worker_id: str, interrupt: Interrupt | None = None) -> None:
-    """Execute one claimed job with heartbeat, log capture, cost accounting and retries.
-    `interrupt` (set by the worker's SIGTERM handler) stops the job without registering."""
-    from core.automl.runner import execute
+class JobRun:
+    """One claimed job in a worker's hands: its cancel/pause controls, the log it captures,
+    its cost, and how it ends when stopped early. What a `JobExecutor` is given."""
 
-    handler = JobLog()
-    job_logger = logging.getLogger("workbench")
-    job_logger.addHandler(handler)
-    job_logger.setLevel(logging.INFO)
-    control = JobControl(job.id, worker_id, interrupt)
-    cpu0 = [time.process_time()]  # CPU not yet accounted for
-    _reset_peak_memory()
+    def __init__(self, db: Database, job: Job, worker_id: str,
+                 interrupt: Interrupt | None = None) -> None:
+        self.db, self.job, self.worker_id = db, job, worker_id
+        self.log = JobLog()
+        self.control = JobControl(db, job.id, worker_id, interrupt)
+        self._cpu0 = time.process_time()  # CPU not yet accounted for
 
-    def account() -> None:
+    def account(self) -> None:
+        """Add the CPU used since the last call and the peak memory to the job; write the
+        log unless the job was reaped and re-claimed by another worker (its log is that
+        worker's now)."""
         now = time.process_time()
-        _account(job.id, worker_id, now - cpu0[0], _peak_memory_mb(), handler.text())
-        cpu0[0] = now
+        cpu_s, self._cpu0 = now - self._cpu0, now
+        with self.db.session() as s:
+            job = s.get(Job, self.job.id, populate_existing=True)
+            if job is not None:
+                job.cpu_seconds += cpu_s
+                job.peak_memory_mb = max(job.peak_memory_mb, _peak_memory_mb())
+                if job.worker_id == self.worker_id:
+                    job.log = self.log.text()
+                s.add(job)
 
-    def on_stopped(trials: int) -> None:
+    def on_stopped(self, trials: int) -> None:
         """Why the search stopped early decides the record: a signal, a reaper, or a user."""
-        signame = control.interrupted()
-        if control.lost:
+        job_id, signame = self.job.id, self.control.interrupted()
+        if self.control.lost:
             log.warning("job %d is no longer this worker's (reaped after a missed heartbeat); "
-                        "stopping without registering", job.id)
+                        "stopping without registering", job_id)
         elif signame:
             log.warning("job %d stopped by %s after %d trial(s): the worker is shutting down; "
-                        "the job is CANCELLED and no version is registered", job.id, signame,
+                        "the job is CANCELLED and no version is registered", job_id, signame,
                         trials)
-            account()  # the log line is in the ledger when the state shows
-            _end_if_live(job.id, ledger.CANCELLED,
-                         f"stopped by {signame} (worker shutting down) after {trials} trials")
+            self.account()  # the log line is in the ledger when the state shows
+            self._end_if_live(JobState.CANCELLED, f"stopped by {signame} (worker shutting "
+                                                  f"down) after {trials} trials")
         else:
-            ledger.transition(job.id, ledger.CANCELLED,
-                              f"cancelled by request after {trials} trials")
+            self._move(JobState.CANCELLED, f"cancelled by request after {trials} trials")
 
-    def before_complete(outcome: RunOutcome) -> None:
-        """Gate verdict and cost are on the job before anyone can see it COMPLETED."""
-        _gate(job.id, outcome)
-        log.info("job %d finished", job.id)
-        account()
+    def _move(self, to_state: JobState, reason: str, **fields: object) -> None:
+        with self.db.session() as s:
+            ledger.transition(self.job.id, to_state, reason, session=s, **fields)
 
+    def _end_if_live(self, to_state: JobState, reason: str) -> None:
+        """Move a job this worker still runs; one a reaper took meanwhile keeps its record."""
+        try:
+            self._move(to_state, reason)
+        except ConflictError as exc:
+            log.warning("job %d: %s", self.job.id, exc.message)
+
+
+JobExecutor = Callable[[JobRun], None]
+"""Does a claimed job's work to its end (COMPLETED, or stopped through `run.on_stopped`);
+raises to fail it: a `WorkbenchError` fails it for good, anything else is retried."""
+
+
+def run_job(db: Database, job: Job, worker_id: str, execute: JobExecutor,
+            interrupt: Interrupt | None = None) -> None:
+    """Execute one claimed job with heartbeat, log capture, cost accounting and retries.
+    `interrupt` (set by the worker's SIGTERM handler) stops the job without registering."""
+    run = JobRun(db, job, worker_id, interrupt)
+    job_logger = logging.getLogger("workbench")
+    job_logger.addHandler(run.log)
+    job_logger.setLevel(logging.INFO)
+    _reset_peak_memory()
     try:
-        with Heartbeat(job.id, worker_id, handler):
+        with Heartbeat(db, job.id, worker_id, run.log):
             log.info("job %d started on %s (attempt %d)", job.id, worker_id, job.attempts)
             try:
-                execute(job.id, should_stop=control.should_stop, pause_gate=control.pause_gate,
-                        actor=f"worker:{worker_id}", before_complete=before_complete,
-                        on_stopped=on_stopped)
+                execute(run)
             except WorkbenchError as exc:  # bad input: retrying cannot help
                 log.error("job %d failed: %s", job.id, exc.message)
-                _fail(job.id, exc.message)
+                with db.session() as s:
+                    fail(job.id, exc.message, session=s)
             except Exception as exc:
                 log.exception("job %d crashed", job.id)
-                _retry_or_fail(job.id, f"{type(exc).__name__}: {exc}")
+                with db.session() as s:
+                    retry_or_fail(job.id, f"{type(exc).__name__}: {exc}", session=s)
     finally:
-        job_logger.removeHandler(handler)
-        account()
+        job_logger.removeHandler(run.log)
+        run.account()
 
 
-def _gate(job_id: int, outcome: RunOutcome) -> None:
-    """The promotion gate of a retrain; its failure is logged and never fails (or re-runs)
-    a job whose version is already registered."""
-    from core.jobs.gate import after_training
-
-    try:
-        after_training(job_id, outcome)
-    except Exception:
-        log.exception("promotion gate of job %d failed", job_id)
+def fail(job_id: int, reason: str, *, session: Session) -> None:
+    """FAILED with `reason`, unless the job is no longer live (reaped, cancelled)."""
+    if JobState(ledger.get_job(job_id, session=session).state).is_live:
+        ledger.transition(job_id, JobState.FAILED, reason[:2000], session=session)
 
 
-def _end_if_live(job_id: int, to_state: str, reason: str) -> None:
-    """Move a job this worker still runs; one a reaper took meanwhile keeps its record."""
-    try:
-        ledger.transition(job_id, to_state, reason)
-    except ConflictError as exc:
-        log.warning("job %d: %s", job_id, exc.message)
-
-
-def _fail(job_id: int, reason: str) -> None:
-    if ledger.get_job(job_id).state in (ledger.RUNNING, ledger.PAUSED):
-        ledger.transition(job_id, ledger.FAILED, reason[:2000])
-
-
-def _retry_or_fail(job_id: int, reason: str) -> None:
-    job = ledger.get_job(job_id)
-    if job.state not in (ledger.RUNNING, ledger.PAUSED):
+def retry_or_fail(job_id: int, reason: str, *, session: Session) -> None:
+    """Back to PENDING after a growing delay while attempts remain, else FAILED."""
+    job = ledger.get_job(job_id, session=session)
+    if not JobState(job.state).is_live:
         return
     if job.attempts < job.max_attempts and not job.cancel_requested:
         delay = RETRY_BASE_S * 2 ** (job.attempts - 1)
-        ledger.transition(job_id, ledger.PENDING,
+        ledger.transition(job_id, JobState.PENDING,
                           f"attempt {job.attempts} failed ({reason[:500]}); retry in {delay:.0f}s",
-                          not_before=utcnow() + timedelta(seconds=delay))
+                          session=session, not_before=utcnow() + timedelta(seconds=delay))
     else:
-        ledger.transition(job_id, ledger.FAILED, reason[:2000])
+        ledger.transition(job_id, JobState.FAILED, reason[:2000], session=session)
 
 
-def _account(job_id: int, worker_id: str, cpu_s: float, peak_mb: float, text: str) -> None:
-    """Add the cost; write the log unless the job was reaped and re-claimed by another worker
-    (its log is that worker's now)."""
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        if job is not None:
-            job.cpu_seconds += cpu_s
-            job.peak_memory_mb = max(job.peak_memory_mb, peak_mb)
-            if job.worker_id == worker_id:
-                job.log = text
-            s.add(job)
+@dataclass
+class Chore:
+    """Work a worker does between jobs (reaping, firing schedules, alert checks), every
+    `every_s` seconds (0: on every turn of the loop)."""
+
+    name: str
+    run: Callable[[], object]
+    every_s: float = 0.0
+    last: float = float("-inf")
+
+    def maybe(self) -> None:
+        if time.monotonic() - self.last >= self.every_s:
+            self.last = time.monotonic()
+            self.run()
+
+
+def new_worker_id() -> str:
+    """host:pid:random, unique across machines and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class JobWorker:
-    """`workbench worker`: claim and run jobs one at a time until stopped."""
+    """`workbench worker`: claim and run jobs one at a time until stopped; between jobs, do
+    the chores (so any one live worker keeps the whole system moving)."""
 
     STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self, worker_id: str | None = None) -> None:
-        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    def __init__(self, db: Database, execute: JobExecutor, *, chores: Sequence[Chore] = (),
+                 worker_id: str | None = None) -> None:
+        self.db, self.execute, self.chores = db, execute, list(chores)
+        self.id = worker_id or new_worker_id()
         self.stop = threading.Event()
         self.interrupt = Interrupt()
 
@@ -244,11 +258,11 @@ class JobWorker:
                 signal.signal(sig, handler)
 
     def _register(self) -> None:
-        with session_scope(write=True) as s:
+        with self.db.session(write=True) as s:
             s.add(Worker(id=self.id, host=socket.gethostname(), pid=os.getpid()))
 
     def _beat(self, stopped: bool = False) -> None:
-        with session_scope() as s:
+        with self.db.session() as s:
             worker = s.get(Worker, self.id)
             if worker is not None:
                 worker.heartbeat_at = utcnow()
@@ -265,30 +279,29 @@ class JobWorker:
         finally:
             self._beat(stopped=True)
 
-    def _loop(self, max_jobs: int | None, idle_exit_s: float | None) -> int:
-        from core.jobs.schedules import fire_due
-        from core.monitor.alerts import CHECK_EVERY_S, monitor_pass
+    def _claim(self) -> Job | None:
+        with self.db.session() as s:
+            return claim_next(self.id, session=s)
 
-        done, idle_since, checked = 0, time.monotonic(), 0.0
+    def _loop(self, max_jobs: int | None, idle_exit_s: float | None) -> int:
+        done, idle_since = 0, time.monotonic()
         while not self.stop.is_set():
             self._beat()
-            reap_lost_jobs(by=f"worker:{self.id}")
-            fire_due()
-            if time.monotonic() - checked >= CHECK_EVERY_S:
-                checked = time.monotonic()
-                monitor_pass()
-            job = claim_next(self.id)
+            for chore in self.chores:
+                chore.maybe()
+            job = self._claim()
             if job is None:
                 if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                     break
                 self.stop.wait(IDLE_POLL_S)
                 continue
             if self.stop.is_set():  # told to stop while claiming: give it back untouched
-                ledger.transition(job.id, ledger.PENDING, f"worker {self.id} stopped by "
-                                  f"{self.interrupt.name or 'request'} before starting it; "
-                                  "re-queued", attempts=job.attempts - 1)
+                with self.db.session() as s:
+                    ledger.transition(job.id, JobState.PENDING, f"worker {self.id} stopped by "
+                                      f"{self.interrupt.name or 'request'} before starting "
+                                      "it; re-queued", session=s, attempts=job.attempts - 1)
                 break
-            run_job(job, self.id, self.interrupt)
+            run_job(self.db, job, self.id, self.execute, self.interrupt)
             done += 1
             idle_since = time.monotonic()
             if max_jobs is not None and done >= max_jobs:
@@ -296,61 +309,8 @@ class JobWorker:
         return done
 
 
-def live_workers() -> list[Worker]:
+def live_workers(*, session: Session) -> list[Worker]:
+    """Workers that heartbeated recently and have not said they stopped."""
     cutoff = utcnow() - timedelta(seconds=get_settings().worker_lost_after_s)
-    with session_scope() as s:
-        return list(s.exec(select(Worker).where(Worker.stopped_at.is_(None),
-                                                Worker.heartbeat_at >= cutoff)).all())
-
-
-_thread_worker: threading.Thread | None = None
-
-
-def ensure_local_worker() -> int:
-    """The embedded default needs no extra command: start workers (up to
-    max_concurrent_jobs) when none is alive. Returns how many were started.
-
-    `WORKBENCH_WORKER_MODE=thread` (hosted demos without process control, e.g. Streamlit
-    Community Cloud) runs one worker as a daemon thread of this process instead."""
-    global _thread_worker
-    settings = get_settings()
-    if settings.worker_mode == "thread":
-        if _thread_worker is not None and _thread_worker.is_alive():
-            return 0
-        _thread_worker = threading.Thread(target=JobWorker().run, daemon=True,
-                                          name="workbench-worker")
-        _thread_worker.start()
-        return 1
-    missing = settings.max_concurrent_jobs - len(live_workers())
-    marker = settings.home / "worker.starting"
-    if missing <= 0 or (marker.exists() and time.time() - marker.stat().st_mtime < STARTUP_S):
-        return 0  # enough workers, or some are still starting up (not yet registered)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
-    for _ in range(missing):
-        log_path = settings.home / "worker.log"
-        with open(log_path, "ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "app", "worker", "--idle-exit",
-                                     str(AUTOSTART_IDLE_EXIT_S)], stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=os.environ.copy(),
-                                    cwd=Path(__file__).resolve().parents[2])
-        with open(settings.home / SPAWNED_PIDS, "a") as pids:  # so they can be stopped
-            pids.write(f"{proc.pid}\n")
-    return missing
-
-
-def stop_spawned_workers(home: Path) -> int:
-    """SIGTERM the workers this home's app/CLI started: a running job stops at its next check
-    and ends CANCELLED ("stopped by SIGTERM"), nothing is registered, and the worker exits."""
-    path, stopped = home / SPAWNED_PIDS, 0
-    if not path.exists():
-        return 0
-    for line in path.read_text().split():
-        try:
-            os.kill(int(line), signal.SIGTERM)
-            stopped += 1
-        except (ProcessLookupError, ValueError, PermissionError):
-            pass
-    path.unlink(missing_ok=True)
-    return stopped
+    return list(session.exec(select(Worker).where(Worker.stopped_at.is_(None),
+                                                  Worker.heartbeat_at >= cutoff)).all())

@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from core.enums import ColumnKind
 from core.monitor.reference import OTHER, _numeric_values
 
 LARGE_SAMPLE = 1000
@@ -153,7 +154,7 @@ def compare(reference: dict[str, Any], batch: pd.DataFrame) -> list[FeatureDrift
         # a feature absent from the batch is missing in every row, not "not tested"
         col = batch[name] if name in batch.columns else pd.Series(np.nan, index=batch.index)
         if ref["type"] == "numeric":
-            kind = "datetime" if not pd.api.types.is_numeric_dtype(col) else "numeric"
+            kind = ColumnKind.NUMERIC if pd.api.types.is_numeric_dtype(col) else ColumnKind.DATETIME
             values = _numeric_values(col, kind)
             if (missing := _missing_rise(name, ref, rows, len(values), tests)) is not None:
                 results.append(missing)

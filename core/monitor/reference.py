@@ -12,17 +12,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.enums import ColumnKind, Task
+
 SAMPLE_SIZE = 1000
 MAX_CATEGORIES = 50
 OTHER = "__other__"
 
 
+PROFILED_AS_NUMBERS = (ColumnKind.NUMERIC, ColumnKind.DATETIME)  # KS / Wasserstein / deciles
+NOT_PROFILED = (ColumnKind.ID, ColumnKind.TEXT)  # never features of a model
+
+
 def numeric_kind(kind: str) -> bool:
-    return kind in ("numeric", "datetime")
+    return kind in PROFILED_AS_NUMBERS
 
 
 def _numeric_values(s: pd.Series, kind: str) -> np.ndarray:
-    if kind == "datetime":
+    if kind == ColumnKind.DATETIME:
         ts = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
         return (ts.astype("int64") / 1e9).where(ts.notna()).dropna().to_numpy(dtype=float)
     return pd.to_numeric(s, errors="coerce").dropna().to_numpy(dtype=float)
@@ -52,10 +58,10 @@ def column_profile(s: pd.Series, kind: str, seed: int = 0) -> dict[str, Any]:
 
 def build_reference(X: pd.DataFrame, schema: list[dict[str, Any]], y: pd.Series,
                     task: str, predictions: np.ndarray | None = None) -> dict[str, Any]:
-    target_kind = "numeric" if task == "regression" else "categorical"
+    target_kind = ColumnKind.CATEGORICAL if Task(task).is_classification else ColumnKind.NUMERIC
     ref: dict[str, Any] = {
         "features": {c["name"]: column_profile(X[c["name"]], c["kind"]) for c in schema
-                     if c["kind"] not in ("id", "text") and c["name"] in X.columns},
+                     if c["kind"] not in NOT_PROFILED and c["name"] in X.columns},
         "target": column_profile(y, target_kind),
         "n_rows": int(len(X)),
     }

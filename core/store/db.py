@@ -77,9 +77,12 @@ def upgrade_schema(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as conn:
+        # Serialise concurrent first starts (several workers, threads or processes): the
+        # second one waits, then finds the schema at head and has nothing to do.
         if conn.dialect.name == "postgresql":
-            # Serialise concurrent first starts (several workers) on one server.
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7262001)")
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

@@ -277,9 +277,12 @@ class MonitorConfig(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     model_name: str = Field(index=True, unique=True, max_length=200)
     consecutive: int = 3            # bad windows in a row before an alert opens
+    # the guard-rail defaults, declared in core.deploy.rails.GuardRails (which the store
+    # cannot import); core.monitor.alerts.new_config fills a new row from there, and
+    # tests/core/test_guard_rails.py holds these equal to it
     max_error_rate: float = 0.05
     max_p99_ms: float = 1000.0
-    min_requests: int = 50
+    min_requests: int = 100
     max_accuracy_drop: float = 0.05  # relative to the version's validation score
     max_prediction_drift: float = 0.2  # Jensen-Shannon distance of the prediction mix
     rollback_on_alert: bool = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from core.automl.runner import run_training
+from core.automl.request import TrainingRequest
 from core.data.datasets import ingest_path, list_datasets, load_frame
 from core.deploy import deploy
 from core.deploy.simulator import simulate
@@ -14,6 +14,7 @@ from core.registry import PRODUCTION, list_models
 from core.samples import sample_files, samples_dir
 from core.store import Database
 from core.usecases.aliases import set_alias
+from core.usecases.training import run_training
 
 log = logging.getLogger("workbench.demo")
 MODEL = "breast_cancer"
@@ -30,12 +31,15 @@ def seed_demo(*, db: Database) -> bool:
         for path in sample_files():
             ingest_path(path, session=s, actor="demo")
     source = samples_dir() / f"{MODEL}.csv"
-    run_training(source, "diagnosis", name=MODEL, actor="demo", **QUICK)
-    run_training(source, "diagnosis", name=MODEL, actor="demo", seed=1,
-                 **{**QUICK, "estimators": ["xgboost"]})
+    run_training(db, TrainingRequest.create(dataset=source, target="diagnosis", name=MODEL,
+                                            **QUICK), actor="demo")
+    run_training(db, TrainingRequest.create(dataset=source, target="diagnosis", name=MODEL,
+                                            seed=1, **{**QUICK, "estimators": ["xgboost"]}),
+                 actor="demo")
     with db.session() as s:
         set_alias(MODEL, 1, PRODUCTION, session=s, actor="demo", reason="demo: first release")
-    deploy(MODEL, 2, 10.0, actor="demo", reason="demo: canary of version 2")
+    with db.session() as s:
+        deploy(MODEL, 2, 10.0, session=s, actor="demo", reason="demo: canary of version 2")
     with db.session() as s:
         ds = next(d for d in list_datasets(session=s) if d.name == MODEL)
     simulate(MODEL, load_frame(ds).drop(columns=["diagnosis"]), 500, db=db)

@@ -12,8 +12,7 @@ from fastapi.testclient import TestClient
 from app.api import create_app
 from core.deploy import deployments as dep
 from core.store import reset_engines
-from tests.core.test_deploy import record, register
-from tests.helpers import metric
+from tests.factories import metric, record, register, store_session
 
 
 @pytest.fixture
@@ -21,7 +20,8 @@ def client(home: Path) -> Iterator[TestClient]:
     register()
     register(seed=1)
     register(seed=2, strict_categories=True)
-    dep.deploy("churn", 1)
+    with store_session() as _s:
+        dep.deploy("churn", 1, session=_s)
     with TestClient(create_app(background=False)) as c:
         yield c
 
@@ -81,7 +81,8 @@ def test_caller_mistakes_are_4xx_json(client: TestClient) -> None:
 
 def test_token_protects_everything_but_health(home: Path, monkeypatch) -> None:
     register()
-    dep.deploy("churn", 1)
+    with store_session() as _s:
+        dep.deploy("churn", 1, session=_s)
     monkeypatch.setenv("WORKBENCH_API_TOKEN", "s3cret")
     with TestClient(create_app(background=False)) as c:
         assert c.get("/health").status_code == 200
@@ -221,7 +222,8 @@ def test_failures_of_the_stable_version_are_counted_shown_and_alerted(
     the production version used to go uncounted (0 errors, no alert)."""
     from core.monitor.alerts import check, set_config
 
-    set_config("churn", consecutive=1, min_requests=10)
+    with store_session() as s:
+        set_config("churn", consecutive=1, min_requests=10, session=s)
     for i in range(15):
         assert _predict(client, [record(i)]).status_code == 200
     for _ in range(10):
@@ -244,7 +246,8 @@ def test_failures_of_the_stable_version_are_counted_shown_and_alerted(
     assert metric(text, "workbench_requests_total", **labels) == 28
     assert metric(text, "workbench_request_errors_total", **labels) == 10
     assert metric(text, "workbench_request_duration_seconds_count", **labels) == 25
-    (alert,) = [a for a in check("churn") if a.kind == "ERROR"]
+    with store_session() as s:
+        (alert,) = [a for a in check("churn", session=s) if a.kind == "ERROR"]
     assert (alert.version, alert.severity) == (1, "critical") and "40.0%" in alert.message
     assert [(a["kind"], a["version"]) for a in client.get("/v1/alerts").json()] == \
         [("ERROR", 1)]
@@ -308,7 +311,7 @@ def test_bad_guard_rails_are_422_naming_the_field(client: TestClient, raw: bytes
 def test_rollback_racing_promote_through_the_api_one_is_409(client: TestClient) -> None:
     """The HTTP face of tests/core/test_deploy_races.py: both requests start together, one
     answers 200 and the other 409 `conflict`; a 200 rollback leaves version 1 in production."""
-    from tests.core.test_deploy_races import race
+    from tests.factories import race
 
     for _ in range(10):
         assert client.post("/v1/deployments/churn", json={"version": 2, "percent": 10}

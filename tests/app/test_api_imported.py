@@ -9,22 +9,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 from typer.testing import CliRunner
 
 from app.api import create_app
 from app.cli import app
 from core.deploy import deploy
-from tests.conftest import DATA
-from tests.core.test_retrain import WINE, import_wine
+from tests.factories import DATA, WINE, import_wine, store_session
 
 
 @pytest.fixture
-def client(home: Path, tmp_path: Path) -> Iterator[TestClient]:
+def client(session: Session, tmp_path: Path) -> Iterator[TestClient]:
     """wine:1 trained here (target cultivar), wine:2 imported and in production."""
     result = CliRunner().invoke(app, ["train", str(WINE), "--target", "cultivar",
                                       "--estimator", "linear"])
     assert result.exit_code == 0, result.output
-    deploy("wine", import_wine(tmp_path), 100)
+    with store_session() as _s:
+        deploy("wine", import_wine(session, tmp_path), 100, session=_s)
     with TestClient(create_app(background=False)) as c:
         yield c
 

@@ -1,5 +1,5 @@
 """REST endpoints for jobs, retraining, schedules, monitoring and alerts, with a real worker
-(an in-process JobWorker thread, so no process is spawned)."""
+(an in-process job worker thread, so no process is spawned)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from app.api import create_app
 from app.cli import app as cli
-from core.jobs.worker import JobWorker
-from tests.conftest import DATA
+from core.store import Database
+from core.usecases.worker import job_worker
+from tests.factories import DATA
 
 
 @pytest.fixture
@@ -37,8 +38,9 @@ def _wait(client: TestClient, job_id: int, states: set[str], timeout: float = 90
     raise AssertionError(f"job {job_id} never reached {states}")
 
 
-def test_jobs_are_queued_run_and_retrained_over_http(client: TestClient) -> None:
-    worker = JobWorker()
+@pytest.mark.slow  # a real search in a worker
+def test_jobs_are_queued_run_and_retrained_over_http(client: TestClient, db: Database) -> None:
+    worker = job_worker(db)
     thread = threading.Thread(target=worker.run, kwargs={"max_jobs": 2}, daemon=True)
     thread.start()
     r = client.post("/v1/jobs", json={"dataset": "wine", "target": "cultivar", "budget": 3,

@@ -16,8 +16,7 @@ from fastapi.testclient import TestClient
 
 from app.api import create_app
 from core.deploy import deployments as dep
-from tests.core.test_deploy import record, register
-from tests.helpers import metric
+from tests.factories import metric, record, register, store_session
 
 EXTRA = 5  # requests beyond the bound
 
@@ -30,7 +29,8 @@ def test_requests_past_the_bound_get_503_with_retry_after(
         home: Path, monkeypatch: pytest.MonkeyPatch, setting: str, bound: int,
         admitted: int) -> None:
     register()
-    dep.deploy("churn", 1)
+    with store_session() as _s:
+        dep.deploy("churn", 1, session=_s)
     for var in ("WORKBENCH_MAX_PENDING_REQUESTS", "WORKBENCH_MAX_PENDING_ROWS"):
         monkeypatch.setenv(var, "0")  # only the bound under test
     monkeypatch.setenv(setting, str(bound))
@@ -96,7 +96,8 @@ def test_evaluations_past_their_bound_get_503_and_predictions_go_on(home: Path) 
     """evaluate/compare score whole labelled tables on request threads: while two run in a
     process, a third is refused at once instead of starving the predictions."""
     register()
-    dep.deploy("churn", 1)
+    with store_session() as _s:
+        dep.deploy("churn", 1, session=_s)
     labelled = [{**record(i), "y": "yes" if i % 2 else "no"} for i in range(20)]
     with TestClient(create_app(background=False)) as client:
         serving = client.app.state.serving

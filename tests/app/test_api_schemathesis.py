@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from app.api import create_app  # noqa: E402
 from core.deploy import deployments as dep  # noqa: E402
-from tests.core.test_deploy import register  # noqa: E402
+from tests.factories import register, store_session  # noqa: E402
 
 pytestmark = pytest.mark.slow
 WRITES = {"POST", "PUT", "PATCH"}  # methods that carry a body
@@ -67,7 +67,8 @@ def _shape(response) -> str | None:
 def deployed_app(home: Path):
     register()
     register(seed=1)
-    dep.deploy("churn", 1)
+    with store_session() as _s:
+        dep.deploy("churn", 1, session=_s)
     app = create_app(background=False)
     with TestClient(app):  # run the lifespan (warm-up) once
         yield app
@@ -99,7 +100,8 @@ def test_with_the_database_locked_every_answer_is_served_or_503(
     monkeypatch.setenv("WORKBENCH_SQLITE_BUSY_TIMEOUT_S", "0.05")  # read per call
     register()
     register(seed=1)
-    dep.deploy("churn", 1)
+    with store_session() as _s:
+        dep.deploy("churn", 1, session=_s)
     app = create_app(background=False)
     seen: set[int] = set()
 

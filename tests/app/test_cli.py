@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from tests.conftest import DATA, ROOT
+from tests.factories import DATA, ROOT
 
 runner = CliRunner()
 CANCER = str(DATA / "breast_cancer.csv")
@@ -30,6 +30,7 @@ def run_json(*args: str) -> object:
     return json.loads(run(*args, "--json").stdout)
 
 
+@pytest.mark.slow  # two real searches
 def test_automl_registers_versions_and_predict_resolves_refs(home: Path, tmp_path: Path) -> None:
     first = run_json("automl", CANCER, "--target", "diagnosis", "--budget", "3")
     assert (first["model"], first["version"], first["metric"]) == ("breast_cancer", 1, "roc_auc")
@@ -146,6 +147,43 @@ def test_drift_names_the_shifted_column(home: Path, tmp_path: Path) -> None:
     assert same["drifted"] == []
 
 
+ALERT_KEYS = ["id", "model", "version", "kind", "feature", "severity", "state", "message",
+              "value", "threshold", "consecutive", "action", "first_seen_at", "opened_at",
+              "acknowledged_at", "resolved_at"]
+STATE_KEYS = ["name", "stable", "candidate", "percent", "mode", "steps", "guard_rails",
+              "auto_advance", "step_started_at", "revision", "updated_at"]
+
+
+def test_deploy_alerts_and_ack_print_their_documents(home: Path) -> None:
+    """`deploy|promote|rollback --json` print the deployment rule, `alerts --json` the open
+    alerts and `ack --json` the acknowledged one, in the shapes the REST API answers."""
+    from core.deploy import guard_alert
+    from tests.factories import register, store_session
+
+    register("churn", seed=0)
+    register("churn", seed=1)
+    run("deploy", "churn", "1")
+    doc = run_json("deploy", "churn", "2", "--percent", "25", "--min-requests", "20")
+    assert list(doc) == STATE_KEYS
+    assert (doc["stable"], doc["candidate"], doc["percent"], doc["mode"]) == (1, 2, 25.0,
+                                                                             "canary")
+    assert doc["guard_rails"] == {"max_error_rate": 0.05, "max_p99_ms": 1000.0,
+                                  "min_requests": 20}
+    assert doc["steps"] == [10.0, 50.0, 100.0] and isinstance(doc["step_started_at"], str)
+    with store_session() as s:
+        alert = guard_alert.report("churn", 2, "rails broken", session=s)
+    (row,) = run_json("alerts", "--model", "churn")
+    assert list(row) == ALERT_KEYS
+    assert (row["id"], row["kind"], row["state"], row["severity"], row["feature"],
+            row["action"], row["acknowledged_at"]) == (alert.id, "GUARD", "open", "critical",
+                                                       None, None, None)
+    acked = run_json("ack", str(alert.id))
+    assert list(acked) == ALERT_KEYS and acked["state"] == "acknowledged"
+    assert acked["acknowledged_at"] >= acked["opened_at"]
+    assert run_json("rollback", "churn")["candidate"] is None
+
+
+@pytest.mark.slow  # a real market search
 def test_market_search_reports_a_backtest_and_predicts_from_price_history(
         home: Path, tmp_path: Path) -> None:
     stocks = pd.read_csv(DATA / "stocks.csv")

@@ -91,7 +91,7 @@ def test_make_run_and_streamlit_config_bind_loopback() -> None:
     """`make run` and a bare `streamlit run streamlit_app.py` from the checkout."""
     import tomllib
 
-    from tests.conftest import ROOT
+    from tests.factories import ROOT
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"

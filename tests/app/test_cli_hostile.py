@@ -11,8 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from tests.conftest import DATA
-from tests.helpers import store_snapshot, write
+from tests.factories import DATA, store_snapshot, write
 
 runner = CliRunner()
 

@@ -26,7 +26,7 @@ from core.features.targets import market_table
 from core.predict import predict
 from core.registry import register_version
 from core.store import Database
-from tests.conftest import DATA
+from tests.factories import DATA, store_session
 
 STOCKS = pd.read_csv(DATA / "stocks.csv")
 
@@ -47,7 +47,7 @@ def _fitted() -> tuple:
 
 def register_market_model(db: Database, name: str = "prices") -> None:
     """Registered with the market settings the AutoML runner stores
-    (core.automl.runner._market_evaluation), and deployed."""
+    (core.usecases.training._market_evaluation), and deployed."""
     pipe, data, table = _fitted()
     with db.session() as s:
         register_version(pipe, session=s, name=name, task=data.task, target=table.target,
@@ -56,7 +56,8 @@ def register_market_model(db: Database, name: str = "prices") -> None:
                                                 "price_column": table.price_column,
                                                 "time_column": table.time_column,
                                                 "ticker_column": table.ticker_column}})
-    dep.deploy(name, 1)
+    with store_session() as _s:
+        dep.deploy(name, 1, session=_s)
 
 
 def history(since: str, until: str) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from app.cli_deploy import register as register_commands
-from tests.core.test_deploy import register
+from tests.factories import register
 
 cli = typer.Typer()
 register_commands(cli)

@@ -17,8 +17,7 @@ import httpx
 import pytest
 
 from core.deploy import deployments as dep
-from tests.conftest import ROOT
-from tests.core.test_deploy import record, register
+from tests.factories import ROOT, record, register, store_session
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +46,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None
 def server(home: Path) -> Iterator[str]:
     register()
     register(seed=1)
-    dep.deploy("churn", 1)
+    with store_session() as _s:
+        dep.deploy("churn", 1, session=_s)
     port = _free_port()
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_STATE_REFRESH_S": "0.5"}
     proc = subprocess.Popen(
@@ -97,12 +97,15 @@ def test_rollout_and_rollback_under_load_across_two_workers(server: str) -> None
         time.sleep(1.0)
         for step in (10, 50, 100):
             if step == 10:
-                dep.deploy("churn", 2, 10)
+                with store_session() as _s:
+                    dep.deploy("churn", 2, 10, session=_s)
             else:
-                dep.set_percent("churn", step)
+                with store_session() as _s:
+                    dep.set_percent("churn", step, session=_s)
             changes.append((time.monotonic(), step))
             time.sleep(2.0)
-        dep.rollback("churn", reason="kill switch under load")
+        with store_session() as _s:
+            dep.rollback("churn", reason="kill switch under load", session=_s)
         changes.append((time.monotonic(), 0))
         time.sleep(2.0)
     finally:

@@ -29,9 +29,7 @@ from core.predict import predict
 from core.registry import list_versions
 from core.settings import get_settings
 from core.store import Database, get_engine, reset_engines
-from tests.conftest import ROOT
-from tests.core.test_deploy import record, register
-from tests.helpers import store_snapshot
+from tests.factories import ROOT, record, register, store_session, store_snapshot
 
 runner = CliRunner()
 CSV = b"a,b,plan\n0.1,0.5,basic\n0.2,0.7,pro\n"
@@ -50,7 +48,8 @@ def deployed(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient
     reset_engines()
     register()
     register(seed=1)
-    dep.deploy("churn", 1)
+    with store_session() as _s:
+        dep.deploy("churn", 1, session=_s)
     with TestClient(create_app(background=False), raise_server_exceptions=False) as c:
         yield c
 
@@ -219,7 +218,8 @@ def _versions_and_predictions() -> tuple[list[int], pd.DataFrame]:
 def test_backup_round_trip_while_a_writer_keeps_writing(home: Path, tmp_path: Path) -> None:
     register()
     register(seed=1)
-    dep.deploy("churn", 1)
+    with store_session() as _s:
+        dep.deploy("churn", 1, session=_s)
     _, expected = _versions_and_predictions()
     stop = threading.Event()
     live = Database()
@@ -259,7 +259,8 @@ def test_backup_round_trip_while_a_writer_keeps_writing(home: Path, tmp_path: Pa
     reset_engines()
     versions, predicted = _versions_and_predictions()
     assert versions == [1, 2]
-    assert dep.get_state("churn").stable == 1
+    with store_session() as s:
+        assert dep.get_state("churn", session=s).stable == 1
     pd.testing.assert_frame_equal(predicted, expected)
 
     reset_engines()  # the single-file backup restores the registry too

@@ -1,17 +1,35 @@
 """AppTest: every page renders with and without data and shows no exception; the key
-actions work (upload, train in a background worker, alias moves, schedules)."""
+actions work (upload, train in a background worker, alias moves, schedules).
+
+Searches are run once per module: `wine_home` (one search of wine), `two_wines_home` (two)
+and `demo_home` (the app's demo seeding) are built once, and each test gets its own copy of
+one (the `wine`, `two_wines` and `demo` fixtures, named before `db`/`session`: the copy must
+be in place before the store is opened), so what a test changes no other sees. Tests that need
+a search of their own (another data set, a worker, a market) are `slow`."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from app.cli import app
-from tests.conftest import DATA, ROOT
+from core.deploy import get_state
+from core.settings import reset_settings
+from core.store import Database
+from tests.factories import DATA, ROOT, built_home, copy_home, store_session
+
+
+def _state(name: str):
+    """A deployment's state, read as another process would."""
+    with store_session() as s:
+        return get_state(name, session=s)
+
 
 PAGES = ["pages/home.py", "pages/data.py", "pages/train.py", "pages/leaderboard.py",
          "pages/registry.py", "pages/version.py", "pages/predict.py", "pages/deployments.py",
@@ -28,6 +46,62 @@ def _train_wine() -> None:
     assert result.exit_code == 0, result.output
 
 
+# -- homes built once per module; each test works on a copy ---------------------------------
+@pytest.fixture(scope="module")
+def wine_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One search of wine: version 1, one completed job."""
+    with built_home(tmp_path_factory, "wine") as path:
+        _train_wine()
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_wines_home(tmp_path_factory: pytest.TempPathFactory, wine_home: Path) -> Path:
+    """Two searches of wine: versions 1 and 2, two completed jobs."""
+    with built_home(tmp_path_factory, "two_wines", start=wine_home) as path:
+        _train_wine()
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[str]]]:
+    """The app started in demo mode on an empty store (it seeds samples, two versions, a 10 %
+    canary and traffic), with the exceptions that first run showed."""
+    import streamlit as st
+
+    with built_home(tmp_path_factory, "demo") as path, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKBENCH_DEMO", "true")
+        reset_settings()
+        st.cache_resource.clear()
+        at = _app().run(timeout=180)
+        errors = [str(e.value) for e in at.exception]
+        st.cache_resource.clear()
+    yield path, errors
+
+
+@pytest.fixture
+def wine(home: Path, wine_home: Path) -> Path:
+    return copy_home(wine_home, home)
+
+
+@pytest.fixture
+def two_wines(home: Path, two_wines_home: Path) -> Path:
+    return copy_home(two_wines_home, home)
+
+
+@pytest.fixture
+def demo(home: Path, demo_home: tuple[Path, list[str]],
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """A copy of the demo store, opened in demo mode (already seeded: nothing is redone)."""
+    import streamlit as st
+
+    copy_home(demo_home[0], home)
+    monkeypatch.setenv("WORKBENCH_DEMO", "true")
+    st.cache_resource.clear()
+    yield demo_home[1]
+    st.cache_resource.clear()
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_render_on_an_empty_store(page: str, home: Path) -> None:
     at = _app().run()
@@ -37,14 +111,12 @@ def test_pages_render_on_an_empty_store(page: str, home: Path) -> None:
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_each_page_file_runs_on_its_own(page: str, home: Path) -> None:
-    _train_wine()
+def test_each_page_file_runs_on_its_own(page: str, wine: Path) -> None:
     at = AppTest.from_file(str(ROOT / page), default_timeout=60).run()
     assert not at.exception
 
 
-def test_pages_show_models_and_data(home: Path) -> None:
-    _train_wine()
+def test_pages_show_models_and_data(wine: Path) -> None:
     at = _app().run()
     assert not at.exception
     assert at.dataframe[0].value["name"].tolist() == ["wine"]
@@ -79,12 +151,13 @@ def test_bad_upload_shows_an_error_not_a_traceback(home: Path) -> None:
     assert "Detected **multiclass**" in " ".join(m.value for m in at.markdown)
 
 
-def test_train_page_runs_a_job_in_a_background_worker(home: Path) -> None:
+@pytest.mark.slow  # a real search in a worker thread
+def test_train_page_runs_a_job_in_a_background_worker(db: Database, session: Session) -> None:
     from core.jobs.ledger import list_jobs
-    from core.jobs.worker import JobWorker
+    from core.usecases.worker import job_worker
 
     CliRunner().invoke(app, ["seed"])
-    worker = JobWorker()  # a live worker, so the page does not spawn a process
+    worker = job_worker(db)  # a live worker, so the page does not spawn a process
     thread = threading.Thread(target=worker.run, kwargs={"max_jobs": 1}, daemon=True)
     thread.start()
     at = _app().run()
@@ -97,7 +170,7 @@ def test_train_page_runs_a_job_in_a_background_worker(home: Path) -> None:
     at.multiselect[0].set_value(["linear"])
     at.button[0].click().run()
     assert not at.exception
-    (job,) = list_jobs()
+    (job,) = list_jobs(session=session)
     assert job.model_name == "wine" and job.settings["estimators"] == ["linear"]
     thread.join(timeout=90)
     at.run()
@@ -105,8 +178,7 @@ def test_train_page_runs_a_job_in_a_background_worker(home: Path) -> None:
     assert "registered version 1 of **wine**" in at.success[0].value
 
 
-def test_jobs_page_adds_and_pauses_a_schedule(home: Path) -> None:
-    _train_wine()
+def test_jobs_page_adds_and_pauses_a_schedule(wine: Path, session: Session) -> None:
     at = _app().run()
     at.switch_page("pages/jobs.py").run()
     assert not at.exception
@@ -115,31 +187,26 @@ def test_jobs_page_adds_and_pauses_a_schedule(home: Path) -> None:
     assert not at.exception
     from core.jobs.schedules import list_schedules
 
-    (sched,) = list_schedules()
+    (sched,) = list_schedules(session=session)
     assert sched.cron == "30 3 * * *"
     at.run()
     next(b for b in at.button if b.label == "Pause schedule").click().run()
     assert not at.exception
-    assert list_schedules()[0].paused
+    assert list_schedules(session=session)[0].paused
 
 
-def test_deployments_page_canary_simulator_and_rollback(home: Path) -> None:
-    from core.deploy import get_state
-
-    _train_wine()
-    CliRunner().invoke(app, ["train", str(DATA / "wine.csv"), "--target", "cultivar",
-                             "--estimator", "linear"])
+def test_deployments_page_canary_simulator_and_rollback(two_wines: Path) -> None:
     at = _app().run()
     at.switch_page("pages/deployments.py").run()
     assert not at.exception
     at.selectbox[1].set_value(1)
     at.button(key="FormSubmitter:deploy-Deploy").click().run()
-    assert get_state("wine").stable == 1
+    assert _state("wine").stable == 1
     at.selectbox[1].set_value(2)
     at.select_slider[0].set_value(10)
     at.button(key="FormSubmitter:deploy-Deploy").click().run()
     assert not at.exception
-    state = get_state("wine")
+    state = _state("wine")
     assert (state.stable, state.candidate, state.percent) == (1, 2, 10.0)
     at.slider[0].set_value(1000)
     at.button(key="FormSubmitter:simulate-Run simulator").click().run()
@@ -149,22 +216,22 @@ def test_deployments_page_canary_simulator_and_rollback(home: Path) -> None:
     live = next(d.value for d in at.dataframe if "role" in d.value.columns)
     assert {"ok", "failed", "rejected"} <= set(live.columns) and live["ok"].sum() == 1000
     next(b for b in at.button if b.label == "Rollback").click().run()
-    assert get_state("wine").candidate == 2  # nothing happens before the confirmation
+    assert _state("wine").candidate == 2  # nothing happens before the confirmation
     next(b for b in at.button if b.label == "Confirm rollback").click().run()
     assert not at.exception
-    state = get_state("wine")
+    state = _state("wine")
     assert state.candidate is None and state.stable == 1
 
 
-def test_the_simulator_replays_the_models_own_data_by_default(home: Path) -> None:
+def test_the_simulator_replays_the_models_own_data_by_default(wine: Path) -> None:
     from core.data.datasets import ingest_path, list_datasets
     from core.deploy import deploy
     from core.store import session_scope
 
-    _train_wine()
     with session_scope() as s:
         ingest_path(DATA / "breast_cancer.csv", session=s)  # newer, first in every list
-    deploy("wine", 1)
+    with session_scope() as s:
+        deploy("wine", 1, session=s)
     with session_scope() as s:
         (wine,) = [d.id for d in list_datasets(session=s) if d.name == "wine"]
     at = _app().run()
@@ -174,35 +241,22 @@ def test_the_simulator_replays_the_models_own_data_by_default(home: Path) -> Non
     assert not at.exception and at.session_state["simulation"]["errors"] == 0
 
 
-def test_demo_mode_seeds_models_a_canary_and_traffic(home: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import streamlit as st
-
-    from core.deploy import get_state
+def test_demo_mode_seeds_models_a_canary_and_traffic(demo: list[str]) -> None:
     from core.deploy.telemetry import stats_since
-    from core.store.db import Database
 
-    monkeypatch.setenv("WORKBENCH_DEMO", "true")
-    st.cache_resource.clear()
+    assert not demo, "the first run in demo mode, which seeded the store, showed no exception"
+    state = _state("breast_cancer")
+    assert (state.stable, state.candidate, state.percent) == (1, 2, 10.0)
+    with store_session() as s:
+        assert stats_since("breast_cancer", 1, None, session=s).count > 0
     at = _app().run(timeout=180)
     assert not at.exception
-    state = get_state("breast_cancer")
-    assert (state.stable, state.candidate, state.percent) == (1, 2, 10.0)
-    with Database().session() as s:
-        assert stats_since("breast_cancer", 1, None, session=s).count > 0
     at.switch_page("pages/deployments.py").run()
     assert not at.exception
-    st.cache_resource.clear()
 
 
-def test_monitor_page_shows_traffic_drift_and_acknowledges_alerts(
-        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import streamlit as st
-
-
-    monkeypatch.setenv("WORKBENCH_DEMO", "true")  # two versions, a canary and some traffic
-    st.cache_resource.clear()
-    at = _app().run(timeout=180)
+def test_monitor_page_shows_traffic_drift_and_acknowledges_alerts(demo: list[str]) -> None:
+    at = _app().run(timeout=180)  # the demo store: two versions, a canary and some traffic
     at.switch_page("pages/monitor.py").run()
     assert not at.exception
     assert set(at.dataframe[0].value["version"]) == {"1", "2"}
@@ -214,10 +268,10 @@ def test_monitor_page_shows_traffic_drift_and_acknowledges_alerts(
     assert not at.exception
     report = at.session_state["drift_report"]
     assert report["model"] == "breast_cancer" and report["features"] == 30
-    st.cache_resource.clear()
     assert report["drifted"] == []  # the training data itself does not drift
 
 
+@pytest.mark.slow  # a market search of its own
 def test_leaderboard_shows_the_backtest_of_a_market_model(home: Path, tmp_path: Path) -> None:
     import pandas as pd
 
@@ -234,21 +288,22 @@ def test_leaderboard_shows_the_backtest_of_a_market_model(home: Path, tmp_path: 
                                                  "buy & hold return", "max drawdown"]
 
 
-def test_train_page_runs_a_market_search_with_a_backtest(home: Path, tmp_path: Path) -> None:
+@pytest.mark.slow  # a real market search in a worker thread
+def test_train_page_runs_a_market_search_with_a_backtest(db: Database, session: Session,
+                                                         tmp_path: Path) -> None:
     import pandas as pd
 
     from core.jobs.ledger import list_jobs
-    from core.jobs.worker import JobWorker
+    from core.usecases.worker import job_worker
 
     stocks = pd.read_csv(DATA / "stocks.csv")
     stocks[stocks["ticker"] == "MSFT"].tail(700).to_csv(tmp_path / "msft.csv", index=False)
     CliRunner().invoke(app, ["seed"])
     from core.data.datasets import ingest_path
-    from core.store import session_scope
 
-    with session_scope() as s:
-        ds = ingest_path(tmp_path / "msft.csv", session=s).dataset
-    thread = threading.Thread(target=JobWorker().run, kwargs={"max_jobs": 1}, daemon=True)
+    ds = ingest_path(tmp_path / "msft.csv", session=session).dataset
+    thread = threading.Thread(target=job_worker(db).run, kwargs={"max_jobs": 1},
+                              daemon=True)
     thread.start()
     at = _app().run()
     at.switch_page("pages/train.py").run()
@@ -261,7 +316,7 @@ def test_train_page_runs_a_market_search_with_a_backtest(home: Path, tmp_path: P
     next(s for s in at.selectbox if s.label == "Target").set_value("direction")
     at.button[0].click().run()
     assert not at.exception
-    (job,) = list_jobs()
+    (job,) = list_jobs(session=session)
     assert job.settings["market"]["kind"] == "direction"
     thread.join(timeout=90)
     at.switch_page("pages/leaderboard.py").run()
@@ -269,12 +324,13 @@ def test_train_page_runs_a_market_search_with_a_backtest(home: Path, tmp_path: P
     assert "hit rate" in [m.label for m in at.metric]
 
 
-def test_leaderboard_opens_older_searches_and_deep_links(home: Path) -> None:
+def test_leaderboard_opens_older_searches_and_deep_links(two_wines: Path,
+                                                         session: Session) -> None:
     from core.jobs.ledger import list_jobs
+    from core.jobs.states import JobState
 
-    _train_wine()
-    _train_wine()
-    older, newer = sorted(j.id for j in list_jobs() if j.state == "COMPLETED")
+    older, newer = sorted(j.id for j in list_jobs(session=session)
+                          if j.state == JobState.COMPLETED)
     at = _app().run()
     at.switch_page("pages/leaderboard.py").run()
     search = next(s for s in at.selectbox if s.label == "Search")
@@ -309,8 +365,7 @@ def _resolve(ref: str):
         return resolve(ref, session=s)
 
 
-def test_leaderboard_alias_button_sets_the_chosen_alias_on_the_first_click(home: Path) -> None:
-    _train_wine()
+def test_leaderboard_alias_button_sets_the_chosen_alias_on_the_first_click(wine: Path) -> None:
     at = _app().run()
     at.switch_page("pages/leaderboard.py").run()
     next(s for s in at.selectbox if s.label == "Set alias").set_value("staging").run()
@@ -341,6 +396,7 @@ def test_empty_home_links_to_data_and_train_with_no_shell_command(home: Path) ->
     assert any("data" in p for p in links) and any("train" in p for p in links), links
 
 
+@pytest.mark.slow  # a regression search of its own
 def test_regression_score_card_has_no_up_arrow_and_says_lower_is_better(home: Path) -> None:
     result = CliRunner().invoke(app, ["automl", str(DATA / "diabetes.csv"), "--target",
                                       "progression", "--budget", "3"])
@@ -354,8 +410,7 @@ def test_regression_score_card_has_no_up_arrow_and_says_lower_is_better(home: Pa
     assert "lower is better" in card.proto.help
 
 
-def test_home_and_train_name_the_registered_score_apart_from_the_best_trial(home: Path) -> None:
-    _train_wine()
+def test_home_and_train_name_the_registered_score_apart_from_the_best_trial(wine: Path) -> None:
     (version,) = _versions("wine")
     at = _app().run()
     assert not at.exception
@@ -394,9 +449,7 @@ def test_every_metric_and_jargon_term_has_plain_words_help() -> None:
         assert explain(term), term
 
 
-def test_model_version_page_deep_link_download_and_confirmed_alias(home: Path) -> None:
-    _train_wine()
-    _train_wine()
+def test_model_version_page_deep_link_download_and_confirmed_alias(two_wines: Path) -> None:
     at = _app()
     at.query_params["model"] = "wine"
     at.query_params["version"] = "1"
@@ -437,10 +490,9 @@ def test_model_version_page_deep_link_download_and_confirmed_alias(home: Path) -
     assert any("**staging** set to version 1 by ui" in m.value for m in at.markdown)
 
 
-def test_model_version_page_refuses_to_hand_out_a_tampered_artifact(home: Path) -> None:
+def test_model_version_page_refuses_to_hand_out_a_tampered_artifact(wine: Path) -> None:
     from core.settings import get_settings
 
-    _train_wine()
     _, mv = _resolve("wine:1")
     (get_settings().home / mv.artifact_path).write_bytes(b"tampered")
     at = _app()
@@ -452,9 +504,7 @@ def test_model_version_page_refuses_to_hand_out_a_tampered_artifact(home: Path) 
     assert "fails its fingerprint check" in at.error[0].value
 
 
-def test_registry_links_each_version_to_its_page(home: Path) -> None:
-    _train_wine()
-    _train_wine()
+def test_registry_links_each_version_to_its_page(two_wines: Path) -> None:
     at = _app().run()
     at.switch_page("pages/registry.py").run()
     assert not at.exception
@@ -470,8 +520,7 @@ def test_model_version_page_on_an_empty_store_links_to_train(home: Path) -> None
         ("train", "Train a model")]
 
 
-def test_predict_page_scores_an_upload_and_a_what_if_row(home: Path) -> None:
-    _train_wine()
+def test_predict_page_scores_an_upload_and_a_what_if_row(wine: Path) -> None:
     at = _app().run()
     at.switch_page("pages/predict.py").run()
     assert not at.exception

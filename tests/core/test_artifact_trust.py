@@ -37,7 +37,7 @@ from core.features.finance import MarketFeatures
 from core.registry.artifacts import load_verified, save_pipeline
 from core.registry.importer import import_model
 from core.registry.trust import TRUSTED_TYPES
-from tests.conftest import DATA
+from tests.factories import DATA
 
 FRAME = pd.DataFrame({"a": [0.1, 0.9, 0.3, 0.7, 0.2, 0.8] * 5,
                       "b": [1.0, 0.0, 1.0, 0.0, 1.0, 0.0] * 5})

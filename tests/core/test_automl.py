@@ -17,7 +17,7 @@ from core.automl.metrics import get_metric
 from core.automl.search import run_search, search
 from core.automl.train import prepare
 from core.features.schema import align_to_schema
-from tests.conftest import DATA
+from tests.factories import DATA
 
 CANCER = pd.read_csv(DATA / "breast_cancer.csv")
 
@@ -38,6 +38,7 @@ def _business(n: int = 600, seed: int = 0) -> pd.DataFrame:
     })
 
 
+@pytest.mark.slow  # real searches
 @pytest.mark.parametrize("budget", [3.0, 8.0])
 def test_the_budget_is_a_promise(budget: float) -> None:
     """The clock is respected (a 3 s search does not run for 30). The +10 % promise itself is
@@ -50,6 +51,7 @@ def test_the_budget_is_a_promise(budget: float) -> None:
     assert len(result.trials) >= 3
 
 
+@pytest.mark.slow  # real searches
 def test_leaderboard_lists_every_trial_with_times_and_status() -> None:
     result = search(_business(), "churn", budget=6, seed=0)
     board = result.leaderboard()
@@ -69,6 +71,7 @@ class _Exploding(ClassifierMixin, BaseEstimator):
         raise MemoryError("simulated out-of-memory in a third-party estimator")
 
 
+@pytest.mark.slow  # real searches
 def test_a_failing_estimator_never_aborts_the_search(monkeypatch: pytest.MonkeyPatch) -> None:
     broken = EstimatorSpec("broken", "Always fails", catalog.CLASSIFICATION, "tree", 1,
                            classifier=_Exploding, regressor=None, defaults=[{}])
@@ -99,6 +102,7 @@ def test_ensemble_selection_blends_only_when_it_helps() -> None:
     assert alone.members == [0]
 
 
+@pytest.mark.slow  # real searches
 def test_registered_ensemble_beats_its_best_member_and_predicts() -> None:
     result = search(CANCER, "diagnosis", budget=10, seed=0)
     m = result.data.metric
@@ -111,6 +115,7 @@ def test_registered_ensemble_beats_its_best_member_and_predicts() -> None:
     assert result.pipeline.predict_proba(X).shape == (50, 2)
 
 
+@pytest.mark.slow  # real searches
 def test_a_seed_makes_the_sequence_of_trials_reproducible() -> None:
     runs = [search(_business(300), "churn", budget=60, seed=7, max_trials=9)
             for _ in range(2)]
@@ -118,12 +123,14 @@ def test_a_seed_makes_the_sequence_of_trials_reproducible() -> None:
     pd.testing.assert_frame_equal(boards[0], boards[1])
 
 
+@pytest.mark.slow  # real searches
 @pytest.mark.parametrize("sampler", ["random", "grid"])
 def test_random_and_grid_search_run(sampler: str) -> None:
     result = search(CANCER, "diagnosis", budget=3, sampler=sampler, estimators=["linear"])
     assert result.trials and result.best.score > 0.9
 
 
+@pytest.mark.slow  # real searches
 def test_time_column_validates_in_time_order() -> None:
     frame = _business(400).sample(frac=1, random_state=1)  # rows out of time order
     data = prepare(frame, "churn", time_column="signup")
@@ -134,6 +141,7 @@ def test_time_column_validates_in_time_order() -> None:
     assert result.best.score is not None
 
 
+@pytest.mark.slow  # real searches
 def test_unseen_categories_and_missing_values_at_predict_time() -> None:
     frame = _business(400)
     result = search(frame, "churn", budget=3, estimators=["linear", "hgb"], ensemble=False)
@@ -145,6 +153,7 @@ def test_unseen_categories_and_missing_values_at_predict_time() -> None:
     assert proba.shape == (5, 2) and np.isfinite(proba).all()
 
 
+@pytest.mark.slow  # real searches
 def test_regression_evaluation_has_residuals_and_importance() -> None:
     result = search(pd.read_csv(DATA / "diabetes.csv"), "progression", budget=5, seed=0)
     ev = result.evaluation
@@ -154,6 +163,7 @@ def test_regression_evaluation_has_residuals_and_importance() -> None:
     assert {"bmi", "ltg"} & set(top)  # the two strongest predictors in this dataset
 
 
+@pytest.mark.slow  # real searches
 def test_classification_evaluation_has_curves_and_confusion_matrix() -> None:
     result = search(CANCER, "diagnosis", budget=4, seed=0)
     ev = result.evaluation
@@ -163,6 +173,7 @@ def test_classification_evaluation_has_curves_and_confusion_matrix() -> None:
     assert ev["roc_curve"]["fpr"][0] == 0 and ev["roc_curve"]["tpr"][-1] == 1
 
 
+@pytest.mark.slow  # real searches
 def test_imbalance_is_pointed_out() -> None:
     frame = CANCER.copy()
     rare = frame.index[frame["diagnosis"] == "malignant"][:30]

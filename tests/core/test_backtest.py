@@ -16,7 +16,7 @@ from core.automl.train import CVResult, TrainingData
 from core.data.profile import ProblemType
 from core.errors import InvalidDataError
 from core.features.targets import market_table
-from tests.conftest import DATA
+from tests.factories import DATA
 
 
 def _stub(proba_up: list[float], actual: list[str], tickers: list[str],
@@ -78,6 +78,7 @@ def test_backtest_needs_time_order_and_matching_returns() -> None:
         backtest(result, forward_return=[0.1, 0.2])
 
 
+@pytest.mark.slow  # a real market search
 def test_backtest_of_a_search_on_the_sample_stock_data() -> None:
     prices = pd.read_csv(DATA / "stocks.csv")
     prices = prices[prices["ticker"].isin(["MSFT", "IBM"]) & (prices["date"] >= "2008-01-01")]

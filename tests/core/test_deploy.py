@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,48 +16,30 @@ from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from core.deploy import deployments as dep
+from core.deploy.enums import DeploymentMode, GuardAction
 from core.deploy.guards import judge
+from core.deploy.rails import DEFAULT_GUARD_RAILS
 from core.deploy.router import bucket, route
 from core.deploy.telemetry import Counter
 from core.errors import ConflictError, NotFoundError
-from core.registry import alias_history, register_version
-from core.store import AuditEvent, reset_engines, session_scope
-
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = [{"name": "a", "kind": "numeric", "dtype": "float64"},
-          {"name": "b", "kind": "numeric", "dtype": "float64"},
-          {"name": "plan", "kind": "categorical", "dtype": "object"}]
-PLANS = ["basic", "plus", "pro"]
+from core.registry import alias_history
+from core.store import AuditEvent, Database
+from tests.factories import PLANS, ROOT, SCHEMA, record, register, store_session, training_frame
 
 
-def training_frame(seed: int = 0, n: int = 120) -> tuple[pd.DataFrame, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
-                      "plan": rng.choice(PLANS, size=n)})
-    y = np.where(X["a"] + 0.3 * (X["plan"] == "pro") + 0.1 * rng.normal(size=n) > 0,
-                 "yes", "no")
-    return X, y
+def moves(session: Session, name: str = "churn") -> list[tuple[int | None, int | None]]:
+    """The production alias's history: (from, to) per move."""
+    return [(e.from_version, e.to_version) for e in alias_history(name, session=session)]
 
 
-def register(name: str = "churn", *, seed: int = 0, strict_categories: bool = False):
-    """A real pipeline; with `strict_categories` its encoder refuses plans it never saw, so
-    a record with plan='gold' makes this version fail at predict time (an injected fault made
-    of data, not of mocks)."""
-    X, y = training_frame(seed)
-    encoder = OneHotEncoder(handle_unknown="error" if strict_categories else "ignore")
-    pre = ColumnTransformer([("num", StandardScaler(), ["a", "b"]), ("cat", encoder, ["plan"])])
-    pipe = make_pipeline(pre, LogisticRegression()).fit(X, y)
-    with session_scope() as s:
-        return register_version(pipe, session=s, name=name, task="binary", target="y",
-                                input_schema=SCHEMA, classes=["no", "yes"], metric="roc_auc",
-                                score=0.9)
-
-
-def record(i: int = 0, plan: str = "basic") -> dict:
-    return {"a": (i % 7) / 3 - 1, "b": 0.5, "plan": plan}
+@pytest.fixture
+def bs(backend_db: Database) -> Iterator[Session]:
+    """A session on the store of `backend` (SQLite, then PostgreSQL)."""
+    with Session(backend_db.engine, expire_on_commit=False) as s:
+        yield s
 
 
 # -- router --------------------------------------------------------------------------------
@@ -91,86 +74,124 @@ def test_the_hash_is_identical_in_another_process() -> None:
 
 
 # -- deployments ---------------------------------------------------------------------------
-def test_first_deploy_is_production_then_candidate_promote_and_rollback(backend: str) -> None:
+def test_first_deploy_is_production_then_candidate_promote_and_rollback(bs: Session) -> None:
     for seed in range(3):
         register(seed=seed)
-    st = dep.deploy("churn", 1, 10, reason="first")
+    st = dep.deploy("churn", 1, 10, reason="first", session=bs)
     assert (st.stable, st.candidate, st.percent) == (1, None, 0.0)
-    st = dep.deploy("churn", 2, 10, reason="try v2")
-    assert (st.stable, st.candidate, st.percent, st.mode) == (1, 2, 10.0, "canary")
-    st = dep.set_percent("churn", 50)
+    st = dep.deploy("churn", 2, 10, reason="try v2", session=bs)
+    assert (st.stable, st.candidate, st.percent, st.mode) == (1, 2, 10.0, DeploymentMode.CANARY)
+    st = dep.set_percent("churn", 50, session=bs)
     assert st.percent == 50
-    st = dep.promote("churn", reason="v2 is better")
+    st = dep.promote("churn", reason="v2 is better", session=bs)
     assert (st.stable, st.candidate, st.percent) == (2, None, 0.0)
-    with session_scope() as s:
-        moves = [(e.from_version, e.to_version) for e in alias_history("churn", session=s)]
-    assert moves == [(None, 1), (1, 2)]
-    dep.deploy("churn", 3, 25, mode="shadow")
-    st = dep.rollback("churn", reason="kill switch")
+    assert moves(bs) == [(None, 1), (1, 2)]
+    dep.deploy("churn", 3, 25, mode="shadow", session=bs)
+    st = dep.rollback("churn", reason="kill switch", session=bs)
     assert (st.stable, st.candidate, st.percent) == (2, None, 0.0)
-    with session_scope() as s:
-        actions = [e.action for e in s.exec(select(AuditEvent).order_by(AuditEvent.id))
-                   if e.action.startswith("deployment.")]
+    actions = [e.action for e in bs.exec(select(AuditEvent).order_by(AuditEvent.id))
+               if e.action.startswith("deployment.")]
     assert actions == ["deployment.initial", "deployment.candidate", "deployment.percent",
                        "deployment.promote", "deployment.candidate", "deployment.rollback"]
-    reset_engines()  # a restarted server reads the same rule
-    assert dep.get_state("churn").stable == 2 and dep.get_state("churn").candidate is None
+    assert [e.action for e in dep.history("churn", session=bs)] == actions[::-1]
+    restarted = Database()  # a restarted server reads the same rule
+    try:
+        with Session(restarted.engine) as s:
+            st = dep.get_state("churn", session=s)
+        assert st.stable == 2 and st.candidate is None
+    finally:
+        restarted.dispose()
 
 
-def test_refusals_change_nothing(backend: str) -> None:
+def test_promote_is_one_transaction_and_reads_never_commit(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A promote that fails after moving the alias leaves nothing behind (the alias, the
+    row and the audit event are one transaction); reads never commit the caller's session."""
+    from sqlalchemy import event
+
+    register(seed=0)
+    register(seed=1)
+    dep.deploy("churn", 1, session=session, warm=None)
+    dep.deploy("churn", 2, 10, session=session, warm=None)
+    commits: list[int] = []
+    event.listen(session, "after_commit", lambda _s: commits.append(1))
+    dep.get_state("churn", session=session)
+    dep.history("churn", session=session)
+    assert commits == []
+
+    def failing_record(*args, **kwargs):
+        raise RuntimeError("the disk filled up while writing the audit event")
+
+    with monkeypatch.context() as m:
+        m.setattr(dep, "record", failing_record)
+        with pytest.raises(RuntimeError):
+            dep.promote("churn", session=session)
+    session.rollback()
+    assert commits == []
+    st = dep.get_state("churn", session=session)
+    assert (st.stable, st.candidate) == (1, 2)  # the alias did not move without the row
+    assert moves(session) == [(None, 1)]
+    dep.promote("churn", session=session)
+    assert commits == [1]
+    assert moves(session)[-1] == (1, 2)
+
+
+def test_refusals_change_nothing(bs: Session) -> None:
     register()
     register(seed=1)
     with pytest.raises(NotFoundError):
-        dep.deploy("nope", 1, 10)
+        dep.deploy("nope", 1, 10, session=bs)
     with pytest.raises(NotFoundError):
-        dep.deploy("churn", 9, 10)
+        dep.deploy("churn", 9, 10, session=bs)
     with pytest.raises(dep.InvalidRequestError):
-        dep.deploy("churn", 1, 150)
-    with pytest.raises(dep.InvalidRequestError):
-        dep.deploy("churn", 1, 10, mode="blue-green")
-    dep.deploy("churn", 1)
-    with pytest.raises(ConflictError):
-        dep.deploy("churn", 1, 10)  # already stable
-    with pytest.raises(ConflictError):
-        dep.rollback("churn")
-    with pytest.raises(ConflictError):
-        dep.promote("churn")
-    assert dep.get_state("churn").candidate is None
+        dep.deploy("churn", 1, 150, session=bs)
+    with pytest.raises(dep.InvalidRequestError, match="canary, shadow"):
+        dep.deploy("churn", 1, 10, mode="blue-green", session=bs)
+    dep.deploy("churn", 1, session=bs)
+    for refused in (lambda: dep.deploy("churn", 1, 10, session=bs),  # already stable
+                    lambda: dep.rollback("churn", session=bs),
+                    lambda: dep.promote("churn", session=bs)):
+        with pytest.raises(ConflictError):
+            refused()
+        bs.rollback()  # what the adapter's unit of work does with a refused request
+    assert dep.get_state("churn", session=bs).candidate is None
 
 
-def test_a_version_that_fails_to_load_never_gets_traffic(home: Path) -> None:
+def test_a_version_that_fails_to_load_never_gets_traffic(session: Session) -> None:
     register()
     mv = register(seed=1)
-    dep.deploy("churn", 1)
+    dep.deploy("churn", 1, session=session)
     from core.settings import get_settings
 
     (get_settings().home / mv.artifact_path).write_bytes(b"tampered")
     with pytest.raises(Exception, match="(?i)fingerprint|differs|sha"):
-        dep.deploy("churn", 2, 50)
-    assert dep.get_state("churn").candidate is None
+        dep.deploy("churn", 2, 50, session=session)
+    assert dep.get_state("churn", session=session).candidate is None
 
 
 def test_guard_rails_judge_only_after_min_requests() -> None:
-    st = dep.DeploymentState("m", stable=1, candidate=2, percent=10,
-                             guard_rails={**dep.DEFAULT_GUARD_RAILS, "min_requests": 20})
+    st = dep.DeploymentState(name="m", stable=1, candidate=2, percent=10,
+                             guard_rails={**DEFAULT_GUARD_RAILS.as_dict(), "min_requests": 20})
     c = Counter()
     for i in range(19):
         c.add(1.0, i % 2 == 0, None)
-    assert judge(st, c).action == "hold"
+    assert judge(st, c).action is GuardAction.HOLD
     c.add(1.0, False, None)
-    assert judge(st, c).action == "rollback"
+    assert judge(st, c).action is GuardAction.ROLLBACK
     slow = Counter()
     for _ in range(30):
         slow.add(3000.0, True, None)
-    assert judge(st, slow).action == "rollback" and "p99" in judge(st, slow).reason
+    assert judge(st, slow).action is GuardAction.ROLLBACK and "p99" in judge(st, slow).reason
     fine = Counter()
     for _ in range(30):
         fine.add(1.0, True, None)
-    assert judge(st, fine).action == "hold"
+    assert judge(st, fine).action is GuardAction.HOLD
     st.auto_advance = True
-    assert (judge(st, fine).action, judge(st, fine).percent) == ("advance", 50.0)
+    assert (judge(st, fine).action, judge(st, fine).percent) == (GuardAction.ADVANCE, 50.0)
     st.percent = 100
-    assert judge(st, fine).action == "promote"
+    assert judge(st, fine).action is GuardAction.PROMOTE
+    st.mode = DeploymentMode.SHADOW  # a shadow never answers: people judge it
+    assert judge(st, c).action is GuardAction.HOLD
 
 
 # -- the lean per-request path -------------------------------------------------------------
@@ -183,7 +204,7 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
     mv = register(strict_categories=False)
     from core.registry import load_pipeline
 
-    with session_scope() as s:
+    with store_session() as s:
         _, mv, pipe = load_pipeline("churn:1", session=s)
     lm = LoadedModel.build("churn", mv, pipe)
     assert lm.fast is not None
@@ -201,6 +222,7 @@ def test_the_lean_path_matches_the_pipeline_or_stays_off(home: Path) -> None:
     assert compile_fast(odd, SCHEMA) is None  # not understood: the ordinary path
 
 
+@pytest.mark.slow  # a real search per family
 @pytest.mark.parametrize("family", ["linear", "hgb", "rf"])
 def test_workbench_trained_pipelines_take_the_fast_path(home, family: str) -> None:
     """The AutoML's own preprocessing — median imputer with missing indicators, scaling,
@@ -210,7 +232,7 @@ def test_workbench_trained_pipelines_take_the_fast_path(home, family: str) -> No
     from core.automl.search import search
     from core.deploy.fastpath import ForestWalker, TreeWalker, compile_fast
     from core.features.schema import align_to_schema
-    from tests.conftest import DATA
+    from tests.factories import DATA
 
     frame = pd.read_csv(DATA / "breast_cancer.csv")
     frame.loc[::7, "mean_radius"] = np.nan  # so the imputer learns an indicator column
@@ -286,7 +308,7 @@ def test_tree_ensembles_are_walked_with_the_estimators_own_answers(family: str, 
 
 
 def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
-        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     """The batcher scores queued requests together (on the loop up to batch_max_rows, on the
     predict thread beyond), hands each caller its own rows, and a record the pipeline refuses
     fails only the request that sent it."""
@@ -297,7 +319,7 @@ def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
     from core.store.db import Database
 
     register(strict_categories=True)
-    dep.deploy("churn", 1, percent=100)
+    dep.deploy("churn", 1, percent=100, session=session)
     sizes: list[int] = []
     real = batcher._score_batch
 
@@ -366,18 +388,17 @@ def test_a_weighted_ensemble_is_lean_when_every_member_is() -> None:
     assert compile_fast(mixed, SCHEMA) is None  # one member not understood: ordinary path
 
 
-def test_the_simulator_refuses_a_table_without_the_models_columns(home: Path) -> None:
+def test_the_simulator_refuses_a_table_without_the_models_columns(db: Database) -> None:
     """An unrelated table used to send 1000 failing requests and chart nothing: it is refused
     before any request, naming the missing columns."""
     from core.deploy.simulator import simulate
     from core.errors import SchemaMismatchError
-    from core.store.db import Database
-    from tests.conftest import DATA
-    from tests.helpers import store_snapshot
+    from tests.factories import DATA, store_snapshot
 
     register()
-    dep.deploy("churn", 1)
+    with db.session() as s:
+        dep.deploy("churn", 1, session=s)
     before = store_snapshot()
     with pytest.raises(SchemaMismatchError, match="lacks .* columns churn:1 needs"):
-        simulate("churn", pd.read_csv(DATA / "wine.csv"), 100, db=Database())
+        simulate("churn", pd.read_csv(DATA / "wine.csv"), 100, db=db)
     assert store_snapshot() == before

@@ -6,7 +6,7 @@ answered OK is never undone by a promote that started before it."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,36 +16,29 @@ from sqlmodel import select
 from core.deploy import deployments as dep
 from core.errors import ConflictError
 from core.registry import PRODUCTION
-from core.store import Alias, Deployment, RegisteredModel, session_scope
-from tests.core.test_deploy import register
+from core.store import Alias, Database, Deployment, RegisteredModel
+from tests.factories import race, register
 
 ROUNDS = 30
+DB: dict[str, Database] = {}  # the store of the running test (each caller: its own session)
 
 
-def race(*calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls at once (one thread each, released by a barrier); each result is the
-    call's return value or the exception it raised."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
+@pytest.fixture(autouse=True)
+def store(backend_db: Database) -> Iterator[Database]:
+    DB["now"] = backend_db
+    yield backend_db
+    DB.clear()
 
-    def run(i: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:  # the loser's answer, checked by the caller
-            results[i] = exc
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
+def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`fn` as one request would run it: a session of its own, rolled back on error."""
+    with DB["now"].session() as s:
+        return fn(*args, session=s, **kwargs)
 
 
 def stored(name: str = "churn") -> tuple[list[int], int | None, int | None]:
     """(versions holding the production alias, deployment row's stable, row's candidate)."""
-    with session_scope() as s:
+    with DB["now"].session() as s:
         model = s.exec(select(RegisteredModel).where(RegisteredModel.name == name)).one()
         prod = [a.version for a in s.exec(select(Alias).where(
             Alias.model_id == model.id, Alias.name == PRODUCTION))]
@@ -67,17 +60,17 @@ def outcome(results: list[Any]) -> list[str]:
 
 
 @pytest.mark.slow  # 30 rounds: several seconds on a busy machine
-def test_rollback_racing_promote_is_never_undone(backend: str) -> None:
+def test_rollback_racing_promote_is_never_undone() -> None:
     register(seed=0)
     register(seed=1)
-    dep.deploy("churn", 1, warm=None)
+    call(dep.deploy, "churn", 1, warm=None)
     bad: list[str] = []
     for i in range(ROUNDS):
-        stable = dep.get_state("churn").stable
+        stable = call(dep.get_state, "churn").stable
         candidate = 2 if stable == 1 else 1
-        dep.deploy("churn", candidate, 10, warm=None)
-        results = race(lambda: dep.rollback("churn", reason="kill switch"),
-                       lambda: dep.promote("churn", reason="ship it"))
+        call(dep.deploy, "churn", candidate, 10, warm=None)
+        results = race(lambda: call(dep.rollback, "churn", reason="kill switch"),
+                       lambda: call(dep.promote, "churn", reason="ship it"))
         rolled, promoted = outcome(results)
         prod, row_stable, row_candidate = stored()
         if sorted((rolled, promoted)) != ["conflict", "ok"]:
@@ -93,16 +86,17 @@ def test_rollback_racing_promote_is_never_undone(backend: str) -> None:
 
 
 @pytest.mark.slow  # 30 rounds: several seconds on a busy machine
-def test_two_promotes_one_wins(backend: str) -> None:
+def test_two_promotes_one_wins() -> None:
     register(seed=0)
     register(seed=1)
-    dep.deploy("churn", 1, warm=None)
+    call(dep.deploy, "churn", 1, warm=None)
     bad: list[str] = []
     for i in range(ROUNDS):
-        stable = dep.get_state("churn").stable
+        stable = call(dep.get_state, "churn").stable
         candidate = 2 if stable == 1 else 1
-        dep.deploy("churn", candidate, 10, warm=None)
-        results = outcome(race(lambda: dep.promote("churn"), lambda: dep.promote("churn")))
+        call(dep.deploy, "churn", candidate, 10, warm=None)
+        results = outcome(race(lambda: call(dep.promote, "churn"),
+                               lambda: call(dep.promote, "churn")))
         prod, row_stable, _ = stored()
         if sorted(results) != ["conflict", "ok"]:
             bad.append(f"round {i}: promotes answered {results}")
@@ -112,7 +106,7 @@ def test_two_promotes_one_wins(backend: str) -> None:
 
 
 @pytest.mark.slow  # 30 rounds: several seconds on a busy machine
-def test_two_first_deploys_one_wins_and_the_row_agrees(backend: str) -> None:
+def test_two_first_deploys_one_wins_and_the_row_agrees() -> None:
     """Both requests load their version at the same time (the slow part, outside the
     transaction), so both saw a model without production: one becomes production, the other
     is refused and names what changed."""
@@ -120,7 +114,7 @@ def test_two_first_deploys_one_wins_and_the_row_agrees(backend: str) -> None:
     register(seed=1)
     bad: list[str] = []
     for i in range(ROUNDS):
-        with session_scope(write=True) as s:  # back to a model that was never deployed
+        with DB["now"].session(write=True) as s:  # back to a model that was never deployed
             s.exec(delete(Alias))
             s.exec(delete(Deployment))
         loading = threading.Barrier(2)
@@ -128,8 +122,8 @@ def test_two_first_deploys_one_wins_and_the_row_agrees(backend: str) -> None:
         def warm(name: str, version: int, loading: threading.Barrier = loading) -> None:
             loading.wait(timeout=30)
 
-        results = race(lambda: dep.deploy("churn", 1, warm=warm),
-                       lambda: dep.deploy("churn", 2, warm=warm))
+        results = race(lambda: call(dep.deploy, "churn", 1, warm=warm),
+                       lambda: call(dep.deploy, "churn", 2, warm=warm))
         answers = outcome(results)
         prod, row_stable, row_candidate = stored()
         if sorted(answers) != ["conflict", "ok"]:
@@ -145,18 +139,18 @@ def test_two_first_deploys_one_wins_and_the_row_agrees(backend: str) -> None:
     assert not bad, verdict(bad)
 
 
-def test_a_stale_expectation_is_refused_and_names_the_change(backend: str) -> None:
+def test_a_stale_expectation_is_refused_and_names_the_change() -> None:
     """The API passes the candidate it showed metrics for: after a rollback, a promote of
     that candidate is a 409, even if the same version is deployed again meanwhile under a new
     candidate."""
     for seed in range(3):
         register(seed=seed)
-    dep.deploy("churn", 1, warm=None)
-    dep.deploy("churn", 2, 10, warm=None)
-    dep.rollback("churn")
-    dep.deploy("churn", 3, 10, warm=None)
+    call(dep.deploy, "churn", 1, warm=None)
+    call(dep.deploy, "churn", 2, 10, warm=None)
+    call(dep.rollback, "churn")
+    call(dep.deploy, "churn", 3, 10, warm=None)
     try:
-        dep.promote("churn", expect_candidate=2)
+        call(dep.promote, "churn", expect_candidate=2)
     except ConflictError as exc:
         assert "churn:2 was the candidate" in str(exc) and "churn:3" in str(exc)
     else:
@@ -164,15 +158,13 @@ def test_a_stale_expectation_is_refused_and_names_the_change(backend: str) -> No
     assert stored() == ([1], 1, 3)
 
 
-def test_moving_production_by_alias_keeps_the_row_in_step(backend: str) -> None:
-    from core.store import session_scope
+def test_moving_production_by_alias_keeps_the_row_in_step() -> None:
     from core.usecases.aliases import set_alias
 
     register(seed=0)
     register(seed=1)
-    dep.deploy("churn", 1, warm=None)
-    dep.deploy("churn", 2, 10, warm=None)
-    with session_scope() as s:
-        set_alias("churn", 2, PRODUCTION, session=s, reason="by hand")
+    call(dep.deploy, "churn", 1, warm=None)
+    call(dep.deploy, "churn", 2, 10, warm=None)
+    call(set_alias, "churn", 2, PRODUCTION, reason="by hand")
     assert stored() == ([2], 2, None)
-    assert dep.get_state("churn").candidate is None
+    assert call(dep.get_state, "churn").candidate is None

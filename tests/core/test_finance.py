@@ -18,7 +18,7 @@ from core.features.finance import (
     asof_join,
 )
 from core.features.targets import build_target, forward_returns, market_table
-from tests.conftest import DATA
+from tests.factories import DATA
 
 PROPERTY = settings(max_examples=30, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

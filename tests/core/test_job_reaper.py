@@ -9,24 +9,31 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
+from sqlmodel import Session
 from typer.testing import CliRunner
 
 from app.api import create_app
 from app.cli import app
-from core.automl.runner import execute, submit
 from core.jobs import ledger
 from core.jobs.reaper import reap_lost_jobs
+from core.jobs.states import JobState
 from core.jobs.worker import claim_next
-from core.store import Job, get_engine, session_scope, utcnow
-from tests.conftest import ROOT
-from tests.core.test_jobs import CANCER, list_versions_or_empty, state, wait_for, workers
+from core.store import Database, Job, utcnow
+from core.usecases.training import execute
+from tests.factories import (
+    CANCER,
+    ROOT,
+    list_versions_or_empty,
+    state,
+    submit,
+    trials_done,
+    wait_for,
+)
 
-__all__ = ["workers"]  # the fixture, shared with test_jobs
 runner = CliRunner()
 
 
@@ -70,87 +77,91 @@ READERS = {"cli jobs": _cli_jobs, "cli logs": _cli_logs, "GET /v1/jobs": _api_li
            "GET /v1/jobs/{id}": _api_get, "Jobs page": _jobs_page}
 
 
-def _stale_running_job(age: timedelta = timedelta(minutes=5)) -> int:
+def _stale_running_job(session: Session, age: timedelta = timedelta(minutes=5)) -> int:
     """A RUNNING job whose worker stopped beating `age` ago, as a kill -9 leaves it."""
-    job = ledger.create_job(model_name="m", target="y", task="classification",
-                            metric="roc_auc", state=ledger.RUNNING)
-    with session_scope() as s:
-        row = s.get(Job, job.id)
-        row.heartbeat_at, row.attempts, row.worker_id = utcnow() - age, 1, "gone:1:abc"
-        s.add(row)
+    job = ledger.create_job(session=session, model_name="m", target="y",
+                            task="classification", metric="roc_auc", state=JobState.RUNNING)
+    row = session.get(Job, job.id)
+    row.heartbeat_at, row.attempts, row.worker_id = utcnow() - age, 1, "gone:1:abc"
+    session.add(row)
+    session.commit()
     return job.id
 
 
 @pytest.mark.parametrize("reader", READERS)
-def test_every_reader_of_jobs_reaps_a_lost_one(reader: str, home: Path) -> None:
-    job_id = _stale_running_job()
+def test_every_reader_of_jobs_reaps_a_lost_one(reader: str, session: Session) -> None:
+    job_id = _stale_running_job(session)
     assert READERS[reader](job_id) == "FAILED"
-    after = ledger.get_job(job_id)
+    after = ledger.get_job(job_id, session=session)
     assert after.error.startswith("worker lost: gone:1:abc sent no heartbeat for 30")
     assert "worker lost" in after.log  # the reason is in the job's log too
 
 
 @pytest.mark.slow
 def test_a_killed_workers_job_stops_showing_running_with_no_worker_alive(
-        workers, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        workers, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBENCH_WORKER_LOST_AFTER_S", "3")
-    job = submit(CANCER, "diagnosis", budget=120)
+    job = submit(session, CANCER, "diagnosis", budget=120)
     proc = workers()
-    wait_for(lambda: state(job.id) == "RUNNING", 60, "RUNNING")
+    wait_for(lambda: state(session, job.id) == JobState.RUNNING, 60, "RUNNING")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     wait_for(lambda: _cli_jobs(job.id) != "RUNNING", 30, "`workbench jobs` to show it lost")
     assert _api_list(job.id) == "FAILED"
-    after = ledger.get_job(job.id)
+    after = ledger.get_job(job.id, session=session)
     assert after.error.startswith("worker lost: ")
     assert "WORKBENCH_WORKER_LOST_AFTER_S" in after.error
-    assert [t.to_state for t in ledger.transitions_of(job.id)] == ["PENDING", "RUNNING",
-                                                                    "FAILED"]
+    assert [t.to_state for t in ledger.transitions_of(job.id, session=session)] == [
+        "PENDING", "RUNNING", "FAILED"]
 
 
 @pytest.mark.slow
-def test_the_monitor_beside_serve_reaps_lost_jobs(workers, home: Path,
+def test_the_monitor_beside_serve_reaps_lost_jobs(workers, session: Session,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Server and worker killed together, then `workbench serve` restarted: its monitor
     process (no job worker) reaps; the test reads the ledger plainly, which reaps nothing."""
     monkeypatch.setenv("WORKBENCH_WORKER_LOST_AFTER_S", "3")
-    lost_long_ago = _stale_running_job()
-    lost_just_now = _stale_running_job(age=timedelta(seconds=0))
+    lost_long_ago = _stale_running_job(session)
+    lost_just_now = _stale_running_job(session, age=timedelta(seconds=0))
     workers("--monitor-only")
-    wait_for(lambda: state(lost_long_ago) == "FAILED", 30, "the monitor to reap")
-    wait_for(lambda: state(lost_just_now) == "FAILED", 30, "the monitor to reap once stale")
+    wait_for(lambda: state(session, lost_long_ago) == JobState.FAILED, 30,
+             "the monitor to reap")
+    wait_for(lambda: state(session, lost_just_now) == JobState.FAILED, 30,
+             "the monitor to reap once stale")
 
 
 @pytest.mark.slow
-def test_sigterm_cancels_the_running_job_and_registers_nothing(workers, home: Path) -> None:
-    job = submit(CANCER, "diagnosis", budget=120)
+def test_sigterm_cancels_the_running_job_and_registers_nothing(workers,
+                                                               session: Session) -> None:
+    job = submit(session, CANCER, "diagnosis", budget=120)
     proc = workers()
-    wait_for(lambda: (ledger.get_job(job.id).progress.get("trials_done") or 0) >= 1, 60,
-             "a first trial")
+    wait_for(lambda: trials_done(session, job.id) >= 1, 60, "a first trial")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0  # stops at the next check, not at the end of 120 s
-    after = ledger.get_job(job.id)
-    assert after.state == "CANCELLED" and after.version_id is None
+    after = ledger.get_job(job.id, session=session)
+    assert after.state == JobState.CANCELLED and after.version_id is None
     assert "stopped by SIGTERM" in after.log
-    last = ledger.transitions_of(job.id)[-1]
+    last = ledger.transitions_of(job.id, session=session)[-1]
     assert (last.from_state, last.to_state) == ("RUNNING", "CANCELLED")
     assert last.reason.startswith("stopped by SIGTERM")
-    assert list_versions_or_empty("breast_cancer") == []
+    assert list_versions_or_empty(session, "breast_cancer") == []
 
 
 @pytest.mark.slow
-def test_a_stop_that_comes_after_the_search_registers_nothing(home: Path) -> None:
+def test_a_stop_that_comes_after_the_search_registers_nothing(db: Database,
+                                                             session: Session) -> None:
     """The registration step asks `should_stop` itself: a stop the search never saw (it came
     while the final model was fitted) still cancels the job."""
-    job = submit(CANCER, "diagnosis", budget=2, estimators=["linear"], ensemble=False)
-    assert claim_next("w1").id == job.id
+    job = submit(session, CANCER, "diagnosis", budget=2, estimators=["linear"],
+                 ensemble=False)
+    assert claim_next("w1", session=session).id == job.id
 
     def stop_once_the_search_is_done() -> bool:
         return sys._getframe(1).f_globals.get("__name__") != "core.automl.search"
 
-    assert execute(job.id, should_stop=stop_once_the_search_is_done) is None
-    assert state(job.id) == "CANCELLED"
-    assert list_versions_or_empty("breast_cancer") == []
+    assert execute(db, job.id, should_stop=stop_once_the_search_is_done) is None
+    assert state(session, job.id) == JobState.CANCELLED
+    assert list_versions_or_empty(session, "breast_cancer") == []
 
 
 def _race(*calls: Callable[[], list[int]]) -> list[list[int]]:
@@ -175,34 +186,45 @@ def _race(*calls: Callable[[], list[int]]) -> list[list[int]]:
     return results
 
 
+def _reap(db: Database, by: str) -> list[int]:
+    with db.session() as s:
+        return reap_lost_jobs(session=s, by=by)
+
+
 @pytest.mark.parametrize("requeue", [False, True], ids=["fail", "requeue"])
 def test_two_reapers_racing_on_one_stale_job_record_one_transition(
-        backend: str, requeue: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        backend_db: Database, requeue: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBENCH_REQUEUE_LOST_JOBS", str(requeue).lower())
-    for _ in range(30):
-        job_id = _stale_running_job()
-        first, second = _race(lambda: reap_lost_jobs(by="reaper0"),
-                              lambda: reap_lost_jobs(by="reaper1"))
-        assert sorted(first + second) == [job_id]
-        moves = [t for t in ledger.transitions_of(job_id) if t.from_state == ledger.RUNNING]
-        assert len(moves) == 1
-        assert moves[0].to_state == (ledger.PENDING if requeue else ledger.FAILED)
-    assert reap_lost_jobs() == []  # idempotent: nothing left to move
+    with backend_db.session() as s:
+        for _ in range(30):
+            job_id = _stale_running_job(s)
+            first, second = _race(lambda: _reap(backend_db, "reaper0"),
+                                  lambda: _reap(backend_db, "reaper1"))
+            assert sorted(first + second) == [job_id]
+            moves = [t for t in ledger.transitions_of(job_id, session=s)
+                     if t.from_state == JobState.RUNNING]
+            assert len(moves) == 1
+            assert moves[0].to_state == (JobState.PENDING if requeue else JobState.FAILED)
+        assert reap_lost_jobs(session=s) == []  # idempotent: nothing left to move
 
 
-def test_reaping_on_reads_is_one_read_query_when_nothing_is_lost(backend: str) -> None:
-    job = ledger.create_job(model_name="m", target="y", task="classification",
-                            metric="roc_auc", state=ledger.RUNNING)  # fresh heartbeat
+def test_reaping_on_reads_is_one_read_query_when_nothing_is_lost(backend_db: Database) -> None:
+    with backend_db.session() as s:
+        job = ledger.create_job(session=s, model_name="m", target="y",
+                                task="classification", metric="roc_auc",
+                                state=JobState.RUNNING)  # fresh heartbeat
     statements: list[str] = []
-    engine = get_engine()
+    engine = backend_db.engine
 
     def seen(conn, cursor, sql, *args) -> None:  # noqa: ANN001
         statements.append(sql.split()[0].upper())
 
     event.listen(engine, "before_cursor_execute", seen)
     try:
-        assert reap_lost_jobs() == []
+        with backend_db.session() as s:
+            assert reap_lost_jobs(session=s) == []
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert statements == ["SELECT"], statements  # no write lock taken on a read path
-    assert state(job.id) == "RUNNING"
+    with backend_db.session() as s:
+        assert state(s, job.id) == JobState.RUNNING

@@ -3,66 +3,42 @@ killed with SIGKILL, two workers sharing one queue, schedules and the promotion 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 from typer.testing import CliRunner
 
 from app.cli import app
-from core.automl.runner import submit
+from core.automl.request import TrainingRequest
 from core.jobs import ledger
-from core.jobs.worker import reap_lost_jobs, sweep_orphan_artifacts
-from core.registry import list_versions, resolve
+from core.jobs.reaper import reap_lost_jobs
+from core.jobs.states import JobState
+from core.jobs.worker import claim_next, retry_or_fail, sweep_orphan_artifacts
+from core.registry import resolve
 from core.settings import get_settings
-from core.store import ModelVersion, session_scope
+from core.store import Database, ModelVersion
+from core.usecases import training
 from core.usecases.aliases import set_alias
-from tests.conftest import DATA, ROOT
+from core.usecases.retraining import fire_due
+from core.usecases.worker import job_worker
+from tests.factories import (
+    CANCER,
+    DATA,
+    list_versions_or_empty,
+    state,
+    submit,
+    trials_done,
+    wait_for,
+)
 
-CANCER = DATA / "breast_cancer.csv"
 runner = CliRunner()
 
 
-@pytest.fixture
-def workers(home: Path,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start real `workbench worker` processes; all are killed at the end."""
-    monkeypatch.setenv("WORKBENCH_HEARTBEAT_S", "0.5")
-    procs: list[subprocess.Popen] = []
-
-    def start(*args: str) -> subprocess.Popen:
-        log = open(home.parent / f"worker{len(procs)}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "app", "worker", *args], cwd=ROOT,
-                                env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def state(job_id: int) -> str:
-    return ledger.get_job(job_id).state
-
-
-def test_cli_submit_starts_a_worker_that_completes_the_job(workers, home: Path) -> None:
+@pytest.mark.slow  # real worker processes running searches
+def test_cli_submit_starts_a_worker_that_completes_the_job(workers, session: Session) -> None:
     result = runner.invoke(app, ["submit", str(CANCER), "--target", "diagnosis",
                                  "--budget", "3", "--json"])
     assert result.exit_code == 0, result.output
@@ -70,110 +46,113 @@ def test_cli_submit_starts_a_worker_that_completes_the_job(workers, home: Path) 
 
     doc = json.loads(result.stdout)
     assert doc["state"] == "PENDING" and doc["worker_started"]
-    wait_for(lambda: state(doc["job_id"]) == "COMPLETED", 90, "the job to complete")
-    job = ledger.get_job(doc["job_id"])
+    wait_for(lambda: state(session, doc["job_id"]) == JobState.COMPLETED, 90,
+             "the job to complete")
+    job = ledger.get_job(doc["job_id"], session=session)
     assert job.version_id is not None and job.cpu_seconds > 0 and job.peak_memory_mb > 50
     assert "trial" in job.log
-    assert [v.version for v in list_versions_or_empty("breast_cancer")] == [1]
-    states = [t.to_state for t in ledger.transitions_of(job.id)]
+    assert [v.version for v in list_versions_or_empty(session, "breast_cancer")] == [1]
+    states = [t.to_state for t in ledger.transitions_of(job.id, session=session)]
     assert states == ["PENDING", "RUNNING", "COMPLETED"]
 
 
-def test_cancel_stops_a_running_search_within_five_seconds(workers, home: Path) -> None:
-    job = submit(CANCER, "diagnosis", budget=120)
+@pytest.mark.slow  # real worker processes running searches
+def test_cancel_stops_a_running_search_within_five_seconds(workers, session: Session) -> None:
+    job = submit(session, CANCER, "diagnosis", budget=120)
     workers()
-    wait_for(lambda: (ledger.get_job(job.id).progress.get("trials_done") or 0) >= 2, 60,
-             "two trials")
+    wait_for(lambda: trials_done(session, job.id) >= 2, 60, "two trials")
     result = runner.invoke(app, ["cancel", str(job.id)])
     assert result.exit_code == 0, result.output
-    took = wait_for(lambda: state(job.id) == "CANCELLED", 10, "the cancel")
+    took = wait_for(lambda: state(session, job.id) == JobState.CANCELLED, 10, "the cancel")
     assert took < 5, f"cancel took {took:.1f}s"
-    assert len(ledger.trials_of(job.id)) >= 2  # finished trials are kept
-    assert list_versions_or_empty("breast_cancer") == []
+    assert len(ledger.trials_of(job.id, session=session)) >= 2  # finished trials are kept
+    assert list_versions_or_empty(session, "breast_cancer") == []
 
 
-def list_versions_or_empty(name: str) -> list:
-    try:
-        with session_scope() as s:
-            return list_versions(name, session=s)
-    except Exception:
-        return []
-
-
-def test_pause_holds_new_trials_and_resume_continues(workers, home: Path) -> None:
-    job = submit(CANCER, "diagnosis", budget=8)
+@pytest.mark.slow  # real worker processes running searches
+def test_pause_holds_new_trials_and_resume_continues(workers, session: Session) -> None:
+    job = submit(session, CANCER, "diagnosis", budget=8)
     workers()
-    wait_for(lambda: (ledger.get_job(job.id).progress.get("trials_done") or 0) >= 1, 60,
-             "a first trial")
+    wait_for(lambda: trials_done(session, job.id) >= 1, 60, "a first trial")
     assert runner.invoke(app, ["pause", str(job.id)]).exit_code == 0
-    wait_for(lambda: state(job.id) == "PAUSED", 15, "PAUSED")
-    held = len(ledger.trials_of(job.id))
+    wait_for(lambda: state(session, job.id) == JobState.PAUSED, 15, "PAUSED")
+    held = len(ledger.trials_of(job.id, session=session))
     time.sleep(2)
-    assert len(ledger.trials_of(job.id)) == held
+    assert len(ledger.trials_of(job.id, session=session)) == held
     assert runner.invoke(app, ["resume", str(job.id)]).exit_code == 0
-    wait_for(lambda: state(job.id) == "COMPLETED", 60, "completion after resume")
-    assert len(ledger.trials_of(job.id)) > held
-    states = [t.to_state for t in ledger.transitions_of(job.id)]
+    wait_for(lambda: state(session, job.id) == JobState.COMPLETED, 60,
+             "completion after resume")
+    assert len(ledger.trials_of(job.id, session=session)) > held
+    states = [t.to_state for t in ledger.transitions_of(job.id, session=session)]
     assert states == ["PENDING", "RUNNING", "PAUSED", "RUNNING", "COMPLETED"]
 
 
+@pytest.mark.slow  # real worker processes running searches
 def test_a_killed_worker_leaves_a_failed_job_and_a_consistent_store(
-        workers, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        workers, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBENCH_WORKER_LOST_AFTER_S", "3")
-    job = submit(CANCER, "diagnosis", budget=120)
+    job = submit(session, CANCER, "diagnosis", budget=120)
     proc = workers()
-    wait_for(lambda: state(job.id) == "RUNNING", 60, "RUNNING")
+    wait_for(lambda: state(session, job.id) == JobState.RUNNING, 60, "RUNNING")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    took = wait_for(lambda: bool(reap_lost_jobs()) or state(job.id) == "FAILED", 60,
-                    "the reaper")
+    took = wait_for(lambda: bool(reap_lost_jobs(session=session))
+                    or state(session, job.id) == JobState.FAILED, 60, "the reaper")
     assert took < 60
-    assert state(job.id) == "FAILED" and ledger.get_job(job.id).error.startswith("worker lost")
-    sweep_orphan_artifacts()
-    with session_scope() as s:
-        referenced = {v.artifact_path for v in s.exec(ModelVersion.__table__.select()).all()}
+    assert state(session, job.id) == JobState.FAILED
+    assert ledger.get_job(job.id, session=session).error.startswith("worker lost")
+    sweep_orphan_artifacts(session=session)
+    referenced = {v.artifact_path
+                  for v in session.exec(ModelVersion.__table__.select()).all()}
     on_disk = {str(p.relative_to(get_settings().home))
                for p in (get_settings().artifact_dir / "models").rglob("*.skops")} \
         if (get_settings().artifact_dir / "models").exists() else set()
     assert on_disk <= referenced or on_disk == set()
 
 
-def test_two_workers_share_a_queue_and_never_run_a_job_twice(backend: str, workers) -> None:
-    jobs = [submit(CANCER, "diagnosis", budget=2, estimators=["linear"], ensemble=False,
-                   name=f"m{i}") for i in range(4)]
+@pytest.mark.slow  # real worker processes running searches
+def test_two_workers_share_a_queue_and_never_run_a_job_twice(backend_db: Database,
+                                                            workers) -> None:
+    session = Session(backend_db.engine, expire_on_commit=False)
+    jobs = [submit(session, CANCER, "diagnosis", budget=2, estimators=["linear"],
+                   ensemble=False, name=f"m{i}") for i in range(4)]
     workers("--idle-exit", "4")
     workers("--idle-exit", "4")
     for job in jobs:
-        wait_for(lambda j=job: state(j.id) == "COMPLETED", 120, f"job {job.id}")
+        wait_for(lambda j=job: state(session, j.id) == JobState.COMPLETED, 120,
+                 f"job {job.id}")
     claims = {}
     for job in jobs:
-        running = [t for t in ledger.transitions_of(job.id) if t.to_state == "RUNNING"]
+        running = [t for t in ledger.transitions_of(job.id, session=session)
+                   if t.to_state == JobState.RUNNING]
         assert len(running) == 1, "a job was claimed twice"
         claims[job.id] = running[0].reason
     assert len({reason.split("claimed by ")[1] for reason in claims.values()}) == 2, \
         "both workers should have taken jobs"
+    session.close()
 
 
-def test_a_schedule_fires_a_retrain_job(home: Path) -> None:
+def test_a_schedule_fires_a_retrain_job(db: Database, session: Session) -> None:
     from datetime import timedelta
 
-    from core.jobs.schedules import create_schedule, fire_due, list_schedules
+    from core.jobs.schedules import create_schedule, list_schedules
 
     result = runner.invoke(app, ["automl", str(CANCER), "--target", "diagnosis", "--budget",
                                  "2", "--estimators", "linear", "--no-ensemble"])
     assert result.exit_code == 0, result.output
-    sched = create_schedule("breast_cancer", "02:00")
-    assert sched.next_run_at.hour == 2 and sched.next_run_at.minute == 0
-    assert fire_due() == []  # not due yet
-    fired = fire_due(now=sched.next_run_at)
+    sched = create_schedule("breast_cancer", "02:00", session=session)
+    due = sched.next_run_at  # (the row object itself is refreshed by later reads)
+    assert due.hour == 2 and due.minute == 0
+    assert fire_due(db) == []  # not due yet
+    fired = fire_due(db, now=due)
     assert len(fired) == 1
-    job = ledger.get_job(fired[0])
+    job = ledger.get_job(fired[0], session=session)
     assert (job.trigger, job.schedule_id, job.state) == ("schedule", sched.id, "PENDING")
     assert job.settings["estimators"] == ["linear"]  # the model's last settings
-    assert fire_due(now=sched.next_run_at) == []  # once per due time
-    (after,) = list_schedules()
-    assert after.next_run_at - sched.next_run_at == timedelta(days=1)
-    assert after.last_run_at == sched.next_run_at
+    assert fire_due(db, now=due) == []  # once per due time
+    (after,) = list_schedules(session=session)
+    assert after.next_run_at - due == timedelta(days=1)
+    assert after.last_run_at == due
 
 
 def test_bad_schedules_are_refused(home: Path) -> None:
@@ -185,73 +164,72 @@ def test_bad_schedules_are_refused(home: Path) -> None:
     assert result.exit_code == 2 and "not a time of day" in result.stderr
 
 
-def test_a_retrain_that_does_not_beat_production_is_not_promoted(home: Path) -> None:
-    from core.jobs.schedules import create_schedule, fire_due
-    from core.jobs.worker import JobWorker
+@pytest.mark.slow  # real worker processes running searches
+def test_a_retrain_that_does_not_beat_production_is_not_promoted(db: Database,
+                                                                 session: Session) -> None:
+    from core.jobs.schedules import create_schedule
 
     runner.invoke(app, ["automl", str(CANCER), "--target", "diagnosis", "--budget", "2",
                         "--estimators", "linear", "--no-ensemble"])
-    with session_scope() as s:
-        set_alias("breast_cancer", 1, "production", session=s)
-    sched = create_schedule("breast_cancer", "02:00", auto_canary=True, gate_min_abs=0.05)
-    (job_id,) = fire_due(now=sched.next_run_at)
-    assert JobWorker().run(max_jobs=1) == 1
-    job = ledger.get_job(job_id)
-    assert job.state == "COMPLETED"
+    set_alias("breast_cancer", 1, "production", session=session)
+    sched = create_schedule("breast_cancer", "02:00", session=session, auto_canary=True,
+                            gate_min_abs=0.05)
+    (job_id,) = fire_due(db, now=sched.next_run_at)
+    assert job_worker(db).run(max_jobs=1) == 1
+    job = ledger.get_job(job_id, session=session)
+    assert job.state == JobState.COMPLETED
     assert job.gate["passed"] is False and "does not beat" in job.gate["reason"]
     assert job.gate["production_version"] == 1 and job.gate["action"] == "none"
-    with session_scope() as s:
-        assert resolve("breast_cancer", session=s)[1].version == 1  # production untouched
+    assert resolve("breast_cancer", session=session)[1].version == 1  # production untouched
 
 
-def test_bad_input_fails_without_retry_and_transient_errors_back_off(home: Path) -> None:
-    from core.jobs.worker import _retry_or_fail, claim_next
-
-    job = submit(CANCER, "diagnosis", budget=2)
-    claimed = claim_next("w1")
+def test_bad_input_fails_without_retry_and_transient_errors_back_off(
+        session: Session) -> None:
+    job = submit(session, CANCER, "diagnosis", budget=2)
+    claimed = claim_next("w1", session=session)
     assert claimed.id == job.id and claimed.attempts == 1
-    _retry_or_fail(job.id, "OperationalError: database is locked")
-    again = ledger.get_job(job.id)
-    assert again.state == "PENDING" and again.not_before is not None
-    assert claim_next("w1") is None  # backing off
-    with session_scope() as s:
-        row = s.get(type(again), job.id)
-        row.not_before = None
-        s.add(row)
-    assert claim_next("w2").attempts == 2
+    retry_or_fail(job.id, "OperationalError: database is locked", session=session)
+    again = ledger.get_job(job.id, session=session)
+    assert again.state == JobState.PENDING and again.not_before is not None
+    assert claim_next("w1", session=session) is None  # backing off
+    again.not_before = None
+    session.add(again)
+    session.commit()
+    assert claim_next("w2", session=session).attempts == 2
 
 
-def test_a_retrain_that_passes_the_gate_enters_a_canary(home: Path) -> None:
+@pytest.mark.slow  # real worker processes running searches
+def test_a_retrain_that_passes_the_gate_enters_a_canary(db: Database,
+                                                       session: Session) -> None:
     from core.deploy import get_state
-    from core.jobs.schedules import create_schedule, fire_due
-    from core.jobs.worker import JobWorker
+    from core.jobs.schedules import create_schedule
 
     weak = DATA.parent / "data" / "breast_cancer.csv"
     runner.invoke(app, ["train", str(weak), "--target", "diagnosis", "--estimator", "knn",
                         "--param", "n_neighbors=200", "--name", "cancer"])
     runner.invoke(app, ["alias", "cancer", "1", "production"])
-    sched = create_schedule("cancer", "02:00", auto_canary=True,
+    sched = create_schedule("cancer", "02:00", session=session, auto_canary=True,
                             settings={"estimators": None, "params": None, "budget": 4})
-    (job_id,) = fire_due(now=sched.next_run_at)
-    assert JobWorker().run(max_jobs=1) == 1
-    job = ledger.get_job(job_id)
+    (job_id,) = fire_due(db, now=sched.next_run_at)
+    assert job_worker(db).run(max_jobs=1) == 1
+    job = ledger.get_job(job_id, session=session)
     assert job.gate["passed"] is True, job.gate
-    state = get_state("cancer")
+    state = get_state("cancer", session=session)
     assert (state.stable, state.candidate) == (1, 2) and state.percent == state.steps[0]
 
 
+@pytest.mark.slow  # a real search
 def test_a_foreground_run_heartbeats_so_no_reaper_takes_it_for_lost(
-        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.automl.runner import run_training
-
+        db: Database, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBENCH_HEARTBEAT_S", "0.2")
     monkeypatch.setenv("WORKBENCH_WORKER_LOST_AFTER_S", "1")
     reaped: list[int] = []
 
-    def progress(_state: dict) -> None:
+    def progress(_state: training.Progress) -> None:
         time.sleep(0.5)  # a slow search, while a worker's reaper looks at the ledger
-        reaped.extend(reap_lost_jobs())
+        reaped.extend(reap_lost_jobs(session=session))
 
-    outcome = run_training(CANCER, "diagnosis", budget=4, estimators=["linear"],
-                           progress=progress)
-    assert reaped == [] and state(outcome.job_id) == "COMPLETED"
+    request = TrainingRequest.create(dataset=CANCER, target="diagnosis", budget=4,
+                                     estimators=["linear"])
+    outcome = training.run_training(db, request, progress=progress)
+    assert reaped == [] and state(session, outcome.job_id) == JobState.COMPLETED

@@ -17,7 +17,7 @@ from core.automl.train import build_pipeline, cross_validate, prepare
 from core.data.splits import make_splits, walk_forward
 from core.errors import InvalidDataError
 from core.features.targets import market_table
-from tests.conftest import DATA
+from tests.factories import DATA
 
 STOCKS = pd.read_csv(DATA / "stocks.csv")
 
@@ -113,6 +113,7 @@ def test_leakage_guards_warn() -> None:
     assert not any("leak" in n.lower() or "repeat" in n for n in clean.notes)
 
 
+@pytest.mark.slow  # a real market search
 def test_search_on_the_sample_stock_data_runs_end_to_end() -> None:
     table = market_table(_sample(), kind="direction", horizon=1)
     result = search(table.frame, table.target, budget=4, seed=0, time_column="date")

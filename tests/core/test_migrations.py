@@ -19,10 +19,10 @@ def test_migrations_match_the_models(backend_db: Database) -> None:
 
 def test_reopening_an_existing_store_keeps_its_registry(backend_db: Database) -> None:
     from core.registry import list_versions
-    from tests.core.test_registry import _register
+    from tests.factories import register_numeric
 
     with Session(backend_db.engine) as s:
-        _register(s)
+        register_numeric(s)
     backend_db.dispose()
     reopened = Database()  # a new process / upgraded package opening the same database
     try:
@@ -59,8 +59,12 @@ def test_upgrade_from_the_first_release_keeps_jobs_and_versions(backend: str) ->
         " cancel_requested, log, created_at) VALUES ('search', 'COMPLETED', 'm', 'y', "
         "'binary', 'roc_auc', '{}', '{}', false, '', CURRENT_TIMESTAMP)"])
     from core.jobs.ledger import list_jobs
+    from core.store import Database
 
-    (job,) = list_jobs()  # get_engine() upgrades to head on first use
+    db = Database()  # upgrades to head on first use
+    with db.session() as s:
+        (job,) = list_jobs(session=s)
+    db.dispose()
     assert (job.model_name, job.state, job.attempts, job.trigger) == ("m", "COMPLETED", 0,
                                                                       "manual")
 
@@ -75,7 +79,10 @@ def test_unlabelled_predictions_logged_before_0006_stop_counting_as_labelled(
         "INSERT INTO predictionlog (request_id, model_name, version, predictions, actual, "
         f"shadow_predictions, created_at) VALUES ('r{i}', 'm', 1, '[\"a\"]', '{actual}', "
         "'null', CURRENT_TIMESTAMP)" for i, actual in enumerate(["null", '["a"]'])])
-    labelled_once = accuracy("m", "binary", "24h")
+    from core.store import session_scope
+
+    with session_scope() as s:
+        labelled_once = accuracy("m", "binary", "24h", session=s)
     assert labelled_once["1"]["n"] == 1
     from core.deploy.telemetry import Telemetry
     from core.store import utcnow
@@ -85,4 +92,5 @@ def test_unlabelled_predictions_logged_before_0006_stop_counting_as_labelled(
     t.log(request_id="r9", model_name="m", version=1, predictions=["b"], shadow_version=None,
           created_at=utcnow())
     t.flush()
-    assert accuracy("m", "binary", "24h") == labelled_once
+    with session_scope() as s:
+        assert accuracy("m", "binary", "24h", session=s) == labelled_once

@@ -8,12 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import skops.io as sio
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -30,24 +26,10 @@ from core.registry import (
 from core.settings import get_settings
 from core.store import AuditEvent, Database, Deployment
 from core.usecases.aliases import remove_alias, set_alias
-from tests.helpers import store_snapshot
-
-SCHEMA = [{"name": "a", "kind": "numeric", "dtype": "float64"},
-          {"name": "b", "kind": "numeric", "dtype": "float64"}]
-
-
-def _fitted(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    X = pd.DataFrame(rng.normal(size=(60, 2)), columns=["a", "b"])
-    y = np.where(X["a"] + 0.1 * rng.normal(size=60) > 0, "yes", "no")
-    return make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), X
-
-
-def _register(s: Session, name: str = "churn", seed: int = 0, **kw):
-    pipe, _ = _fitted(seed)
-    return register_version(pipe, session=s, name=name, task="binary", target="y",
-                            input_schema=SCHEMA, classes=["no", "yes"], metric="roc_auc",
-                            score=0.9 + seed / 100, **kw)
+from tests.factories import NUMERIC_SCHEMA as SCHEMA
+from tests.factories import numeric_pipeline as _fitted
+from tests.factories import register_numeric as _register
+from tests.factories import store_snapshot
 
 
 @pytest.fixture

@@ -21,9 +21,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
-from core.monitor.alerts import get_config, post_webhook, set_config
-from core.monitor.webhook import UnsafeWebhookError
-from tests.core.test_deploy import register
+from app.cli_common import session
+from core.deploy.webhook import UnsafeWebhookError, post_webhook
+from core.monitor import alerts
+from core.store import MonitorConfig
+from tests.factories import register
 
 REAL_GETADDRINFO = socket.getaddrinfo
 
@@ -68,6 +70,16 @@ def receiver() -> Iterator[Receiver]:
 def model(home: Path) -> str:
     register("hooked")
     return "hooked"
+
+
+def set_config(model: str, **fields: Any) -> MonitorConfig:
+    with session() as s:
+        return alerts.set_config(model, session=s, **fields)
+
+
+def get_config(model: str) -> MonitorConfig:
+    with session() as s:
+        return alerts.get_config(model, session=s)
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import DATA, ROOT
-from tests.e2e.conftest import running_app
+from tests.factories import DATA, ROOT, running_app
 
 pytestmark = pytest.mark.e2e
 

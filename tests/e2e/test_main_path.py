@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import DATA
+from tests.factories import DATA
 
 pytestmark = pytest.mark.e2e
 WAIT = 30_000

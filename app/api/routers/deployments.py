@@ -1,5 +1,5 @@
 """Deployments: the rule and live figures of a model, deploy (canary or shadow), promote and
-roll back. Every answer is the deployment document after the change."""
+roll back. Every answer is the deployment document after the change (`DeploymentPublic`)."""
 
 from __future__ import annotations
 
@@ -12,29 +12,29 @@ from app.api.deps import ServingDep, SessionDep
 from app.api.errors import ERRORS
 from app.api.schemas import DeployRequest, ReasonRequest
 from core.deploy import deployments as dep
+from core.deploy.public import DeploymentPublic, DeploymentState, VersionLive
 from core.deploy.service import Serving
 from core.deploy.telemetry import stats_since
-from core.registry.versions import check_model_name
+from core.registry import check_model_name
 
 router = APIRouter(tags=["deployments"], responses=ERRORS)
 
 
-def _deployment_doc(serving: Serving, name: str, session: Session) -> dict[str, Any]:
+def _deployment_doc(serving: Serving, name: str, session: Session) -> DeploymentPublic:
     st = serving.state(name, fresh=True)
-    doc = st.to_dict()
     live = {}
     for label, v in (("stable", st.stable), ("candidate", st.candidate)):
         if v is not None:
             since = st.step_started_at if label == "candidate" else None
             stats = stats_since(name, v, since, session=session)
-            live[label] = {"version": v, **stats.summary(),
-                           "load_error": serving.cache.failed.get((name, v))}
-    doc["live"] = live
-    doc["history"] = dep.history(name, limit=20)
-    return doc
+            live[label] = VersionLive(version=v, **stats.summary(),
+                                      load_error=serving.cache.failed.get((name, v)))
+    return DeploymentPublic(**dict(st), live=live,
+                            history=dep.history(name, session=session, limit=20))
 
 
-def _metrics_now(name: str, st: dep.DeploymentState, session: Session) -> dict[str, Any]:
+def _metrics_now(name: str, st: DeploymentState, session: Session) -> dict[str, Any]:
+    """The live figures an audit event of a promote or rollback carries."""
     out = {}
     for label, v in (("stable", st.stable), ("candidate", st.candidate)):
         if v is not None:
@@ -45,7 +45,7 @@ def _metrics_now(name: str, st: dep.DeploymentState, session: Session) -> dict[s
 
 
 @router.get("/v1/deployments/{name}")
-def get_deployment(name: str, serving: ServingDep, session: SessionDep) -> dict[str, Any]:
+def get_deployment(name: str, serving: ServingDep, session: SessionDep) -> DeploymentPublic:
     check_model_name(name)
     serving.flush()
     return _deployment_doc(serving, name, session)
@@ -53,10 +53,10 @@ def get_deployment(name: str, serving: ServingDep, session: SessionDep) -> dict[
 
 @router.post("/v1/deployments/{name}")
 def post_deployment(name: str, body: DeployRequest, serving: ServingDep, session: SessionDep
-                    ) -> dict[str, Any]:
+                    ) -> DeploymentPublic:
     check_model_name(name)
-    dep.deploy(name, body.version, body.percent, mode=body.mode, steps=body.steps,
-               guard_rails=body.guard_rails, auto_advance=body.auto_advance,
+    dep.deploy(name, body.version, body.percent, session=session, mode=body.mode,
+               steps=body.steps, guard_rails=body.guard_rails, auto_advance=body.auto_advance,
                reason=body.reason, actor="api", warm=serving.warm)
     serving.forget(name)
     return _deployment_doc(serving, name, session)
@@ -64,23 +64,23 @@ def post_deployment(name: str, body: DeployRequest, serving: ServingDep, session
 
 @router.post("/v1/deployments/{name}/promote")
 def post_promote(name: str, serving: ServingDep, session: SessionDep,
-                 body: ReasonRequest | None = None) -> dict[str, Any]:
+                 body: ReasonRequest | None = None) -> DeploymentPublic:
     check_model_name(name)
     serving.flush()
     st = serving.state(name, fresh=True)
     metrics = _metrics_now(name, st, session)
-    dep.promote(name, actor="api", reason=body.reason if body else "", metrics=metrics,
-                expect_candidate=st.candidate)  # the one these metrics describe
+    dep.promote(name, session=session, actor="api", reason=body.reason if body else "",
+                metrics=metrics, expect_candidate=st.candidate)  # the one these describe
     serving.forget(name)
     return _deployment_doc(serving, name, session)
 
 
 @router.post("/v1/deployments/{name}/rollback")
 def post_rollback(name: str, serving: ServingDep, session: SessionDep,
-                  body: ReasonRequest | None = None) -> dict[str, Any]:
+                  body: ReasonRequest | None = None) -> DeploymentPublic:
     check_model_name(name)
     st = serving.state(name, fresh=True)
-    dep.rollback(name, actor="api", reason=body.reason if body else "",
+    dep.rollback(name, session=session, actor="api", reason=body.reason if body else "",
                  metrics=_metrics_now(name, st, session), expect_candidate=st.candidate)
     serving.forget(name)
     return _deployment_doc(serving, name, session)

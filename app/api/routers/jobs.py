@@ -1,108 +1,98 @@
 """REST endpoints for training jobs, retraining and schedules.
 
-Every handler is a thin call into core.jobs / core.automl.runner; errors are WorkbenchErrors
-that the app turns into `{"error", "detail"}` JSON with a 4xx status.
+Every handler is a thin call into core.jobs / core.usecases on the request's session; the
+body of POST /v1/jobs is the `TrainingRequest` every other adapter builds, and responses are
+the `*Public` records of `core.jobs.public`. Errors are WorkbenchErrors that the app turns
+into `{"error", "detail"}` JSON with a 4xx status.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
-from app.api.deps import SessionDep
-from app.api.schemas import JobRequest, ScheduleRequest
-from core.automl.runner import submit
-from core.data.datasets import get_dataset
+from app.api.deps import DbDep, SessionDep
+from app.api.schemas import ScheduleRequest
+from app.workers import ensure_local_worker
+from core.automl.request import TrainingRequest
 from core.jobs import ledger
+from core.jobs.public import JobDetailPublic, JobPublic, ScheduleDeleted, SchedulePublic
 from core.jobs.reaper import reap_lost_jobs
-from core.jobs.schedules import (
-    create_schedule,
-    delete_schedule,
-    list_schedules,
-    retrain,
-    set_paused,
-)
-from core.jobs.views import job_doc, read_job, read_jobs, schedule_doc
-from core.jobs.worker import ensure_local_worker
+from core.jobs.schedules import create_schedule, delete_schedule, list_schedules, set_paused
+from core.jobs.states import Trigger
+from core.jobs.views import read_job_detail, read_jobs
+from core.usecases.retraining import retrain
+from core.usecases.training import submit
 
-router = APIRouter()
+router = APIRouter(tags=["jobs"])
 
 
-@router.post("/v1/jobs", tags=["jobs"], status_code=201)
-def create_job(body: JobRequest, session: SessionDep) -> dict[str, Any]:
-    ds = get_dataset(body.dataset, session=session)
-    job = submit(ds, body.target, name=body.name,
-                 task=None if body.task == "auto" else body.task, metric=body.metric,
-                 budget=body.budget, seed=body.seed, time_column=body.time_column,
-                 estimators=body.estimators, sampler=body.search, ensemble=body.ensemble,
-                 trigger="api", actor="api")
-    ensure_local_worker()
-    return job_doc(job)
+@router.post("/v1/jobs", status_code=201, response_model=JobPublic)
+def create_job(body: TrainingRequest, session: SessionDep, db: DbDep) -> JobPublic:
+    job = submit(body, session=session, trigger=Trigger.API, actor="api")
+    ensure_local_worker(db)
+    return JobPublic.of(job)
 
 
-@router.get("/v1/jobs", tags=["jobs"])
-def jobs(limit: int = 100) -> list[dict[str, Any]]:
-    return [job_doc(j) for j in read_jobs(limit=max(1, min(limit, 1000)), by="api")]
+@router.get("/v1/jobs", response_model=list[JobPublic])
+def jobs(session: SessionDep, limit: int = 100) -> list[JobPublic]:
+    return read_jobs(session=session, limit=max(1, min(limit, 1000)), by="api")
 
 
-@router.get("/v1/jobs/{job_id}", tags=["jobs"])
-def job(job_id: int) -> dict[str, Any]:
-    doc = job_doc(read_job(job_id, by="api"))
-    doc["transitions"] = [{"from": t.from_state, "to": t.to_state, "reason": t.reason,
-                           "at": t.at.isoformat()} for t in ledger.transitions_of(job_id)]
-    return doc
+@router.get("/v1/jobs/{job_id}", response_model=JobDetailPublic)
+def job(job_id: int, session: SessionDep) -> JobDetailPublic:
+    return read_job_detail(job_id, session=session, by="api")
 
 
-@router.post("/v1/jobs/{job_id}/cancel", tags=["jobs"])
-def cancel(job_id: int) -> dict[str, Any]:
-    reap_lost_jobs(by="api")
-    return job_doc(ledger.request_cancel(job_id, actor="api"))
+@router.post("/v1/jobs/{job_id}/cancel", response_model=JobPublic)
+def cancel(job_id: int, session: SessionDep) -> JobPublic:
+    reap_lost_jobs(session=session, by="api")
+    return JobPublic.of(ledger.request_cancel(job_id, session=session, actor="api"))
 
 
-@router.post("/v1/jobs/{job_id}/pause", tags=["jobs"])
-def pause(job_id: int) -> dict[str, Any]:
-    reap_lost_jobs(by="api")
-    return job_doc(ledger.request_pause(job_id, True, actor="api"))
+@router.post("/v1/jobs/{job_id}/pause", response_model=JobPublic)
+def pause(job_id: int, session: SessionDep) -> JobPublic:
+    reap_lost_jobs(session=session, by="api")
+    return JobPublic.of(ledger.request_pause(job_id, True, session=session, actor="api"))
 
 
-@router.post("/v1/jobs/{job_id}/resume", tags=["jobs"])
-def resume(job_id: int) -> dict[str, Any]:
-    reap_lost_jobs(by="api")
-    return job_doc(ledger.request_pause(job_id, False, actor="api"))
+@router.post("/v1/jobs/{job_id}/resume", response_model=JobPublic)
+def resume(job_id: int, session: SessionDep) -> JobPublic:
+    reap_lost_jobs(session=session, by="api")
+    return JobPublic.of(ledger.request_pause(job_id, False, session=session, actor="api"))
 
 
-@router.post("/v1/models/{name}/retrain", tags=["jobs"], status_code=201)
-def retrain_model(name: str) -> dict[str, Any]:
-    job = retrain(name, trigger="api", actor="api")
-    ensure_local_worker()
-    return job_doc(job)
+@router.post("/v1/models/{name}/retrain", status_code=201, response_model=JobPublic)
+def retrain_model(name: str, session: SessionDep, db: DbDep) -> JobPublic:
+    job = retrain(name, session=session, trigger=Trigger.API, actor="api")
+    ensure_local_worker(db)
+    return JobPublic.of(job)
 
 
-@router.get("/v1/schedules", tags=["jobs"])
-def schedules() -> list[dict[str, Any]]:
-    return [schedule_doc(s) for s in list_schedules()]
+@router.get("/v1/schedules", response_model=list[SchedulePublic])
+def schedules(session: SessionDep) -> list[SchedulePublic]:
+    return [SchedulePublic.of(s) for s in list_schedules(session=session)]
 
 
-@router.post("/v1/schedules", tags=["jobs"], status_code=201)
-def add_schedule(body: ScheduleRequest) -> dict[str, Any]:
-    return schedule_doc(create_schedule(
-        body.model, body.when, settings={"budget": body.budget} if body.budget else {},
+@router.post("/v1/schedules", status_code=201, response_model=SchedulePublic)
+def add_schedule(body: ScheduleRequest, session: SessionDep) -> SchedulePublic:
+    return SchedulePublic.of(create_schedule(
+        body.model, body.when, session=session,
+        settings={"budget": body.budget} if body.budget else {},
         auto_canary=body.auto_canary, gate_min_abs=body.min_gain,
         gate_min_rel=body.min_gain_rel, actor="api"))
 
 
-@router.post("/v1/schedules/{schedule_id}/pause", tags=["jobs"])
-def pause_schedule(schedule_id: int) -> dict[str, Any]:
-    return schedule_doc(set_paused(schedule_id, True, actor="api"))
+@router.post("/v1/schedules/{schedule_id}/pause", response_model=SchedulePublic)
+def pause_schedule(schedule_id: int, session: SessionDep) -> SchedulePublic:
+    return SchedulePublic.of(set_paused(schedule_id, True, session=session, actor="api"))
 
 
-@router.post("/v1/schedules/{schedule_id}/resume", tags=["jobs"])
-def resume_schedule(schedule_id: int) -> dict[str, Any]:
-    return schedule_doc(set_paused(schedule_id, False, actor="api"))
+@router.post("/v1/schedules/{schedule_id}/resume", response_model=SchedulePublic)
+def resume_schedule(schedule_id: int, session: SessionDep) -> SchedulePublic:
+    return SchedulePublic.of(set_paused(schedule_id, False, session=session, actor="api"))
 
 
-@router.delete("/v1/schedules/{schedule_id}", tags=["jobs"])
-def remove_schedule(schedule_id: int) -> dict[str, Any]:
-    delete_schedule(schedule_id, actor="api")
-    return {"deleted": schedule_id}
+@router.delete("/v1/schedules/{schedule_id}", response_model=ScheduleDeleted)
+def remove_schedule(schedule_id: int, session: SessionDep) -> ScheduleDeleted:
+    delete_schedule(schedule_id, session=session, actor="api")
+    return ScheduleDeleted(deleted=schedule_id)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from app.api.deps import ServingDep, SessionDep
 from app.api.errors import ERRORS, PREDICT_ERRORS
 from app.api.schemas import CompareRequest, EvaluateRequest, LoadRequest
-from core.deploy.evaluation import evaluate_records
+from core.deploy.evaluation import Evaluation, evaluate_records
 from core.deploy.service import Serving
 from core.enums import Task
 from core.registry import (
@@ -55,7 +55,7 @@ class ComparedVersion(BaseModel):
     metric: str
     score: float | None
     metrics: dict[str, float | None]
-    evaluation: dict[str, Any] | None = None  # core.deploy.evaluation's answer
+    evaluation: Evaluation | None = None  # core.deploy.evaluation's answer
 
 
 class Comparison(BaseModel):
@@ -91,14 +91,15 @@ def model(name: str, serving: ServingDep, session: SessionDep) -> ModelDetail:
 
 
 @router.post("/v1/models/{name}/evaluate", responses=PREDICT_ERRORS)
-def evaluate(name: str, body: EvaluateRequest, serving: ServingDep) -> dict[str, Any]:
+def evaluate(name: str, body: EvaluateRequest, serving: ServingDep, session: SessionDep
+             ) -> Evaluation:
     check_model_name(name)
     ref = f"{name}:{body.version}" if body.version else name
     if body.version is None:
         st = serving.state(name, fresh=True)
         ref = f"{name}:{st.stable}" if st.stable else name
     with serving.evaluation_slot():
-        return evaluate_records(serving, ref, body.records, body.target)
+        return evaluate_records(serving, ref, body.records, body.target, session=session)
 
 
 @router.post("/v1/models/compare", response_model=Comparison,
@@ -116,7 +117,7 @@ def _compare(serving: Serving, body: CompareRequest, session: SessionDep) -> Com
                               metric=mv.metric, score=mv.score, metrics=mv.metrics)
         if body.records:
             row.evaluation = evaluate_records(serving, f"{name}:{mv.version}", body.records,
-                                              body.target)
+                                              body.target, session=session)
         rows.append(row)
     return Comparison(versions=rows)
 

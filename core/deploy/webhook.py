@@ -1,4 +1,7 @@
-"""Alert webhooks that cannot be turned against the server's own network (SSRF).
+"""Alert webhooks that cannot be turned against the server's own network (SSRF), and the one
+path every alert's notification takes (`notify`): the monitor's windowed alerts and the guard
+loop's GUARD alerts alike. It sits in `core.deploy` because the guard loop, below the
+monitor, sends through it too.
 
 Whoever may configure a model's monitoring could otherwise make the server POST to
 127.0.0.1, the cloud metadata service (169.254.169.254) or anything on the private network,
@@ -22,11 +25,13 @@ import json
 import logging
 import socket
 import ssl
+import threading
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from core.errors import WorkbenchError
 from core.settings import get_settings
+from core.store import Alert
 
 log = logging.getLogger("workbench.alerts")
 TIMEOUT_S = 3.0
@@ -179,3 +184,22 @@ def post_webhook(url: str, payload: dict[str, Any]) -> int | None:
         return None
     finally:
         conn.close()
+
+
+def alert_payload(alert: Alert, actions: list[str]) -> dict[str, Any]:
+    """What a receiver gets for an alert that just opened."""
+    return {"id": alert.id, "model": alert.model_name, "version": alert.version,
+            "kind": alert.kind, "severity": alert.severity, "message": alert.message,
+            "actions": actions}
+
+
+def notify(url: str | None, alert: Alert, actions: list[str]) -> threading.Thread | None:
+    """POST the alert to the model's webhook, if it has one, off the caller's path (a daemon
+    thread: a slow receiver never holds up a guard loop or a monitor pass). Call it after the
+    alert was committed, so a receiver never hears of an alert that was rolled back."""
+    if not url:
+        return None
+    thread = threading.Thread(target=post_webhook, args=(url, alert_payload(alert, actions)),
+                              daemon=True, name="alert-webhook")
+    thread.start()
+    return thread

@@ -12,23 +12,25 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from sqlmodel import Session
 
 from core.data.datasets import get_dataset, load_frame
+from core.deploy import deploy, get_state
 from core.errors import WorkbenchError
 from core.features.schema import align_to_schema
+from core.jobs import ledger
+from core.jobs.ledger import writing
+from core.jobs.schedules import get_schedule
+from core.jobs.states import Trigger
 from core.registry import PRODUCTION, load_pipeline
-from core.store import Job, Schedule, session_scope
+from core.store import Database, Job
 from core.store.audit import record
-
-if TYPE_CHECKING:
-    from core.automl.runner import RunOutcome
+from core.usecases.training import RunOutcome
 
 log = logging.getLogger("workbench.gate")
-GATED_TRIGGERS = {"schedule", "api", "alert"}
 MIN_NEW_ROWS = 30
 
 
@@ -45,8 +47,9 @@ class GateVerdict:
     min_rel: float = 0.0
 
 
-def evaluate_gate(outcome: RunOutcome, *, min_abs: float = 0.0,
+def evaluate_gate(outcome: RunOutcome, *, session: Session, min_abs: float = 0.0,
                   min_rel: float = 0.0) -> GateVerdict:
+    """The verdict on `outcome`'s version against production (reads only)."""
     data, best = outcome.result.data, outcome.result.best
     m = data.metric
     covered = best.cv.covered
@@ -55,11 +58,10 @@ def evaluate_gate(outcome: RunOutcome, *, min_abs: float = 0.0,
     base = dict(metric=m.name, candidate_version=outcome.version.version,
                 candidate_score=float(cand), min_abs=min_abs, min_rel=min_rel)
     try:
-        with session_scope() as s:
-            _, prod_mv, prod = load_pipeline(f"{outcome.model}@{PRODUCTION}", session=s)
+        _, prod_mv, prod = load_pipeline(f"{outcome.model}@{PRODUCTION}", session=session)
     except WorkbenchError:
         return GateVerdict(True, "no production version yet: nothing to beat", **base)
-    unseen = _unseen_rows(outcome, prod_mv.dataset_id) & covered
+    unseen = _unseen_rows(session, outcome, prod_mv.dataset_id) & covered
     if unseen.sum() < MIN_NEW_ROWS:
         prod_score, basis = prod_mv.score, "cross-validated scores on the same data"
     else:
@@ -90,7 +92,8 @@ def evaluate_gate(outcome: RunOutcome, *, min_abs: float = 0.0,
                        production_score=float(prod_score), **base)
 
 
-def _unseen_rows(outcome: RunOutcome, prod_dataset_id: int | None) -> np.ndarray:
+def _unseen_rows(session: Session, outcome: RunOutcome,
+                 prod_dataset_id: int | None) -> np.ndarray:
     """Rows of the new training data that were not in production's training data."""
     n = len(outcome.result.data.y)
     if prod_dataset_id is None:
@@ -98,8 +101,7 @@ def _unseen_rows(outcome: RunOutcome, prod_dataset_id: int | None) -> np.ndarray
     if prod_dataset_id == outcome.dataset.id:
         return np.zeros(n, dtype=bool)
     new = load_frame(outcome.dataset)
-    with session_scope() as s:
-        old = load_frame(get_dataset(prod_dataset_id, session=s))
+    old = load_frame(get_dataset(prod_dataset_id, session=session))
     common = [c for c in new.columns if c in old.columns]
     seen = set(pd.util.hash_pandas_object(old[common].astype(str), index=False))
     hashes = pd.util.hash_pandas_object(new[common].astype(str), index=False).to_numpy()
@@ -108,23 +110,25 @@ def _unseen_rows(outcome: RunOutcome, prod_dataset_id: int | None) -> np.ndarray
     return mask[new[target.name].notna().to_numpy()] if len(mask) != n else mask
 
 
-def after_training(job_id: int, outcome: RunOutcome) -> GateVerdict | None:
+def after_training(db: Database, job_id: int, outcome: RunOutcome) -> GateVerdict | None:
     """For scheduled or triggered retrains: run the gate, store the verdict, and start a
     canary when the schedule opted in and the gate passed."""
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        schedule = s.get(Schedule, job.schedule_id) if job.schedule_id else None
-    if job.trigger not in GATED_TRIGGERS:
-        return None
-    verdict = evaluate_gate(outcome, min_abs=schedule.gate_min_abs if schedule else 0.0,
-                            min_rel=schedule.gate_min_rel if schedule else 0.0)
+    with db.session() as s:
+        job = ledger.get_job(job_id, session=s)
+        schedule = get_schedule(job.schedule_id, session=s) if job.schedule_id else None
+        if not Trigger(job.trigger).is_gated:
+            return None
+        verdict = evaluate_gate(outcome, session=s,
+                                min_abs=schedule.gate_min_abs if schedule else 0.0,
+                                min_rel=schedule.gate_min_rel if schedule else 0.0)
     action = "none"
     if verdict.passed and schedule is not None and schedule.auto_canary:
-        action = _start_canary(outcome.model, outcome.version.version)
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        job.gate = {**asdict(verdict), "action": action}
-        s.add(job)
+        with db.session() as s:
+            action = _start_canary(outcome.model, outcome.version.version, session=s)
+    with db.session() as s, writing(s):
+        row = s.get(Job, job_id, populate_existing=True)
+        row.gate = {**asdict(verdict), "action": action}
+        s.add(row)
         record(s, "gate.passed" if verdict.passed else "gate.failed",
                f"model:{outcome.model}:{outcome.version.version}", actor="gate",
                reason=verdict.reason, outcome=action)
@@ -132,13 +136,9 @@ def after_training(job_id: int, outcome: RunOutcome) -> GateVerdict | None:
     return verdict
 
 
-def _start_canary(model: str, version: int) -> str:
+def _start_canary(model: str, version: int, *, session: Session) -> str:
     """Hand the version to the deployment layer as a canary at its first rollout step."""
-    from core.deploy import deploy, get_state
-
-    first_step = get_state(model).steps[0]
-    deploy(model, version, percent=first_step, actor="gate",
+    first_step = get_state(model, session=session).steps[0]
+    deploy(model, version, percent=first_step, session=session, actor="gate",
            reason="passed the promotion gate")
     return f"canary started for {model}:{version} at {first_step:g}%"
-
-
