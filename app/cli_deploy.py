@@ -105,7 +105,8 @@ def register(app: typer.Typer) -> None:
             err.print(insecure_warning(host, port), style="bold red", highlight=False)
         os.environ["WORKBENCH_BIND_HOST"] = host  # the workers' Host allow-list starts from it
         reset_settings()
-        database()  # migrate once before the workers start
+        # built and migrated once before the workers start (or exit 1); they open their own
+        database().engine.dispose()
         monitor_proc = subprocess.Popen(  # its own process: it must not hold the server's GIL
             [sys.executable, "-m", "app", "worker", "--monitor-only",
              "--parent-pid", str(os.getpid())],

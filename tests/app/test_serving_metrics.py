@@ -15,9 +15,7 @@ import pytest
 
 from core.deploy import deployments as dep
 from core.deploy.metrics import mark_process_dead, multiprocess_exposition
-from tests.conftest import ROOT
-from tests.core.test_deploy import record, register
-from tests.helpers import metric
+from tests.factories import ROOT, metric, record, register, store_session
 
 CHILD = """
 import sys
@@ -62,7 +60,8 @@ def test_two_processes_counts_are_summed_in_one_scrape(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_workbench_serve_with_two_workers_sums_both_in_every_scrape(home: Path) -> None:
     register()
-    dep.deploy("churn", 1)
+    with store_session() as s:
+        dep.deploy("churn", 1, session=s)
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", "2",
