@@ -62,7 +62,9 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     # outermost: Host, Origin and Content-Type are checked before auth (app/request_policy.py)
     app.add_middleware(RequestPolicy, settings=settings)
     install_handlers(app)
-    for router in (health.router, models.router, predict.router, datasets.router,
+    # The prediction routes first: FastAPI matches a request against the included routers in
+    # order (and again inside the matching one), so the hot path is tried before the rest.
+    for router in (predict.router, health.router, models.router, datasets.router,
                    deployments.router):
         app.include_router(router)
     # jobs, retraining, schedules, monitoring and alerts
