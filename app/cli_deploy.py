@@ -4,17 +4,24 @@ exit 2 with a one-paragraph message on bad input, `--json` prints one JSON docum
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
+from app.cli_common import JsonOpt, database, emit_json, err, guarded, out, session
 from core.deploy.enums import DeploymentMode
 from core.deploy.rails import DEFAULT_GUARD_RAILS, DEFAULT_STEPS
 from core.errors import WorkbenchError
 
 if TYPE_CHECKING:  # core.deploy.deployments pulls in the registry: loaded when a command runs
     from core.deploy.public import DeploymentState
+
+# prometheus_client's multiprocess mode (core/deploy/metrics.py): set before the workers start
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 ReasonOpt = Annotated[str, typer.Option(help="Why (kept in the deployment history).")]
 STEPS = " → ".join(f"{p:g}" for p in DEFAULT_STEPS)
@@ -42,6 +49,29 @@ def _exit_quietly(*_: object) -> None:
     raise SystemExit(0)  # a server stopped on request; `finally` blocks still run
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def fresh_metrics_dir(home: Path) -> Path:
+    """A new, empty directory for this server's per-worker metric files, under
+    HOME/serve-metrics/ and named after this process; the directories of servers that are
+    gone (killed before they could clean up) are removed first, so no old count is summed."""
+    parent = home / "serve-metrics"
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.iterdir():
+        owner = old.name.split("-", 1)[0]
+        if not owner.isdigit() or not _pid_alive(int(owner)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent))
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @guarded
@@ -61,7 +91,6 @@ def register(app: typer.Typer) -> None:
         """Start the REST API (OpenAPI docs at /docs). Workers share deployment state through
         the database. Listens on 127.0.0.1 unless told otherwise; another interface needs
         WORKBENCH_API_TOKEN or --insecure."""
-        import os
         import signal
         import subprocess
         import sys
@@ -70,18 +99,24 @@ def register(app: typer.Typer) -> None:
 
         from app.bind_guard import check_bind, insecure_warning
         from core.settings import get_settings, reset_settings
-        from core.store import get_engine
 
         token = "WORKBENCH_API_TOKEN" if get_settings().workbench_api_token else None
         if check_bind(host, command="workbench serve", authentication=token, insecure=insecure):
             err.print(insecure_warning(host, port), style="bold red", highlight=False)
         os.environ["WORKBENCH_BIND_HOST"] = host  # the workers' Host allow-list starts from it
         reset_settings()
-        get_engine()  # migrate once before the workers start
+        # built and migrated once before the workers start (or exit 1); they open their own
+        database().engine.dispose()
         monitor_proc = subprocess.Popen(  # its own process: it must not hold the server's GIL
             [sys.executable, "-m", "app", "worker", "--monitor-only",
              "--parent-pid", str(os.getpid())],
             stdin=subprocess.DEVNULL) if monitor else None
+        # Several workers (started after the monitor, which counts nothing): each counts in
+        # its own files there, and a scrape sums them all. One worker runs in this process
+        # and counts in memory (correct, and cheaper).
+        metrics_dir = fresh_metrics_dir(get_settings().home) if workers > 1 else None
+        if metrics_dir is not None:
+            os.environ[MULTIPROC_ENV] = str(metrics_dir)
         err.print(f"serving on http://{host}:{port} (docs: /docs, workers: {workers}"
                   f"{', alerts checked every 30 s' if monitor else ''})")
         # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default
@@ -98,6 +133,8 @@ def register(app: typer.Typer) -> None:
                 except subprocess.TimeoutExpired:  # mid-pass: its transaction rolls back
                     monitor_proc.kill()
                     monitor_proc.wait()  # reaped here, never left a zombie
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
 
     @app.command()
     @guarded

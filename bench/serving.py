@@ -234,8 +234,9 @@ def main() -> None:
         deploy("bench", 1, session=session)
     records = json.loads(X.iloc[:max(rows_list)].to_json(orient="records"))
     from core.deploy.service import Serving
+    from core.store.db import Database
 
-    lean = Serving().cache.get("bench", 1)
+    lean = Serving(Database()).cache.get("bench", 1)
     results: dict = {"floor_in_process": floor(pipe, X, lean), "lean_path": lean.fast is not None,
                      "servers": {}}
 

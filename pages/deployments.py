@@ -87,7 +87,8 @@ st.subheader("Live traffic (last hour)")
 since = utcnow() - timedelta(hours=1)
 rows = []
 for v in {state.stable, state.candidate} - {None}:
-    summary = stats_since(name, v, since).summary()
+    with session() as s:
+        summary = stats_since(name, v, since, session=s).summary()
     rows.append({"version": v, "role": "stable" if v == state.stable else "candidate",
                  **{k: summary[k] for k in ("requests", "ok", "failed", "rejected",
                                             "error_rate", "latency_p50_ms", "latency_p99_ms")}})

@@ -291,3 +291,15 @@ def running_app(home: Path) -> Iterator[str]:
         proc.wait(timeout=10)
         log.close()
         stop_spawned_workers(home)  # workers the app started run in their own session
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample of a Prometheus scrape (None when it is absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v
+                                           for k, v in labels.items()):
+                return sample.value
+    return None

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import ERRORS, install_handlers
 from app.api.guard import Guard
 from app.api.routers import datasets, deployments, health, jobs, models, monitor, predict
 from app.api.version import VERSION
 from app.request_policy import RequestPolicy
+from core.deploy.metrics import mark_process_dead
 from core.deploy.service import Serving
-from core.registry import PRODUCTION, list_models
+from core.settings import get_settings
 from core.store.db import Database
 
 log = logging.getLogger("workbench.api")
@@ -28,12 +31,13 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     `background=False` leaves telemetry flushing and guard rails to explicit
     `app.state.serving.tick()` calls (tests); `tune_gc` is for a server process (see
     app_factory)."""
-    db = db or Database()
-    serving = serving or Serving()
+    settings = serving.settings if serving is not None else get_settings()
+    db = db or (serving.db if serving is not None else Database(settings=settings))
+    serving = serving or Serving(db, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        _warm_deployed(serving, db)
+        await run_in_threadpool(_warm_deployed, serving)
         # Loaded pipelines are long-lived: keep them out of the cyclic collector's scans, and
         # collect young objects less often (fewer pauses on the request path).
         if tune_gc:
@@ -45,17 +49,18 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
         try:
             yield
         finally:
-            serving.stop()
+            await run_in_threadpool(serving.stop)
             db.dispose()
+            mark_process_dead(os.getpid())  # this worker's live gauges leave the scrape
 
     app = FastAPI(title="ML Workbench API", version=VERSION, lifespan=lifespan,
                   description="Models, predictions, feedback and deployments (canary, shadow, "
                               "guard rails). Errors: {\"error\": code, \"detail\": message}.")
     app.state.serving = serving
     app.state.db = db
-    app.add_middleware(Guard, settings=serving.settings)
+    app.add_middleware(Guard, settings=settings)
     # outermost: Host, Origin and Content-Type are checked before auth (app/request_policy.py)
-    app.add_middleware(RequestPolicy, settings=serving.settings)
+    app.add_middleware(RequestPolicy, settings=settings)
     install_handlers(app)
     for router in (health.router, models.router, predict.router, datasets.router,
                    deployments.router):
@@ -66,11 +71,11 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     return app
 
 
-def _warm_deployed(serving: Serving, db: Database) -> None:
-    """Load the stable and candidate versions of deployed models before taking traffic."""
+def _warm_deployed(serving: Serving) -> None:
+    """Load the stable and candidate versions of deployed models before taking traffic
+    (blocking: the lifespan runs it in a thread)."""
     try:
-        with db.session() as s:
-            names = [m.name for m in list_models(session=s) if PRODUCTION in m.aliases]
+        names = serving.states.deployed()
     except Exception:
         log.exception("could not list models to warm")
         return

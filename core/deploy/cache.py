@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -16,7 +17,8 @@ from core.errors import SchemaMismatchError
 from core.features.inputs import market_spec, model_input, sent_columns
 from core.registry.artifacts import load_verified
 from core.registry.versions import resolve
-from core.store import ModelVersion, session_scope
+from core.store import ModelVersion
+from core.store.db import Database
 
 _PLAIN_NUMBERS = frozenset({float, int, bool, type(None)})
 _NUMERIC_DTYPES = ("int", "float", "uint", "bool", "Int", "Float", "UInt", "boolean")
@@ -140,16 +142,30 @@ def _plain(value: Any) -> Any:
 
 class ModelCache:
     """At most `size` loaded versions; loading is serialised per version so concurrent first
-    requests load once."""
+    requests load once. `get` may load (seconds: call it off the event loop); `hit` never
+    does. `on_change(n)` hears the number of versions held after every change (a gauge)."""
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, db: Database, size: int = 8,
+                 on_change: Callable[[int], None] | None = None) -> None:
+        self.db = db
         self.size = size
         self._items: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, int], threading.Lock] = {}
         self.failed: dict[tuple[str, int], str] = {}  # versions that failed to load, and why
+        self._on_change = on_change
+
+    def hit(self, name: str, version: int) -> LoadedModel | None:
+        """The loaded version, marked recently used; None when it is not loaded."""
+        key = (name, version)
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
 
     def get(self, name: str, version: int) -> LoadedModel:
+        """The version, loaded (and verified) first if it is not held."""
         key = (name, version)
         with self._lock:
             item = self._items.get(key)
@@ -162,11 +178,7 @@ class ModelCache:
                 item = self._items.get(key)
             if item is None:
                 try:
-                    with session_scope() as s:
-                        _, mv = resolve(f"{name}:{version}", session=s)
-                    pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{version}",
-                                             accepted_sklearn=mv.accepted_sklearn)
-                    item = LoadedModel.build(name, mv, pipeline)
+                    item = self._load(name, version)
                 except Exception as exc:
                     self.failed[key] = f"{type(exc).__name__}: {exc}"
                     raise
@@ -176,7 +188,20 @@ class ModelCache:
                 self._items.move_to_end(key)
                 while len(self._items) > self.size:
                     self._items.popitem(last=False)
+                held = len(self._items)
+            self._changed(held)
             return item
+
+    def _load(self, name: str, version: int) -> LoadedModel:
+        with self.db.session() as session:
+            _, mv = resolve(f"{name}:{version}", session=session)
+        pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{version}",
+                                 accepted_sklearn=mv.accepted_sklearn)
+        return LoadedModel.build(name, mv, pipeline)
+
+    def _changed(self, held: int) -> None:
+        if self._on_change is not None:
+            self._on_change(held)
 
     def peek(self, name: str, version: int) -> LoadedModel | None:
         with self._lock:
@@ -187,7 +212,9 @@ class ModelCache:
             keys = [k for k in self._items if k[0] == name and version in (None, k[1])]
             for k in keys:
                 del self._items[k]
-            return [k[1] for k in keys]
+            held = len(self._items)
+        self._changed(held)
+        return [k[1] for k in keys]
 
     def loaded_models(self, name: str) -> list[LoadedModel]:
         with self._lock:

@@ -9,8 +9,9 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from core.automl.metrics import all_scores
+from core.deploy.batcher import score
 from core.deploy.deployments import InvalidRequestError
-from core.deploy.service import Serving, score
+from core.deploy.service import Serving
 from core.registry import resolve
 
 

@@ -15,7 +15,7 @@ from core.errors import SchemaMismatchError, WorkbenchError
 from core.features.inputs import sent_columns
 from core.features.schema import column_differences, named, unexpected_note
 from core.registry import resolve
-from core.store import Database
+from core.store.db import Database
 
 MAX_REQUESTS = 20_000
 CONCURRENCY = 32
@@ -63,7 +63,7 @@ def simulate(name: str, frame: pd.DataFrame, requests: int = 1000, *, db: Databa
         raise WorkbenchError("The table to replay has no rows.")
     _check_columns(name, frame, db)
     rows = frame.to_dict("records")
-    serving = Serving()
+    serving = Serving(db)
     by_version: Counter[int] = Counter()
     errors = 0
 

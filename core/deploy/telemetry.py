@@ -1,6 +1,9 @@
 """Hot-path telemetry: per-version counters and latency histograms kept in memory and written
 to the database in batches (one `ServingStat` row per version per flush, about once a second)
-together with the buffered prediction log. Never one database write per request."""
+together with the buffered prediction log. Never one database write per request.
+
+The same events also feed this process's Prometheus metrics (core/deploy/metrics.py), which
+`/metrics` exposes summed over every server worker."""
 
 from __future__ import annotations
 
@@ -15,11 +18,13 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import insert, update
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from core.store import PredictionLog, RequestInput, RequestSample, ServingStat, session_scope
+from core.deploy.metrics import BUCKETS_MS, ServingMetrics
+from core.store import PredictionLog, RequestInput, RequestSample, ServingStat
+from core.store.db import Database
 
-BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]  # + overflow
+__all__ = ["BUCKETS_MS", "Counter", "Telemetry", "quantile", "stats_since"]
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 SAMPLE_ROWS = 100  # scored rows kept per version per flush for live drift
 MAX_LOGGED_ROWS = 10_000  # a bigger request's rows are not kept (its label cannot train)
@@ -121,12 +126,13 @@ def quantile(hist: list[int], q: float) -> float | None:
 
 
 class Telemetry:
-    """Thread-safe buffers; `flush()` drains them in one transaction."""
+    """Thread-safe buffers; `flush()` drains them into `db` in one unit of work."""
 
-    def __init__(self) -> None:
+    def __init__(self, db: Database, metrics: ServingMetrics | None = None) -> None:
+        self.db = db
+        self.metrics = metrics or ServingMetrics()
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, int], Counter] = {}
-        self.totals: dict[tuple[str, int], Counter] = {}  # since process start (for /metrics)
         self._logs: list[dict[str, Any]] = []
         self._shadow: list[tuple[str, list[Any] | None, str | None]] = []
         self._samples: dict[tuple[str, int], tuple[int, list[dict[str, Any]]]] = {}
@@ -156,20 +162,17 @@ class Telemetry:
             if c is None:
                 c = self._pending[key] = Counter()
             c.add(latency_ms, ok, predictions)
-            t = self.totals.get(key)
-            if t is None:
-                t = self.totals[key] = Counter()
-            t.add(latency_ms, ok, None)
+        self.metrics.observe(name, version, latency_ms / 1000.0, ok)
 
     def reject(self, name: str, version: int) -> None:
         """A request that reached the version but did not match its schema (a 422)."""
         key = (name, version)
         with self._lock:
-            for counters in (self._pending, self.totals):
-                c = counters.get(key)
-                if c is None:
-                    c = counters[key] = Counter()
-                c.add(0.0, False, None, rejected=True)
+            c = self._pending.get(key)
+            if c is None:
+                c = self._pending[key] = Counter()
+            c.add(0.0, False, None, rejected=True)
+        self.metrics.reject(name, version)
 
     def log(self, **row: Any) -> None:
         with self._lock:
@@ -191,7 +194,7 @@ class Telemetry:
             if not pending and not logs and not shadow and not samples:
                 return 0
             try:
-                with session_scope() as s:
+                with self.db.session() as s:
                     for (name, version), c in pending.items():
                         s.add(ServingStat(model_name=name, version=version, worker=WORKER_ID,
                                           count=c.count, errors=c.errors,
@@ -228,14 +231,14 @@ class Telemetry:
             return len(pending) + len(logs) + len(shadow) + len(samples)
 
 
-def stats_since(name: str, version: int, since: datetime | None) -> Counter:
+def stats_since(name: str, version: int, since: datetime | None, *,
+                session: Session) -> Counter:
     """Flushed telemetry of one version from every worker since a moment."""
     total = Counter()
-    with session_scope() as s:
-        q = select(ServingStat).where(ServingStat.model_name == name,
-                                      ServingStat.version == version)
-        if since is not None:
-            q = q.where(ServingStat.at >= since)
-        for row in s.exec(q):
-            total.merge(Counter.of_row(row))
+    q = select(ServingStat).where(ServingStat.model_name == name,
+                                  ServingStat.version == version)
+    if since is not None:
+        q = q.where(ServingStat.at >= since)
+    for row in session.exec(q):
+        total.merge(Counter.of_row(row))
     return total

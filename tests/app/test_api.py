@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from app.api import create_app
 from core.deploy import deployments as dep
 from core.store import reset_engines
-from tests.factories import record, register, store_session
+from tests.factories import metric, record, register, store_session
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ def test_shadow_scorecard_with_feedback(client: TestClient) -> None:
         r = _predict(client, [record(i)], f"k{i}").json()
         assert r["version"] == 1  # stable answers every request in shadow mode
         ids.append((r["request_id"], r["predictions"][0]))
-    serving._side_pool.submit(lambda: None).result()  # shadow copies run off the response path
+    serving.shadow.wait(timeout=60)  # shadow copies run off the response path
     for i, (rid, pred) in enumerate(ids):
         actual = pred if i % 3 else ("no" if pred == "yes" else "yes")
         ok = client.post("/v1/models/churn/feedback", json={"request_id": rid, "actual": actual})
@@ -208,8 +208,12 @@ def test_auto_rollback_on_an_error_spike(client: TestClient) -> None:
 def test_metrics_endpoint_is_prometheus_text(client: TestClient) -> None:
     _predict(client, [record()])
     text = client.get("/metrics").text
-    assert 'workbench_requests_total{model="churn",version="1"} 1' in text
-    assert "workbench_request_latency_ms_bucket" in text
+    assert metric(text, "workbench_requests_total", model="churn", version="1") == 1
+    assert metric(text, "workbench_request_duration_seconds_bucket", model="churn",
+                  version="1", le="+Inf") == 1
+    assert metric(text, "workbench_request_duration_seconds_count", model="churn",
+                  version="1") == 1
+    assert metric(text, "workbench_models_loaded") >= 1
 
 
 def test_failures_of_the_stable_version_are_counted_shown_and_alerted(
@@ -236,11 +240,12 @@ def test_failures_of_the_stable_version_are_counted_shown_and_alerted(
     stable = client.get("/v1/deployments/churn").json()["live"]["stable"]
     assert {k: stable[k] for k in outcomes} == {k: live[k] for k in outcomes}
     text = client.get("/metrics").text
+    labels = {"model": "churn", "version": "1"}
     for outcome, n in (("ok", 15), ("failed", 10), ("rejected", 3)):
-        assert (f'workbench_request_outcomes_total{{model="churn",version="1",'
-                f'outcome="{outcome}"}} {n}') in text
-    assert 'workbench_request_errors_total{model="churn",version="1"} 10' in text
-    assert 'workbench_request_latency_ms_count{model="churn",version="1"} 25' in text
+        assert metric(text, "workbench_request_outcomes_total", **labels, outcome=outcome) == n
+    assert metric(text, "workbench_requests_total", **labels) == 28
+    assert metric(text, "workbench_request_errors_total", **labels) == 10
+    assert metric(text, "workbench_request_duration_seconds_count", **labels) == 25
     with store_session() as s:
         (alert,) = [a for a in check("churn", session=s) if a.kind == "ERROR"]
     assert (alert.version, alert.severity) == (1, "critical") and "40.0%" in alert.message

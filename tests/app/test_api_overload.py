@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from app.api import create_app
 from core.deploy import deployments as dep
-from tests.factories import record, register, store_session
+from tests.factories import metric, record, register, store_session
 
 EXTRA = 5  # requests beyond the bound
 
@@ -40,7 +40,7 @@ def test_requests_past_the_bound_get_503_with_retry_after(
         serving = client.app.state.serving
         expected = client.post("/v1/models/churn/predict", json=body).json()["predictions"]
         release = threading.Event()
-        serving._predict_pool.submit(release.wait, 60)  # the predict thread is busy
+        serving.predict_pool.submit(release.wait, 60)  # the predict thread is busy
         answers: list = []
 
         def call() -> None:
@@ -75,7 +75,10 @@ def test_requests_past_the_bound_get_503_with_retry_after(
         assert client.post("/invocations", json={"dataframe_records": body["records"]}
                            ).status_code == 200
         assert serving.batcher.pending_requests == serving.batcher.pending_rows == 0
-        assert serving.telemetry.totals[("churn", 1)].errors == 0
+        scrape = client.get("/metrics").text
+        assert metric(scrape, "workbench_request_errors_total", model="churn", version="1") == 0
+        assert metric(scrape, "workbench_requests_total", model="churn", version="1") == \
+            1 + admitted + 2  # the refused ones never reached the version
 
 
 def test_the_bound_is_a_setting_with_a_default(monkeypatch: pytest.MonkeyPatch) -> None:

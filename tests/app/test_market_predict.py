@@ -108,7 +108,7 @@ def test_concurrent_market_requests_are_not_one_history(db: Database, tmp_path: 
     early, late = history("2013-01-01", "2013-04-01"), history("2013-02-01", "2013-06-01")
     want = [cli_answers(db, early, tmp_path)["prediction"].tolist(),
             cli_answers(db, late, tmp_path)["prediction"].tolist()]
-    serving = Serving()
+    serving = Serving(db)
     serving.warm("prices", 1)
 
     async def both() -> list:

@@ -247,7 +247,8 @@ def test_demo_mode_seeds_models_a_canary_and_traffic(demo: list[str]) -> None:
     assert not demo, "the first run in demo mode, which seeded the store, showed no exception"
     state = _state("breast_cancer")
     assert (state.stable, state.candidate, state.percent) == (1, 2, 10.0)
-    assert stats_since("breast_cancer", 1, None).count > 0
+    with store_session() as s:
+        assert stats_since("breast_cancer", 1, None, session=s).count > 0
     at = _app().run(timeout=180)
     assert not at.exception
     at.switch_page("pages/deployments.py").run()

@@ -53,7 +53,7 @@ def latency(alerts: list) -> list:
 
 
 def traffic(version: int, ok: int, failed: int, latency_ms: float = 3.0) -> None:
-    t = Telemetry()
+    t = Telemetry(Database())
     for _ in range(ok):
         t.record("wine", version, latency_ms, True, ["class_0"])
     for _ in range(failed):
@@ -250,7 +250,7 @@ def test_webhooks_are_http_only_and_never_follow_redirects(
 
 def test_a_shifted_prediction_mix_raises_a_drift_alert(canary: str, session: Session) -> None:
     set_config("wine", consecutive=1, min_requests=50, session=session)
-    t = Telemetry()
+    t = Telemetry(Database())
     for _ in range(300):  # training predicted three classes; live traffic sees only one
         t.record("wine", 1, 2.0, True, ["class_2"])
     t.flush()

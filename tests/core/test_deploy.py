@@ -315,19 +315,20 @@ def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-    from core.deploy import service
+    from core.deploy import batcher, service
+    from core.store.db import Database
 
     register(strict_categories=True)
     dep.deploy("churn", 1, percent=100, session=session)
     sizes: list[int] = []
-    real = service._score_batch
+    real = batcher._score_batch
 
     def counting(batch):
         sizes.append(len(batch))
         return real(batch)
 
-    monkeypatch.setattr(service, "_score_batch", counting)
-    serving = service.Serving()
+    monkeypatch.setattr(batcher, "_score_batch", counting)
+    serving = service.Serving(Database())
     serving.batcher.max_rows = 16
     pipe = serving.model("churn", 1).pipeline
 
@@ -352,7 +353,7 @@ def test_concurrent_requests_share_a_predict_call_and_keep_their_own_answers(
                                            for i in range(12)]
     assert big_answer.predictions == expected([record(i, "pro") for i in range(40)])
     assert all(len(a.probabilities) == len(a.predictions) for a in [*ok, big_answer])
-    assert isinstance(refused, service.PredictionFailedError)
+    assert isinstance(refused, batcher.PredictionFailedError)
     assert max(sizes) > 1  # requests were scored together
 
 

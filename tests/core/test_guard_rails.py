@@ -98,7 +98,7 @@ def _predict(serving: Serving, name: str, records: list[dict]) -> None:
 
 
 def test_one_models_broken_rails_do_not_stop_another_models_rollback(
-        backend: str, bs: Session) -> None:
+        backend: str, backend_db: Database, bs: Session) -> None:
     """`churn` has rails an older release stored without checking them (they make the judge
     fail); `other`'s canary fails for real on a plan it never saw. The loop alerts about
     `churn`, and still rolls `other` back."""
@@ -120,14 +120,14 @@ def test_one_models_broken_rails_do_not_stop_another_models_rollback(
         bs.expire_all()
         return list(bs.exec(select(Alert).where(Alert.kind == AlertKind.GUARD)).all())
 
-    serving = Serving()
+    serving = Serving(backend_db)
     try:
         for name in ("churn", "other"):  # loaded before traffic, as a server does
             serving.warm(name, 1)
             serving.warm(name, 2)
         _predict(serving, "churn", [record(i) for i in range(6)])  # first in the loop
         _predict(serving, "other", [record(i, "gold") for i in range(8)])  # candidate fails
-        assert list(serving._states) == ["churn", "other"]
+        assert serving.states.names() == ["churn", "other"]
         serving.flush()
         acted = serving.check_guards()
         assert [v.action for v in acted] == [GuardAction.ROLLBACK]
@@ -144,7 +144,8 @@ def test_one_models_broken_rails_do_not_stop_another_models_rollback(
             **DEFAULT_GUARD_RAILS.as_dict(), "min_requests": 50}  # -1 ms dropped
     finally:
         serving.stop()
-    restarted = Serving()  # the server restarted after the fix: its first judgement resolves
+    # the server restarted after the fix: its first judgement resolves
+    restarted = Serving(backend_db)
     try:
         restarted.state("churn", fresh=True)
         restarted.check_guards()

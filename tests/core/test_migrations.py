@@ -86,8 +86,9 @@ def test_unlabelled_predictions_logged_before_0006_stop_counting_as_labelled(
     assert labelled_once["1"]["n"] == 1
     from core.deploy.telemetry import Telemetry
     from core.store import utcnow
+    from core.store.db import Database
 
-    t = Telemetry()  # and a prediction logged now, without a label, stays unlabelled
+    t = Telemetry(Database())  # and a prediction logged now, without a label, stays unlabelled
     t.log(request_id="r9", model_name="m", version=1, predictions=["b"], shadow_version=None,
           created_at=utcnow())
     t.flush()

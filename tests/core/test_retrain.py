@@ -153,6 +153,7 @@ def test_request_rows_are_logged_unless_switched_off(session: Session,
 
     from core.deploy.service import Serving
     from core.store import RequestInput
+    from core.store.db import Database
     from tests.factories import record, register
 
     register("churn")
@@ -160,7 +161,7 @@ def test_request_rows_are_logged_unless_switched_off(session: Session,
         deploy("churn", 1, 100, session=s)
     for switch, expect in (("true", [[record(1)]]), ("false", [])):
         monkeypatch.setenv("WORKBENCH_LOG_INPUTS", switch)
-        serving = Serving()
+        serving = Serving(Database())
         # its own thread: a browser test's session-wide event loop may own this one
         with ThreadPoolExecutor(1) as pool:
             answer = pool.submit(asyncio.run, serving.predict("churn", [record(1)])).result()

@@ -26,18 +26,19 @@ def _deployment_doc(serving: Serving, name: str, session: Session) -> Deployment
     for label, v in (("stable", st.stable), ("candidate", st.candidate)):
         if v is not None:
             since = st.step_started_at if label == "candidate" else None
-            live[label] = VersionLive(version=v, **stats_since(name, v, since).summary(),
+            stats = stats_since(name, v, since, session=session)
+            live[label] = VersionLive(version=v, **stats.summary(),
                                       load_error=serving.cache.failed.get((name, v)))
     return DeploymentPublic(**dict(st), live=live,
                             history=dep.history(name, session=session, limit=20))
 
 
-def _metrics_now(name: str, st: DeploymentState) -> dict[str, Any]:
+def _metrics_now(name: str, st: DeploymentState, session: Session) -> dict[str, Any]:
     """The live figures an audit event of a promote or rollback carries."""
     out = {}
     for label, v in (("stable", st.stable), ("candidate", st.candidate)):
         if v is not None:
-            s = stats_since(name, v, st.step_started_at).summary()
+            s = stats_since(name, v, st.step_started_at, session=session).summary()
             s.pop("predictions", None)
             out[label] = {"version": v, **s}
     return out
@@ -67,7 +68,7 @@ def post_promote(name: str, serving: ServingDep, session: SessionDep,
     check_model_name(name)
     serving.flush()
     st = serving.state(name, fresh=True)
-    metrics = _metrics_now(name, st)
+    metrics = _metrics_now(name, st, session)
     dep.promote(name, session=session, actor="api", reason=body.reason if body else "",
                 metrics=metrics, expect_candidate=st.candidate)  # the one these describe
     serving.forget(name)
@@ -80,6 +81,6 @@ def post_rollback(name: str, serving: ServingDep, session: SessionDep,
     check_model_name(name)
     st = serving.state(name, fresh=True)
     dep.rollback(name, session=session, actor="api", reason=body.reason if body else "",
-                 metrics=_metrics_now(name, st), expect_candidate=st.candidate)
+                 metrics=_metrics_now(name, st, session), expect_candidate=st.candidate)
     serving.forget(name)
     return _deployment_doc(serving, name, session)

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel
 
 from app.api.deps import ServingDep
-from app.api.metrics import prometheus_text
 from app.api.version import VERSION
+from core.deploy.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
 
 
+class Health(BaseModel):
+    status: str
+    version: str
+    models_loaded: list[str]  # "name:version" held in this worker's memory
+
+
 @router.get("/health")
-def health(serving: ServingDep) -> dict[str, Any]:
-    return {"status": "ok", "version": VERSION, "models_loaded": serving.cache.loaded()}
+def health(serving: ServingDep) -> Health:
+    return Health(status="ok", version=VERSION, models_loaded=serving.cache.loaded())
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(serving: ServingDep) -> PlainTextResponse:
-    return PlainTextResponse(prometheus_text(serving), media_type="text/plain; version=0.0.4")
+def metrics(serving: ServingDep) -> Response:
+    """Prometheus text: every server worker's counts summed (core/deploy/metrics.py)."""
+    return Response(serving.metrics.exposition(), media_type=CONTENT_TYPE)

@@ -6,7 +6,6 @@ scored the records in the body and in `X-Model-Version`, with a request id in `X
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,10 +17,11 @@ from app.api.mlflow_protocol import mlflow_records
 from app.api.schemas import FeedbackRequest, PredictRequest, PredictResponse
 from app.api.wire import answer_response, json_body, parsed
 from core.deploy.deployments import InvalidRequestError
+from core.deploy.feedback import FeedbackRecorded, Scorecard, record_feedback
+from core.deploy.feedback import scorecard as live_scorecard
 from core.deploy.service import Serving
 from core.errors import NotFoundError
-from core.registry import PRODUCTION, check_model_name, list_models, resolve
-from core.store import Database
+from core.registry.versions import check_model_name, resolve
 
 router = APIRouter(tags=["predict"])
 
@@ -37,10 +37,10 @@ async def predict(name: str, request: Request, serving: ServingDep) -> Response:
 
 async def _invocations(serving: Serving, name: str, payload: Any, key: str | None
                        ) -> Response:
-    st = serving.state(check_model_name(name))
+    st = await serving.astate(check_model_name(name))
     if st.stable is None:
         raise NotFoundError(f"Model {name!r} has no deployed version.")
-    columns = serving.model(name, st.stable).columns
+    columns = (await serving.amodel(name, st.stable)).columns
     records = mlflow_records(payload, columns)
     if not records:
         raise InvalidRequestError("No records to score.")
@@ -57,39 +57,21 @@ async def invocations(name: str, request: Request, serving: ServingDep) -> Respo
 
 @router.post("/invocations", responses=PREDICT_ERRORS, openapi_extra=json_body())
 async def default_invocations(request: Request, serving: ServingDep) -> Response:
-    return await _invocations(serving, _default_model(serving.settings, request.app.state.db),
+    return await _invocations(serving, await serving.default_model(),
                               await parsed(request), request.headers.get("x-request-key"))
 
 
 @router.post("/v1/models/{name}/feedback", responses=ERRORS)
-def feedback(name: str, body: FeedbackRequest, serving: ServingDep) -> dict[str, Any]:
+def feedback(name: str, body: FeedbackRequest, serving: ServingDep, session: SessionDep
+             ) -> FeedbackRecorded:
     check_model_name(name)
-    return serving.feedback(name, body.request_id, body.actual)
+    serving.flush()  # the request may have been answered a moment ago
+    return record_feedback(name, body.request_id, body.actual, session=session)
 
 
-@router.get("/v1/models/{name}/scorecard", responses=ERRORS)
-def scorecard(name: str, serving: ServingDep, session: SessionDep) -> dict[str, Any]:
+@router.get("/v1/models/{name}/scorecard", responses=ERRORS, response_model=Scorecard,
+            response_model_exclude_none=True)
+def scorecard(name: str, serving: ServingDep, session: SessionDep) -> Scorecard:
     _, mv = resolve(check_model_name(name), session=session)
-    return serving.scorecard(name, mv.task)
-
-
-_DEFAULT: dict[str, Any] = {"name": None, "at": 0.0}
-
-
-def _default_model(settings: Any, db: Database) -> str:
-    """WORKBENCH_DEFAULT_MODEL, else the only deployed model (looked up at most once a
-    second: this is on the /invocations hot path)."""
-    name = settings.default_model
-    if name:
-        return name
-    now = time.monotonic()
-    if _DEFAULT["name"] and now - _DEFAULT["at"] < 1.0:
-        return _DEFAULT["name"]
-    with db.session() as s:
-        deployed = [m.name for m in list_models(session=s) if PRODUCTION in m.aliases]
-    if len(deployed) == 1:
-        _DEFAULT.update(name=deployed[0], at=now)
-        return deployed[0]
-    raise NotFoundError("/invocations needs a default model: set WORKBENCH_DEFAULT_MODEL or "
-                        "use /v1/models/{name}/invocations "
-                        f"({len(deployed)} models are deployed).")
+    serving.flush()
+    return live_scorecard(name, mv.task, session=session)

@@ -1,0 +1,122 @@
+"""Feedback on served predictions (the true values, sent later by the caller) and the live
+scorecard built from it: per version, and stable against its shadow candidate.
+
+Use cases on the caller's session; the serving runtime flushes its buffered prediction log
+first, so a request answered a moment ago can be labelled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from core.deploy.deployments import InvalidRequestError
+from core.errors import NotFoundError
+from core.store import PredictionLog, utcnow
+from core.store.db import lock_for_write
+
+
+class FeedbackRecorded(BaseModel):
+    """`POST /v1/models/{name}/feedback`: how many true values were stored, for which version."""
+
+    request_id: str
+    version: int
+    recorded: int
+
+
+class VersionScore(BaseModel):
+    """One version on its labelled predictions: `accuracy` (classification) or `mae`
+    (regression), the other one absent from the JSON."""
+
+    version: int
+    labelled: int
+    accuracy: float | None = None
+    mae: float | None = None
+
+
+class ShadowScore(BaseModel):
+    """Stable against its shadow candidate on the same labelled requests."""
+
+    stable: int
+    candidate: int
+    labelled: int
+    stable_accuracy: float | None = None
+    candidate_accuracy: float | None = None
+    stable_mae: float | None = None
+    candidate_mae: float | None = None
+    agreement: float
+
+
+class Scorecard(BaseModel):
+    """`GET /v1/models/{name}/scorecard` (serialised without the absent measure's fields)."""
+
+    measure: str
+    versions: list[VersionScore]
+    shadow: list[ShadowScore]
+
+
+def record_feedback(name: str, request_id: str, actual: Any, *, session: Session
+                    ) -> FeedbackRecorded:
+    """Store the true value(s) of one answered request (one per record it scored)."""
+    lock_for_write(session)
+    row = session.exec(select(PredictionLog).where(PredictionLog.request_id == request_id,
+                                                   PredictionLog.model_name == name)).first()
+    if row is None:
+        raise NotFoundError(f"No prediction {request_id!r} of model {name!r} (request "
+                            "ids come from the predict response).")
+    actual_list = actual if isinstance(actual, list) else [actual]
+    if len(actual_list) != len(row.predictions):
+        raise InvalidRequestError(
+            f"Request {request_id} scored {len(row.predictions)} records; send "
+            f"{len(row.predictions)} actual values (a list) or one value for one record.")
+    session.exec(update(PredictionLog).where(PredictionLog.id == row.id)
+                 .values(actual=actual_list, feedback_at=utcnow()))
+    session.commit()
+    return FeedbackRecorded(request_id=request_id, version=row.version,
+                            recorded=len(actual_list))
+
+
+def scorecard(name: str, task: str, *, session: Session) -> Scorecard:
+    """Accuracy (or mean absolute error) of each version on its labelled predictions, and of
+    stable against its shadow candidate on the same requests."""
+    per_version: dict[int, list[int]] = {}
+    shadow: dict[tuple[int, int], dict[str, Any]] = {}
+    rows = session.exec(select(PredictionLog).where(PredictionLog.model_name == name,
+                                                    PredictionLog.actual.is_not(None))).all()
+    for r in rows:
+        for i, actual in enumerate(r.actual or []):
+            pv = per_version.setdefault(r.version, [0, 0])
+            pv[0] += 1
+            pv[1] += _hit(task, r.predictions[i], actual)
+            if r.shadow_version is not None and r.shadow_predictions is not None:
+                sc = shadow.setdefault((r.version, r.shadow_version),
+                                       {"n": 0, "stable": 0.0, "shadow": 0.0, "agree": 0})
+                sc["n"] += 1
+                sc["stable"] += _hit(task, r.predictions[i], actual)
+                sc["shadow"] += _hit(task, r.shadow_predictions[i], actual)
+                sc["agree"] += int(_same(r.predictions[i], r.shadow_predictions[i]))
+    measure = "mae" if task == "regression" else "accuracy"
+    return Scorecard(
+        measure=measure,
+        versions=[VersionScore(version=v, labelled=n, **{measure: hits / n})
+                  for v, (n, hits) in sorted(per_version.items())],
+        shadow=[ShadowScore(stable=a, candidate=b, labelled=sc["n"],
+                            agreement=sc["agree"] / sc["n"],
+                            **{f"stable_{measure}": sc["stable"] / sc["n"],
+                               f"candidate_{measure}": sc["shadow"] / sc["n"]})
+                for (a, b), sc in sorted(shadow.items())])
+
+
+def _same(a: Any, b: Any) -> bool:
+    return str(a) == str(b)
+
+
+def _hit(task: str, pred: Any, actual: Any) -> float:
+    if task == "regression":
+        try:
+            return abs(float(pred) - float(actual))
+        except (TypeError, ValueError):
+            return 0.0
+    return float(_same(pred, actual))

@@ -1,0 +1,126 @@
+"""The serving runtime's Prometheus metrics, through `prometheus_client`.
+
+With several server workers (`workbench serve --workers N`) each worker is its own process, so
+counts kept in memory would show one random worker per scrape. `serve` therefore sets
+PROMETHEUS_MULTIPROC_DIR before the workers start: prometheus_client then keeps every value in
+a small memory-mapped file per process in that directory, and a scrape, answered by any worker,
+sums the files of all of them (`MultiProcessCollector`). Without it (tests, one embedded app)
+the values live in this object's own registry, so two apps in one process do not mix.
+
+Names follow Prometheus conventions: the `workbench_` prefix, `_total` counters, durations in
+seconds (docs/DECISIONS.md, Serving, lists them).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+from prometheus_client import values as _values
+
+# Latency bucket edges in ms, shared by the stored telemetry and the Prometheus histogram.
+BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]  # + overflow
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest writes
+SECONDS_BUCKETS = tuple(ms / 1000.0 for ms in BUCKETS_MS)
+OUTCOMES = ("ok", "failed", "rejected")
+
+
+def multiprocess_dir() -> str | None:
+    """The shared directory of a multi-worker server, or None in a single process.
+
+    prometheus_client picks where values live when it is first imported: the directory
+    counts only if it was set by then (`serve` sets it before the workers start)."""
+    if _values.ValueClass is _values.MutexValue:
+        return None
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def multiprocess_exposition(path: str) -> bytes:
+    """The scrape of every process that wrote to `path`: counters and histograms summed,
+    the loaded-models gauge summed over live processes."""
+    registry = CollectorRegistry()
+    _multiprocess.MultiProcessCollector(registry, path=path)
+    return generate_latest(registry)
+
+
+class ServingMetrics:
+    """Per-version request counters and the latency histogram, plus the loaded-model gauge.
+
+    `observe` is on the prediction path: the labelled children of each version are looked up
+    once and kept, so a request costs a few increments (no database write)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ("model", "version")
+        self.requests = Counter(
+            "workbench_requests", "Prediction requests that reached a model version.",
+            labels, registry=self.registry)
+        self.errors = Counter(
+            "workbench_request_errors", "Failed predictions per model version (the version "
+            "could not score the records).", labels, registry=self.registry)
+        self.outcomes = Counter(
+            "workbench_request_outcomes", "Requests that reached a model version, by outcome: "
+            "ok, failed (the version could not score them), rejected (records not matching "
+            "its schema).", (*labels, "outcome"), registry=self.registry)
+        self.duration = Histogram(
+            "workbench_request_duration_seconds", "Time to score a request (ok or failed) at "
+            "one model version, in seconds.", labels, buckets=SECONDS_BUCKETS,
+            registry=self.registry)
+        self.models_loaded = Gauge(
+            "workbench_models_loaded", "Model versions held in memory (summed over the "
+            "server's live workers).", registry=self.registry, multiprocess_mode="livesum")
+        self._children: dict[tuple[str, int], tuple] = {}
+
+    def _of(self, name: str, version: int) -> tuple:
+        key = (name, version)
+        children = self._children.get(key)
+        if children is None:
+            v = str(version)
+            children = self._children[key] = (
+                self.requests.labels(name, v), self.errors.labels(name, v),
+                {o: self.outcomes.labels(name, v, o) for o in OUTCOMES},
+                self.duration.labels(name, v))
+        return children
+
+    def observe(self, name: str, version: int, seconds: float, ok: bool) -> None:
+        """A request the version scored, successfully or not, in `seconds`."""
+        requests, errors, outcomes, duration = self._of(name, version)
+        requests.inc()
+        if ok:
+            outcomes["ok"].inc()
+        else:
+            errors.inc()
+            outcomes["failed"].inc()
+        duration.observe(seconds)
+
+    def reject(self, name: str, version: int) -> None:
+        """A request whose records did not match the version's schema (not scored)."""
+        requests, _, outcomes, _ = self._of(name, version)
+        requests.inc()
+        outcomes["rejected"].inc()
+
+    def set_loaded(self, n: int) -> None:
+        self.models_loaded.set(n)
+
+    def exposition(self) -> bytes:
+        """The text a scrape gets: every worker's values summed in multi-worker mode."""
+        path = multiprocess_dir()
+        if path is None:
+            return generate_latest(self.registry)
+        return multiprocess_exposition(path)
+
+
+def mark_process_dead(pid: int, path: str | None = None) -> None:
+    """Drop a stopped worker's live gauges from the shared directory (its counters stay:
+    they are totals since the server started). A no-op in a single process."""
+    path = path or multiprocess_dir()
+    if path is not None:
+        _multiprocess.mark_process_dead(pid, path)

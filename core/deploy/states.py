@@ -1,0 +1,125 @@
+"""The deployment-state cache of one serving process: each served model's rule (stable,
+candidate, percent, mode), at most `refresh_s` old, so a request never waits on the database
+for it once it is known.
+
+A miss (a model's first request, or a stale rule when no refresher runs) is read in a thread,
+never on the event loop; concurrent misses of one model share one read."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from core.deploy.deployments import get_state
+from core.deploy.public import DeploymentState
+from core.errors import NotFoundError
+from core.registry import PRODUCTION, list_models
+from core.store.db import Database
+
+log = logging.getLogger("workbench.serving")
+DEFAULT_MODEL_TTL_S = 1.0
+
+
+class DeploymentStates:
+    """`peek` (the request path, no I/O), `get` (a thread's read, fresh if asked), `aget`
+    (the event loop's: a miss goes to a thread). `on_read(state)` hears every state read
+    (the runtime warms a candidate that is not loaded yet)."""
+
+    def __init__(self, db: Database, refresh_s: float,
+                 on_read: Callable[[DeploymentState], None] | None = None) -> None:
+        self.db = db
+        self.refresh_s = refresh_s
+        self.on_read = on_read
+        # True while a refresher keeps every known state fresh: a request then takes the
+        # cached one whatever its age
+        self.kept_fresh = False
+        self._states: dict[str, tuple[DeploymentState, float]] = {}
+        self._reads: dict[str, asyncio.Future] = {}
+        self._default: tuple[str | None, float] = (None, 0.0)
+
+    def names(self) -> list[str]:
+        """The models this process has served or been asked about, in first-seen order."""
+        return list(self._states)
+
+    def peek(self, name: str) -> DeploymentState | None:
+        """The cached rule if it is fresh enough, else None (no I/O: the request path)."""
+        cached = self._states.get(name)
+        if cached is not None and (self.kept_fresh
+                                   or time.monotonic() - cached[1] < self.refresh_s):
+            return cached[0]
+        return None
+
+    def cached(self, name: str) -> DeploymentState | None:
+        """The last rule read, whatever its age (for messages about it)."""
+        cached = self._states.get(name)
+        return cached[0] if cached else None
+
+    def read(self, name: str) -> DeploymentState:
+        """The rule from the database now (blocking: call from a thread)."""
+        with self.db.session() as session:
+            st = get_state(name, session=session)
+        self._states[name] = (st, time.monotonic())
+        if self.on_read is not None:
+            self.on_read(st)
+        return st
+
+    def get(self, name: str, *, fresh: bool = False) -> DeploymentState:
+        if not fresh:
+            st = self.peek(name)
+            if st is not None:
+                return st
+        return self.read(name)
+
+    async def aget(self, name: str) -> DeploymentState:
+        st = self.peek(name)
+        if st is not None:
+            return st
+        loop = asyncio.get_running_loop()
+        read = self._reads.get(name)
+        if read is None or read.get_loop() is not loop:
+            read = loop.run_in_executor(None, self.read, name)
+            self._reads[name] = read
+            read.add_done_callback(lambda done: self._drop_read(name, done))
+        return await asyncio.shield(read)
+
+    def _drop_read(self, name: str, done: asyncio.Future) -> None:
+        if self._reads.get(name) is done:
+            del self._reads[name]
+
+    def forget(self, name: str) -> None:
+        self._states.pop(name, None)
+
+    def refresh_all(self) -> None:
+        """Read every known rule again (the refresher's pass); a model gone is forgotten, one
+        model's failure does not stop the others."""
+        for name in self.names():
+            try:
+                self.read(name)
+            except NotFoundError:
+                self.forget(name)
+            except Exception:
+                log.exception("could not refresh the deployment of %s", name)
+
+    def deployed(self) -> list[str]:
+        """Models with a production version (blocking: call from a thread)."""
+        with self.db.session() as session:
+            return [m.name for m in list_models(session=session) if PRODUCTION in m.aliases]
+
+    async def default_model(self, configured: str | None) -> str:
+        """The model `/invocations` scores: the configured one, else the only deployed model
+        (looked up at most once a second, in a thread: this is on the request path)."""
+        if configured:
+            return configured
+        name, at = self._default
+        now = time.monotonic()
+        if name and now - at < DEFAULT_MODEL_TTL_S:
+            return name
+        deployed = await asyncio.get_running_loop().run_in_executor(None, self.deployed)
+        if len(deployed) == 1:
+            self._default = (deployed[0], now)
+            return deployed[0]
+        raise NotFoundError("/invocations needs a default model: set WORKBENCH_DEFAULT_MODEL "
+                            "or use /v1/models/{name}/invocations "
+                            f"({len(deployed)} models are deployed).")
