@@ -47,3 +47,11 @@ class ColumnKind(StrEnum):
 
 
 __all__ = ["ColumnKind", "Task"]
+
+
+class TrialState(StrEnum):
+    """How one candidate of a search ended: scored, stopped early by the pruner, or failed."""
+
+    OK = "ok"
+    PRUNED = "pruned"
+    FAILED = "failed"

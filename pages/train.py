@@ -13,9 +13,10 @@ from core.automl.catalog import CATALOG
 from core.automl.metrics import METRICS
 from core.automl.request import TrainingRequest
 from core.data.datasets import list_datasets
+from core.enums import TrialState
 from core.glossary import explain
 from core.jobs.ledger import request_cancel
-from core.jobs.states import JobState, TrialState
+from core.jobs.states import JobState
 from core.jobs.views import read_job
 from core.usecases.training import submit
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ProgrammingError
 from sqlmodel import Session
 
 from core.settings import reset_settings
@@ -87,8 +89,15 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
     url = pg_admin_url.rsplit("/", 1)[0] + "/" + name
     yield url
     forget_stores()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    for attempt in range(10):  # FORCE cannot end an autovacuum worker visiting the database
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            break
+        except ProgrammingError:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
     admin.dispose()
 
 

@@ -35,7 +35,7 @@ from core.jobs import ledger
 from core.registry import list_versions, register_version
 from core.registry.importer import import_model
 from core.settings import get_settings, reset_settings
-from core.store import Database, reset_engines
+from core.store import Database
 from core.usecases import training
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,9 +46,8 @@ CANCER = DATA / "breast_cancer.csv"
 
 # -- homes ----------------------------------------------------------------------------------
 def forget_stores() -> None:
-    """Drop every store a previous test built (the CLI's and the transition default)."""
+    """Drop every store a previous test built (the CLI keeps one per database URL)."""
     forget_databases()
-    reset_engines()
 
 
 @contextmanager

@@ -7,10 +7,12 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from core.enums import TrialState
+
 
 def best_so_far(trials: pd.DataFrame, metric: str, greater_is_better: bool) -> alt.Chart:
     """Each trial's score and the running best, by trial number."""
-    ok = trials[trials["status"] == "ok"].sort_values("trial").copy()
+    ok = trials[trials["status"] == TrialState.OK].sort_values("trial").copy()
     ok["best so far"] = (ok["score"].cummax() if greater_is_better else ok["score"].cummin())
     points = alt.Chart(ok).mark_circle(size=50, opacity=0.5).encode(
         x=alt.X("trial:Q", title="trial"), y=alt.Y("score:Q", title=metric,
@@ -22,7 +24,7 @@ def best_so_far(trials: pd.DataFrame, metric: str, greater_is_better: bool) -> a
 
 
 def score_vs_speed(trials: pd.DataFrame, metric: str) -> alt.Chart:
-    ok = trials[trials["status"] == "ok"]
+    ok = trials[trials["status"] == TrialState.OK]
     return alt.Chart(ok).mark_circle(size=70).encode(
         x=alt.X("predict_ms_per_1k:Q", title="predict time per 1,000 rows (ms)",
                 scale=alt.Scale(type="log")),

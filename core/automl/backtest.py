@@ -27,6 +27,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from core.automl.train import _full_proba
+from core.enums import Task
 from core.errors import InvalidDataError
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def _forward_returns(data: TrainingData, given: Any) -> np.ndarray | None:
                                    f"used {len(data.y)} rows: pass the one built with the "
                                    "table that was searched.")
         return values
-    if data.task == "regression":
+    if data.task == Task.REGRESSION:
         return data.y.to_numpy(dtype="float64")
     return None
 
@@ -129,7 +130,7 @@ def _series(data: TrainingData, rows: np.ndarray, pred: np.ndarray, proba: np.nd
         frame["ticker"] = data.X[ticker].astype(str).to_numpy()[rows]
     frame["actual"] = data.y.to_numpy()[rows]
     frame["predicted"] = pred
-    if data.task == "regression":
+    if data.task == Task.REGRESSION:
         frame["predicted"] = frame["predicted"].astype("float64")
         frame["position"] = (frame["predicted"] > 0).astype(float)
         frame["correct"] = np.sign(frame["predicted"]) == np.sign(frame["actual"].astype(float))
@@ -237,7 +238,7 @@ def _holdout(result: SearchResult, fwd: np.ndarray | None, cost_bps: float, hori
     with threadpool_limits(limits=1):
         model.fit(data.X.iloc[train], data.y.iloc[train])
         X_h, y_h = data.X.iloc[hold], data.y.iloc[hold].to_numpy()
-        if data.task == "regression":
+        if data.task == Task.REGRESSION:
             proba, pred = None, model.predict(X_h)
         else:
             proba = _full_proba(model, X_h, data.problem.classes)

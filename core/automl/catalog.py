@@ -31,9 +31,10 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from xgboost import XGBClassifier, XGBRegressor
 
+from core.enums import Task
 from core.errors import WorkbenchError
 
-CLASSIFICATION = frozenset({"binary", "multiclass"})
+CLASSIFICATION = frozenset({Task.BINARY, Task.MULTICLASS})
 REGRESSION = frozenset({"regression"})
 BOTH = CLASSIFICATION | REGRESSION
 
@@ -54,7 +55,7 @@ class EstimatorSpec:
     def make(self, task: str, params: dict[str, Any]) -> BaseEstimator:
         """The estimator with `params` over the fixed ones; unknown names are refused with
         the list of names the estimator accepts."""
-        factory = self.regressor if task == "regression" else self.classifier
+        factory = self.regressor if task == Task.REGRESSION else self.classifier
         if factory is None:
             raise WorkbenchError(f"The estimator {self.key!r} does not support {task} problems.")
         known = set(factory(**self.fixed).get_params()) | set(self.space)

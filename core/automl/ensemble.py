@@ -19,6 +19,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from core.automl.metrics import Metric
+from core.enums import Task
 
 MAX_CANDIDATES = 12   # best trials considered as members
 ROUNDS = 30           # greedy additions (with replacement)
@@ -100,7 +101,7 @@ class WeightedEnsemble(BaseEstimator):
             p.fit(X, y)
         return self
 
-    @available_if(lambda self: self.task != "regression")
+    @available_if(lambda self: self.task != Task.REGRESSION)
     def predict_proba(self, X):
         check_is_fitted(self)
         return sum(w * p.predict_proba(X) for p, w in zip(self.pipelines, self.weights,
@@ -108,21 +109,21 @@ class WeightedEnsemble(BaseEstimator):
 
     def predict(self, X):
         check_is_fitted(self)
-        if self.task == "regression":
+        if self.task == Task.REGRESSION:
             return sum(w * p.predict(X) for p, w in zip(self.pipelines, self.weights,
                                                          strict=True))
         return np.asarray(self.classes_)[np.argmax(self.predict_proba(X), axis=1)]
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy (classification) or R² (regression), as scikit-learn's mixins define it."""
-        scorer = r2_score if self.task == "regression" else accuracy_score
+        scorer = r2_score if self.task == Task.REGRESSION else accuracy_score
         return float(scorer(y, self.predict(X), sample_weight=sample_weight))
 
     def __sklearn_tags__(self):
         """A classifier or a regressor by its task; the inputs every member takes (sparse
         matrices, missing values)."""
         tags = super().__sklearn_tags__()
-        if self.task == "regression":
+        if self.task == Task.REGRESSION:
             tags.estimator_type, tags.regressor_tags = "regressor", RegressorTags()
         else:
             tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()

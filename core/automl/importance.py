@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.inspection import permutation_importance
 
 from core.automl.train import CVResult, TrainingData
+from core.enums import Task
 
 MAX_ROWS = 2000
 REPEATS = 3
@@ -25,7 +26,7 @@ def feature_importance(data: TrainingData, cv: CVResult | None, seed: int = 0
     metric, classes = data.metric, data.problem.classes
 
     def scorer(model: Any, X_: Any, y_: Any) -> float:
-        if data.task == "regression":
+        if data.task == Task.REGRESSION:
             return metric.oriented(metric.score(y_.to_numpy(), model.predict(X_)))
         proba = model.predict_proba(X_)
         pred = np.asarray(model.classes_)[np.argmax(proba, axis=1)]

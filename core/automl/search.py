@@ -37,6 +37,7 @@ from core.automl.train import (
     fit_final,
     prepare,
 )
+from core.enums import Task, TrialState
 from core.errors import WorkbenchError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -73,7 +74,7 @@ class TrialResult:
 
     @property
     def score(self) -> float | None:
-        return self.cv.mean if self.cv is not None and self.status == "ok" else None
+        return self.cv.mean if self.cv is not None and self.status == TrialState.OK else None
 
 
 @dataclass
@@ -246,14 +247,14 @@ class _Search:
         result = self._evaluate(number, arm, params)
         result.seconds = time.monotonic() - started
         self.trials.append(result)
-        if result.status == "ok":
+        if result.status == TrialState.OK:
             arm.study.tell(trial, self.data.metric.oriented(result.score))
             arm.scores.append(self.data.metric.oriented(result.score))
             arm.stds.append(result.cv.std)
             arm.seconds.append(result.seconds)
             if self.incumbent is None or self._better(result, self.incumbent):
                 self.incumbent = result
-        elif result.status == "pruned":
+        elif result.status == TrialState.PRUNED:
             arm.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             arm.seconds.append(result.seconds)
         else:
@@ -311,7 +312,7 @@ class _Search:
 
     # -- the end ---------------------------------------------------------------------------
     def _finish(self) -> SearchResult:
-        ok = [t for t in self.trials if t.status == "ok"]
+        ok = [t for t in self.trials if t.status == TrialState.OK]
         if not ok:
             reasons = "; ".join(f"{t.estimator}: {t.reason}" for t in self.trials)
             raise WorkbenchError("Every candidate failed to train, so no model was produced. "
@@ -353,7 +354,7 @@ class _Search:
                       key=lambda t: m.oriented(t.score), reverse=True)[:ens.MAX_CANDIDATES]
         if len(pool) < 2:
             return best, None
-        classification = data.task != "regression"
+        classification = data.task != Task.REGRESSION
         preds = [(t.cv.oof_proba if classification else t.cv.oof_pred)[covered].astype(float)
                  for t in pool]
         y = data.y.to_numpy()[covered]
@@ -387,7 +388,7 @@ class _Search:
 def _ensemble_cv(members: list[TrialResult], covered: np.ndarray, blended: np.ndarray,
                  data: TrainingData) -> CVResult:
     n = len(data.y)
-    if data.task == "regression":
+    if data.task == Task.REGRESSION:
         pred = np.full(n, np.nan)
         pred[covered] = blended
         proba = None

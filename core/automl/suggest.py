@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.enums import Task, TrialState
+
 if TYPE_CHECKING:
     from core.automl.search import SearchResult
 
@@ -20,7 +22,7 @@ LATE_SHARE = 0.25       # improvement in the last quarter of trials means "still
 
 
 def still_improving(r: SearchResult) -> str | None:
-    ok = [t for t in r.trials if t.status == "ok"]
+    ok = [t for t in r.trials if t.status == TrialState.OK]
     if len(ok) < 8:
         return (f"Only {len(ok)} configurations were evaluated: a larger budget would let the "
                 "search explore more.") if r.elapsed_s >= 0.8 * r.budget_s else None
@@ -33,7 +35,7 @@ def still_improving(r: SearchResult) -> str | None:
 
 
 def imbalance(r: SearchResult) -> str | None:
-    if r.data.task == "regression":
+    if r.data.task == Task.REGRESSION:
         return None
     counts = r.data.y.value_counts()
     ratio = counts.max() / counts.min()
@@ -56,7 +58,7 @@ def dropped_columns(r: SearchResult) -> str | None:
 
 def fast_model_ties(r: SearchResult) -> str | None:
     """When the cheapest family is as good as the best, say so: it is faster to serve."""
-    ok = [t for t in r.trials if t.status == "ok" and t.cv is not None]
+    ok = [t for t in r.trials if t.status == TrialState.OK and t.cv is not None]
     if not ok:
         return None
     m = r.data.metric

@@ -22,6 +22,7 @@ from core.automl.metrics import Metric, all_scores, get_metric
 from core.automl.wrappers import LabelEncodedClassifier
 from core.data.profile import ProblemType, check_target, detect_problem_type, input_schema
 from core.data.splits import DEFAULT_FOLDS, DEFAULT_GAP, make_splits, walk_forward
+from core.enums import Task
 from core.errors import InvalidDataError
 from core.features.finance import INDICATOR_NAMES, find_column, parse_time
 from core.features.kinds import scored_as_number
@@ -91,7 +92,7 @@ def prepare(frame: pd.DataFrame, target: str, *, task: str | None = None,
         raise InvalidDataError("Every feature column is an identifier or free text, so there is "
                                "nothing to learn from: " + ", ".join(repr(c) for c in dropped))
     X = align_to_schema(X, schema)
-    if problem.task != "regression" and y.value_counts().min() < 2:
+    if problem.task != Task.REGRESSION and y.value_counts().min() < 2:
         rare = y.value_counts()
         raise InvalidDataError(
             f"The class {rare.idxmin()!r} of {target!r} occurs only once: each class needs at "
@@ -173,7 +174,7 @@ def _correlated_features(X: pd.DataFrame, y: pd.Series, problem: ProblemType,
     numeric = [c["name"] for c in schema if scored_as_number(c)
                and pd.api.types.is_numeric_dtype(X[c["name"]])]
     task = problem.task
-    if not numeric or task == "multiclass":
+    if not numeric or task == Task.MULTICLASS:
         return []
     rows = X.index if len(X) <= GUARD_SAMPLE_ROWS else X.sample(
         GUARD_SAMPLE_ROWS, random_state=0).index
@@ -183,7 +184,7 @@ def _correlated_features(X: pd.DataFrame, y: pd.Series, problem: ProblemType,
         ok = x.notna().to_numpy() & y.loc[rows].notna().to_numpy()
         if ok.sum() < 10 or x[ok].nunique() < 2:
             continue
-        if task == "regression":
+        if task == Task.REGRESSION:
             yy = y.loc[rows][ok].astype("float64")
             strength = max(abs(x[ok].corr(yy)), abs(x[ok].corr(yy, method="spearman")))
             leak = strength >= LEAK_CORRELATION
@@ -246,7 +247,7 @@ def _time_leaks(features: pd.DataFrame, times: pd.Series, time_column: str,
 def build_pipeline(spec: EstimatorSpec, task: str, params: dict[str, Any],
                    schema: list[dict[str, Any]]) -> Pipeline:
     model = spec.make(task, params)
-    if task != "regression":
+    if task != Task.REGRESSION:
         model = LabelEncodedClassifier(model)
     return Pipeline([("preprocess", build_preprocessor(schema, spec.family)), ("model", model)])
 
@@ -277,7 +278,7 @@ def cross_validate(pipeline: Pipeline, data: TrainingData,
     """Fit a fresh clone per fold (preprocessing included: no leakage across folds) and keep
     out-of-fold predictions for evaluation and ensembling. `should_stop(fold, scores)` is asked
     after every fold but the last and may end the evaluation early (pruning, deadline)."""
-    n, classification = len(data.y), data.task != "regression"
+    n, classification = len(data.y), data.task != Task.REGRESSION
     classes = np.asarray(data.problem.classes)
     oof_pred = np.full(n, np.nan) if not classification else classes[np.zeros(n, dtype=int)]
     oof_proba = np.full((n, len(classes)), np.nan) if classification else None
@@ -344,7 +345,7 @@ def evaluate(data: TrainingData, cv: CVResult) -> dict[str, Any]:
     covered = cv.covered
     y = data.y.to_numpy()[covered]
     pred = cv.oof_pred[covered]
-    if data.task == "regression":
+    if data.task == Task.REGRESSION:
         pred = pred.astype(float)
         scores = all_scores("regression", y.astype(float), pred)
         residuals = (y.astype(float) - pred)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.deploy.fastpath import EnsembleFast, FastPath, compile_fast
+from core.enums import Task
 from core.errors import SchemaMismatchError
 from core.features.inputs import market_spec, model_input, sent_columns
 from core.registry.artifacts import load_verified
@@ -47,7 +48,7 @@ class LoadedModel:
                                               and str(c["dtype"]).startswith(_NUMERIC_DTYPES))
                    for c in schema]
         classes = None
-        if mv.task != "regression":
+        if mv.task != Task.REGRESSION:
             classes = [_plain(c) for c in getattr(pipeline, "classes_", mv.classes)]
         return cls(name, mv.version, mv, pipeline, [c["name"] for c in schema], numeric,
                    classes, None if market else compile_fast(pipeline, schema), market)

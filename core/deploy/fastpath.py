@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from core.enums import Task
+
 Arrays = dict[str, np.ndarray]
 Fn = Callable[[np.ndarray], np.ndarray]
 
@@ -393,7 +395,7 @@ class EnsembleFast:
     def __init__(self, members: list[FastPath], weights: list[float], ensemble: Any) -> None:
         self.members = members
         self.weights = weights
-        self.regression = ensemble.task == "regression"
+        self.regression = ensemble.task == Task.REGRESSION
         self.classes = None if self.regression else np.asarray(ensemble.classes_)
 
     def predict_proba(self, arrays: Arrays) -> np.ndarray:

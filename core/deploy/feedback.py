@@ -13,6 +13,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from core.deploy.deployments import InvalidRequestError
+from core.enums import Task
 from core.errors import NotFoundError
 from core.store import PredictionLog, utcnow
 from core.store.db import lock_for_write
@@ -97,7 +98,7 @@ def scorecard(name: str, task: str, *, session: Session) -> Scorecard:
                 sc["stable"] += _hit(task, r.predictions[i], actual)
                 sc["shadow"] += _hit(task, r.shadow_predictions[i], actual)
                 sc["agree"] += int(_same(r.predictions[i], r.shadow_predictions[i]))
-    measure = "mae" if task == "regression" else "accuracy"
+    measure = "mae" if task == Task.REGRESSION else "accuracy"
     return Scorecard(
         measure=measure,
         versions=[VersionScore(version=v, labelled=n, **{measure: hits / n})
@@ -114,7 +115,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _hit(task: str, pred: Any, actual: Any) -> float:
-    if task == "regression":
+    if task == Task.REGRESSION:
         try:
             return abs(float(pred) - float(actual))
         except (TypeError, ValueError):

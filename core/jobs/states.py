@@ -68,9 +68,3 @@ class Trigger(StrEnum):
 class JobKind(StrEnum):
     SEARCH = "search"  # a search over estimators and hyperparameters
     FIXED = "fixed"    # one given configuration (`workbench train`)
-
-
-class TrialState(StrEnum):
-    OK = "ok"
-    PRUNED = "pruned"
-    FAILED = "failed"

@@ -20,7 +20,6 @@ from sqlmodel import Session, create_engine
 from core.errors import DamagedStoreError
 from core.settings import Settings, get_settings
 
-_lock = threading.Lock()
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 
@@ -178,42 +177,3 @@ def lock_for_write(session: Session) -> None:
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     session.info["write_locked_tx"] = tx
-
-
-# --- transition: the process-wide default store -------------------------------------------
-# Modules not yet converted to `*, session` still call `session_scope()`; it goes once the
-# last caller has moved to a Database passed in (issue 13).
-_engines: dict[str, Database] = {}
-
-
-def _default(url: str | None = None) -> Database:
-    url = url or get_settings().db_url
-    with _lock:
-        db = _engines.get(url)
-        if db is None:
-            db = _engines[url] = Database(url)
-        return db
-
-
-def get_engine(url: str | None = None) -> Engine:
-    return _default(url).engine
-
-
-def reset_engines() -> None:
-    """Forget cached engines (tests switch WORKBENCH_HOME between cases)."""
-    with _lock:
-        for db in _engines.values():
-            db.dispose()
-        _engines.clear()
-
-
-@contextmanager
-def session_scope(url: str | None = None, *, write: bool = False) -> Iterator[Session]:
-    with _default(url).session(write=write) as session:
-        yield session
-
-
-@contextmanager
-def exclusive(name: str, url: str | None = None) -> Iterator[bool]:
-    with _default(url).exclusive(name) as got:
-        yield got

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from core.data.datasets import get_dataset, load_frame
 from core.deploy import deploy, get_state
+from core.enums import Task
 from core.errors import WorkbenchError
 from core.features.schema import align_to_schema
 from core.jobs import ledger
@@ -72,7 +73,7 @@ def evaluate_gate(outcome: RunOutcome, *, session: Session, min_abs: float = 0.0
         except WorkbenchError as exc:
             return GateVerdict(True, f"production cannot score the new data ({exc.message})",
                                production_version=prod_mv.version, **base)
-        if data.task == "regression":
+        if data.task == Task.REGRESSION:
             prod_score = m.score(y_new, prod.predict(Xp))
             cand = m.score(y_new, best.cv.oof_pred[unseen].astype(float))
         else:

@@ -26,11 +26,12 @@ from core.automl.search import SearchCancelled, SearchResult, TrialResult, run_s
 from core.automl.train import TrainingData, prepare
 from core.data.datasets import get_dataset, load_frame, store_frame
 from core.data.ingest import read_path
+from core.enums import TrialState
 from core.errors import InputError
 from core.features.targets import MarketTable, market_table
 from core.jobs import ledger
 from core.jobs.control import Heartbeat
-from core.jobs.states import JobKind, JobState, TrialState, Trigger
+from core.jobs.states import JobKind, JobState, Trigger
 from core.monitor.reference import build_reference
 from core.registry import check_model_name, register_version
 from core.settings import get_settings

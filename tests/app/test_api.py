@@ -11,8 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.api import create_app
 from core.deploy import deployments as dep
-from core.store import reset_engines
-from tests.factories import metric, record, register, store_session
+from tests.factories import forget_stores, metric, record, register, store_session
 
 
 @pytest.fixture
@@ -138,7 +137,7 @@ def test_sticky_canary_restart_and_immediate_rollback(client: TestClient) -> Non
     assert 10 <= list(first.values()).count(2) <= 60
     assert first == {k: _predict(client, [record()], k).json()["version"] for k in keys}
     # a restarted server (new app, new engine) reads the same rule from the database
-    reset_engines()
+    forget_stores()
     with TestClient(create_app(background=False)) as other:
         assert {k: _predict(other, [record()], k).json()["version"] for k in keys} == first
         assert other.get("/v1/deployments/churn").json()["percent"] == 10

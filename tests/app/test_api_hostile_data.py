@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.api import create_app
 from core.data.datasets import list_datasets
 from core.settings import get_settings
-from core.store import session_scope
+from tests.factories import store_session
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_a_date_column_mixing_time_zones_is_stored_as_dates(client: TestClient) 
     r = client.post("/v1/datasets?name=events", content=_mixed_tz_csv(),
                     headers={"content-type": "text/csv"})
     assert r.status_code == 201, r.text
-    with session_scope() as s:
+    with store_session() as s:
         ds = list_datasets(session=s)[0]
     assert {c["name"]: c["kind"] for c in ds.columns}["when"] == "datetime"
     assert _dataset_files() == [ds.fingerprint]
@@ -63,7 +63,7 @@ def test_every_upload_gets_2xx_or_a_4xx_json_error_and_no_orphan_file(
     assert r.status_code < 300 or 400 <= r.status_code < 500, r.text
     if r.status_code >= 400:
         assert set(r.json()) == {"error", "detail"}
-    with session_scope() as s:
+    with store_session() as s:
         assert _dataset_files() == sorted(d.fingerprint for d in list_datasets(session=s))
 
 

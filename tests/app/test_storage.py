@@ -24,12 +24,20 @@ from typer.testing import CliRunner
 
 from app.api import create_app
 from app.cli import app as cli
+from app.cli_common import database
 from core.deploy import deployments as dep
 from core.predict import predict
 from core.registry import list_versions
 from core.settings import get_settings
-from core.store import Database, get_engine, reset_engines
-from tests.factories import ROOT, record, register, store_session, store_snapshot
+from core.store import Database
+from tests.factories import (
+    ROOT,
+    forget_stores,
+    record,
+    register,
+    store_session,
+    store_snapshot,
+)
 
 runner = CliRunner()
 CSV = b"a,b,plan\n0.1,0.5,basic\n0.2,0.7,pro\n"
@@ -45,7 +53,7 @@ def _unavailable(resp) -> str:
 @pytest.fixture
 def deployed(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("WORKBENCH_SQLITE_BUSY_TIMEOUT_S", "0.2")
-    reset_engines()
+    forget_stores()
     register()
     register(seed=1)
     with store_session() as _s:
@@ -91,7 +99,7 @@ def test_an_unreachable_postgresql_is_503_and_exit_1(home: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://workbench:secret@127.0.0.1:"
                                        f"{_closed_port()}/workbench")
-    reset_engines()
+    forget_stores()
     with TestClient(create_app(background=False), raise_server_exceptions=False) as c:
         assert c.get("/health").status_code == 200  # the process itself is alive
         detail = _unavailable(c.get("/v1/models"))
@@ -118,7 +126,7 @@ def test_a_full_database_is_503_and_leaves_no_half_written_dataset(
         dbapi_conn.execute(f"PRAGMA max_page_count={pages}")
 
     event.listen(Engine, "connect", cap)
-    for engine in (deployed.app.state.db.engine, get_engine()):
+    for engine in (deployed.app.state.db.engine, database().engine):
         engine.dispose()  # new connections get the cap
     forget_databases()
     before = store_snapshot()
@@ -130,7 +138,7 @@ def test_a_full_database_is_503_and_leaves_no_half_written_dataset(
     result = runner.invoke(cli, ["seed"])  # several datasets: some may fit before it fills
     assert result.exit_code == 1 and "disk holding the database is full" in result.stderr
     event.remove(Engine, "connect", cap)
-    for engine in (deployed.app.state.db.engine, get_engine()):
+    for engine in (deployed.app.state.db.engine, database().engine):
         engine.dispose()
     forget_databases()
 
@@ -156,7 +164,7 @@ def test_a_really_full_disk_is_exit_1_and_leaves_no_files(tmp_path: Path) -> Non
 set -e
 mount -t tmpfs -o size=4m tmpfs {mnt}
 export WORKBENCH_HOME={mnt}/home PYTHONPATH={ROOT}
-{sys.executable} -c 'from core.store import get_engine; get_engine()'
+{sys.executable} -c 'from core.store import Database; Database().engine'
 dd if=/dev/zero of={mnt}/filler bs=4k 2>/dev/null || true
 set +e
 {sys.executable} -m app seed
@@ -178,7 +186,7 @@ find {mnt}/home -name '*.tmp' -o -name '*.parquet'
 # -- an emptied database --------------------------------------------------------------------
 def test_an_empty_database_beside_artifacts_is_refused(home: Path) -> None:
     register()
-    reset_engines()
+    forget_stores()
     db = home / "workbench.db"
     db.write_bytes(b"")  # e.g. truncated by a full disk or a bad copy
     result = runner.invoke(cli, ["models"])
@@ -251,19 +259,19 @@ def test_backup_round_trip_while_a_writer_keeps_writing(home: Path, tmp_path: Pa
     assert again.exit_code == 2 and "--force" in again.stderr
     assert runner.invoke(cli, ["backup", str(tmp_path / "bk.db"), "--force"]).exit_code == 0
 
-    reset_engines()
+    forget_stores()
     shutil.rmtree(home)  # the disaster
     home.mkdir()
     shutil.copy(tmp_path / "bk" / "workbench.db", home / "workbench.db")  # the restore
     shutil.copytree(tmp_path / "bk" / "artifacts", home / "artifacts")
-    reset_engines()
+    forget_stores()
     versions, predicted = _versions_and_predictions()
     assert versions == [1, 2]
     with store_session() as s:
         assert dep.get_state("churn", session=s).stable == 1
     pd.testing.assert_frame_equal(predicted, expected)
 
-    reset_engines()  # the single-file backup restores the registry too
+    forget_stores()  # the single-file backup restores the registry too
     (home / "workbench.db").unlink()
     shutil.copy(tmp_path / "bk.db", home / "workbench.db")
     assert _versions_and_predictions()[0] == [1, 2]

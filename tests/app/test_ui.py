@@ -226,13 +226,13 @@ def test_deployments_page_canary_simulator_and_rollback(two_wines: Path) -> None
 def test_the_simulator_replays_the_models_own_data_by_default(wine: Path) -> None:
     from core.data.datasets import ingest_path, list_datasets
     from core.deploy import deploy
-    from core.store import session_scope
+    from tests.factories import store_session
 
-    with session_scope() as s:
+    with store_session() as s:
         ingest_path(DATA / "breast_cancer.csv", session=s)  # newer, first in every list
-    with session_scope() as s:
+    with store_session() as s:
         deploy("wine", 1, session=s)
-    with session_scope() as s:
+    with store_session() as s:
         (wine,) = [d.id for d in list_datasets(session=s) if d.name == "wine"]
     at = _app().run()
     at.switch_page("pages/deployments.py").run()
@@ -351,17 +351,17 @@ def test_leaderboard_opens_older_searches_and_deep_links(two_wines: Path,
 
 def _versions(name: str) -> list:
     from core.registry import list_versions
-    from core.store import session_scope
+    from tests.factories import store_session
 
-    with session_scope() as s:
+    with store_session() as s:
         return list_versions(name, session=s)
 
 
 def _resolve(ref: str):
     from core.registry import resolve
-    from core.store import session_scope
+    from tests.factories import store_session
 
-    with session_scope() as s:
+    with store_session() as s:
         return resolve(ref, session=s)
 
 

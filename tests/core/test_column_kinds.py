@@ -3,8 +3,6 @@ a column mismatch names the missing and the unexpected columns in one message.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,6 +21,7 @@ from core.features.kinds import (
 )
 from core.features.preprocess import build_preprocessor, used_columns
 from core.features.schema import align_to_schema, check_columns
+from core.store import Database
 
 # (kind, stored dtype) -> how a model reads the column
 ENCODINGS = [
@@ -118,14 +117,14 @@ def test_long_lists_are_counted_not_spelled_out() -> None:
     assert "not trained on: 'other'" in err.value.message
 
 
-def test_the_simulator_names_the_tables_unexpected_columns_too(home: Path) -> None:
+def test_the_simulator_names_the_tables_unexpected_columns_too(db: Database) -> None:
     from core.deploy.simulator import simulate
     from tests.factories import WINE, register
 
     register("churn")
     wine = pd.read_csv(WINE).rename(columns={"alcohol": "a"})
     with pytest.raises(SchemaMismatchError) as err:
-        simulate("churn", wine, 10)
+        simulate("churn", wine, 10, db=db)
     message = err.value.message
     assert "lacks 2 of the 3 columns churn:1 needs ('b', 'plan')" in message
     assert "not trained on: 'malic_acid'" in message and "'a'," not in message

@@ -79,9 +79,9 @@ def test_unlabelled_predictions_logged_before_0006_stop_counting_as_labelled(
         "INSERT INTO predictionlog (request_id, model_name, version, predictions, actual, "
         f"shadow_predictions, created_at) VALUES ('r{i}', 'm', 1, '[\"a\"]', '{actual}', "
         "'null', CURRENT_TIMESTAMP)" for i, actual in enumerate(["null", '["a"]'])])
-    from core.store import session_scope
+    from tests.factories import store_session
 
-    with session_scope() as s:
+    with store_session() as s:
         labelled_once = accuracy("m", "binary", "24h", session=s)
     assert labelled_once["1"]["n"] == 1
     from core.deploy.telemetry import Telemetry
@@ -92,5 +92,5 @@ def test_unlabelled_predictions_logged_before_0006_stop_counting_as_labelled(
     t.log(request_id="r9", model_name="m", version=1, predictions=["b"], shadow_version=None,
           created_at=utcnow())
     t.flush()
-    with session_scope() as s:
+    with store_session() as s:
         assert accuracy("m", "binary", "24h", session=s) == labelled_once
