@@ -18,6 +18,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -250,10 +251,25 @@ def race(*calls: Callable[[], Any]) -> list[Any]:
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    """Until `url`/health answers 200; the server's own output if it dies or never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stream = proc.stdout or proc.stderr
+            raise RuntimeError(stream.read().decode() if stream else "the server did not start")
+        time.sleep(0.2)
 
 
 @contextmanager
@@ -264,7 +280,7 @@ def running_app(home: Path) -> Iterator[str]:
             pytest.fail(f"CI must run the browser tests: {CHROMIUM} is missing")
         pytest.skip("no system chromium")
     home.parent.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_HEARTBEAT_S": "1"}
     env.pop("DATABASE_URL", None)
     log = open(home.parent / "server.log", "wb")

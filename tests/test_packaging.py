@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -27,7 +26,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests.factories import ROOT
+from tests.factories import ROOT, free_port
 
 SAMPLES = sorted(p.stem for p in (ROOT / "data").glob("*.csv"))
 
@@ -149,15 +148,11 @@ def test_installed_seed_stores_the_samples(installed: dict) -> None:
     assert sorted(d["name"] for d in stored) == SAMPLES
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow
 def test_installed_ui_starts_and_answers_health(installed: dict) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(installed["bin"] / "workbench"), "ui", "--port", str(port)],
                             cwd=installed["cwd"], env=installed["env"], start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -5,7 +5,6 @@ fails while the percentage moves 0 → 10 → 50 → 100 and back by rollback un
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,29 +16,13 @@ import httpx
 import pytest
 
 from core.deploy import deployments as dep
-from tests.factories import ROOT, record, register, store_session
+from tests.factories import ROOT, free_port, record, register, store_session, wait_healthy
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(proc.stdout.read().decode() if proc.stdout else
-                               "the server did not start")
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -48,7 +31,7 @@ def server(home: Path) -> Iterator[str]:
     register(seed=1)
     with store_session() as _s:
         dep.deploy("churn", 1, session=_s)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_STATE_REFRESH_S": "0.5"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.api:app_factory", "--factory", "--workers", "2",
@@ -56,7 +39,7 @@ def server(home: Path) -> Iterator[str]:
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         yield url
     finally:
         proc.terminate()
@@ -148,13 +131,13 @@ def _children(pid: int) -> list[tuple[int, str]]:
 
 
 def test_workbench_serve_runs_the_monitor_beside_the_server_and_stops_it(home: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
     proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", proc)
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
         (monitor,) = [p for p, cmd in _children(proc.pid) if "--monitor-only" in cmd]
     finally:
         proc.terminate()

@@ -15,7 +15,15 @@ import pytest
 
 from core.deploy import deployments as dep
 from core.deploy.metrics import mark_process_dead, multiprocess_exposition
-from tests.factories import ROOT, metric, record, register, store_session
+from tests.factories import (
+    ROOT,
+    free_port,
+    metric,
+    record,
+    register,
+    store_session,
+    wait_healthy,
+)
 
 CHILD = """
 import sys
@@ -62,14 +70,14 @@ def test_workbench_serve_with_two_workers_sums_both_in_every_scrape(home: Path) 
     register()
     with store_session() as s:
         dep.deploy("churn", 1, session=s)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", "2",
          "--no-monitor"], cwd=ROOT, env={**os.environ, "WORKBENCH_HOME": str(home)},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         (shared,) = (home / "serve-metrics").iterdir()
         sent = _load_until_both_workers_counted(url, shared)
         for _ in range(6):  # separate connections: each scrape may reach either worker
@@ -95,23 +103,5 @@ def _load_until_both_workers_counted(url: str, shared: Path) -> int:
     return sent
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(proc.stderr.read().decode() if proc.stderr else
-                               "the server did not start")
-        time.sleep(0.2)
