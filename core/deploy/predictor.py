@@ -111,7 +111,8 @@ class Predictor:
                       key: str | None = None) -> Answer:
         self.batcher.check_room()  # before routing: an overload is no version's failure
         request_id = uuid.uuid4().hex
-        st = await self.states.aget(name)
+        # the common case without awaiting: a fresh rule and a loaded version are at hand
+        st = self.states.peek(name) or await self.states.aget(name)
         version, shadow = self.pick(st, key)
         answer = await self._answer(name, version, records, request_id,
                                     fallback=st.stable if version != st.stable else None)
@@ -129,7 +130,7 @@ class Predictor:
                       request_id: str, fallback: int | None) -> Answer:
         t0 = time.perf_counter()
         try:
-            lm = await self.model(name, version)
+            lm = self.cache.hit(name, version) or await self.model(name, version)
             preds, probas = await self.batcher.submit(lm, records)
         except Exception as exc:
             # Every request that reached the version counts: a schema mismatch as rejected

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.api.deps import ServingDep, SessionDep
+from app.api.deps import ServingDep, SessionDep, serving_of
 from app.api.errors import ERRORS, PREDICT_ERRORS
 from app.api.mlflow_protocol import mlflow_records
 from app.api.schemas import FeedbackRequest, PredictRequest, PredictResponse
@@ -29,10 +29,11 @@ router = APIRouter(tags=["predict"])
 @router.post("/v1/models/{name}/predict",
              responses={200: {"model": PredictResponse}, **PREDICT_ERRORS},
              openapi_extra=json_body(PredictRequest))
-async def predict(name: str, request: Request, serving: ServingDep) -> Response:
+async def predict(name: str, request: Request) -> Response:
     check_model_name(name)
     body = await parsed(request, PredictRequest)
-    return answer_response(await serving.predict(name, body.records, body.request_key))
+    return answer_response(await serving_of(request).predict(name, body.records,
+                                                             body.request_key))
 
 
 async def _invocations(serving: Serving, name: str, payload: Any, key: str | None
@@ -50,13 +51,14 @@ async def _invocations(serving: Serving, name: str, payload: Any, key: str | Non
 
 @router.post("/v1/models/{name}/invocations", responses=PREDICT_ERRORS,
              openapi_extra=json_body())
-async def invocations(name: str, request: Request, serving: ServingDep) -> Response:
-    return await _invocations(serving, name, await parsed(request),
+async def invocations(name: str, request: Request) -> Response:
+    return await _invocations(serving_of(request), name, await parsed(request),
                               request.headers.get("x-request-key"))
 
 
 @router.post("/invocations", responses=PREDICT_ERRORS, openapi_extra=json_body())
-async def default_invocations(request: Request, serving: ServingDep) -> Response:
+async def default_invocations(request: Request) -> Response:
+    serving = serving_of(request)
     return await _invocations(serving, await serving.default_model(),
                               await parsed(request), request.headers.get("x-request-key"))
 
