@@ -8,18 +8,6 @@ from core.settings import get_settings
 
 st.set_page_config(page_title="ML Workbench", page_icon=":material/insights:", layout="wide")
 
-
-@st.cache_resource(show_spinner="Preparing the demo: sample data, two models, a canary…")
-def _demo_seeded(home: str) -> bool:
-    from app.ui.deps import database
-    from core.usecases.demo import seed_demo
-
-    return seed_demo(db=database())
-
-
-if get_settings().demo:
-    _demo_seeded(str(get_settings().home))
-
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/data.py", title="Data", icon=":material/table:", url_path="data"),
@@ -39,4 +27,9 @@ PAGES = [
             url_path="monitor"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
 ]
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)  # first: the sidebar shows these titles while the demo seeds
+if get_settings().demo:
+    from app.ui.demo import prepare_demo
+
+    prepare_demo(str(get_settings().home))
+page.run()

@@ -6,8 +6,9 @@ import streamlit as st
 from app.ui import charts
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
-from app.ui.jobs import trials_frame
+from app.ui.jobs import has_results, trials_frame
 from app.ui.labels import metric_help, score_card, score_kind
+from app.ui.links import page_link
 from core.automl.metrics import METRICS
 from core.glossary import explain
 from core.jobs.states import JobState
@@ -17,14 +18,14 @@ from core.usecases.aliases import set_alias
 
 st.title("Leaderboard")
 with session() as s:
-    jobs = [j for j in read_jobs(session=s, limit=200, by="ui")
-            if j.state == JobState.COMPLETED]
+    jobs = [j for j in read_jobs(session=s, limit=200, by="ui") if has_results(j)]
 if not jobs:
     empty_state("No finished searches yet: start one on the Train page.",
                 links=[("pages/train.py", "Train a model")])
     st.stop()
 
-labels = {j.id: f"job {j.id}: {j.model} ({j.metric})" for j in jobs}
+labels = {j.id: f"job {j.id}: {j.model} ({j.metric})"
+          + ("" if j.state == JobState.COMPLETED else " · cancelled") for j in jobs}
 job_ids = list(labels)
 wanted = st.query_params.get("job", "")
 default = job_ids.index(int(wanted)) if wanted.isdigit() and int(wanted) in job_ids else 0
@@ -49,6 +50,9 @@ if version is not None:
         st.warning(note)
     for tip in version.evaluation.get("suggestions", []):
         st.info(tip, icon=":material/lightbulb:")
+if job.state == JobState.CANCELLED:
+    st.info(f"This search was cancelled: no version was registered. The {len(trials)} trials "
+            "that ran before the cancel are kept below.", icon=":material/info:")
 
 st.dataframe(trials, hide_index=True, width="stretch", column_config={
     "score": st.column_config.NumberColumn(f"{job.metric} (CV)", format="%.4f",
@@ -121,3 +125,8 @@ if st.button(f"Point {alias} at version {version.version}", key="lb_alias_set"):
     with user_errors(), session() as s:
         set_alias(job.model, version.version, alias, session=s, actor="ui", reason=reason)
         st.success(f"{job.model}@{alias} → version {version.version}")
+page_link("pages/version.py", f"Open {job.model} version {version.version}",
+          query_params={"model": job.model, "version": str(version.version)},
+          icon=":material/deployed_code:")
+page_link("pages/deployments.py", f"Deploy {job.model} version {version.version}",
+          icon=":material/rocket_launch:")
