@@ -3,16 +3,14 @@
 Seeding runs in the page run that finds an empty store, after `st.navigation` has drawn the
 sidebar (before, Streamlit showed the `pages/` folder's lower-case file names), inside an
 `st.status` that lists each step as it starts. One process-wide lock makes a second visitor
-wait for the first one's seeding instead of starting another."""
+wait for the first one's seeding instead of starting another. The training stack is imported
+under a spinner, so even that first wait shows something."""
 
 from __future__ import annotations
 
 import threading
 
 import streamlit as st
-
-from app.ui.deps import database
-from core.usecases.demo import is_seeded, seed_demo
 
 
 @st.cache_resource(show_spinner=False)
@@ -37,7 +35,16 @@ def prepare_demo(home: str) -> None:
                         "minute, once."):
             lock.acquire()
     try:
-        if not ready["done"] and not is_seeded(db=database()):
+        if ready["done"]:  # seeded by the visitor this one waited for
+            return
+        with st.spinner("Opening the demo store…"):
+            # imported here, under the spinner: the training stack takes seconds to load,
+            # and the store's first open migrates it
+            from app.ui.deps import database
+            from core.usecases.demo import is_seeded, seed_demo
+
+            seeded = is_seeded(db=database())
+        if not seeded:
             with st.status("Preparing the demo (once, about half a minute)…",
                            expanded=True) as status:
                 seed_demo(db=database(), progress=lambda text: st.write(f"{text}…"))

@@ -43,11 +43,11 @@ def seed_demo(*, db: Database, progress: Callable[[str], None] | None = None) ->
         for path in sample_files():
             ingest_path(path, session=s, actor="demo")
     source = samples_dir() / f"{MODEL}.csv"
-    say(f"Training version 1 of {MODEL}: a {QUICK['budget']:.0f} s search of a linear model "
-        "and gradient boosting")
+    say(f"Training version 1 of {MODEL}: searching a linear model and gradient boosting for "
+        f"{QUICK['budget']:.0f} s")
     run_training(db, TrainingRequest.create(dataset=source, target="diagnosis", name=MODEL,
                                             **QUICK), actor="demo")
-    say(f"Training version 2 of {MODEL}: a {QUICK['budget']:.0f} s search of XGBoost")
+    say(f"Training version 2 of {MODEL}: searching XGBoost for {QUICK['budget']:.0f} s")
     run_training(db, TrainingRequest.create(dataset=source, target="diagnosis", name=MODEL,
                                             seed=1, **{**QUICK, "estimators": ["xgboost"]}),
                  actor="demo")
