@@ -10,7 +10,7 @@ import streamlit as st
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.labels import column_help
-from app.ui.monitoring import alerts_frame, drift_chart, drift_frame, live_charts
+from app.ui.monitoring import alerts_frame, drift_chart, drift_frame, live_charts, step_text
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.enums import AlertState
 from core.deploy.feedback_table import record_feedback_table, requests_to_label
@@ -87,7 +87,7 @@ def live_view() -> None:
                                 on="version", how="left")
     st.dataframe(summary, hide_index=True, width="stretch")
     charts = live_charts(series)
-    st.caption(f"One point per {series.step} from {series.start:%Y-%m-%d %H:%M} to "
+    st.caption(f"One point per {step_text(series.step)} from {series.start:%Y-%m-%d %H:%M} to "
                f"{series.end:%H:%M} UTC. Latency is the upper edge of the histogram bucket "
                "holding the quantile. "
                + (f"Live {series.metric} is over the predictions of each step whose true "

@@ -17,6 +17,12 @@ from core.monitor.public import AlertPublic, LiveSeries
 P_FLOOR = 0.0001  # smaller p-values read "< 0.0001": 80 zeros say nothing more
 EFFECT_CAP = 1.0  # effect sizes past this are drawn at the cap (raw value in the tooltip)
 UTC_AXIS = alt.Axis(format="%H:%M", labelOverlap=True)
+STEP_TEXT = {"10s": "10 seconds", "1min": "minute", "15min": "15 minutes", "2h": "2 hours"}
+
+
+def step_text(step: str) -> str:
+    """A series step (a pandas frequency) in words: '1min' → 'minute'."""
+    return STEP_TEXT.get(step, step)
 
 
 def fmt_p(p: float | None) -> str:
@@ -55,7 +61,7 @@ def drift_chart(results: list[dict[str, Any]]) -> alt.Chart:
     frame["clipped"] = raw > EFFECT_CAP
     frame["effect size"] = raw.map(fmt_number)
     frame["p-value"] = frame["p_value"].map(fmt_p)
-    top = min(EFFECT_CAP, max(float(raw.max(skipna=True) or 0.0), 0.05))
+    top = min(EFFECT_CAP, max(float(raw.max()) if raw.notna().any() else 0.0, 0.05))
     clipped = bool(frame["clipped"].any())
     title = f"effect size (bars stop at {EFFECT_CAP:g}; raw value in the tooltip)" if clipped \
         else "effect size"
@@ -92,7 +98,7 @@ def live_charts(series: LiveSeries) -> dict[str, alt.Chart]:
     error rate, latency p50 (solid) and p95 (dashed), and the live score with each
     version's validation score as a dashed rule, when labels were fed back."""
     frame = series_frame(series)
-    step = series.step
+    step = step_text(series.step)
     version = alt.Color("version:N", title="version")
     when = alt.Tooltip("at:T", title="step start (UTC)", format="%Y-%m-%d %H:%M:%S",
                        formatType="utc")
