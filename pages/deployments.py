@@ -90,7 +90,10 @@ st.subheader("Live traffic split")
 with session() as s:
     split = traffic_split(name, session=s)
 since = f"{split.since:%Y-%m-%d %H:%M:%S} UTC"
-window_text = (f"since the last change ({split.change} at {since})" if split.change
+CHANGE = {"initial": "first deployment", "candidate": "new candidate", "percent": "rollout step",
+          "promote": "promotion", "rollback": "rollback"}
+window_text = (f"since the last change ({CHANGE.get(split.change, split.change)} at {since})"
+               if split.change
                else f"in the last {split.recent_minutes:g} minutes (since {since})")
 traffic = pd.DataFrame([v.model_dump() for v in split.versions])
 if not traffic.empty and traffic["requests"].sum() > 0:

@@ -79,7 +79,7 @@ def live_view() -> None:
     summary = pd.DataFrame([{"version": v, **{k: getattr(d, k) for k in (
         "requests", "ok", "failed", "rejected", "rate_per_s", "error_rate", "latency_p50_ms",
         "latency_p95_ms", "latency_p99_ms")}} for v, d in live.versions.items()])
-    if live.accuracy:
+    if live.accuracy and not summary.empty:
         summary = summary.merge(pd.DataFrame([{"version": v, **{f"live {k}" if k != "n" else
                                                                   "labelled": x
                                                                   for k, x in m.items()}}

@@ -165,5 +165,5 @@ def alerts_panel(alerts: list[AlertPublic], model: str | None = None) -> None:
                   query_params={"model": name}, icon=":material/monitor_heart:")
 
 
-__all__ = ["alerts_frame", "alerts_panel", "drift_chart", "drift_frame", "fmt_p",
-           "live_charts", "series_frame"]
+__all__ = ["alerts_frame", "alerts_panel", "drift_chart", "drift_frame", "fmt_number", "fmt_p",
+           "live_charts", "series_frame", "step_text"]

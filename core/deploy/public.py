@@ -96,7 +96,8 @@ class VersionShare(BaseModel):
 
 class TrafficSplit(BaseModel):
     """Where requests went from `since` to `until`: the last `recent_minutes`, or since the
-    deployment's last `change` (deploy, set_percent, promote, rollback) if that is later."""
+    deployment's last `change` if that is later: the audit action without its `deployment.`
+    prefix (initial, candidate, percent, promote, rollback)."""
 
     model: str
     since: IsoDatetime

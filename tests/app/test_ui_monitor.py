@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
@@ -72,11 +73,25 @@ def _labelled() -> pd.DataFrame:
 
 
 def _specs(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    """Each chart's Vega-Lite spec, with the rows Streamlit sends beside it (Arrow) put back
+    under "values"."""
+    out = []
+    for chart in at.get("vega_lite_chart"):
+        spec = json.loads(chart.proto.spec)
+        frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets]
+        if chart.proto.data.data:
+            frames.append(pa.ipc.open_stream(chart.proto.data.data).read_pandas())
+        spec["values"] = [row for f in frames for row in f.to_dict("records")]
+        out.append(spec)
+    return out
+
+
+def _dump(anything: object) -> str:
+    return json.dumps(anything, default=str)
 
 
 def _values(spec: dict) -> list[dict]:
-    return [row for rows in spec.get("datasets", {}).values() for row in rows]
+    return spec["values"]
 
 
 def _texts(at: AppTest) -> str:
@@ -94,17 +109,18 @@ def _monitor() -> AppTest:
 def test_monitor_charts_cover_the_whole_window_not_one_burst(wine: Path) -> None:
     _serve()
     at = _monitor()
-    requests = next(s for s in _specs(at) if "requests" in json.dumps(s.get("encoding", {})))
+    requests = next(s for s in _specs(at) if "requests" in _dump(s.get("encoding", {})))
     points = _values(requests)
     assert len(points) >= 60, "a point per minute of the hour, not the one minute of traffic"
     assert sum(p["requests"] for p in points) == 300
-    assert "p95" in json.dumps([_values(s) for s in _specs(at)]), "latency p50 and p95"
+    assert "p95" in _dump([_values(s) for s in _specs(at)]), "latency p50 and p95"
 
 
 def test_feedback_labels_uploaded_as_a_table_give_live_accuracy(wine: Path) -> None:
     _serve()
     at = _monitor()
-    assert not any("live accuracy" in json.dumps(s) for s in _specs(at))
+    assert not any("live accuracy" in _dump(s["encoding"]) for s in _specs(at)
+                   if "encoding" in s)
     bad = pd.DataFrame({"id": ["x"], "label": ["class_0"]}).to_csv(index=False)
     at.file_uploader[0].upload("labels.csv", bad.encode(), "text/csv")
     at.button(key="FormSubmitter:feedback-Record true values").click().run()
@@ -127,9 +143,9 @@ def test_feedback_labels_uploaded_as_a_table_give_live_accuracy(wine: Path) -> N
     at.run()
     summary = next(d.value for d in at.dataframe if "latency_p95_ms" in d.value.columns)
     assert summary["labelled"].sum() == len(labels) and summary["live accuracy"].iloc[0] > 0.5
-    accuracy = next(s for s in _specs(at) if "live accuracy" in json.dumps(s))
+    accuracy = next(s for s in _specs(at) if "live accuracy" in _dump(s))
     assert any(p.get("score") is not None for p in _values(accuracy))
-    assert "validation" in json.dumps(accuracy), "the validation score as a reference line"
+    assert "validation" in _dump(accuracy), "the validation score as a reference line"
 
 
 def test_requests_to_label_can_be_downloaded(wine: Path) -> None:
@@ -144,7 +160,8 @@ def test_drift_p_values_and_effect_sizes_are_readable(wine: Path, tmp_path: Path
     frame["proline"] = frame["proline"] * 1e6  # a unit change: an absurd effect size
     frame.to_csv(tmp_path / "units.csv", index=False)
     with store_session() as s:
-        ds = ingest_path(tmp_path / "units.csv", session=s, name="wine in other units")
+        ds = ingest_path(tmp_path / "units.csv", session=s,
+                         name="wine in other units").dataset
     at = _monitor()
     batch = next(sb for sb in at.selectbox if sb.label == "Batch")
     batch.set_value(ds.id)
@@ -154,8 +171,8 @@ def test_drift_p_values_and_effect_sizes_are_readable(wine: Path, tmp_path: Path
     p = table.set_index("feature")["p_value"]
     assert p["proline"] == "< 0.0001"
     assert all(len(v) <= 8 for v in p), "3 significant digits, never 80 zeros"
-    chart = next(s for s in _specs(at) if "effect size" in json.dumps(s))
-    domain = json.dumps(chart)
+    chart = next(s for s in _specs(at) if "effect size" in _dump(s))
+    domain = _dump(chart)
     assert "18000000" not in domain
     shown = [row["shown"] for row in _values(chart)]
     assert max(shown) <= 1.0
@@ -176,7 +193,7 @@ def test_after_a_rollback_the_split_is_not_the_old_one(two_wines: Path) -> None:
     at.switch_page("pages/deployments.py").run()
     split = next(d.value for d in at.dataframe if "role" in d.value.columns)
     assert set(split["role"]) == {"stable", "candidate"}
-    assert "since the last change (deploy at" in _texts(at)
+    assert "since the last change (new candidate at" in _texts(at)
     next(b for b in at.button if b.label == "Rollback").click().run()
     next(b for b in at.button if b.label == "Confirm rollback").click().run()
     assert not at.exception
@@ -208,4 +225,4 @@ def test_open_alerts_show_on_home_and_deployments_with_a_link_to_monitor(
     listed = next(d.value for d in at.dataframe if "message" in d.value.columns)
     assert listed["message"].tolist() == ["wine:1 error rate 40.0% > 5.0%"]
     links = [(p.proto.page, p.proto.query_string) for p in at.get("page_link")]
-    assert any(pg.endswith("monitor.py") and "model=wine" in q for pg, q in links), links
+    assert any("monitor" in pg and "model=wine" in q for pg, q in links), links

@@ -97,7 +97,7 @@ def test_the_traffic_split_starts_at_the_last_change(churn: Session) -> None:
     _stat(churn, 2, utcnow(), 10)
     churn.commit()
     split = traffic_split("churn", session=churn)
-    assert split.change == "deploy" and split.percent == 10
+    assert split.change == "candidate" and split.percent == 10
     assert [(v.version, v.role, v.requests, v.share) for v in split.versions] == [
         (1, "stable", 90, 0.9), (2, "candidate", 10, 0.1)]
     rollback("churn", session=churn)
