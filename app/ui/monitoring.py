@@ -108,7 +108,7 @@ def live_charts(series: LiveSeries) -> dict[str, alt.Chart]:
             tooltip=[when, "version:N", "requests:Q", "failed:Q", "rejected:Q"]),
         "Error rate": alt.Chart(frame).mark_line(point=True).encode(
             x=_x(series), y=alt.Y("error_rate:Q", title="error rate", axis=alt.Axis(
-                format="%")), color=version,
+                format=".1%")), color=version,
             tooltip=[when, "version:N", alt.Tooltip("error_rate:Q", format=".1%"),
                      "requests:Q"]),
     }
