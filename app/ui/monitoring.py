@@ -141,8 +141,9 @@ def live_charts(series: LiveSeries) -> dict[str, alt.Chart]:
 
 def alerts_frame(alerts: list[AlertPublic], with_model: bool = False) -> pd.DataFrame:
     rows = [{**({"model": a.model} if with_model else {}), "id": a.id,
-             "version": a.version, "kind": a.kind.value, "severity": a.severity.value,
-             "state": a.state.value, "message": a.message,
+             "version": a.version, "kind": a.kind.value, "feature": a.feature or "",
+             "severity": a.severity.value, "state": a.state.value, "message": a.message,
+             "action taken": a.action or "",
              "opened": (a.opened_at or a.first_seen_at).strftime("%Y-%m-%d %H:%M UTC")}
             for a in alerts]
     return pd.DataFrame(rows)
