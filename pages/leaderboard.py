@@ -68,15 +68,16 @@ with c1:
                     width="stretch")
 with c2:
     st.caption("Score against prediction speed")
-    st.altair_chart(charts.score_vs_speed(trials, job.metric), width="stretch")
+    st.altair_chart(charts.score_vs_speed(trials, job.metric, metric.greater_is_better),
+                    width="stretch")
 counts = charts.trial_counts(trials)
 if (trials["status"] != TrialState.OK).any():
     st.caption(charts.UNSCORED_NOTE)
 st.caption("Trials per estimator family and how they ended")
 st.dataframe(counts, hide_index=True, key="lb_trial_counts", column_config={
     "scored": st.column_config.NumberColumn(help="Scored on every cross-validation fold."),
-    "pruned": st.column_config.NumberColumn(help="Stopped early: its "
-                                            "first folds scored worse than other trials."),
+    "pruned": st.column_config.NumberColumn(help="Stopped before its last fold: behind "
+                                            "the best trial, out of time, or cancelled."),
     "failed": st.column_config.NumberColumn(help="The estimator raised an error: hover the "
                                             "trial's point, or read its reason in the table.")})
 

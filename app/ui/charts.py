@@ -9,16 +9,18 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from core.automl.metrics import METRICS
 from core.enums import ColumnKind, TrialState
 
 # -- searches ------------------------------------------------------------------------------
 # A trial without a score (pruned by the early-stopping rule, or failed) still ran: it is drawn
-# on a line below the scored ones, shaped by how it ended, in its family's colour, so a family
-# whose every trial was pruned or failed is on the chart and in the legend instead of vanishing.
+# on a line beyond the worst score (below it when higher is better, above it when lower is
+# better, so it never looks like a good score), shaped by how it ended, in its family's colour:
+# a family whose every trial was pruned or failed is on the chart and in the legend.
 STATES = [TrialState.OK.value, TrialState.PRUNED.value, TrialState.FAILED.value]
 STATE_SHAPES = ["circle", "triangle-down", "cross"]
-UNSCORED_NOTE = ("▼ pruned and ✕ failed trials have no score: they sit on the bottom line, "
-                 "in their family's colour.")
+UNSCORED_NOTE = ("▼ pruned and ✕ failed trials have no score: they sit on a line just past "
+                 "the worst score, in their family's colour.")
 
 
 def _trial_axis() -> alt.Axis:
@@ -26,9 +28,9 @@ def _trial_axis() -> alt.Axis:
     return alt.Axis(tickMinStep=1, format="d")
 
 
-def _placed(trials: pd.DataFrame) -> pd.DataFrame:
-    """Trials with a plotting height: the score of a scored trial, a floor line below every
-    score for the others (their own score is left empty, as it is)."""
+def _placed(trials: pd.DataFrame, greater_is_better: bool = True) -> pd.DataFrame:
+    """Trials with a plotting height `y`: the score of a scored trial, a line just past the
+    worst score for the others (their own `score` is left empty, as it is)."""
     frame = trials.copy()
     frame["status"] = frame["status"].astype(str)
     ok = (frame["status"] == TrialState.OK) & frame["score"].notna()
@@ -38,7 +40,7 @@ def _placed(trials: pd.DataFrame) -> pd.DataFrame:
     else:
         low, high = float(scores.min()), float(scores.max())
         span = high - low or abs(low) * 0.1 or 0.1
-        floor = low - 0.15 * span
+        floor = low - 0.15 * span if greater_is_better else high + 0.15 * span
     frame["y"] = frame["score"].where(ok, floor).astype(float)
     frame["state"] = frame["status"].where(frame["status"].isin(STATES), TrialState.FAILED)
     frame["reason"] = frame["reason"].fillna("") if "reason" in frame else ""
@@ -53,9 +55,9 @@ def _family_and_state(trials: pd.DataFrame) -> dict[str, alt.Color | alt.Shape]:
 
 
 def best_so_far(trials: pd.DataFrame, metric: str, greater_is_better: bool) -> alt.LayerChart:
-    """Every trial by number (scored ones at their CV score, pruned and failed ones on the
-    bottom line) and the running best of the scored ones."""
-    frame = _placed(trials.sort_values("trial"))
+    """Every trial by number (scored ones at their CV score, pruned and failed ones on a line
+    past the worst score) and the running best of the scored ones."""
+    frame = _placed(trials.sort_values("trial"), greater_is_better)
     ok = frame[frame["state"] == TrialState.OK].copy()
     ok["best so far"] = ok["score"].cummax() if greater_is_better else ok["score"].cummin()
     x = alt.X("trial:Q", title="trial", axis=_trial_axis())
@@ -69,11 +71,15 @@ def best_so_far(trials: pd.DataFrame, metric: str, greater_is_better: bool) -> a
     return (points + line).properties(height=280)
 
 
-def score_vs_speed(trials: pd.DataFrame, metric: str) -> alt.Chart:
-    """Score against prediction time; pruned and failed trials that were timed sit on the
-    bottom line (a trial that failed before it was timed has no place on this chart: the
-    counts table lists it)."""
-    placed = _placed(trials)
+def score_vs_speed(trials: pd.DataFrame, metric: str,
+                   greater_is_better: bool | None = None) -> alt.Chart:
+    """Score against prediction time; pruned and failed trials that were timed sit on a line
+    past the worst score (a trial that failed before it was timed has no place on this chart:
+    the counts table lists it). The direction defaults to the metric's own."""
+    if greater_is_better is None:
+        known = METRICS.get(metric)
+        greater_is_better = known.greater_is_better if known else True
+    placed = _placed(trials, greater_is_better)
     timed = placed["predict_ms_per_1k"].notna() & (placed["predict_ms_per_1k"] > 0)
     return alt.Chart(placed[timed]).mark_point(size=70, filled=True, opacity=0.8).encode(
         x=alt.X("predict_ms_per_1k:Q", title="predict time per 1,000 rows (ms)",

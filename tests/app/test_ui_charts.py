@@ -37,7 +37,18 @@ def _layers(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _specs(at: AppTest) -> list[dict[str, Any]]:
-    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    """The page's charts as specs, with the datasets Streamlit sends apart (as Arrow) put
+    back under "datasets" as rows, like `chart.to_dict()` has them."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    specs = []
+    for chart in at.get("vega_lite_chart"):
+        spec = json.loads(chart.proto.spec)
+        spec["datasets"] = {
+            d.name: convert_arrow_bytes_to_pandas_df(d.data.data).to_dict("records")
+            for d in chart.proto.datasets}
+        specs.append(spec)
+    return specs
 
 
 def _trials(rows: list[tuple[int, str, float | None, str, float | None]]) -> pd.DataFrame:
@@ -80,6 +91,15 @@ def test_best_so_far_shows_pruned_and_failed_trials_of_every_family() -> None:
     assert drawn[2]["score"] is None, "a failed trial's score stays empty (the tooltip)"
 
 
+def test_unscored_trials_never_look_like_the_best_of_a_lower_is_better_metric() -> None:
+    losses = SEARCH.assign(score=SEARCH["score"].map(lambda v: None if pd.isna(v) else 1 - v))
+    for spec in (charts.best_so_far(losses, "log_loss", greater_is_better=False).to_dict(),
+                 charts.score_vs_speed(losses, "log_loss").to_dict()):
+        rows = [r for data in _datasets(spec) for r in data if "state" in r]
+        worst = max(r["score"] for r in rows if r["state"] == TrialState.OK)
+        assert all(r["y"] > worst for r in rows if r["state"] != TrialState.OK)
+
+
 def test_trial_numbers_are_whole_on_the_axis() -> None:
     spec = charts.best_so_far(SEARCH, "roc_auc", greater_is_better=True).to_dict()
     axis = _layers(spec)[0]["encoding"]["x"]["axis"]
@@ -104,7 +124,7 @@ def test_trial_counts_name_every_family_and_state() -> None:
 
 def test_roc_curve_has_the_diagonal_and_the_auc() -> None:
     points = {"fpr": [0.0, 0.0, 0.5, 1.0], "tpr": [0.0, 0.5, 1.0, 1.0]}
-    spec = charts.roc_curve(points, auc=0.8765).to_dict()
+    spec = charts.roc_curve(points, auc=0.8766).to_dict()
     assert spec["title"]["text"] == "ROC curve (AUC 0.877)"
     diagonal = [d for d in _datasets(spec) if d == [{"fpr": 0.0, "tpr": 0.0},
                                                     {"fpr": 1.0, "tpr": 1.0}]]
