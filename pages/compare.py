@@ -24,6 +24,14 @@ def _scores_config(columns: list[str]) -> dict:
     return {c: st.column_config.NumberColumn(c, format="%.4f") for c in columns}
 
 
+def _table(frame, key: str, first: str, **config) -> None:
+    """A side-by-side table shown whole (no inner scrolling), its row names pinned."""
+    st.dataframe(frame, hide_index=True, width="stretch", height="content", key=key,
+                 column_config={first: st.column_config.TextColumn(first, pinned=True,
+                                                                   width="medium"),
+                                **config})
+
+
 def _links(items: list, page: str, label, params) -> None:
     """One link per compared item, up to four in a row."""
     cols = st.columns(min(len(items), 4))
@@ -53,8 +61,7 @@ def _compare_versions(refs: list[str]) -> None:
         facts, _ = cmp.load_versions(chosen, session=s)
 
     st.subheader("What they are")
-    st.dataframe(cmp.version_overview(facts), hide_index=True, width="stretch",
-                 key="compare_versions_overview")
+    _table(cmp.version_overview(facts), "compare_versions_overview", cmp.FIELD)
     _links(facts, "pages/version.py", lambda f: f"Open {f.ref}",
            lambda f: {"model": f.model, "version": str(f.version.version)})
 
@@ -64,7 +71,8 @@ def _compare_versions(refs: list[str]) -> None:
                "models with a time column).")
     long = cmp.version_metrics(facts)
     table = cmp.metrics_table(long, chosen)
-    st.dataframe(table, hide_index=True, width="stretch", key="compare_versions_metrics",
+    st.dataframe(table, hide_index=True, width="stretch", height="content", placeholder="–",
+                 key="compare_versions_metrics",
                  column_config=_scores_config(list(table.columns[2:])))
     shared = cmp.shared_metrics(long, len(facts))
     if shared:
@@ -84,7 +92,7 @@ def _compare_versions(refs: list[str]) -> None:
     st.subheader("Parameters")
     params = cmp.params_table(facts)
     if len(params):
-        st.dataframe(params, hide_index=True, width="stretch", key="compare_versions_params")
+        _table(params, "compare_versions_params", "parameter")
     else:
         st.caption("None of these versions has tuned parameters (estimator defaults).")
 
@@ -110,8 +118,7 @@ def _compare_searches(jobs: list) -> None:
         facts, _ = cmp.load_searches(chosen, session=s)
 
     st.subheader("What they found")
-    st.dataframe(cmp.search_overview(facts), hide_index=True, width="stretch",
-                 key="compare_jobs_overview")
+    _table(cmp.search_overview(facts), "compare_jobs_overview", cmp.FIELD)
     _links(facts, "pages/leaderboard.py", lambda f: f"Leaderboard of job {f.job.id}",
            lambda f: {"job": str(f.job.id)})
 
@@ -131,6 +138,7 @@ def _compare_searches(jobs: list) -> None:
     if left_out:
         st.caption(f"Not on this chart (scored by another metric): {', '.join(left_out)}.")
     st.dataframe(shown.drop(columns=["metric"]), hide_index=True, width="stretch",
+                 placeholder="–",
                  key="compare_jobs_families",
                  column_config={"best": st.column_config.NumberColumn(
                      f"best {metric} (CV)", format="%.4f", help=metric_help(metric, "cv")),
@@ -140,8 +148,7 @@ def _compare_searches(jobs: list) -> None:
                                                              "cross-validation fold.")})
 
     st.subheader("Settings")
-    st.dataframe(cmp.search_settings(facts), hide_index=True, width="stretch",
-                 key="compare_jobs_settings")
+    _table(cmp.search_settings(facts), "compare_jobs_settings", "setting")
 
 
 st.title("Compare")

@@ -24,6 +24,7 @@ from core.registry import VersionPublic, list_models, list_versions, resolve, ve
 
 OOF = "out-of-fold cross-validation"  # the headings of the Model version page
 HOLDOUT = "holdout"
+FIELD = "field"  # the first column of the overview tables
 MAX_JOBS = 500
 
 
@@ -109,7 +110,7 @@ def version_overview(facts: list[VersionFacts]) -> pd.DataFrame:
             "dataset": _text(v.dataset_id), "job": _text(v.job_id),
             "created": f"{v.created_at:%Y-%m-%d %H:%M} UTC",
         }
-    return _side_by_side(rows, "")
+    return _side_by_side(rows, FIELD)
 
 
 def version_metrics(facts: list[VersionFacts]) -> pd.DataFrame:
@@ -157,7 +158,7 @@ def _side_by_side(columns: dict[str, dict[str, str]], key: str) -> pd.DataFrame:
     keys = list(dict.fromkeys(k for values in columns.values() for k in values))
     frame = pd.DataFrame({name: [values.get(k, "–") for k in keys]
                           for name, values in columns.items()}, index=keys)
-    return frame.rename_axis(key or "").reset_index()
+    return frame.rename_axis(key).reset_index()
 
 
 # -- searches -------------------------------------------------------------------------------
@@ -240,7 +241,7 @@ def search_overview(facts: list[SearchFacts]) -> pd.DataFrame:
                                  f"{registered_score_label(job.metric, f.version.estimator)}"),
             "started": (f"{job.created_at:%Y-%m-%d %H:%M} UTC" if job.created_at else "–"),
         }
-    return _side_by_side(columns, "")
+    return _side_by_side(columns, FIELD)
 
 
 def search_settings(facts: list[SearchFacts]) -> pd.DataFrame:

@@ -246,8 +246,8 @@ def test_compare_deep_link_to_versions_of_two_models(several: Path) -> None:
     assert at.multiselect[0].value == ["wine:1", "breast_cancer:1"]
     assert "wine:9" in at.warning[0].value
     overview, metrics, params = (d.value for d in at.dataframe)
-    assert list(overview.columns) == ["", "wine:1", "breast_cancer:1"]
-    row = overview.set_index("").loc["registered score"]
+    assert list(overview.columns) == ["field", "wine:1", "breast_cancer:1"]
+    row = overview.set_index("field").loc["registered score"]
     assert "(CV score)" in row["wine:1"] or "(out-of-fold)" in row["wine:1"]
     assert set(metrics["metrics"]) == {"out-of-fold cross-validation"}
     assert metrics.set_index("metric").loc["roc_auc", "wine:1"] > 0.5
@@ -265,7 +265,7 @@ def test_compare_two_searches_of_one_model_by_deep_link(several: Path) -> None:
     at = _page("pages/compare.py", jobs=f"{first},{second}")
     assert at.radio[0].value == "Searches"
     assert at.multiselect[0].value == [first, second]
-    overview = at.dataframe[0].value.set_index("")
+    overview = at.dataframe[0].value.set_index("field")
     assert list(overview.columns) == [f"job {first}: wine", f"job {second}: wine"]
     scored, pruned, failed = overview.loc["trials (scored / pruned / failed)",
                                           f"job {first}: wine"].split(" / ")
