@@ -23,6 +23,12 @@ UNSCORED_NOTE = ("▼ pruned and ✕ failed trials have no score: they sit on a 
                  "the worst score, in their family's colour.")
 
 
+SEARCH_HEIGHT = 240  # of the plot itself: the legends below add to it
+# Fit the width only: the theme fits the height too, which would squeeze the plot to make room
+# for the legends below it.
+FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
+
+
 def _trial_axis() -> alt.Axis:
     """Trial numbers are whole: no 2.5 between trial 2 and trial 3."""
     return alt.Axis(tickMinStep=1, format="d")
@@ -48,10 +54,15 @@ def _placed(trials: pd.DataFrame, greater_is_better: bool = True) -> pd.DataFram
 
 
 def _family_and_state(trials: pd.DataFrame) -> dict[str, alt.Color | alt.Shape]:
+    """Colour by family, shape by how the trial ended; legends below the plot, so a chart in
+    a narrow column (a tablet) keeps its width for the points."""
     families = sorted(trials["estimator"].astype(str).unique())
-    return {"color": alt.Color("estimator:N", title="family", scale=alt.Scale(domain=families)),
+    legend = {"orient": "bottom", "direction": "vertical", "labelLimit": 0}
+    return {"color": alt.Color("estimator:N", title="family", scale=alt.Scale(domain=families),
+                               legend=alt.Legend(**legend)),
             "shape": alt.Shape("state:N", title="trial",
-                               scale=alt.Scale(domain=STATES, range=STATE_SHAPES))}
+                               scale=alt.Scale(domain=STATES, range=STATE_SHAPES),
+                               legend=alt.Legend(**legend))}
 
 
 def best_so_far(trials: pd.DataFrame, metric: str, greater_is_better: bool) -> alt.LayerChart:
@@ -68,7 +79,7 @@ def best_so_far(trials: pd.DataFrame, metric: str, greater_is_better: bool) -> a
                  "reason:N", "params:N"])
     line = alt.Chart(ok).mark_line(color="black", interpolate="step-after").encode(
         x=x, y="best so far:Q")
-    return (points + line).properties(height=280)
+    return (points + line).properties(height=SEARCH_HEIGHT, autosize=FIT_WIDTH)
 
 
 def score_vs_speed(trials: pd.DataFrame, metric: str,
@@ -87,7 +98,8 @@ def score_vs_speed(trials: pd.DataFrame, metric: str,
         y=alt.Y("y:Q", title=f"{metric} (CV)", scale=alt.Scale(zero=False)),
         **_family_and_state(placed),
         tooltip=["trial:Q", "estimator:N", "state:N", alt.Tooltip("score:Q", format=".4f"),
-                 "predict_ms_per_1k:Q", "reason:N", "params:N"]).properties(height=280)
+                 "predict_ms_per_1k:Q", "reason:N", "params:N"]
+    ).properties(height=SEARCH_HEIGHT, autosize=FIT_WIDTH)
 
 
 def trial_counts(trials: pd.DataFrame) -> pd.DataFrame:

@@ -145,6 +145,7 @@ def test_a_date_column_is_charted_over_time(dates: pd.DatetimeIndex, unit: str,
     spec = charts.distribution(as_text, "visit", kind="datetime").to_dict()
     assert spec["encoding"]["x"]["type"] == "temporal"
     assert spec["encoding"]["y"]["title"] == f"rows per {unit}"
+    assert spec["encoding"]["y2"] == {"datum": 0}, "each bar starts at zero rows"
     (data,) = _datasets(spec)
     assert len(data) == bars and sum(r["rows"] for r in data) == len(dates)
 
