@@ -48,7 +48,7 @@ def _compare_versions(refs: list[str]) -> None:
         st.warning(f"Not a registered version: {', '.join(unknown)}. Versions are named "
                    "model:number (e.g. wine:1); pick them from the list below.",
                    icon=":material/warning:")
-    default = [r for r in wanted if r in refs] or refs[:2]
+    default = [r for r in wanted if r in refs] or cmp.default_versions(refs)
     chosen = st.multiselect("Versions to compare", refs, default=default,
                             key="compare_versions",
                             help="Any versions of any models, written model:version.")

@@ -76,6 +76,16 @@ def version_refs(*, session: Session) -> list[str]:
     return refs
 
 
+def default_versions(refs: list[str]) -> list[str]:
+    """What a bare /compare shows: the two newest versions of the first model that has two
+    (a retrain against its predecessor), else the first two versions listed."""
+    by_model: dict[str, list[str]] = {}
+    for ref in refs:
+        by_model.setdefault(ref.rsplit(":", 1)[0], []).append(ref)
+    pair = next((found[:2] for found in by_model.values() if len(found) >= 2), None)
+    return pair or refs[:2]
+
+
 def load_versions(refs: list[str], *, session: Session) -> tuple[list[VersionFacts], list[str]]:
     """The versions `refs` name, in that order, and the references that name none."""
     known = set(version_refs(session=session))

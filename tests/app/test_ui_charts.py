@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from app.ui import charts
-from app.ui.compare import split_list
+from app.ui.compare import default_versions, split_list
 from core.enums import TrialState
 from tests.factories import CANCER, ROOT, WINE, built_home, copy_home, store_session
 
@@ -157,6 +157,12 @@ def test_numbers_and_categories_keep_their_charts() -> None:
     spec = words.to_dict()
     assert spec["title"] == "The 30 most common of 40 values"
     assert spec["encoding"]["y"]["axis"]["labelOverlap"] is False
+
+
+def test_a_bare_compare_opens_a_retrain_against_its_predecessor() -> None:
+    assert default_versions(["cancer:1", "wine:3", "wine:2", "wine:1"]) == ["wine:3", "wine:2"]
+    assert default_versions(["cancer:1", "wine:1"]) == ["cancer:1", "wine:1"]
+    assert default_versions([]) == []
 
 
 def test_query_lists_are_split_once_each() -> None:
@@ -301,3 +307,13 @@ def test_compare_page_on_an_empty_store_and_on_its_own(page: str, home: Path) ->
     assert at.info and "compare" in at.info[0].value.lower()
     alone = AppTest.from_file(str(ROOT / page), default_timeout=60).run()
     assert not alone.exception
+
+
+def test_bare_compare_shows_the_latest_retrain_and_switches_to_searches(several: Path) -> None:
+    at = _page("pages/compare.py")
+    assert at.multiselect[0].value == ["wine:2", "wine:1"]
+    assert at.query_params["versions"] == "wine:2,wine:1"
+    at.radio[0].set_value("Searches").run()
+    assert not at.exception
+    assert len(at.multiselect[0].value) == 2 and "versions" not in at.query_params
+    assert at.query_params["jobs"] == ",".join(map(str, at.multiselect[0].value))
