@@ -267,8 +267,16 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:  # its output ends only when it does: stop it first
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
             stream = proc.stdout or proc.stderr
-            raise RuntimeError(stream.read().decode() if stream else "the server did not start")
+            out = stream.read().decode() if stream else ""
+            raise RuntimeError(f"the server did not answer /health within {timeout:.0f} s "
+                               f"(exit code {proc.returncode}): {out}")
         time.sleep(0.2)
 
 
