@@ -3,8 +3,8 @@ uploaded on Data, two searches started from Train):
 
 - at desktop width, every journey: open the older search from the Leaderboard's picker and a
   deep link (?job=N) to each search → set an alias from each → predict an uploaded CSV and
-  download the predictions → deploy a canary → run the traffic simulator → roll back → raise
-  a drift alert from the Monitor page and acknowledge it (screenshots walk-NN-step.png);
+  download the predictions → raise a drift alert from the Monitor page and acknowledge it →
+  deploy a canary → run the traffic simulator → roll back (screenshots walk-NN-step.png);
 - at desktop (1280×900), tablet (820×1180) and phone (390×844), a tour of every page by its
   address (the phone's sidebar is folded), each drawn to its end with no error element
   (screenshots SIZE-NN-page.png).
@@ -69,7 +69,7 @@ def _alert_states(home: Path, model: str) -> list[tuple[str, str | None]]:
         db.dispose()
 
 
-def test_walk_leaderboard_alias_predict_deploy_simulate_rollback_alert(
+def test_walk_leaderboard_alias_predict_alert_deploy_simulate_rollback(
         page: Page, trained: Trained, tmp_path: Path) -> None:
     url, model = trained.url, trained.model
     older, newer = trained.jobs
@@ -124,28 +124,10 @@ def test_walk_leaderboard_alias_predict_deploy_simulate_rollback_alert(
     no_errors(page)
     screenshot(page, "walk-06-predict")
 
-    # deploy version 2 as a canary beside production (version 1), simulate, roll back
-    open_page(page, "Deployments", "Deployments")
-    choose(page, "Model", model)
-    page.get_by_role("button", name="Deploy", exact=True).click()
-    expect(_text(page, "rollout steps 10%, 50%, 100%")).to_be_visible(timeout=WAIT)
-    no_errors(page)
-    screenshot(page, "walk-07-canary")
-
-    page.get_by_role("button", name="Run simulator").click()
-    expect(_text(page, "candidate share")).to_be_visible(timeout=60_000)
-    no_errors(page)
-    screenshot(page, "walk-08-simulator")
-
-    page.get_by_role("button", name="Rollback").click()
-    page.get_by_role("button", name="Confirm rollback").click()
-    expect(page.get_by_text("rollout steps")).to_have_count(0, timeout=WAIT)
-    history = page.get_by_test_id("glide-cell-0-0").filter(has_text="deployment.rollback")
-    expect(history).to_have_count(1, timeout=WAIT)  # newest event first
-    no_errors(page)
-    screenshot(page, "walk-09-rolled-back")
-
-    # a drifted batch, checked on the Monitor page with "raise alerts", then acknowledged
+    # a drifted batch, checked on the Monitor page with "raise alerts", then acknowledged.
+    # Before any deployment: the workers' monitor pass checks deployed models' live traffic
+    # every 30 s, and live rows that do not drift resolve the same (model, version, DRIFT,
+    # feature) alert, which would race the click on Acknowledge.
     drifted = tmp_path / f"{model}_drifted.csv"
     batch = pd.read_csv(trained.data)
     batch["alcohol"] = batch["alcohol"] + 5  # one feature far from what the model saw
@@ -162,7 +144,7 @@ def test_walk_leaderboard_alias_predict_deploy_simulate_rollback_alert(
     expect(_text(page, re.compile(r"^1 of \d+ features drifted"))).to_be_visible(
         timeout=WAIT)
     no_errors(page)
-    screenshot(page, "walk-10-drift")
+    screenshot(page, "walk-07-drift")
 
     page.reload()  # the alerts section above was drawn before the check raised the alert
     expect(heading(page, "Monitor")).to_be_visible(timeout=WAIT)
@@ -171,12 +153,33 @@ def test_walk_leaderboard_alias_predict_deploy_simulate_rollback_alert(
     expect(acknowledge).to_be_visible(timeout=WAIT)
     assert _alert_states(trained.home, model) == [("open", "alcohol")]
     no_errors(page)
-    screenshot(page, "walk-11-alert-open")
+    screenshot(page, "walk-08-alert-open")
     acknowledge.click()
     expect(acknowledge).to_have_count(0, timeout=WAIT)  # no open alert is left to acknowledge
     assert _alert_states(trained.home, model) == [("acknowledged", "alcohol")]
     no_errors(page)
-    screenshot(page, "walk-12-alert-acknowledged")
+    screenshot(page, "walk-09-alert-acknowledged")
+
+    # deploy version 2 as a canary beside production (version 1), simulate, roll back
+    open_page(page, "Deployments", "Deployments")
+    choose(page, "Model", model)
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    expect(_text(page, "rollout steps 10%, 50%, 100%")).to_be_visible(timeout=WAIT)
+    no_errors(page)
+    screenshot(page, "walk-10-canary")
+
+    page.get_by_role("button", name="Run simulator").click()
+    expect(_text(page, "candidate share")).to_be_visible(timeout=60_000)
+    no_errors(page)
+    screenshot(page, "walk-11-simulator")
+
+    page.get_by_role("button", name="Rollback").click()
+    page.get_by_role("button", name="Confirm rollback").click()
+    expect(page.get_by_text("rollout steps")).to_have_count(0, timeout=WAIT)
+    history = page.get_by_test_id("glide-cell-0-0").filter(has_text="deployment.rollback")
+    expect(history).to_have_count(1, timeout=WAIT)  # newest event first
+    no_errors(page)
+    screenshot(page, "walk-12-rolled-back")
 
 
 def _tour(trained: Trained) -> list[tuple[str, str, str, str, str]]:
