@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.steps import (
+    FIRST_RUN,
     SHOTS,
     SIZES,
     WAIT,
@@ -89,7 +90,7 @@ def trained(browser: Browser, app_url: str, app_home: Path,
     context = browser.new_context(viewport=SIZES["desktop"])
     page = context.new_page()
     try:
-        goto(page, app_url, "ML Workbench")
+        goto(page, app_url, "ML Workbench", timeout=FIRST_RUN)
         no_errors(page)
         screenshot(page, "walk-01-home-empty")
 

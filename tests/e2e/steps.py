@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.factories import ROOT
 
 WAIT = 30_000
+FIRST_RUN = 120_000  # a fresh server's first run imports the ML stack
 SHOTS = ROOT / "tests" / "e2e" / "screenshots"
 SIZES = {"desktop": {"width": 1280, "height": 900}, "tablet": {"width": 820, "height": 1180},
          "phone": {"width": 390, "height": 844}}
@@ -35,21 +37,41 @@ def open_page(page: Page, label: str, title: str) -> None:
     expect(heading(page, title)).to_be_visible(timeout=WAIT)
 
 
-def goto(page: Page, url: str, title: str) -> None:
+def goto(page: Page, url: str, title: str | None, timeout: float = WAIT) -> None:
     """By address, as a bookmark, a shared deep link or a phone (whose sidebar is folded) does:
-    a new session."""
+    a new session. `title`: the page's heading (None: any top-level heading)."""
     page.goto(url)
-    expect(heading(page, title)).to_be_visible(timeout=WAIT)
+    expect(heading(page, title) if title else page.get_by_role("heading", level=1).first
+           ).to_be_visible(timeout=timeout)
+
+
+def settled(page: Page) -> None:
+    """The app's script run has ended (a polling fragment may start another later)."""
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state",
+                                                           "notRunning", timeout=WAIT)
 
 
 def choose(page: Page, label: str, option: str) -> None:
-    """Pick the option containing `option` from the selectbox labelled `label`."""
-    box = page.get_by_test_id("stSelectbox").filter(
-        has=page.get_by_test_id("stWidgetLabel").get_by_text(label, exact=True))
-    expect(box).to_have_count(1, timeout=WAIT)
-    box.locator("input").click()
-    page.get_by_role("option").filter(has_text=option).first.click()
-    expect(box).to_contain_text(option, timeout=WAIT)
+    """Pick the option containing `option` from the selectbox labelled `label` (a combobox
+    whose value is the chosen option's text). Once the page's run has ended: a rerun redraws
+    the list under the pointer. A list that closed under a late redraw is opened again."""
+    combo = page.get_by_role("combobox", name=label, exact=True)
+    expect(combo).to_have_count(1, timeout=WAIT)
+    settled(page)
+    wanted = re.compile(re.escape(option))
+    if wanted.search(combo.input_value()):
+        return
+    for attempt in range(3):
+        combo.click()
+        try:
+            page.get_by_role("option").filter(has_text=option).first.click(timeout=WAIT / 3)
+            break
+        except PlaywrightTimeoutError:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
+            settled(page)
+    expect(combo).to_have_value(wanted, timeout=WAIT)
 
 
 def upload(page: Page, path: Path, nth: int = 0) -> None:
