@@ -86,10 +86,23 @@ def drawn(page: Page) -> None:
 
 
 def screenshot(page: Page, name: str) -> Path:
+    """The whole page into tests/e2e/screenshots/NAME.png. Streamlit scrolls its main area
+    inside a fixed-height view, so a "full page" screenshot would stop at the viewport: the
+    viewport is stretched to the main area's height for the shot, then restored."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    drawn(page)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    size = page.viewport_size
+    height = page.evaluate("""() => Math.max(...['stMain', 'stAppViewContainer', 'stApp']
+        .map(id => document.querySelector(`[data-testid="${id}"]`))
+        .filter(Boolean).map(e => e.scrollHeight))""")
+    tall = min(max(int(height), size["height"]), 12_000)
+    if tall > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": tall})
+    try:
+        drawn(page)
+        path = SHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(size)
     return path
 
 
