@@ -18,6 +18,7 @@ from app.cli_common import JsonOpt, database, emit_json, err, guarded, out, sess
 from core.automl.request import TrainingRequest
 from core.errors import InputError
 from core.jobs.states import JobState, Trigger
+from core.store.shapes import Params
 
 commands = typer.Typer()
 schedule_app = typer.Typer(help="Recurring retraining (cron or daily HH:MM, UTC).",
@@ -56,8 +57,8 @@ def _request(data: Path | int, target: str, *, task: str = "auto", estimators: s
                                   market=market, **options)
 
 
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
+def _parse_params(items: list[str]) -> Params:
+    params: Params = {}
     for item in items:
         if "=" not in item:
             raise InputError(f"--param {item!r} must look like NAME=VALUE, e.g. max_depth=6.")

@@ -1,9 +1,9 @@
 """Data: upload a table or pick a sample, see its profile and the detected problem type."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app.ui import charts
 from app.ui.common import empty_state, pick_dataset, user_errors
 from app.ui.deps import session
 from app.ui.links import page_link
@@ -58,14 +58,8 @@ with user_errors():
                  hide_index=True, width="stretch")
 
     column = st.selectbox("Distribution of", list(frame.columns))
-    series = frame[column].dropna()
-    if pd.api.types.is_numeric_dtype(series):
-        chart = alt.Chart(pd.DataFrame({column: series})).mark_bar().encode(
-            alt.X(column, bin=alt.Bin(maxbins=40)), y="count()")
-    else:
-        top = series.astype(str).value_counts().head(30).rename_axis(column).reset_index()
-        chart = alt.Chart(top).mark_bar().encode(x="count:Q", y=alt.Y(column, sort="-x"))
-    st.altair_chart(chart, width="stretch")
+    kind = next((c.get("kind") for c in ds.columns if c.get("name") == column), None)
+    st.altair_chart(charts.distribution(frame[column], str(column), kind), width="stretch")
 
     st.subheader("Target")
     target = st.selectbox("Column to predict", list(frame.columns), index=len(frame.columns) - 1)

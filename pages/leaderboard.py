@@ -8,7 +8,9 @@ from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.jobs import trials_frame
 from app.ui.labels import metric_help, score_card, score_kind
+from app.ui.links import page_link
 from core.automl.metrics import METRICS
+from core.enums import TrialState
 from core.glossary import explain
 from core.jobs.states import JobState
 from core.jobs.views import read_jobs
@@ -31,6 +33,8 @@ default = job_ids.index(int(wanted)) if wanted.isdigit() and int(wanted) in job_
 chosen = st.selectbox("Search", job_ids, index=default, format_func=labels.__getitem__,
                       key="lb_search")  # keyed: the index follows the last pick
 st.query_params["job"] = str(chosen)  # the address bar is a deep link to this search
+page_link("pages/compare.py", "Compare this search with others",
+          query_params={"jobs": str(chosen)}, icon=":material/compare_arrows:")
 job = next(j for j in jobs if j.id == chosen)
 metric = METRICS[job.metric]
 with session() as s:
@@ -65,7 +69,18 @@ with c1:
                     width="stretch")
 with c2:
     st.caption("Score against prediction speed")
-    st.altair_chart(charts.score_vs_speed(trials, job.metric), width="stretch")
+    st.altair_chart(charts.score_vs_speed(trials, job.metric, metric.greater_is_better),
+                    width="stretch")
+counts = charts.trial_counts(trials)
+if (trials["status"] != TrialState.OK).any():
+    st.caption(charts.UNSCORED_NOTE)
+st.caption("Trials per estimator family and how they ended")
+st.dataframe(counts, hide_index=True, key="lb_trial_counts", column_config={
+    "scored": st.column_config.NumberColumn(help="Scored on every cross-validation fold."),
+    "pruned": st.column_config.NumberColumn(help="Stopped before its last fold: behind "
+                                            "the best trial, out of time, or cancelled."),
+    "failed": st.column_config.NumberColumn(help="The estimator raised an error: hover the "
+                                            "trial's point, or read its reason in the table.")})
 
 picked = st.multiselect("Compare trials side by side", trials["trial"].tolist(),
                         default=trials["trial"].tolist()[:2])
@@ -88,7 +103,8 @@ c1, c2 = st.columns(2)
 if "confusion_matrix" in ev:
     c1.altair_chart(charts.confusion_matrix(ev["confusion_matrix"]), width="stretch")
 if "roc_curve" in ev:
-    c2.altair_chart(charts.curve(ev["roc_curve"], "fpr", "tpr", "ROC curve"), width="stretch")
+    c2.altair_chart(charts.roc_curve(ev["roc_curve"], ev.get("metrics", {}).get("roc_auc")),
+                    width="stretch")
     c1.altair_chart(charts.curve(ev["pr_curve"], "recall", "precision", "Precision-recall"),
                     width="stretch")
 if "residuals" in ev:

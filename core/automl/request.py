@@ -30,6 +30,7 @@ from core.automl.catalog import get_spec
 from core.errors import InputError, InvalidDataError, WorkbenchError
 from core.features.targets import TARGET_KINDS
 from core.registry import check_model_name
+from core.store.shapes import Params
 
 MAX_BUDGET_S = 86_400.0
 DEFAULT_BUDGET_S = 60.0
@@ -123,7 +124,7 @@ class TrainingRequest(BaseModel):
     time_column: str | None = Field(default=None, description="Validate in time order.")
     estimators: tuple[str, ...] | None = Field(
         default=None, description="Estimator keys to search (default: all that fit).")
-    params: dict[str, Any] | None = Field(
+    params: Params | None = Field(
         default=None, description="One configuration to train (needs exactly one estimator).")
     sampler: SearchMethod = Field(default=SearchMethod.TPE, alias="search",
                                   description="Search method: tpe, random or grid.")

@@ -28,6 +28,7 @@ from core.features.finance import INDICATOR_NAMES, find_column, parse_time
 from core.features.kinds import scored_as_number
 from core.features.preprocess import build_preprocessor, used_columns
 from core.features.schema import align_to_schema
+from core.store.shapes import Evaluation, Params, SchemaColumn
 
 
 @dataclass
@@ -36,7 +37,7 @@ class TrainingData:
 
     X: pd.DataFrame
     y: pd.Series
-    schema: list[dict[str, Any]]
+    schema: list[SchemaColumn]
     problem: ProblemType
     metric: Metric
     splits: list[tuple[np.ndarray, np.ndarray]]
@@ -48,7 +49,7 @@ class TrainingData:
     ticker_column: str | None = None
     holdout: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     gap: int = 0
-    folds: list[dict[str, Any]] = field(default_factory=list)  # fold boundaries, for display
+    folds: list[dict[str, object]] = field(default_factory=list)  # fold boundaries, for display
 
     @property
     def task(self) -> str:
@@ -134,11 +135,11 @@ LEAK_AUC = 0.99           # one feature alone separating a binary target this we
 GUARD_SAMPLE_ROWS = 50_000
 
 
-def _datetime_columns(schema: list[dict[str, Any]]) -> list[str]:
+def _datetime_columns(schema: list[SchemaColumn]) -> list[str]:
     return [c["name"] for c in schema if c["kind"] == "datetime"]
 
 
-def _detect_time_column(features: pd.DataFrame, schema: list[dict[str, Any]]) -> str | None:
+def _detect_time_column(features: pd.DataFrame, schema: list[SchemaColumn]) -> str | None:
     """A datetime column, but only in tables that look like market data (a ticker column, or
     price/volume/indicator columns): there, shuffled folds certainly leak the future. Elsewhere
     a date (a customer's signup day) need not be the order the predictions are made in."""
@@ -152,7 +153,7 @@ def _detect_time_column(features: pd.DataFrame, schema: list[dict[str, Any]]) ->
     return preferred if preferred is not None else dated[0]
 
 
-def _time_column_hint(schema: list[dict[str, Any]]) -> list[str]:
+def _time_column_hint(schema: list[SchemaColumn]) -> list[str]:
     dated = _datetime_columns(schema)
     if not dated:
         return []
@@ -168,7 +169,7 @@ def _detect_ticker_column(frame: pd.DataFrame, target: str, time_column: str) ->
 
 
 def _correlated_features(X: pd.DataFrame, y: pd.Series, problem: ProblemType,
-                         schema: list[dict[str, Any]]) -> list[str]:
+                         schema: list[SchemaColumn]) -> list[str]:
     """Numeric features that almost determine the target on their own: usually the target
     (or something computed from the future) under another name."""
     numeric = [c["name"] for c in schema if scored_as_number(c)
@@ -206,7 +207,7 @@ def _correlated_features(X: pd.DataFrame, y: pd.Series, problem: ProblemType,
 
 
 def _time_leaks(features: pd.DataFrame, times: pd.Series, time_column: str,
-                ticker_column: str | None, schema: list[dict[str, Any]]) -> list[str]:
+                ticker_column: str | None, schema: list[SchemaColumn]) -> list[str]:
     """Timestamps after the prediction time, and repeated timestamps per ticker."""
     notes = []
     unreadable = int(times.isna().sum())
@@ -244,8 +245,8 @@ def _time_leaks(features: pd.DataFrame, times: pd.Series, time_column: str,
                          "column; if one series, remove the duplicates.")
     return notes
 
-def build_pipeline(spec: EstimatorSpec, task: str, params: dict[str, Any],
-                   schema: list[dict[str, Any]]) -> Pipeline:
+def build_pipeline(spec: EstimatorSpec, task: str, params: Params,
+                   schema: list[SchemaColumn]) -> Pipeline:
     model = spec.make(task, params)
     if task != Task.REGRESSION:
         model = LabelEncodedClassifier(model)
@@ -338,7 +339,7 @@ def _full_proba(model: Pipeline, X: pd.DataFrame, classes: list[Any]) -> np.ndar
     return full
 
 
-def evaluate(data: TrainingData, cv: CVResult) -> dict[str, Any]:
+def evaluate(data: TrainingData, cv: CVResult) -> Evaluation:
     """Every metric for the task on the out-of-fold predictions, plus the curves users chart."""
     from sklearn import metrics as skm
 
@@ -356,7 +357,7 @@ def evaluate(data: TrainingData, cv: CVResult) -> dict[str, Any]:
     proba = cv.oof_proba[covered]
     scores = all_scores(data.task, y, pred, proba, classes)
     cm = skm.confusion_matrix(y, pred, labels=classes)
-    out: dict[str, Any] = {
+    out: Evaluation = {
         "metrics": scores, "n_validation_rows": int(covered.sum()),
         "confusion_matrix": {"labels": [str(c) for c in classes], "matrix": cm.tolist()},
     }
