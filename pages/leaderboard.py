@@ -30,7 +30,8 @@ labels = {j.id: f"job {j.id}: {j.model} ({j.metric})"
 job_ids = list(labels)
 wanted = st.query_params.get("job", "")
 default = job_ids.index(int(wanted)) if wanted.isdigit() and int(wanted) in job_ids else 0
-chosen = st.selectbox("Search", job_ids, index=default, format_func=labels.__getitem__)
+chosen = st.selectbox("Search", job_ids, index=default, format_func=labels.__getitem__,
+                      key="lb_search")  # keyed: the index follows the last pick
 st.query_params["job"] = str(chosen)  # the address bar is a deep link to this search
 page_link("pages/compare.py", "Compare this search with others",
           query_params={"jobs": str(chosen)}, icon=":material/compare_arrows:")

@@ -13,7 +13,8 @@ st.title("Model registry")
 with session() as s:
     models = list_models(session=s)
 if not models:
-    empty_state("No models registered yet. Train one, then manage its versions here.")
+    empty_state("No models registered yet. Train one, then manage its versions here.",
+                links=[("pages/train.py", "Train a model")])
     st.stop()
 
 name = st.selectbox("Model", [m.name for m in models])

@@ -310,10 +310,16 @@ def running_app(home: Path) -> Iterator[str]:
     try:
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
-        stop_spawned_workers(home)  # workers the app started run in their own session
+        try:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # a loaded machine, or a stuck script run
+                proc.kill()
+                proc.wait(timeout=10)
+        finally:
+            log.close()
+            stop_spawned_workers(home)  # workers the app started run in their own session
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:

@@ -38,11 +38,21 @@ def empty_state(message: str, links: list[tuple[str, str]] | None = None) -> Non
 
 
 def pick_dataset(datasets: list[Any], label: str = "Dataset") -> Any:
-    """A dataset selectbox that remembers the last choice across pages (session state)."""
+    """A dataset selectbox that remembers the last choice across pages (session state).
+
+    Keyed, with its value put in session state before it is drawn: an unkeyed selectbox
+    whose `index` follows the last pick becomes a new widget whenever that index changes (the
+    index is part of its identity), and the pick made on the old one is dropped."""
     labels = {d.id: f"{d.id}: {d.name} ({d.n_rows}×{d.n_cols})" for d in datasets}
     ids = list(labels)
-    current = st.session_state.get("dataset_id", ids[0])
-    chosen = st.selectbox(label, ids, index=ids.index(current) if current in ids else 0,
-                          format_func=labels.__getitem__)
-    st.session_state["dataset_id"] = chosen
+    key = f"pick_dataset:{label}"
+    if st.session_state.get("dataset_id") not in ids:
+        st.session_state["dataset_id"] = ids[0]
+    st.session_state[key] = st.session_state["dataset_id"]  # an upload or another page's pick
+    chosen = st.selectbox(label, ids, key=key, format_func=labels.__getitem__,
+                          on_change=_remember_dataset, args=(key,))
     return next(d for d in datasets if d.id == chosen)
+
+
+def _remember_dataset(key: str) -> None:
+    st.session_state["dataset_id"] = st.session_state[key]
