@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.ui.layout import apply_layout
 from core.settings import get_settings
 
 st.set_page_config(page_title="ML Workbench", page_icon=":material/insights:", layout="wide")
+apply_layout()  # responsive CSS for every page (app/ui/layout.py)
 
 
 @st.cache_resource(show_spinner="Preparing the demo: sample data, two models, a canary…")

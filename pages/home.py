@@ -7,6 +7,9 @@ from app.ui.common import empty_state
 from app.ui.deps import session
 from app.ui.jobs import registered_score
 from app.ui.labels import KIND_LABEL
+from app.ui.layout import CARD_WIDTH, responsive_columns
+from app.ui.readable import aliases_text
+from app.ui.times import when
 from core.data.datasets import list_datasets
 from core.jobs.views import read_jobs
 from core.registry import list_models
@@ -16,14 +19,15 @@ with session() as s:
     models, datasets = list_models(session=s), list_datasets(session=s)
     jobs = read_jobs(session=s, limit=10, by="ui")
 
-cols = st.columns(3)
+cols = responsive_columns(3, min_width=CARD_WIDTH)
 cols[0].metric("Models", len(models))
 cols[1].metric("Datasets", len(datasets))
 cols[2].metric("Jobs", len(jobs))
 
 st.subheader("Models")
 if models:
-    st.dataframe(pd.DataFrame([m.model_dump(mode="json") for m in models])[
+    st.dataframe(pd.DataFrame([{**m.model_dump(mode="json"), "aliases": aliases_text(m.aliases)}
+                               for m in models])[
                      ["name", "versions", "latest_version", "task", "metric", "latest_score",
                       "aliases"]],
                  hide_index=True, width="stretch", column_config={
@@ -50,7 +54,7 @@ if jobs:
                      "best single trial (CV)": j.progress.get("best_score"),
                      "registered version": version, "registered score": score,
                      "scored as": KIND_LABEL.get(kind, "") if kind else None,
-                     "created": j.created_at})
+                     "created": when(j.created_at)})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
         "best single trial (CV)": st.column_config.NumberColumn(
             format="%.4f", help="The best single pipeline's CV score (mean over folds) while "

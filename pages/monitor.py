@@ -8,6 +8,8 @@ import streamlit as st
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.labels import column_help
+from app.ui.layout import responsive_columns
+from app.ui.times import time_tooltip, time_x, times_as_text, utc_column
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.enums import AlertState
 from core.glossary import explain
@@ -40,7 +42,8 @@ st.subheader("Alerts")
 with session() as s:
     open_alerts = list_alerts(name, session=s)
 if open_alerts:
-    st.dataframe(pd.DataFrame([a.model_dump(mode="json") for a in open_alerts])[[
+    st.dataframe(times_as_text(pd.DataFrame([a.model_dump(mode="json") for a in open_alerts]),
+                               ["opened_at"])[[
         "id", "version", "kind", "feature", "severity", "state", "message", "action",
         "opened_at"]], hide_index=True, width="stretch")
     ack_id = st.selectbox("Alert", [a.id for a in open_alerts
@@ -71,14 +74,15 @@ def live_view() -> None:
                                 on="version", how="left")
     st.dataframe(summary, hide_index=True, width="stretch")
     series = pd.DataFrame([p.model_dump() for p in live.series])
+    series = utc_column(series, "at")  # instants in UTC, drawn on a UTC axis
     series["version"] = series["version"].astype(str)
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = responsive_columns(3)
     for col, field, title in ((c1, "requests", "requests"),
                               (c2, "latency_mean_ms", "mean latency (ms)"),
                               (c3, "error_rate", "error rate")):
         col.altair_chart(alt.Chart(series).mark_line(point=True).encode(
-            x=alt.X("at:T", title=None), y=alt.Y(f"{field}:Q", title=title),
-            color="version:N", tooltip=["at:T", "version:N", f"{field}:Q"]
+            x=time_x("at"), y=alt.Y(f"{field}:Q", title=title),
+            color="version:N", tooltip=[time_tooltip("at"), "version:N", f"{field}:Q"]
         ).properties(height=220),
             width="stretch")
 

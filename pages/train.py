@@ -7,6 +7,7 @@ from app.ui.common import empty_state, pick_dataset, user_errors
 from app.ui.deps import database, session
 from app.ui.jobs import elapsed_fraction, progress_text, registered_score, trials_frame
 from app.ui.labels import score_card
+from app.ui.layout import CARD_WIDTH, responsive_columns
 from app.ui.links import page_link
 from app.workers import ensure_local_worker
 from core.automl.catalog import CATALOG
@@ -100,7 +101,7 @@ def live(job_id: int) -> None:
         return
     if job.state == JobState.COMPLETED:
         st.success(f"Done: registered version {version} of **{job.model}**.")
-        c1, c2 = st.columns(2)
+        c1, c2 = responsive_columns(2, min_width=CARD_WIDTH)
         score_card(c1, f"Registered version {version}", score, job.metric, kind or "cv")
         if kind == "oof":  # an ensemble: its score is not the best single trial's
             score_card(c2, "Best single trial", job.progress.get("best_score"), job.metric,
