@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.ui.layout import apply_layout
 from core.settings import get_settings
 
 st.set_page_config(page_title="ML Workbench", page_icon=":material/insights:", layout="wide")
-apply_layout()  # responsive CSS for every page (app/ui/layout.py)
 
 
 @st.cache_resource(show_spinner="Preparing the demo: sample data, two models, a canary…")
@@ -29,6 +27,8 @@ PAGES = [
             url_path="train"),
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:",
             url_path="leaderboard"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:",
+            url_path="compare"),
     st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:",
             url_path="registry"),
     st.Page("pages/predict.py", title="Predict", icon=":material/online_prediction:",

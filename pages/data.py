@@ -6,6 +6,7 @@ import streamlit as st
 
 from app.ui.common import empty_state, pick_dataset, user_errors
 from app.ui.deps import session
+from app.ui.layout import apply_layout
 from app.ui.links import page_link
 from core.data.datasets import ingest_bytes, list_datasets, load_frame
 from core.data.profile import check_target, detect_problem_type
@@ -15,6 +16,7 @@ from core.settings import get_settings
 
 SAMPLES = samples_dir()
 
+apply_layout()
 st.title("Data")
 limit = get_settings().max_upload_mb
 upload = st.file_uploader(f"Upload a CSV or Parquet table (up to {limit:.0f} MB)",

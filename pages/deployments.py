@@ -9,7 +9,7 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import database, session
-from app.ui.layout import CARD_WIDTH, responsive_columns
+from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
 from app.ui.readable import deployment_history_frame
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.deployments import deploy, get_state, history, promote, rollback, set_percent
@@ -19,6 +19,7 @@ from core.deploy.telemetry import stats_since
 from core.registry import list_models, list_versions
 from core.store import utcnow
 
+apply_layout()
 st.title("Deployments")
 with session() as s:
     models = list_models(session=s)

@@ -7,13 +7,14 @@ from app.ui.common import empty_state
 from app.ui.deps import session
 from app.ui.jobs import registered_score
 from app.ui.labels import KIND_LABEL
-from app.ui.layout import CARD_WIDTH, responsive_columns
+from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
 from app.ui.readable import aliases_text
 from app.ui.times import when
 from core.data.datasets import list_datasets
 from core.jobs.views import read_jobs
 from core.registry import list_models
 
+apply_layout()
 st.title("ML Workbench")
 with session() as s:
     models, datasets = list_models(session=s), list_datasets(session=s)

@@ -6,6 +6,7 @@ import streamlit as st
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.jobs import progress_text
+from app.ui.layout import apply_layout
 from app.ui.times import when
 from core.jobs import ledger
 from core.jobs.schedules import create_schedule, delete_schedule, list_schedules, set_paused
@@ -14,6 +15,7 @@ from core.jobs.views import read_job_detail, read_jobs
 from core.jobs.worker import live_workers
 from core.registry import list_models
 
+apply_layout()
 st.title("Jobs")
 with session() as s:
     st.caption(f"{len(live_workers(session=s))} live worker(s)")

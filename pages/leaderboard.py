@@ -8,7 +8,7 @@ from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.jobs import trials_frame
 from app.ui.labels import metric_help, score_card, score_kind
-from app.ui.layout import CARD_WIDTH, responsive_columns
+from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
 from core.automl.metrics import METRICS
 from core.glossary import explain
 from core.jobs.states import JobState
@@ -16,6 +16,7 @@ from core.jobs.views import read_jobs
 from core.registry import version_by_id
 from core.usecases.aliases import set_alias
 
+apply_layout()
 st.title("Leaderboard")
 with session() as s:
     jobs = [j for j in read_jobs(session=s, limit=200, by="ui")

@@ -8,7 +8,7 @@ import streamlit as st
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.labels import column_help
-from app.ui.layout import responsive_columns
+from app.ui.layout import apply_layout, responsive_columns
 from app.ui.times import time_tooltip, time_x, times_as_text, utc_column
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.enums import AlertState
@@ -20,6 +20,7 @@ from core.monitor.states import Window
 from core.registry import list_models
 from core.usecases.alert_actions import acknowledge, raise_drift_alerts
 
+apply_layout()
 st.title("Monitor")
 # plain-words help on the drift tables' jargon (tests: ks, chi2, jensen_shannon, wasserstein)
 DRIFT_HELP = column_help(["p_value", "effect_size", "psi"],

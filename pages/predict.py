@@ -6,7 +6,7 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
-from app.ui.layout import FIELD_WIDTH, responsive_columns
+from app.ui.layout import FIELD_WIDTH, apply_layout, responsive_columns
 from core.data.export import safe_csv_bytes
 from core.data.ingest import read_bytes
 from core.enums import Task
@@ -18,6 +18,7 @@ from core.what_if import FieldKind, what_if_fields
 
 MAX_SHOWN_ROWS = 10_000  # the download always holds every row
 
+apply_layout()
 st.title("Predict")
 with session() as s:
     models = list_models(session=s)

@@ -5,13 +5,14 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
-from app.ui.layout import FIELD_WIDTH, responsive_columns
+from app.ui.layout import FIELD_WIDTH, apply_layout, responsive_columns
 from app.ui.links import page_link
 from app.ui.readable import alias_history_frame
 from app.ui.times import when
 from core.registry import alias_history, list_models, list_versions
 from core.usecases.aliases import set_alias
 
+apply_layout()
 st.title("Model registry")
 with session() as s:
     models = list_models(session=s)

@@ -7,7 +7,7 @@ from app.ui.common import empty_state, pick_dataset, user_errors
 from app.ui.deps import database, session
 from app.ui.jobs import elapsed_fraction, progress_text, registered_score, trials_frame
 from app.ui.labels import score_card
-from app.ui.layout import CARD_WIDTH, responsive_columns
+from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
 from app.ui.links import page_link
 from app.workers import ensure_local_worker
 from core.automl.catalog import CATALOG
@@ -21,6 +21,7 @@ from core.jobs.states import JobState
 from core.jobs.views import read_job
 from core.usecases.training import submit
 
+apply_layout()
 st.title("Train")
 with session() as s:
     datasets = list_datasets(session=s)

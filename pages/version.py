@@ -6,7 +6,7 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
-from app.ui.layout import CARD_WIDTH, FIELD_WIDTH, responsive_columns
+from app.ui.layout import CARD_WIDTH, FIELD_WIDTH, apply_layout, responsive_columns
 from app.ui.links import page_link
 from app.ui.times import when
 from app.ui.version import (
@@ -29,6 +29,7 @@ from core.usecases.aliases import set_alias
 
 OTHER_ALIAS = "other…"
 
+apply_layout()
 st.title("Model version")
 with session() as s:
     models = list_models(session=s)

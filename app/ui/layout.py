@@ -43,8 +43,10 @@ LAYOUT_CSS = """
 
 
 def apply_layout() -> None:
-    """Inject the layout CSS; once per run, from the entry point, before the page runs (a
-    style-only `st.html` goes to Streamlit's event container and takes no space)."""
+    """Inject the layout CSS: first thing on every page (a style-only `st.html` goes to the
+    event container and takes no space). Not from the entry point: in Streamlit 1.67 what
+    `streamlit_app.py` draws is dropped when a page other than the default one is opened by
+    its address (`/registry`), checked in chromium."""
     st.html(LAYOUT_CSS)
 
 
