@@ -27,8 +27,6 @@ PAGES = [
             url_path="train"),
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:",
             url_path="leaderboard"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:",
-            url_path="compare"),
     st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:",
             url_path="registry"),
     st.Page("pages/predict.py", title="Predict", icon=":material/online_prediction:",
