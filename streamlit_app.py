@@ -8,18 +8,6 @@ from core.settings import get_settings
 
 st.set_page_config(page_title="ML Workbench", page_icon=":material/insights:", layout="wide")
 
-
-@st.cache_resource(show_spinner="Preparing the demo: sample data, two models, a canary…")
-def _demo_seeded(home: str) -> bool:
-    from app.ui.deps import database
-    from core.usecases.demo import seed_demo
-
-    return seed_demo(db=database())
-
-
-if get_settings().demo:
-    _demo_seeded(str(get_settings().home))
-
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/data.py", title="Data", icon=":material/table:", url_path="data"),
@@ -27,6 +15,8 @@ PAGES = [
             url_path="train"),
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:",
             url_path="leaderboard"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:",
+            url_path="compare"),
     st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:",
             url_path="registry"),
     st.Page("pages/predict.py", title="Predict", icon=":material/online_prediction:",
@@ -39,4 +29,9 @@ PAGES = [
             url_path="monitor"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
 ]
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)  # first: the sidebar shows these titles while the demo seeds
+if get_settings().demo:
+    from app.ui.demo import prepare_demo
+
+    prepare_demo(str(get_settings().home))
+page.run()

@@ -251,12 +251,18 @@ def accept(
     out.print(f"{name}:{version}{saved} may now load on scikit-learn {mv.accepted_sklearn}.")
 
 
-@app.command()
+datasets_app = typer.Typer(help="Stored datasets: list them (the default) or delete one.")
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.callback(invoke_without_command=True)
 @guarded
-def datasets(json_out: JsonOpt = False) -> None:
+def datasets(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """List stored datasets."""
     from core.data.datasets import list_datasets_public
 
+    if ctx.invoked_subcommand is not None:
+        return
     with session() as s:
         rows = [d.model_dump(mode="json") for d in list_datasets_public(session=s)]
     if json_out:
@@ -266,6 +272,32 @@ def datasets(json_out: JsonOpt = False) -> None:
             row["fingerprint"] = row["fingerprint"][:12]
         out.print(_table("Datasets", rows, ["id", "name", "rows", "columns", "fingerprint",
                                             "created_at"]))
+
+
+@datasets_app.command("delete")
+@guarded
+def datasets_delete(
+    dataset: Annotated[str, typer.Argument(help="The dataset's id, name or fingerprint.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+    = False,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete a stored dataset and its file. Refused while a model version or a job was
+    trained on it (their lineage would be lost)."""
+    from core.data.datasets import delete_dataset, get_dataset
+
+    with session() as s:
+        ds = get_dataset(dataset, session=s)
+    if not yes and not typer.confirm(f"Delete dataset {ds.id} ({ds.name}, {ds.n_rows} rows)? "
+                                     "This cannot be undone.", err=True):
+        raise typer.Exit(1)
+    with session() as s:
+        gone = delete_dataset(ds.id, session=s, actor="cli", reason=reason)
+    if json_out:
+        emit_json({"deleted": gone.id, "name": gone.name})
+    else:
+        out.print(f"dataset {gone.id} ({gone.name}) deleted")
 
 
 @app.command()

@@ -18,6 +18,7 @@ from app.cli_common import JsonOpt, database, emit_json, err, guarded, out, sess
 from core.automl.request import TrainingRequest
 from core.errors import InputError
 from core.jobs.states import JobState, Trigger
+from core.store.shapes import Params
 
 commands = typer.Typer()
 schedule_app = typer.Typer(help="Recurring retraining (cron or daily HH:MM, UTC).",
@@ -41,6 +42,9 @@ TargetKindOpt = Annotated[str, typer.Option(
 HorizonOpt = Annotated[int, typer.Option(help="Periods ahead for market targets.")]
 TickerOpt = Annotated[str | None, typer.Option(help="Ticker column (market).")]
 CostOpt = Annotated[float, typer.Option(help="Backtest cost per trade, bps.")]
+ExcludeOpt = Annotated[list[str] | None, typer.Option(
+    "--exclude", help="A column to leave out of the features, repeatable (a date that only "
+                      "encodes the row order, an id stored as a number).")]
 
 
 def _request(data: Path | int, target: str, *, task: str = "auto", estimators: str | None = None,
@@ -56,8 +60,8 @@ def _request(data: Path | int, target: str, *, task: str = "auto", estimators: s
                                   market=market, **options)
 
 
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
+def _parse_params(items: list[str]) -> Params:
+    params: Params = {}
     for item in items:
         if "=" not in item:
             raise InputError(f"--param {item!r} must look like NAME=VALUE, e.g. max_depth=6.")
@@ -144,13 +148,15 @@ def automl(
     horizon: HorizonOpt = 1,
     ticker_column: TickerOpt = None,
     cost_bps: CostOpt = 5.0,
+    exclude: ExcludeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Search for the best pipeline, print the leaderboard and register the winner."""
     _run_training(_request(data, target, task=task, metric=metric, budget=budget, seed=seed,
                            name=name, time_column=time_column, estimators=estimators,
                            search=search, ensemble=ensemble, target_kind=target_kind,
-                           horizon=horizon, ticker_column=ticker_column, cost_bps=cost_bps),
+                           horizon=horizon, ticker_column=ticker_column, cost_bps=cost_bps,
+                           exclude=exclude or None),
                   json_out=json_out)
 
 
@@ -191,6 +197,7 @@ def submit(
     horizon: HorizonOpt = 1,
     ticker_column: TickerOpt = None,
     cost_bps: CostOpt = 5.0,
+    exclude: ExcludeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Queue a training job for a worker and print its id (starts a local worker if none)."""
@@ -201,7 +208,8 @@ def submit(
                        metric=metric, budget=budget, seed=seed, name=name,
                        time_column=time_column, estimators=estimators, search=search,
                        ensemble=ensemble, target_kind=target_kind, horizon=horizon,
-                       ticker_column=ticker_column, cost_bps=cost_bps)
+                       ticker_column=ticker_column, cost_bps=cost_bps,
+                       exclude=exclude or None)
     with session() as s:
         job = submit_job(request, session=s)
     started = ensure_local_worker(database())

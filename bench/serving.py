@@ -7,6 +7,8 @@ requests at concurrency 1, 8 and 32, against `workbench serve` and, in the same 
                                                             # + mlflow models serve
     .venv/bin/python bench/serving.py --concurrency 128 --unbounded
                                         # load shedding: the default bound against none
+    git worktree add /tmp/ref <commit> && .venv/bin/python bench/serving.py --against /tmp/ref
+                                        # before/after: another checkout's server, same run
 
 Latency percentiles are of answered (200) requests; a 503 (overloaded) is counted as refused
 and its caller waits the Retry-After seconds before its next request, as a client should.
@@ -172,12 +174,23 @@ def floor(pipe, X: pd.DataFrame, lean=None) -> dict:
     return out
 
 
-def start_ours(home: Path, port: int, workers: int, **extra_env: str) -> subprocess.Popen:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), to report server CPU per
+    request: steadier than throughput on a shared machine, where the client competes too."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_ours(home: Path, port: int, workers: int, root: Path = ROOT,
+               **extra_env: str) -> subprocess.Popen:
+    """`root` another checkout (--against): the same server command run from its code."""
     env = {**os.environ, "WORKBENCH_HOME": str(home), **extra_env}
+    if root != ROOT:
+        env["PYTHONPATH"] = str(root)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.api:app_factory", "--factory", "--host",
          "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-         "--no-access-log"], cwd=ROOT, env=env)
+         "--no-access-log"], cwd=root, env=env)
     wait_ready(port, "/health", proc)
     return proc
 
@@ -213,6 +226,9 @@ def main() -> None:
                     "extra, or a separate venv); omitted: MLflow is skipped")
     ap.add_argument("--unbounded", action="store_true", help="also run a server without the "
                     "bound of pending predictions (load shedding off), cell by cell")
+    ap.add_argument("--against", type=Path, help="another checkout of this repository (e.g. a "
+                    "worktree of an older commit): its server is measured in the same run, "
+                    "cell by cell, on the same home; needs the same database schema")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args()
     conc = [int(c) for c in args.concurrency.split(",")]
@@ -247,6 +263,9 @@ def main() -> None:
     if args.unbounded:
         servers.append(("workbench, no bound", "unbounded", "/v1/models/bench/predict",
                         lambda rs: {"records": rs}))
+    if args.against:
+        servers += [(f"{label} @reference", "against", path, payload)
+                    for label, which, path, payload in list(servers) if which == "ours"]
     if args.mlflow_python:
         servers.append(("mlflow models serve", "mlflow", "/invocations",
                         lambda rs: {"dataframe_records": rs}))
@@ -259,6 +278,10 @@ def main() -> None:
             procs["unbounded"] = (start_ours(work / "home", port, args.workers,
                                              WORKBENCH_MAX_PENDING_REQUESTS="0",
                                              WORKBENCH_MAX_PENDING_ROWS="0"), port)
+        if args.against:
+            port = free_port()
+            procs["against"] = (start_ours(work / "home", port, args.workers,
+                                           root=args.against.resolve()), port)
         if args.mlflow_python:
             port = free_port()
             procs["mlflow"] = (start_mlflow(args.mlflow_python, pipe, work, port), port)
@@ -266,15 +289,20 @@ def main() -> None:
         # them alike rather than whichever happened to run then.
         for rows, c, (label, which, path, payload) in itertools.product(rows_list, conc,
                                                                          servers):
-            port = procs[which][1]
+            proc, port = procs[which]
             body = json.dumps(payload(records[:rows])).encode()
+            cpu0 = cpu_seconds(proc.pid)
             r = load(port, path, body, c, args.seconds, args.max_requests)
             r["rows_per_s"] = r["rps"] * rows
+            # with --workers > 1 the workers are children: this is the supervisor's share only
+            r["server_cpu_ms_per_request"] = (1000 * (cpu_seconds(proc.pid) - cpu0)
+                                              / max(1, r["requests"] + 50))  # + warm-up
             results["servers"].setdefault(label, {})[f"{rows}row_c{c}"] = r
             if not args.json:
                 print(f"{label:24s} rows={rows:<4d} c={c:<3d} "
                       f"req/s={r['rps']:8.1f} rows/s={r['rows_per_s']:9.0f} "
                       f"p50={r['p50_ms']:7.2f}ms p99={r['p99_ms']:7.2f}ms "
+                      f"cpu/req={r['server_cpu_ms_per_request']:5.2f}ms "
                       f"errors={r['errors']} refused={r['refused']}", flush=True)
     finally:
         for proc, _ in procs.values():
@@ -292,6 +320,8 @@ def main() -> None:
               f"100 rows {f['100_row_ms']:.2f} ms; lean path: 1 row "
               f"{f.get('1_row_lean_ms', float('nan')):.2f} ms, 100 rows "
               f"{f.get('100_row_lean_ms', float('nan')):.2f} ms")
+        if args.against:
+            print_against(results["servers"])
         if args.mlflow_python:
             ours = results["servers"]["workbench /invocations"]
             ml = results["servers"]["mlflow models serve"]
@@ -312,6 +342,21 @@ TARGETS = [
     ("100-row rows/s >= 5x MLflow", ("100row_c1", "100row_c8", "100row_c32"),
      lambda o, m: o["rows_per_s"] >= 5 * m["rows_per_s"]),
 ]
+
+
+def print_against(servers: dict) -> None:
+    """This checkout over the reference one, cell by cell: >1 throughput is better, <1 CPU
+    per request is better."""
+    print("this checkout / reference (same run): throughput ratio, server CPU per request ratio")
+    for label, cells in servers.items():
+        ref = servers.get(f"{label} @reference")
+        if ref is None:
+            continue
+        for cell, r in cells.items():
+            if cell in ref and ref[cell]["rps"]:
+                cpu = r["server_cpu_ms_per_request"] / ref[cell]["server_cpu_ms_per_request"]
+                print(f"  {label:24s} {cell:11s} throughput ×{r['rps'] / ref[cell]['rps']:.2f}"
+                      f"  cpu/req ×{cpu:.2f}")
 
 
 def print_targets(ours: dict, ml: dict) -> None:

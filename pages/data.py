@@ -1,13 +1,21 @@
 """Data: upload a table or pick a sample, see its profile and the detected problem type."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app.ui import charts
+from app.ui.choices import (
+    remember_date_use,
+    remember_target,
+    remembered_date_use,
+    remembered_target,
+)
 from app.ui.common import empty_state, pick_dataset, user_errors
+from app.ui.datasets import delete_box
 from app.ui.deps import session
 from app.ui.layout import apply_layout
 from app.ui.links import page_link
+from core.automl.dates import DateUse, date_columns, date_warning, preferred_time_column
 from core.data.datasets import ingest_bytes, list_datasets, load_frame
 from core.data.profile import check_target, detect_problem_type
 from core.glossary import explain
@@ -49,6 +57,9 @@ with user_errors():
     frame = load_frame(ds)
     for warning in ds.warnings:
         st.warning(warning)
+    dates = date_columns(ds.columns)
+    if dates:
+        st.warning(date_warning(dates), icon=":material/calendar_month:")
     st.caption(f"Fingerprint `{ds.fingerprint[:16]}…` · {ds.size_bytes / 1024:.0f} KB stored",
                help=explain("fingerprint"))
     st.dataframe(frame.head(200), width="stretch")
@@ -60,17 +71,30 @@ with user_errors():
                  hide_index=True, width="stretch")
 
     column = st.selectbox("Distribution of", list(frame.columns))
-    series = frame[column].dropna()
-    if pd.api.types.is_numeric_dtype(series):
-        chart = alt.Chart(pd.DataFrame({column: series})).mark_bar().encode(
-            alt.X(column, bin=alt.Bin(maxbins=40)), y="count()")
-    else:
-        top = series.astype(str).value_counts().head(30).rename_axis(column).reset_index()
-        chart = alt.Chart(top).mark_bar().encode(x="count:Q", y=alt.Y(column, sort="-x"))
-    st.altair_chart(chart, width="stretch")
+    kind = next((c.get("kind") for c in ds.columns if c.get("name") == column), None)
+    st.altair_chart(charts.distribution(frame[column], str(column), kind), width="stretch")
 
     st.subheader("Target")
-    target = st.selectbox("Column to predict", list(frame.columns), index=len(frame.columns) - 1)
+    columns = list(frame.columns)
+    if st.session_state.get("data_dataset") != ds.id or \
+            st.session_state.get("data_target") not in columns:
+        st.session_state["data_target"] = remembered_target(ds.id, columns)
+    st.session_state["data_dataset"] = ds.id
+    target = st.selectbox("Column to predict", columns, key="data_target")
+    remember_target(ds.id, target)  # the Train page starts from it
     problem = detect_problem_type(check_target(frame, target))
     st.write(f"Detected **{problem.task}**: {problem.reason}.")
-    page_link("pages/train.py", "Train a model on this table", icon=":material/model_training:")
+    if dates:
+        use = st.radio("How training uses the dates", [u.value for u in DateUse],
+                       index=[u.value for u in DateUse].index(
+                           remembered_date_use(ds.id, ds.columns).value),
+                       format_func=lambda u: DateUse(u).describe(preferred_time_column(dates)),
+                       key=f"data_dates_{ds.id}",
+                       help="The Train page starts from this choice for this table.")
+        remember_date_use(ds.id, use)
+    page_link("pages/train.py", f"Train a model to predict {target}",
+              query_params={"dataset": str(ds.id), "target": target},
+              icon=":material/model_training:")
+
+st.subheader("Delete this dataset")
+delete_box(ds)

@@ -1,7 +1,6 @@
 """Deployments: stable vs candidate, rollout steps, promote, rollback (with confirmation),
-live per-version traffic, and a simulator that replays a table through the real router."""
-
-from datetime import timedelta
+open alerts, the traffic split since the last change, and a simulator that replays a table
+through the real router."""
 
 import altair as alt
 import pandas as pd
@@ -10,14 +9,15 @@ import streamlit as st
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import database, session
 from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
+from app.ui.monitoring import alerts_panel
 from app.ui.readable import deployment_history_frame
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.deployments import deploy, get_state, history, promote, rollback, set_percent
 from core.deploy.enums import DeploymentMode
 from core.deploy.simulator import simulate
-from core.deploy.telemetry import stats_since
+from core.deploy.split import traffic_split
+from core.monitor.alerts import list_alerts
 from core.registry import list_models, list_versions
-from core.store import utcnow
 
 apply_layout()
 st.title("Deployments")
@@ -42,6 +42,9 @@ c4.metric("Mode", state.mode)
 if state.candidate:
     steps_text = ", ".join(f"{s:g}%" for s in state.steps)
     st.progress(state.percent / 100, text=f"rollout steps {steps_text}")
+with session() as s:
+    alerts = list_alerts(name, session=s)
+alerts_panel(alerts, model=name)
 
 with st.form("deploy"):
     st.write("Deploy a version" + (" (it becomes production: none yet)" if not state.stable
@@ -86,24 +89,33 @@ if state.candidate:
             st.session_state.pop("confirm_rollback", None)
             st.rerun()
 
-st.subheader("Live traffic (last hour)")
-since = utcnow() - timedelta(hours=1)
-rows = []
-for v in {state.stable, state.candidate} - {None}:
-    with session() as s:
-        summary = stats_since(name, v, since, session=s).summary()
-    rows.append({"version": v, "role": "stable" if v == state.stable else "candidate",
-                 **{k: summary[k] for k in ("requests", "ok", "failed", "rejected",
-                                            "error_rate", "latency_p50_ms", "latency_p99_ms")}})
-traffic = pd.DataFrame(rows)
+st.subheader("Live traffic split")
+with session() as s:
+    split = traffic_split(name, session=s)
+since = f"{split.since:%Y-%m-%d %H:%M:%S} UTC"
+CHANGE = {"initial": "first deployment", "candidate": "new candidate", "percent": "rollout step",
+          "promote": "promotion", "rollback": "rollback"}
+window_text = (f"since the last change ({CHANGE.get(split.change, split.change)} at {since})"
+               if split.change
+               else f"in the last {split.recent_minutes:g} minutes (since {since})")
+traffic = pd.DataFrame([v.model_dump() for v in split.versions])
 if not traffic.empty and traffic["requests"].sum() > 0:
-    st.dataframe(traffic, hide_index=True, width="stretch")
+    st.caption(f"Requests {window_text}, per version: the current rule at work"
+               + (f" (candidate set to {split.percent:g}%)." if state.candidate else ".")
+               + " Traffic before the last change is not counted.")
+    st.dataframe(traffic, hide_index=True, width="stretch", column_config={
+        "share": st.column_config.ProgressColumn("share", min_value=0, max_value=1,
+                                                 format="percent")})
+    traffic["label"] = traffic["version"].astype(str) + " (" + traffic["role"] + ")"
     st.altair_chart(alt.Chart(traffic).mark_bar().encode(
-        x="requests:Q", y="role:N", color="role:N",
-        tooltip=["version:N", "role:N", "requests:Q", "error_rate:Q", "latency_p99_ms:Q"]),
+        x=alt.X("share:Q", title="share of requests", axis=alt.Axis(format="%"),
+                scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("label:N", title=None), color=alt.Color("role:N"),
+        tooltip=["version:N", "role:N", "requests:Q", alt.Tooltip("share:Q", format=".1%"),
+                 alt.Tooltip("error_rate:Q", format=".1%"), "latency_p99_ms:Q"]),
         width="stretch")
 else:
-    empty_state("No traffic in the last hour. Send requests to the REST API or run the "
+    empty_state(f"No traffic {window_text}. Send requests to the REST API or run the "
                 "simulator below.")
 
 st.subheader("Traffic simulator")

@@ -8,10 +8,13 @@ from app.ui.deps import session
 from app.ui.jobs import registered_score
 from app.ui.labels import KIND_LABEL
 from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
+from app.ui.monitoring import alerts_panel
 from app.ui.readable import aliases_text
 from app.ui.times import when
 from core.data.datasets import list_datasets
+from core.deploy.enums import AlertState
 from core.jobs.views import read_jobs
+from core.monitor.alerts import list_alerts
 from core.registry import list_models
 
 apply_layout()
@@ -19,11 +22,17 @@ st.title("ML Workbench")
 with session() as s:
     models, datasets = list_models(session=s), list_datasets(session=s)
     jobs = read_jobs(session=s, limit=10, by="ui")
+    alerts = list_alerts(states=(AlertState.OPEN,), session=s)
 
-cols = responsive_columns(3, min_width=CARD_WIDTH)
+cols = responsive_columns(4, min_width=CARD_WIDTH)
 cols[0].metric("Models", len(models))
 cols[1].metric("Datasets", len(datasets))
 cols[2].metric("Jobs", len(jobs))
+cols[3].metric("Open alerts", len(alerts), help="Alerts raised by the monitor (errors, "
+               "latency, drift, live accuracy) that nobody has acknowledged yet.")
+if alerts:
+    st.subheader("Open alerts")
+    alerts_panel(alerts)
 
 st.subheader("Models")
 if models:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
-from app.ui.jobs import progress_text
+from app.ui.jobs import has_results, next_steps, progress_text, registered_score
 from app.ui.layout import apply_layout
 from app.ui.times import when
 from core.jobs import ledger
@@ -75,9 +75,37 @@ def job_controls() -> None:
         st.code(log_text or "(no log yet)", language=None)
     if job.gate:
         st.info(f"Promotion gate: {job.gate.get('reason')}", icon=":material/rule:")
+    if job.state == JobState.COMPLETED:
+        with session() as s:
+            version, _, _ = registered_score(job, session=s)
+        next_steps(job, version)
+    elif has_results(job):
+        next_steps(job, None)
 
 
 job_controls()
+
+
+
+def confirm_schedule_delete(sid: int, schedules: dict) -> None:
+    """Delete only after "Confirm delete"; Cancel (or choosing another schedule) backs out."""
+    if st.session_state.get("schedule_delete_pending") != sid:
+        return
+    sched = schedules[sid]
+    st.warning(f"Delete schedule {sid} (retrains {sched.model_name} at `{sched.cron}` UTC)? "
+               "It will not run again; jobs it already started are kept.",
+               icon=":material/warning:")
+    c1, c2 = st.columns(2)
+    if c1.button("Confirm delete", key="schedule_delete_confirm", type="primary"):
+        st.session_state.pop("schedule_delete_pending", None)
+        with user_errors(), session() as s:
+            delete_schedule(sid, session=s, actor="ui")
+            st.toast(f"Schedule {sid} deleted")
+            st.rerun()
+    if c2.button("Cancel", key="schedule_delete_cancel"):
+        st.session_state.pop("schedule_delete_pending", None)
+        st.rerun()
+
 
 st.subheader("Retraining schedules")
 with session() as s:
@@ -97,8 +125,9 @@ if schedules:
             set_paused(sid, False, session=s, actor="ui")
             st.rerun()
         if c4.button("Delete schedule"):
-            delete_schedule(sid, session=s, actor="ui")
+            st.session_state["schedule_delete_pending"] = sid  # asks first: see below
             st.rerun()
+    confirm_schedule_delete(sid, {s.id: s for s in schedules})
 else:
     empty_state("No schedules. Add one below to retrain a model on its latest data.")
 

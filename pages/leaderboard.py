@@ -6,10 +6,12 @@ import streamlit as st
 from app.ui import charts
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
-from app.ui.jobs import trials_frame
+from app.ui.jobs import has_results, trials_frame
 from app.ui.labels import metric_help, score_card, score_kind
 from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
+from app.ui.links import page_link
 from core.automl.metrics import METRICS
+from core.enums import TrialState
 from core.glossary import explain
 from core.jobs.states import JobState
 from core.jobs.views import read_jobs
@@ -19,19 +21,21 @@ from core.usecases.aliases import set_alias
 apply_layout()
 st.title("Leaderboard")
 with session() as s:
-    jobs = [j for j in read_jobs(session=s, limit=200, by="ui")
-            if j.state == JobState.COMPLETED]
+    jobs = [j for j in read_jobs(session=s, limit=200, by="ui") if has_results(j)]
 if not jobs:
     empty_state("No finished searches yet: start one on the Train page.",
                 links=[("pages/train.py", "Train a model")])
     st.stop()
 
-labels = {j.id: f"job {j.id}: {j.model} ({j.metric})" for j in jobs}
+labels = {j.id: f"job {j.id}: {j.model} ({j.metric})"
+          + ("" if j.state == JobState.COMPLETED else " · cancelled") for j in jobs}
 job_ids = list(labels)
 wanted = st.query_params.get("job", "")
 default = job_ids.index(int(wanted)) if wanted.isdigit() and int(wanted) in job_ids else 0
 chosen = st.selectbox("Search", job_ids, index=default, format_func=labels.__getitem__)
 st.query_params["job"] = str(chosen)  # the address bar is a deep link to this search
+page_link("pages/compare.py", "Compare this search with others",
+          query_params={"jobs": str(chosen)}, icon=":material/compare_arrows:")
 job = next(j for j in jobs if j.id == chosen)
 metric = METRICS[job.metric]
 with session() as s:
@@ -51,6 +55,9 @@ if version is not None:
         st.warning(note)
     for tip in version.evaluation.get("suggestions", []):
         st.info(tip, icon=":material/lightbulb:")
+if job.state == JobState.CANCELLED:
+    st.info(f"This search was cancelled: no version was registered. The {len(trials)} trials "
+            "that ran before the cancel are kept below.", icon=":material/info:")
 
 st.dataframe(trials, hide_index=True, width="stretch", column_config={
     "score": st.column_config.NumberColumn(f"{job.metric} (CV)", format="%.4f",
@@ -66,7 +73,18 @@ with c1:
                     width="stretch")
 with c2:
     st.caption("Score against prediction speed")
-    st.altair_chart(charts.score_vs_speed(trials, job.metric), width="stretch")
+    st.altair_chart(charts.score_vs_speed(trials, job.metric, metric.greater_is_better),
+                    width="stretch")
+counts = charts.trial_counts(trials)
+if (trials["status"] != TrialState.OK).any():
+    st.caption(charts.UNSCORED_NOTE)
+st.caption("Trials per estimator family and how they ended")
+st.dataframe(counts, hide_index=True, key="lb_trial_counts", column_config={
+    "scored": st.column_config.NumberColumn(help="Scored on every cross-validation fold."),
+    "pruned": st.column_config.NumberColumn(help="Stopped before its last fold: behind "
+                                            "the best trial, out of time, or cancelled."),
+    "failed": st.column_config.NumberColumn(help="The estimator raised an error: hover the "
+                                            "trial's point, or read its reason in the table.")})
 
 picked = st.multiselect("Compare trials side by side", trials["trial"].tolist(),
                         default=trials["trial"].tolist()[:2])
@@ -89,7 +107,8 @@ c1, c2 = responsive_columns(2)
 if "confusion_matrix" in ev:
     c1.altair_chart(charts.confusion_matrix(ev["confusion_matrix"]), width="stretch")
 if "roc_curve" in ev:
-    c2.altair_chart(charts.curve(ev["roc_curve"], "fpr", "tpr", "ROC curve"), width="stretch")
+    c2.altair_chart(charts.roc_curve(ev["roc_curve"], ev.get("metrics", {}).get("roc_auc")),
+                    width="stretch")
     c1.altair_chart(charts.curve(ev["pr_curve"], "recall", "precision", "Precision-recall"),
                     width="stretch")
 if "residuals" in ev:
@@ -123,3 +142,8 @@ if st.button(f"Point {alias} at version {version.version}", key="lb_alias_set"):
     with user_errors(), session() as s:
         set_alias(job.model, version.version, alias, session=s, actor="ui", reason=reason)
         st.success(f"{job.model}@{alias} → version {version.version}")
+page_link("pages/version.py", f"Open {job.model} version {version.version}",
+          query_params={"model": job.model, "version": str(version.version)},
+          icon=":material/deployed_code:")
+page_link("pages/deployments.py", f"Deploy {job.model} version {version.version}",
+          icon=":material/rocket_launch:")

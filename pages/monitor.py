@@ -1,7 +1,9 @@
-"""Monitor: traffic, latency, errors and accuracy per version over time; drift of a batch
-per feature with its test and effect size; alerts with acknowledge."""
+"""Monitor: traffic, latency, errors and accuracy per version over time; feedback labels
+uploaded as a table; drift of a batch per feature with its test and effect size; alerts
+with acknowledge."""
 
-import altair as alt
+import io
+
 import pandas as pd
 import streamlit as st
 
@@ -9,15 +11,18 @@ from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.labels import column_help
 from app.ui.layout import apply_layout, responsive_columns
-from app.ui.times import time_tooltip, time_x, times_as_text, utc_column
+from app.ui.monitoring import alerts_frame, drift_chart, drift_frame, live_charts, step_text
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.enums import AlertState
+from core.deploy.feedback_table import record_feedback_table, requests_to_label
 from core.glossary import explain
 from core.monitor.alerts import list_alerts
 from core.monitor.live import live_drift, monitor_report
 from core.monitor.offline import drift_report
+from core.monitor.series import live_series
 from core.monitor.states import Window
 from core.registry import list_models
+from core.store import utcnow
 from core.usecases.alert_actions import acknowledge, raise_drift_alerts
 
 apply_layout()
@@ -36,19 +41,25 @@ if not models:
     st.stop()
 
 c1, c2 = st.columns([2, 1])
-name = c1.selectbox("Model", [m.name for m in models])
+names = [m.name for m in models]
+wanted = st.query_params.get("model", "")  # deep link from Home / Deployments alerts
+name = c1.selectbox("Model", names, index=names.index(wanted) if wanted in names else 0,
+                    key="monitor_model")
+st.query_params["model"] = name
 window = c2.segmented_control("Window", list(Window), default=Window.H1) or Window.H1
 
 st.subheader("Alerts")
 with session() as s:
     open_alerts = list_alerts(name, session=s)
 if open_alerts:
-    st.dataframe(times_as_text(pd.DataFrame([a.model_dump(mode="json") for a in open_alerts]),
-                               ["opened_at"])[[
-        "id", "version", "kind", "feature", "severity", "state", "message", "action",
-        "opened_at"]], hide_index=True, width="stretch")
+    n_open = sum(a.state == AlertState.OPEN for a in open_alerts)
+    st.caption(f"{n_open} open, {len(open_alerts) - n_open} acknowledged (an acknowledged "
+               "alert stays quiet until its condition clears).")
+    st.dataframe(alerts_frame(open_alerts), hide_index=True, width="stretch")
     ack_id = st.selectbox("Alert", [a.id for a in open_alerts
-                                    if a.state == AlertState.OPEN] or [None])
+                                    if a.state == AlertState.OPEN] or [None],
+                          format_func=lambda i: "none open" if i is None else next(
+                              f"{a.id}: {a.message}" for a in open_alerts if a.id == i))
     if ack_id is not None and st.button("Acknowledge"):
         with user_errors(), session() as s:
             acknowledge(ack_id, actor="ui", session=s)
@@ -61,7 +72,8 @@ else:
 def live_view() -> None:
     with session() as s:
         live = monitor_report(name, window, session=s)
-    if not live.versions:
+        series = live_series(name, window, session=s)
+    if not live.versions and not series.points:
         empty_state(f"No traffic in the last {window}. Send requests to the REST API or run the "
                     "traffic simulator.",
                     links=[("pages/deployments.py", "Run the traffic simulator")])
@@ -69,26 +81,86 @@ def live_view() -> None:
     summary = pd.DataFrame([{"version": v, **{k: getattr(d, k) for k in (
         "requests", "ok", "failed", "rejected", "rate_per_s", "error_rate", "latency_p50_ms",
         "latency_p95_ms", "latency_p99_ms")}} for v, d in live.versions.items()])
-    if live.accuracy:
-        summary = summary.merge(pd.DataFrame([{"version": v, **m}
+    if live.accuracy and not summary.empty:
+        summary = summary.merge(pd.DataFrame([{"version": v, **{f"live {k}" if k != "n" else
+                                                                  "labelled": x
+                                                                  for k, x in m.items()}}
                                               for v, m in live.accuracy.items()]),
                                 on="version", how="left")
     st.dataframe(summary, hide_index=True, width="stretch")
-    series = pd.DataFrame([p.model_dump() for p in live.series])
-    series = utc_column(series, "at")  # instants in UTC, drawn on a UTC axis
-    series["version"] = series["version"].astype(str)
-    c1, c2, c3 = responsive_columns(3)
-    for col, field, title in ((c1, "requests", "requests"),
-                              (c2, "latency_mean_ms", "mean latency (ms)"),
-                              (c3, "error_rate", "error rate")):
-        col.altair_chart(alt.Chart(series).mark_line(point=True).encode(
-            x=time_x("at"), y=alt.Y(f"{field}:Q", title=title),
-            color="version:N", tooltip=[time_tooltip("at"), "version:N", f"{field}:Q"]
-        ).properties(height=220),
-            width="stretch")
+    charts = live_charts(series)
+    st.caption(f"One point per {step_text(series.step)} from {series.start:%Y-%m-%d %H:%M} to "
+               f"{series.end:%H:%M} UTC. Latency is the upper edge of the histogram bucket "
+               "holding the quantile. "
+               + (f"Live {series.metric} is over the predictions of each step whose true "
+                  "value was sent back; the dashed rule is the version's validation score."
+                  if len(charts) > 3 else
+                  "No true values sent back in this window: send some below to see live "
+                  "accuracy."))
+    items = list(charts.items())
+    for row in range(0, len(items), 2):
+        cols = responsive_columns(2)
+        for col, (title, chart) in zip(cols, items[row:row + 2], strict=False):
+            col.markdown(f"**{title}**")
+            col.altair_chart(chart, width="stretch")
 
 
 live_view()
+
+st.subheader("Send true values (feedback)")
+st.write("Upload a table with one row per answered request: its `request_id` (the predict "
+         "response's X-Request-Id) and the true value in a column named `actual` (or the "
+         "model's target). Live accuracy above is computed from these. A request labelled "
+         "again takes the new value; if a request id appears twice, the last row counts.")
+with session() as s:
+    to_label = requests_to_label(name, utcnow() - Window(window).delta, session=s)
+if not to_label.empty:
+    st.download_button(f"Download the {len(to_label)} requests of the last {window} to label",
+                       to_label.to_csv(index=False).encode(), f"{name}-to-label.csv",
+                       "text/csv", icon=":material/download:")
+with st.form("feedback", clear_on_submit=True):
+    upload = st.file_uploader("Labelled requests (CSV or Parquet)", type=["csv", "parquet"])
+    send = st.form_submit_button("Record true values")
+if send:
+    if upload is None:
+        st.error("Choose a CSV or Parquet file first.", icon=":material/error:")
+    else:
+        try:
+            data = upload.getvalue()
+            table = (pd.read_parquet(io.BytesIO(data)) if upload.name.endswith(".parquet")
+                     else pd.read_csv(io.BytesIO(data), dtype=str))
+        except Exception as exc:  # noqa: BLE001 - any unreadable upload is the user's to fix
+            st.error(f"Could not read {upload.name}: {exc}. Upload a CSV (comma-separated, "
+                     "header row) or a Parquet file.", icon=":material/error:")
+        else:
+            with user_errors(), session() as s:
+                result = record_feedback_table(name, table, session=s)
+                st.session_state["feedback_result"] = (name, result.model_dump())
+feedback = st.session_state.get("feedback_result")
+if feedback and feedback[0] == name:
+    r = feedback[1]
+    versions = ", ".join(f"version {v}: {n}" for v, n in r["by_version"].items())
+    (st.success if r["recorded"] else st.warning)(
+        f"Recorded the true values of {r['recorded']} of {r['rows']} rows' requests "
+        f"(from column {r['actual_column']!r})" + (f" — {versions}" if versions else "") + "."
+        + (f" {r['relabelled']} already had a value and took the new one." if r["relabelled"]
+           else ""), icon=":material/task_alt:")
+    problems = []
+    if r["unknown"]:
+        problems.append(f"{r['unknown']} request id(s) are not predictions of {name} and were "
+                        f"skipped (e.g. {', '.join(r['unknown_ids'])}).")
+    if r["mismatched"]:
+        problems.append(f"{r['mismatched']} request(s) scored several records and need as "
+                        "many values, as a JSON list such as [1, 0] "
+                        f"(e.g. {', '.join(r['mismatched_ids'])}).")
+    if r["duplicates"]:
+        problems.append(f"{r['duplicates']} row(s) repeat a request id further down: the last "
+                        "row of each request id was used.")
+    if r["blank"]:
+        problems.append(f"{r['blank']} row(s) had no request id or no true value and were "
+                        "skipped.")
+    for p in problems:
+        st.warning(p, icon=":material/warning:")
 
 st.subheader("Drift of recent traffic")
 with user_errors(), session() as s:
@@ -101,7 +173,7 @@ with user_errors(), session() as s:
                  for k, v in (("predictions", live.prediction), ("labels", live.label)) if v]
         st.write(f"{live.rows} sampled rows scored by version {live.version}; drifted "
                  f"features: **{flagged}**. " + "; ".join(extra))
-        st.dataframe(pd.DataFrame([r.model_dump() for r in live.results]), hide_index=True,
+        st.dataframe(drift_frame([r.model_dump() for r in live.results]), hide_index=True,
                      width="stretch", column_config=DRIFT_HELP)
 
 st.subheader("Drift of a batch against the training data")
@@ -125,11 +197,6 @@ if datasets:
     if report and report["model"] == name:
         st.write(f"{len(report['drifted'])} of {report['features']} features drifted "
                  f"against version {report['version']}.")
-        results = pd.DataFrame(report["results"])
-        st.altair_chart(alt.Chart(results).mark_bar().encode(
-            x=alt.X("effect_size:Q", title="effect size"), y=alt.Y("feature:N", sort="-x"),
-            color=alt.Color("drifted:N", scale=alt.Scale(range=["#9ab", "#d33"])),
-            tooltip=["feature:N", "test:N", "statistic:Q", "p_value:Q", "effect_size:Q",
-                     "psi:Q"]
-        ).properties(height=max(120, 18 * len(results))), width="stretch")
-        st.dataframe(results, hide_index=True, width="stretch", column_config=DRIFT_HELP)
+        st.altair_chart(drift_chart(report["results"]), width="stretch")
+        st.dataframe(drift_frame(report["results"]), hide_index=True, width="stretch",
+                     column_config=DRIFT_HELP)

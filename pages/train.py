@@ -3,14 +3,33 @@
 import streamlit as st
 
 from app.ui.charts import best_so_far
+from app.ui.choices import (
+    keep_compatible,
+    remember_date_use,
+    remember_target,
+    take_link_choices,
+)
 from app.ui.common import empty_state, pick_dataset, user_errors
 from app.ui.deps import database, session
-from app.ui.jobs import elapsed_fraction, progress_text, registered_score, trials_frame
+from app.ui.jobs import (
+    elapsed_fraction,
+    has_results,
+    next_steps,
+    progress_text,
+    registered_score,
+    trials_frame,
+)
 from app.ui.labels import score_card
 from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
-from app.ui.links import page_link
 from app.workers import ensure_local_worker
 from core.automl.catalog import CATALOG
+from core.automl.dates import (
+    DateUse,
+    date_columns,
+    date_warning,
+    plan_dates,
+    preferred_time_column,
+)
 from core.automl.metrics import METRICS
 from core.automl.request import TrainingRequest
 from core.data.datasets import list_datasets
@@ -30,47 +49,71 @@ if not datasets:
                 links=[("pages/data.py", "Upload a table")])
     st.stop()
 
+take_link_choices()  # ?dataset=…&target=… from the Data page's link
 ds = pick_dataset(datasets)
 columns = [c["name"] for c in ds.columns]
+keep_compatible(ds)  # a dataset change keeps every choice the new table allows
+dates = date_columns(ds.columns)
+if dates:
+    st.warning(date_warning(dates), icon=":material/calendar_month:")
 
 with st.form("train"):
     c1, c2 = st.columns(2)
-    target = c1.selectbox("Target (column to predict)", columns, index=len(columns) - 1)
-    name = c2.text_input("Model name", value=ds.name)
+    target = c1.selectbox("Target (column to predict)", columns, key="train_target")
+    name = c2.text_input("Model name", key="train_name")
     c3, c4, c5 = st.columns(3)
-    task = c3.selectbox("Task", ["auto", "classification", "regression"],
+    task = c3.selectbox("Task", ["auto", "classification", "regression"], key="train_task",
                         help="classification predicts a category (yes/no, a label); "
                              "regression predicts an amount. auto decides from the column.")
-    metric = c4.selectbox("Metric", ["auto", *METRICS],
+    metric = c4.selectbox("Metric", ["auto", *METRICS], key="train_metric",
                           help="How trials are scored. auto picks roc_auc (two classes), "
                                "log_loss (more classes) or rmse (amounts).\n\n"
                                + "\n\n".join(m.describe() for m in METRICS.values()))
-    method = c5.selectbox("Search method", ["tpe", "random", "grid"],
+    method = c5.selectbox("Search method", ["tpe", "random", "grid"], key="train_method",
                           help="\n\n".join(explain(k) or k for k in ("tpe", "random", "grid")))
-    budget = st.slider("Time budget (seconds)", 10, 600, 60, step=10)
+    budget = st.slider("Time budget (seconds)", 10, 600, 60, step=10, key="train_budget")
     estimators = st.multiselect("Estimators (empty = all that fit the task)", list(CATALOG),
-                                format_func=lambda k: CATALOG[k].label)
+                                format_func=lambda k: CATALOG[k].label, key="train_estimators")
+    if dates:
+        date_use = st.radio("Date columns", [u.value for u in DateUse], key="train_dates",
+                            format_func=lambda u: DateUse(u).describe(
+                                preferred_time_column(dates)),
+                            help="A date split into year, month, day and weekday can encode "
+                                 "the order the rows were collected in rather than anything "
+                                 "that predicts new rows. Time order validates on later rows, "
+                                 "as predictions will be made.")
+    else:
+        date_use = DateUse.FEATURE.value
     c6, c7 = st.columns(2)
-    time_column = c6.selectbox("Time column (validate in time order)", ["—", *columns])
-    ensemble = c7.toggle("Try an ensemble of the best trials", value=True)
+    time_column = c6.selectbox("Time column (validate in time order)", ["—", *columns],
+                               key="train_time")
+    ensemble = c7.toggle("Try an ensemble of the best trials", value=True,
+                         key="train_ensemble")
     with st.expander("Price tables: predict a forward move instead of the column itself"):
         m1, m2, m3, m4 = st.columns(4)
         target_kind = m1.selectbox("Target", ["level", "direction", "return", "log_return"],
+                                   key="train_target_kind",
                                    help="level = the target column as is; otherwise the target "
                                         "column is a price and the model predicts its move "
                                         "over the horizon, with indicator features and a "
                                         "backtest")
-        horizon = m2.number_input("Horizon (periods)", min_value=1, max_value=250, value=1)
-        ticker = m3.selectbox("Ticker column", ["—", *columns])
-        cost = m4.number_input("Cost per trade (bps)", min_value=0.0, value=5.0)
+        horizon = m2.number_input("Horizon (periods)", min_value=1, max_value=250, value=1,
+                                  key="train_horizon")
+        ticker = m3.selectbox("Ticker column", ["—", *columns], key="train_ticker")
+        cost = m4.number_input("Cost per trade (bps)", min_value=0.0, value=5.0,
+                               key="train_cost")
     started = st.form_submit_button("Start training", type="primary")
 
 if started:
+    remember_target(ds.id, target)
+    remember_date_use(ds.id, date_use)
+    plan = plan_dates(date_use, dates, None if time_column == "—" else time_column)
     with user_errors():
         request = TrainingRequest.create(
             dataset=ds.id, target=target, name=name.strip() or None, task=task, metric=metric,
             budget=float(budget), estimators=estimators or None, search=method,
-            ensemble=ensemble, time_column=None if time_column == "—" else time_column,
+            ensemble=ensemble, time_column=plan.time_column,
+            exclude=tuple(c for c in plan.exclude if c != target) or None,
             market=None if target_kind == "level" else {
                 "kind": target_kind, "horizon": int(horizon), "cost_bps": cost,
                 "ticker_column": None if ticker == "—" else ticker})
@@ -92,6 +135,8 @@ def live(job_id: int) -> None:
         version, score, kind = registered_score(job, session=s)
     st.subheader(f"Job {job.id}: {job.model}")
     st.progress(elapsed_fraction(job), text=text)
+    for note in job.progress.get("notes", []):  # left-out columns, time order, leaks
+        st.caption(note)
     if not trials.empty and (trials["status"] == TrialState.OK).any():
         st.altair_chart(best_so_far(trials, job.metric, METRICS[job.metric].greater_is_better),
                         width="stretch")
@@ -107,10 +152,13 @@ def live(job_id: int) -> None:
         if kind == "oof":  # an ensemble: its score is not the best single trial's
             score_card(c2, "Best single trial", job.progress.get("best_score"), job.metric,
                        "cv")
-        page_link("pages/leaderboard.py", "Compare the trials on the Leaderboard",
-                  query_params={"job": str(job.id)}, icon=":material/leaderboard:")
+        next_steps(job, version)
     elif job.state == JobState.FAILED:
         st.error(f"The job failed: {job.error}")
+    elif has_results(job):
+        st.warning(f"The job was cancelled after {job.progress.get('trials_done')} trials: no "
+                   "version was registered; the finished trials are kept.")
+        next_steps(job, None)
     else:
         st.warning(f"The job was {job.state.lower()}.")
 

@@ -267,8 +267,16 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:  # its output ends only when it does: stop it first
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
             stream = proc.stdout or proc.stderr
-            raise RuntimeError(stream.read().decode() if stream else "the server did not start")
+            out = stream.read().decode() if stream else ""
+            raise RuntimeError(f"the server did not answer /health within {timeout:.0f} s "
+                               f"(exit code {proc.returncode}): {out}")
         time.sleep(0.2)
 
 
@@ -318,3 +326,15 @@ def metric(text: str, name: str, **labels: str) -> float | None:
                                            for k, v in labels.items()):
                 return sample.value
     return None
+
+
+# -- "visits": a table with a date that drifts with the outcome (issue 14, defect 8) ---------
+def visits(n: int = 160) -> pd.DataFrame:
+    """Clinic visits over time: the outcome drifts with the visit date (a new form, a new
+    season), so the date 'predicts' it through the order rows were collected in."""
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2024-01-01", periods=n, freq="D")
+    x = rng.normal(size=n)
+    late = np.arange(n) > n // 2
+    y = np.where(x + 2.0 * late + rng.normal(scale=0.5, size=n) > 1.0, "yes", "no")
+    return pd.DataFrame({"visit_date": days.strftime("%Y-%m-%d"), "x": x, "returned": y})

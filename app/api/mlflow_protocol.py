@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from core.deploy.deployments import InvalidRequestError
+from core.store.shapes import Record
 
 
-def mlflow_records(payload: Any, columns: list[str]) -> list[dict[str, Any]]:
+def mlflow_records(payload: Any, columns: list[str]) -> list[Record]:
     """MLflow's scoring protocol → records: dataframe_split, dataframe_records, inputs (or
     instances), as `mlflow models serve` accepts them."""
     if not isinstance(payload, dict):

@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Record = dict[str, Any]
+from core.store.shapes import Record
+
 MAX_VERSION = 2**31 - 1  # fits every database's INTEGER
 TARGET_HELP = ("The column of the records holding the true values. Needed for a version that "
                "records no target (an imported one); otherwise it must be the version's own.")

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from app.ui.labels import score_kind
 from core.jobs.public import JobPublic
+from core.jobs.states import JobState
 from core.jobs.views import read_trials
 from core.registry import version_by_id
 from core.store import utcnow
@@ -40,7 +41,10 @@ def progress_text(job: JobPublic, *, session: Session) -> str:
 
 
 def elapsed_fraction(job: JobPublic) -> float:
-    """Share of the time budget used (paused time included, as a user sees the clock)."""
+    """Share of the time budget used (paused time included, as a user sees the clock); a
+    completed job is done, 100 %, even when it finished before its budget ran out."""
+    if job.state == JobState.COMPLETED:
+        return 1.0
     if job.started_at is None:
         return 0.0
     end = job.finished_at or utcnow()
@@ -63,3 +67,27 @@ def registered_score(job: JobPublic, *, session: Session
     if mv is None:
         return None, None, None
     return mv.version, mv.score, score_kind(mv.estimator)
+
+
+def has_results(job: JobPublic) -> bool:
+    """A search whose trials a user can look at: a completed one, or one cancelled (or
+    stopped) after some trials finished; those trials stay in the ledger."""
+    if job.state == JobState.COMPLETED:
+        return True
+    return job.state == JobState.CANCELLED and bool(job.progress.get("trials_done"))
+
+
+def next_steps(job: JobPublic, version: int | None) -> None:
+    """The clickable path on from a finished search: its Leaderboard, the version it
+    registered, and Deployments (Data → Train → Leaderboard → Deploy)."""
+    from app.ui.links import page_link
+
+    page_link("pages/leaderboard.py", f"Compare the trials of job {job.id} on the Leaderboard",
+              query_params={"job": str(job.id)}, icon=":material/leaderboard:")
+    if version is None:
+        return
+    page_link("pages/version.py", f"Open {job.model} version {version}",
+              query_params={"model": job.model, "version": str(version)},
+              icon=":material/deployed_code:")
+    page_link("pages/deployments.py", f"Deploy {job.model} version {version}",
+              icon=":material/rocket_launch:")

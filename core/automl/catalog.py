@@ -33,6 +33,7 @@ from xgboost import XGBClassifier, XGBRegressor
 
 from core.enums import Task
 from core.errors import WorkbenchError
+from core.store.shapes import Params
 
 CLASSIFICATION = frozenset({Task.BINARY, Task.MULTICLASS})
 REGRESSION = frozenset({"regression"})
@@ -48,11 +49,11 @@ class EstimatorSpec:
     cost: int  # 1 cheap … 3 expensive: cheap ones are tried first when the budget is short
     classifier: Callable[..., BaseEstimator] | None
     regressor: Callable[..., BaseEstimator] | None
-    defaults: list[dict[str, Any]]
+    defaults: list[Params]
     space: dict[str, BaseDistribution] = field(default_factory=dict)
-    fixed: dict[str, Any] = field(default_factory=dict)  # always passed, never searched
+    fixed: Params = field(default_factory=dict)  # always passed, never searched
 
-    def make(self, task: str, params: dict[str, Any]) -> BaseEstimator:
+    def make(self, task: str, params: Params) -> BaseEstimator:
         """The estimator with `params` over the fixed ones; unknown names are refused with
         the list of names the estimator accepts."""
         factory = self.regressor if task == Task.REGRESSION else self.classifier

@@ -9,7 +9,6 @@ ends up on the job, the leaderboard and the registered version.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,7 @@ from core.data.profile import check_target
 from core.errors import InvalidDataError
 from core.features.kinds import holds_numbers
 from core.features.preprocess import used_columns
+from core.store.shapes import SchemaColumn
 
 # 5-fold cross-validation on 30 rows validates 6 rows per fold: already a coarse score (one
 # row moves accuracy by 17 points), and below that the leaderboard ranks noise. A model
@@ -148,7 +148,7 @@ def drop_leaks(data: TrainingData, leaks: dict[str, str]) -> TrainingData:
              "is the column you meant to predict, choose it as the target."
              for col, why in leaks.items()]
     keep = [c for c in data.X.columns if str(c) not in leaks]
-    schema: list[dict[str, Any]] = [c for c in data.schema if c["name"] not in leaks]
+    schema: list[SchemaColumn] = [c for c in data.schema if c["name"] not in leaks]
     if not any(used_columns(schema)[0].values()):
         raise InvalidDataError(
             f"Every usable feature column reproduces the target {target!r}: "

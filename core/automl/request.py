@@ -30,6 +30,7 @@ from core.automl.catalog import get_spec
 from core.errors import InputError, InvalidDataError, WorkbenchError
 from core.features.targets import TARGET_KINDS
 from core.registry import check_model_name
+from core.store.shapes import Params
 
 MAX_BUDGET_S = 86_400.0
 DEFAULT_BUDGET_S = 60.0
@@ -96,6 +97,8 @@ class MarketTarget(BaseModel):
 # the settings a job stores (and a retrain reuses), in the order they are stored
 SETTINGS = ("budget", "seed", "time_column", "task", "metric", "estimators", "params",
             "sampler", "ensemble", "market")
+# stored only when set, so a job without them stores exactly what it always stored
+OPTIONAL_SETTINGS = ("exclude",)
 
 
 class TrainingRequest(BaseModel):
@@ -123,12 +126,20 @@ class TrainingRequest(BaseModel):
     time_column: str | None = Field(default=None, description="Validate in time order.")
     estimators: tuple[str, ...] | None = Field(
         default=None, description="Estimator keys to search (default: all that fit).")
-    params: dict[str, Any] | None = Field(
+    params: Params | None = Field(
         default=None, description="One configuration to train (needs exactly one estimator).")
     sampler: SearchMethod = Field(default=SearchMethod.TPE, alias="search",
                                   description="Search method: tpe, random or grid.")
     ensemble: bool = Field(default=True, description="Try an ensemble of the best trials.")
     market: MarketTarget | None = None
+    exclude: tuple[str, ...] | None = Field(
+        default=None, description="Columns to leave out of the features (a date that would "
+                                  "only encode the row order, an identifier kept as a number).")
+
+    @field_validator("exclude")
+    @classmethod
+    def _no_empty_exclude(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return tuple(dict.fromkeys(names)) if names else None
 
     @field_validator("task", mode="before")
     @classmethod
@@ -206,7 +217,8 @@ class TrainingRequest(BaseModel):
         (a schedule's) on top, where None means "back to the default"; `fields` are the
         dataset, target and name."""
         merged = {**settings, **(overrides or {})}
-        stored = {k: merged[k] for k in SETTINGS if merged.get(k) is not None}
+        stored = {k: merged[k] for k in (*SETTINGS, *OPTIONAL_SETTINGS)
+                  if merged.get(k) is not None}
         return cls.create(**stored, **fields)
 
     @property
@@ -215,16 +227,17 @@ class TrainingRequest(BaseModel):
 
     def settings(self) -> dict[str, Any]:
         """What a job stores as its settings: the same keys and JSON values as ever."""
-        doc = self.model_dump(mode="json", include=set(SETTINGS))
-        return {key: doc[key] for key in SETTINGS}
+        doc = self.model_dump(mode="json", include={*SETTINGS, *OPTIONAL_SETTINGS})
+        return {key: doc[key] for key in (*SETTINGS, *OPTIONAL_SETTINGS)
+                if key in SETTINGS or doc.get(key) is not None}
 
 
 def check_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Settings a schedule puts over a model's last ones: known names only, each valid."""
-    unknown = sorted(set(settings) - set(SETTINGS))
+    unknown = sorted(set(settings) - {*SETTINGS, *OPTIONAL_SETTINGS})
     if unknown:
         raise InputError(f"Unknown training setting(s) {', '.join(unknown)}: use "
-                             f"{', '.join(SETTINGS)}.")
+                             f"{', '.join((*SETTINGS, *OPTIONAL_SETTINGS))}.")
     # each value alone (params are checked with the estimator they end up with)
     given = {k: v for k, v in settings.items() if v is not None and k != "params"}
     TrainingRequest.create(dataset=0, target="_", **given)

@@ -39,6 +39,7 @@ from core.automl.train import (
 )
 from core.enums import Task, TrialState
 from core.errors import WorkbenchError
+from core.store.shapes import Evaluation, Params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class SearchCancelled(Exception):
 class TrialResult:
     number: int
     estimator: str
-    params: dict[str, Any]
+    params: Params
     status: str  # ok | pruned | failed
     cv: CVResult | None = None
     reason: str = ""
@@ -83,7 +84,7 @@ class SearchResult:
     trials: list[TrialResult]
     best: TrialResult            # what was registered: the best single trial or the ensemble
     pipeline: Any
-    evaluation: dict[str, Any]
+    evaluation: Evaluation
     elapsed_s: float
     budget_s: float
     notes: list[str] = field(default_factory=list)
@@ -138,7 +139,7 @@ def run_search(data: TrainingData, *, budget: float = 60.0, seed: int = 0,
                on_trial: Callable[[TrialResult, TrainingData], None] | None = None,
                should_stop: Callable[[], bool] | None = None,
                pause_gate: Callable[[], float] | None = None,
-               fixed_params: dict[str, Any] | None = None) -> SearchResult:
+               fixed_params: Params | None = None) -> SearchResult:
     """Search prepared data within `budget` seconds. With `fixed_params` and one estimator,
     evaluate exactly that configuration (no search).
 
@@ -160,7 +161,7 @@ class _Search:
     def __init__(self, data: TrainingData, *, budget: float, seed: int,
                  estimators: list[str] | None, sampler: str, ensemble: bool,
                  max_trials: int | None, on_trial: Any, should_stop: Any, pause_gate: Any,
-                 fixed_params: dict[str, Any] | None) -> None:
+                 fixed_params: Params | None) -> None:
         if sampler not in (*SAMPLERS, "grid"):
             raise WorkbenchError(f"Unknown search method {sampler!r}: use tpe, random or grid.")
         if fixed_params is not None and (not estimators or len(estimators) != 1):
@@ -266,7 +267,7 @@ class _Search:
     def _better(self, a: TrialResult, b: TrialResult) -> bool:
         return self.data.metric.oriented(a.score) > self.data.metric.oriented(b.score)
 
-    def _evaluate(self, number: int, arm: Arm, params: dict[str, Any]) -> TrialResult:
+    def _evaluate(self, number: int, arm: Arm, params: Params) -> TrialResult:
         """One trial; an estimator that fails is recorded with its reason, never fatal."""
         stop_reason: list[str] = []
 
@@ -421,13 +422,13 @@ def _importance_seconds(data: TrainingData, best: TrialResult) -> float:
     return data.X.shape[1] * 4 * rows / 1000 * best.cv.predict_ms_per_1k / 1000
 
 
-def _with_seed(spec: EstimatorSpec, params: dict[str, Any], seed: int) -> dict[str, Any]:
+def _with_seed(spec: EstimatorSpec, params: Params, seed: int) -> Params:
     if "random_state" in spec.fixed and "random_state" not in params:
         return {**params, "random_state": seed}
     return params
 
 
-def _grid(spec: EstimatorSpec) -> list[dict[str, Any]]:
+def _grid(spec: EstimatorSpec) -> list[Params]:
     """Every combination of a few values per parameter (GRID_POINTS per numeric one)."""
     axes = _grid_axes(spec)
     return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]

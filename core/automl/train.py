@@ -28,6 +28,7 @@ from core.features.finance import INDICATOR_NAMES, find_column, parse_time
 from core.features.kinds import scored_as_number
 from core.features.preprocess import build_preprocessor, used_columns
 from core.features.schema import align_to_schema
+from core.store.shapes import Evaluation, Params, SchemaColumn
 
 
 @dataclass
@@ -36,7 +37,7 @@ class TrainingData:
 
     X: pd.DataFrame
     y: pd.Series
-    schema: list[dict[str, Any]]
+    schema: list[SchemaColumn]
     problem: ProblemType
     metric: Metric
     splits: list[tuple[np.ndarray, np.ndarray]]
@@ -48,7 +49,7 @@ class TrainingData:
     ticker_column: str | None = None
     holdout: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     gap: int = 0
-    folds: list[dict[str, Any]] = field(default_factory=list)  # fold boundaries, for display
+    folds: list[dict[str, object]] = field(default_factory=list)  # fold boundaries, for display
 
     @property
     def task(self) -> str:
@@ -59,14 +60,18 @@ def prepare(frame: pd.DataFrame, target: str, *, task: str | None = None,
             metric: str | None = None, seed: int = 0,
             time_column: str | None = None, detect_time: bool = True,
             ticker_column: str | None = None, gap: int | None = None,
-            holdout: float | int | None = None) -> TrainingData:
+            holdout: float | int | None = None,
+            exclude: tuple[str, ...] | list[str] = ()) -> TrainingData:
     """Check the target, detect the task, and drop rows whose target is missing.
 
     Time order (see core.data.splits.walk_forward): with `time_column`, or when the table looks
     like market data (a datetime column plus a ticker or price/volume columns) and
     `detect_time` is on, validation is walk-forward with an embargo of `gap` timestamps
     (default 1; pass the target's horizon) and the most recent `holdout` share or count of
-    timestamps kept out of every fold (default one block). Leakage guards add notes."""
+    timestamps kept out of every fold (default one block). Leakage guards add notes.
+
+    `exclude` names columns left out of the features (the time column may be one of them:
+    it still orders the folds)."""
     y = check_target(frame, target)
     notes: list[str] = []
     missing = int(y.isna().sum())
@@ -78,7 +83,17 @@ def prepare(frame: pd.DataFrame, target: str, *, task: str | None = None,
     chosen = get_metric(metric, problem.task)
     if time_column is not None and time_column not in frame.columns:
         raise InvalidDataError(f"The time column {time_column!r} is not in the data.")
-    X = frame.drop(columns=[target])
+    missing_cols = [c for c in exclude if c not in frame.columns]
+    if missing_cols:
+        raise InvalidDataError("Cannot leave out " + ", ".join(repr(c) for c in missing_cols)
+                               + ": not a column of the data.")
+    if target in exclude:
+        raise InvalidDataError(f"The target {target!r} cannot be left out: it is what the "
+                               "model predicts. Choose another target or keep it.")
+    X = frame.drop(columns=[target, *exclude])
+    if exclude:
+        notes.append("Left out of the features on request: "
+                     + ", ".join(repr(c) for c in exclude) + ".")
     empty = [str(c) for c in X.columns if X[c].isna().all()]
     if empty:
         notes.extend(f"Column {c!r} is empty in every row and was left out." for c in empty)
@@ -87,8 +102,11 @@ def prepare(frame: pd.DataFrame, target: str, *, task: str | None = None,
         raise InvalidDataError("The table has no columns besides the target: add feature "
                                "columns to learn from.")
     schema = input_schema(X)
+    # time detection looks at every date, including those left out of the features
+    everything = input_schema(frame.drop(columns=[target])) if exclude else schema
     _, dropped = used_columns(schema)
-    if len(dropped) == len(schema):
+    dropped.update({str(c): "left out on request" for c in exclude})
+    if len(dropped) == len(schema) + len(exclude):
         raise InvalidDataError("Every feature column is an identifier or free text, so there is "
                                "nothing to learn from: " + ", ".join(repr(c) for c in dropped))
     X = align_to_schema(X, schema)
@@ -98,13 +116,13 @@ def prepare(frame: pd.DataFrame, target: str, *, task: str | None = None,
             f"The class {rare.idxmin()!r} of {target!r} occurs only once: each class needs at "
             "least two rows to be validated. Remove or merge that class.")
     if time_column is None and detect_time:
-        time_column = _detect_time_column(frame.drop(columns=[target]), schema)
+        time_column = _detect_time_column(frame.drop(columns=[target]), everything)
         if time_column is not None:
             notes.append(f"Validating in time order by {time_column!r}, which looks like the "
                          "time of market data: shuffled folds would train on the future. "
                          "Name another time column to change it.")
         else:
-            notes.extend(_time_column_hint(schema))
+            notes.extend(_time_column_hint(schema))  # only dates still among the features
     if time_column is None:
         splits = make_splits(y, problem.task, seed=seed)
         return TrainingData(X=X, y=y, schema=schema, problem=problem, metric=chosen,
@@ -134,11 +152,11 @@ LEAK_AUC = 0.99           # one feature alone separating a binary target this we
 GUARD_SAMPLE_ROWS = 50_000
 
 
-def _datetime_columns(schema: list[dict[str, Any]]) -> list[str]:
+def _datetime_columns(schema: list[SchemaColumn]) -> list[str]:
     return [c["name"] for c in schema if c["kind"] == "datetime"]
 
 
-def _detect_time_column(features: pd.DataFrame, schema: list[dict[str, Any]]) -> str | None:
+def _detect_time_column(features: pd.DataFrame, schema: list[SchemaColumn]) -> str | None:
     """A datetime column, but only in tables that look like market data (a ticker column, or
     price/volume/indicator columns): there, shuffled folds certainly leak the future. Elsewhere
     a date (a customer's signup day) need not be the order the predictions are made in."""
@@ -152,14 +170,16 @@ def _detect_time_column(features: pd.DataFrame, schema: list[dict[str, Any]]) ->
     return preferred if preferred is not None else dated[0]
 
 
-def _time_column_hint(schema: list[dict[str, Any]]) -> list[str]:
+def _time_column_hint(schema: list[SchemaColumn]) -> list[str]:
     dated = _datetime_columns(schema)
     if not dated:
         return []
-    return [f"Column {dated[0]!r} holds dates. If the rows are observations over time "
-            "(prices, sales, sensor readings), validate in time order: choose it as the time "
-            f"column (CLI: --time-column {dated[0]}); shuffled folds let a model learn from "
-            "the future."]
+    return [f"Column {dated[0]!r} holds dates and is used as a predictor (its year, month, "
+            "day and weekday). If the rows are observations over time (prices, sales, sensor "
+            "readings, visits), validate in time order: choose it as the time column (CLI: "
+            f"--time-column {dated[0]}); shuffled folds let a model learn from the future. If "
+            "the date only says when a row was recorded, leave it out (CLI: --exclude "
+            f"{dated[0]}): a model may otherwise learn the order the rows were collected in."]
 
 
 def _detect_ticker_column(frame: pd.DataFrame, target: str, time_column: str) -> str | None:
@@ -168,7 +188,7 @@ def _detect_ticker_column(frame: pd.DataFrame, target: str, time_column: str) ->
 
 
 def _correlated_features(X: pd.DataFrame, y: pd.Series, problem: ProblemType,
-                         schema: list[dict[str, Any]]) -> list[str]:
+                         schema: list[SchemaColumn]) -> list[str]:
     """Numeric features that almost determine the target on their own: usually the target
     (or something computed from the future) under another name."""
     numeric = [c["name"] for c in schema if scored_as_number(c)
@@ -206,7 +226,7 @@ def _correlated_features(X: pd.DataFrame, y: pd.Series, problem: ProblemType,
 
 
 def _time_leaks(features: pd.DataFrame, times: pd.Series, time_column: str,
-                ticker_column: str | None, schema: list[dict[str, Any]]) -> list[str]:
+                ticker_column: str | None, schema: list[SchemaColumn]) -> list[str]:
     """Timestamps after the prediction time, and repeated timestamps per ticker."""
     notes = []
     unreadable = int(times.isna().sum())
@@ -244,8 +264,8 @@ def _time_leaks(features: pd.DataFrame, times: pd.Series, time_column: str,
                          "column; if one series, remove the duplicates.")
     return notes
 
-def build_pipeline(spec: EstimatorSpec, task: str, params: dict[str, Any],
-                   schema: list[dict[str, Any]]) -> Pipeline:
+def build_pipeline(spec: EstimatorSpec, task: str, params: Params,
+                   schema: list[SchemaColumn]) -> Pipeline:
     model = spec.make(task, params)
     if task != Task.REGRESSION:
         model = LabelEncodedClassifier(model)
@@ -338,7 +358,7 @@ def _full_proba(model: Pipeline, X: pd.DataFrame, classes: list[Any]) -> np.ndar
     return full
 
 
-def evaluate(data: TrainingData, cv: CVResult) -> dict[str, Any]:
+def evaluate(data: TrainingData, cv: CVResult) -> Evaluation:
     """Every metric for the task on the out-of-fold predictions, plus the curves users chart."""
     from sklearn import metrics as skm
 
@@ -356,7 +376,7 @@ def evaluate(data: TrainingData, cv: CVResult) -> dict[str, Any]:
     proba = cv.oof_proba[covered]
     scores = all_scores(data.task, y, pred, proba, classes)
     cm = skm.confusion_matrix(y, pred, labels=classes)
-    out: dict[str, Any] = {
+    out: Evaluation = {
         "metrics": scores, "n_validation_rows": int(covered.sum()),
         "confusion_matrix": {"labels": [str(c) for c in classes], "matrix": cm.tolist()},
     }

@@ -12,11 +12,11 @@ from sqlmodel import Session, select
 from core.data.ingest import read_bytes, read_path
 from core.data.profile import ColumnProfile, profile_frame
 from core.data.public import DatasetPublic, StoredDatasetPublic
-from core.errors import ArtifactIntegrityError, NotFoundError
+from core.errors import ArtifactIntegrityError, ConflictError, NotFoundError
 from core.features.kinds import DROPPED_KINDS
 from core.fsutil import atomic_write
 from core.settings import get_settings
-from core.store import Dataset, lock_for_write
+from core.store import Dataset, Job, ModelVersion, RegisteredModel, lock_for_write
 from core.store.audit import record
 
 
@@ -154,3 +154,67 @@ def load_frame(ds: Dataset) -> pd.DataFrame:
         raise ArtifactIntegrityError(f"The file of dataset {ds.id} ({ds.name}) is missing from "
                                      f"{path}. Upload the data again.")
     return pd.read_parquet(path)
+
+
+@dataclass(frozen=True)
+class DatasetUsers:
+    """What points at a dataset: model versions trained on it ("name:version") and jobs that
+    trained (or tried to train) on it."""
+
+    versions: list[str]
+    jobs: list[int]
+
+    def __bool__(self) -> bool:
+        return bool(self.versions or self.jobs)
+
+    def describe(self) -> str:
+        parts = []
+        if self.versions:
+            parts.append("model version(s) " + ", ".join(self.versions))
+        if self.jobs:
+            parts.append("job(s) " + ", ".join(str(j) for j in self.jobs))
+        return " and ".join(parts)
+
+
+def dataset_users(dataset_id: int, *, session: Session) -> DatasetUsers:
+    """The versions and jobs whose lineage names this dataset."""
+    versions = session.exec(
+        select(RegisteredModel.name, ModelVersion.version)
+        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
+        .where(ModelVersion.dataset_id == dataset_id)
+        .order_by(RegisteredModel.name, ModelVersion.version)).all()
+    jobs = session.exec(select(Job.id).where(Job.dataset_id == dataset_id)
+                        .order_by(Job.id)).all()
+    return DatasetUsers([f"{name}:{version}" for name, version in versions], list(jobs))
+
+
+def delete_dataset(ref: int | str, *, session: Session, actor: str | None = None,
+                   reason: str = "") -> Dataset:
+    """Delete a stored dataset (its catalogue row and its file); returns the deleted row.
+
+    Refused (ConflictError, nothing changed) while a model version or a job names it: its
+    lineage (what a version was trained on, what a retrain and the promotion gate compare
+    with, the simulator's default rows) must not vanish silently. Commits."""
+    ds = get_dataset(ref, session=session)
+    try:
+        lock_for_write(session)
+        users = dataset_users(ds.id, session=session)
+        if users:
+            raise ConflictError(
+                f"Dataset {ds.id} ({ds.name}) is kept: {users.describe()} name it as "
+                "their training data, and deleting it would lose that lineage (what a "
+                "version learned from, what a retrain and the promotion gate compare "
+                "against). Delete only datasets no model or job was trained on.")
+        path = get_settings().home / ds.path
+        record(session, "dataset.delete", f"dataset:{ds.id}", actor=actor, reason=reason,
+               name=ds.name, fingerprint=ds.fingerprint, rows=ds.n_rows)
+        session.delete(ds)
+        session.flush()
+        # One row and one file per fingerprint, so nobody else reads this file. Removed while
+        # the write lock is held: an upload of the same content waits, then writes it anew.
+        path.unlink(missing_ok=True)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return ds

@@ -12,6 +12,7 @@ import pandas as pd
 from core.enums import ColumnKind, Task
 from core.errors import InvalidDataError
 from core.features.kinds import holds_booleans, holds_datetimes, holds_numbers
+from core.store.shapes import DatasetColumn, SchemaColumn
 
 BOOLEAN_TOKENS = {"true", "false", "yes", "no", "y", "n", "t", "f"}
 ID_UNIQUE_SHARE = 0.95        # near-unique columns are identifiers, not signal
@@ -30,9 +31,9 @@ class ColumnProfile:
     unique: int
     reason: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> DatasetColumn:
         """As stored in a dataset's catalogue row (the kind as its plain string)."""
-        return {**asdict(self), "kind": self.kind.value}
+        return DatasetColumn(**{**asdict(self), "kind": self.kind.value})
 
 
 @dataclass(frozen=True)
@@ -182,9 +183,10 @@ def detect_problem_type(y: pd.Series, override: str | None = None) -> ProblemTyp
     return ProblemType(Task.REGRESSION, f"the target holds {n_unique} distinct {kind}", [])
 
 
-def input_schema(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def input_schema(frame: pd.DataFrame) -> list[SchemaColumn]:
     """The columns a model expects at predict time, with the kind each was trained as."""
-    return [{"name": p.name, "kind": p.kind.value, "dtype": p.dtype} for p in profile_frame(frame)]
+    return [SchemaColumn(name=p.name, kind=p.kind.value, dtype=p.dtype)
+            for p in profile_frame(frame)]
 
 
 __all__ = ["ColumnProfile", "ProblemType", "check_target", "detect_problem_type",

@@ -44,3 +44,10 @@ class StoredDatasetPublic(BaseModel):
 
 
 __all__ = ["DatasetPublic", "StoredDatasetPublic"]
+
+
+class DatasetDeleted(BaseModel):
+    """The answer to a deletion: which dataset is gone."""
+
+    deleted: int
+    name: str

@@ -9,6 +9,7 @@ from typing import Any
 
 from core.deploy.cache import LoadedModel
 from core.errors import OverloadedError, WorkbenchError
+from core.store.shapes import Record
 
 
 class PredictionFailedError(WorkbenchError):
@@ -18,7 +19,7 @@ class PredictionFailedError(WorkbenchError):
     http_status = 422
 
 
-def score(lm: LoadedModel, records: list[dict[str, Any]]):
+def score(lm: LoadedModel, records: list[Record]):
     """(predictions, probabilities) of one request, a pipeline's refusal as a 422."""
     try:
         return lm.predict_records(records)
@@ -93,7 +94,7 @@ class Batcher:
                 f"{self.max_pending_rows}). Retry after the Retry-After delay, or add server "
                 "workers.")
 
-    async def submit(self, lm: LoadedModel, records: list[dict[str, Any]]):
+    async def submit(self, lm: LoadedModel, records: list[Record]):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
         key = id(lm)

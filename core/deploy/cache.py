@@ -20,6 +20,7 @@ from core.registry.artifacts import load_verified
 from core.registry.versions import resolve
 from core.store import ModelVersion
 from core.store.db import Database
+from core.store.shapes import Record
 
 _PLAIN_NUMBERS = frozenset({float, int, bool, type(None)})
 _NUMERIC_DTYPES = ("int", "float", "uint", "bool", "Int", "Float", "UInt", "boolean")
@@ -60,7 +61,7 @@ class LoadedModel:
     def label(self) -> str:
         return f"{self.name}:{self.version}"
 
-    def missing_columns(self, records: list[dict[str, Any]]) -> list[str]:
+    def missing_columns(self, records: list[Record]) -> list[str]:
         needed = self._needed
         if all(needed <= rec.keys() for rec in records):  # the common case, at C speed
             return []
@@ -71,7 +72,7 @@ class LoadedModel:
                     missing.append(c)
         return missing
 
-    def arrays(self, records: list[dict[str, Any]]) -> dict[str, np.ndarray] | None:
+    def arrays(self, records: list[Record]) -> dict[str, np.ndarray] | None:
         """Records → one array per schema column (extra keys ignored, the schema's order),
         without the general DataFrame path; None when values need the careful path (numbers
         sent as text, infinities) that explains what is wrong."""
@@ -100,7 +101,7 @@ class LoadedModel:
             return None
         return data
 
-    def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+    def frame(self, records: list[Record]) -> pd.DataFrame:
         """The pipeline's input: the CLI's own `model_input` (market indicators rebuilt,
         careful type checks), or the plain arrays when they need neither."""
         data = self.arrays(records) if self.market is None else None
@@ -108,7 +109,7 @@ class LoadedModel:
             return model_input(self.mv, pd.DataFrame.from_records(records))
         return pd.DataFrame(data, copy=False)
 
-    def predict_records(self, records: list[dict[str, Any]]
+    def predict_records(self, records: list[Record]
                         ) -> tuple[list[Any], np.ndarray | None]:
         """(predicted labels or values, class probabilities as an array or None); the
         per-row probability dicts are built only by callers that answer with them."""

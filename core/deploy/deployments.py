@@ -14,7 +14,7 @@ survives restarts.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from sqlmodel import Session, select
@@ -173,10 +173,10 @@ def _check_steps(steps: list[float] | None) -> list[float] | None:
 
 def deploy(name: str, version: int, percent: float = 10.0, *, session: Session,
            mode: str = DeploymentMode.CANARY, steps: list[float] | None = None,
-           guard_rails: dict[str, Any] | None = None, auto_advance: bool | None = None,
+           guard_rails: Mapping[str, object] | None = None, auto_advance: bool | None = None,
            actor: str | None = None, reason: str = "",
            warm: Warm | None | Literal[True] = True,
-           metrics: dict[str, Any] | None = None) -> DeploymentState:
+           metrics: Mapping[str, object] | None = None) -> DeploymentState:
     """With no production version yet, `version` becomes production at 100 %; otherwise it
     becomes the candidate at `percent` in `mode`. The version is loaded (verified) first —
     by `warm` (the server passes its cache's loader), by this function itself with the
@@ -253,7 +253,7 @@ def _running(session: Session, name: str, nothing: str
 
 def set_percent(name: str, percent: float, *, session: Session, actor: str | None = None,
                 reason: str = "", expect_candidate: int | None = None,
-                metrics: dict[str, Any] | None = None) -> DeploymentState:
+                metrics: Mapping[str, object] | None = None) -> DeploymentState:
     """Move the candidate's share (a rollout step). `expect_candidate` refuses (409) when
     another worker already changed the candidate (guard rails run in every worker)."""
     percent = _check_percent(percent)
@@ -275,7 +275,7 @@ def set_percent(name: str, percent: float, *, session: Session, actor: str | Non
 
 def promote(name: str, *, session: Session, actor: str | None = None, reason: str = "",
             expect_candidate: int | None = None,
-            metrics: dict[str, Any] | None = None) -> DeploymentState:
+            metrics: Mapping[str, object] | None = None) -> DeploymentState:
     """The candidate becomes stable: the production alias moves (an AliasEvent, through the
     registry's non-committing `move_alias`) in the same transaction that reads the
     candidate, so a rollback committed first leaves nothing to promote (409) rather than
@@ -300,7 +300,7 @@ def promote(name: str, *, session: Session, actor: str | None = None, reason: st
 
 def rollback(name: str, *, session: Session, actor: str | None = None, reason: str = "",
              expect_candidate: int | None = None, automatic: bool = False,
-             metrics: dict[str, Any] | None = None) -> DeploymentState:
+             metrics: Mapping[str, object] | None = None) -> DeploymentState:
     """The kill switch: the candidate is removed and 100 % goes back to stable at once."""
     _, row, stable, candidate = _running(
         session, name, f"Model {name!r} has no candidate to roll back; 100 % of traffic "

@@ -13,6 +13,7 @@ from core.deploy.batcher import score
 from core.deploy.deployments import InvalidRequestError
 from core.deploy.service import Serving
 from core.registry import resolve
+from core.store.shapes import Record
 
 
 def _target_column(name: str, mv: Any, requested: str | None) -> str:
@@ -38,7 +39,7 @@ class Evaluation(BaseModel):
     metrics: dict[str, float]
 
 
-def evaluate_records(serving: Serving, ref: str, records: list[dict[str, Any]],
+def evaluate_records(serving: Serving, ref: str, records: list[Record],
                      requested_target: str | None = None, *, session: Session) -> Evaluation:
     """Metrics of a version on labelled records, scored through the serving cache (the
     same path as predictions). A version without a recorded target (imported) takes the

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.enums import Task
+from core.store.shapes import SchemaColumn
 
 Arrays = dict[str, np.ndarray]
 Fn = Callable[[np.ndarray], np.ndarray]
@@ -409,7 +410,7 @@ class EnsembleFast:
         return self.classes[np.argmax(self.predict_proba(arrays), axis=1)]
 
 
-def compile_fast(pipeline: Any, schema: list[dict[str, Any]]) -> FastPath | EnsembleFast | None:
+def compile_fast(pipeline: Any, schema: list[SchemaColumn]) -> FastPath | EnsembleFast | None:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
@@ -453,7 +454,7 @@ def compile_fast(pipeline: Any, schema: list[dict[str, Any]]) -> FastPath | Ense
         return None
 
 
-def probe_arrays(ct: Any, schema: list[dict[str, Any]], n: int = 12, *, odd: bool = False
+def probe_arrays(ct: Any, schema: list[SchemaColumn], n: int = 12, *, odd: bool = False
                  ) -> Arrays:
     """Rows from the fitted categories and varied numbers; with `odd`, the first rows also
     hold missing values and a category the encoders never saw."""
@@ -488,7 +489,7 @@ def _dense(Z: Any) -> np.ndarray:
     return np.asarray(Z.toarray() if hasattr(Z, "toarray") else Z, dtype=np.float64)
 
 
-def _agrees(fast: FastPath, ct: Any, schema: list[dict[str, Any]]) -> bool:
+def _agrees(fast: FastPath, ct: Any, schema: list[SchemaColumn]) -> bool:
     """The compiled transform equals the real one on known values, and on missing and unseen
     values either equals it or refuses them exactly when the real one does."""
     import pandas as pd

@@ -58,12 +58,9 @@ class Scorecard(BaseModel):
     shadow: list[ShadowScore]
 
 
-def record_feedback(name: str, request_id: str, actual: Any, *, session: Session
-                    ) -> FeedbackRecorded:
-    """Store the true value(s) of one answered request (one per record it scored)."""
-    lock_for_write(session)
-    row = session.exec(select(PredictionLog).where(PredictionLog.request_id == request_id,
-                                                   PredictionLog.model_name == name)).first()
+def _check(row: PredictionLog | None, name: str, request_id: str, actual: Any) -> list[Any]:
+    """The true values to store for one request, or why they cannot be: the one rule the
+    REST endpoint and a labelled table share."""
     if row is None:
         raise NotFoundError(f"No prediction {request_id!r} of model {name!r} (request "
                             "ids come from the predict response).")
@@ -72,8 +69,23 @@ def record_feedback(name: str, request_id: str, actual: Any, *, session: Session
         raise InvalidRequestError(
             f"Request {request_id} scored {len(row.predictions)} records; send "
             f"{len(row.predictions)} actual values (a list) or one value for one record.")
+    return actual_list
+
+
+def _store(session: Session, row: PredictionLog, actual_list: list[Any]) -> None:
+    """A later label for the same request replaces the earlier one."""
     session.exec(update(PredictionLog).where(PredictionLog.id == row.id)
                  .values(actual=actual_list, feedback_at=utcnow()))
+
+
+def record_feedback(name: str, request_id: str, actual: Any, *, session: Session
+                    ) -> FeedbackRecorded:
+    """Store the true value(s) of one answered request (one per record it scored)."""
+    lock_for_write(session)
+    row = session.exec(select(PredictionLog).where(PredictionLog.request_id == request_id,
+                                                   PredictionLog.model_name == name)).first()
+    actual_list = _check(row, name, request_id, actual)
+    _store(session, row, actual_list)
     session.commit()
     return FeedbackRecorded(request_id=request_id, version=row.version,
                             recorded=len(actual_list))

@@ -27,6 +27,7 @@ from core.deploy.telemetry import Telemetry
 from core.errors import NotFoundError, SchemaMismatchError
 from core.settings import Settings
 from core.store import utcnow
+from core.store.shapes import Record
 
 log = logging.getLogger("workbench.serving")
 
@@ -107,7 +108,7 @@ class Predictor:
         return route(name, st.stable, st.candidate, st.percent, key), None  # type: ignore
 
     # -- prediction ---------------------------------------------------------------------------
-    async def predict(self, name: str, records: list[dict[str, Any]],
+    async def predict(self, name: str, records: list[Record],
                       key: str | None = None) -> Answer:
         self.batcher.check_room()  # before routing: an overload is no version's failure
         request_id = uuid.uuid4().hex
@@ -126,7 +127,7 @@ class Predictor:
             self.shadow.submit(name, shadow, records, request_id)
         return answer
 
-    async def _answer(self, name: str, version: int, records: list[dict[str, Any]],
+    async def _answer(self, name: str, version: int, records: list[Record],
                       request_id: str, fallback: int | None) -> Answer:
         t0 = time.perf_counter()
         try:

@@ -78,4 +78,35 @@ class DeploymentPublic(DeploymentState):
     history: list[DeploymentEvent] = Field(default_factory=list)
 
 
-__all__ = ["DeploymentEvent", "DeploymentPublic", "DeploymentState", "VersionLive"]
+class VersionShare(BaseModel):
+    """One version's requests in a recent window and its share of them; `role` is its place
+    in the current rule (stable, candidate, or not in the rule: served before a change)."""
+
+    version: int
+    role: str
+    requests: int
+    share: float
+    ok: int
+    failed: int
+    rejected: int
+    error_rate: float
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+
+
+class TrafficSplit(BaseModel):
+    """Where requests went from `since` to `until`: the last `recent_minutes`, or since the
+    deployment's last `change` if that is later: the audit action without its `deployment.`
+    prefix (initial, candidate, percent, promote, rollback)."""
+
+    model: str
+    since: IsoDatetime
+    until: IsoDatetime
+    change: str | None
+    recent_minutes: float
+    percent: float
+    versions: list[VersionShare]
+
+
+__all__ = ["DeploymentEvent", "DeploymentPublic", "DeploymentState", "TrafficSplit",
+           "VersionLive", "VersionShare"]

@@ -7,11 +7,14 @@ start-up."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from core.errors import WorkbenchError
+
+if TYPE_CHECKING:  # light on purpose: core.store would import SQLModel
+    from core.store.shapes import GuardRailsDoc
 
 
 class InvalidRequestError(WorkbenchError):
@@ -52,7 +55,7 @@ class GuardRails:
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
 
-    def with_values(self, values: dict[str, Any]) -> GuardRails:
+    def with_values(self, values: GuardRailsDoc) -> GuardRails:
         """These rails with some replaced; `values` must already be checked."""
         known = {f.name for f in fields(self)}
         return GuardRails(**{**self.as_dict(), **{k: v for k, v in values.items()
@@ -88,9 +91,9 @@ def _problem(label: str, rail: Rail, value: Any) -> str | None:
     return None
 
 
-def check_guard_rails(rails: dict[str, Any],
+def check_guard_rails(rails: Mapping[str, object],
                       label: Callable[[str], str] = lambda key: f"guard_rails.{key}"
-                      ) -> dict[str, Any]:
+                      ) -> GuardRailsDoc:
     """The rails as clean numbers, or InvalidRequestError naming every bad field. The one
     check for every way in, because a rail like `min_requests: Infinity` would make the guard
     loop fail on every tick. `label` names a rail the way the caller's user wrote it
@@ -102,7 +105,7 @@ def check_guard_rails(rails: dict[str, Any],
     if unknown:
         raise InvalidRequestError(f"Unknown guard rails: {', '.join(sorted(map(str, unknown)))}"
                                   f". Known: {', '.join(GUARD_RAIL_LIMITS)}.")
-    clean: dict[str, Any] = {}
+    clean: dict[str, float | int] = {}
     problems = []
     for key, value in rails.items():
         rail = GUARD_RAIL_LIMITS[key]
@@ -112,13 +115,13 @@ def check_guard_rails(rails: dict[str, Any],
             clean[key] = int(value) if rail.whole else float(value)
     if problems:
         raise InvalidRequestError(" ".join(problems))
-    return clean
+    return cast("GuardRailsDoc", clean)
 
 
-def still_valid(stored: dict[str, Any] | None) -> dict[str, Any]:
+def still_valid(stored: Mapping[str, object] | None) -> GuardRailsDoc:
     """The stored rails that pass today's check: rails an older release stored unchecked are
     dropped (back to their default) when new ones are set, rather than kept broken."""
-    out = {}
+    out: GuardRailsDoc = {}
     for key, value in (stored or {}).items():
         try:
             out.update(check_guard_rails({key: value}))
@@ -127,7 +130,7 @@ def still_valid(stored: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def effective_rails(stored: dict[str, Any]) -> GuardRails:
+def effective_rails(stored: Mapping[str, object]) -> GuardRails:
     """The rails a canary is judged by: the defaults with its own checked rails over them.
     Raises InvalidRequestError naming a stored rail that is not valid."""
     return DEFAULT_GUARD_RAILS.with_values(check_guard_rails(stored))

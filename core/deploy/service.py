@@ -37,6 +37,7 @@ from core.deploy.telemetry import Telemetry
 from core.errors import OverloadedError
 from core.settings import Settings
 from core.store.db import Database
+from core.store.shapes import Record
 
 __all__ = ["Answer", "Serving"]
 log = logging.getLogger("workbench.serving")
@@ -74,7 +75,7 @@ class Serving:
                                 self.states.refresh_all)]
 
     # -- what the routes call ---------------------------------------------------------------
-    async def predict(self, name: str, records: list[dict[str, Any]],
+    async def predict(self, name: str, records: list[Record],
                       key: str | None = None) -> Answer:
         return await self.predictor.predict(name, records, key)
 

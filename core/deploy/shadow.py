@@ -9,11 +9,11 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
-from typing import Any
 
 from core.deploy.batcher import score
 from core.deploy.cache import ModelCache
 from core.deploy.telemetry import Telemetry
+from core.store.shapes import Record
 
 
 class ShadowScorer:
@@ -25,7 +25,7 @@ class ShadowScorer:
         self._lock = threading.Lock()
         self._pending: set[Future] = set()  # kept until done (see `wait`)
 
-    def submit(self, name: str, version: int, records: list[dict[str, Any]],
+    def submit(self, name: str, version: int, records: list[Record],
                request_id: str) -> None:
         fut = self.executor.submit(self._score, name, version, records, request_id)
         with self._lock:
@@ -42,7 +42,7 @@ class ShadowScorer:
             pending = list(self._pending)
         wait_all(pending, timeout=timeout)
 
-    def _score(self, name: str, version: int, records: list[dict[str, Any]],
+    def _score(self, name: str, version: int, records: list[Record],
                request_id: str) -> None:
         t0 = time.perf_counter()
         try:

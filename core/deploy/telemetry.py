@@ -19,19 +19,21 @@ from typing import Any
 import numpy as np
 from sqlalchemy import insert, update
 from sqlmodel import Session, select
+from typing_extensions import TypedDict
 
 from core.deploy.metrics import BUCKETS_MS, ServingMetrics
 from core.store import PredictionLog, RequestInput, RequestSample, ServingStat
 from core.store.db import Database
+from core.store.shapes import Record
 
-__all__ = ["BUCKETS_MS", "Counter", "Telemetry", "quantile", "stats_since"]
+__all__ = ["BUCKETS_MS", "Counter", "Telemetry", "TrafficSummary", "quantile", "stats_since"]
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 SAMPLE_ROWS = 100  # scored rows kept per version per flush for live drift
 MAX_LOGGED_ROWS = 10_000  # a bigger request's rows are not kept (its label cannot train)
 _rng = np.random.default_rng(0)
 
 
-def _jsonable_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _jsonable_rows(rows: list[Record]) -> list[Record]:
     """Request rows as JSON values (numpy scalars, NaN and dates made plain)."""
     out = []
     for row in rows:
@@ -48,6 +50,21 @@ def _jsonable_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+class TrafficSummary(TypedDict):
+    """A counter as the API, the guard rails and the pages read it (`VersionLive`)."""
+
+    requests: int
+    ok: int
+    failed: int
+    rejected: int
+    errors: int
+    error_rate: float
+    latency_mean_ms: float | None
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    predictions: dict[str, int | float]
+
+
 @dataclass
 class Counter:
     """Requests that reached one version, by outcome: ok, failed (`errors`: the version could
@@ -58,7 +75,7 @@ class Counter:
     errors: int = 0  # failed
     latency_sum_ms: float = 0.0
     hist: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS_MS) + 1))
-    predictions: dict[str, Any] = field(default_factory=dict)
+    predictions: dict[str, int | float] = field(default_factory=dict)
     rejected: int = 0
 
     @property
@@ -102,7 +119,7 @@ class Counter:
         for k, v in other.predictions.items():
             self.predictions[k] = self.predictions.get(k, 0) + v
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> TrafficSummary:
         return {"requests": self.count, "ok": self.ok, "failed": self.errors,
                 "rejected": self.rejected, "errors": self.errors,
                 "error_rate": self.errors / self.scored if self.scored else 0.0,
@@ -133,12 +150,12 @@ class Telemetry:
         self.metrics = metrics or ServingMetrics()
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, int], Counter] = {}
-        self._logs: list[dict[str, Any]] = []
+        self._logs: list[Record] = []
         self._shadow: list[tuple[str, list[Any] | None, str | None]] = []
-        self._samples: dict[tuple[str, int], tuple[int, list[dict[str, Any]]]] = {}
+        self._samples: dict[tuple[str, int], tuple[int, list[Record]]] = {}
         self._flush_lock = threading.Lock()
 
-    def sample(self, name: str, version: int, records: list[dict[str, Any]]) -> None:
+    def sample(self, name: str, version: int, records: list[Record]) -> None:
         """Reservoir-sample scored rows (at most SAMPLE_ROWS per version per flush) for live
         drift; cheap enough for the hot path (a few list operations under the lock)."""
         key = (name, version)

@@ -14,7 +14,7 @@ predict time."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -86,6 +86,11 @@ def encoding_of(column: Mapping[str, Any]) -> Encoding | None:
     return Encoding.CATEGORY
 
 
-__all__ = ["DROPPED_KINDS", "NUMBER_DTYPE_PREFIXES", "Encoding",
+def date_columns(columns: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The names of the date/time columns of a profile or input schema, in table order."""
+    return [str(c["name"]) for c in columns if c.get("kind") == ColumnKind.DATETIME]
+
+
+__all__ = ["DROPPED_KINDS", "NUMBER_DTYPE_PREFIXES", "Encoding", "date_columns",
            "dtype_name_is_number", "encoding_of", "holds_booleans", "holds_datetimes",
            "holds_numbers", "holds_text", "scored_as_number"]

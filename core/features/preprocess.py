@@ -16,6 +16,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from core.features.kinds import DROPPED_KINDS, Encoding, encoding_of
 from core.features.transformers import CategoricalCleaner, DatetimeParts
+from core.store.shapes import SchemaColumn
 
 Family = Literal["linear", "tree"]
 MAX_ONEHOT_CATEGORIES = 30
@@ -50,7 +51,7 @@ def _datetime(family: Family) -> Pipeline:
     return Pipeline(steps)
 
 
-def used_columns(schema: list[dict[str, Any]]) -> tuple[dict[str, list[str]], dict[str, str]]:
+def used_columns(schema: list[SchemaColumn]) -> tuple[dict[str, list[str]], dict[str, str]]:
     """Group schema columns by how they are encoded (core.features.kinds.encoding_of); return
     also the dropped ones with reasons."""
     groups: dict[str, list[str]] = {e.value: [] for e in Encoding}
@@ -68,7 +69,7 @@ MAKERS = {Encoding.NUMBER: _numeric, Encoding.CATEGORY: _categorical,
           Encoding.DATE_PARTS: _datetime}
 
 
-def build_preprocessor(schema: list[dict[str, Any]], family: Family) -> ColumnTransformer:
+def build_preprocessor(schema: list[SchemaColumn], family: Family) -> ColumnTransformer:
     groups, _ = used_columns(schema)
     transformers = [(kind, MAKERS[Encoding(kind)](family), cols)
                     for kind, cols in groups.items() if cols]

@@ -15,6 +15,7 @@ import pandas as pd
 from core.enums import ColumnKind
 from core.errors import SchemaMismatchError
 from core.features.kinds import scored_as_number
+from core.store.shapes import SchemaColumn
 
 MAX_NAMED = 20  # columns named in one message; the rest are counted
 LABEL_KINDS = frozenset({ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.TEXT,
@@ -60,7 +61,7 @@ def check_columns(expected: Iterable[Any], given: Iterable[Any], *,
                                   + unexpected_note(unexpected))
 
 
-def align_to_schema(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.DataFrame:
+def align_to_schema(frame: pd.DataFrame, schema: list[SchemaColumn]) -> pd.DataFrame:
     """Reorder to the schema, ignore extra columns, coerce types; refuse missing columns
     (naming the unexpected ones too) and values that cannot be read as the type the model was
     trained on."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from core.jobs.states import JobKind, JobState, Trigger
 from core.store import Job, JobTransition, Schedule, Trial
+from core.store.shapes import Params
 
 # written as `datetime.isoformat()` writes it, as the API and CLI always have
 IsoDatetime = Annotated[datetime, PlainSerializer(lambda d: d.isoformat(), return_type=str,
@@ -93,7 +94,7 @@ class TrialPublic(BaseModel):
 
     number: int
     estimator: str
-    params: dict[str, Any]
+    params: Params
     metric: str
     cv_mean: float | None
     cv_std: float | None

@@ -12,16 +12,17 @@ a feature missing far more often than in training (in every row, at worst) are d
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
+from typing_extensions import TypedDict
 
 from core.enums import ColumnKind
 from core.monitor.reference import OTHER, _numeric_values
+from core.store.shapes import ColumnReference, DriftReference
 
 LARGE_SAMPLE = 1000
 ALPHA = 0.05                 # family-wise error rate per window for the p-value tests
@@ -45,9 +46,6 @@ class FeatureDrift:
     n: int
     note: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def psi(ref_freq: np.ndarray, cur_freq: np.ndarray) -> float:
     eps = 1e-4
@@ -55,7 +53,7 @@ def psi(ref_freq: np.ndarray, cur_freq: np.ndarray) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-def _numeric(name: str, ref: dict[str, Any], values: np.ndarray) -> FeatureDrift:
+def _numeric(name: str, ref: ColumnReference, values: np.ndarray) -> FeatureDrift:
     sample = np.asarray(ref["sample"], dtype=float)
     edges = np.asarray(ref["edges"], dtype=float)
     n = len(values)
@@ -77,7 +75,7 @@ def _numeric(name: str, ref: dict[str, Any], values: np.ndarray) -> FeatureDrift
                         wd > WASSERSTEIN_THRESHOLD, n)
 
 
-def _categorical(name: str, ref: dict[str, Any], values: pd.Series) -> FeatureDrift:
+def _categorical(name: str, ref: ColumnReference, values: pd.Series) -> FeatureDrift:
     freqs = ref["frequencies"]
     known = [k for k in freqs if k != OTHER]
     counts = values.astype(str).value_counts()
@@ -108,7 +106,7 @@ def _categorical(name: str, ref: dict[str, Any], values: pd.Series) -> FeatureDr
                         new if unseen >= UNSEEN_SHARE else "")
 
 
-def _missing_rise(name: str, ref: dict[str, Any], rows: int, present: int, tests: int
+def _missing_rise(name: str, ref: ColumnReference, rows: int, present: int, tests: int
                   ) -> FeatureDrift | None:
     """A feature missing far more often than in training (in every row, at worst) is drift
     whatever its present values look like: the model imputes, or fails, on all of them.
@@ -140,13 +138,12 @@ def _holm(results: list[FeatureDrift]) -> list[FeatureDrift]:
     out = []
     for r in results:
         if r.p_value is not None:
-            r = FeatureDrift(**{**r.to_dict(), "drifted": r.feature in flagged,
-                                "threshold": ALPHA / m if m else ALPHA})
+            r = replace(r, drifted=r.feature in flagged, threshold=ALPHA / m if m else ALPHA)
         out.append(r)
     return out
 
 
-def compare(reference: dict[str, Any], batch: pd.DataFrame) -> list[FeatureDrift]:
+def compare(reference: DriftReference, batch: pd.DataFrame) -> list[FeatureDrift]:
     """Per-feature drift of `batch` against a version's reference profile."""
     results = []
     rows, tests = len(batch), len(reference["features"])
@@ -176,7 +173,13 @@ def compare(reference: dict[str, Any], batch: pd.DataFrame) -> list[FeatureDrift
     return sorted(results, key=lambda r: (not r.drifted, -(r.effect_size or 0)))
 
 
-def summary(results: list[FeatureDrift]) -> dict[str, Any]:
+class DriftSummary(TypedDict):
+    features: int
+    drifted: list[str]
+    share_drifted: float
+
+
+def summary(results: list[FeatureDrift]) -> DriftSummary:
     drifted = [r.feature for r in results if r.drifted]
     return {"features": len(results), "drifted": drifted,
             "share_drifted": len(drifted) / len(results) if results else 0.0}

@@ -135,6 +135,38 @@ class MonitorReport(Traffic):
     accuracy: dict[str, dict[str, int | float]]
 
 
+class LivePoint(BaseModel):
+    """One version in one step of a window (`core.monitor.series`): every step is present,
+    with 0 requests and no rates where nothing came. `score` is the live score (the
+    series' `metric`) of the `labelled` predictions made in the step."""
+
+    at: IsoDatetime
+    version: int
+    requests: int
+    failed: int
+    rejected: int
+    error_rate: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    labelled: int
+    score: float | None
+
+
+class LiveSeries(BaseModel):
+    """A model's live figures per version per `step` from `start` to `end`, and each
+    version's validation score in the same metric (what the PERFORMANCE alert compares)."""
+
+    model: str
+    window: str
+    step: str
+    start: IsoDatetime
+    end: IsoDatetime
+    metric: str
+    greater_is_better: bool
+    validation: dict[int, float]
+    points: list[LivePoint]
+
+
 class MonitorConfigPublic(BaseModel):
     """A model's alert rules and the actions its alerts may take."""
 
@@ -153,5 +185,6 @@ class MonitorConfigPublic(BaseModel):
     webhook_url: str | None
 
 
-__all__ = ["AlertPublic", "DriftReport", "FeatureDriftPublic", "LiveDriftReport",
-           "MonitorConfigPublic", "MonitorReport", "SeriesPoint", "Traffic", "VersionTraffic"]
+__all__ = ["AlertPublic", "DriftReport", "FeatureDriftPublic", "LiveDriftReport", "LivePoint",
+           "LiveSeries", "MonitorConfigPublic", "MonitorReport", "SeriesPoint", "Traffic",
+           "VersionTraffic"]

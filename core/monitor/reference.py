@@ -7,12 +7,11 @@ or live. Numeric features keep a seeded sample (for KS and Wasserstein) and deci
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from core.enums import ColumnKind, Task
+from core.store.shapes import ColumnReference, DriftReference, SchemaColumn
 
 SAMPLE_SIZE = 1000
 MAX_CATEGORIES = 50
@@ -34,7 +33,7 @@ def _numeric_values(s: pd.Series, kind: str) -> np.ndarray:
     return pd.to_numeric(s, errors="coerce").dropna().to_numpy(dtype=float)
 
 
-def column_profile(s: pd.Series, kind: str, seed: int = 0) -> dict[str, Any]:
+def column_profile(s: pd.Series, kind: str, seed: int = 0) -> ColumnReference:
     missing = float(s.isna().mean())
     if numeric_kind(kind):
         values = _numeric_values(s, kind)
@@ -56,10 +55,10 @@ def column_profile(s: pd.Series, kind: str, seed: int = 0) -> dict[str, Any]:
             "frequencies": {str(k): float(v) for k, v in freqs.items()}}
 
 
-def build_reference(X: pd.DataFrame, schema: list[dict[str, Any]], y: pd.Series,
-                    task: str, predictions: np.ndarray | None = None) -> dict[str, Any]:
+def build_reference(X: pd.DataFrame, schema: list[SchemaColumn], y: pd.Series,
+                    task: str, predictions: np.ndarray | None = None) -> DriftReference:
     target_kind = ColumnKind.CATEGORICAL if Task(task).is_classification else ColumnKind.NUMERIC
-    ref: dict[str, Any] = {
+    ref: DriftReference = {
         "features": {c["name"]: column_profile(X[c["name"]], c["kind"]) for c in schema
                      if c["kind"] not in NOT_PROFILED and c["name"] in X.columns},
         "target": column_profile(y, target_kind),

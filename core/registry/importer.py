@@ -22,6 +22,7 @@ from core.registry.artifacts import load_trusted_bytes, sklearn_mismatch
 from core.registry.trust import check_tree_structures, saved_sklearn_versions
 from core.registry.versions import register_version
 from core.store import ModelVersion
+from core.store.shapes import SchemaColumn
 
 MLFLOW_TYPES = {"double": ColumnKind.NUMERIC, "float": ColumnKind.NUMERIC,
                 "long": ColumnKind.NUMERIC, "integer": ColumnKind.NUMERIC,
@@ -66,7 +67,7 @@ def import_model(name: str, path: str | Path, *, session: Session, actor: str | 
                             actor=actor)
 
 
-def _mlflow(directory: Path) -> tuple[Path, list[dict[str, Any]] | None]:
+def _mlflow(directory: Path) -> tuple[Path, list[SchemaColumn] | None]:
     mlmodel = directory / "MLmodel"
     if not mlmodel.is_file():
         raise InputError(f"{directory} is not an MLflow model directory (no MLmodel file).")
@@ -91,7 +92,7 @@ def _mlflow(directory: Path) -> tuple[Path, list[dict[str, Any]] | None]:
     return directory / flavor.get("pickled_model", "model.skops"), schema
 
 
-def _schema_from(pipeline: Any, source: Path) -> list[dict[str, Any]]:
+def _schema_from(pipeline: Any, source: Path) -> list[SchemaColumn]:
     names = getattr(pipeline, "feature_names_in_", None)
     if names is None:
         raise InvalidDataError(

@@ -6,12 +6,11 @@ Field names and order are the wire contract (ARCHITECTURE.md Part 1: `versions N
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel
 
 from core.enums import Task
 from core.public import FROZEN, IsoDatetime
+from core.store.shapes import Params
 
 
 class LibraryMismatch(BaseModel):
@@ -46,7 +45,7 @@ class VersionPublic(BaseModel):
     job_id: int | None
     parent_version: int | None
     archived: bool
-    params: dict[str, Any]  # the estimator's hyperparameters, free-form by estimator
+    params: Params  # the estimator's hyperparameters, free-form by estimator
     library_versions: dict[str, str]
     library_mismatch: LibraryMismatch | None
     created_at: IsoDatetime

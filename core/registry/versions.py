@@ -21,6 +21,7 @@ from core.registry.public import LibraryMismatch, ModelPublic, VersionPublic
 from core.settings import get_settings
 from core.store import Alias, ModelVersion, RegisteredModel, lock_for_write
 from core.store.audit import default_actor, record
+from core.store.shapes import Evaluation, Params, SchemaColumn
 
 TRACKED_LIBRARIES = ("scikit-learn", "xgboost-cpu", "xgboost", "numpy", "pandas", "skops",
                      "ml-workbench")
@@ -42,11 +43,11 @@ def library_versions() -> dict[str, str]:
 
 
 def register_version(pipeline: Any, *, session: Session, name: str, task: Task | str,
-                     target: str, input_schema: list[dict[str, Any]],
+                     target: str, input_schema: list[SchemaColumn],
                      classes: list[Any] | None = None, metric: str = "",
                      score: float | None = None, metrics: dict[str, float] | None = None,
-                     evaluation: dict[str, Any] | None = None, estimator: str = "",
-                     params: dict[str, Any] | None = None, dataset_id: int | None = None,
+                     evaluation: Evaluation | None = None, estimator: str = "",
+                     params: Params | None = None, dataset_id: int | None = None,
                      dataset_fingerprint: str | None = None, job_id: int | None = None,
                      parent_version: int | None = None, artifact_format: str = "skops",
                      saved_with: dict[str, str] | None = None,

@@ -12,6 +12,16 @@ from typing import Any
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from core.store.shapes import (
+    DatasetColumn,
+    Evaluation,
+    GateDoc,
+    GuardRailsDoc,
+    Params,
+    ProgressDoc,
+    SchemaColumn,
+)
+
 
 def utcnow() -> datetime:
     """Aware UTC; SQLModel stores it as UTC on SQLite and PostgreSQL alike."""
@@ -38,7 +48,7 @@ class Dataset(SQLModel, table=True):
     n_rows: int
     n_cols: int
     size_bytes: int
-    columns: list[dict[str, Any]] = _json(list)
+    columns: list[DatasetColumn] = _json(list)
     warnings: list[str] = _json(list)
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -55,7 +65,7 @@ class Job(SQLModel, table=True):
     task: str = Field(max_length=20)
     metric: str = Field(max_length=40)
     settings: dict[str, Any] = _json()
-    progress: dict[str, Any] = _json()
+    progress: ProgressDoc = _json()
     version_id: int | None = None  # the ModelVersion.id it produced (no FK: versions point back)
     worker_id: str | None = Field(default=None, max_length=200)
     heartbeat_at: datetime | None = None
@@ -68,7 +78,7 @@ class Job(SQLModel, table=True):
     not_before: datetime | None = None  # retry backoff: not claimed before this time
     cpu_seconds: float = 0.0
     peak_memory_mb: float = 0.0
-    gate: dict[str, Any] = _json()  # promotion-gate verdict for scheduled/triggered retrains
+    gate: GateDoc = _json()  # promotion-gate verdict for scheduled/triggered retrains
     error: str | None = Field(default=None, sa_column=Column(Text))
     log: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow)
@@ -121,7 +131,7 @@ class Trial(SQLModel, table=True):
     job_id: int = Field(foreign_key="job.id", index=True)
     number: int
     estimator: str = Field(max_length=100)
-    params: dict[str, Any] = _json()
+    params: Params = _json()
     metric: str = Field(max_length=40)
     cv_mean: float | None = None
     cv_std: float | None = None
@@ -155,12 +165,12 @@ class ModelVersion(SQLModel, table=True):
     target: str = Field(max_length=500)
     metric: str = Field(default="", max_length=40)
     score: float | None = None
-    metrics: dict[str, Any] = _json()
-    evaluation: dict[str, Any] = _json()
-    input_schema: list[dict[str, Any]] = _json(list)
+    metrics: dict[str, float] = _json()
+    evaluation: Evaluation = _json()
+    input_schema: list[SchemaColumn] = _json(list)
     classes: list[Any] = _json(list)
     estimator: str = Field(default="", max_length=100)
-    params: dict[str, Any] = _json()
+    params: Params = _json()
     library_versions: dict[str, str] = _json()
     dataset_id: int | None = Field(default=None, foreign_key="dataset.id")
     dataset_fingerprint: str | None = Field(default=None, max_length=64)
@@ -209,7 +219,7 @@ class Deployment(SQLModel, table=True):
     steps: list[float] = Field(
         default_factory=lambda: [10.0, 50.0, 100.0], sa_column=Column(JSON, nullable=False)
     )
-    guard_rails: dict[str, Any] = _json()
+    guard_rails: GuardRailsDoc = _json()
     updated_at: datetime = Field(default_factory=utcnow)
     auto_advance: bool = False  # step the candidate forward when it holds over a step's window
     step_started_at: datetime | None = None  # when the current candidate percentage took effect

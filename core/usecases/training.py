@@ -253,7 +253,8 @@ def _prepare_table(frame: pd.DataFrame, request: TrainingRequest
     target, market = request.target, request.market
     if market is None:
         return prepare(frame, target, task=request.task, metric=request.metric,
-                       seed=request.seed, time_column=request.time_column), None
+                       seed=request.seed, time_column=request.time_column,
+                       exclude=request.exclude or ()), None
     if target not in frame.columns:
         raise InputError(f"The price column {target!r} is not in the data.")
     table = market_table(frame, kind=market.kind, horizon=market.horizon,
@@ -261,7 +262,10 @@ def _prepare_table(frame: pd.DataFrame, request: TrainingRequest
                          ticker_column=market.ticker_column)
     data = prepare(table.frame, table.target, task=request.task, metric=request.metric,
                    seed=request.seed, time_column=table.time_column,
-                   ticker_column=table.ticker_column, gap=market.gap or market.horizon)
+                   ticker_column=table.ticker_column, gap=market.gap or market.horizon,
+                   # the time column stays: predict rebuilds the indicators in its order
+                   exclude=tuple(c for c in request.exclude or ()
+                                 if c in table.frame.columns and c != table.time_column))
     data.notes[:0] = table.notes
     return data, table
 

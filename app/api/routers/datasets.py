@@ -1,4 +1,5 @@
-"""Stored datasets: the listing, and the upload of a CSV or Parquet table (raw or multipart)."""
+"""Stored datasets: the listing, the upload of a CSV or Parquet table (raw or multipart), and
+deletion (refused with 409 while a model version or job was trained on the dataset)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import SessionDep
 from app.api.errors import ERRORS
 from app.api.wire import json_response
-from core.data.datasets import ingest_bytes, list_datasets_public
+from core.data.datasets import delete_dataset, ingest_bytes, list_datasets_public
 from core.data.ingest import DecimalMark
-from core.data.public import DatasetPublic, StoredDatasetPublic
+from core.data.public import DatasetDeleted, DatasetPublic, StoredDatasetPublic
 from core.deploy.deployments import InvalidRequestError
 
 router = APIRouter(tags=["datasets"])
@@ -51,3 +52,11 @@ async def upload(request: Request, session: SessionDep, name: str | None = None,
                                      decimal=decimal)
     return json_response(stored.public().model_dump(mode="json"),
                          201 if stored.created else 200)
+
+
+@router.delete("/v1/datasets/{ref}", response_model=DatasetDeleted, responses=ERRORS)
+def remove_dataset(ref: str, session: SessionDep, reason: str = "") -> DatasetDeleted:
+    """Delete a dataset by id, name or fingerprint: 404 when there is none, 409 while a model
+    version or a job names it as its training data (their lineage would be lost)."""
+    gone = delete_dataset(ref, session=session, actor="api", reason=reason)
+    return DatasetDeleted(deleted=gone.id, name=gone.name)
