@@ -13,6 +13,7 @@ from app.ui.choices import (
 from app.ui.common import empty_state, pick_dataset, user_errors
 from app.ui.datasets import delete_box
 from app.ui.deps import session
+from app.ui.layout import apply_layout
 from app.ui.links import page_link
 from core.automl.dates import DateUse, date_columns, date_warning, preferred_time_column
 from core.data.datasets import ingest_bytes, list_datasets, load_frame
@@ -23,6 +24,7 @@ from core.settings import get_settings
 
 SAMPLES = samples_dir()
 
+apply_layout()
 st.title("Data")
 limit = get_settings().max_upload_mb
 upload = st.file_uploader(f"Upload a CSV or Parquet table (up to {limit:.0f} MB)",

@@ -8,7 +8,9 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import database, session
+from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
 from app.ui.monitoring import alerts_panel
+from app.ui.readable import deployment_history_frame
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.deployments import deploy, get_state, history, promote, rollback, set_percent
 from core.deploy.enums import DeploymentMode
@@ -17,6 +19,7 @@ from core.deploy.split import traffic_split
 from core.monitor.alerts import list_alerts
 from core.registry import list_models, list_versions
 
+apply_layout()
 st.title("Deployments")
 with session() as s:
     models = list_models(session=s)
@@ -31,7 +34,7 @@ with session() as s:
     state = get_state(name, session=s)
 versions = [v.version for v in version_docs]
 
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4 = responsive_columns(4, min_width=CARD_WIDTH)
 c1.metric("Stable (production)", state.stable or "–")
 c2.metric("Candidate", state.candidate or "–")
 c3.metric("Candidate traffic", f"{state.percent:g}%" if state.candidate else "–")
@@ -147,7 +150,7 @@ st.subheader("History")
 with session() as s:
     events = history(name, session=s)
 if events:
-    st.dataframe(pd.DataFrame([e.model_dump() for e in events]), hide_index=True,
+    st.dataframe(deployment_history_frame(events), hide_index=True,
                  width="stretch")
 else:
     empty_state("No deployment changes yet.")

@@ -7,20 +7,24 @@ from app.ui.common import empty_state
 from app.ui.deps import session
 from app.ui.jobs import registered_score
 from app.ui.labels import KIND_LABEL
+from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
 from app.ui.monitoring import alerts_panel
+from app.ui.readable import aliases_text
+from app.ui.times import when
 from core.data.datasets import list_datasets
 from core.deploy.enums import AlertState
 from core.jobs.views import read_jobs
 from core.monitor.alerts import list_alerts
 from core.registry import list_models
 
+apply_layout()
 st.title("ML Workbench")
 with session() as s:
     models, datasets = list_models(session=s), list_datasets(session=s)
     jobs = read_jobs(session=s, limit=10, by="ui")
     alerts = list_alerts(states=(AlertState.OPEN,), session=s)
 
-cols = st.columns(4)
+cols = responsive_columns(4, min_width=CARD_WIDTH)
 cols[0].metric("Models", len(models))
 cols[1].metric("Datasets", len(datasets))
 cols[2].metric("Jobs", len(jobs))
@@ -32,7 +36,8 @@ if alerts:
 
 st.subheader("Models")
 if models:
-    st.dataframe(pd.DataFrame([m.model_dump(mode="json") for m in models])[
+    st.dataframe(pd.DataFrame([{**m.model_dump(mode="json"), "aliases": aliases_text(m.aliases)}
+                               for m in models])[
                      ["name", "versions", "latest_version", "task", "metric", "latest_score",
                       "aliases"]],
                  hide_index=True, width="stretch", column_config={
@@ -59,7 +64,7 @@ if jobs:
                      "best single trial (CV)": j.progress.get("best_score"),
                      "registered version": version, "registered score": score,
                      "scored as": KIND_LABEL.get(kind, "") if kind else None,
-                     "created": j.created_at})
+                     "created": when(j.created_at)})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
         "best single trial (CV)": st.column_config.NumberColumn(
             format="%.4f", help="The best single pipeline's CV score (mean over folds) while "

@@ -6,6 +6,8 @@ import streamlit as st
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.jobs import has_results, next_steps, progress_text, registered_score
+from app.ui.layout import apply_layout
+from app.ui.times import when
 from core.jobs import ledger
 from core.jobs.schedules import create_schedule, delete_schedule, list_schedules, set_paused
 from core.jobs.states import JobState
@@ -13,6 +15,7 @@ from core.jobs.views import read_job_detail, read_jobs
 from core.jobs.worker import live_workers
 from core.registry import list_models
 
+apply_layout()
 st.title("Jobs")
 with session() as s:
     st.caption(f"{len(live_workers(session=s))} live worker(s)")
@@ -29,7 +32,7 @@ def ledger_view() -> None:
         st.dataframe(pd.DataFrame([{
             "id": j.id, "state": j.state, "model": j.model, "trigger": j.trigger,
             "progress": progress_text(j, session=s), "cpu s": round(j.cpu_seconds, 1),
-            "peak MB": round(j.peak_memory_mb), "created": j.created_at, "error": j.error}
+            "peak MB": round(j.peak_memory_mb), "created": when(j.created_at), "error": j.error}
             for j in jobs]), hide_index=True, width="stretch")
 
 
@@ -65,8 +68,9 @@ def job_controls() -> None:
             st.toast(f"Resume requested for job {job_id}")
             st.rerun(scope="fragment")
     with st.expander("State changes and log"):
-        st.dataframe(pd.DataFrame([{"at": t.at, "from": t.from_state, "to": t.to_state,
-                                    "reason": t.reason} for t in job.transitions]),
+        st.dataframe(pd.DataFrame([{"at": when(t.at, seconds=True), "from": t.from_state,
+                                    "to": t.to_state, "reason": t.reason}
+                                   for t in job.transitions]),
                      hide_index=True, width="stretch")
         st.code(log_text or "(no log yet)", language=None)
     if job.gate:
@@ -109,7 +113,7 @@ with session() as s:
 if schedules:
     st.dataframe(pd.DataFrame([{"id": s.id, "model": s.model_name, "cron (UTC)": s.cron,
                                 "paused": s.paused, "auto canary": s.auto_canary,
-                                "next run": s.next_run_at} for s in schedules]),
+                                "next run": when(s.next_run_at)} for s in schedules]),
                  hide_index=True, width="stretch")
     c1, c2, c3, c4 = st.columns(4)
     sid = c1.selectbox("Schedule", [s.id for s in schedules])
@@ -142,5 +146,5 @@ if models:
             with user_errors(), session() as s:
                 sched = create_schedule(model, when, session=s, auto_canary=canary,
                                         gate_min_abs=margin, actor="ui")
-                st.success(f"Schedule {sched.id}: next run {sched.next_run_at:%Y-%m-%d %H:%M} "
-                           "UTC")
+                st.success(f"Schedule {sched.id}: next run "
+                           f"{when(sched.next_run_at)}")

@@ -8,6 +8,7 @@ from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.jobs import has_results, trials_frame
 from app.ui.labels import metric_help, score_card, score_kind
+from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
 from app.ui.links import page_link
 from core.automl.metrics import METRICS
 from core.enums import TrialState
@@ -17,6 +18,7 @@ from core.jobs.views import read_jobs
 from core.registry import version_by_id
 from core.usecases.aliases import set_alias
 
+apply_layout()
 st.title("Leaderboard")
 with session() as s:
     jobs = [j for j in read_jobs(session=s, limit=200, by="ui") if has_results(j)]
@@ -44,7 +46,7 @@ trials = trials.sort_values("score", ascending=not metric.greater_is_better,
                             na_position="last")
 
 if version is not None:
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = responsive_columns(3, min_width=CARD_WIDTH)
     score_card(c1, f"Registered version {version.version}", version.score, job.metric,
                score_kind(version.estimator))
     c2.metric("Winner", version.estimator,
@@ -65,7 +67,7 @@ st.dataframe(trials, hide_index=True, width="stretch", column_config={
     "fit_time_s": st.column_config.NumberColumn("fit s", format="%.2f"),
     "predict_ms_per_1k": st.column_config.NumberColumn("predict ms/1k", format="%.1f")})
 
-c1, c2 = st.columns(2)
+c1, c2 = responsive_columns(2)
 with c1:
     st.caption("Score by trial, with the best so far")
     st.altair_chart(charts.best_so_far(trials, job.metric, metric.greater_is_better),
@@ -102,7 +104,7 @@ st.dataframe(pd.DataFrame([ev.get("metrics", {})]), hide_index=True, width="stre
              column_config={k: st.column_config.NumberColumn(format="%.4f",
                                                              help=metric_help(k, "oof"))
                             for k in ev.get("metrics", {})})
-c1, c2 = st.columns(2)
+c1, c2 = responsive_columns(2)
 if "confusion_matrix" in ev:
     c1.altair_chart(charts.confusion_matrix(ev["confusion_matrix"]), width="stretch")
 if "roc_curve" in ev:
@@ -119,7 +121,7 @@ if ev.get("backtest"):
     bt = ev["backtest"]
     st.subheader("Backtest (walk-forward, out-of-fold)")
     m = bt["metrics"]
-    cols = st.columns(4)
+    cols = responsive_columns(4, min_width=CARD_WIDTH)
     for col, (key, label) in zip(cols, [("hit_rate", "hit rate"),
                                         ("strategy_total_return", "long/flat return"),
                                         ("buy_and_hold_total_return", "buy & hold return"),

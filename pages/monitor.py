@@ -10,6 +10,7 @@ import streamlit as st
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.labels import column_help
+from app.ui.layout import apply_layout, responsive_columns
 from app.ui.monitoring import alerts_frame, drift_chart, drift_frame, live_charts, step_text
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.enums import AlertState
@@ -24,6 +25,7 @@ from core.registry import list_models
 from core.store import utcnow
 from core.usecases.alert_actions import acknowledge, raise_drift_alerts
 
+apply_layout()
 st.title("Monitor")
 # plain-words help on the drift tables' jargon (tests: ks, chi2, jensen_shannon, wasserstein)
 DRIFT_HELP = column_help(["p_value", "effect_size", "psi"],
@@ -97,7 +99,7 @@ def live_view() -> None:
                   "accuracy."))
     items = list(charts.items())
     for row in range(0, len(items), 2):
-        cols = st.columns(2)
+        cols = responsive_columns(2)
         for col, (title, chart) in zip(cols, items[row:row + 2], strict=False):
             col.markdown(f"**{title}**")
             col.altair_chart(chart, width="stretch")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
+from app.ui.layout import FIELD_WIDTH, apply_layout, responsive_columns
 from core.data.export import safe_csv_bytes
 from core.data.ingest import read_bytes
 from core.enums import Task
@@ -17,6 +18,7 @@ from core.what_if import FieldKind, what_if_fields
 
 MAX_SHOWN_ROWS = 10_000  # the download always holds every row
 
+apply_layout()
 st.title("Predict")
 with session() as s:
     models = list_models(session=s)
@@ -25,7 +27,7 @@ if not models:
                 links=[("pages/train.py", "Train a model")])
     st.stop()
 
-c1, c2 = st.columns(2)
+c1, c2 = responsive_columns(2, min_width=FIELD_WIDTH)
 name = c1.selectbox("Model", [m.name for m in models], key="predict_model")
 with session() as s:
     versions = list_versions(name, session=s)
@@ -86,9 +88,9 @@ with st.form(f"what_if:{ref}"):
     st.caption("One row, starting from the training data's typical values (median number, "
                "most frequent category). Change any value and predict.")
     values: dict[str, object] = {}
-    columns = st.columns(3)
-    for i, field in enumerate(f for f in fields if f.used):
-        col, key = columns[i % 3], f"what_if:{ref}:{field.name}"
+    grid = st.grid(3, min_column_width=FIELD_WIDTH)  # wraps in reading order on a phone
+    for field in (f for f in fields if f.used):
+        col, key = grid, f"what_if:{ref}:{field.name}"
         if field.kind is FieldKind.NUMBER:
             values[field.name] = col.number_input(field.name, value=float(field.default),
                                                   format="%g", key=key)

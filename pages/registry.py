@@ -5,10 +5,14 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
+from app.ui.layout import FIELD_WIDTH, apply_layout, responsive_columns
 from app.ui.links import page_link
+from app.ui.readable import alias_history_frame
+from app.ui.times import when
 from core.registry import alias_history, list_models, list_versions
 from core.usecases.aliases import set_alias
 
+apply_layout()
 st.title("Model registry")
 with session() as s:
     models = list_models(session=s)
@@ -24,7 +28,7 @@ table = pd.DataFrame([{
     "version": v.version, "aliases": ", ".join(v.aliases), "estimator": v.estimator,
     "metric": v.metric, "score": v.score, "dataset": v.dataset_id, "job": v.job_id,
     "parent": v.parent_version, "fingerprint": v.fingerprint[:12],
-    "created": v.created_at.isoformat()} for v in versions])
+    "created": when(v.created_at)} for v in versions])
 st.dataframe(table, hide_index=True, width="stretch")
 with st.expander("Open a version: schema, metrics, lineage, download"):
     for v in versions[::-1]:
@@ -41,7 +45,7 @@ for v in versions:
 
 with st.form("alias"):
     st.write("Point an alias at a version")
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = responsive_columns(3, min_width=FIELD_WIDTH)
     version = c1.selectbox("Version", [v.version for v in versions][::-1])
     alias = c2.text_input("Alias", value="production")
     reason = c3.text_input("Why", value="")
@@ -55,7 +59,7 @@ st.subheader("Alias history")
 with session() as s:
     history = alias_history(name, session=s)
 if history:
-    st.dataframe(pd.DataFrame([e.model_dump(mode="json") for e in history]), hide_index=True,
-                 width="stretch")
+    st.caption("Newest first")
+    st.dataframe(alias_history_frame(history), hide_index=True, width="stretch")
 else:
     empty_state("No alias has been set for this model yet.")

@@ -20,6 +20,7 @@ from app.ui.jobs import (
     trials_frame,
 )
 from app.ui.labels import score_card
+from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
 from app.workers import ensure_local_worker
 from core.automl.catalog import CATALOG
 from core.automl.dates import (
@@ -39,6 +40,7 @@ from core.jobs.states import JobState
 from core.jobs.views import read_job
 from core.usecases.training import submit
 
+apply_layout()
 st.title("Train")
 with session() as s:
     datasets = list_datasets(session=s)
@@ -145,7 +147,7 @@ def live(job_id: int) -> None:
         return
     if job.state == JobState.COMPLETED:
         st.success(f"Done: registered version {version} of **{job.model}**.")
-        c1, c2 = st.columns(2)
+        c1, c2 = responsive_columns(2, min_width=CARD_WIDTH)
         score_card(c1, f"Registered version {version}", score, job.metric, kind or "cv")
         if kind == "oof":  # an ensemble: its score is not the best single trial's
             score_card(c2, "Best single trial", job.progress.get("best_score"), job.metric,

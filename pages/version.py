@@ -6,7 +6,9 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
+from app.ui.layout import CARD_WIDTH, FIELD_WIDTH, apply_layout, responsive_columns
 from app.ui.links import page_link
+from app.ui.times import when
 from app.ui.version import (
     alias_event_text,
     default_version,
@@ -27,6 +29,7 @@ from core.usecases.aliases import set_alias
 
 OTHER_ALIAS = "other…"
 
+apply_layout()
 st.title("Model version")
 with session() as s:
     models = list_models(session=s)
@@ -67,16 +70,16 @@ if diff and not diff.accepted:
 if v.archived:
     st.info("This version is archived: it cannot be served or given an alias.")
 
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4 = responsive_columns(4, min_width=CARD_WIDTH)
 c1.metric(v.metric or "score", f"{v.score:.4f}" if v.score is not None else "–")
 c2.metric("Estimator", v.estimator or "–")
 c3.metric("Task", v.task)
 c4.metric("Aliases", ", ".join(v.aliases) or "none")
-st.caption(f"Target **{mv.target}** · created {v.created_at:%Y-%m-%d %H:%M:%S} UTC "
+st.caption(f"Target **{mv.target}** · created {when(v.created_at)} "
            f"by {v.created_by or 'unknown'}"
            + (f" · classes: {', '.join(map(str, mv.classes))}" if mv.classes else ""))
 
-left, right = st.columns(2)
+left, right = responsive_columns(2)
 with left:
     st.subheader("Input schema")
     if mv.input_schema:
@@ -112,7 +115,7 @@ with right:
                    "(market models with a time column also get a holdout of the latest rows).")
 
 st.subheader("Lineage")
-c1, c2, c3 = st.columns(3)
+c1, c2, c3 = responsive_columns(3, min_width=FIELD_WIDTH)
 with c1:
     if v.dataset_id is not None:
         st.write(f"Dataset {v.dataset_id}"
@@ -163,7 +166,7 @@ else:
 
 # Set an alias: a choice, then a confirmation naming what it replaces (not a form: the
 # confirmation depends on the choice).
-c1, c2, c3 = st.columns([1, 1, 2])
+c1, c2, c3 = responsive_columns(3, min_width=FIELD_WIDTH)
 choice = c1.selectbox("Alias", [PRODUCTION, "staging", OTHER_ALIAS], key="version_alias")
 alias = (c2.text_input("Alias name", key="version_alias_custom").strip()
          if choice == OTHER_ALIAS else choice)

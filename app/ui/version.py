@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from app.ui.times import when
 from core.registry import PRODUCTION, AliasEventPublic, VersionPublic
 
 
@@ -46,7 +47,7 @@ def _text(value: Any) -> str:
 
 def alias_event_text(event: AliasEventPublic) -> str:
     """One alias move as a sentence: when, which alias, from where to where, who and why."""
-    at = event.at.strftime("%Y-%m-%d %H:%M:%S")
+    at = when(event.at, seconds=True)
     alias, old, new = event.alias, event.from_version, event.to_version
     if new is None:
         move = f"**{alias}** removed (was version {old})"
@@ -55,4 +56,4 @@ def alias_event_text(event: AliasEventPublic) -> str:
     else:
         move = f"**{alias}** moved from version {old} to version {new}"
     why = f": “{event.reason}”" if event.reason else ""
-    return f"{at} UTC — {move} by {event.actor or 'unknown'}{why}"
+    return f"{at} — {move} by {event.actor or 'unknown'}{why}"

@@ -133,7 +133,7 @@ def test_pages_show_models_and_data(wine: Path) -> None:
     at.button[0].click().run()
     assert not at.exception
     assert at.dataframe[0].value["aliases"].tolist() == ["staging"]
-    assert at.dataframe[1].value["to_version"].tolist() == [1]  # the alias history
+    assert at.dataframe[1].value["change"].tolist() == ["staging set to version 1"]  # history
     at.text_input[0].set_value("9 bad")
     at.button[0].click().run()
     assert "not a valid alias" in at.error[0].value
