@@ -180,8 +180,9 @@ def test_walk_leaderboard_alias_predict_alert_deploy_simulate_rollback(
     page.get_by_role("button", name="Rollback").click()
     page.get_by_role("button", name="Confirm rollback").click()
     expect(page.get_by_text("rollout steps")).to_have_count(0, timeout=WAIT)
-    history = page.get_by_test_id("glide-cell-0-0").filter(has_text="deployment.rollback")
-    expect(history).to_have_count(1, timeout=WAIT)  # newest event first
+    # newest event first, in words: column 1 of the history is the change
+    history = page.get_by_test_id("glide-cell-1-0").filter(has_text="rolled back")
+    expect(history).to_have_count(1, timeout=WAIT)
     no_errors(page)
     screenshot(page, "walk-12-rolled-back")
 
@@ -194,9 +195,9 @@ def _tour(trained: Trained) -> list[tuple[str, str, str | None, str | None, str 
     m = trained.model
     known = {
         "home": [("home", "", "ML Workbench", "heading", "Recent jobs")],
-        "data": [("data", "data", "Data", "link", "Train a model on this table")],
+        "data": [("data", "data", "Data", "link", re.compile("^Train a model to predict"))],
         "train": [("train", f"train?job={newer}", "Train", "link",
-                   "Compare the trials on the Leaderboard")],
+                   f"Compare the trials of job {newer} on the Leaderboard")],
         "leaderboard": [("leaderboard-older", f"leaderboard?job={older}", "Leaderboard",
                          "button", "Point production at version 1"),
                         ("leaderboard-newer", f"leaderboard?job={newer}", "Leaderboard",
