@@ -10,7 +10,7 @@ import streamlit as st
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.labels import column_help
-from app.ui.layout import apply_layout, responsive_columns
+from app.ui.layout import FIELD_WIDTH, apply_layout, responsive_columns
 from app.ui.monitoring import alerts_frame, drift_chart, drift_frame, live_charts, step_text
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.enums import AlertState
@@ -40,7 +40,7 @@ if not models:
                        ("pages/deployments.py", "Deploy a version")])
     st.stop()
 
-c1, c2 = st.columns([2, 1])
+c1, c2 = responsive_columns(2, min_width=FIELD_WIDTH)  # the window choice wraps, never cut
 names = [m.name for m in models]
 wanted = st.query_params.get("model", "")  # deep link from Home / Deployments alerts
 name = c1.selectbox("Model", names, index=names.index(wanted) if wanted in names else 0,

@@ -51,6 +51,12 @@ def settled(page: Page) -> None:
                                                            "notRunning", timeout=WAIT)
 
 
+def loaded(page: Page) -> None:
+    """No element is still a placeholder: a new browser session fetches each element type's
+    code on first use and shows a skeleton until then (an error inside it would go unseen)."""
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=WAIT)
+
+
 def choose(page: Page, label: str, option: str) -> None:
     """Pick the option containing `option` from the selectbox labelled `label` (a combobox
     whose value is the chosen option's text). Once the page's run has ended: a rerun redraws

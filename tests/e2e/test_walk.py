@@ -28,6 +28,7 @@ from tests.e2e.steps import (
     choose,
     goto,
     heading,
+    loaded,
     no_errors,
     open_page,
     screenshot,
@@ -230,6 +231,7 @@ def test_every_page_draws_without_errors_at(size: str, browser: Browser,
             if role:
                 expect(page.get_by_role(role, name=last).first).to_be_visible(timeout=WAIT)
             settled(page)
+            loaded(page)
             no_errors(page)
             screenshot(page, f"{size}-{n:02d}-{name}")
     finally:
