@@ -137,14 +137,14 @@ if models:
     with st.form("schedule"):
         c1, c2 = st.columns(2)
         model = c1.selectbox("Model", models)
-        when = c2.text_input("When (HH:MM daily UTC, or cron)", value="02:00")
+        cadence = c2.text_input("When (HH:MM daily UTC, or cron)", value="02:00")
         c3, c4 = st.columns(2)
         margin = c3.number_input("Must beat production by", value=0.0, min_value=0.0,
                                  format="%.4f")
         canary = c4.toggle("Start a canary when it passes", value=False)
         if st.form_submit_button("Add schedule"):
             with user_errors(), session() as s:
-                sched = create_schedule(model, when, session=s, auto_canary=canary,
+                sched = create_schedule(model, cadence, session=s, auto_canary=canary,
                                         gate_min_abs=margin, actor="ui")
                 st.success(f"Schedule {sched.id}: next run "
                            f"{when(sched.next_run_at)}")
