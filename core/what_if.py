@@ -50,7 +50,8 @@ def _field(name: str, col: dict[str, Any], profile: dict[str, Any]) -> WhatIfFie
     if kind in DROPPED_KINDS:
         return WhatIfField(name, FieldKind.TEXT, "", used=False)
     sample = np.asarray(profile.get("sample") or [], dtype=float)
-    median = float(np.median(sample)) if sample.size else None
+    # 10 significant digits: a median of two stored floats reads 1.865, not 1.8650000000000002
+    median = float(f"{np.median(sample):.10g}") if sample.size else None
     if kind is ColumnKind.NUMERIC:
         return WhatIfField(name, FieldKind.NUMBER, median if median is not None else 0.0)
     if kind is ColumnKind.DATETIME:

@@ -75,3 +75,12 @@ def test_predictions_come_first_and_a_clashing_input_column_is_kept() -> None:
     out = beside_input(preds, frame)
     assert list(out.columns) == ["prediction", "proba_x", "a", "prediction (input)"]
     assert out["prediction (input)"].tolist() == ["old", "old"]
+
+
+def test_what_if_numbers_start_at_a_readable_median() -> None:
+    """The form shows the training median as a person would write it, not float noise."""
+    from core.what_if import _field
+
+    field = _field("malic_acid", {"name": "malic_acid", "kind": "numeric", "dtype": "float64"},
+                   {"type": "numeric", "sample": [1.87, 1.86]})  # mean: 1.8650000000000002
+    assert field.default == 1.865 and repr(field.default) == "1.865"
