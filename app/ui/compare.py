@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from app.ui.jobs import trials_frame
 from app.ui.labels import KIND_LABEL, score_kind
+from app.ui.version import cell_text
 from core.automl.metrics import METRICS
 from core.enums import TrialState
 from core.jobs import ledger
@@ -26,19 +27,6 @@ OOF = "out-of-fold cross-validation"  # the headings of the Model version page
 HOLDOUT = "holdout"
 FIELD = "field"  # the first column of the overview tables
 MAX_JOBS = 500
-
-
-def _text(value: Any) -> str:
-    """A cell as text: mixed values (numbers, lists, None) in one column read as written."""
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, list | tuple):
-        return ", ".join(_text(v) for v in value)
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_text(v)}" for k, v in value.items()) or "–"
-    return str(value)
 
 
 def _score(value: float | None) -> str:
@@ -117,7 +105,7 @@ def version_overview(facts: list[VersionFacts]) -> pd.DataFrame:
             "registered score": (f"{_score(v.score)} "
                                  f"{registered_score_label(v.metric, v.estimator)}"),
             "aliases": ", ".join(v.aliases) or "–",
-            "dataset": _text(v.dataset_id), "job": _text(v.job_id),
+            "dataset": cell_text(v.dataset_id), "job": cell_text(v.job_id),
             "created": f"{v.created_at:%Y-%m-%d %H:%M} UTC",
         }
     return _side_by_side(rows, FIELD)
@@ -160,7 +148,7 @@ def shared_metrics(long: pd.DataFrame, n_items: int, column: str = "version") ->
 
 def params_table(facts: list[VersionFacts]) -> pd.DataFrame:
     """Each version's hyperparameters, one column per version; "–" where it has none."""
-    return _side_by_side({f.ref: {k: _text(v) for k, v in f.version.params.items()}
+    return _side_by_side({f.ref: {k: cell_text(v) for k, v in f.version.params.items()}
                           for f in facts}, "parameter")
 
 
@@ -237,7 +225,7 @@ def search_overview(facts: list[SearchFacts]) -> pd.DataFrame:
         columns[f.label] = {
             "model": job.model, "state": str(job.state), "task": job.task,
             "metric": f"{job.metric} ({metric.direction})" if metric else job.metric,
-            "dataset": _text(f.dataset_id),
+            "dataset": cell_text(f.dataset_id),
             "target": job.target,
             "trials (scored / pruned / failed)": " / ".join(
                 str(int(states.get(s, 0))) for s in TrialState),
@@ -256,7 +244,7 @@ def search_overview(facts: list[SearchFacts]) -> pd.DataFrame:
 
 def search_settings(facts: list[SearchFacts]) -> pd.DataFrame:
     """Each search's settings (budget, search method, estimators…), one column per search."""
-    return _side_by_side({f.label: {k: _text(v) for k, v in f.job.settings.items()}
+    return _side_by_side({f.label: {k: cell_text(v) for k, v in f.job.settings.items()}
                           for f in facts}, "setting")
 
 

@@ -27,21 +27,24 @@ def version_label(v: VersionPublic) -> str:
 
 def key_value_frame(values: dict[str, Any], key: str, value: str) -> pd.DataFrame:
     """Two text columns, so mixed values (numbers, lists, None) show as written."""
-    return pd.DataFrame([{key: k, value: _text(v)} for k, v in values.items()],
+    return pd.DataFrame([{key: k, value: cell_text(v)} for k, v in values.items()],
                         columns=[key, value])
 
 
 def schema_frame(schema: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame([{k: _text(v) for k, v in col.items()} for col in schema])
+    return pd.DataFrame([{k: cell_text(v) for k, v in col.items()} for col in schema])
 
 
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A cell as text: mixed values (numbers, lists, None) in one column read as written."""
     if value is None:
         return "–"
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, list | tuple):
-        return ", ".join(_text(v) for v in value)
+        return ", ".join(cell_text(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={cell_text(v)}" for k, v in value.items()) or "–"
     return str(value)
 
 
