@@ -75,15 +75,45 @@ def upgrade_schema(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        # Serialise concurrent first starts (several workers, threads or processes): the
-        # second one waits, then finds the schema at head and has nothing to do.
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7262001)")
-        elif conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite migrations rebuild tables (copy, drop, rename): with foreign keys on,
+            # dropping a table that other rows point at fails and the store cannot upgrade.
+            # The pragma only takes effect outside a transaction; the check below proves
+            # the rebuilt tables still satisfy every key before the upgrade commits.
+            _set_sqlite_foreign_keys(conn, on=False)
+        try:
+            with conn.begin():
+                # Serialise concurrent first starts (several workers, threads or processes):
+                # the second one waits, then finds the schema at head and has nothing to do.
+                if sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7262001)")
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                if sqlite:
+                    _refuse_broken_references(conn)
+        finally:
+            if sqlite:
+                _set_sqlite_foreign_keys(conn, on=True)
+
+
+def _set_sqlite_foreign_keys(conn, *, on: bool) -> None:
+    conn.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    conn.commit()
+
+
+def _refuse_broken_references(conn) -> None:
+    """Roll the upgrade back (by raising) if it left a row pointing at a missing one."""
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        tables = sorted({row[0] for row in broken})
+        raise DamagedStoreError(
+            f"Upgrading the database would leave rows of {', '.join(tables)} pointing at rows "
+            "that do not exist, so nothing was changed. Restore a backup (`workbench backup`; "
+            "see docs/trust/storage.md) or report this with the database file.")
 
 
 class Database:

@@ -94,3 +94,35 @@ def test_unlabelled_predictions_logged_before_0006_stop_counting_as_labelled(
     t.flush()
     with store_session() as s:
         assert accuracy("m", "binary", "24h", session=s) == labelled_once
+
+
+def test_upgrade_keeps_versions_linked_to_their_jobs(backend: str) -> None:
+    """Release 0001 stores a version with the job that trained it; later migrations rebuild
+    the job table (SQLite has no ALTER for it), which must not trip the version's foreign key
+    and leave the store un-upgradable."""
+    _store_at("0001", [
+        "INSERT INTO job (id, kind, state, model_name, target, task, metric, settings, "
+        "progress, cancel_requested, log, created_at) VALUES (1, 'search', 'COMPLETED', 'm', "
+        "'y', 'binary', 'roc_auc', '{}', '{}', false, '', CURRENT_TIMESTAMP)",
+        "INSERT INTO registeredmodel (id, name, description, created_at) VALUES "
+        "(1, 'm', '', CURRENT_TIMESTAMP)",
+        "INSERT INTO modelversion (model_id, version, artifact_path, fingerprint, size_bytes, "
+        "artifact_format, task, target, metric, metrics, evaluation, input_schema, classes, "
+        "estimator, params, library_versions, job_id, archived, created_by, created_at) VALUES "
+        "(1, 1, 'm/1.skops', 'f', 1, 'skops', 'binary', 'y', 'roc_auc', '{}', '{}', '[]', "
+        "'[]', 'rf', '{}', '{}', 1, false, '', CURRENT_TIMESTAMP)"])
+    from core.store import Database
+
+    db = Database()  # upgrades to head on first use
+    with db.session() as s:
+        job_ids = s.exec(text_query("SELECT job_id FROM modelversion")).all()
+        if backend == "sqlite":  # the upgrade turned the keys off; every later use has them
+            assert s.exec(text_query("PRAGMA foreign_keys")).one()[0] == 1
+    db.dispose()
+    assert [tuple(r) for r in job_ids] == [(1,)]
+
+
+def text_query(sql: str):
+    from sqlalchemy import text
+
+    return text(sql)
