@@ -19,6 +19,7 @@ from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
 from app.cli_common import table as _table
 from app.cli_deploy import register as _register_deploy_commands
 from app.cli_jobs import commands as _job_commands
+from app.cli_registry import register as _register_registry_commands
 from app.ui_files import streamlit_entry_point
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -165,8 +166,8 @@ def versions(name: str, json_out: JsonOpt = False) -> None:
         for row in rows:
             row["fingerprint"] = row["fingerprint"][:12]
         out.print(_table(f"Versions of {name}", rows, [
-            "version", "aliases", "estimator", "metric", "score", "dataset_id", "job_id",
-            "parent_version", "fingerprint", "created_at"]))
+            "version", "semver", "stage", "aliases", "estimator", "metric", "score",
+            "dataset_id", "job_id", "parent_version", "fingerprint", "created_at"]))
 
 
 @app.command()
@@ -382,6 +383,7 @@ def ui(
 
 
 _register_deploy_commands(app)  # serve, deploy, promote, rollback
+_register_registry_commands(app)  # stage
 
 
 def main() -> None:

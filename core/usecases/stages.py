@@ -132,6 +132,17 @@ def set_stage(name: str, version: int, stage: str, *, session: Session,
                    reason, actor)
 
 
+def traffic(name: str, *, session: Session) -> tuple[int | None, int | None]:
+    """(stable, candidate) of the model's deployment — the versions taking traffic — or
+    (None, None) when it was never deployed (then `production` serves nobody and may leave
+    Production freely)."""
+    model = model_row(session, check_model_name(name))
+    row = session.exec(select(Deployment).where(Deployment.model_id == model.id)).first()
+    if row is None:
+        return None, None
+    return row.stable_version, row.candidate_version
+
+
 def _leave_production(s: Session, model: RegisteredModel, version: int,
                       deployment: Deployment | None, actor: str, reason: str) -> None:
     """Drop `production` from VERSION, unless a deployment serves it as stable (409)."""
@@ -168,4 +179,4 @@ def _answer(name: str, mv: ModelVersion, current: Stage, target: Stage, changed:
                        reason=reason, actor=actor)
 
 
-__all__ = ["UNSET", "set_stage"]
+__all__ = ["UNSET", "set_stage", "traffic"]
