@@ -151,7 +151,7 @@ def test_two_concurrent_moves_to_production_one_wins(s: Session) -> None:
             break
         assert productions(s) == won, f"round {rnd}"
         assert "another request" in str(next(r for r in results if isinstance(r, Exception)))
-        if archive:  # the archived loser of an earlier round comes back for the next
+        if archive:  # the production it archived comes back to compete in the next round
             set_stage("churn", current, "Staging", session=s)
         current = won[0]
     assert bad == []
