@@ -85,8 +85,11 @@ if st.button(f"Move version {moving} to {target}", key="stage_move", disabled=bo
              help=blocker or "Asks for a confirmation first."):
     st.session_state["stage_pending"] = ask
 pending = st.session_state.get("stage_pending")
-if pending is not None and pending != ask:  # the choice changed: ask again
+if pending is not None and pending != ask:  # the choice or Production changed: ask again
     st.session_state.pop("stage_pending")
+    if pending["production"] != production:
+        st.error(f"Nothing was moved: {name}'s Production changed (another request) while "
+                 "this move waited for its confirmation. Check the table, then move again.")
 elif pending is not None:
     effects = []
     if target == Stage.PRODUCTION:
