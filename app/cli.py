@@ -30,7 +30,8 @@ app.add_typer(_job_commands)  # automl, train, submit, worker, jobs, cancel, …
 @app.command()
 @guarded
 def predict(
-    model_ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME:VERSION.")],
+    model_ref: Annotated[str, typer.Argument(
+        help="NAME, NAME@ALIAS, NAME:VERSION or NAME@v1.2.0.")],
     data: Annotated[Path, typer.Argument(help="Rows to predict (.csv or .parquet).")],
     out_path: Annotated[Path, typer.Option("--out", help="Where to write the predictions.")],
     json_out: JsonOpt = False,
@@ -58,7 +59,8 @@ def predict(
 @app.command()
 @guarded
 def drift(
-    model_ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME:VERSION.")],
+    model_ref: Annotated[str, typer.Argument(
+        help="NAME, NAME@ALIAS, NAME:VERSION or NAME@v1.2.0.")],
     data: Annotated[Path, typer.Argument(help="A batch to compare with the training data.")],
     alert: Annotated[bool, typer.Option(help="Feed the result into DRIFT alerts.")] = False,
     json_out: JsonOpt = False,
