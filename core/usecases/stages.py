@@ -19,7 +19,8 @@ Rules (ARCHITECTURE.md "Registry lifecycle"; docs/lifecycle/stages.md):
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from sqlmodel import Session, select
 
@@ -62,11 +63,12 @@ def _which(version: int | None) -> str:
 def set_stage(name: str, version: int, stage: str, *, session: Session,
               archive_existing: bool = False, reason: str = "", actor: str | None = None,
               expected_production: int | None | _Unset = UNSET,
-              verify: bool = True) -> StageChange:
+              verify: bool | Callable[[str, int], Any] = True) -> StageChange:
     """Move NAME:VERSION to `stage` (see the module docstring). A move to Production first
-    loads the version's artifact through its checks (`verify`), outside the locks, so a
-    version that cannot load never becomes production. Commits once; a refusal writes
-    nothing."""
+    loads the version's artifact through its checks, outside the locks, so a version that
+    cannot load never becomes production: `verify` True loads it here, a callable (the
+    server's cache loader, which also warms it for the traffic it is about to take) does it,
+    False skips it. Commits once; a refusal writes nothing."""
     target = check_stage(stage)
     check_model_name(name)
     actor = actor or default_actor()
@@ -76,9 +78,11 @@ def set_stage(name: str, version: int, stage: str, *, session: Session,
         if isinstance(expected_production, _Unset) else expected_production
     if target is Stage.PRODUCTION:
         refuse_archived(mv, name, "move to Production")
-        if verify:
+        if verify is True:
             load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{version}",
                           accepted_sklearn=mv.accepted_sklearn)
+        elif verify:
+            verify(name, version)
 
     lock_for_write(session)
     model = model_row(session, name, lock=True)

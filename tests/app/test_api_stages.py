@@ -50,6 +50,8 @@ def test_a_stage_move_answers_what_it_did(client: TestClient) -> None:
     assert [(v["version"], v["stage"], v["semver"]) for v in versions] == [
         (1, "Archived", "1.0.0"), (2, "Production", "1.0.1"), (3, "None", "1.0.2")]
     assert client.get("/v1/deployments/churn").json()["stable"] == 2  # traffic followed
+    loaded = client.get("/v1/models/churn").json()["loaded_here"]
+    assert 2 in [m["version"] for m in loaded]  # warmed before it took the traffic
 
 
 def test_refusals_say_what_to_do(client: TestClient) -> None:

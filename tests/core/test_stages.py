@@ -218,3 +218,16 @@ def test_a_candidate_cannot_be_archived(s: Session) -> None:
     set_stage("churn", 2, "Production", session=s)  # a candidate moved to Production: done
     st = dep.get_state("churn", session=s)
     assert (st.stable, st.candidate) == (2, None)
+
+
+def test_a_version_that_cannot_load_never_becomes_production(s: Session) -> None:
+    from core.errors import ArtifactIntegrityError
+    from core.settings import get_settings
+
+    three(s)
+    set_stage("churn", 1, "Production", session=s)
+    _, mv = resolve("churn:2", session=s)
+    (get_settings().home / mv.artifact_path).write_bytes(b"damaged")
+    with pytest.raises(ArtifactIntegrityError):
+        set_stage("churn", 2, "Production", session=s, archive_existing=True)
+    assert productions(s) == [1] and stages(s) == {1: "Production", 2: "None", 3: "None"}
