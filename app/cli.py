@@ -19,6 +19,7 @@ from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
 from app.cli_common import table as _table
 from app.cli_deploy import register as _register_deploy_commands
 from app.cli_jobs import commands as _job_commands
+from app.cli_registry import register as _register_registry_commands
 from app.ui_files import streamlit_entry_point
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -29,7 +30,8 @@ app.add_typer(_job_commands)  # automl, train, submit, worker, jobs, cancel, …
 @app.command()
 @guarded
 def predict(
-    model_ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME:VERSION.")],
+    model_ref: Annotated[str, typer.Argument(
+        help="NAME, NAME@ALIAS, NAME:VERSION or NAME@v1.2.0.")],
     data: Annotated[Path, typer.Argument(help="Rows to predict (.csv or .parquet).")],
     out_path: Annotated[Path, typer.Option("--out", help="Where to write the predictions.")],
     json_out: JsonOpt = False,
@@ -57,7 +59,8 @@ def predict(
 @app.command()
 @guarded
 def drift(
-    model_ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME:VERSION.")],
+    model_ref: Annotated[str, typer.Argument(
+        help="NAME, NAME@ALIAS, NAME:VERSION or NAME@v1.2.0.")],
     data: Annotated[Path, typer.Argument(help="A batch to compare with the training data.")],
     alert: Annotated[bool, typer.Option(help="Feed the result into DRIFT alerts.")] = False,
     json_out: JsonOpt = False,
@@ -165,8 +168,8 @@ def versions(name: str, json_out: JsonOpt = False) -> None:
         for row in rows:
             row["fingerprint"] = row["fingerprint"][:12]
         out.print(_table(f"Versions of {name}", rows, [
-            "version", "aliases", "estimator", "metric", "score", "dataset_id", "job_id",
-            "parent_version", "fingerprint", "created_at"]))
+            "version", "semver", "stage", "aliases", "estimator", "metric", "score",
+            "dataset_id", "job_id", "parent_version", "fingerprint", "created_at"]))
 
 
 @app.command()
@@ -382,6 +385,7 @@ def ui(
 
 
 _register_deploy_commands(app)  # serve, deploy, promote, rollback
+_register_registry_commands(app)  # stage
 
 
 def main() -> None:

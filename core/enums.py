@@ -46,7 +46,26 @@ class ColumnKind(StrEnum):
         return cls(value)
 
 
-__all__ = ["ColumnKind", "Task"]
+class Stage(StrEnum):
+    """Where a registered version stands in its lifecycle (MLflow's words). `Production` is
+    not stored: the version holding the `production` alias is in it (one source of truth);
+    a version's stored stage is one of the other three (see core/registry/stages.py)."""
+
+    NONE = "None"
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+    ARCHIVED = "Archived"
+
+    @classmethod
+    def parse(cls, value: str) -> Stage:
+        """A stage from user input, any letter case ("staging", "ARCHIVED")."""
+        for member in cls:
+            if str(value).strip().lower() == member.value.lower():
+                return member
+        raise ValueError(f"{value!r} is not a stage: use {', '.join(cls)}.")
+
+
+__all__ = ["ColumnKind", "Stage", "Task"]
 
 
 class TrialState(StrEnum):

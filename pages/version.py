@@ -68,14 +68,17 @@ if diff and not diff.accepted:
                f"workbench runs {diff.running}: it will not load until you retrain it or "
                f"accept the difference (`workbench accept {name} {number}`).")
 if v.archived:
-    st.info("This version is archived: it cannot be served or given an alias.")
+    st.info("This version is Archived: it never takes traffic nor an alias, but it can still "
+            f"be used as {name}:{number} for analysis. Restore it on the Registry page or with "
+            f"`workbench stage {name} {number} Staging`.")
 
 c1, c2, c3, c4 = responsive_columns(4, min_width=CARD_WIDTH)
 c1.metric(v.metric or "score", f"{v.score:.4f}" if v.score is not None else "–")
 c2.metric("Estimator", v.estimator or "–")
 c3.metric("Task", v.task)
 c4.metric("Aliases", ", ".join(v.aliases) or "none")
-st.caption(f"Target **{mv.target}** · created {when(v.created_at)} "
+st.caption(f"Stage **{v.stage}** · semantic version **v{v.semver}** ({name}@v{v.semver}) · "
+           f"target **{mv.target}** · created {when(v.created_at)} "
            f"by {v.created_by or 'unknown'}"
            + (f" · classes: {', '.join(map(str, mv.classes))}" if mv.classes else ""))
 

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from app.ui.times import when
+from core.enums import Stage
 from core.registry import PRODUCTION, AliasEventPublic, VersionPublic
 
 
@@ -22,7 +23,26 @@ def default_version(versions: list[VersionPublic]) -> int:
 
 def version_label(v: VersionPublic) -> str:
     tags = f" ({', '.join(v.aliases)})" if v.aliases else ""
-    return f"version {v.version}{tags}" + (" · archived" if v.archived else "")
+    stage = f" · {v.stage}" if v.stage != Stage.NONE else ""
+    return f"version {v.version} · v{v.semver}{tags}{stage}"
+
+
+def stage_blocker(v: VersionPublic, target: Stage, *, stable: int | None,
+                  candidate: int | None) -> str | None:
+    """Why moving `v` to `target` is not allowed (the rules of core.usecases.stages, worded
+    for a disabled button's help), or None when it is."""
+    if v.stage == target:
+        return f"Version {v.version} is already in {target}."
+    if target == Stage.PRODUCTION and v.stage == Stage.ARCHIVED:
+        return (f"Version {v.version} is Archived and never takes traffic: move it to "
+                "Staging first, then to Production.")
+    if v.stage == Stage.PRODUCTION and stable == v.version:
+        return (f"Version {v.version} serves the deployment's traffic: move another version "
+                "to Production first (or deploy one as a candidate and promote it).")
+    if target == Stage.ARCHIVED and candidate == v.version:
+        return (f"Version {v.version} is the deployment's candidate and takes part of the "
+                "traffic: roll it back on the Deployments page first.")
+    return None
 
 
 def key_value_frame(values: dict[str, Any], key: str, value: str) -> pd.DataFrame:

@@ -31,6 +31,7 @@ from core.deploy.rails import (
 from core.errors import ConflictError, NotFoundError
 from core.registry import PRODUCTION, check_model_name, move_alias
 from core.registry.artifacts import load_verified
+from core.registry.stages import refuse_archived
 from core.store import (
     Alias,
     AuditEvent,
@@ -109,8 +110,7 @@ def _check_version(s: Session, model: RegisteredModel, name: str, version: int) 
     if mv is None:
         raise NotFoundError(f"Model {name!r} has no version {version}. See "
                             f"`workbench versions {name}`.")
-    if mv.archived:
-        raise ConflictError(f"{name}:{version} is archived and cannot receive traffic.")
+    refuse_archived(mv, name, "be deployed (stable, canary or shadow candidate)")
     return mv
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from core.errors import ConflictError, NotFoundError
-from core.registry.names import check_alias_name, model_row
+from core.enums import Stage
+from core.errors import NotFoundError
+from core.registry.names import PRODUCTION, check_alias_name, model_row
 from core.registry.public import AliasEventPublic
+from core.registry.stages import refuse_archived
 from core.store import Alias, AliasEvent, ModelVersion, RegisteredModel, utcnow
 from core.store.audit import default_actor, record
 
@@ -43,9 +45,10 @@ def move_alias(model: RegisteredModel, version: int, alias: str, *, session: Ses
                                                  ModelVersion.version == version)).first()
     if mv is None:
         raise NotFoundError(f"Model {name!r} has no version {version}.")
-    if mv.archived:
-        raise ConflictError(f"{name}:{version} is archived; unarchive it before pointing "
-                            f"{alias!r} at it.")
+    refuse_archived(mv, name, f"be given the alias {alias!r}")
+    if alias == PRODUCTION and mv.stage != Stage.NONE:
+        mv.stage = Stage.NONE  # what it falls back to when `production` moves on (stages.py)
+        session.add(mv)
     row = session.exec(select(Alias).where(Alias.model_id == model.id, Alias.name == alias)
                        .with_for_update()).first()
     previous = row.version if row else None

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 
 from core.errors import InputError, NotFoundError
+from core.registry.semver import SEMVER_RE
+from core.registry.semver import parse as semver_parse
 from core.store import RegisteredModel
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -38,12 +40,20 @@ class ModelRef:
     name: str
     alias: str | None = None
     version: int | None = None
+    semver: str | None = None  # MAJOR.MINOR.PATCH, from NAME@v1.2.0
 
 
 def parse_ref(ref: str) -> ModelRef:
-    """NAME, NAME@ALIAS or NAME:VERSION."""
+    """NAME, NAME@ALIAS, NAME@v1.2.0 (a semantic version) or NAME:VERSION (the integer).
+    An alias never holds a '.', so `@v1.2.0` cannot be read as one."""
     if "@" in ref:
         name, alias = ref.split("@", 1)
+        if SEMVER_RE.match(alias):
+            major, minor, patch = semver_parse(alias)
+            return ModelRef(check_model_name(name), semver=f"{major}.{minor}.{patch}")
+        if "." in alias:
+            raise InputError(f"{ref!r}: after '@' give an alias (e.g. {name}@production) or a "
+                             f"semantic version with three numbers (e.g. {name}@v1.2.0).")
         return ModelRef(check_model_name(name), alias=alias)
     if ":" in ref:
         name, version = ref.rsplit(":", 1)

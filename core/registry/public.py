@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from core.enums import Task
+from core.enums import Stage, Task
 from core.public import FROZEN, IsoDatetime
 from core.store.shapes import Params
 
@@ -50,6 +50,8 @@ class VersionPublic(BaseModel):
     library_mismatch: LibraryMismatch | None
     created_at: IsoDatetime
     created_by: str
+    stage: Stage  # None | Staging | Production (holds the `production` alias) | Archived
+    semver: str  # MAJOR.MINOR.PATCH, derived at registration (NAME@v1.2.0 refers to it)
 
 
 class ModelPublic(BaseModel):
@@ -80,4 +82,24 @@ class AliasEventPublic(BaseModel):
     at: IsoDatetime
 
 
-__all__ = ["AliasEventPublic", "LibraryMismatch", "ModelPublic", "VersionPublic"]
+class StageChange(BaseModel):
+    """What one stage move did: the version's move, the previous production version it
+    archived (with `archive_existing`) and the aliases that left archived versions."""
+
+    model_config = FROZEN
+
+    model: str
+    version: int
+    semver: str
+    from_stage: Stage
+    to_stage: Stage
+    changed: bool  # False: the version already was in that stage, nothing was written
+    production: int | None  # the model's production version after the move
+    archived_previous: int | None  # the production version moved to Archived, if any
+    aliases_removed: dict[str, int]  # alias -> the now-archived version it pointed at
+    reason: str
+    actor: str
+
+
+__all__ = ["AliasEventPublic", "LibraryMismatch", "ModelPublic", "StageChange",
+           "VersionPublic"]

@@ -12,14 +12,16 @@ from sqlalchemy import and_, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from core.enums import Task
+from core.enums import Stage, Task
 from core.errors import NotFoundError
 from core.registry.aliases import alias_version, aliases_of
 from core.registry.artifacts import StoredArtifact, load_verified, save_pipeline
 from core.registry.names import PRODUCTION, check_model_name, model_row, parse_ref
 from core.registry.public import LibraryMismatch, ModelPublic, VersionPublic
+from core.registry.semver import basis, next_label
+from core.registry.stages import stage_of
 from core.settings import get_settings
-from core.store import Alias, ModelVersion, RegisteredModel, lock_for_write
+from core.store import Alias, Job, ModelVersion, RegisteredModel, lock_for_write
 from core.store.audit import default_actor, record
 from core.store.shapes import Evaluation, Params, SchemaColumn
 
@@ -97,27 +99,53 @@ def _insert_version(s: Session, name: str, artifact: StoredArtifact, actor: str 
         s.add(model)
         s.flush()
         record(s, "model.create", f"model:{name}", actor=actor)
-    latest = s.exec(select(func.max(ModelVersion.version))
-                    .where(ModelVersion.model_id == model.id)).one()
+    previous = s.exec(select(ModelVersion).where(ModelVersion.model_id == model.id)
+                      .order_by(ModelVersion.version.desc()).limit(1)).first()
+    latest = previous.version if previous is not None else None
     if fields["parent_version"] is None and latest:
         fields["parent_version"] = alias_version(s, model.id, PRODUCTION) or latest
     mv = ModelVersion(model_id=model.id, version=(latest or 0) + 1,
                       artifact_path=artifact.relpath, fingerprint=artifact.fingerprint,
-                      size_bytes=artifact.size_bytes,
+                      size_bytes=artifact.size_bytes, stage=Stage.NONE,
+                      semver=_semver(s, previous, fields),
                       created_by=actor or default_actor(), **fields)
     s.add(mv)
     s.flush()
     record(s, "version.register", f"model:{name}:{mv.version}", actor=actor,
-           fingerprint=artifact.fingerprint, metric=fields["metric"], score=fields["score"])
+           fingerprint=artifact.fingerprint, metric=fields["metric"], score=fields["score"],
+           semver=mv.semver)
     return mv
+
+
+def _job_settings(s: Session, job_id: int | None) -> dict[str, Any] | None:
+    job = s.get(Job, job_id) if job_id is not None else None
+    return dict(job.settings or {}) if job is not None else None
+
+
+def _semver(s: Session, previous: ModelVersion | None, fields: dict[str, Any]) -> str:
+    """The new version's label by the rule of core.registry.semver, against the latest."""
+    current = basis(fields["input_schema"], fields["dataset_fingerprint"],
+                    _job_settings(s, fields["job_id"]))
+    if previous is None:
+        return next_label(None, None, current)
+    before = basis(previous.input_schema, previous.dataset_fingerprint,
+                   _job_settings(s, previous.job_id))
+    return next_label(previous.semver, before, current)
 
 
 def resolve(ref: str, *, session: Session) -> tuple[str, ModelVersion]:
     """The version a reference points at: NAME means its production alias, else its latest
-    non-archived version."""
+    non-archived version; NAME@v1.2.0 the version labelled 1.2.0."""
     r = parse_ref(ref)
     model = model_row(session, r.name)
     number = r.version
+    if r.semver is not None:
+        mv = session.exec(select(ModelVersion).where(ModelVersion.model_id == model.id,
+                                                     ModelVersion.semver == r.semver)).first()
+        if mv is None:
+            raise NotFoundError(f"Model {r.name!r} has no version labelled v{r.semver}. See "
+                                f"the semver column of `workbench versions {r.name}`.")
+        return r.name, mv
     if r.alias is not None:
         number = alias_version(session, model.id, r.alias)
         if number is None:
@@ -126,7 +154,7 @@ def resolve(ref: str, *, session: Session) -> tuple[str, ModelVersion]:
     elif number is None:
         number = alias_version(session, model.id, PRODUCTION) or session.exec(
             select(func.max(ModelVersion.version)).where(
-                ModelVersion.model_id == model.id, ModelVersion.archived == False)  # noqa: E712
+                ModelVersion.model_id == model.id, ModelVersion.stage != Stage.ARCHIVED)
         ).one()
         if number is None:
             raise NotFoundError(f"Model {r.name!r} has no active versions.")
@@ -182,14 +210,15 @@ def library_mismatch(mv: ModelVersion) -> LibraryMismatch | None:
 
 
 def version_public(mv: ModelVersion, aliases: list[str]) -> VersionPublic:
+    stage = stage_of(mv, PRODUCTION in aliases)
     return VersionPublic(
         version=mv.version, aliases=aliases, task=mv.task, target=mv.target,
         estimator=mv.estimator, metric=mv.metric, score=mv.score, metrics=mv.metrics,
         fingerprint=mv.fingerprint, size_bytes=mv.size_bytes, dataset_id=mv.dataset_id,
         dataset_fingerprint=mv.dataset_fingerprint, job_id=mv.job_id,
-        parent_version=mv.parent_version, archived=mv.archived, params=mv.params,
+        parent_version=mv.parent_version, archived=stage is Stage.ARCHIVED, params=mv.params,
         library_versions=mv.library_versions, library_mismatch=library_mismatch(mv),
-        created_at=mv.created_at, created_by=mv.created_by)
+        created_at=mv.created_at, created_by=mv.created_by, stage=stage, semver=mv.semver)
 
 
 def list_versions(name: str, *, session: Session) -> list[VersionPublic]:

@@ -152,7 +152,8 @@ class RegisteredModel(SQLModel, table=True):
 class ModelVersion(SQLModel, table=True):
     """An immutable trained pipeline plus everything needed to trust and explain it."""
 
-    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_version"),)
+    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_version"),
+                      UniqueConstraint("model_id", "semver", name="uq_model_semver"))
 
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(foreign_key="registeredmodel.id", index=True)
@@ -176,7 +177,10 @@ class ModelVersion(SQLModel, table=True):
     dataset_fingerprint: str | None = Field(default=None, max_length=64)
     job_id: int | None = Field(default=None, foreign_key="job.id")
     parent_version: int | None = None
-    archived: bool = False
+    # None | Staging | Archived (core.enums.Stage); Production is not stored: the holder of
+    # the `production` alias is in it (core/registry/stages.py)
+    stage: str = Field(default="None", max_length=20)
+    semver: str = Field(default="", max_length=40)  # MAJOR.MINOR.PATCH, set once at registration
     # The running scikit-learn version on which a user accepted loading this version's
     # artifact although another version saved it (None: not accepted; see `workbench accept`).
     accepted_sklearn: str | None = Field(default=None, max_length=40)
