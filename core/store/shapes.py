@@ -144,5 +144,6 @@ class ProgressDoc(TypedDict, total=False):
     notes: list[str]
 
 
-__all__ = ["ClassBalanceDoc", "ColumnReference", "ConfusionMatrix", "DatasetColumn", "DriftReference", "Evaluation",
-           "GateDoc", "GuardRailsDoc", "IntervalsDoc", "Params", "ProgressDoc", "Record", "SchemaColumn"]
+__all__ = ["ClassBalanceDoc", "ColumnReference", "ConfusionMatrix", "DatasetColumn",
+           "DriftReference", "Evaluation", "GateDoc", "GuardRailsDoc", "IntervalsDoc", "Params",
+           "ProgressDoc", "Record", "SchemaColumn"]
