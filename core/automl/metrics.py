@@ -176,6 +176,19 @@ def class_balance(y) -> dict[str, float | bool]:
             "imbalanced": share is not None and share < IMBALANCED_MINORITY_SHARE}
 
 
+def stored_imbalance(evaluation: dict | None) -> bool:
+    """Whether a version's target was imbalanced: its stored class balance, or for versions
+    trained before it was stored, the confusion matrix's row sums (the true class counts)."""
+    ev = evaluation or {}
+    if "class_balance" in ev:
+        return bool(ev["class_balance"].get("imbalanced"))
+    matrix = (ev.get("confusion_matrix") or {}).get("matrix")
+    if not matrix:
+        return False
+    counts = np.asarray(matrix, dtype=float).sum(axis=1)
+    return bool(counts.sum() and counts.min() / counts.sum() < IMBALANCED_MINORITY_SHARE)
+
+
 def shown_metrics(scores: dict[str, float], imbalanced: bool) -> dict[str, float]:
     """The metrics a page shows: those marked `imbalanced_only` only for imbalanced targets;
     names outside the table (a holdout's extras) are kept."""
