@@ -26,6 +26,14 @@ import numpy as np
 from core.errors import InputError
 from core.store.shapes import IntervalsDoc
 
+
+class UnknownCoverageError(InputError):
+    """A coverage level the version did not store (422, like any out-of-range value)."""
+
+    code = "invalid_request"
+    http_status = 422
+
+
 DEFAULT_COVERAGE = 0.9
 COVERAGE_LEVELS = (0.5, 0.8, 0.9, 0.95, 0.99)
 METHOD = "split-conformal on out-of-fold absolute residuals"
@@ -67,9 +75,9 @@ def half_width(doc: IntervalsDoc | None, coverage: float | None = None,
     for level, q in widths.items():
         if abs(float(level) - wanted) < 1e-9:
             return float(q)
-    raise InputError(f"Coverage {wanted:g} is not available for {label}: it stores intervals "
-                     f"for {', '.join(widths)}. Ask for one of those (other levels need a "
-                     "retrain).")
+    raise UnknownCoverageError(
+        f"Coverage {wanted:g} is not available for {label}: it stores intervals for "
+        f"{', '.join(widths)}. Ask for one of those (other levels need a retrain).")
 
 
 def intervals(predictions: Sequence[float] | np.ndarray, q: float | None

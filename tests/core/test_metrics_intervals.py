@@ -7,6 +7,8 @@ measurement itself (see each test), so a change of library version does not tip 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,22 +81,44 @@ def test_90_percent_intervals_cover_90_percent_of_unseen_rows_on_average() -> No
     assert 0.85 <= covered / total <= 0.95, covered / total
 
 
-@pytest.fixture
-def diabetes_version(home):
-    """A fixed configuration (no time budget: deterministic) trained on 221 seeded rows of
-    diabetes and registered as training does; the other 221 rows are the holdout."""
+@functools.cache
+def _trained(holdout_rows: int):
+    """The deterministic training, once per process (tests register it in their own store)."""
     rng = np.random.default_rng(0)
     holdout = np.zeros(len(DIABETES), dtype=bool)
-    holdout[rng.choice(len(DIABETES), 221, replace=False)] = True
+    holdout[rng.choice(len(DIABETES), holdout_rows, replace=False)] = True
     data = prepare(DIABETES[~holdout].reset_index(drop=True), TARGET, seed=0)
     result = run_search(data, budget=60, estimators=["linear"], fixed_params={"C": 1.0},
                         ensemble=False)
+    return holdout, data, result
+
+
+def register_diabetes(name: str = "diabetes", holdout_rows: int = 221) -> pd.DataFrame:
+    """A fixed configuration (no time budget: deterministic) trained on the rest of diabetes
+    and registered as training does; returns the `holdout_rows` seeded rows it never saw."""
+    holdout, data, result = _trained(holdout_rows)
     with store_session() as s:
-        register_version(result.pipeline, session=s, name="diabetes", task="regression",
+        register_version(result.pipeline, session=s, name=name, task="regression",
                          target=TARGET, input_schema=data.schema, metric="rmse",
                          score=result.best.score, metrics=result.evaluation["metrics"],
                          evaluation=result.evaluation, estimator="linear")
     return DIABETES[holdout].reset_index(drop=True)
+
+
+def register_without_intervals(name: str = "old"):
+    """A regression version as versions before issue 15 were stored: no `intervals`."""
+    data = prepare(DIABETES, TARGET)
+    model = _linear(data).fit(data.X, data.y)
+    with store_session() as s:
+        return model, register_version(model, session=s, name=name, task="regression",
+                                       target=TARGET, input_schema=data.schema,
+                                       evaluation={"metrics": {"rmse": 1.0}})
+
+
+@pytest.fixture
+def diabetes_version(home):
+    """221 training rows, 221 holdout rows (returned)."""
+    return register_diabetes()
 
 
 def test_a_trained_version_serves_intervals_that_cover_its_holdout(diabetes_version) -> None:
@@ -126,10 +150,6 @@ def test_a_trained_version_serves_intervals_that_cover_its_holdout(diabetes_vers
 
 
 def test_a_version_without_stored_intervals_predicts_without_them(home) -> None:
-    data = prepare(DIABETES, TARGET)
-    model = _linear(data).fit(data.X, data.y)
-    with store_session() as s:
-        mv = register_version(model, session=s, name="old", task="regression", target=TARGET,
-                              input_schema=data.schema, evaluation={"metrics": {"rmse": 1.0}})
+    model, mv = register_without_intervals()
     out = predict_with(model, mv, DIABETES.drop(columns=[TARGET]).head(3))
     assert list(out.columns) == ["prediction"]
