@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -79,7 +80,10 @@ def _pr_auc(y, proba, classes) -> float:
     """Average precision: binary for the positive class, multiclass macro over one-vs-rest."""
     proba = np.asarray(proba, dtype=float)
     if proba.shape[1] == 2:
-        return skm.average_precision_score(y == classes[1], proba[:, 1])
+        positive = np.asarray(y == classes[1])
+        if not positive.any():  # scikit-learn answers 0.0: it is undefined, not bad
+            raise ValueError("average precision is undefined without a positive row")
+        return skm.average_precision_score(positive, proba[:, 1])
     onehot = np.column_stack([y == c for c in classes])
     present = onehot.any(axis=0)  # a class absent from y has no precision-recall curve
     return skm.average_precision_score(onehot[:, present], proba[:, present], average="macro")
@@ -163,15 +167,22 @@ the rows: there accuracy flatters a model that ignores the rare class, so balanc
 and PR-AUC are shown too."""
 
 
-def minority_share(y) -> float | None:
-    """The rarest class's share of the rows (None for no rows)."""
-    _, counts = np.unique(np.asarray(y, dtype=object).astype(str), return_counts=True)
-    return float(counts.min() / counts.sum()) if counts.size else None
+def minority_share(y, classes=None) -> float | None:
+    """The rarest class's share of the rows (None for no rows). With the model's `classes`,
+    a class absent from `y` counts as 0 rows: a batch of negatives only is not balanced."""
+    labels = np.asarray(y, dtype=object).astype(str)
+    if not labels.size:
+        return None
+    found, counts = np.unique(labels, return_counts=True)
+    if classes is not None:
+        per = dict(zip(found.tolist(), counts.tolist(), strict=True))
+        counts = np.asarray([per.get(str(c), 0) for c in classes])
+    return float(counts.min() / labels.size)
 
 
-def class_balance(y) -> dict[str, float | bool]:
+def class_balance(y, classes=None) -> dict[str, float | bool]:
     """{"minority_share", "imbalanced"} of a classification target, kept with the evaluation."""
-    share = minority_share(y)
+    share = minority_share(y, classes)
     return {"minority_share": round(share or 0.0, 6),
             "imbalanced": share is not None and share < IMBALANCED_MINORITY_SHARE}
 
@@ -197,12 +208,18 @@ def shown_metrics(scores: dict[str, float], imbalanced: bool) -> dict[str, float
 
 
 def all_scores(task: str, y_true, y_pred, proba=None, classes=None) -> dict[str, float]:
-    """Every metric that applies to the task, for the version's evaluation record."""
+    """Every metric that applies to the task, for the version's evaluation record. A metric
+    undefined on these rows (ROC AUC of one class: scikit-learn warns and answers NaN, or
+    raises) is left out, never stored or sent as NaN/null."""
     out: dict[str, float] = {}
     for m in METRICS.values():
         if task in m.tasks and (proba is not None or not m.needs_proba):
             try:
-                out[m.name] = m.score(y_true, y_pred, proba, classes)
+                with warnings.catch_warnings():  # the undefined case is handled below
+                    warnings.simplefilter("ignore", UserWarning)
+                    value = m.score(y_true, y_pred, proba, classes)
             except ValueError:  # e.g. ROC AUC when a fold holds one class only
                 continue
+            if np.isfinite(value):
+                out[m.name] = value
     return out

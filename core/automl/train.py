@@ -387,7 +387,7 @@ def evaluate(data: TrainingData, cv: CVResult) -> Evaluation:
     out = {
         "metrics": scores, "n_validation_rows": int(covered.sum()),
         "confusion_matrix": {"labels": [str(c) for c in classes], "matrix": cm.tolist()},
-        "class_balance": class_balance(y),  # type: ignore[typeddict-item]
+        "class_balance": class_balance(y, classes),  # type: ignore[typeddict-item]
     }
     if len(classes) == 2:
         positive = y == classes[1]

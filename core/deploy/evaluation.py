@@ -69,7 +69,7 @@ def evaluate_records(serving: Serving, ref: str, records: list[Record],
         y_arr = np.asarray([_as_label(v, lm.classes) for v in y], dtype=object)
         metrics = all_scores(mv.task, y_arr, np.asarray(preds, dtype=object), proba,
                              np.asarray(lm.classes, dtype=object))
-        balance = class_balance(y_arr)
+        balance = class_balance(y_arr, lm.classes)
     else:
         try:
             y_arr = np.asarray(y, dtype=float)

@@ -114,6 +114,10 @@ def test_evaluate_returns_the_new_classification_metrics(served) -> None:
                                                         for r in labelled[27:]]
     ev = c.post("/v1/models/churn/evaluate", json={"records": rare}).json()
     assert ev["imbalanced"] is True and ev["minority_share"] == pytest.approx(0.1)
+    negatives = [{**r, "y": "no"} for r in labelled]  # the model's "yes" has 0 rows here
+    ev = c.post("/v1/models/churn/evaluate", json={"records": negatives}).json()
+    assert ev["imbalanced"] is True and ev["minority_share"] == 0
+    assert ev["metrics"]["recall"] == 0 and "roc_auc" not in ev["metrics"]  # undefined: out
 
 
 def test_evaluate_and_compare_return_mse_and_mape(served) -> None:

@@ -109,6 +109,10 @@ def test_imbalanced_means_a_rarest_class_under_the_threshold() -> None:
                                                        "imbalanced": True}
     assert class_balance(["a"] * 80 + ["b"] * 20)["imbalanced"] is False
     assert class_balance([1] * 50 + [2] * 45 + [3] * 5)["imbalanced"] is True
+    # with the model's classes, one missing from the rows is the rarest (0 rows)
+    assert class_balance(["no"] * 10, ["no", "yes"]) == {"minority_share": 0.0,
+                                                        "imbalanced": True}
+    assert class_balance([0, 1, 1, 0], [0, 1])["minority_share"] == 0.5
 
 
 def test_pages_show_balanced_accuracy_and_pr_auc_only_for_imbalanced_targets() -> None:
@@ -120,3 +124,12 @@ def test_pages_show_balanced_accuracy_and_pr_auc_only_for_imbalanced_targets() -
     assert stored_imbalance({"confusion_matrix": {"matrix": [[90, 2], [5, 3]]}})  # 8 %
     assert not stored_imbalance({"confusion_matrix": {"matrix": [[50, 10], [10, 30]]}})
     assert not stored_imbalance({}) and not stored_imbalance(None)
+
+
+def test_metrics_undefined_on_the_rows_are_left_out_not_nan() -> None:
+    only_no = np.array(["no"] * 4, dtype=object)
+    pred = np.array(["no", "yes", "no", "no"], dtype=object)
+    proba = np.column_stack([np.full(4, 0.7), np.full(4, 0.3)])
+    scores = all_scores("binary", only_no, pred, proba, BIN)
+    assert "roc_auc" not in scores and "pr_auc" not in scores  # no positive row
+    assert scores["accuracy"] == 0.75 and all(np.isfinite(list(scores.values())))
