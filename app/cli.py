@@ -35,8 +35,12 @@ def predict(
     data: Annotated[Path, typer.Argument(help="Rows to predict (.csv or .parquet).")],
     out_path: Annotated[Path, typer.Option("--out", help="Where to write the predictions.")],
     json_out: JsonOpt = False,
+    coverage: Annotated[float | None, typer.Option(
+        help="Regression: coverage of the lower/upper interval columns, one of the levels "
+             "the version stores (default its own, 0.9).", min=0.01, max=0.999)] = None,
 ) -> None:
-    """Write predictions (and class probabilities) for every row of DATA."""
+    """Write predictions (and class probabilities, or a regression's lower/upper prediction
+    interval) for every row of DATA."""
     from core.data.export import safe_csv_bytes
     from core.data.ingest import read_path
     from core.fsutil import atomic_write
@@ -45,7 +49,7 @@ def predict(
 
     frame = read_path(data, max_bytes=get_settings().max_upload_bytes, for_training=False).frame
     with session() as s:
-        result = run_predict(model_ref, frame, session=s)
+        result = run_predict(model_ref, frame, session=s, coverage=coverage)
     atomic_write(out_path, safe_csv_bytes(result.frame))
     summary = {"model": result.model, "version": result.version.version,
                "rows": len(result.frame), "out": str(out_path)}

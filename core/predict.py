@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from sqlmodel import Session
 
+from core.automl.intervals import half_width
 from core.enums import Task
 from core.features.inputs import model_input
 from core.registry import load_pipeline
@@ -19,17 +20,36 @@ from core.store import ModelVersion
 class Prediction:
     model: str
     version: ModelVersion
-    frame: pd.DataFrame  # `prediction` plus `proba_<label>` per class, in input row order
+    # `prediction` plus `proba_<label>` per class (or `lower`, `upper` for a regression with
+    # intervals), in input row order
+    frame: pd.DataFrame
 
 
-def predict_with(pipeline: Any, mv: ModelVersion, frame: pd.DataFrame) -> pd.DataFrame:
+def interval_half_width(mv: ModelVersion, coverage: float | None = None) -> float | None:
+    """The version's stored conformal half-width at `coverage` (default its stated one); None
+    for classifiers and for versions trained before intervals were stored."""
+    if Task(mv.task).is_classification:
+        return None
+    return half_width((mv.evaluation or {}).get("intervals"), coverage,
+                      f"version {mv.version}")
+
+
+def predict_with(pipeline: Any, mv: ModelVersion, frame: pd.DataFrame,
+                 coverage: float | None = None) -> pd.DataFrame:
     """Rows of a market model are raw price history: its indicator features are rebuilt from
     them first (each row from its own past), as at training time, by the same function the
-    REST routes use (`core.features.inputs.model_input`)."""
+    REST routes use (`core.features.inputs.model_input`).
+
+    A regression version with stored intervals adds `lower` and `upper` (the prediction
+    interval at `coverage`, default the version's stated coverage, core.automl.intervals)."""
+    q = interval_half_width(mv, coverage)  # an unknown level fails before any scoring
     X = model_input(mv, frame)
     out = pd.DataFrame(index=frame.index)
     if not Task(mv.task).is_classification:
         out["prediction"] = np.asarray(pipeline.predict(X), dtype=float)
+        if q is not None:
+            out["lower"] = out["prediction"] - q
+            out["upper"] = out["prediction"] + q
         return out
     proba = pipeline.predict_proba(X)
     classes = list(pipeline.classes_)
@@ -39,10 +59,11 @@ def predict_with(pipeline: Any, mv: ModelVersion, frame: pd.DataFrame) -> pd.Dat
     return out
 
 
-def predict(ref: str, frame: pd.DataFrame, *, session: Session) -> Prediction:
+def predict(ref: str, frame: pd.DataFrame, *, session: Session,
+            coverage: float | None = None) -> Prediction:
     """Resolve and load `ref` (verified), then score every row of `frame`."""
     name, mv, pipeline = load_pipeline(ref, session=session)
-    return Prediction(name, mv, predict_with(pipeline, mv, frame))
+    return Prediction(name, mv, predict_with(pipeline, mv, frame, coverage))
 
 
 def beside_input(predictions: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import streamlit as st
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.layout import FIELD_WIDTH, apply_layout, responsive_columns
+from app.ui.metrics_text import interval_coverage_choice
 from core.data.export import safe_csv_bytes
 from core.data.ingest import read_bytes
 from core.enums import Task
@@ -56,6 +57,7 @@ if loaded is None:
     st.stop()
 _, mv, pipeline = loaded
 st.caption(f"Scoring with **{ref}** ({mv.estimator}, {mv.task}, target `{mv.target}`).")
+coverage = interval_coverage_choice(mv, key=f"predict_coverage:{ref}")
 
 st.subheader("Score a table")
 limit = get_settings().max_upload_mb
@@ -67,7 +69,7 @@ if upload is not None:
                           max_bytes=get_settings().max_upload_bytes, for_training=False)
         for note in read.notes:
             st.caption(note)
-        table = beside_input(predict_with(pipeline, mv, read.frame), read.frame)
+        table = beside_input(predict_with(pipeline, mv, read.frame, coverage), read.frame)
         st.success(f"{len(table)} rows scored by {ref}.", icon=":material/check_circle:")
         if len(table) > MAX_SHOWN_ROWS:
             st.caption(f"Showing the first {MAX_SHOWN_ROWS:,} rows; the download holds all "
@@ -106,10 +108,13 @@ with st.form(f"what_if:{ref}"):
 if submitted:
     with user_errors():
         row = pd.DataFrame([{**{n: None for n in unused}, **values}])
-        result = predict_with(pipeline, mv, row)
+        result = predict_with(pipeline, mv, row, coverage)
         value = result["prediction"].iloc[0]
         st.metric(f"Predicted {mv.target}",
                   str(value) if Task(mv.task).is_classification else f"{value:.4g}")
+        if "lower" in result:
+            st.caption(f"{coverage or 0.9:.0%} prediction interval: "
+                       f"{result['lower'].iloc[0]:.4g} to {result['upper'].iloc[0]:.4g}.")
         proba = [c for c in result.columns if c.startswith("proba_")]
         if proba:
             bars = pd.DataFrame({"class": [c.removeprefix("proba_") for c in proba],

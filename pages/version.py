@@ -8,6 +8,7 @@ from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
 from app.ui.layout import CARD_WIDTH, FIELD_WIDTH, apply_layout, responsive_columns
 from app.ui.links import page_link
+from app.ui.metrics_text import interval_caption, version_metrics
 from app.ui.times import when
 from app.ui.version import (
     alias_event_text,
@@ -98,10 +99,13 @@ with left:
 with right:
     ev = mv.evaluation or {}
     st.subheader("Metrics: out-of-fold cross-validation")
-    cv_metrics = ev.get("metrics") or v.metrics
+    cv_metrics, imbalance_note = version_metrics(ev, ev.get("metrics") or v.metrics)
     if cv_metrics:
         st.dataframe(key_value_frame(cv_metrics, "metric", "score"), hide_index=True,
                      width="stretch")
+        for note in (imbalance_note, interval_caption(ev)):
+            if note:
+                st.caption(note)
         if ev.get("n_validation_rows"):
             st.caption(f"Each of {ev['n_validation_rows']} rows scored by a model that did not "
                        "see it during training.")

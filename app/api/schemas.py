@@ -18,6 +18,11 @@ class PredictRequest(BaseModel):
     records: list[Record] = Field(min_length=1, max_length=100_000)
     request_key: str | None = Field(default=None, max_length=500,
                                     description="Sticky routing key, e.g. a user id.")
+    coverage: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="Regression: the prediction intervals' coverage, one of the levels the "
+                    "version stores (0.5, 0.8, 0.9, 0.95, 0.99 when it had enough rows); "
+                    "default the version's own (0.9).")
 
 
 class PredictResponse(BaseModel):
@@ -26,6 +31,9 @@ class PredictResponse(BaseModel):
     model: str
     version: int
     request_id: str
+    intervals: list[list[float]] | None = Field(
+        default=None, description="Regression: [lower, upper] per record, a split-conformal "
+        "prediction interval; null for classifiers and versions trained without one.")
 
 
 class FeedbackRequest(BaseModel):

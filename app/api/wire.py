@@ -47,10 +47,11 @@ async def parsed(request: Request, model: type[BaseModel] | None = None) -> Any:
         raise InvalidRequestError(f"The body is not valid JSON: {exc}.") from None
 
 
-def answer_response(a: Answer, body: dict[str, Any] | None = None) -> Response:
+def answer_response(a: Answer, body: dict[str, Any] | None = None,
+                    coverage: float | None = None) -> Response:
     """A prediction's answer, naming the version and request id in headers too."""
     doc = body if body is not None else {
         "predictions": a.predictions, "probabilities": a.probabilities, "model": a.model,
-        "version": a.version, "request_id": a.request_id}
+        "version": a.version, "request_id": a.request_id, "intervals": a.intervals(coverage)}
     return json_response(doc, headers={"X-Model-Version": str(a.version),
                                        "X-Request-Id": a.request_id})

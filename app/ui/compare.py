@@ -16,7 +16,7 @@ from sqlmodel import Session
 from app.ui.jobs import trials_frame
 from app.ui.labels import KIND_LABEL, score_kind
 from app.ui.version import cell_text
-from core.automl.metrics import METRICS
+from core.automl.metrics import METRICS, shown_metrics, stored_imbalance
 from core.enums import TrialState
 from core.jobs import ledger
 from core.jobs.public import JobPublic
@@ -115,8 +115,9 @@ def version_metrics(facts: list[VersionFacts]) -> pd.DataFrame:
     """Long table: version, metrics (OOF or holdout), metric, value; what the page pivots and
     charts."""
     rows = []
+    imbalanced = any(stored_imbalance(f.evaluation) for f in facts)  # shown for all, or none
     for f in facts:
-        oof = f.evaluation.get("metrics") or f.version.metrics
+        oof = shown_metrics(f.evaluation.get("metrics") or f.version.metrics, imbalanced)
         rows += [{"version": f.ref, "metrics": OOF, "metric": k, "value": v}
                  for k, v in oof.items() if isinstance(v, int | float)]
         holdout = (f.evaluation.get("backtest") or {}).get("holdout") or {}

@@ -18,7 +18,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 
 from core.automl.catalog import EstimatorSpec
-from core.automl.metrics import Metric, all_scores, get_metric
+from core.automl.intervals import calibrate
+from core.automl.metrics import Metric, all_scores, class_balance, get_metric
 from core.automl.wrappers import LabelEncodedClassifier
 from core.data.profile import ProblemType, check_target, detect_problem_type, input_schema
 from core.data.splits import DEFAULT_FOLDS, DEFAULT_GAP, make_splits, walk_forward
@@ -359,7 +360,10 @@ def _full_proba(model: Pipeline, X: pd.DataFrame, classes: list[Any]) -> np.ndar
 
 
 def evaluate(data: TrainingData, cv: CVResult) -> Evaluation:
-    """Every metric for the task on the out-of-fold predictions, plus the curves users chart."""
+    """Every metric for the task on the out-of-fold predictions, plus the curves users chart;
+    for regression the prediction intervals calibrated on the same out-of-fold residuals (no
+    extra fit: they are the chosen configuration's own validation errors), for
+    classification the class balance that decides which metrics pages show."""
     from sklearn import metrics as skm
 
     covered = cv.covered
@@ -369,24 +373,26 @@ def evaluate(data: TrainingData, cv: CVResult) -> Evaluation:
         pred = pred.astype(float)
         scores = all_scores("regression", y.astype(float), pred)
         residuals = (y.astype(float) - pred)
-        return {"metrics": scores, "n_validation_rows": int(covered.sum()),
-                "residuals": _sample({"actual": y.astype(float), "predicted": pred,
-                                      "residual": residuals})}
+        out: Evaluation = {"metrics": scores, "n_validation_rows": int(covered.sum()),
+                           "residuals": _sample({"actual": y.astype(float), "predicted": pred,
+                                                 "residual": residuals})}
+        calibrated = calibrate(residuals)
+        if calibrated is not None:
+            out["intervals"] = calibrated
+        return out
     classes = data.problem.classes
     proba = cv.oof_proba[covered]
     scores = all_scores(data.task, y, pred, proba, classes)
     cm = skm.confusion_matrix(y, pred, labels=classes)
-    out: Evaluation = {
+    out = {
         "metrics": scores, "n_validation_rows": int(covered.sum()),
         "confusion_matrix": {"labels": [str(c) for c in classes], "matrix": cm.tolist()},
+        "class_balance": class_balance(y, classes),  # type: ignore[typeddict-item]
     }
     if len(classes) == 2:
         positive = y == classes[1]
         fpr, tpr, _ = skm.roc_curve(positive, proba[:, 1])
         prec, rec, _ = skm.precision_recall_curve(positive, proba[:, 1])
-        scores["precision"] = float(skm.precision_score(positive, pred == classes[1]))
-        scores["recall"] = float(skm.recall_score(positive, pred == classes[1]))
-        scores["pr_auc"] = float(skm.average_precision_score(positive, proba[:, 1]))
         out["roc_curve"] = _thin({"fpr": fpr, "tpr": tpr})
         out["pr_curve"] = _thin({"precision": prec, "recall": rec})
     return out

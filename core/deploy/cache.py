@@ -20,7 +20,7 @@ from core.registry.artifacts import load_verified
 from core.registry.versions import resolve
 from core.store import ModelVersion
 from core.store.db import Database
-from core.store.shapes import Record
+from core.store.shapes import IntervalsDoc, Record
 
 _PLAIN_NUMBERS = frozenset({float, int, bool, type(None)})
 _NUMERIC_DTYPES = ("int", "float", "uint", "bool", "Int", "Float", "UInt", "boolean")
@@ -39,6 +39,7 @@ class LoadedModel:
     # A market model's records are price history its indicators are rebuilt from: each request
     # is scored on its own (never batched with others' rows) and never on the lean path.
     market: dict[str, Any] | None = None
+    intervals: IntervalsDoc | None = None  # a regression's stored conformal half-widths
 
     @classmethod
     def build(cls, name: str, mv: ModelVersion, pipeline: Any) -> LoadedModel:
@@ -52,7 +53,8 @@ class LoadedModel:
         if mv.task != Task.REGRESSION:
             classes = [_plain(c) for c in getattr(pipeline, "classes_", mv.classes)]
         return cls(name, mv.version, mv, pipeline, [c["name"] for c in schema], numeric,
-                   classes, None if market else compile_fast(pipeline, schema), market)
+                   classes, None if market else compile_fast(pipeline, schema), market,
+                   None if classes is not None else (mv.evaluation or {}).get("intervals"))
 
     def __post_init__(self) -> None:
         self._needed = frozenset(self.columns)

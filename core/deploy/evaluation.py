@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from core.automl.metrics import all_scores
+from core.automl.metrics import all_scores, class_balance
 from core.deploy.batcher import score
 from core.deploy.deployments import InvalidRequestError
 from core.deploy.service import Serving
@@ -36,7 +36,17 @@ class Evaluation(BaseModel):
     version: int
     rows: int
     target: str
-    metrics: dict[str, float]
+    metrics: dict[str, float] = Field(description=(
+        "Every metric of the task (core.automl.metrics.METRICS): classification roc_auc, "
+        "log_loss, accuracy, f1, precision, recall (binary: the positive class, the second "
+        "sorted label; multiclass: macro), balanced_accuracy, pr_auc; regression rmse, mae, "
+        "mse, mape (rows with actual 0 left out), r2. A metric undefined on these records "
+        "(e.g. roc_auc with one class) is left out."))
+    minority_share: float | None = Field(default=None, description=(
+        "Classification: the rarest class's share of these records."))
+    imbalanced: bool | None = Field(default=None, description=(
+        "Classification: minority_share below 0.2; pages then show balanced_accuracy and "
+        "pr_auc."))
 
 
 def evaluate_records(serving: Serving, ref: str, records: list[Record],
@@ -54,10 +64,12 @@ def evaluate_records(serving: Serving, ref: str, records: list[Record],
     if any(v is None for v in y):
         raise InvalidRequestError(f"The target column {target!r} has empty values.")
     preds, proba = score(lm, records)
+    balance: dict[str, Any] = {}  # classification: minority share, imbalanced
     if lm.classes is not None:
         y_arr = np.asarray([_as_label(v, lm.classes) for v in y], dtype=object)
         metrics = all_scores(mv.task, y_arr, np.asarray(preds, dtype=object), proba,
                              np.asarray(lm.classes, dtype=object))
+        balance = class_balance(y_arr, lm.classes)
     else:
         try:
             y_arr = np.asarray(y, dtype=float)
@@ -65,7 +77,7 @@ def evaluate_records(serving: Serving, ref: str, records: list[Record],
             raise InvalidRequestError(f"The target {target!r} must be numeric.") from None
         metrics = all_scores(mv.task, y_arr, np.asarray(preds, dtype=float))
     return Evaluation(model=name, version=mv.version, rows=len(records), target=target,
-                      metrics=metrics)
+                      metrics=metrics, **balance)
 
 
 def _as_label(value: Any, classes: list[Any]) -> Any:

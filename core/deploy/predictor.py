@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.automl.intervals import half_width, intervals
 from core.deploy.batcher import Batcher
 from core.deploy.cache import LoadedModel, ModelCache, probability_dicts
 from core.deploy.enums import DeploymentMode
@@ -27,7 +28,7 @@ from core.deploy.telemetry import Telemetry
 from core.errors import NotFoundError, SchemaMismatchError
 from core.settings import Settings
 from core.store import utcnow
-from core.store.shapes import Record
+from core.store.shapes import IntervalsDoc, Record
 
 log = logging.getLogger("workbench.serving")
 
@@ -40,10 +41,17 @@ class Answer:
     predictions: list[Any]
     proba: np.ndarray | None = None  # rows × classes, classifiers only
     classes: list[Any] | None = None
+    intervals_doc: IntervalsDoc | None = None  # the answering version's, regression only
 
     @property
     def probabilities(self) -> list[dict[Any, float]] | None:
         return probability_dicts(self.classes or [], self.proba)
+
+    def intervals(self, coverage: float | None = None) -> list[list[float]] | None:
+        """[lower, upper] per prediction from the answering version's stored half-width (the
+        fast and the general path predict the same values, so they agree here too)."""
+        return intervals(self.predictions, half_width(
+            self.intervals_doc, coverage, f"{self.model}:{self.version}"))
 
 
 class Predictor:
@@ -154,7 +162,7 @@ class Predictor:
         ms = (time.perf_counter() - t0) * 1000
         self.telemetry.record(name, version, ms, True, preds)
         self.telemetry.sample(name, version, records)
-        return Answer(name, version, request_id, preds, probas, lm.classes)
+        return Answer(name, version, request_id, preds, probas, lm.classes, lm.intervals)
 
     def _count_failure(self, name: str, version: int, ms: float, rejected: bool) -> None:
         if rejected:

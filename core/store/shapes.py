@@ -66,6 +66,26 @@ class DriftReference(TypedDict, total=False):
     n_rows: int
 
 
+class IntervalsDoc(TypedDict, total=False):
+    """`Evaluation.intervals` (regression): split-conformal half-widths of the prediction
+    intervals per coverage level ("0.9" → q: the interval is prediction ± q), from
+    `n_residuals` out-of-fold residuals; `coverage` is the level served by default
+    (core.automl.intervals)."""
+
+    method: str
+    coverage: float
+    n_residuals: int
+    half_widths: dict[str, float]
+
+
+class ClassBalanceDoc(TypedDict, total=False):
+    """`Evaluation.class_balance` (classification): the rarest class's share of the rows and
+    whether that makes the target imbalanced (core.automl.metrics.class_balance)."""
+
+    minority_share: float
+    imbalanced: bool
+
+
 class Evaluation(TypedDict, total=False):
     """`ModelVersion.evaluation`: what the search measured on out-of-fold predictions, plus what
     training adds (notes, drift reference, market settings and backtest)."""
@@ -85,6 +105,8 @@ class Evaluation(TypedDict, total=False):
     reference: DriftReference
     market: dict[str, Any]     # indicator settings a market model rebuilds at predict time
     backtest: dict[str, Any]   # core.automl.backtest.BacktestReport.to_dict
+    intervals: IntervalsDoc    # regression versions trained since issue 15
+    class_balance: ClassBalanceDoc  # classification versions trained since issue 15
 
 
 class GuardRailsDoc(TypedDict, total=False):
@@ -122,5 +144,6 @@ class ProgressDoc(TypedDict, total=False):
     notes: list[str]
 
 
-__all__ = ["ColumnReference", "ConfusionMatrix", "DatasetColumn", "DriftReference", "Evaluation",
-           "GateDoc", "GuardRailsDoc", "Params", "ProgressDoc", "Record", "SchemaColumn"]
+__all__ = ["ClassBalanceDoc", "ColumnReference", "ConfusionMatrix", "DatasetColumn",
+           "DriftReference", "Evaluation", "GateDoc", "GuardRailsDoc", "IntervalsDoc", "Params",
+           "ProgressDoc", "Record", "SchemaColumn"]

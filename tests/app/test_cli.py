@@ -78,14 +78,15 @@ def test_automl_registers_versions_and_predict_resolves_refs(home: Path, tmp_pat
     assert history[0]["to_version"] == 1
 
 
-def test_regression_predict_has_a_single_prediction_column(home: Path, tmp_path: Path) -> None:
+def test_regression_predict_has_a_prediction_and_its_interval(home: Path, tmp_path: Path) -> None:
     data = str(DATA / "diabetes.csv")
     doc = run_json("automl", data, "--target", "progression", "--budget", "2")
     assert doc["metric"] == "rmse" and doc["task"] == "regression"
     out = tmp_path / "p.csv"
     run("predict", "diabetes", data, "--out", str(out))
     preds = pd.read_csv(out)
-    assert list(preds.columns) == ["prediction"] and len(preds) == 442
+    assert list(preds.columns) == ["prediction", "lower", "upper"] and len(preds) == 442
+    assert (preds["lower"] < preds["prediction"]).all()  # issue 15: a 90 % interval
 
 
 def test_train_fits_the_given_configuration(home: Path) -> None:

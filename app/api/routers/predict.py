@@ -33,7 +33,8 @@ async def predict(name: str, request: Request) -> Response:
     check_model_name(name)
     body = await parsed(request, PredictRequest)
     return answer_response(await serving_of(request).predict(name, body.records,
-                                                             body.request_key))
+                                                             body.request_key),
+                           coverage=body.coverage)
 
 
 async def _invocations(serving: Serving, name: str, payload: Any, key: str | None
