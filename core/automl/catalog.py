@@ -33,7 +33,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from xgboost import XGBClassifier, XGBRegressor
 
 from core.enums import Task
-from core.errors import InputError, WorkbenchError
+from core.errors import InvalidDataError, WorkbenchError
 from core.store.shapes import Params
 
 CLASSIFICATION = frozenset({Task.BINARY, Task.MULTICLASS})
@@ -83,7 +83,7 @@ class EstimatorSpec:
         space = dict(self.space)
         for name, value in overrides.items():
             if name not in allowed:
-                raise InputError(
+                raise InvalidDataError(
                     f"Unknown parameter {self.key}.{name} in the search space. Parameters of "
                     f"{self.key!r} you can set: {', '.join(sorted(allowed))}.")
             space[name] = override_distribution(f"{self.key}.{name}", allowed[name], value)
@@ -100,7 +100,7 @@ class EstimatorSpec:
         known = set(factory(**self.fixed).get_params()) | set(self.space)
         unknown = sorted(set(params) - known)
         if unknown:
-            raise WorkbenchError(
+            raise InvalidDataError(
                 f"Unknown parameter(s) for {self.key!r}: {', '.join(unknown)}. "
                 f"Searched: {', '.join(sorted(self.space))}; also accepted: "
                 f"{', '.join(sorted(known - set(self.space)))}.")
@@ -126,22 +126,22 @@ def override_distribution(where: str, allowed: BaseDistribution, value: Any
     (a single choice). Anything else is an `InputError` naming `where` and what is allowed."""
     if isinstance(value, Mapping):
         if set(value) != {"low", "high"}:
-            raise InputError(f"{where}: a range needs exactly 'low' and 'high', got "
+            raise InvalidDataError(f"{where}: a range needs exactly 'low' and 'high', got "
                              f"{', '.join(map(str, value)) or 'nothing'}.")
         if isinstance(allowed, CategoricalDistribution):
-            raise InputError(f"{where} takes choices, not a range: {describe(allowed)}.")
+            raise InvalidDataError(f"{where} takes choices, not a range: {describe(allowed)}.")
         low, high = (_number(where, allowed, value[k]) for k in ("low", "high"))
         if low > high:
-            raise InputError(f"{where}: low ({low:g}) is above high ({high:g}).")
+            raise InvalidDataError(f"{where}: low ({low:g}) is above high ({high:g}).")
         if low < allowed.low or high > allowed.high:
-            raise InputError(f"{where}: the range {low:g}..{high:g} is outside the allowed "
+            raise InvalidDataError(f"{where}: the range {low:g}..{high:g} is outside the allowed "
                              f"{describe(allowed)}.")
         if isinstance(allowed, IntDistribution):
             return IntDistribution(int(low), int(high), log=allowed.log)
         return FloatDistribution(float(low), float(high), log=allowed.log)
     values = list(value) if isinstance(value, list | tuple) else [value]
     if not values:
-        raise InputError(f"{where}: give at least one value ({describe(allowed)}).")
+        raise InvalidDataError(f"{where}: give at least one value ({describe(allowed)}).")
     choices = [_choice(where, allowed, v) for v in values]
     return CategoricalDistribution(list(dict.fromkeys(choices)))
 
@@ -149,9 +149,9 @@ def override_distribution(where: str, allowed: BaseDistribution, value: Any
 def _number(where: str, allowed: BaseDistribution, raw: Any) -> float | int:
     integer = isinstance(allowed, IntDistribution)
     if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise InputError(f"{where}: {raw!r} is not a number; allowed: {describe(allowed)}.")
+        raise InvalidDataError(f"{where}: {raw!r} is not a number; allowed: {describe(allowed)}.")
     if integer and not float(raw).is_integer():
-        raise InputError(f"{where}: {raw!r} is not a whole number; allowed: "
+        raise InvalidDataError(f"{where}: {raw!r} is not a whole number; allowed: "
                          f"{describe(allowed)}.")
     return int(raw) if integer else float(raw)
 
@@ -163,10 +163,10 @@ def _choice(where: str, allowed: BaseDistribution, raw: Any) -> Any:
                     isinstance(choice, float) and isinstance(raw, int | float)
                     and not isinstance(raw, bool) and float(raw) == choice):
                 return choice
-        raise InputError(f"{where}: {raw!r} is not allowed; choose {describe(allowed)}.")
+        raise InvalidDataError(f"{where}: {raw!r} is not allowed; choose {describe(allowed)}.")
     number = _number(where, allowed, raw)
     if not allowed.low <= number <= allowed.high:
-        raise InputError(f"{where}: {number:g} is outside the allowed {describe(allowed)}.")
+        raise InvalidDataError(f"{where}: {number:g} is outside the allowed {describe(allowed)}.")
     return number
 
 
@@ -195,14 +195,14 @@ def check_search_space(overrides: Mapping[str, Any] | None, task: str | None = N
     each `InputError` names the parameter and what is allowed."""
     for key, params in (overrides or {}).items():
         if key not in CATALOG:
-            raise InputError(f"Unknown estimator {key!r} in the search space. Choose one of: "
+            raise InvalidDataError(f"Unknown estimator {key!r} in the search space. Choose one of: "
                              f"{', '.join(CATALOG)}.")
         if estimators and key not in estimators:
-            raise InputError(f"The search space sets {key!r}, which is not among the "
+            raise InvalidDataError(f"The search space sets {key!r}, which is not among the "
                              f"estimators searched ({', '.join(estimators)}): add it to the "
                              "estimators or drop its overrides.")
         if not isinstance(params, Mapping):
-            raise InputError(f"The search space of {key!r} must map parameter names to a "
+            raise InvalidDataError(f"The search space of {key!r} must map parameter names to a "
                              "range, a list of values or one value.")
         CATALOG[key].with_overrides(task, params)
 
@@ -292,9 +292,10 @@ CATALOG: dict[str, EstimatorSpec] = {s.key: s for s in [
 def get_spec(key: str, task: str | None = None) -> EstimatorSpec:
     spec = CATALOG.get(key)
     if spec is None:
-        raise WorkbenchError(f"Unknown estimator {key!r}. Choose one of: {', '.join(CATALOG)}.")
+        raise InvalidDataError(f"Unknown estimator {key!r}. Choose one of: "
+                               f"{', '.join(CATALOG)}.")
     if task is not None and task not in spec.tasks:
-        raise WorkbenchError(f"The estimator {key!r} does not support {task} problems.")
+        raise InvalidDataError(f"The estimator {key!r} does not support {task} problems.")
     return spec
 
 

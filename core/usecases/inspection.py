@@ -118,8 +118,9 @@ def job_suggestions(job_id: int, *, session: Session) -> Suggestions:
     job = ledger.get_job(job_id, session=session)
     mv = session.get(ModelVersion, job.version_id) if job.version_id else None
     if mv is None:
-        why = ("it is still " + job.state.lower() if not job.state.is_terminal
-               else f"it ended {job.state.lower()} without registering a version")
+        state = JobState(job.state)
+        why = ("it is still " + state.lower() if not state.is_terminal
+               else f"it ended {state.lower()} without registering a version")
         return Suggestions(model=job.model_name, version=None, job_id=job.id, suggestions=[],
                            note=f"Suggestions come with the version a job registers: {why}.")
     return Suggestions(model=job.model_name, version=mv.version, job_id=job.id,
