@@ -17,10 +17,10 @@ from app.api.routers import (
     datasets,
     deployments,
     health,
-    inspect,
     jobs,
     models,
     monitor,
+    parity,
     predict,
 )
 from app.api.version import VERSION
@@ -79,7 +79,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     # jobs, retraining, schedules, monitoring and alerts
     app.include_router(jobs.router, responses=ERRORS)
     app.include_router(monitor.router, responses=ERRORS)
-    app.include_router(inspect.router, responses=ERRORS)  # API parity: read-only views
+    app.include_router(parity.router, responses=ERRORS)  # API parity: what CLI and pages do
     return app
 
 

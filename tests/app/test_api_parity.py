@@ -275,3 +275,53 @@ def test_automl_refuses_a_bad_override_with_exit_2(home: Path, space: str,
     for word in words:
         assert word in message
     assert "Traceback" not in result.output
+
+
+# -- the rest of what the CLI and pages do ------------------------------------------------------
+@pytest.mark.slow
+def test_aliases_move_and_their_history_over_http(client: TestClient) -> None:
+    r = client.post("/v1/models/wine/aliases/staging", json={"version": 2, "reason": "try"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"model": "wine", "alias": "staging", "version": 2,
+                        "previous_version": None}
+    moved = client.post("/v1/models/wine/aliases/staging", json={"version": 1}).json()
+    assert moved["previous_version"] == 2
+    history = client.get("/v1/models/wine/aliases/history").json()
+    moves = [(e["alias"], e["from_version"], e["to_version"], e["actor"], e["reason"])
+             for e in history if e["alias"] == "staging"]
+    assert sorted(moves, key=str) == sorted([("staging", None, 2, "api", "try"),
+                                             ("staging", 2, 1, "api", "")], key=str)
+    _refused(client.post("/v1/models/wine/aliases/staging", json={"version": 9}), 404, "9")
+    _refused(client.post("/v1/models/wine/aliases/9", json={"version": 1}), 400,
+             "not a valid alias")
+    _refused(client.post("/v1/models/wine/aliases/staging", json={"version": 0}), 422)
+    _refused(client.get("/v1/models/nope/aliases/history"), 404, "nope")
+
+
+@pytest.mark.slow
+def test_the_rollout_step_moves_the_candidate_share(client: TestClient) -> None:
+    _refused(client.post("/v1/deployments/wine/percent", json={"percent": 50}), 409,
+             "no candidate")
+    client.post("/v1/deployments/wine", json={"version": 2, "percent": 10})
+    r = client.post("/v1/deployments/wine/percent", json={"percent": 50,
+                                                          "expect_candidate": 2})
+    assert r.status_code == 200, r.text
+    assert (r.json()["candidate"], r.json()["percent"]) == (2, 50.0)
+    _refused(client.post("/v1/deployments/wine/percent", json={"percent": 60,
+                                                               "expect_candidate": 1}), 409)
+    _refused(client.post("/v1/deployments/wine/percent", json={"percent": 101}), 422)
+    _refused(client.post("/v1/deployments/nope/percent", json={"percent": 5}), 404)
+
+
+@pytest.mark.slow
+def test_accept_workers_and_samples(client: TestClient) -> None:
+    _refused(client.post("/v1/models/wine/versions/9/accept", json={}), 404, "9")
+    r = client.post("/v1/models/wine/versions/1/accept", json={"reason": "same library"})
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted_on"] and r.json()["library_mismatch"] is None  # saved here
+    assert client.get("/v1/workers").json() == []
+    stored = client.post("/v1/datasets/samples").json()
+    assert {"wine", "breast_cancer"} <= {row["dataset"] for row in stored}
+    assert next(row for row in stored if row["dataset"] == "wine")["new"] is False
+    again = client.post("/v1/datasets/samples").json()
+    assert not any(row["new"] for row in again)
