@@ -116,16 +116,20 @@ def _run_training(request: TrainingRequest, *, json_out: bool) -> None:
     from core.usecases.training import Progress as SearchProgress
     from core.usecases.training import run_training
 
-    budget = request.budget
+    budget, trials = request.budget, request.n_trials
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task("preparing data", total=budget)
+        # the bar follows whichever limit ends the search: trials or the budget
+        task = bar.add_task("preparing data", total=1.0)
         started = time.monotonic()
 
         def progress(state: SearchProgress) -> None:
             best = state.best_score
             best_txt = f"{best:.4f}" if isinstance(best, float) else "-"
-            bar.update(task, completed=min(time.monotonic() - started, budget),
+            done = (time.monotonic() - started) / budget
+            if trials:
+                done = max(done, state.trials_done / trials)
+            bar.update(task, completed=min(done, 1.0),
                        description=f"trials {state.trials_done} · best {state.metric} "
                                    f"{best_txt} · {state.last_estimator}")
             if not err.is_terminal:
