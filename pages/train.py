@@ -144,7 +144,10 @@ def live(job_id: int) -> None:
         trials = trials_frame(job.id, session=s)
         version, score, kind = registered_score(job, session=s)
     st.subheader(f"Job {job.id}: {job.model}")
-    st.progress(elapsed_fraction(job), text=text)
+    # a search with a number of trials ends at whichever limit comes first
+    limit = job.settings.get("n_trials")
+    done = max(elapsed_fraction(job), min(1.0, (job.trials or 0) / limit) if limit else 0.0)
+    st.progress(done, text=text)
     for note in job.progress.get("notes", []):  # left-out columns, time order, leaks
         st.caption(note)
     if not trials.empty and (trials["status"] == TrialState.OK).any():

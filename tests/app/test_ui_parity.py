@@ -90,3 +90,21 @@ def test_a_bad_override_is_explained_and_queues_nothing(home: Path, session: Ses
     assert not at.exception
     assert any("rf.criterion" in e.value and "squared_error" in e.value for e in at.error)
     assert ledger.list_jobs(session=session) == []
+
+
+def test_progress_follows_the_number_of_trials(home: Path, session: Session) -> None:
+    """A 4-trial search with an hour's cap, 2 trials done: half way, not 0 % of the hour."""
+    from core.jobs.states import JobState as State
+
+    wine_id = _ingest_wine()
+    job = ledger.create_job(session=session, model_name="wine", target="cultivar",
+                            task="multiclass", metric="log_loss", dataset_id=wine_id,
+                            settings={"budget": 3600.0, "n_trials": 4}, state=State.PENDING)
+    ledger.update_progress(job.id, session=session, trials_done=2)
+    at = _app()
+    at.query_params["job"] = str(job.id)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    (bar,) = at.get("progress")
+    assert bar.proto.value == 50
