@@ -18,6 +18,7 @@ from app.cli import app as cli
 from app.cli_jobs import automl, submit
 from core.automl.request import TrainingRequest
 from core.jobs import ledger
+from core.store import Worker
 from tests.factories import WINE, built_home, copy_home, store_session
 
 SPACE = ["--space", "knn.n_neighbors=4:6", "--space", "knn.weights=uniform"]
@@ -44,7 +45,12 @@ def wine_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def client(home: Path, wine_home: Path) -> Iterator[TestClient]:
+    """The API on a copy of the wine store, with a live worker's row: queued jobs stay
+    queued (no worker process is spawned to run them)."""
     copy_home(wine_home, home)
+    with store_session() as s:
+        s.add(Worker(id="parity-worker", host="test", pid=1))
+        s.commit()
     with TestClient(create_app(background=False)) as c:
         yield c
 
@@ -319,9 +325,22 @@ def test_accept_workers_and_samples(client: TestClient) -> None:
     r = client.post("/v1/models/wine/versions/1/accept", json={"reason": "same library"})
     assert r.status_code == 200, r.text
     assert r.json()["accepted_on"] and r.json()["library_mismatch"] is None  # saved here
-    assert client.get("/v1/workers").json() == []
+    (worker,) = client.get("/v1/workers").json()
+    assert (worker["id"], worker["host"], worker["pid"]) == ("parity-worker", "test", 1)
     stored = client.post("/v1/datasets/samples").json()
     assert {"wine", "breast_cancer"} <= {row["dataset"] for row in stored}
     assert next(row for row in stored if row["dataset"] == "wine")["new"] is False
     again = client.post("/v1/datasets/samples").json()
     assert not any(row["new"] for row in again)
+
+
+@pytest.mark.slow
+def test_trials_without_a_budget_get_the_hour_cap_from_the_cli(client: TestClient) -> None:
+    result = CliRunner().invoke(cli, ["submit", "1", "--target", "cultivar", "--trials", "3",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    job = client.get("/v1/jobs").json()[0]
+    assert (job["settings"]["budget"], job["settings"]["n_trials"]) == (3600.0, 3)
+    plain = CliRunner().invoke(cli, ["submit", "1", "--target", "cultivar", "--json"])
+    assert plain.exit_code == 0, plain.output
+    assert client.get("/v1/jobs").json()[0]["settings"]["budget"] == 60.0
