@@ -134,6 +134,8 @@ def search(frame: pd.DataFrame, target: str, *, budget: float | None = None,
     from core.automl.request import TrainingRequest  # the one place options are checked
 
     started = time.monotonic()
+    if n_trials is None:  # run_search's name for it, which this API always passed on
+        n_trials = kwargs.pop("max_trials", None)
     request = TrainingRequest.create(dataset=0, target=target, budget=budget, seed=seed,
                                      n_trials=n_trials, search_space=search_space)
     data = prepare(frame, target, task=task, metric=metric, seed=seed, time_column=time_column)
