@@ -28,7 +28,15 @@ TargetOpt = Annotated[str, typer.Option("--target", help="The column to predict.
 TaskOpt = Annotated[str, typer.Option(help="auto, classification or regression.")]
 MetricOpt = Annotated[str | None, typer.Option(
     help="roc_auc, log_loss, accuracy, f1, rmse, mae or r2.")]
-BudgetOpt = Annotated[float, typer.Option(help="Search time in seconds.", min=1)]
+BudgetOpt = Annotated[float | None, typer.Option(
+    help="Search time in seconds (default 60; with --trials and no budget the search stops "
+         "at N trials or after 3600 s).", min=1)]
+TrialsOpt = Annotated[int | None, typer.Option(
+    "--trials", help="Stop after N trials (pruned and failed ones count) or at the budget, "
+                     "whichever comes first.", min=1)]
+SpaceOpt = Annotated[list[str] | None, typer.Option(
+    "--space", help="Override a search space, repeatable: ESTIMATOR.PARAM=LOW:HIGH (a range), "
+                    "=A,B,C (choices) or =VALUE (fixed), e.g. xgboost.max_depth=3:8.")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed for a reproducible run.")]
 NameOpt = Annotated[str | None, typer.Option(help="Model name (default: file stem).")]
 TimeColumnOpt = Annotated[str | None, typer.Option(help="Validate in time order.")]
@@ -60,6 +68,35 @@ def _request(data: Path | int, target: str, *, task: str = "auto", estimators: s
                                   market=market, **options)
 
 
+def _value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw.strip()
+
+
+def _parse_space(items: list[str] | None) -> dict[str, dict[str, Any]] | None:
+    """`--space xgboost.max_depth=3:8 --space rf.criterion=gini,entropy` as the request's
+    `search_space` (checked against the catalogue by `TrainingRequest`)."""
+    space: dict[str, dict[str, Any]] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        estimator, dot, param = key.strip().partition(".")
+        if not sep or not dot or not estimator or not param or not raw.strip():
+            raise InputError(f"--space {item!r} must look like ESTIMATOR.PARAM=LOW:HIGH, "
+                             "ESTIMATOR.PARAM=A,B,C or ESTIMATOR.PARAM=VALUE, e.g. "
+                             "xgboost.max_depth=3:8.")
+        if ":" in raw:
+            low, _, high = raw.partition(":")
+            value: Any = {"low": _value(low), "high": _value(high)}
+        elif "," in raw:
+            value = [_value(v) for v in raw.split(",") if v.strip()]
+        else:
+            value = _value(raw)
+        space.setdefault(estimator, {})[param.strip()] = value
+    return space or None
+
+
 def _parse_params(items: list[str]) -> Params:
     params: Params = {}
     for item in items:
@@ -79,16 +116,20 @@ def _run_training(request: TrainingRequest, *, json_out: bool) -> None:
     from core.usecases.training import Progress as SearchProgress
     from core.usecases.training import run_training
 
-    budget = request.budget
+    budget, trials = request.budget, request.n_trials
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task("preparing data", total=budget)
+        # the bar follows whichever limit ends the search: trials or the budget
+        task = bar.add_task("preparing data", total=1.0)
         started = time.monotonic()
 
         def progress(state: SearchProgress) -> None:
             best = state.best_score
             best_txt = f"{best:.4f}" if isinstance(best, float) else "-"
-            bar.update(task, completed=min(time.monotonic() - started, budget),
+            done = (time.monotonic() - started) / budget
+            if trials:
+                done = max(done, state.trials_done / trials)
+            bar.update(task, completed=min(done, 1.0),
                        description=f"trials {state.trials_done} · best {state.metric} "
                                    f"{best_txt} · {state.last_estimator}")
             if not err.is_terminal:
@@ -137,7 +178,7 @@ def automl(
     target: TargetOpt,
     task: TaskOpt = "auto",
     metric: MetricOpt = None,
-    budget: BudgetOpt = 60.0,
+    budget: BudgetOpt = None,
     seed: SeedOpt = 0,
     name: NameOpt = None,
     time_column: TimeColumnOpt = None,
@@ -149,6 +190,8 @@ def automl(
     ticker_column: TickerOpt = None,
     cost_bps: CostOpt = 5.0,
     exclude: ExcludeOpt = None,
+    trials: TrialsOpt = None,
+    space: SpaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Search for the best pipeline, print the leaderboard and register the winner."""
@@ -156,7 +199,8 @@ def automl(
                            name=name, time_column=time_column, estimators=estimators,
                            search=search, ensemble=ensemble, target_kind=target_kind,
                            horizon=horizon, ticker_column=ticker_column, cost_bps=cost_bps,
-                           exclude=exclude or None),
+                           exclude=exclude or None, n_trials=trials,
+                           search_space=_parse_space(space)),
                   json_out=json_out)
 
 
@@ -175,8 +219,8 @@ def train(
 ) -> None:
     """Train one given configuration (no search), evaluate and register it."""
     _run_training(_request(data, target, task=task, metric=metric, seed=seed, name=name,
-                           estimators=estimator, params=_parse_params(param or []),
-                           budget=3600.0), json_out=json_out)
+                           kind="fixed", estimator=estimator,
+                           params=_parse_params(param or [])), json_out=json_out)
 
 
 @commands.command()
@@ -186,7 +230,7 @@ def submit(
     target: TargetOpt,
     task: TaskOpt = "auto",
     metric: MetricOpt = None,
-    budget: BudgetOpt = 60.0,
+    budget: BudgetOpt = None,
     seed: SeedOpt = 0,
     name: Annotated[str | None, typer.Option(help="Model name.")] = None,
     time_column: TimeColumnOpt = None,
@@ -198,6 +242,8 @@ def submit(
     ticker_column: TickerOpt = None,
     cost_bps: CostOpt = 5.0,
     exclude: ExcludeOpt = None,
+    trials: TrialsOpt = None,
+    space: SpaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Queue a training job for a worker and print its id (starts a local worker if none)."""
@@ -209,7 +255,8 @@ def submit(
                        time_column=time_column, estimators=estimators, search=search,
                        ensemble=ensemble, target_kind=target_kind, horizon=horizon,
                        ticker_column=ticker_column, cost_bps=cost_bps,
-                       exclude=exclude or None)
+                       exclude=exclude or None, n_trials=trials,
+                       search_space=_parse_space(space))
     with session() as s:
         job = submit_job(request, session=s)
     started = ensure_local_worker(database())

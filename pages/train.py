@@ -21,6 +21,7 @@ from app.ui.jobs import (
 )
 from app.ui.labels import score_card
 from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
+from app.ui.search_space import space_overrides
 from app.workers import ensure_local_worker
 from core.automl.catalog import CATALOG
 from core.automl.dates import (
@@ -31,7 +32,7 @@ from core.automl.dates import (
     preferred_time_column,
 )
 from core.automl.metrics import METRICS
-from core.automl.request import TrainingRequest
+from core.automl.request import MAX_TRIALS, TrainingRequest
 from core.data.datasets import list_datasets
 from core.enums import TrialState
 from core.glossary import explain
@@ -57,6 +58,9 @@ dates = date_columns(ds.columns)
 if dates:
     st.warning(date_warning(dates), icon=":material/calendar_month:")
 
+# outside the form, so the search-space expanders below follow the choice at once
+estimators = st.multiselect("Estimators (empty = all that fit the task)", list(CATALOG),
+                            format_func=lambda k: CATALOG[k].label, key="train_estimators")
 with st.form("train"):
     c1, c2 = st.columns(2)
     target = c1.selectbox("Target (column to predict)", columns, key="train_target")
@@ -71,9 +75,14 @@ with st.form("train"):
                                + "\n\n".join(m.describe() for m in METRICS.values()))
     method = c5.selectbox("Search method", ["tpe", "random", "grid"], key="train_method",
                           help="\n\n".join(explain(k) or k for k in ("tpe", "random", "grid")))
-    budget = st.slider("Time budget (seconds)", 10, 600, 60, step=10, key="train_budget")
-    estimators = st.multiselect("Estimators (empty = all that fit the task)", list(CATALOG),
-                                format_func=lambda k: CATALOG[k].label, key="train_estimators")
+    b1, b2 = st.columns([3, 1])
+    budget = b1.slider("Time budget (seconds)", 10, 600, 60, step=10, key="train_budget")
+    n_trials = b2.number_input("Stop after N trials (0 = no limit)", min_value=0,
+                               max_value=MAX_TRIALS, value=0, step=1, key="train_trials",
+                               help="The search stops at the budget or after this many "
+                                    "trials (pruned and failed ones count), whichever "
+                                    "comes first.")
+    space = space_overrides(estimators)
     if dates:
         date_use = st.radio("Date columns", [u.value for u in DateUse], key="train_dates",
                             format_func=lambda u: DateUse(u).describe(
@@ -112,6 +121,7 @@ if started:
         request = TrainingRequest.create(
             dataset=ds.id, target=target, name=name.strip() or None, task=task, metric=metric,
             budget=float(budget), estimators=estimators or None, search=method,
+            n_trials=int(n_trials) or None, search_space=space,
             ensemble=ensemble, time_column=plan.time_column,
             exclude=tuple(c for c in plan.exclude if c != target) or None,
             market=None if target_kind == "level" else {
@@ -134,7 +144,10 @@ def live(job_id: int) -> None:
         trials = trials_frame(job.id, session=s)
         version, score, kind = registered_score(job, session=s)
     st.subheader(f"Job {job.id}: {job.model}")
-    st.progress(elapsed_fraction(job), text=text)
+    # a search with a number of trials ends at whichever limit comes first
+    limit = job.settings.get("n_trials")
+    done = max(elapsed_fraction(job), min(1.0, (job.trials or 0) / limit) if limit else 0.0)
+    st.progress(done, text=text)
     for note in job.progress.get("notes", []):  # left-out columns, time order, leaks
         st.caption(note)
     if not trials.empty and (trials["status"] == TrialState.OK).any():

@@ -20,6 +20,7 @@ from app.api.routers import (
     jobs,
     models,
     monitor,
+    parity,
     predict,
     stages,
 )
@@ -80,6 +81,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     app.include_router(jobs.router, responses=ERRORS)
     app.include_router(monitor.router, responses=ERRORS)
     app.include_router(stages.router)  # registry lifecycle: stage moves
+    app.include_router(parity.router, responses=ERRORS)  # API parity: what CLI and pages do
     return app
 
 

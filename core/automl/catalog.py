@@ -7,7 +7,8 @@ is adding one entry here; the search and the CLI read this table and nothing els
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from xgboost import XGBClassifier, XGBRegressor
 
 from core.enums import Task
-from core.errors import WorkbenchError
+from core.errors import InvalidDataError, WorkbenchError
 from core.store.shapes import Params
 
 CLASSIFICATION = frozenset({Task.BINARY, Task.MULTICLASS})
@@ -52,6 +53,43 @@ class EstimatorSpec:
     defaults: list[Params]
     space: dict[str, BaseDistribution] = field(default_factory=dict)
     fixed: Params = field(default_factory=dict)  # always passed, never searched
+    # parameters a user may add to the search space (`search_space`), by task family
+    # ("classification" / "regression"); the default search leaves them at their default
+    optional: dict[str, dict[str, BaseDistribution]] = field(default_factory=dict)
+
+    def searchable(self, task: str | None = None) -> dict[str, BaseDistribution]:
+        """What a user may override for `task` (None: any task, choices of both merged):
+        the searched parameters with the catalogue's bounds, and the optional ones."""
+        families = [_family(task)] if task is not None else ["classification", "regression"]
+        extra: dict[str, BaseDistribution] = {}
+        for fam in families:
+            for name, dist in self.optional.get(fam, {}).items():
+                if name in extra and isinstance(dist, CategoricalDistribution):
+                    # both families: the union of their choices
+                    choices = [*extra[name].choices,
+                               *(c for c in dist.choices if c not in extra[name].choices)]
+                    dist = CategoricalDistribution(choices)
+                extra[name] = dist
+        return {**self.space, **extra}
+
+    def with_overrides(self, task: str | None, overrides: Mapping[str, Any] | None
+                       ) -> EstimatorSpec:
+        """This entry with the user's ranges / fixed values over its search space (checked
+        against the catalogue; see `override_distribution`); the known-good defaults are
+        moved inside the overrides so the first trials respect them too."""
+        if not overrides:
+            return self
+        allowed = self.searchable(task)
+        space = dict(self.space)
+        for name, value in overrides.items():
+            if name not in allowed:
+                raise InvalidDataError(
+                    f"Unknown parameter {self.key}.{name} in the search space. Parameters of "
+                    f"{self.key!r} you can set: {', '.join(sorted(allowed))}.")
+            space[name] = override_distribution(f"{self.key}.{name}", allowed[name], value)
+        defaults = _dedupe([{**point, **{n: _inside(space[n], point.get(n))
+                                         for n in overrides}} for point in self.defaults])
+        return dataclasses.replace(self, space=space, defaults=defaults)
 
     def make(self, task: str, params: Params) -> BaseEstimator:
         """The estimator with `params` over the fixed ones; unknown names are refused with
@@ -62,11 +100,111 @@ class EstimatorSpec:
         known = set(factory(**self.fixed).get_params()) | set(self.space)
         unknown = sorted(set(params) - known)
         if unknown:
-            raise WorkbenchError(
+            raise InvalidDataError(
                 f"Unknown parameter(s) for {self.key!r}: {', '.join(unknown)}. "
                 f"Searched: {', '.join(sorted(self.space))}; also accepted: "
                 f"{', '.join(sorted(known - set(self.space)))}.")
         return factory(**{**self.fixed, **params})
+
+
+def _family(task: str) -> str:
+    return "regression" if task == "regression" else "classification"
+
+
+def describe(dist: BaseDistribution) -> str:
+    """How a parameter's allowed values read in a message: `2..10 (integer)`, `a, b`."""
+    if isinstance(dist, CategoricalDistribution):
+        return "one of " + ", ".join(str(c) for c in dist.choices)
+    kind = "integer" if isinstance(dist, IntDistribution) else "number"
+    return f"{dist.low:g}..{dist.high:g} ({kind})"
+
+
+def override_distribution(where: str, allowed: BaseDistribution, value: Any
+                          ) -> BaseDistribution:
+    """A user's override as an Optuna distribution: `{"low", "high"}` a range inside the
+    catalogue's bounds (log scale kept), a list a set of choices, a plain value a fixed one
+    (a single choice). Anything else is an `InputError` naming `where` and what is allowed."""
+    if isinstance(value, Mapping):
+        if set(value) != {"low", "high"}:
+            raise InvalidDataError(f"{where}: a range needs exactly 'low' and 'high', got "
+                             f"{', '.join(map(str, value)) or 'nothing'}.")
+        if isinstance(allowed, CategoricalDistribution):
+            raise InvalidDataError(f"{where} takes choices, not a range: {describe(allowed)}.")
+        low, high = (_number(where, allowed, value[k]) for k in ("low", "high"))
+        if low > high:
+            raise InvalidDataError(f"{where}: low ({low:g}) is above high ({high:g}).")
+        if low < allowed.low or high > allowed.high:
+            raise InvalidDataError(f"{where}: the range {low:g}..{high:g} is outside the allowed "
+                             f"{describe(allowed)}.")
+        if isinstance(allowed, IntDistribution):
+            return IntDistribution(int(low), int(high), log=allowed.log)
+        return FloatDistribution(float(low), float(high), log=allowed.log)
+    values = list(value) if isinstance(value, list | tuple) else [value]
+    if not values:
+        raise InvalidDataError(f"{where}: give at least one value ({describe(allowed)}).")
+    choices = [_choice(where, allowed, v) for v in values]
+    return CategoricalDistribution(list(dict.fromkeys(choices)))
+
+
+def _number(where: str, allowed: BaseDistribution, raw: Any) -> float | int:
+    integer = isinstance(allowed, IntDistribution)
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise InvalidDataError(f"{where}: {raw!r} is not a number; allowed: {describe(allowed)}.")
+    if integer and not float(raw).is_integer():
+        raise InvalidDataError(f"{where}: {raw!r} is not a whole number; allowed: "
+                         f"{describe(allowed)}.")
+    return int(raw) if integer else float(raw)
+
+
+def _choice(where: str, allowed: BaseDistribution, raw: Any) -> Any:
+    if isinstance(allowed, CategoricalDistribution):
+        for choice in allowed.choices:  # 1 and 1.0 are the same choice; True is not 1
+            if type(choice) is type(raw) and choice == raw or (
+                    isinstance(choice, float) and isinstance(raw, int | float)
+                    and not isinstance(raw, bool) and float(raw) == choice):
+                return choice
+        raise InvalidDataError(f"{where}: {raw!r} is not allowed; choose {describe(allowed)}.")
+    number = _number(where, allowed, raw)
+    if not allowed.low <= number <= allowed.high:
+        raise InvalidDataError(f"{where}: {number:g} is outside the allowed {describe(allowed)}.")
+    return number
+
+
+def _inside(dist: BaseDistribution, value: Any) -> Any:
+    """`value` if `dist` contains it, else the nearest value it does (a default moved inside
+    the user's range)."""
+    if isinstance(dist, CategoricalDistribution):
+        return value if value in dist.choices else dist.choices[0]
+    if value is None:
+        return dist.low
+    return min(max(value, dist.low), dist.high)
+
+
+def _dedupe(points: list[Params]) -> list[Params]:
+    seen: list[Params] = []
+    for point in points:
+        if point not in seen:
+            seen.append(point)
+    return seen
+
+
+def check_search_space(overrides: Mapping[str, Any] | None, task: str | None = None,
+                       estimators: tuple[str, ...] | None = None) -> None:
+    """Refuse an override of an unknown estimator (or of one outside `estimators`) or
+    parameter, a range outside the catalogue's bounds or of the wrong type, low > high:
+    each `InputError` names the parameter and what is allowed."""
+    for key, params in (overrides or {}).items():
+        if key not in CATALOG:
+            raise InvalidDataError(f"Unknown estimator {key!r} in the search space. Choose one of: "
+                             f"{', '.join(CATALOG)}.")
+        if estimators and key not in estimators:
+            raise InvalidDataError(f"The search space sets {key!r}, which is not among the "
+                             f"estimators searched ({', '.join(estimators)}): add it to the "
+                             "estimators or drop its overrides.")
+        if not isinstance(params, Mapping):
+            raise InvalidDataError(f"The search space of {key!r} must map parameter names to a "
+                             "range, a list of values or one value.")
+        CATALOG[key].with_overrides(task, params)
 
 
 def _linear_classifier(C: float = 1.0, **kw: Any) -> BaseEstimator:
@@ -78,6 +216,14 @@ FOREST_SPACE: dict[str, BaseDistribution] = {
     "n_estimators": IntDistribution(50, 500, log=True),
     "max_features": CategoricalDistribution(["sqrt", "log2", 0.5, 1.0]),
     "min_samples_leaf": IntDistribution(1, 20, log=True),
+}
+# not searched by default; users may search or fix them (`--space rf.criterion=gini,entropy`)
+FOREST_OPTIONAL: dict[str, dict[str, BaseDistribution]] = {
+    "classification": {"criterion": CategoricalDistribution(["gini", "entropy", "log_loss"]),
+                       "max_depth": IntDistribution(1, 64)},
+    "regression": {"criterion": CategoricalDistribution(["squared_error", "absolute_error",
+                                                          "friedman_mse", "poisson"]),
+                   "max_depth": IntDistribution(1, 64)},
 }
 
 CATALOG: dict[str, EstimatorSpec] = {s.key: s for s in [
@@ -116,11 +262,13 @@ CATALOG: dict[str, EstimatorSpec] = {s.key: s for s in [
         "rf", "Random forest", BOTH, "tree", 2,
         classifier=RandomForestClassifier, regressor=RandomForestRegressor,
         defaults=FOREST_DEFAULTS, space=FOREST_SPACE, fixed={"n_jobs": 1, "random_state": 0},
+        optional=FOREST_OPTIONAL,
     ),
     EstimatorSpec(
         "extra_trees", "Extra trees", BOTH, "tree", 2,
         classifier=ExtraTreesClassifier, regressor=ExtraTreesRegressor,
         defaults=FOREST_DEFAULTS, space=FOREST_SPACE, fixed={"n_jobs": 1, "random_state": 0},
+        optional=FOREST_OPTIONAL,
     ),
     EstimatorSpec(
         "knn", "k-nearest neighbours", BOTH, "linear", 1,
@@ -144,9 +292,10 @@ CATALOG: dict[str, EstimatorSpec] = {s.key: s for s in [
 def get_spec(key: str, task: str | None = None) -> EstimatorSpec:
     spec = CATALOG.get(key)
     if spec is None:
-        raise WorkbenchError(f"Unknown estimator {key!r}. Choose one of: {', '.join(CATALOG)}.")
+        raise InvalidDataError(f"Unknown estimator {key!r}. Choose one of: "
+                               f"{', '.join(CATALOG)}.")
     if task is not None and task not in spec.tasks:
-        raise WorkbenchError(f"The estimator {key!r} does not support {task} problems.")
+        raise InvalidDataError(f"The estimator {key!r} does not support {task} problems.")
     return spec
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from core.automl.catalog import get_spec
+from core.automl.catalog import check_search_space, get_spec
 from core.errors import InputError, InvalidDataError, WorkbenchError
 from core.features.targets import TARGET_KINDS
 from core.registry import check_model_name
@@ -34,6 +34,12 @@ from core.store.shapes import Params
 
 MAX_BUDGET_S = 86_400.0
 DEFAULT_BUDGET_S = 60.0
+# with a number of trials and no budget, the search still stops after an hour (the cap a
+# forgotten `--trials 10000` on a wide table must not exceed); a fixed configuration gets
+# the same hour, as `workbench train` always did
+TRIALS_ONLY_BUDGET_S = 3600.0
+FIXED_BUDGET_S = 3600.0
+MAX_TRIALS = 10_000
 TASK_CHOICES = ("classification", "regression", "binary", "multiclass")
 
 
@@ -94,11 +100,24 @@ class MarketTarget(BaseModel):
         return doc
 
 
+class ParamRange(BaseModel):
+    """A range for one searched parameter, inside the catalogue's bounds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    low: int | float
+    high: int | float
+
+
+Scalar = bool | int | float | str
+# estimator key -> parameter -> a range, a list of choices, or one fixed value
+SearchSpace = dict[str, dict[str, ParamRange | list[Scalar] | Scalar]]
+
 # the settings a job stores (and a retrain reuses), in the order they are stored
 SETTINGS = ("budget", "seed", "time_column", "task", "metric", "estimators", "params",
             "sampler", "ensemble", "market")
 # stored only when set, so a job without them stores exactly what it always stored
-OPTIONAL_SETTINGS = ("exclude",)
+OPTIONAL_SETTINGS = ("exclude", "n_trials", "search_space")
 
 
 class TrainingRequest(BaseModel):
@@ -135,6 +154,62 @@ class TrainingRequest(BaseModel):
     exclude: tuple[str, ...] | None = Field(
         default=None, description="Columns to leave out of the features (a date that would "
                                   "only encode the row order, an identifier kept as a number).")
+    n_trials: int | None = Field(
+        default=None, description=f"Stop after this many trials (pruned and failed ones "
+        f"count), or at the budget, whichever comes first. Without a budget the search "
+        f"stops at {TRIALS_ONLY_BUDGET_S:.0f} s at the latest.",
+        json_schema_extra={"minimum": 1, "maximum": MAX_TRIALS})
+    search_space: SearchSpace | None = Field(
+        default=None, description="Overrides of estimators' search spaces: {estimator: "
+        "{parameter: {\"low\": L, \"high\": H} | [choices] | value}}, inside the "
+        "catalogue's bounds (GET /v1/catalog lists them).")
+    kind: Literal["search", "fixed"] | None = Field(
+        default=None, description="fixed: train exactly `params` with `estimator` (no "
+        "search, as `workbench train`); search (the default without params).")
+    estimator: str | None = Field(default=None, description="The one estimator of a fixed "
+                                  "configuration (same as estimators: [key]).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spell_out(cls, data: Any) -> Any:
+        """`estimator` as a one-key `estimators`; `kind: fixed` with no params trains the
+        estimator's defaults; the budget's default depends on what is asked (see
+        TRIALS_ONLY_BUDGET_S, FIXED_BUDGET_S)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        key = data.get("estimator")
+        if key is not None:
+            keys = data.get("estimators")
+            if keys and list(keys) != [key]:
+                raise InputError(f"estimator {key!r} and estimators {list(keys)} disagree: "
+                                 "give one of them.")
+            data["estimators"] = [key]
+        fixed = data.get("kind") == "fixed"
+        if fixed and data.get("params") is None:
+            data["params"] = {}
+        if data.get("budget") is None:
+            data["budget"] = (FIXED_BUDGET_S if fixed else TRIALS_ONLY_BUDGET_S
+                              if data.get("n_trials") is not None else DEFAULT_BUDGET_S)
+        return data
+
+    @field_validator("n_trials")
+    @classmethod
+    def _trials_in_range(cls, n: int | None) -> int | None:
+        if n is not None and not 1 <= n <= MAX_TRIALS:
+            raise InputError(f"n_trials must be a whole number from 1 to {MAX_TRIALS}, "
+                             f"got {n}.")
+        return n
+
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _known_space(cls, space: Any) -> Any:
+        if isinstance(space, Mapping):
+            # ranges as plain mappings, so the catalogue checks what the user wrote
+            check_search_space({k: {n: (dict(v) if isinstance(v, ParamRange) else v)
+                                    for n, v in p.items()} if isinstance(p, Mapping) else p
+                                for k, p in space.items()})
+        return space or None
 
     @field_validator("exclude")
     @classmethod
@@ -196,9 +271,27 @@ class TrainingRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_configuration(self) -> Self:
+        if self.kind == "fixed" and (not self.estimators or len(self.estimators) != 1):
+            raise InputError("kind 'fixed' trains one configuration: give its estimator "
+                             "(\"estimator\": \"hgb\") and params.")
+        if self.kind == "search" and self.params is not None:
+            raise InputError("params train one fixed configuration: use kind 'fixed' with "
+                             "one estimator, or leave params out to search.")
         if self.params is not None and (not self.estimators or len(self.estimators) != 1):
             raise InputError("Training one configuration needs exactly one estimator.")
+        if self.params is not None and (self.search_space or self.n_trials):
+            raise InputError("search_space and n_trials control a search; a fixed "
+                             "configuration trains its params once.")
+        if self.search_space:
+            check_search_space(self._space_doc(), estimators=self.estimators)
         return self
+
+    def _space_doc(self) -> dict[str, dict[str, Any]]:
+        return self.model_dump(mode="json", include={"search_space"})["search_space"] or {}
+
+    def space_overrides(self) -> dict[str, dict[str, Any]]:
+        """The search-space overrides as plain JSON values (what the search takes)."""
+        return self._space_doc() if self.search_space else {}
 
     @classmethod
     def create(cls, **fields: Any) -> TrainingRequest:

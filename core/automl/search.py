@@ -14,7 +14,7 @@ import itertools
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from core.automl import ensemble as ens
-from core.automl.catalog import EstimatorSpec, get_spec, specs_for
+from core.automl.catalog import EstimatorSpec, check_search_space, get_spec, specs_for
 from core.automl.importance import feature_importance
 from core.automl.scheduler import Arm, choose
 from core.automl.suggest import suggestions
@@ -123,14 +123,25 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def search(frame: pd.DataFrame, target: str, *, budget: float = 60.0, metric: str | None = None,
-           task: str | None = None, seed: int = 0, time_column: str | None = None,
-           **kwargs: Any) -> SearchResult:
-    """The Python API: search within `budget` seconds for the best pipeline predicting
-    `target`; returns the leaderboard and the fitted best pipeline (or ensemble)."""
+def search(frame: pd.DataFrame, target: str, *, budget: float | None = None,
+           n_trials: int | None = None, search_space: Mapping[str, Any] | None = None,
+           metric: str | None = None, task: str | None = None, seed: int = 0,
+           time_column: str | None = None, **kwargs: Any) -> SearchResult:
+    """The Python API: search for the best pipeline predicting `target` within `budget`
+    seconds and/or `n_trials` trials (whichever comes first; the budget defaults to 60 s,
+    or to the one-hour cap when only `n_trials` is given), with `search_space` overrides as
+    `TrainingRequest` takes them; returns the leaderboard and the fitted best pipeline."""
+    from core.automl.request import TrainingRequest  # the one place options are checked
+
     started = time.monotonic()
+    if n_trials is None:  # run_search's name for it, which this API always passed on
+        n_trials = kwargs.pop("max_trials", None)
+    request = TrainingRequest.create(dataset=0, target=target, budget=budget, seed=seed,
+                                     n_trials=n_trials, search_space=search_space)
     data = prepare(frame, target, task=task, metric=metric, seed=seed, time_column=time_column)
-    return run_search(data, budget=budget - (time.monotonic() - started), seed=seed, **kwargs)
+    return run_search(data, budget=request.budget - (time.monotonic() - started), seed=seed,
+                      max_trials=request.n_trials, search_space=request.space_overrides(),
+                      **kwargs)
 
 
 def run_search(data: TrainingData, *, budget: float = 60.0, seed: int = 0,
@@ -139,9 +150,12 @@ def run_search(data: TrainingData, *, budget: float = 60.0, seed: int = 0,
                on_trial: Callable[[TrialResult, TrainingData], None] | None = None,
                should_stop: Callable[[], bool] | None = None,
                pause_gate: Callable[[], float] | None = None,
-               fixed_params: Params | None = None) -> SearchResult:
-    """Search prepared data within `budget` seconds. With `fixed_params` and one estimator,
-    evaluate exactly that configuration (no search).
+               fixed_params: Params | None = None,
+               search_space: Mapping[str, Mapping[str, Any]] | None = None) -> SearchResult:
+    """Search prepared data within `budget` seconds and at most `max_trials` trials. With
+    `fixed_params` and one estimator, evaluate exactly that configuration (no search).
+    `search_space` overrides estimators' spaces (estimator -> parameter -> a range
+    `{"low", "high"}`, a list of choices or one value; checked against the catalogue).
 
     `should_stop()` is asked between trials and folds (cancel); `pause_gate()` is called
     between trials, may block while the job is paused, and returns the seconds it waited,
@@ -154,14 +168,15 @@ def run_search(data: TrainingData, *, budget: float = 60.0, seed: int = 0,
         return _Search(data, budget=budget, seed=seed, estimators=estimators, sampler=sampler,
                        ensemble=ensemble, max_trials=max_trials, on_trial=on_trial,
                        should_stop=should_stop, pause_gate=pause_gate,
-                       fixed_params=fixed_params).run()
+                       fixed_params=fixed_params, search_space=search_space).run()
 
 
 class _Search:
     def __init__(self, data: TrainingData, *, budget: float, seed: int,
                  estimators: list[str] | None, sampler: str, ensemble: bool,
                  max_trials: int | None, on_trial: Any, should_stop: Any, pause_gate: Any,
-                 fixed_params: Params | None) -> None:
+                 fixed_params: Params | None,
+                 search_space: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         if sampler not in (*SAMPLERS, "grid"):
             raise WorkbenchError(f"Unknown search method {sampler!r}: use tpe, random or grid.")
         if fixed_params is not None and (not estimators or len(estimators) != 1):
@@ -180,6 +195,8 @@ class _Search:
         self.rng = np.random.default_rng(seed)
         specs = ([get_spec(k, data.task) for k in estimators] if estimators
                  else specs_for(data.task))
+        check_search_space(search_space, data.task, tuple(s.key for s in specs))
+        specs = [s.with_overrides(data.task, (search_space or {}).get(s.key)) for s in specs]
         self.arms = [self._arm(spec, i) for i, spec in enumerate(specs)]
         self.trials: list[TrialResult] = []
         self.incumbent: TrialResult | None = None

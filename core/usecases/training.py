@@ -19,7 +19,7 @@ import pandas as pd
 from sqlmodel import Session
 
 from core.automl.backtest import backtest
-from core.automl.catalog import get_spec
+from core.automl.catalog import check_search_space, get_spec
 from core.automl.preflight import check_shape, preflight
 from core.automl.request import TrainingRequest
 from core.automl.search import SearchCancelled, SearchResult, TrialResult, run_search
@@ -96,6 +96,7 @@ def prepare_job(request: TrainingRequest, *, session: Session,
     data, _ = _prepare(frame, request)
     for key in request.estimators or ():
         get_spec(key, data.task)
+    check_search_space(request.space_overrides(), data.task, request.estimators)
     if request.params is not None:  # refuses unknown parameter names
         get_spec(request.estimators[0], data.task).make(data.task, request.params)
     if isinstance(source, Path):
@@ -173,7 +174,8 @@ def execute(db: Database, job_id: int, *, progress: ProgressFn | None = None,
                             estimators=list(request.estimators or []) or None,
                             sampler=request.sampler, ensemble=request.ensemble,
                             on_trial=on_trial, should_stop=should_stop, pause_gate=pause_gate,
-                            fixed_params=request.params)
+                            fixed_params=request.params, max_trials=request.n_trials,
+                            search_space=request.space_overrides())
     except SearchCancelled:
         return _stopped(db, job_id, len(done), on_stopped)
     if should_stop is not None and should_stop():  # stopped while the final model was fitted

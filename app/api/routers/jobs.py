@@ -20,6 +20,14 @@ from core.jobs.reaper import reap_lost_jobs
 from core.jobs.schedules import create_schedule, delete_schedule, list_schedules, set_paused
 from core.jobs.states import Trigger
 from core.jobs.views import read_job_detail, read_jobs
+from core.usecases.inspection import (
+    JobLogs,
+    JobTrials,
+    Suggestions,
+    job_logs,
+    job_suggestions,
+    job_trials,
+)
 from core.usecases.retraining import retrain
 from core.usecases.training import submit
 
@@ -28,6 +36,9 @@ router = APIRouter(tags=["jobs"])
 
 @router.post("/v1/jobs", status_code=201, response_model=JobPublic)
 def create_job(body: TrainingRequest, session: SessionDep, db: DbDep) -> JobPublic:
+    """Queue a search (the default), or with `"kind": "fixed"`, `"estimator"` and `"params"`
+    one configuration (as `workbench train`). Every option of `workbench automl` is a field:
+    `n_trials` and `search_space` included."""
     job = submit(body, session=session, trigger=Trigger.API, actor="api")
     ensure_local_worker(db)
     return JobPublic.of(job)
@@ -41,6 +52,25 @@ def jobs(session: SessionDep, limit: int = 100) -> list[JobPublic]:
 @router.get("/v1/jobs/{job_id}", response_model=JobDetailPublic)
 def job(job_id: int, session: SessionDep) -> JobDetailPublic:
     return read_job_detail(job_id, session=session, by="api")
+
+
+@router.get("/v1/jobs/{job_id}/logs", response_model=JobLogs)
+def logs(job_id: int, session: SessionDep) -> JobLogs:
+    """The job's captured log and state changes (`workbench logs ID`)."""
+    reap_lost_jobs(session=session, by="api")
+    return job_logs(job_id, session=session)
+
+
+@router.get("/v1/jobs/{job_id}/trials", response_model=JobTrials)
+def trials(job_id: int, session: SessionDep) -> JobTrials:
+    """The leaderboard: every trial ranked, pruned and failed ones last with their reason."""
+    return job_trials(job_id, session=session)
+
+
+@router.get("/v1/jobs/{job_id}/suggestions", response_model=Suggestions)
+def suggestions(job_id: int, session: SessionDep) -> Suggestions:
+    """Advice drawn from the job's search (with the version it registered)."""
+    return job_suggestions(job_id, session=session)
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobPublic)
