@@ -38,7 +38,7 @@ def check_name(name: Any, field: str = "experiment") -> str:
 
 
 def param_text(key: str, value: Any) -> str:
-    text = value if isinstance(value, str) else _text(value)
+    text = value if isinstance(value, str) else as_text(value)
     if len(text) > PARAM_VALUE_MAX:
         raise InputError(f"params.{key}: the value has {len(text)} characters; at most "
                          f"{PARAM_VALUE_MAX} are kept. Log a shorter value or an artifact.")
@@ -46,16 +46,18 @@ def param_text(key: str, value: Any) -> str:
 
 
 def tag_text(key: str, value: Any) -> str:
-    text = value if isinstance(value, str) else _text(value)
+    text = value if isinstance(value, str) else as_text(value)
     if len(text) > TAG_VALUE_MAX:
         raise InputError(f"tags.{key}: the value has {len(text)} characters; at most "
                          f"{TAG_VALUE_MAX} are kept.")
     return text
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
     import json
 
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, int | float):
