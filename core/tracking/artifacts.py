@@ -13,9 +13,10 @@ from pathlib import Path, PurePosixPath
 
 from sqlmodel import Session
 
-from core.errors import InputError, NotFoundError
+from core.errors import NotFoundError
 from core.fsutil import atomic_write
 from core.settings import get_settings
+from core.tracking.checks import BadInput
 from core.tracking.public import ArtifactPublic
 from core.tracking.runs import get_run_row
 
@@ -86,13 +87,13 @@ def write_artifact(run_id: int, name: str, data: bytes | Path) -> ArtifactPublic
     existing artifact of that name is replaced). `name` follows the download rules."""
     rel = clean_relpath(name)
     if rel is None:
-        raise InputError(f"name: {name!r} is not an artifact path; use '/'-separated names "
+        raise BadInput(f"name: {name!r} is not an artifact path; use '/'-separated names "
                          "without '.', '..', empty parts, '%', '\\', '#', '?', ':' or control "
                          "characters (e.g. 'plots/loss.png').")
     target = run_root(run_id) / rel
     if isinstance(data, Path):
         if not data.is_file():
-            raise InputError(f"{data} is not a file to log as an artifact.")
+            raise BadInput(f"{data} is not a file to log as an artifact.")
         data = data.read_bytes()
     atomic_write(target, bytes(data))
     return ArtifactPublic(path=rel.as_posix(), size_bytes=len(data))

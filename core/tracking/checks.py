@@ -10,6 +10,15 @@ from typing import Any
 
 from core.errors import InputError
 
+
+class BadInput(InputError):
+    """A bad name, value, filter or page in a tracking call: 422, like a body the API's
+    validation refuses (the message names the field)."""
+
+    code = "invalid_request"
+    http_status = 422
+
+
 KEY_MAX = 250
 PARAM_VALUE_MAX = 6000
 TAG_VALUE_MAX = 5000
@@ -22,7 +31,7 @@ _KEY = re.compile(r"[A-Za-z0-9_\-./ ]+")
 def check_key(key: Any, field: str) -> str:
     if not isinstance(key, str) or not key or len(key) > KEY_MAX or not _KEY.fullmatch(key) \
             or key != key.strip():
-        raise InputError(
+        raise BadInput(
             f"{field}: {key!r} is not a valid name; use 1–{KEY_MAX} letters, digits, "
             "underscores, dashes, dots, slashes or inner spaces (e.g. 'max_depth', "
             "'val/loss').")
@@ -32,7 +41,7 @@ def check_key(key: Any, field: str) -> str:
 def check_name(name: Any, field: str = "experiment") -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX \
             or any(ord(c) < 32 for c in name):
-        raise InputError(f"{field}: {name!r} is not a valid name; give 1–{NAME_MAX} "
+        raise BadInput(f"{field}: {name!r} is not a valid name; give 1–{NAME_MAX} "
                          "printable characters.")
     return name.strip()
 
@@ -40,7 +49,7 @@ def check_name(name: Any, field: str = "experiment") -> str:
 def param_text(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else as_text(value)
     if len(text) > PARAM_VALUE_MAX:
-        raise InputError(f"params.{key}: the value has {len(text)} characters; at most "
+        raise BadInput(f"params.{key}: the value has {len(text)} characters; at most "
                          f"{PARAM_VALUE_MAX} are kept. Log a shorter value or an artifact.")
     return text
 
@@ -48,7 +57,7 @@ def param_text(key: str, value: Any) -> str:
 def tag_text(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else as_text(value)
     if len(text) > TAG_VALUE_MAX:
-        raise InputError(f"tags.{key}: the value has {len(text)} characters; at most "
+        raise BadInput(f"tags.{key}: the value has {len(text)} characters; at most "
                          f"{TAG_VALUE_MAX} are kept.")
     return text
 
@@ -82,17 +91,17 @@ def metric_value(key: str, value: Any) -> float:
         try:
             value = float(value)  # numpy scalars, Decimal
         except (TypeError, ValueError):
-            raise InputError(f"metrics.{key}: {value!r} is not a number.") from None
+            raise BadInput(f"metrics.{key}: {value!r} is not a number.") from None
     value = float(value)
     if not math.isfinite(value):
-        raise InputError(f"metrics.{key}: {value!r} is not a finite number; NaN and "
+        raise BadInput(f"metrics.{key}: {value!r} is not a finite number; NaN and "
                          "infinities cannot be compared or charted, so they are refused.")
     return value
 
 
 def metric_step(key: str, step: Any) -> int:
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= STEP_MAX:
-        raise InputError(f"metrics.{key}.step: {step!r} is not a whole number in "
+        raise BadInput(f"metrics.{key}.step: {step!r} is not a whole number in "
                          f"[0, {STEP_MAX}].")
     return step
 

@@ -16,9 +16,8 @@ from typing import Any, Literal
 from sqlalchemy import and_, exists, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.errors import InputError
 from core.store import Run, RunLatestMetric, RunParam, RunTag
-from core.tracking.checks import as_number, check_key
+from core.tracking.checks import BadInput, as_number, check_key
 
 Kind = Literal["params", "metrics", "tags"]
 _FILTER = re.compile(r"\s*(params|metrics|tags)\.(.+?)\s*(==|!=|>=|<=|=|>|<)\s*(.*?)\s*")
@@ -43,7 +42,7 @@ def parse_filter(text: Any) -> RunFilter:
     """One filter from its text; InputError (naming the filter and the syntax) otherwise."""
     m = _FILTER.fullmatch(text) if isinstance(text, str) else None
     if m is None:
-        raise InputError(f"filter: {text!r} is not a filter; write KIND.KEY OP VALUE with KIND "
+        raise BadInput(f"filter: {text!r} is not a filter; write KIND.KEY OP VALUE with KIND "
                          f"params, metrics or tags and OP one of = != > >= < <= ({EXAMPLE}).")
     kind, key, op, value = m.groups()
     check_key(key, f"filter {text!r}")
@@ -53,12 +52,12 @@ def parse_filter(text: Any) -> RunFilter:
     f = RunFilter(kind, key, op, value)  # type: ignore[arg-type]
     numeric = as_number(value)
     if kind == "metrics" and numeric is None:
-        raise InputError(f"filter {text!r}: metrics compare with a number, not {value!r}.")
+        raise BadInput(f"filter {text!r}: metrics compare with a number, not {value!r}.")
     if kind == "params" and op not in ("=", "!=") and numeric is None:
-        raise InputError(f"filter {text!r}: {op} compares params as numbers; {value!r} is not "
+        raise BadInput(f"filter {text!r}: {op} compares params as numbers; {value!r} is not "
                          "one (use = or != for text).")
     if kind == "tags" and op not in ("=", "!="):
-        raise InputError(f"filter {text!r}: tags take = or != only.")
+        raise BadInput(f"filter {text!r}: tags take = or != only.")
     return f
 
 

@@ -16,9 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError
 from core.store import Database
 from core.tracking import artifacts, runs
+from core.tracking.checks import BadInput
 from core.tracking.public import ArtifactPublic, RunDetailPublic
 from core.tracking.states import RunStatus
 from core.tracking.views import get_run
@@ -62,7 +62,7 @@ class ActiveRun:
             data = Path(data)
         if name is None:
             if not isinstance(data, Path):
-                raise InputError("name: bytes need a name to be stored under.")
+                raise BadInput("name: bytes need a name to be stored under.")
             name = data.name
         with self.db.session() as s:
             runs.get_run_row(self.run_id, session=s)

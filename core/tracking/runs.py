@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlmodel import Session, func, select
 
-from core.errors import ConflictError, InputError, NotFoundError
+from core.errors import ConflictError, NotFoundError
 from core.store import Run, RunLatestMetric, RunMetric, RunParam, RunTag, lock_for_write
 from core.tracking import checks
+from core.tracking.checks import BadInput
 from core.tracking.experiments import ensure_experiment
 from core.tracking.states import RunSource, RunStatus
 
@@ -43,7 +44,7 @@ def create_run(*, session: Session, experiment: str, name: str | None = None,
         raise NotFoundError(f"parent_run_id: no run {parent_run_id}.")
     exp = ensure_experiment(experiment, session=session)
     if name is not None and (not isinstance(name, str) or len(name) > 250):
-        raise InputError(f"name: {name!r} is not a run name of at most 250 characters.")
+        raise BadInput(f"name: {name!r} is not a run name of at most 250 characters.")
     run = Run(experiment_id=exp.id, name=(name or "").strip(), status=RunStatus.RUNNING.value,
               source=RunSource(source).value, parent_run_id=parent_run_id,
               dataset_id=dataset_id, job_id=job_id, version_id=version_id)
@@ -84,9 +85,9 @@ def end_run(run_id: int, status: RunStatus | str = RunStatus.FINISHED, *, sessio
     try:
         status = RunStatus(status)
     except ValueError:
-        raise InputError(f"status: {status!r} is not one of FINISHED, FAILED, KILLED.") from None
+        raise BadInput(f"status: {status!r} is not one of FINISHED, FAILED, KILLED.") from None
     if not status.is_terminal:
-        raise InputError("status: a run ends FINISHED, FAILED or KILLED, not RUNNING.")
+        raise BadInput("status: a run ends FINISHED, FAILED or KILLED, not RUNNING.")
     run = locked_run(run_id, session=session)
     if run.status != RunStatus.RUNNING:
         session.rollback()

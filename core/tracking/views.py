@@ -12,9 +12,9 @@ from sqlalchemy import asc, desc, nulls_last
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, func, select
 
-from core.errors import InputError, NotFoundError
+from core.errors import NotFoundError
 from core.store import Experiment, Run, RunLatestMetric, RunMetric, RunParam, RunTag
-from core.tracking.checks import check_key
+from core.tracking.checks import BadInput, check_key
 from core.tracking.experiments import get_experiment
 from core.tracking.filters import all_of, parse_filter
 from core.tracking.public import (
@@ -59,9 +59,9 @@ def list_runs(*, session: Session, experiment: str | Sequence[str] | None = None
         InputError naming the bad argument; NotFoundError for an unknown experiment.
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise InputError(f"limit: {limit!r} is not a page size in [1, {MAX_LIMIT}].")
+        raise BadInput(f"limit: {limit!r} is not a page size in [1, {MAX_LIMIT}].")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise InputError(f"offset: {offset!r} is not a whole number >= 0.")
+        raise BadInput(f"offset: {offset!r} is not a whole number >= 0.")
     query = select(Run, Experiment.name).join(Experiment, Experiment.id == Run.experiment_id)
     names = [experiment] if isinstance(experiment, str) else list(experiment or [])
     if names:
@@ -107,7 +107,7 @@ def compare_runs(run_ids: Sequence[int], *, session: Session) -> RunComparison:
     dropped); keys sorted, `differs` true where the runs disagree (a missing value counts)."""
     ids = list(dict.fromkeys(run_ids))
     if not ids or len(ids) > MAX_COMPARE:
-        raise InputError(f"runs: give 1–{MAX_COMPARE} run ids to compare, got {len(ids)}.")
+        raise BadInput(f"runs: give 1–{MAX_COMPARE} run ids to compare, got {len(ids)}.")
     rows = {run.id: (run, name) for run, name in session.exec(
         select(Run, Experiment.name).join(Experiment, Experiment.id == Run.experiment_id)
         .where(Run.id.in_(ids)))}
@@ -134,14 +134,14 @@ def _statuses(status: Any) -> list[str]:
     try:
         return [RunStatus(str(s).upper()).value for s in given]
     except ValueError:
-        raise InputError(f"status: {status!r} is not among "
+        raise BadInput(f"status: {status!r} is not among "
                          f"{', '.join(s.value for s in RunStatus)}.") from None
 
 
 def _sorted(query: Any, sort: str) -> Any:
     m = _SORT.fullmatch(sort) if isinstance(sort, str) and sort.strip() else None
     if m is None:
-        raise InputError(f"sort: {sort!r} is not a sort order; use {SORT_HELP}.")
+        raise BadInput(f"sort: {sort!r} is not a sort order; use {SORT_HELP}.")
     sign, field = m.groups()
     way = desc if sign == "-" else asc
     ties = (Run.start_time.desc(), Run.id.desc())
@@ -158,7 +158,7 @@ def _sorted(query: Any, sort: str) -> Any:
         p = aliased(RunParam)
         return (query.outerjoin(p, (p.run_id == Run.id) & (p.key == key))
                 .order_by(nulls_last(way(p.value_num)), nulls_last(way(p.value)), *ties))
-    raise InputError(f"sort: {sort!r} is not a sort order; use {SORT_HELP}.")
+    raise BadInput(f"sort: {sort!r} is not a sort order; use {SORT_HELP}.")
 
 
 def _publics(session: Session, rows: list[tuple[Run, str]]) -> list[RunPublic]:
