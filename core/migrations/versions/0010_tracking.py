@@ -1,4 +1,10 @@
-"""tracking
+"""tracking: experiments and runs (params, metric histories, tags); existing jobs become runs
+
+Every job that started before this release becomes a run in the experiment named after its
+model (status from the job's state), each of its trials a child run with its params and CV
+scores, its best score so far a metric history by trial number, and its registered version
+linked with that version's metrics. Jobs still PENDING become runs when a worker starts them.
+The rules are frozen here (not imported from core.tracking), as a migration must be.
 
 Revision ID: 0010_tracking
 Revises: 0009
@@ -7,6 +13,11 @@ Create Date: 2026-12-02 03:26:42.734138
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+import json
+import re
+from datetime import datetime, timezone
+
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 
 revision = '0010_tracking'
@@ -93,6 +104,164 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('run_id', 'key')
     )
     # ### end Alembic commands ###
+    _backfill(op.get_bind())
+
+
+_RUN_STATUS = {"COMPLETED": "FINISHED", "FAILED": "FAILED", "CANCELLED": "KILLED",
+               "RUNNING": "RUNNING", "PAUSED": "RUNNING"}
+_TRIAL_STATUS = {"ok": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+_LOWER_IS_BETTER = {"log_loss", "rmse", "mae", "mse", "mape"}
+_KEY = re.compile(r"[A-Za-z0-9_\-./ ]{1,250}")
+
+_job = sa.table("job", sa.column("id"), sa.column("kind"), sa.column("state"),
+                sa.column("dataset_id"), sa.column("model_name"), sa.column("target"),
+                sa.column("task"), sa.column("metric"), sa.column("settings", sa.JSON()),
+                sa.column("version_id"), sa.column("trigger"),
+                sa.column("created_at", UTCDateTime()), sa.column("started_at", UTCDateTime()),
+                sa.column("finished_at", UTCDateTime()))
+_trial = sa.table("trial", sa.column("job_id"), sa.column("number"), sa.column("estimator"),
+                  sa.column("params", sa.JSON()), sa.column("metric"), sa.column("cv_mean"),
+                  sa.column("cv_std"), sa.column("fit_time_s"), sa.column("predict_ms_per_1k"),
+                  sa.column("status"), sa.column("reason"),
+                  sa.column("created_at", UTCDateTime()))
+_version = sa.table("modelversion", sa.column("id"), sa.column("version"),
+                    sa.column("estimator"), sa.column("params", sa.JSON()),
+                    sa.column("score"), sa.column("metrics", sa.JSON()))
+_experiment = sa.table("experiment", sa.column("id"), sa.column("name"),
+                       sa.column("description"), sa.column("created_at", UTCDateTime()))
+_run = sa.table("run", sa.column("id"), sa.column("experiment_id"), sa.column("name"),
+                sa.column("status"), sa.column("source"), sa.column("start_time", UTCDateTime()),
+                sa.column("end_time", UTCDateTime()), sa.column("parent_run_id"),
+                sa.column("dataset_id"), sa.column("job_id"), sa.column("version_id"))
+_param = sa.table("runparam", sa.column("run_id"), sa.column("key"), sa.column("value"),
+                  sa.column("value_num"))
+_metric = sa.table("runmetric", sa.column("run_id"), sa.column("key"), sa.column("value"),
+                   sa.column("step"), sa.column("timestamp", UTCDateTime()))
+_latest = sa.table("runlatestmetric", sa.column("run_id"), sa.column("key"),
+                   sa.column("value"), sa.column("step"), sa.column("timestamp", UTCDateTime()))
+_tag = sa.table("runtag", sa.column("run_id"), sa.column("key"), sa.column("value"))
+
+
+def _text(value, limit):
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text[:limit]
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def _finite(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and value == value and abs(value) != float("inf")
+
+
+def _aware(at):
+    if at is None:
+        return datetime.now(timezone.utc)
+    return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+
+
+class _Writer:
+    def __init__(self, conn):
+        self.conn, self.experiments = conn, {}
+
+    def experiment(self, name, at):
+        if name not in self.experiments:
+            self.experiments[name] = self.conn.execute(sa.insert(_experiment).values(
+                name=name, description="", created_at=at).returning(_experiment.c.id)
+            ).scalar_one()
+        return self.experiments[name]
+
+    def run(self, *, params, tags, metrics, **fields):
+        run_id = self.conn.execute(sa.insert(_run).values(**fields).returning(_run.c.id)
+                                   ).scalar_one()
+        params = {k: _text(v, 6000) for k, v in params.items()
+                  if v is not None and isinstance(k, str) and _KEY.fullmatch(k)}
+        if params:
+            self.conn.execute(sa.insert(_param), [
+                {"run_id": run_id, "key": k, "value": v, "value_num": _number(v)}
+                for k, v in params.items()])
+        tags = {k: _text(v, 5000) for k, v in tags.items() if v not in (None, "")}
+        if tags:
+            self.conn.execute(sa.insert(_tag), [{"run_id": run_id, "key": k, "value": v}
+                                                for k, v in tags.items()])
+        points = [(k, float(v), step, at) for k, v, step, at in metrics
+                  if _finite(v) and _KEY.fullmatch(k)]
+        if points:
+            self.conn.execute(sa.insert(_metric), [
+                {"run_id": run_id, "key": k, "value": v, "step": step, "timestamp": at}
+                for k, v, step, at in points])
+            latest = {}
+            for k, v, step, at in points:
+                if k not in latest or (step, at) >= latest[k][1:]:
+                    latest[k] = (v, step, at)
+            self.conn.execute(sa.insert(_latest), [
+                {"run_id": run_id, "key": k, "value": v, "step": step, "timestamp": at}
+                for k, (v, step, at) in latest.items()])
+        return run_id
+
+
+def _backfill(conn):
+    """One run per job that has started, its trials as child runs (see the docstring)."""
+    w = _Writer(conn)
+    jobs = conn.execute(sa.select(_job).where(_job.c.state != "PENDING")
+                        .order_by(_job.c.id)).mappings().all()
+    for job in jobs:
+        start = _aware(job["started_at"] or job["created_at"])
+        status = _RUN_STATUS.get(job["state"], "FAILED")
+        metric = job["metric"]
+        trials = conn.execute(sa.select(_trial).where(_trial.c.job_id == job["id"])
+                              .order_by(_trial.c.number)).mappings().all()
+        version = conn.execute(sa.select(_version).where(_version.c.id == job["version_id"])
+                               ).mappings().first() if job["version_id"] is not None else None
+        best, history = None, []
+        for t in trials:
+            if _finite(t["cv_mean"]) and t["status"] == "ok":
+                better = min if metric in _LOWER_IS_BETTER else max
+                best = t["cv_mean"] if best is None else better(best, t["cv_mean"])
+            if best is not None:
+                history.append((metric, best, t["number"], _aware(t["created_at"])))
+        settings = {k: v for k, v in (job["settings"] or {}).items() if v is not None}
+        params = {"kind": job["kind"], "target": job["target"], "task": job["task"],
+                  "metric": metric, **settings}
+        tags = {"model": job["model_name"], "trigger": job["trigger"], "job.kind": job["kind"],
+                "backfilled": "0010_tracking"}
+        end = _aware(job["finished_at"]) if status != "RUNNING" else None
+        if version is not None:
+            step = history[-1][2] if history else 0
+            for k, v in (version["metrics"] or {}).items():
+                if k != metric:
+                    history.append((k, v, step, end or start))
+            if _finite(version["score"]) and best != version["score"]:
+                history.append((metric, version["score"], step + bool(trials), end or start))
+            for k, v in {"estimator": version["estimator"],
+                         **(version["params"] or {})}.items():
+                params.setdefault(k, v)
+            tags["version"] = f"{job['model_name']}:{version['version']}"
+        exp = w.experiment(job["model_name"], _aware(job["created_at"]))
+        run_id = w.run(experiment_id=exp, name=f"job {job['id']}", status=status,
+                       source="job", start_time=start, end_time=end, parent_run_id=None,
+                       dataset_id=job["dataset_id"], job_id=job["id"],
+                       version_id=job["version_id"], params=params, tags=tags,
+                       metrics=history)
+        for t in trials:
+            at = _aware(t["created_at"])
+            scores = {metric: t["cv_mean"] if t["status"] == "ok" else None,
+                      f"{metric}_std": t["cv_std"] if t["status"] == "ok" else None,
+                      "fit_time_s": t["fit_time_s"], "predict_ms_per_1k": t["predict_ms_per_1k"]}
+            w.run(experiment_id=exp, name=f"trial {t['number']} · {t['estimator']}",
+                  status=_TRIAL_STATUS.get(t["status"], "FAILED"), source="trial",
+                  start_time=at, end_time=at, parent_run_id=run_id,
+                  dataset_id=job["dataset_id"], job_id=job["id"], version_id=None,
+                  params={"estimator": t["estimator"], **(t["params"] or {})},
+                  tags={"trial.number": t["number"], "trial.status": t["status"],
+                        "trial.reason": t["reason"]},
+                  metrics=[(k, v, 0, at) for k, v in scores.items() if v is not None])
 
 
 def downgrade() -> None:
