@@ -305,3 +305,24 @@ def test_an_artifact_cannot_be_logged_outside_the_root(db: Database, name: str) 
         with pytest.raises(InputError, match="is not an artifact path"):
             run.log_artifact(b"x", name)
     assert not (tracking.run_root(run.run_id).parent / "x").exists()
+
+
+def test_first_uses_of_a_new_experiment_at_once_make_one_experiment(
+        backend_db: Database) -> None:
+    from tests.factories import race
+
+    def start() -> int:
+        with backend_db.session() as s:
+            return tracking.create_run(session=s, experiment="fresh").id
+
+    def create() -> object:
+        with backend_db.session() as s:
+            return tracking.create_experiment("planned", session=s)
+
+    started = race(start, start, start)
+    assert all(isinstance(r, int) for r in started), started
+    created = race(create, create)
+    assert sorted(type(r).__name__ for r in created) == ["ConflictError", "Experiment"]
+    with backend_db.session() as s:
+        got = {e.name: e.runs for e in tracking.list_experiments(session=s)}
+    assert got == {"fresh": 3, "planned": 0}
