@@ -42,7 +42,7 @@ def check_name(name: Any, field: str = "experiment") -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX \
             or any(ord(c) < 32 for c in name):
         raise BadInput(f"{field}: {name!r} is not a valid name; give 1–{NAME_MAX} "
-                         "printable characters.")
+                       "printable characters.")
     return name.strip()
 
 
@@ -50,7 +50,7 @@ def param_text(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else as_text(value)
     if len(text) > PARAM_VALUE_MAX:
         raise BadInput(f"params.{key}: the value has {len(text)} characters; at most "
-                         f"{PARAM_VALUE_MAX} are kept. Log a shorter value or an artifact.")
+                       f"{PARAM_VALUE_MAX} are kept. Log a shorter value or an artifact.")
     return text
 
 
@@ -58,7 +58,7 @@ def tag_text(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else as_text(value)
     if len(text) > TAG_VALUE_MAX:
         raise BadInput(f"tags.{key}: the value has {len(text)} characters; at most "
-                         f"{TAG_VALUE_MAX} are kept.")
+                       f"{TAG_VALUE_MAX} are kept.")
     return text
 
 
@@ -95,14 +95,14 @@ def metric_value(key: str, value: Any) -> float:
     value = float(value)
     if not math.isfinite(value):
         raise BadInput(f"metrics.{key}: {value!r} is not a finite number; NaN and "
-                         "infinities cannot be compared or charted, so they are refused.")
+                       "infinities cannot be compared or charted, so they are refused.")
     return value
 
 
 def metric_step(key: str, step: Any) -> int:
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= STEP_MAX:
         raise BadInput(f"metrics.{key}.step: {step!r} is not a whole number in "
-                         f"[0, {STEP_MAX}].")
+                       f"[0, {STEP_MAX}].")
     return step
 
 
