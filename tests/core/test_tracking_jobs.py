@@ -65,6 +65,8 @@ def test_a_search_is_a_run_with_a_child_run_per_trial(searched: Path) -> None:
     assert run.params["metric"] == "log_loss" and run.params["budget"] == "4.0"
     assert run.params["estimator"] == version.estimator  # the winner's configuration
     assert len(trials) >= 2 and len(children) == len(trials) == len(run.child_run_ids)
+    with store_session() as s:
+        assert tracking.list_runs(session=s, job_id=1, limit=1000).total == len(trials) + 1
     by_number = {int(c.tags["trial.number"]): c for c in children}
     for t in trials:
         child = by_number[t.number]
