@@ -3,6 +3,7 @@ value received and what is allowed."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import UTC, datetime
@@ -63,18 +64,27 @@ def tag_text(key: str, value: Any) -> str:
 
 
 def as_text(value: Any) -> str:
-    import json
-
+    """A param or tag value as text: strings as they are, numbers as Python writes them (NumPy
+    scalars as their plain value), anything else as JSON."""
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            value = value.item()  # np.float64(0.1) → 0.1, not "np.float64(0.1)"
+        except (TypeError, ValueError):
+            pass
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, int | float):
-        return repr(value) if isinstance(value, float) else str(value)
+        return repr(float(value)) if isinstance(value, float) else str(int(value))
     try:
-        return json.dumps(value, sort_keys=True, default=str)
+        return json.dumps(value, sort_keys=True, default=_plain)
     except (TypeError, ValueError):
         return str(value)
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def as_number(text: str) -> float | None:
@@ -100,6 +110,8 @@ def metric_value(key: str, value: Any) -> float:
 
 
 def metric_step(key: str, step: Any) -> int:
+    if hasattr(step, "item") and not isinstance(step, bool):
+        step = step.item()  # a NumPy integer, e.g. from a training loop's counter
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= STEP_MAX:
         raise BadInput(f"metrics.{key}.step: {step!r} is not a whole number in "
                        f"[0, {STEP_MAX}].")
