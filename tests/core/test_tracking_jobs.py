@@ -143,7 +143,8 @@ def _artifacts(run_id: int) -> list:
         return tracking.list_artifacts(run_id, session=s)
 
 
-def test_a_cancelled_job_is_killed_and_a_failed_one_failed(db: Database) -> None:
+def test_a_cancelled_job_is_killed_and_a_failed_one_failed(backend_db: Database) -> None:
+    db = backend_db  # the job hook's writes on both databases
     request = TrainingRequest.create(dataset=CANCER, target="diagnosis", budget=30,
                                      estimators=["linear"], ensemble=False)
     with db.session() as s:
@@ -167,6 +168,10 @@ def test_a_cancelled_job_is_killed_and_a_failed_one_failed(db: Database) -> None
     assert (killed.status, killed.job_id, killed.version_id) == ("KILLED", job.id, None)
     assert (failed.status, failed.job_id) == ("FAILED", failing.id)
     assert "leaderboard.csv" in {a.path for a in _artifacts(killed.id)}
+    with db.session() as s:
+        (trial,) = tracking.list_runs(session=s, parent_run_id=killed.id).runs
+        history = tracking.get_run(killed.id, session=s).metric_history["roc_auc"]
+    assert trial.status == "FINISHED" and trial.metrics["roc_auc"] == history[0].value
 
 
 def test_the_run_of_a_job_whose_worker_died_ends_with_the_job(db: Database) -> None:
