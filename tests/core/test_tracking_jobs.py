@@ -188,3 +188,18 @@ def test_the_run_of_a_job_whose_worker_died_ends_with_the_job(db: Database) -> N
     with db.session() as s:
         assert close_runs_of_ended_jobs(session=s) == 1
         assert tracking.get_run(run_id, session=s).status == "FAILED"
+
+
+def test_a_worker_run_job_keeps_its_log_as_an_artifact(db: Database) -> None:
+    from core.usecases.worker import job_worker
+
+    request = TrainingRequest.create(dataset=CANCER, target="diagnosis", budget=2,
+                                     estimators=["linear"], ensemble=False)
+    with db.session() as s:
+        job = training.submit(request, session=s)
+    assert job_worker(db).run(max_jobs=1) == 1
+    with db.session() as s:
+        (run,) = tracking.list_runs(session=s, job_id=job.id, top_level=True).runs
+        log = tracking.artifact_file(run.id, "job.log", session=s).read_text()
+    assert run.status == "FINISHED" and run.version_id is not None
+    assert f"job {job.id} started" in log and "trial 0 linear ok" in log
