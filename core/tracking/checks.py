@@ -41,9 +41,10 @@ def check_key(key: Any, field: str) -> str:
 
 def check_name(name: Any, field: str = "experiment") -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX \
-            or any(ord(c) < 32 for c in name):
+            or any(ord(c) < 32 or c in "/\\" for c in name):
+        # no slashes: GET /v1/experiments/{name}/runs must be able to name every experiment
         raise BadInput(f"{field}: {name!r} is not a valid name; give 1–{NAME_MAX} "
-                       "printable characters.")
+                       "printable characters without '/' or '\\'.")
     return name.strip()
 
 

@@ -142,6 +142,9 @@ def test_unknown_runs_and_experiments_are_not_found(db: Database) -> None:
 
 def test_experiments_are_created_on_first_use_and_once(backend_db: Database) -> None:
     with backend_db.session() as s:
+        for bad in ("", "  ", "a/b", "a\\b", "x" * 201, "tab\there"):
+            with pytest.raises(InputError, match="experiment: .* is not a valid name"):
+                tracking.create_experiment(bad, session=s)
         tracking.create_experiment("planned", session=s, description="later")
         with pytest.raises(ConflictError, match="exists already"):
             tracking.create_experiment("planned", session=s)
