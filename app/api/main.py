@@ -24,6 +24,7 @@ from app.api.routers import (
     predict,
     stages,
 )
+from app.api.routers import tracking as tracking_routes
 from app.api.version import VERSION
 from app.request_policy import RequestPolicy
 from core.deploy.metrics import mark_process_dead
@@ -82,6 +83,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     app.include_router(monitor.router, responses=ERRORS)
     app.include_router(stages.router)  # registry lifecycle: stage moves
     app.include_router(parity.router, responses=ERRORS)  # API parity: what CLI and pages do
+    app.include_router(tracking_routes.router, responses=ERRORS)  # experiments and runs
     return app
 
 
