@@ -22,7 +22,8 @@ commands = typer.Typer()
 def verdict_lines(v: Verdict) -> list[str]:
     """The verdict as the CLI prints it: the sentence, then how it was reached."""
     lines = [v.message]
-    counted = f"since {v.since.isoformat()}" if v.since else "all labelled predictions"
+    counted = (f"labels since {v.since:%Y-%m-%d %H:%M} UTC" if v.since
+               else "all labelled predictions")
     lines.append(f"  {v.mode} of version {v.candidate} against stable {v.stable}; "
                  f"{counted}; labelled: stable {v.stable_labelled}, candidate "
                  f"{v.candidate_labelled}; method: {v.method}.")
