@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.errors import ERRORS, install_handlers
 from app.api.guard import Guard
 from app.api.routers import datasets, deployments, health, jobs, models, monitor, predict
+from app.api.routers import tracking as tracking_routes
 from app.api.version import VERSION
 from app.request_policy import RequestPolicy
 from core.deploy.metrics import mark_process_dead
@@ -70,6 +71,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     # jobs, retraining, schedules, monitoring and alerts
     app.include_router(jobs.router, responses=ERRORS)
     app.include_router(monitor.router, responses=ERRORS)
+    app.include_router(tracking_routes.router, responses=ERRORS)  # experiments and runs
     return app
 
 

@@ -22,10 +22,19 @@ from core.store.tables import (
     Worker,
     utcnow,
 )
+from core.store.tracking import (  # the tracking tables (core.tracking)
+    Experiment,
+    Run,
+    RunLatestMetric,
+    RunMetric,
+    RunParam,
+    RunTag,
+)
 
 __all__ = [
     "Alert", "Alias", "AliasEvent", "AuditEvent", "Database", "Dataset", "Deployment", "Job",
     "JobTransition", "ModelVersion", "MonitorConfig", "PredictionLog", "RegisteredModel",
     "RequestInput", "RequestSample",
     "Schedule", "ServingStat", "Trial", "Worker", "lock_for_write", "utcnow",
+    "Experiment", "Run", "RunLatestMetric", "RunMetric", "RunParam", "RunTag",
 ]

@@ -36,6 +36,7 @@ from core.monitor.reference import build_reference
 from core.registry import check_model_name, register_version
 from core.settings import get_settings
 from core.store import Database, Dataset, Job, ModelVersion
+from core.tracking.job_runs import tracked, trial_finished
 
 log = logging.getLogger("workbench.job")
 
@@ -126,6 +127,7 @@ def submit_once(request: TrainingRequest, *, session: Session, trigger: Trigger,
                                   actor=actor)
 
 
+@tracked  # every job is a run: RUNNING here, FINISHED / KILLED / FAILED as execute ends
 def execute(db: Database, job_id: int, *, progress: ProgressFn | None = None,
             should_stop: Callable[[], bool] | None = None,
             pause_gate: Callable[[], float] | None = None,
@@ -161,7 +163,7 @@ def execute(db: Database, job_id: int, *, progress: ProgressFn | None = None,
                          best_score=max(scores, key=d.metric.oriented) if scores else None,
                          last_estimator=trial.estimator, budget_s=request.budget)
         with db.session() as s:
-            _record_trial(s, job_id, trial, d.metric.name)
+            _record_trial(s, job_id, trial, d.metric.name, best=state.best_score)
             ledger.update_progress(job_id, session=s, **asdict(state))
         log.info("trial %d %s %s %s", trial.number, trial.estimator, trial.status,
                  f"{trial.score:.5g}" if trial.score is not None else trial.reason)
@@ -283,15 +285,17 @@ def _market_evaluation(result: SearchResult, table: MarketTable | None,
                        "ticker_column": table.ticker_column}}
 
 
-def _record_trial(session: Session, job_id: int, trial: TrialResult, metric: str) -> None:
+def _record_trial(session: Session, job_id: int, trial: TrialResult, metric: str, *,
+                  best: float | None = None) -> None:
     scored = trial.cv is not None and trial.status == TrialState.OK
-    ledger.add_trial(job_id, session=session, number=trial.number, estimator=trial.estimator,
-                     params=trial.params, metric=metric,
-                     cv_mean=trial.cv.mean if scored else None,
-                     cv_std=trial.cv.std if scored else None,
-                     fit_time_s=trial.cv.fit_time_s if trial.cv else None,
-                     predict_ms_per_1k=trial.cv.predict_ms_per_1k if trial.cv else None,
-                     status=trial.status, reason=trial.reason)
+    row = ledger.add_trial(job_id, session=session, number=trial.number,
+                           estimator=trial.estimator, params=trial.params, metric=metric,
+                           cv_mean=trial.cv.mean if scored else None,
+                           cv_std=trial.cv.std if scored else None,
+                           fit_time_s=trial.cv.fit_time_s if trial.cv else None,
+                           predict_ms_per_1k=trial.cv.predict_ms_per_1k if trial.cv else None,
+                           status=trial.status, reason=trial.reason)
+    trial_finished(row, session=session, best=best, seconds=trial.seconds)  # a child run
 
 
 def _jsonable(values: list[Any]) -> list[Any]:

@@ -10,6 +10,7 @@ import logging
 from core.jobs.reaper import reap_lost_jobs
 from core.jobs.worker import Chore, JobRun, JobWorker, new_worker_id
 from core.store import Database
+from core.tracking.job_runs import close_runs_of_ended_jobs
 from core.usecases import alert_actions, promotion_gate, retraining, training
 
 log = logging.getLogger("workbench.worker")
@@ -45,6 +46,7 @@ def chores(db: Database, worker_id: str) -> list[Chore]:
     def reap() -> None:
         with db.session() as s:
             reap_lost_jobs(session=s, by=f"worker:{worker_id}")
+            close_runs_of_ended_jobs(session=s)  # the runs of reaped jobs end too
 
     return [Chore("reap lost jobs", reap),
             Chore("fire due schedules", lambda: retraining.fire_due(db)),

@@ -1,0 +1,112 @@
+"""What a logged name or value must look like; one message per rule, naming the field, the
+value received and what is allowed."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from core.errors import InputError
+
+
+class BadInput(InputError):
+    """A bad name, value, filter or page in a tracking call: 422, like a body the API's
+    validation refuses (the message names the field)."""
+
+    code = "invalid_request"
+    http_status = 422
+
+
+KEY_MAX = 250
+PARAM_VALUE_MAX = 6000
+TAG_VALUE_MAX = 5000
+STEP_MAX = 2_147_483_647
+NAME_MAX = 200
+# letters, digits and _ - . / space (MLflow's rule): never an operator of the filter syntax
+_KEY = re.compile(r"[A-Za-z0-9_\-./ ]+")
+
+
+def check_key(key: Any, field: str) -> str:
+    if not isinstance(key, str) or not key or len(key) > KEY_MAX or not _KEY.fullmatch(key) \
+            or key != key.strip():
+        raise BadInput(
+            f"{field}: {key!r} is not a valid name; use 1–{KEY_MAX} letters, digits, "
+            "underscores, dashes, dots, slashes or inner spaces (e.g. 'max_depth', "
+            "'val/loss').")
+    return key
+
+
+def check_name(name: Any, field: str = "experiment") -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX \
+            or any(ord(c) < 32 for c in name):
+        raise BadInput(f"{field}: {name!r} is not a valid name; give 1–{NAME_MAX} "
+                         "printable characters.")
+    return name.strip()
+
+
+def param_text(key: str, value: Any) -> str:
+    text = value if isinstance(value, str) else as_text(value)
+    if len(text) > PARAM_VALUE_MAX:
+        raise BadInput(f"params.{key}: the value has {len(text)} characters; at most "
+                         f"{PARAM_VALUE_MAX} are kept. Log a shorter value or an artifact.")
+    return text
+
+
+def tag_text(key: str, value: Any) -> str:
+    text = value if isinstance(value, str) else as_text(value)
+    if len(text) > TAG_VALUE_MAX:
+        raise BadInput(f"tags.{key}: the value has {len(text)} characters; at most "
+                         f"{TAG_VALUE_MAX} are kept.")
+    return text
+
+
+def as_text(value: Any) -> str:
+    import json
+
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def as_number(text: str) -> float | None:
+    """The number a parameter's text reads as (None for words, NaN and infinities)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def metric_value(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            value = float(value)  # numpy scalars, Decimal
+        except (TypeError, ValueError):
+            raise BadInput(f"metrics.{key}: {value!r} is not a number.") from None
+    value = float(value)
+    if not math.isfinite(value):
+        raise BadInput(f"metrics.{key}: {value!r} is not a finite number; NaN and "
+                         "infinities cannot be compared or charted, so they are refused.")
+    return value
+
+
+def metric_step(key: str, step: Any) -> int:
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= STEP_MAX:
+        raise BadInput(f"metrics.{key}.step: {step!r} is not a whole number in "
+                         f"[0, {STEP_MAX}].")
+    return step
+
+
+def aware(at: datetime | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
