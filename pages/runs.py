@@ -24,6 +24,21 @@ if not experiments:
                 links=[("pages/train.py", "Train a model")])
     st.stop()
 
+linked = ui.linked_ids()
+if linked is not None:  # a shared or bookmarked comparison (?runs=3,7)
+    found, gone = [], []
+    with session() as s:
+        for run_id in dict.fromkeys(linked):
+            try:
+                found.append(get_run(run_id, session=s))
+            except WorkbenchError:  # gone, or not a run id at all
+                gone.append(run_id)
+    ui.follow_link(found)
+    if gone:
+        st.warning(f"The link names runs that do not exist (any more): "
+                   f"{', '.join(map(str, gone))}; the others are compared below.",
+                   icon=":material/link_off:")
+
 query = ui.filter_bar(experiments, known)
 page_no = st.session_state.get("runs_page", 1)
 page = None

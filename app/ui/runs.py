@@ -126,14 +126,40 @@ def runs_table(runs: list[RunPublic]) -> None:
                                                                  format="%.1f")})
 
 
+def linked_ids() -> list[int] | None:
+    """The run ids of a shared link (`?runs=3,7`) a new session arrives with; None without
+    one, or once the session has chosen runs itself."""
+    if COMPARE in st.session_state or "runs" not in st.query_params:
+        return None
+    ids = []
+    for part in st.query_params["runs"].split(","):
+        try:
+            ids.append(int(part))
+        except ValueError:
+            continue
+    return ids
+
+
+def follow_link(runs: list[RunPublic]) -> None:
+    """Choose the linked runs that exist (`runs`, as `compare_runs` found them)."""
+    remember(runs)
+    st.session_state[COMPARE] = [r.id for r in runs]
+
+
 def compare_picker() -> list[int]:
-    """The runs to compare, by label: ticked in the table or picked here."""
+    """The runs to compare, by label: ticked in the table or picked here; the address
+    (`?runs=…`) follows, so a comparison can be bookmarked or shared."""
     labels: dict[int, str] = st.session_state.get(LABELS, {})
     chosen = [i for i in st.session_state.get(COMPARE, []) if i in labels]
     st.session_state[COMPARE] = chosen
-    return st.multiselect("Compare runs", list(labels), key=COMPARE,
-                          format_func=lambda i: labels.get(i, str(i)),
-                          placeholder="tick rows in the table, or pick runs here")
+    picked = st.multiselect("Compare runs", list(labels), key=COMPARE,
+                            format_func=lambda i: labels.get(i, str(i)),
+                            placeholder="tick rows in the table, or pick runs here")
+    if picked:
+        st.query_params["runs"] = ",".join(map(str, picked))
+    else:
+        st.query_params.pop("runs", None)
+    return picked
 
 
 # -- the comparison --------------------------------------------------------------------------

@@ -171,6 +171,23 @@ def test_two_searches_compared_side_by_side_with_their_charts(
     assert next(s for s in at.selectbox if s.label == "Score").value == "roc_auc"
 
 
+def test_a_comparison_is_a_link_to_share(searches: dict[str, int]) -> None:
+    wine, cancer = searches["wine"], searches["cancer"]
+    at = _page()
+    _multi(at, "Compare runs").set_value([cancer, wine]).run()
+    assert at.query_params["runs"] == f"{cancer},{wine}"
+
+    linked = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    linked.query_params["runs"] = f"{wine},{cancer},999"
+    linked.run()
+    linked.switch_page("pages/runs.py").run()
+    assert not linked.exception and not linked.error
+    assert _multi(linked, "Compare runs").value == [wine, cancer]
+    assert "do not exist (any more): 999" in linked.warning[0].value
+    assert list(linked.dataframe[1].value.columns)[1:3] == [f"{wine} · wine · search",
+                                                           f"{cancer} · cancer · search"]
+
+
 def test_parallel_frame_scales_params_and_skips_flat_ones() -> None:
     def run(i: int, params: dict[str, str], score: float) -> RunPublic:
         return RunPublic(id=i, experiment="e", name=f"r{i}", status="FINISHED", source="user",
