@@ -70,7 +70,8 @@ def _param_clause(f: RunFilter) -> ColumnElement[bool]:
     if f.op in ("=", "!="):
         same = RunParam.value == f.value
         if num is not None:
-            same = or_(same, RunParam.value_num == num)
+            # NULL-safe: a word's value_num is NULL, and NOT (NULL) would match nothing
+            same = or_(same, and_(RunParam.value_num.is_not(None), RunParam.value_num == num))
         match = same if f.op == "=" else not_(same)
     else:
         match = _compare(RunParam.value_num, f.op, num)

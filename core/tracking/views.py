@@ -131,11 +131,11 @@ def compare_runs(run_ids: Sequence[int], *, session: Session) -> RunComparison:
 
 def _statuses(status: Any) -> list[str]:
     given = [status] if isinstance(status, str) else list(status or [])
-    try:
-        return [RunStatus(str(s).upper()).value for s in given]
-    except ValueError:
-        raise BadInput(f"status: {status!r} is not among "
-                         f"{', '.join(s.value for s in RunStatus)}.") from None
+    known = [s.value for s in RunStatus]
+    for s in given:
+        if str(s).upper() not in known:
+            raise BadInput(f"status: {s!r} is not among {', '.join(known)}.")
+    return [str(s).upper() for s in given]
 
 
 def _sorted(query: Any, sort: str) -> Any:

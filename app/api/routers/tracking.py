@@ -89,33 +89,37 @@ def create_experiment(body: ExperimentCreate, session: SessionDep) -> Experiment
     return tracking.experiment_public(exp, session=session)
 
 
-_FILTER = Query(default=[],
-                description=f"KIND.KEY OP VALUE, repeatable, all must hold ({EXAMPLE}).")
-_SORT = Query(default="-start_time", max_length=300, description=f"One of {SORT_HELP}.")
-_LIMIT = Query(default=100, ge=1, le=MAX_LIMIT)
-_OFFSET = Query(default=0, ge=0, le=MAX_ID)
-_STATUS = Query(default=[], description="RUNNING, FINISHED, FAILED or KILLED; repeatable.")
-_TOP = Query(default=False, description="Leave out child runs (a search's trials).")
+_FILTER = Query(description=f"KIND.KEY OP VALUE, repeatable, all must hold ({EXAMPLE}).")
+_SORT = Query(max_length=300, description=f"One of {SORT_HELP}.")
+_LIMIT = Query(ge=1, le=MAX_LIMIT)
+_OFFSET = Query(ge=0, le=MAX_ID)
+_STATUS = Query(description="RUNNING, FINISHED, FAILED or KILLED; repeatable.")
+_TOP = Query(description="Leave out child runs (a search's trials).")
+Filters = Annotated[list[str], _FILTER]
+Statuses = Annotated[list[RunStatus], _STATUS]
+Sort = Annotated[str, _SORT]
+Limit = Annotated[int, _LIMIT]
+Offset = Annotated[int, _OFFSET]
+TopLevel = Annotated[bool, _TOP]
 
 
 @router.get("/v1/experiments/{name}/runs", response_model=RunPage)
-def experiment_runs(name: str, session: SessionDep,
-                    status: Annotated[list[RunStatus], _STATUS],
-                    filter: Annotated[list[str], _FILTER],  # noqa: A002 (the query's name)
-                    sort: Annotated[str, _SORT], limit: Annotated[int, _LIMIT],
-                    offset: Annotated[int, _OFFSET],
-                    top_level: Annotated[bool, _TOP]) -> RunPage:
+def experiment_runs(name: str, session: SessionDep, status: Statuses = [],  # noqa: B006
+                    filter: Filters = [],  # noqa: A002, B006 (the query's name; not mutated)
+                    sort: Sort = "-start_time", limit: Limit = 100, offset: Offset = 0,
+                    top_level: TopLevel = False) -> RunPage:
     return tracking.list_runs(session=session, experiment=name, status=status, filters=filter,
                               sort=sort, limit=limit, offset=offset, top_level=top_level)
 
 
 # -- runs -------------------------------------------------------------------------------------
 @router.get("/v1/runs", response_model=RunPage)
-def runs(session: SessionDep, status: Annotated[list[RunStatus], _STATUS],
-         filter: Annotated[list[str], _FILTER],  # noqa: A002
-         sort: Annotated[str, _SORT], limit: Annotated[int, _LIMIT],
-         offset: Annotated[int, _OFFSET], top_level: Annotated[bool, _TOP],
-         experiment: Annotated[list[str], Query(default=[], description="Repeatable.")],
+def runs(session: SessionDep,
+         experiment: Annotated[list[str], Query(description="Repeatable.")] = [],  # noqa: B006
+         status: Statuses = [],  # noqa: B006
+         filter: Filters = [],  # noqa: A002, B006
+         sort: Sort = "-start_time", limit: Limit = 100, offset: Offset = 0,
+         top_level: TopLevel = False,
          parent_run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> RunPage:
     """Runs across experiments (or the named ones), the Runs page's listing."""
     return tracking.list_runs(session=session, experiment=experiment, status=status,
