@@ -54,7 +54,7 @@ def _cli(*args: str):
 
 
 def test_api_and_cli_agree_that_the_better_canary_wins(client: TestClient) -> None:
-    served = _label(client, 160, stable_right=0.5)
+    served = _label(client, 90, stable_right=0.5)
     assert min(served.values()) >= 30  # both arms have enough labels for a verdict
     card = client.get("/v1/models/churn/scorecard")
     assert card.status_code == 200, card.text
