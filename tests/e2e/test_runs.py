@@ -29,6 +29,7 @@ from tests.e2e.steps import (
 from tests.factories import CANCER, ROOT, WINE, running_app
 
 pytestmark = pytest.mark.e2e
+ROW_PX = 35  # Streamlit's table rows (and header) are 35 px high
 SEARCHES = (("runs_wine", WINE, "cultivar"), ("runs_cancer", CANCER, "diagnosis"))
 
 
@@ -70,8 +71,15 @@ def test_the_runs_page_compares_two_searches_of_different_models(page: Page,
     expect(page.get_by_text("Runs 1–2 of 2")).to_be_visible(timeout=WAIT)  # two job runs
     expect(page.get_by_text("Choose two or more runs to compare")).to_be_visible()
 
+    # tick the newest run's row (runs_cancer) in the table, pick the other one by name
+    grid = page.get_by_test_id("stDataFrame").first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 15, box["y"] + ROW_PX * 1.5)  # the first row's checkbox
+    picked = page.get_by_test_id("stMultiSelect").filter(has_text="Compare runs")
+    expect(picked).to_contain_text("runs_cancer · job 2", timeout=WAIT)
+    settled(page)
     _pick(page, "Compare runs", "runs_wine")
-    _pick(page, "Compare runs", "runs_cancer")
+    expect(picked).to_contain_text("runs_wine · job 1", timeout=WAIT)
     expect(page.get_by_role("heading", name="Metric history")).to_be_visible(timeout=WAIT)
     # the side-by-side tables, one column per run (cells are mirrored for assistive tech)
     tables = page.get_by_test_id("stDataFrame")
