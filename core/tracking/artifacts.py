@@ -88,8 +88,8 @@ def write_artifact(run_id: int, name: str, data: bytes | Path) -> ArtifactPublic
     rel = clean_relpath(name)
     if rel is None:
         raise BadInput(f"name: {name!r} is not an artifact path; use '/'-separated names "
-                         "without '.', '..', empty parts, '%', '\\', '#', '?', ':' or control "
-                         "characters (e.g. 'plots/loss.png').")
+                       "without '.', '..', empty parts, '%', '\\', '#', '?', ':' or control "
+                       "characters (e.g. 'plots/loss.png').")
     target = run_root(run_id) / rel
     if isinstance(data, Path):
         if not data.is_file():

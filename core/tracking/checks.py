@@ -3,6 +3,7 @@ value received and what is allowed."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import UTC, datetime
@@ -42,7 +43,7 @@ def check_name(name: Any, field: str = "experiment") -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX \
             or any(ord(c) < 32 for c in name):
         raise BadInput(f"{field}: {name!r} is not a valid name; give 1–{NAME_MAX} "
-                         "printable characters.")
+                       "printable characters.")
     return name.strip()
 
 
@@ -50,7 +51,7 @@ def param_text(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else as_text(value)
     if len(text) > PARAM_VALUE_MAX:
         raise BadInput(f"params.{key}: the value has {len(text)} characters; at most "
-                         f"{PARAM_VALUE_MAX} are kept. Log a shorter value or an artifact.")
+                       f"{PARAM_VALUE_MAX} are kept. Log a shorter value or an artifact.")
     return text
 
 
@@ -58,23 +59,32 @@ def tag_text(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else as_text(value)
     if len(text) > TAG_VALUE_MAX:
         raise BadInput(f"tags.{key}: the value has {len(text)} characters; at most "
-                         f"{TAG_VALUE_MAX} are kept.")
+                       f"{TAG_VALUE_MAX} are kept.")
     return text
 
 
 def as_text(value: Any) -> str:
-    import json
-
+    """A param or tag value as text: strings as they are, numbers as Python writes them (NumPy
+    scalars as their plain value), anything else as JSON."""
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            value = value.item()  # np.float64(0.1) → 0.1, not "np.float64(0.1)"
+        except (TypeError, ValueError):
+            pass
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, int | float):
-        return repr(value) if isinstance(value, float) else str(value)
+        return repr(float(value)) if isinstance(value, float) else str(int(value))
     try:
-        return json.dumps(value, sort_keys=True, default=str)
+        return json.dumps(value, sort_keys=True, default=_plain)
     except (TypeError, ValueError):
         return str(value)
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def as_number(text: str) -> float | None:
@@ -95,14 +105,16 @@ def metric_value(key: str, value: Any) -> float:
     value = float(value)
     if not math.isfinite(value):
         raise BadInput(f"metrics.{key}: {value!r} is not a finite number; NaN and "
-                         "infinities cannot be compared or charted, so they are refused.")
+                       "infinities cannot be compared or charted, so they are refused.")
     return value
 
 
 def metric_step(key: str, step: Any) -> int:
+    if hasattr(step, "item") and not isinstance(step, bool):
+        step = step.item()  # a NumPy integer, e.g. from a training loop's counter
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= STEP_MAX:
         raise BadInput(f"metrics.{key}.step: {step!r} is not a whole number in "
-                         f"[0, {STEP_MAX}].")
+                       f"[0, {STEP_MAX}].")
     return step
 
 

@@ -21,7 +21,11 @@ def create_experiment(name: str, *, session: Session, description: str = "") -> 
                             "or choose another name.")
     exp = Experiment(name=name, description=description[:2000])
     session.add(exp)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # created meanwhile by another caller (PostgreSQL)
+        session.rollback()
+        raise ConflictError(f"An experiment named {name!r} exists already.") from None
     return exp
 
 

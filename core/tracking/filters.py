@@ -43,7 +43,7 @@ def parse_filter(text: Any) -> RunFilter:
     m = _FILTER.fullmatch(text) if isinstance(text, str) else None
     if m is None:
         raise BadInput(f"filter: {text!r} is not a filter; write KIND.KEY OP VALUE with KIND "
-                         f"params, metrics or tags and OP one of = != > >= < <= ({EXAMPLE}).")
+                       f"params, metrics or tags and OP one of = != > >= < <= ({EXAMPLE}).")
     kind, key, op, value = m.groups()
     check_key(key, f"filter {text!r}")
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
@@ -55,7 +55,7 @@ def parse_filter(text: Any) -> RunFilter:
         raise BadInput(f"filter {text!r}: metrics compare with a number, not {value!r}.")
     if kind == "params" and op not in ("=", "!=") and numeric is None:
         raise BadInput(f"filter {text!r}: {op} compares params as numbers; {value!r} is not "
-                         "one (use = or != for text).")
+                       "one (use = or != for text).")
     if kind == "tags" and op not in ("=", "!="):
         raise BadInput(f"filter {text!r}: tags take = or != only.")
     return f

@@ -145,10 +145,13 @@ def job_ended(db: Database, job_id: int, status: RunStatus, *,
 def close_runs_of_ended_jobs(*, session: Session) -> int:
     """End the RUNNING runs whose job ended without its worker ending them (a worker killed,
     then reaped: the job FAILED, its run would stay RUNNING). Commits; returns how many."""
-    lock_for_write(session)
-    stale = session.exec(select(Run, Job.state).join(Job, Job.id == Run.job_id).where(
+    query = select(Run, Job.state).join(Job, Job.id == Run.job_id).where(
         Run.source == RunSource.JOB, Run.status == RunStatus.RUNNING,
-        Job.state.in_(list(STATUS_OF_JOB_STATE)))).all()
+        Job.state.in_(list(STATUS_OF_JOB_STATE)))
+    if session.exec(query.limit(1)).first() is None:  # the usual case: no write lock taken
+        return 0
+    lock_for_write(session)
+    stale = session.exec(query.execution_options(populate_existing=True)).all()
     for run, state in stale:
         run.status = STATUS_OF_JOB_STATE[state].value
         run.end_time = utcnow()

@@ -42,7 +42,7 @@ def list_runs(*, session: Session, experiment: str | Sequence[str] | None = None
               status: RunStatus | str | Sequence[RunStatus | str] | None = None,
               filters: Sequence[str] = (), sort: str = "-start_time", limit: int = 100,
               offset: int = 0, parent_run_id: int | None = None,
-              top_level: bool = False) -> RunPage:
+              top_level: bool = False, job_id: int | None = None) -> RunPage:
     """One page of runs across experiments (or the named ones), newest first by default.
 
     Args:
@@ -55,6 +55,7 @@ def list_runs(*, session: Session, experiment: str | Sequence[str] | None = None
         limit, offset: the page (limit 1–1000).
         parent_run_id: only the child runs (trials) of this run.
         top_level: only runs without a parent (leave out trials).
+        job_id: only the runs of this training job (its run and its trials' child runs).
     Raises:
         InputError naming the bad argument; NotFoundError for an unknown experiment.
     """
@@ -77,6 +78,8 @@ def list_runs(*, session: Session, experiment: str | Sequence[str] | None = None
         query = query.where(Run.parent_run_id == parent_run_id)
     if top_level:
         query = query.where(Run.parent_run_id.is_(None))
+    if job_id is not None:
+        query = query.where(Run.job_id == job_id)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     query = _sorted(query, sort)
     rows = session.exec(query.offset(offset).limit(limit)).all()

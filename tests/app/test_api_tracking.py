@@ -208,6 +208,8 @@ def test_artifacts_are_listed_and_downloaded(run_with_files: int) -> None:
                                  {"path": "b.txt", "size_bytes": 4}]
         got = client.get(f"/v1/runs/{run_with_files}/artifacts/a/c.txt")
         assert got.status_code == 200 and got.content == b"deep"
+        assert got.headers["content-disposition"].startswith("attachment")
+        assert got.headers["x-content-type-options"] == "nosniff"
         assert client.get(f"/v1/runs/{run_with_files}/artifacts/a%2fc.txt").content == b"deep"
 
 

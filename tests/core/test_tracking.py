@@ -58,6 +58,18 @@ def test_a_python_run_logs_params_metric_history_tags_and_artifacts(
     assert [(a.path, a.size_bytes) for a in files] == [("notes.txt", 5), ("plots/loss.png", 7)]
 
 
+def test_numpy_values_are_logged_as_their_plain_numbers(backend_db: Database) -> None:
+    import numpy as np
+
+    with tracking.start_run(experiment="x", db=backend_db) as run:
+        run.log_params({"lr": np.float64(0.1), "depth": np.int64(5),
+                        "grid": np.array([1, 2])})
+        run.log_metric("auc", np.float32(0.5), step=np.int64(3))
+    got = run.read()
+    assert got.params == {"depth": "5", "grid": "[1, 2]", "lr": "0.1"}
+    assert got.metrics == {"auc": 0.5} and got.metric_history["auc"][0].step == 3
+
+
 def test_the_latest_value_is_the_highest_step_not_the_last_logged(
         backend_db: Database) -> None:
     with tracking.start_run(experiment="x", db=backend_db) as run:
@@ -305,3 +317,24 @@ def test_an_artifact_cannot_be_logged_outside_the_root(db: Database, name: str) 
         with pytest.raises(InputError, match="is not an artifact path"):
             run.log_artifact(b"x", name)
     assert not (tracking.run_root(run.run_id).parent / "x").exists()
+
+
+def test_first_uses_of_a_new_experiment_at_once_make_one_experiment(
+        backend_db: Database) -> None:
+    from tests.factories import race
+
+    def start() -> int:
+        with backend_db.session() as s:
+            return tracking.create_run(session=s, experiment="fresh").id
+
+    def create() -> object:
+        with backend_db.session() as s:
+            return tracking.create_experiment("planned", session=s)
+
+    started = race(start, start, start)
+    assert all(isinstance(r, int) for r in started), started
+    created = race(create, create)
+    assert sorted(type(r).__name__ for r in created) == ["ConflictError", "Experiment"]
+    with backend_db.session() as s:
+        got = {e.name: e.runs for e in tracking.list_experiments(session=s)}
+    assert got == {"fresh": 3, "planned": 0}

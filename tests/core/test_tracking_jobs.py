@@ -65,6 +65,8 @@ def test_a_search_is_a_run_with_a_child_run_per_trial(searched: Path) -> None:
     assert run.params["metric"] == "log_loss" and run.params["budget"] == "4.0"
     assert run.params["estimator"] == version.estimator  # the winner's configuration
     assert len(trials) >= 2 and len(children) == len(trials) == len(run.child_run_ids)
+    with store_session() as s:
+        assert tracking.list_runs(session=s, job_id=1, limit=1000).total == len(trials) + 1
     by_number = {int(c.tags["trial.number"]): c for c in children}
     for t in trials:
         child = by_number[t.number]
@@ -141,7 +143,8 @@ def _artifacts(run_id: int) -> list:
         return tracking.list_artifacts(run_id, session=s)
 
 
-def test_a_cancelled_job_is_killed_and_a_failed_one_failed(db: Database) -> None:
+def test_a_cancelled_job_is_killed_and_a_failed_one_failed(backend_db: Database) -> None:
+    db = backend_db  # the job hook's writes on both databases
     request = TrainingRequest.create(dataset=CANCER, target="diagnosis", budget=30,
                                      estimators=["linear"], ensemble=False)
     with db.session() as s:
@@ -165,6 +168,10 @@ def test_a_cancelled_job_is_killed_and_a_failed_one_failed(db: Database) -> None
     assert (killed.status, killed.job_id, killed.version_id) == ("KILLED", job.id, None)
     assert (failed.status, failed.job_id) == ("FAILED", failing.id)
     assert "leaderboard.csv" in {a.path for a in _artifacts(killed.id)}
+    with db.session() as s:
+        (trial,) = tracking.list_runs(session=s, parent_run_id=killed.id).runs
+        history = tracking.get_run(killed.id, session=s).metric_history["roc_auc"]
+    assert trial.status == "FINISHED" and trial.metrics["roc_auc"] == history[0].value
 
 
 def test_the_run_of_a_job_whose_worker_died_ends_with_the_job(db: Database) -> None:

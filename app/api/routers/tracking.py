@@ -120,11 +120,14 @@ def runs(session: SessionDep,
          filter: Filters = [],  # noqa: A002, B006
          sort: Sort = "-start_time", limit: Limit = 100, offset: Offset = 0,
          top_level: TopLevel = False,
-         parent_run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> RunPage:
+         parent_run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+         job_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only the runs of "
+                                             "this training job (its run and trials).")] = None
+         ) -> RunPage:
     """Runs across experiments (or the named ones), the Runs page's listing."""
     return tracking.list_runs(session=session, experiment=experiment, status=status,
                               filters=filter, sort=sort, limit=limit, offset=offset,
-                              top_level=top_level, parent_run_id=parent_run_id)
+                              top_level=top_level, parent_run_id=parent_run_id, job_id=job_id)
 
 
 @router.post("/v1/runs", status_code=201, response_model=RunDetailPublic)
@@ -169,4 +172,6 @@ def artifacts(run_id: int, session: SessionDep) -> list[ArtifactPublic]:
                              "description": "The file's bytes."}})
 def artifact(run_id: int, path: str, session: SessionDep) -> FileResponse:
     found = tracking.artifact_file(run_id, path, session=session)
-    return FileResponse(found, filename=found.name)
+    # a download, never a page of this origin: a logged HTML file must not run as one
+    return FileResponse(found, filename=found.name, content_disposition_type="attachment",
+                        headers={"X-Content-Type-Options": "nosniff"})
