@@ -52,9 +52,11 @@ def interval_chart(v: Verdict) -> alt.LayerChart:
         x=x, color=colour,
         tooltip=[alt.Tooltip("difference:Q", format=".3f"), alt.Tooltip("low:Q", format=".3f"),
                  alt.Tooltip("high:Q", format=".3f")])
-    zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(strokeDash=[4, 4]).encode(
-        x="zero:Q")
-    return (zero + bar + point).properties(height=90)
+    zero = alt.Chart(pd.DataFrame({"what": ["candidate − stable"], "zero": [0.0]}))
+    rule = zero.mark_tick(color="#444", thickness=2, size=60).encode(
+        x="zero:Q", y=alt.Y("what:N", title=None),
+        tooltip=[alt.Tooltip("zero:Q", title="no difference")])
+    return (rule + bar + point).properties(height=110)
 
 
 def verdict_panel(card: Scorecard, *, model: str) -> None:
