@@ -17,6 +17,7 @@ PAGES = [
             url_path="leaderboard"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:",
             url_path="compare"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/science:", url_path="runs"),
     st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:",
             url_path="registry"),
     st.Page("pages/predict.py", title="Predict", icon=":material/online_prediction:",

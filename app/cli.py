@@ -20,12 +20,14 @@ from app.cli_common import table as _table
 from app.cli_deploy import register as _register_deploy_commands
 from app.cli_jobs import commands as _job_commands
 from app.cli_registry import register as _register_registry_commands
+from app.cli_scorecard import commands as _scorecard_commands
 from app.cli_tracking import commands as _tracking_commands
 from app.ui_files import streamlit_entry_point
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ML Workbench: AutoML, model registry and deployments for tabular data.")
 app.add_typer(_job_commands)  # automl, train, submit, worker, jobs, cancel, …, schedule
+app.add_typer(_scorecard_commands)  # scorecard
 app.add_typer(_tracking_commands)  # runs, run
 
 

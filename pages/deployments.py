@@ -1,6 +1,6 @@
 """Deployments: stable vs candidate, rollout steps, promote, rollback (with confirmation),
-open alerts, the traffic split since the last change, and a simulator that replays a table
-through the real router."""
+open alerts, the A/B verdict on labelled feedback, the traffic split since the last change,
+and a simulator that replays a table through the real router."""
 
 import altair as alt
 import pandas as pd
@@ -11,9 +11,11 @@ from app.ui.deps import database, session
 from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
 from app.ui.monitoring import alerts_panel
 from app.ui.readable import deployment_history_frame
+from app.ui.verdict import verdict_panel
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.deployments import deploy, get_state, history, promote, rollback, set_percent
 from core.deploy.enums import DeploymentMode
+from core.deploy.feedback import model_scorecard
 from core.deploy.simulator import simulate
 from core.deploy.split import traffic_split
 from core.monitor.alerts import list_alerts
@@ -88,6 +90,10 @@ if state.candidate:
         if cancel.button("Cancel"):
             st.session_state.pop("confirm_rollback", None)
             st.rerun()
+
+st.subheader("A/B verdict")
+with user_errors(), session() as s:
+    verdict_panel(model_scorecard(name, session=s), model=name)
 
 st.subheader("Live traffic split")
 with session() as s:

@@ -44,6 +44,16 @@ class GuardAction(StrEnum):
     PROMOTE = "promote"    # held over the last step
 
 
+class VerdictOutcome(StrEnum):
+    """What the scorecard's A/B verdict says about stable against its candidate
+    (`core.deploy.verdict`)."""
+
+    CANDIDATE = "candidate"        # the candidate is better: the interval excludes 0
+    STABLE = "stable"              # stable is better: the interval excludes 0
+    UNDECIDED = "undecided"        # enough labels, but the interval covers 0
+    NEEDS_LABELS = "needs_labels"  # fewer labelled predictions than the rule asks for
+
+
 # -- alerts ---------------------------------------------------------------------------------
 class Severity(StrEnum):
     CRITICAL = "critical"
@@ -127,4 +137,4 @@ UNRESOLVED: tuple[AlertState, ...] = tuple(s for s in AlertState if not s.is_res
 LISTED: tuple[AlertState, ...] = (AlertState.OPEN, AlertState.ACKNOWLEDGED)  # what lists show
 
 __all__ = ["ALERT_TRANSITIONS", "LISTED", "UNRESOLVED", "AlertKind", "AlertState",
-           "DeploymentMode", "GuardAction", "Severity", "move_alert"]
+           "DeploymentMode", "GuardAction", "Severity", "VerdictOutcome", "move_alert"]

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import update
 from sqlmodel import Session, select
 
 from core.deploy.deployments import InvalidRequestError
+from core.deploy.verdict import Verdict, verdict
 from core.enums import Task
 from core.errors import NotFoundError
+from core.registry.versions import check_model_name, resolve
 from core.store import PredictionLog, utcnow
 from core.store.db import lock_for_write
 
@@ -27,14 +29,18 @@ class FeedbackRecorded(BaseModel):
     recorded: int
 
 
+# the other measure's fields are left out of the JSON (not written as null)
+_ABSENT = Field(default=None, exclude_if=lambda v: v is None)
+
+
 class VersionScore(BaseModel):
     """One version on its labelled predictions: `accuracy` (classification) or `mae`
     (regression), the other one absent from the JSON."""
 
     version: int
     labelled: int
-    accuracy: float | None = None
-    mae: float | None = None
+    accuracy: float | None = _ABSENT
+    mae: float | None = _ABSENT
 
 
 class ShadowScore(BaseModel):
@@ -43,19 +49,21 @@ class ShadowScore(BaseModel):
     stable: int
     candidate: int
     labelled: int
-    stable_accuracy: float | None = None
-    candidate_accuracy: float | None = None
-    stable_mae: float | None = None
-    candidate_mae: float | None = None
+    stable_accuracy: float | None = _ABSENT
+    candidate_accuracy: float | None = _ABSENT
+    stable_mae: float | None = _ABSENT
+    candidate_mae: float | None = _ABSENT
     agreement: float
 
 
 class Scorecard(BaseModel):
-    """`GET /v1/models/{name}/scorecard` (serialised without the absent measure's fields)."""
+    """`GET /v1/models/{name}/scorecard` (serialised without the absent measure's fields);
+    `verdict` judges the current candidate against stable (null without a candidate)."""
 
     measure: str
     versions: list[VersionScore]
     shadow: list[ShadowScore]
+    verdict: Verdict | None = None
 
 
 def _check(row: PredictionLog | None, name: str, request_id: str, actual: Any) -> list[Any]:
@@ -92,8 +100,9 @@ def record_feedback(name: str, request_id: str, actual: Any, *, session: Session
 
 
 def scorecard(name: str, task: str, *, session: Session) -> Scorecard:
-    """Accuracy (or mean absolute error) of each version on its labelled predictions, and of
-    stable against its shadow candidate on the same requests."""
+    """Accuracy (or mean absolute error) of each version on its labelled predictions, of
+    stable against its shadow candidate on the same requests, and the A/B verdict of the
+    current candidate (`core.deploy.verdict`)."""
     per_version: dict[int, list[int]] = {}
     shadow: dict[tuple[int, int], dict[str, Any]] = {}
     rows = session.exec(select(PredictionLog).where(PredictionLog.model_name == name,
@@ -119,7 +128,15 @@ def scorecard(name: str, task: str, *, session: Session) -> Scorecard:
                             agreement=sc["agree"] / sc["n"],
                             **{f"stable_{measure}": sc["stable"] / sc["n"],
                                f"candidate_{measure}": sc["shadow"] / sc["n"]})
-                for (a, b), sc in sorted(shadow.items())])
+                for (a, b), sc in sorted(shadow.items())],
+        verdict=verdict(name, task, session=session))
+
+
+def model_scorecard(name: str, *, session: Session) -> Scorecard:
+    """The scorecard of a model by name (its task read from the version `name` resolves
+    to): what `GET /v1/models/{name}/scorecard` and `workbench scorecard` both answer."""
+    _, mv = resolve(check_model_name(name), session=session)
+    return scorecard(name, mv.task, session=session)
 
 
 def _same(a: Any, b: Any) -> bool:

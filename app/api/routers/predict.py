@@ -17,11 +17,10 @@ from app.api.mlflow_protocol import mlflow_records
 from app.api.schemas import FeedbackRequest, PredictRequest, PredictResponse
 from app.api.wire import answer_response, json_body, parsed
 from core.deploy.deployments import InvalidRequestError
-from core.deploy.feedback import FeedbackRecorded, Scorecard, record_feedback
-from core.deploy.feedback import scorecard as live_scorecard
+from core.deploy.feedback import FeedbackRecorded, Scorecard, model_scorecard, record_feedback
 from core.deploy.service import Serving
 from core.errors import NotFoundError
-from core.registry.versions import check_model_name, resolve
+from core.registry.versions import check_model_name
 
 router = APIRouter(tags=["predict"])
 
@@ -72,9 +71,10 @@ def feedback(name: str, body: FeedbackRequest, serving: ServingDep, session: Ses
     return record_feedback(name, body.request_id, body.actual, session=session)
 
 
-@router.get("/v1/models/{name}/scorecard", responses=ERRORS, response_model=Scorecard,
-            response_model_exclude_none=True)
+@router.get("/v1/models/{name}/scorecard", responses=ERRORS, response_model=Scorecard)
 def scorecard(name: str, serving: ServingDep, session: SessionDep) -> Scorecard:
-    _, mv = resolve(check_model_name(name), session=session)
+    """Live scores per version from labelled feedback, and the A/B verdict of the current
+    candidate (which version is better, with a 95 % interval on the difference)."""
+    check_model_name(name)
     serving.flush()
-    return live_scorecard(name, mv.task, session=session)
+    return model_scorecard(name, session=session)

@@ -1,0 +1,104 @@
+"""The Runs page compares two searches of different models: two real searches (wine and
+breast_cancer, from the CLI into the app's own store), both picked on the Runs page, their
+metrics and params side by side, a metric-history chart per run and the parallel-coordinates
+chart, in chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.steps import (
+    SIZES,
+    WAIT,
+    choose,
+    goto,
+    loaded,
+    no_errors,
+    open_page,
+    screenshot,
+    settled,
+)
+from tests.factories import CANCER, ROOT, WINE, running_app
+
+pytestmark = pytest.mark.e2e
+ROW_PX = 35  # Streamlit's table rows (and header) are 35 px high
+SEARCHES = (("runs_wine", WINE, "cultivar"), ("runs_cancer", CANCER, "diagnosis"))
+
+
+def _search(home: Path, name: str, data: Path, target: str) -> dict:
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "app", "automl", str(data), "--target", target,
+                           "--budget", "4", "--estimators", "linear,knn", "--no-ensemble",
+                           "--name", name, "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def searched_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An app with a home of its own holding two finished searches of two models."""
+    home = tmp_path_factory.mktemp("e2e_runs") / "home"
+    home.mkdir(parents=True)
+    for name, data, target in SEARCHES:
+        assert _search(home, name, data, target)["model"] == name
+    with running_app(home) as url:
+        yield url
+
+
+def _pick(page: Page, label: str, option: str) -> None:
+    """Add `option` to the multiselect labelled `label`."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.click()
+    page.get_by_role("option").filter(has_text=option).first.click(timeout=WAIT)
+    page.keyboard.press("Escape")
+
+
+def test_the_runs_page_compares_two_searches_of_different_models(page: Page,
+                                                                   searched_app: str) -> None:
+    page.set_viewport_size(SIZES["desktop"])
+    goto(page, searched_app, "ML Workbench", timeout=120_000)
+    open_page(page, "Runs", "Runs")
+    expect(page.get_by_text("Runs 1–2 of 2")).to_be_visible(timeout=WAIT)  # two job runs
+    expect(page.get_by_text("Choose two or more runs to compare")).to_be_visible()
+
+    # tick the newest run's row (runs_cancer) in the table, pick the other one by name
+    grid = page.get_by_test_id("stDataFrame").first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 15, box["y"] + ROW_PX * 1.5)  # the first row's checkbox
+    picked = page.get_by_test_id("stMultiSelect").filter(has_text="Compare runs")
+    expect(picked).to_contain_text("runs_cancer · job 2", timeout=WAIT)
+    settled(page)
+    _pick(page, "Compare runs", "runs_wine")
+    expect(picked).to_contain_text("runs_wine · job 1", timeout=WAIT)
+    expect(page.get_by_role("heading", name="Metric history")).to_be_visible(timeout=WAIT)
+    # the side-by-side tables, one column per run (cells are mirrored for assistive tech)
+    tables = page.get_by_test_id("stDataFrame")
+    expect(tables).to_have_count(3, timeout=WAIT)
+    for run in ("runs_wine · job 1", "runs_cancer · job 2"):
+        expect(tables.nth(1).locator("th").filter(has_text=run)).to_have_count(1)
+    for key in ("log_loss", "roc_auc"):
+        expect(tables.nth(1).locator('[data-testid^="glide-cell-"]').filter(has_text=key)
+               ).to_have_count(1)
+    # the two runs as lines across the params that differ (metric, target, task), coloured
+    # by a score both logged; a search's trials may be too few for one (budget 4 s)
+    choose(page, "Runs drawn", "the compared runs")
+    choose(page, "Score", "accuracy")
+    charts = page.get_by_test_id("stVegaLiteChart")
+    expect(charts).to_have_count(3, timeout=WAIT)  # a history per run + parallel coordinates
+    for title in ("runs_wine · job 1: log_loss by step", "runs_cancer · job 2: roc_auc by step"):
+        expect(charts.filter(has_text=title)).to_have_count(1)
+    expect(charts.nth(2)).to_contain_text("accuracy", timeout=WAIT)  # coloured by the score
+    settled(page)
+    loaded(page)
+    no_errors(page)
+    screenshot(page, "runs-01-compare")
