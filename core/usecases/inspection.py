@@ -24,7 +24,10 @@ from core.jobs import ledger
 from core.jobs.public import TransitionPublic, TrialPublic
 from core.jobs.states import JobState
 from core.registry import list_models, resolve
+from core.registry.aliases import alias_version
+from core.registry.stages import stage_of
 from core.store import Dataset, Job, ModelVersion, RegisteredModel
+from core.tracking.job_runs import job_run
 
 MAX_LINEAGE_NODES = 500  # a long retraining chain is cut here (the answer says so)
 
@@ -200,11 +203,18 @@ def _expand_version(session: Session, mv: ModelVersion) -> Expansion:
 
 
 def _expand_job(session: Session, job: Job) -> Expansion:
+    out: Expansion = []
+    run = job_run(job.id, session=session)
+    if run is not None:  # the job's tracking run: its params, metric history and artifacts
+        node = LineageNode(id=f"run:{run.id}", kind="run", label=f"run {run.id}",
+                           detail={"name": run.name, "status": run.status})
+        out.append((node, LineageEdge(from_=f"job:{job.id}", to=node.id,
+                                      relation="tracked_as")))
     ds = session.get(Dataset, job.dataset_id) if job.dataset_id else None
-    if ds is None:
-        return []
-    node = _dataset_node(ds)
-    return [(node, LineageEdge(from_=node.id, to=f"job:{job.id}", relation="input"))]
+    if ds is not None:
+        node = _dataset_node(ds)
+        out.append((node, LineageEdge(from_=node.id, to=f"job:{job.id}", relation="input")))
+    return out
 
 
 def _model_name(session: Session, model_id: int) -> str:
@@ -217,9 +227,11 @@ def _version_id(session: Session, mv: ModelVersion) -> str:
 
 def _version_node(session: Session, mv: ModelVersion) -> LineageNode:
     name = _model_name(session, mv.model_id)
+    production = alias_version(session, mv.model_id, "production") == mv.version
     return LineageNode(id=f"version:{name}:{mv.version}", kind="version",
                        label=f"{name} v{mv.version}",
-                       detail={"estimator": mv.estimator, "metric": mv.metric,
+                       detail={"semver": mv.semver, "stage": stage_of(mv, production).value,
+                               "estimator": mv.estimator, "metric": mv.metric,
                                "score": mv.score, "created_at": mv.created_at.isoformat()})
 
 

@@ -168,8 +168,13 @@ def test_lineage_is_a_graph_from_the_data_to_the_parent_versions(client: TestCli
     graph = client.get("/v1/models/wine/versions/2/lineage").json()
     nodes = {n["id"]: n for n in graph["nodes"]}
     assert graph["root"] == "version:wine:2" and graph["truncated"] is False
-    assert {n["kind"] for n in nodes.values()} == {"dataset", "job", "version"}
+    assert {n["kind"] for n in nodes.values()} == {"dataset", "job", "run", "version"}
     edges = {(e["from"], e["to"], e["relation"]) for e in graph["edges"]}
+    runs = {e["from"]: e["to"] for e in graph["edges"] if e["relation"] == "tracked_as"}
+    assert set(runs) == {"job:1", "job:2"}  # each job's tracking run, openable at /v1/runs
+    assert client.get(f"/v1/runs/{runs['job:2'].split(':')[1]}").json()["job_id"] == 2
+    assert nodes["version:wine:1"]["detail"]["semver"] == "1.0.0"
+    assert nodes["version:wine:2"]["detail"]["stage"] in {"None", "Production"}
     dataset = next(i for i, n in nodes.items() if n["kind"] == "dataset")
     assert (dataset, "job:2", "input") in edges and (dataset, "job:1", "input") in edges
     assert ("job:2", "version:wine:2", "registered") in edges
