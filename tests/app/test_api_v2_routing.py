@@ -4,18 +4,22 @@ PostgreSQL), the prediction log that feedback joins, and load shedding with Retr
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
 from core.deploy import deployments as dep
 from core.deploy.router import route
-from tests.factories import record, register, store_session
+from tests.factories import ROOT, free_port, record, register, store_session, wait_healthy
 
 BODY = {"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [0.5]},
                    {"name": "b", "shape": [1], "datatype": "FP64", "data": [0.5]},
@@ -115,3 +119,52 @@ def test_an_overloaded_server_answers_v2_with_503_and_retry_after(
             held.join(30)
         assert answers[0].status_code == 200  # the admitted request is still answered
         assert client.post("/v2/models/churn/infer", json=BODY).status_code == 200
+
+
+@pytest.mark.slow
+def test_a_v2_client_round_trip_against_workbench_serve(home: Path) -> None:
+    """Over real HTTP: metadata, the pandas codec, the versions route, sticky keys and an
+    error (one worker: across workers routing is the same hash, see test_serving_live.py)."""
+    register()
+    register(seed=1)
+    with store_session() as s:
+        dep.deploy("churn", 1, session=s)
+        dep.deploy("churn", 2, percent=10, session=s)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port)],
+                            cwd=ROOT,
+                            env={**os.environ, "WORKBENCH_HOME": str(home)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        with httpx.Client(base_url=url, timeout=30) as c:
+            meta = c.get("/v2/models/churn").json()
+            assert [i["name"] for i in meta["inputs"]] == ["a", "b", "plan"]
+            pd_body = {"parameters": {"content_type": "pd"}, "inputs": [
+                {**t, "shape": [1, 1]} for t in BODY["inputs"]]}
+            doc = c.post("/v2/models/churn/versions/2/infer", json=pd_body).json()
+            stable_key = next(f"s{i}" for i in range(100) if route("churn", 1, 2, 10,
+                                                                   f"s{i}") == 1)
+            v1 = c.post("/v1/models/churn/predict", json={
+                "records": [{"a": 0.5, "b": 0.5, "plan": "pro"}],
+                "request_key": stable_key}).json()
+            assert doc["model_version"] == "2"
+            keys = [f"user-{i}" for i in range(80)]
+            by_key = {k: c.post("/v2/models/churn/infer", json={
+                **BODY, "parameters": {"request_key": k}}).json()["model_version"]
+                for k in keys}
+            assert by_key == {k: str(route("churn", 1, 2, 10, k)) for k in keys}
+            assert v1["version"] == 1  # the same answer as /predict from the same version
+            again = c.post("/v2/models/churn/versions/1/infer", json=pd_body).json()
+            assert again["outputs"][0]["data"] == v1["predictions"]
+            assert again["outputs"][1]["data"] == [v1["probabilities"][0][cls]
+                                                   for cls in ("no", "yes")]
+            bad = c.post("/v2/models/churn/infer", json={"inputs": BODY["inputs"][:1]})
+            assert bad.status_code == 400 and "'plan'" in bad.json()["error"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
