@@ -227,3 +227,19 @@ def test_a_2d_tensor_of_the_wrong_width_names_the_schema_order(client: TestClien
     body = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64",
                         "data": [1.0, 2.0, 3.0]}]}
     _error(client.post("/v2/models/price/infer", json=body), 400, "[N, 2]", "a, b")
+
+
+def test_the_api_token_protects_the_v2_routes(home: Path, monkeypatch) -> None:
+    register()
+    with store_session() as _s:
+        dep.deploy("churn", 1, session=_s)
+    monkeypatch.setenv("WORKBENCH_API_TOKEN", "s3cret")
+    with TestClient(create_app(background=False)) as c:
+        for path in ("/v2/health/live", "/v2/models/churn"):
+            r = c.get(path)
+            assert r.status_code == 401 and isinstance(r.json()["error"], str)
+        assert c.post("/v2/models/churn/infer", json={"inputs": columns(ROWS)}
+                      ).status_code == 401
+        ok = c.post("/v2/models/churn/infer", json={"inputs": columns(ROWS)},
+                    headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200 and ok.json()["model_version"] == "1"
