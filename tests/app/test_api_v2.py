@@ -177,6 +177,7 @@ def test_unknown_models_and_versions_are_404(client: TestClient) -> None:
     _error(client.get("/v2/models/churn/versions/9"), 404)
     _error(client.get("/v2/models/nope/ready"), 404)
     _error(client.get("/v2/models/churn/versions/9/ready"), 404)
+    assert client.app.state.serving.cache.failed == {}  # unknown versions leave no note
 
 
 def _with(name: str, **change) -> dict:

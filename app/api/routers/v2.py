@@ -79,7 +79,7 @@ async def _reference(serving: Serving, name: str, version: str | None
     check_model_name(name)
     if version is not None:
         v = _version(name, version)
-        return await serving.amodel(name, v), v, set()
+        return await _pinned(serving, name, v), v, set()
     st = await serving.astate(name)
     ref = st.stable if st.stable is not None else st.candidate
     if ref is None:
@@ -91,6 +91,16 @@ async def _reference(serving: Serving, name: str, version: str | None
         candidate = serving.cache.peek(name, st.candidate)
         known = set(candidate.columns) if candidate is not None else set()
     return await serving.amodel(name, ref), None, known
+
+
+async def _pinned(serving: Serving, name: str, version: int) -> LoadedModel:
+    """A pinned version, loaded on demand; one that does not exist is a 404 before the model
+    cache hears of it (it keeps a note per version that failed to load)."""
+    lm = serving.cache.hit(name, version)
+    if lm is None:
+        await run_in_threadpool(_exists, serving, name, version)
+        lm = await serving.amodel(name, version)
+    return lm
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
@@ -177,9 +187,9 @@ async def _metadata(request: Request, name: str, version: str | None) -> Respons
         v = st.stable if st.stable is not None else st.candidate
         if v is None:  # nothing deployed: describe the version NAME resolves to
             v = await run_in_threadpool(_resolved, serving, name)
+        lm = await serving.amodel(name, v)
     else:
-        v = _version(name, version)
-    lm = await serving.amodel(name, v)
+        lm = await _pinned(serving, name, _version(name, version))
     versions = await run_in_threadpool(_versions, serving, name)
     return json_response(oip.metadata(lm, versions).model_dump(exclude_none=True))
 
