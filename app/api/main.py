@@ -23,6 +23,7 @@ from app.api.routers import (
     parity,
     predict,
     stages,
+    v2,
 )
 from app.api.routers import tracking as tracking_routes
 from app.api.version import VERSION
@@ -75,7 +76,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     install_handlers(app)
     # The prediction routes first: FastAPI matches a request against the included routers in
     # order (and again inside the matching one), so the hot path is tried before the rest.
-    for router in (predict.router, health.router, models.router, datasets.router,
+    for router in (predict.router, v2.router, health.router, models.router, datasets.router,
                    deployments.router):
         app.include_router(router)
     # jobs, retraining, schedules, monitoring and alerts

@@ -117,14 +117,19 @@ class Predictor:
 
     # -- prediction ---------------------------------------------------------------------------
     async def predict(self, name: str, records: list[Record],
-                      key: str | None = None) -> Answer:
+                      key: str | None = None, version: int | None = None) -> Answer:
+        """`version` pins the version that answers (NAME:VERSION, e.g. the Open Inference
+        Protocol's versions route): no canary routing, no shadow, no fallback."""
         self.batcher.check_room()  # before routing: an overload is no version's failure
         request_id = uuid.uuid4().hex
-        # the common case without awaiting: a fresh rule and a loaded version are at hand
-        st = self.states.peek(name) or await self.states.aget(name)
-        version, shadow = self.pick(st, key)
-        answer = await self._answer(name, version, records, request_id,
-                                    fallback=st.stable if version != st.stable else None)
+        if version is None:
+            # the common case without awaiting: a fresh rule and a loaded version are at hand
+            st = self.states.peek(name) or await self.states.aget(name)
+            version, shadow = self.pick(st, key)
+            fallback = st.stable if version != st.stable else None
+        else:
+            shadow = fallback = None
+        answer = await self._answer(name, version, records, request_id, fallback=fallback)
         settings = self.settings
         if settings.log_predictions:
             self.telemetry.log(request_id=request_id, model_name=name, version=answer.version,

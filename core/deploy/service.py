@@ -76,8 +76,8 @@ class Serving:
 
     # -- what the routes call ---------------------------------------------------------------
     async def predict(self, name: str, records: list[Record],
-                      key: str | None = None) -> Answer:
-        return await self.predictor.predict(name, records, key)
+                      key: str | None = None, version: int | None = None) -> Answer:
+        return await self.predictor.predict(name, records, key, version)
 
     def state(self, name: str, *, fresh: bool = False) -> DeploymentState:
         """The rule of `name` (blocking on a miss: for threads; the event loop uses
