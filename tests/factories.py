@@ -344,3 +344,23 @@ def visits(n: int = 160) -> pd.DataFrame:
     late = np.arange(n) > n // 2
     y = np.where(x + 2.0 * late + rng.normal(scale=0.5, size=n) > 1.0, "yes", "no")
     return pd.DataFrame({"visit_date": days.strftime("%Y-%m-%d"), "x": x, "returned": y})
+
+
+def store_at(revision: str, inserts: list[str]) -> None:
+    """A store as an older release left it: migrated to `revision`, holding these rows (the
+    upgrade tests of every migration start from one)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from core.store.db import MIGRATIONS_DIR, make_engine
+
+    engine = make_engine(get_settings().db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+        for sql in inserts:
+            conn.execute(text(sql))
+    engine.dispose()

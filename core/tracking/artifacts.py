@@ -85,26 +85,19 @@ def list_artifacts(run_id: int, *, session: Session) -> list[ArtifactPublic]:
 def write_artifact(run_id: int, name: str, data: bytes | Path) -> ArtifactPublic:
     """Store bytes, or a copy of a file, as `name` under the run's root (atomically; an
     existing artifact of that name is replaced). `name` follows the download rules."""
-    rel = clean_relpath(name)
-    if rel is None:
-        raise BadInput(f"name: {name!r} is not an artifact path; use '/'-separated names "
-                       "without '.', '..', empty parts, '%', '\\', '#', '?', ':' or control "
-                       "characters (e.g. 'plots/loss.png').")
-    target = run_root(run_id) / rel
+    target = _write_target(run_id, name)
     if isinstance(data, Path):
         if not data.is_file():
             raise BadInput(f"{data} is not a file to log as an artifact.")
         data = data.read_bytes()
     atomic_write(target, bytes(data))
-    return ArtifactPublic(path=rel.as_posix(), size_bytes=len(data))
+    return ArtifactPublic(path=name, size_bytes=len(data))
 
 
 def link_artifact(run_id: int, name: str, source: Path) -> ArtifactPublic:
     """`source` (an immutable stored file, e.g. a registered pipeline) as `name`: a hard link
     where the filesystem allows (no second copy), else a copy."""
-    rel = clean_relpath(name)
-    assert rel is not None, name
-    target = run_root(run_id) / rel
+    target = _write_target(run_id, name)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.link.tmp")
     tmp.unlink(missing_ok=True)
@@ -113,4 +106,19 @@ def link_artifact(run_id: int, name: str, source: Path) -> ArtifactPublic:
     except OSError:
         shutil.copyfile(source, tmp)
     os.replace(tmp, target)
-    return ArtifactPublic(path=rel.as_posix(), size_bytes=target.stat().st_size)
+    return ArtifactPublic(path=name, size_bytes=target.stat().st_size)
+
+
+def _write_target(run_id: int, name: str) -> Path:
+    """Where `name` is written: under the run's root, also once symlinks are followed (a
+    linked folder inside the root must not carry a write outside it, as it cannot a read)."""
+    rel = clean_relpath(name)
+    if rel is None:
+        raise BadInput(f"name: {name!r} is not an artifact path; use '/'-separated names "
+                       "without '.', '..', empty parts, '%', '\\', '#', '?', ':' or control "
+                       "characters (e.g. 'plots/loss.png').")
+    root = run_root(run_id)
+    if not (root / rel).parent.resolve().is_relative_to(root.resolve()):
+        raise BadInput(f"name: {name!r} leads outside run {run_id}'s artifact folder through "
+                       "a symbolic link; log it under another name.")
+    return root / rel

@@ -25,6 +25,12 @@ PARAM_VALUE_MAX = 6000
 TAG_VALUE_MAX = 5000
 STEP_MAX = 2_147_483_647
 NAME_MAX = 200
+# one call's batch (a REST body, a Python call): bounds what one request can make the store
+# hold or the server parse (MLflow's log-batch has like bounds)
+PARAMS_PER_CALL = 1000
+TAGS_PER_CALL = 1000
+METRICS_PER_CALL = 10_000
+FILTERS_MAX = 20
 # letters, digits and _ - . / space (MLflow's rule): never an operator of the filter syntax
 _KEY = re.compile(r"[A-Za-z0-9_\-./ ]+")
 
@@ -48,8 +54,22 @@ def check_name(name: Any, field: str = "experiment") -> str:
     return name.strip()
 
 
+def check_batch(field: str, given: Any, most: int) -> None:
+    """BadInput when one call logs more than `most` items of `field`."""
+    if len(given) > most:
+        raise BadInput(f"{field}: {len(given)} given in one call; at most {most} are taken. "
+                       "Log them in several calls.")
+
+
+def _no_nul(field: str, text: str) -> str:
+    # PostgreSQL's text cannot hold NUL: refused here on every backend, as a 422 naming it
+    if "\x00" in text:
+        raise BadInput(f"{field}: the value holds a NUL character (\\x00); remove it.")
+    return text
+
+
 def param_text(key: str, value: Any) -> str:
-    text = value if isinstance(value, str) else as_text(value)
+    text = _no_nul(f"params.{key}", value if isinstance(value, str) else as_text(value))
     if len(text) > PARAM_VALUE_MAX:
         raise BadInput(f"params.{key}: the value has {len(text)} characters; at most "
                        f"{PARAM_VALUE_MAX} are kept. Log a shorter value or an artifact.")
@@ -57,7 +77,7 @@ def param_text(key: str, value: Any) -> str:
 
 
 def tag_text(key: str, value: Any) -> str:
-    text = value if isinstance(value, str) else as_text(value)
+    text = _no_nul(f"tags.{key}", value if isinstance(value, str) else as_text(value))
     if len(text) > TAG_VALUE_MAX:
         raise BadInput(f"tags.{key}: the value has {len(text)} characters; at most "
                        f"{TAG_VALUE_MAX} are kept.")
@@ -119,7 +139,15 @@ def metric_step(key: str, step: Any) -> int:
     return step
 
 
-def aware(at: datetime | None) -> datetime:
+def aware(at: datetime | None, field: str = "timestamp") -> datetime:
+    """`at` in UTC (naive: read as UTC; None: now); BadInput when UTC cannot hold it (year 1
+    with a positive offset is before year 1 in UTC) — a storable instant, never a 500."""
     if at is None:
         return datetime.now(UTC)
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    if not isinstance(at, datetime):
+        raise BadInput(f"{field}: {at!r} is not a date and time.")
+    try:
+        return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise BadInput(f"{field}: {at.isoformat()} is outside the years 1–9999 in UTC; give "
+                       "a time within them (e.g. 2026-01-31T12:00:00Z).") from None

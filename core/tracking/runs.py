@@ -43,8 +43,9 @@ def create_run(*, session: Session, experiment: str, name: str | None = None,
     if parent_run_id is not None and session.get(Run, parent_run_id) is None:
         raise NotFoundError(f"parent_run_id: no run {parent_run_id}.")
     exp = ensure_experiment(experiment, session=session)
-    if name is not None and (not isinstance(name, str) or len(name) > 250):
-        raise BadInput(f"name: {name!r} is not a run name of at most 250 characters.")
+    if name is not None and (not isinstance(name, str) or len(name) > 250 or "\x00" in name):
+        raise BadInput(f"name: {name!r} is not a run name of at most 250 characters "
+                       "(without NUL).")
     run = Run(experiment_id=exp.id, name=(name or "").strip(), status=RunStatus.RUNNING.value,
               source=RunSource(source).value, parent_run_id=parent_run_id,
               dataset_id=dataset_id, job_id=job_id, version_id=version_id)
@@ -92,7 +93,7 @@ def end_run(run_id: int, status: RunStatus | str = RunStatus.FINISHED, *, sessio
     if run.status != RunStatus.RUNNING:
         session.rollback()
         raise ConflictError(f"Run {run_id} has ended already ({run.status}).")
-    run.status, run.end_time = status.value, checks.aware(end_time)
+    run.status, run.end_time = status.value, checks.aware(end_time, "end_time")
     session.add(run)
     if commit:
         session.commit()
@@ -121,11 +122,15 @@ def get_run_row(run_id: int, *, session: Session) -> Run:
 def _write(session: Session, run: Run, *, params: Mapping[str, Any] | None,
            metrics: Iterable[MetricPoint], tags: Mapping[str, Any] | None) -> None:
     """Validate all, then add all (no flush in between: a refusal leaves nothing behind)."""
+    metrics = list(metrics)
+    checks.check_batch("params", params or {}, checks.PARAMS_PER_CALL)
+    checks.check_batch("metrics", metrics, checks.METRICS_PER_CALL)
+    checks.check_batch("tags", tags or {}, checks.TAGS_PER_CALL)
     new_params = _checked_params(session, run.id, params or {})
     points = [(checks.check_key(m.key, "metrics"), m) for m in metrics]
     values = [(key, checks.metric_value(key, m.value),
                None if m.step is None else checks.metric_step(key, m.step),
-               checks.aware(m.timestamp)) for key, m in points]
+               checks.aware(m.timestamp, f"metrics.{key}.timestamp")) for key, m in points]
     new_tags = {checks.check_key(k, "tags"): checks.tag_text(k, v) for k, v in
                 (tags or {}).items()}
     for key, text in new_params.items():

@@ -14,7 +14,7 @@ from sqlmodel import Session, func, select
 
 from core.errors import NotFoundError
 from core.store import Experiment, Run, RunLatestMetric, RunMetric, RunParam, RunTag
-from core.tracking.checks import BadInput, check_key
+from core.tracking.checks import FILTERS_MAX, BadInput, check_batch, check_key
 from core.tracking.experiments import get_experiment
 from core.tracking.filters import all_of, parse_filter
 from core.tracking.public import (
@@ -71,6 +71,8 @@ def list_runs(*, session: Session, experiment: str | Sequence[str] | None = None
     statuses = _statuses(status)
     if statuses:
         query = query.where(Run.status.in_(statuses))
+    filters = [filters] if isinstance(filters, str) else list(filters)
+    check_batch("filter", filters, FILTERS_MAX)
     where = all_of([parse_filter(f) for f in filters])
     if where is not None:
         query = query.where(where)

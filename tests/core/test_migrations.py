@@ -8,6 +8,7 @@ from alembic.migration import MigrationContext
 from sqlmodel import Session, SQLModel
 
 from core.store import Database
+from tests.factories import store_at
 
 
 def test_migrations_match_the_models(backend_db: Database) -> None:
@@ -32,29 +33,9 @@ def test_reopening_an_existing_store_keeps_its_registry(backend_db: Database) ->
         reopened.dispose()
 
 
-def _store_at(revision: str, inserts: list[str]) -> None:
-    """A store as an older release left it: migrated to `revision`, holding these rows."""
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import text
-
-    from core.settings import get_settings
-    from core.store.db import MIGRATIONS_DIR, make_engine
-
-    engine = make_engine(get_settings().db_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
-        for sql in inserts:
-            conn.execute(text(sql))
-    engine.dispose()
-
-
 def test_upgrade_from_the_first_release_keeps_jobs_and_versions(backend: str) -> None:
     """A store created by release 0001 with data in it upgrades to head without loss."""
-    _store_at("0001", [
+    store_at("0001", [
         "INSERT INTO job (kind, state, model_name, target, task, metric, settings, progress,"
         " cancel_requested, log, created_at) VALUES ('search', 'COMPLETED', 'm', 'y', "
         "'binary', 'roc_auc', '{}', '{}', false, '', CURRENT_TIMESTAMP)"])
@@ -75,7 +56,7 @@ def test_unlabelled_predictions_logged_before_0006_stop_counting_as_labelled(
     not "labelled" (live accuracy and scorecards only see fed-back predictions)."""
     from core.monitor.live import accuracy
 
-    _store_at("0005", [
+    store_at("0005", [
         "INSERT INTO predictionlog (request_id, model_name, version, predictions, actual, "
         f"shadow_predictions, created_at) VALUES ('r{i}', 'm', 1, '[\"a\"]', '{actual}', "
         "'null', CURRENT_TIMESTAMP)" for i, actual in enumerate(["null", '["a"]'])])
@@ -100,7 +81,7 @@ def test_upgrade_keeps_versions_linked_to_their_jobs(backend: str) -> None:
     """Release 0001 stores a version with the job that trained it; later migrations rebuild
     the job table (SQLite has no ALTER for it), which must not trip the version's foreign key
     and leave the store un-upgradable."""
-    _store_at("0001", [
+    store_at("0001", [
         "INSERT INTO job (id, kind, state, model_name, target, task, metric, settings, "
         "progress, cancel_requested, log, created_at) VALUES (1, 'search', 'COMPLETED', 'm', "
         "'y', 'binary', 'roc_auc', '{}', '{}', false, '', CURRENT_TIMESTAMP)",

@@ -12,30 +12,10 @@ import pytest
 from core.deploy import deployments as dep
 from core.errors import ConflictError
 from core.registry import list_versions, resolve
-from tests.factories import NUMERIC_SCHEMA, register_numeric, store_session
+from tests.factories import NUMERIC_SCHEMA, register_numeric, store_at, store_session
 
 OLD_SCHEMA = [{"name": "a", "kind": "numeric", "dtype": "float64"}]
 SETTINGS = {"budget": 60.0, "seed": 0}
-
-
-def _store_at(revision: str, inserts: list[str]) -> None:
-    """A store as an older release left it: migrated to `revision`, holding these rows."""
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import text
-
-    from core.settings import get_settings
-    from core.store.db import MIGRATIONS_DIR, make_engine
-
-    engine = make_engine(get_settings().db_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
-        for sql in inserts:
-            conn.execute(text(sql))
-    engine.dispose()
 
 
 def _job(marker: str) -> str:
@@ -64,7 +44,7 @@ def _version(model: str, version: int, schema: list, data: str | None,
 
 
 def test_an_old_store_gets_stages_and_labels(backend: str) -> None:
-    _store_at("0009", [
+    store_at("0009", [
         "INSERT INTO registeredmodel (name, description, created_at) VALUES "
         "('m', '', CURRENT_TIMESTAMP), ('n', '', CURRENT_TIMESTAMP)",
         _job("j1"), _job("j2"),

@@ -4,29 +4,9 @@ version linked; pending jobs wait to become runs when they start."""
 
 from __future__ import annotations
 
-from sqlalchemy import text
-
-from core.settings import get_settings
 from core.store import Database
 from core.tracking import compare_runs, get_run, list_experiments, list_runs
-
-
-def _store_at(revision: str, inserts: list[str]) -> None:
-    """A store as an older release left it: migrated to `revision`, holding these rows."""
-    from alembic import command
-    from alembic.config import Config
-
-    from core.store.db import MIGRATIONS_DIR, make_engine
-
-    engine = make_engine(get_settings().db_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
-        for sql in inserts:
-            conn.execute(text(sql))
-    engine.dispose()
+from tests.factories import store_at
 
 
 def _job(job_id: int, state: str, model: str = "churn", version_id: str = "NULL") -> str:
@@ -47,7 +27,7 @@ def _trial(job_id: int, number: int, score: str, status: str = "ok",
 
 
 def test_upgrading_turns_old_jobs_into_runs_with_trials_as_child_runs(backend: str) -> None:
-    _store_at("0009", [
+    store_at("0009", [
         "INSERT INTO registeredmodel (id, name, description, created_at) "
         "VALUES (1, 'churn', '', CURRENT_TIMESTAMP)",
         "INSERT INTO modelversion (id, model_id, version, artifact_path, fingerprint, "
