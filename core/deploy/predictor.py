@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 import time
 import uuid
@@ -31,6 +32,14 @@ from core.store import utcnow
 from core.store.shapes import IntervalsDoc, Record
 
 log = logging.getLogger("workbench.serving")
+
+
+def _request_id() -> str:
+    """A random (version 4) UUID as hex, from the process's Mersenne Twister, reseeded in
+    every forked worker, rather than `uuid4()`'s os.urandom: that system call lets go of the
+    GIL, and on a busy server the background flush thread then holds the request for up to
+    a switch interval. Ids need to be unique, not secret."""
+    return uuid.UUID(int=random.getrandbits(128), version=4).hex
 
 
 @dataclass
@@ -119,7 +128,7 @@ class Predictor:
     async def predict(self, name: str, records: list[Record],
                       key: str | None = None) -> Answer:
         self.batcher.check_room()  # before routing: an overload is no version's failure
-        request_id = uuid.uuid4().hex
+        request_id = _request_id()
         # the common case without awaiting: a fresh rule and a loaded version are at hand
         st = self.states.peek(name) or await self.states.aget(name)
         version, shadow = self.pick(st, key)
