@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -58,6 +59,11 @@ class LoadedModel:
 
     def __post_init__(self) -> None:
         self._needed = frozenset(self.columns)
+        self._num_cols = [c for c, num in zip(self.columns, self.numeric, strict=True) if num]
+        self._obj_cols = [c for c, num in zip(self.columns, self.numeric, strict=True)
+                          if not num]
+        self._num_get = itemgetter(*self._num_cols) if self._num_cols else None
+        self._obj_get = itemgetter(*self._obj_cols) if self._obj_cols else None
 
     @property
     def label(self) -> str:
@@ -78,30 +84,52 @@ class LoadedModel:
         """Records → one array per schema column (extra keys ignored, the schema's order),
         without the general DataFrame path; None when values need the careful path (numbers
         sent as text, infinities) that explains what is wrong."""
-        missing = self.missing_columns(records)
-        if missing:
+        try:
+            return self._arrays(records)
+        except KeyError:  # a record lacks a column: name every one missing
+            missing = self.missing_columns(records)
+            if not missing:
+                raise
             raise SchemaMismatchError(
                 "Columns the model was trained on are missing from the input: "
                 + ", ".join(repr(c) for c in missing)
-                + ". Add them (null values are allowed) and try again.")
+                + ". Add them (null values are allowed) and try again.") from None
+
+    def _arrays(self, records: list[Record]) -> dict[str, np.ndarray] | None:
+        n = len(records)
         data: dict[str, np.ndarray] = {}
         try:
-            for col, is_num in zip(self.columns, self.numeric, strict=True):
-                values = list(map(itemgetter(col), records))  # C-level, no per-cell bytecode
-                if is_num:
-                    if not _PLAIN_NUMBERS.issuperset(map(type, values)):
-                        return None  # text, lists...: the careful path names the bad values
-                    arr = np.array(values, dtype=np.float64)  # None -> NaN
-                    if np.isinf(arr).any():
-                        return None
-                    data[col] = arr
+            # one C-level pass per kind of column: every record's numeric values as a tuple,
+            # then one float matrix (None -> NaN); likewise the other columns as objects
+            if self._num_cols:
+                rows = list(map(self._num_get, records))
+                if len(self._num_cols) == 1:
+                    rows = [(v,) for v in rows]
+                num = np.array(rows)  # numbers only: a numeric dtype, no per-cell check
+                if num.dtype.kind == "O":  # None (missing) among them, or huge integers
+                    if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(rows))):
+                        return None  # lists, dicts...: the careful path names the bad values
+                    num = np.array(rows, dtype=np.float64)  # None -> NaN
+                elif num.dtype.kind not in "biuf":
+                    return None  # text: the careful path names the bad values
+                num = num.astype(np.float64, copy=False).reshape(n, len(self._num_cols))
+                if np.isinf(num).any():
+                    return None
+                for j, col in enumerate(self._num_cols):
+                    data[col] = num[:, j]
+            if self._obj_cols:
+                cells = list(map(self._obj_get, records))
+                obj = np.empty((n, len(self._obj_cols)), dtype=object)
+                if len(self._obj_cols) == 1:
+                    obj[:, 0] = cells
                 else:
-                    arr = np.empty(len(values), dtype=object)
-                    arr[:] = values
-                    data[col] = arr
+                    for j in range(len(self._obj_cols)):  # a column at a time: a list value
+                        obj[:, j] = list(map(itemgetter(j), cells))  # stays one cell
+                for j, col in enumerate(self._obj_cols):
+                    data[col] = obj[:, j]
         except (ValueError, TypeError, OverflowError):
             return None
-        return data
+        return {c: data[c] for c in self.columns}  # the schema's order
 
     def frame(self, records: list[Record]) -> pd.DataFrame:
         """The pipeline's input: the CLI's own `model_input` (market indicators rebuilt,
@@ -129,7 +157,7 @@ class LoadedModel:
 
     def _labelled(self, proba: np.ndarray) -> tuple[list[Any], np.ndarray]:
         classes = self.classes
-        return [classes[i] for i in np.argmax(proba, axis=1).tolist()], proba
+        return list(map(classes.__getitem__, np.argmax(proba, axis=1).tolist())), proba
 
 
 def probability_dicts(classes: list[Any], proba: np.ndarray | None
@@ -137,7 +165,9 @@ def probability_dicts(classes: list[Any], proba: np.ndarray | None
     """One {class: probability} per row, as the predict response shows them."""
     if proba is None:
         return None
-    return [dict(zip(classes, row, strict=True)) for row in proba.tolist()]
+    if proba.ndim != 2 or proba.shape[1] != len(classes):
+        raise ValueError(f"{proba.shape} probabilities for {len(classes)} classes")
+    return list(map(dict, map(zip, repeat(classes), proba.tolist())))  # no per-row bytecode
 
 
 def _plain(value: Any) -> Any:

@@ -368,7 +368,8 @@ class FastPath:
         parts = []
         for cols, fn, numeric in self.blocks:
             if numeric:
-                X = np.column_stack([arrays[c].astype(np.float64) for c in cols])
+                X = np.column_stack([arrays[c] for c in cols]).astype(np.float64,
+                                                                     copy=False)
             else:
                 X = np.empty((len(arrays[cols[0]]), len(cols)), dtype=object)
                 for j, c in enumerate(cols):

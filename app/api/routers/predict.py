@@ -15,7 +15,7 @@ from app.api.deps import ServingDep, SessionDep, serving_of
 from app.api.errors import ERRORS, PREDICT_ERRORS
 from app.api.mlflow_protocol import mlflow_records
 from app.api.schemas import FeedbackRequest, PredictRequest, PredictResponse
-from app.api.wire import answer_response, json_body, parsed
+from app.api.wire import answer_response, json_body, parsed, parsed_predict_request
 from core.deploy.deployments import InvalidRequestError
 from core.deploy.feedback import FeedbackRecorded, Scorecard, model_scorecard, record_feedback
 from core.deploy.service import Serving
@@ -30,7 +30,7 @@ router = APIRouter(tags=["predict"])
              openapi_extra=json_body(PredictRequest))
 async def predict(name: str, request: Request) -> Response:
     check_model_name(name)
-    body = await parsed(request, PredictRequest)
+    body = await parsed_predict_request(request)
     return answer_response(await serving_of(request).predict(name, body.records,
                                                              body.request_key),
                            coverage=body.coverage)
