@@ -150,7 +150,7 @@ def load(port: int, path: str, body: bytes, concurrency: int, seconds: float,
     return asyncio.run(_load(port, path, body, concurrency, seconds, max_requests))
 
 
-def floor(pipe, X: pd.DataFrame, lean=None) -> dict:
+def floor(pipe, X: pd.DataFrame, lean=None, repeat: int = 200) -> dict:
     """In-process time, one thread: the pipeline's predict_proba on a DataFrame, and the
     server's lean path (records → arrays → compiled preprocessing → estimator)."""
     from threadpoolctl import threadpool_limits
@@ -160,7 +160,7 @@ def floor(pipe, X: pd.DataFrame, lean=None) -> dict:
         for rows in (1, 100):
             batch = X.iloc[:rows]
             times = []
-            for _ in range(200 if rows == 1 else 50):
+            for _ in range(repeat if rows == 1 else repeat // 4):
                 t0 = time.perf_counter()
                 pipe.predict_proba(batch)
                 times.append(time.perf_counter() - t0)
@@ -168,7 +168,7 @@ def floor(pipe, X: pd.DataFrame, lean=None) -> dict:
             if lean is not None:
                 recs = json.loads(batch.to_json(orient="records"))
                 times = []
-                for _ in range(200 if rows == 1 else 50):
+                for _ in range(repeat if rows == 1 else repeat // 4):
                     t0 = time.perf_counter()
                     lean.predict_records(recs)
                     times.append(time.perf_counter() - t0)
@@ -194,8 +194,7 @@ def start_ours(home: Path, port: int, workers: int, root: Path = ROOT,
         [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers), "--no-monitor"], cwd=root, env=env,
         stderr=subprocess.DEVNULL)
-    wait_ready(port, "/health", proc)
-    return proc
+    return proc  # not yet ready: the caller starts the others, then waits (wait_ready)
 
 
 # The peers predict with one OpenMP thread, as our server does: with the default (one per
@@ -360,8 +359,9 @@ def main() -> None:
     from core.store.db import Database
 
     lean = Serving(Database()).cache.get(MODEL, 1)
-    results: dict = {"floor_in_process": floor(pipe, X, lean), "lean_path": lean.fast is not None,
-                     "servers": {}, "workers": workers, "load_average": os.getloadavg()}
+    results: dict = {"floor_in_process": floor(pipe, X, lean, 20 if args.quick else 200),
+                     "lean_path": lean.fast is not None, "servers": {}, "workers": workers,
+                     "load_average": os.getloadavg()}
 
     # (label, server key, endpoint kind); the servers that lack an endpoint drop it below
     servers = [("workbench /predict", "ours", "predict"),
@@ -400,6 +400,9 @@ def main() -> None:
         if args.mlserver_python:
             port = free_port()
             procs["mlserver"] = (start_mlserver(args.mlserver_python, pipe, work, port), port)
+        for which, (proc, port) in procs.items():  # ours start side by side: wait for each
+            if which not in ("mlflow", "mlserver"):
+                wait_ready(port, "/health", proc, timeout=600)
         servers = [s for s in servers
                    if s[2] != "v2" or s[1] == "mlserver" or has_v2(procs[s[1]][1])]
         results["endpoints"] = [label for label, _, _ in servers]
