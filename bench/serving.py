@@ -1,10 +1,12 @@
 """Serving benchmark: throughput and p50/p99 latency on loopback for 1-row and 100-row
-requests at concurrency 1, 8 and 32, against `workbench serve` and, in the same run,
-`mlflow models serve` of the identical pipeline, plus the in-process predict time as the floor.
+requests at concurrency 1, 8 and 32, against `workbench serve` (1, 2 and 4 workers) and, in the
+same run, `mlflow models serve` and MLServer (V2 protocol, pandas codec) of the identical
+pipeline, plus the in-process predict time as the floor.
 
     .venv/bin/python bench/serving.py                       # ours + in-process floor
-    .venv/bin/python bench/serving.py --mlflow-python /tmp/mlflow-venv/bin/python
-                                                            # + mlflow models serve
+    .venv/bin/python bench/serving.py --mlflow-python /tmp/mlflow-venv/bin/python \
+        --mlserver-python /tmp/mlserver-venv/bin/python     # + MLflow + MLServer
+    .venv/bin/python bench/serving.py --quick --workers 1   # short cells: a smoke run
     .venv/bin/python bench/serving.py --concurrency 128 --unbounded
                                         # load shedding: the default bound against none
     git worktree add /tmp/ref <commit> && .venv/bin/python bench/serving.py --against /tmp/ref
@@ -148,7 +150,7 @@ def load(port: int, path: str, body: bytes, concurrency: int, seconds: float,
     return asyncio.run(_load(port, path, body, concurrency, seconds, max_requests))
 
 
-def floor(pipe, X: pd.DataFrame, lean=None) -> dict:
+def floor(pipe, X: pd.DataFrame, lean=None, repeat: int = 200) -> dict:
     """In-process time, one thread: the pipeline's predict_proba on a DataFrame, and the
     server's lean path (records → arrays → compiled preprocessing → estimator)."""
     from threadpoolctl import threadpool_limits
@@ -158,7 +160,7 @@ def floor(pipe, X: pd.DataFrame, lean=None) -> dict:
         for rows in (1, 100):
             batch = X.iloc[:rows]
             times = []
-            for _ in range(200 if rows == 1 else 50):
+            for _ in range(repeat if rows == 1 else repeat // 4):
                 t0 = time.perf_counter()
                 pipe.predict_proba(batch)
                 times.append(time.perf_counter() - t0)
@@ -166,7 +168,7 @@ def floor(pipe, X: pd.DataFrame, lean=None) -> dict:
             if lean is not None:
                 recs = json.loads(batch.to_json(orient="records"))
                 times = []
-                for _ in range(200 if rows == 1 else 50):
+                for _ in range(repeat if rows == 1 else repeat // 4):
                     t0 = time.perf_counter()
                     lean.predict_records(recs)
                     times.append(time.perf_counter() - t0)
@@ -183,16 +185,22 @@ def cpu_seconds(pid: int) -> float:
 
 def start_ours(home: Path, port: int, workers: int, root: Path = ROOT,
                **extra_env: str) -> subprocess.Popen:
-    """`root` another checkout (--against): the same server command run from its code."""
+    """`workbench serve --workers N` as a user runs it (without the alert monitor, which
+    would only add noise); `root` another checkout (--against): its code, same command."""
     env = {**os.environ, "WORKBENCH_HOME": str(home), **extra_env}
     if root != ROOT:
         env["PYTHONPATH"] = str(root)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.api:app_factory", "--factory", "--host",
-         "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-         "--no-access-log"], cwd=root, env=env)
-    wait_ready(port, "/health", proc)
-    return proc
+        [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--no-monitor"], cwd=root, env=env,
+        stderr=subprocess.DEVNULL)
+    return proc  # not yet ready: the caller starts the others, then waits (wait_ready)
+
+
+# The peers predict with one OpenMP thread, as our server does: with the default (one per
+# core) a predict on the shared 2-core machine waits on busy cores, and MLServer's 1-row
+# throughput fell several-fold; this is the fairer and, for our ratios, the harder setting.
+PEER_ENV = {"OMP_NUM_THREADS": "1"}
 
 
 def start_mlflow(python: str, pipe, workdir: Path, port: int) -> subprocess.Popen:
@@ -206,7 +214,7 @@ def start_mlflow(python: str, pipe, workdir: Path, port: int) -> subprocess.Pope
         "['sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor'])"),
         str(workdir / "pipe.joblib"), str(model_dir)], check=True)
     mlflow_bin = str(Path(python).with_name("mlflow"))
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"file://{workdir / 'mlruns'}",
+    env = {**os.environ, **PEER_ENV, "MLFLOW_TRACKING_URI": f"file://{workdir / 'mlruns'}",
            "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.Popen([mlflow_bin, "models", "serve", "-m", str(model_dir), "-h",
                              "127.0.0.1", "-p", str(port), "-w", "1", "--env-manager", "local"],
@@ -215,15 +223,107 @@ def start_mlflow(python: str, pipe, workdir: Path, port: int) -> subprocess.Pope
     return proc
 
 
+def start_mlserver(python: str, pipe, workdir: Path, port: int) -> subprocess.Popen:
+    """MLServer's sklearn runtime on a joblib copy of the pipeline (a benchmark-only copy in
+    the temporary directory), inference in the server process (`parallel_workers: 0`, as in
+    the issue's reference), metrics on a port of their own, nothing but 127.0.0.1."""
+    import joblib
+
+    root = workdir / "mlserver"
+    model_dir = root / MODEL
+    model_dir.mkdir(parents=True)
+    joblib.dump(pipe, model_dir / "model.joblib")
+    (model_dir / "model-settings.json").write_text(json.dumps({
+        "name": MODEL, "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": "./model.joblib"}}))
+    (root / "settings.json").write_text(json.dumps({
+        "debug": False, "host": "127.0.0.1", "http_port": port, "grpc_port": free_port(),
+        "metrics_port": free_port(), "parallel_workers": 0}))
+    env = {**os.environ, **PEER_ENV,
+           "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen([str(Path(python).with_name("mlserver")), "start", str(root)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(port, f"/v2/models/{MODEL}/ready", proc, timeout=180)
+    return proc
+
+
+MODEL = "bench"
+
+
+# -- request bodies and how to read each server's predictions ------------------------------
+def v2_pandas_request(records: list[dict]) -> dict:
+    """An Open Inference Protocol (V2) request with MLServer's pandas codec: one input per
+    column, FP64 for numbers, BYTES for strings; no `outputs`, so the answer is `predict`."""
+    cols = list(records[0])
+    inputs = []
+    for col in cols:
+        data = [r[col] for r in records]
+        text = any(isinstance(v, str) for v in data)
+        inputs.append({"name": col, "shape": [len(data)],
+                       "datatype": "BYTES" if text else "FP64", "data": data})
+    return {"parameters": {"content_type": "pd"}, "inputs": inputs}
+
+
+def _v2_predictions(body: dict) -> list:
+    out = next(o for o in body["outputs"] if o["name"] == "predict")
+    return list(out["data"])
+
+
+# endpoint kind -> (path, request body for records, predictions read from the answer)
+ENDPOINTS = {
+    "predict": (f"/v1/models/{MODEL}/predict", lambda rs: {"records": rs},
+                lambda b: b["predictions"]),
+    "invocations": ("/invocations", lambda rs: {"dataframe_records": rs},
+                    lambda b: b["predictions"]),
+    "v2": (f"/v2/models/{MODEL}/infer", v2_pandas_request, _v2_predictions),
+}
+
+
+def check_answers(port: int, kind: str, records: list[dict], expected: list) -> None:
+    """The server's predictions for a few rows equal the in-process pipeline's: a benchmark
+    of a server that answers wrongly (e.g. strings decoded as bytes) would mean nothing."""
+    import httpx
+
+    path, payload, read = ENDPOINTS[kind]
+    r = httpx.post(f"http://127.0.0.1:{port}{path}", json=payload(records), timeout=60)
+    r.raise_for_status()
+    got = [str(v) for v in read(r.json())]
+    if got != [str(v) for v in expected]:
+        raise RuntimeError(f"{kind} on port {port} answered {got}, the pipeline {expected}")
+
+
+def has_v2(port: int) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def warm_up(port: int, kind: str, records: list[dict], seconds: float) -> None:
+    """Every worker loads the model and sees both batch sizes before the first cell."""
+    path, payload, _ = ENDPOINTS[kind]
+    for rows in (1, len(records)):
+        asyncio.run(_load(port, path, json.dumps(payload(records[:rows])).encode(), 8,
+                          seconds, 10_000))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="per cell (bounded)")
     ap.add_argument("--max-requests", type=int, default=20_000, help="per cell (bounded)")
+    ap.add_argument("--quick", action="store_true",
+                    help="short cells (0.5 s, 2,000 requests): a smoke run, not a measurement")
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--rows", default="1,100")
-    ap.add_argument("--workers", type=int, default=1, help="our server's worker processes")
-    ap.add_argument("--mlflow-python", help="a Python with mlflow installed (the `bench` "
-                    "extra, or a separate venv); omitted: MLflow is skipped")
+    ap.add_argument("--workers", default="1,2,4", help="our server's worker processes: the "
+                    "first is the reference server (every endpoint); each other count gets "
+                    "its own server, measured on /invocations, scaling printed against it")
+    ap.add_argument("--mlflow-python", help="a Python with mlflow installed (a separate "
+                    "venv, see bench/README.md); omitted: MLflow is skipped")
+    ap.add_argument("--mlserver-python", help="a Python with mlserver and mlserver-sklearn "
+                    "installed (a separate venv, see bench/README.md); omitted: skipped")
     ap.add_argument("--unbounded", action="store_true", help="also run a server without the "
                     "bound of pending predictions (load shedding off), cell by cell")
     ap.add_argument("--against", type=Path, help="another checkout of this repository (e.g. a "
@@ -231,8 +331,11 @@ def main() -> None:
                     "cell by cell, on the same home; needs the same database schema")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args()
+    if args.quick:
+        args.seconds, args.max_requests = min(args.seconds, 0.5), min(args.max_requests, 2000)
     conc = [int(c) for c in args.concurrency.split(",")]
     rows_list = [int(r) for r in args.rows.split(",")]
+    workers = [int(w) for w in args.workers.split(",")]
 
     work = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     os.environ["WORKBENCH_HOME"] = str(work / "home")
@@ -245,51 +348,76 @@ def main() -> None:
     schema = [{"name": c, "kind": "numeric" if c.startswith("num") else "categorical",
                "dtype": "float64" if c.startswith("num") else "object"} for c in X.columns]
     with Database().session() as session:
-        register_version(pipe, session=session, name="bench", task="binary", target="y",
+        register_version(pipe, session=session, name=MODEL, task="binary", target="y",
                          input_schema=schema, classes=["no", "yes"])
-        deploy("bench", 1, session=session)
+        deploy(MODEL, 1, session=session)
     records = json.loads(X.iloc[:max(rows_list)].to_json(orient="records"))
+    # rows spread over the data so both classes appear in the answer check
+    probe = json.loads(X.iloc[::500].to_json(orient="records"))
+    expected = list(pipe.predict(X.iloc[::500]))
     from core.deploy.service import Serving
     from core.store.db import Database
 
-    lean = Serving(Database()).cache.get("bench", 1)
-    results: dict = {"floor_in_process": floor(pipe, X, lean), "lean_path": lean.fast is not None,
-                     "servers": {}}
+    lean = Serving(Database()).cache.get(MODEL, 1)
+    results: dict = {"floor_in_process": floor(pipe, X, lean, 20 if args.quick else 200),
+                     "lean_path": lean.fast is not None, "servers": {}, "workers": workers,
+                     "load_average": os.getloadavg()}
 
-    servers = [("workbench /predict", "ours", "/v1/models/bench/predict",
-                lambda rs: {"records": rs}),
-               ("workbench /invocations", "ours", "/invocations",
-                lambda rs: {"dataframe_records": rs})]
+    # (label, server key, endpoint kind); the servers that lack an endpoint drop it below
+    servers = [("workbench /predict", "ours", "predict"),
+               ("workbench /invocations", "ours", "invocations"),
+               ("workbench /v2 infer", "ours", "v2")]
     if args.unbounded:
-        servers.append(("workbench, no bound", "unbounded", "/v1/models/bench/predict",
-                        lambda rs: {"records": rs}))
+        servers.append(("workbench, no bound", "unbounded", "predict"))
     if args.against:
-        servers += [(f"{label} @reference", "against", path, payload)
-                    for label, which, path, payload in list(servers) if which == "ours"]
+        servers += [(f"{label} @reference", "against", kind)
+                    for label, which, kind in list(servers) if which == "ours"]
+    servers += [(f"workbench /invocations, {w} workers", f"workers{w}", "invocations")
+                for w in workers[1:]]
     if args.mlflow_python:
-        servers.append(("mlflow models serve", "mlflow", "/invocations",
-                        lambda rs: {"dataframe_records": rs}))
+        servers.append(("mlflow models serve", "mlflow", "invocations"))
+    if args.mlserver_python:
+        servers.append(("mlserver v2 infer", "mlserver", "v2"))
     procs: dict[str, tuple[subprocess.Popen, int]] = {}
     try:
         port = free_port()
-        procs["ours"] = (start_ours(work / "home", port, args.workers), port)
+        procs["ours"] = (start_ours(work / "home", port, workers[0]), port)
         if args.unbounded:
             port = free_port()
-            procs["unbounded"] = (start_ours(work / "home", port, args.workers,
+            procs["unbounded"] = (start_ours(work / "home", port, workers[0],
                                              WORKBENCH_MAX_PENDING_REQUESTS="0",
                                              WORKBENCH_MAX_PENDING_ROWS="0"), port)
         if args.against:
             port = free_port()
-            procs["against"] = (start_ours(work / "home", port, args.workers,
+            procs["against"] = (start_ours(work / "home", port, workers[0],
                                            root=args.against.resolve()), port)
+        for w in workers[1:]:
+            port = free_port()
+            procs[f"workers{w}"] = (start_ours(work / "home", port, w), port)
         if args.mlflow_python:
             port = free_port()
             procs["mlflow"] = (start_mlflow(args.mlflow_python, pipe, work, port), port)
+        if args.mlserver_python:
+            port = free_port()
+            procs["mlserver"] = (start_mlserver(args.mlserver_python, pipe, work, port), port)
+        for which, (proc, port) in procs.items():  # ours start side by side: wait for each
+            if which not in ("mlflow", "mlserver"):
+                wait_ready(port, "/health", proc, timeout=600)
+        servers = [s for s in servers
+                   if s[2] != "v2" or s[1] == "mlserver" or has_v2(procs[s[1]][1])]
+        results["endpoints"] = [label for label, _, _ in servers]
+        for _, which, kind in servers:
+            check_answers(procs[which][1], kind, probe, expected)
+        warmed = set()
+        for _, which, kind in servers:
+            if (which, kind) not in warmed:
+                warm_up(procs[which][1], kind, records, 0.3 if args.quick else 1.0)
+                warmed.add((which, kind))
         # Servers take turns cell by cell, so a slow spell of the shared machine hits all of
         # them alike rather than whichever happened to run then.
-        for rows, c, (label, which, path, payload) in itertools.product(rows_list, conc,
-                                                                         servers):
+        for rows, c, (label, which, kind) in itertools.product(rows_list, conc, servers):
             proc, port = procs[which]
+            path, payload, _ = ENDPOINTS[kind]
             body = json.dumps(payload(records[:rows])).encode()
             cpu0 = cpu_seconds(proc.pid)
             r = load(port, path, body, c, args.seconds, args.max_requests)
@@ -299,10 +427,9 @@ def main() -> None:
                                               / max(1, r["requests"] + 50))  # + warm-up
             results["servers"].setdefault(label, {})[f"{rows}row_c{c}"] = r
             if not args.json:
-                print(f"{label:24s} rows={rows:<4d} c={c:<3d} "
+                print(f"{label:36s} rows={rows:<4d} c={c:<3d} "
                       f"req/s={r['rps']:8.1f} rows/s={r['rows_per_s']:9.0f} "
                       f"p50={r['p50_ms']:7.2f}ms p99={r['p99_ms']:7.2f}ms "
-                      f"cpu/req={r['server_cpu_ms_per_request']:5.2f}ms "
                       f"errors={r['errors']} refused={r['refused']}", flush=True)
     finally:
         for proc, _ in procs.values():
@@ -312,36 +439,117 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         shutil.rmtree(work, ignore_errors=True)
+    results["targets"] = target_verdicts(results["servers"], workers)
     if args.json:
         print(json.dumps(results, indent=2))
-    else:
-        f = results["floor_in_process"]
-        print(f"in-process predict_proba (1 thread): 1 row {f['1_row_ms']:.2f} ms, "
-              f"100 rows {f['100_row_ms']:.2f} ms; lean path: 1 row "
-              f"{f.get('1_row_lean_ms', float('nan')):.2f} ms, 100 rows "
-              f"{f.get('100_row_lean_ms', float('nan')):.2f} ms")
-        if args.against:
-            print_against(results["servers"])
-        if args.mlflow_python:
-            ours = results["servers"]["workbench /invocations"]
-            ml = results["servers"]["mlflow models serve"]
-            for cell in ours:
-                if cell in ml and ml[cell]["rps"]:
-                    print(f"ratio {cell}: throughput ×{ours[cell]['rps'] / ml[cell]['rps']:.1f}, "
-                          f"p99 ÷{ml[cell]['p99_ms'] / ours[cell]['p99_ms']:.1f}")
-            print_targets(ours, ml)
+        return
+    f = results["floor_in_process"]
+    print(f"in-process predict_proba (1 thread): 1 row {f['1_row_ms']:.2f} ms, "
+          f"100 rows {f['100_row_ms']:.2f} ms; lean path: 1 row "
+          f"{f.get('1_row_lean_ms', float('nan')):.2f} ms, 100 rows "
+          f"{f.get('100_row_lean_ms', float('nan')):.2f} ms")
+    if args.against:
+        print_against(results["servers"])
+    print_summary(results["servers"], workers)
+    print_targets(results["targets"])
 
 
-# The issue's targets, as data: (label, cells, check on (ours, mlflow) cell figures).
+# Who is compared with whom: ours is our V2 endpoint against MLServer's when our server has
+# one (same protocol, same payload), else /invocations; /invocations against MLflow's.
+MLFLOW, MLSERVER = "mlflow models serve", "mlserver v2 infer"
+OURS_VS = {MLFLOW: ("workbench /invocations",),
+           MLSERVER: ("workbench /v2 infer", "workbench /invocations")}
+
+
+def _workers_label(w: int) -> str:
+    return f"workbench /invocations, {w} workers"
+
+
+def ours_against(servers: dict, ref: str) -> str | None:
+    return next((o for o in OURS_VS[ref] if o in servers), None)
+
+
+def _ratio(o: dict, r: dict, key: str = "rows_per_s") -> float:
+    return o[key] / r[key] if r.get(key) else float("inf")
+
+
+# The issue's targets, as data: (label, ours, reference, {cell: factor}, check(o, r, factor));
+# a reference of None is an absolute target on ours alone.
+# "ours"/"reference" name a measured endpoint; OURS_VS resolves "ours vs MLServer/MLflow".
+# One row vs MLServer, "no worse than today": issue 20 measured ×22.7 (c=8) and ×27.7 (c=32)
+# on a quiet machine; the floor here is 80 % of those (ratios on the shared 2-core machine
+# swing by about that much between runs), and never below 1×.
+NO_WORSE = 0.8
 TARGETS = [
-    ("1-row throughput >= 10x MLflow", ("1row_c8", "1row_c32"),
-     lambda o, m: o["rps"] >= 10 * m["rps"]),
-    ("1-row p99 <= MLflow p99 / 10", ("1row_c8", "1row_c32"),
-     lambda o, m: o["p99_ms"] <= m["p99_ms"] / 10),
-    ("1-row p50 <= 2 ms at concurrency 1", ("1row_c1",), lambda o, m: o["p50_ms"] <= 2.0),
-    ("100-row rows/s >= 5x MLflow", ("100row_c1", "100row_c8", "100row_c32"),
-     lambda o, m: o["rows_per_s"] >= 5 * m["rows_per_s"]),
+    ("1-row throughput >= 10x MLflow", "ours", MLFLOW, {"1row_c8": 10, "1row_c32": 10},
+     lambda o, r, k: o["rps"] >= k * r["rps"]),
+    ("1-row p99 <= MLflow p99 / 10", "ours", MLFLOW, {"1row_c8": 10, "1row_c32": 10},
+     lambda o, r, k: o["p99_ms"] * k <= r["p99_ms"]),
+    ("1-row p50 <= 2 ms at concurrency 1", "workbench /invocations", None, {"1row_c1": 2.0},
+     lambda o, r, k: o["p50_ms"] <= k),
+    ("100-row rows/s >= 5x MLflow", "ours", MLFLOW,
+     {"100row_c1": 5, "100row_c8": 5, "100row_c32": 5},
+     lambda o, r, k: o["rows_per_s"] >= k * r["rows_per_s"]),
+    ("100-row rows/s >= 10x MLServer", "ours", MLSERVER, {"100row_c8": 10, "100row_c32": 10},
+     lambda o, r, k: o["rows_per_s"] >= k * r["rows_per_s"]),
+    ("1-row req/s no worse vs MLServer (0.8 x issue's x22.7/x27.7)", "ours", MLSERVER,
+     {"1row_c8": max(1.0, NO_WORSE * 22.7), "1row_c32": max(1.0, NO_WORSE * 27.7)},
+     lambda o, r, k: o["rps"] >= k * r["rps"]),
+    ("--workers 2 >= 1.7x one worker's req/s", _workers_label(2), "workbench /invocations",
+     {"1row_c32": 1.7}, lambda o, r, k: o["rps"] >= k * r["rps"]),
 ]
+
+
+def target_verdicts(servers: dict, workers: list[int]) -> list[dict]:
+    """Each target this run can judge: PASS when every one of its cells passes; the cells'
+    ratios beside it. A target whose servers were not run is reported as skipped."""
+    out = []
+    for label, ours, ref, cells, check in TARGETS:
+        o_label = ours_against(servers, ref) if ours == "ours" and ref in OURS_VS else ours
+        if ref == "workbench /invocations" and workers[0] != 1:
+            o_label = None  # scaling is judged against exactly one worker
+        o = servers.get(o_label or "")
+        r = o if ref is None else servers.get(ref)  # an absolute target: no reference
+        if not o or not r:
+            out.append({"target": label, "verdict": "skipped", "ours": o_label, "ref": ref})
+            continue
+        present = [c for c in cells if c in o and c in r]
+        oks = {c: bool(check(o[c], r[c], cells[c])) for c in present}
+        out.append({"target": label, "ours": o_label, "ref": ref,
+                    "verdict": "PASS" if present and all(oks.values()) else "FAIL",
+                    "cells": {c: {"ok": oks[c], "need": cells[c],
+                                  "rps_ratio": _ratio(o[c], r[c], "rps")} for c in present}})
+    return out
+
+
+def print_summary(servers: dict, workers: list[int]) -> None:
+    """One table: rows/s of ours, MLflow and MLServer per cell, our ratio over each, and
+    each worker count's throughput over the first's (same run, same cells)."""
+    ours = servers.get("workbench /invocations", {})
+    v2 = servers.get("workbench /v2 infer", {})
+    ml, ms = servers.get(MLFLOW, {}), servers.get(MLSERVER, {})
+    o_ms = servers.get(ours_against(servers, MLSERVER) or "", {})
+    head = (f"{'cell':11s} {'wb /invoc':>10s} {'wb /v2':>9s} {'mlflow':>8s} {'mlserver':>9s}"
+            f" {'×mlflow':>8s} {'×mlserver':>9s}")
+    head += "".join(f" {f'{w}w×{workers[0]}w':>8s}" for w in workers[1:])
+    print(f"summary, rows/s (× = ours over theirs in rows/s; ×mlserver uses "
+          f"{ours_against(servers, MLSERVER) or '-'}; {'/'.join(map(str, workers))} workers "
+          f"on /invocations, over {workers[0]} worker):")
+    print(head)
+
+    def fig(d: dict, cell: str) -> str:
+        return f"{d[cell]['rows_per_s']:.0f}" if cell in d else "-"
+
+    def times(a: dict, b: dict, cell: str) -> str:
+        return f"×{_ratio(a[cell], b[cell]):.1f}" if cell in a and cell in b else "-"
+
+    for cell in ours:
+        line = (f"{cell:11s} {fig(ours, cell):>10s} {fig(v2, cell):>9s} {fig(ml, cell):>8s} "
+                f"{fig(ms, cell):>9s} {times(ours, ml, cell):>8s} {times(o_ms, ms, cell):>9s}")
+        for w in workers[1:]:
+            wk = servers.get(_workers_label(w), {})
+            line += f" {times(wk, ours, cell).replace('×', ''):>8s}"
+        print(line)
 
 
 def print_against(servers: dict) -> None:
@@ -359,13 +567,14 @@ def print_against(servers: dict) -> None:
                       f"  cpu/req ×{cpu:.2f}")
 
 
-def print_targets(ours: dict, ml: dict) -> None:
-    print("targets (workbench /invocations vs mlflow models serve, this run):")
-    for label, cells, check in TARGETS:
-        present = [c for c in cells if c in ours and c in ml]
-        if present:
-            ok = all(check(ours[c], ml[c]) for c in present)
-            print(f"  {label:40s} {', '.join(present):30s} {'PASS' if ok else 'FAIL'}")
+def print_targets(verdicts: list[dict]) -> None:
+    print("targets (this run):")
+    for v in verdicts:
+        if v["verdict"] == "skipped":
+            print(f"  {v['target']:62s} skipped (not measured: {v['ours'] or '-'} / {v['ref']})")
+            continue
+        cells = ", ".join(f"{c} ×{x['rps_ratio']:.1f}" for c, x in v["cells"].items())
+        print(f"  {v['target']:62s} {v['verdict']:4s}  {v['ours']} vs {v['ref']}: {cells}")
 
 
 if __name__ == "__main__":
