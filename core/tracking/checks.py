@@ -69,18 +69,20 @@ def _no_nul(field: str, text: str) -> str:
 
 
 def param_text(key: str, value: Any) -> str:
-    text = _no_nul(f"params.{key}", value if isinstance(value, str) else as_text(value))
-    if len(text) > PARAM_VALUE_MAX:
-        raise BadInput(f"params.{key}: the value has {len(text)} characters; at most "
-                       f"{PARAM_VALUE_MAX} are kept. Log a shorter value or an artifact.")
-    return text
+    return _value_text(f"params.{key}", value, PARAM_VALUE_MAX,
+                       " Log a shorter value or an artifact.")
 
 
 def tag_text(key: str, value: Any) -> str:
-    text = _no_nul(f"tags.{key}", value if isinstance(value, str) else as_text(value))
-    if len(text) > TAG_VALUE_MAX:
-        raise BadInput(f"tags.{key}: the value has {len(text)} characters; at most "
-                       f"{TAG_VALUE_MAX} are kept.")
+    return _value_text(f"tags.{key}", value, TAG_VALUE_MAX)
+
+
+def _value_text(field: str, value: Any, most: int, hint: str = "") -> str:
+    """A param or tag value as stored text, refused (naming `field`) when it cannot be kept."""
+    text = _no_nul(field, value if isinstance(value, str) else as_text(value))
+    if len(text) > most:
+        raise BadInput(f"{field}: the value has {len(text)} characters; at most {most} are "
+                       f"kept.{hint}")
     return text
 
 
