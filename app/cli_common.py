@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from app.jsonout import dumps
 from core.errors import WorkbenchError
+from core.identity import Principal, local_principal
 from core.settings import get_settings
 from core.store.db import Database
 from core.store.failures import storage_failure
@@ -101,6 +102,12 @@ def forget_databases() -> None:
     for db in _databases.values():
         db.dispose()
     _databases.clear()
+
+
+def principal() -> Principal:
+    """The CLI acts as the machine's operator (it holds the store itself): an admin of the
+    workspace WORKBENCH_WORKSPACE names, `default` otherwise."""
+    return local_principal()
 
 
 @contextmanager

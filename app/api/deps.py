@@ -14,11 +14,18 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from core.deploy.service import Serving
+from core.identity import Principal, local_principal
 from core.store.db import Database
 
 
 def get_db(request: Request) -> Database:
     return request.app.state.db
+
+
+def get_principal(request: Request) -> Principal:
+    """Who is calling, as the ASGI guard resolved it from the bearer token (scope key
+    "principal"); the machine's operator when no sign-in is configured."""
+    return request.scope.get("principal") or local_principal()
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -39,5 +46,6 @@ def serving_of(request: Request) -> Serving:
 
 
 DbDep = Annotated[Database, Depends(get_db)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
 SessionDep = Annotated[Session, Depends(get_session)]
 ServingDep = Annotated[Serving, Depends(get_serving)]
