@@ -33,7 +33,8 @@ def configured_authentication(settings, db) -> str | None:
 
     with Session(db.engine) as session:
         snap = load(session)
-    return "users" if snap.users else "API keys" if snap.keys else None
+    return ("users" if snap.users else "API keys" if snap.keys
+            else "sign-in (its users were removed)" if snap.configured else None)
 
 
 def check_bind(host: str, *, command: str, authentication: str | None, insecure: bool) -> bool:

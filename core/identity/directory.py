@@ -69,11 +69,14 @@ class KeyEntry:
 class Snapshot:
     users: dict[str, UserEntry] = field(default_factory=dict)
     keys: dict[str, KeyEntry] = field(default_factory=dict)  # by prefix
+    # Sign-in stays required once any user or key was ever created, even after the last one
+    # is removed or revoked: removing people must never open the server to everyone.
+    ever: bool = False
 
     @property
     def configured(self) -> bool:
-        """Sign-in is configured once any user or key exists (else: single-user mode)."""
-        return bool(self.users or self.keys)
+        """Sign-in is required (else: single-user mode, the machine's operator)."""
+        return bool(self.users or self.keys or self.ever)
 
     def user(self, name: str, revision: int) -> Principal | None:
         """The user `name` if it still exists at `revision` (removed, role or password
@@ -99,7 +102,9 @@ def load(session: Session) -> Snapshot:
              for u in session.exec(select(User).where(User.removed_at.is_(None)))}
     keys = {k.prefix: KeyEntry(k.name, k.hash, Role(k.role), k.workspace)
             for k in session.exec(select(ApiKey).where(ApiKey.revoked_at.is_(None)))}
-    return Snapshot(users, keys)
+    ever = bool(users or keys) or session.exec(select(User.id).limit(1)).first() is not None \
+        or session.exec(select(ApiKey.id).limit(1)).first() is not None
+    return Snapshot(users, keys, ever)
 
 
 class Directory:
