@@ -72,6 +72,9 @@ class Snapshot:
     # Sign-in stays required once any user or key was ever created, even after the last one
     # is removed or revoked: removing people must never open the server to everyone.
     ever: bool = False
+    # credentials already resolved against this snapshot (it is immutable, so the answer
+    # stands until the next snapshot replaces it): the hot path's repeat callers pay one lookup
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def configured(self) -> bool:
@@ -81,19 +84,31 @@ class Snapshot:
     def user(self, name: str, revision: int) -> Principal | None:
         """The user `name` if it still exists at `revision` (removed, role or password
         changed: None)."""
+        memo = self._memo.get((name, revision))
+        if memo is not None:
+            return memo
         entry = self.users.get(name)
         if entry is None or entry.revision != revision:
             return None
-        return Principal(actor=name, role=entry.role, workspace=entry.workspace,
-                         kind=PrincipalKind.USER)
+        return self._remember((name, revision), Principal(
+            actor=name, role=entry.role, workspace=entry.workspace, kind=PrincipalKind.USER))
 
     def key(self, key: str) -> Principal | None:
+        memo = self._memo.get(key)
+        if memo is not None:
+            return memo
         prefix = key_prefix(key)
         entry = self.keys.get(prefix) if prefix else None
         if entry is None or not hmac.compare_digest(entry.digest, key_digest(key)):
             return None
-        return Principal(actor=entry.name, role=entry.role, workspace=entry.workspace,
-                         kind=PrincipalKind.KEY)
+        return self._remember(key, Principal(actor=entry.name, role=entry.role,
+                                             workspace=entry.workspace, kind=PrincipalKind.KEY))
+
+    def _remember(self, cred: object, principal: Principal) -> Principal:
+        if len(self._memo) >= 1024:
+            self._memo.clear()
+        self._memo[cred] = principal
+        return principal
 
 
 def load(session: Session) -> Snapshot:
