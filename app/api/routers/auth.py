@@ -14,7 +14,6 @@ from pydantic import BaseModel, Field
 from app.api.deps import PrincipalDep, SessionDep
 from app.api.errors import ERRORS
 from core.identity import PrincipalKind, Role
-from core.identity.tokens import sign_in
 
 router = APIRouter(tags=["auth"])
 
@@ -39,6 +38,8 @@ class Me(BaseModel):
 
 @router.post("/v1/auth/token", response_model=TokenResponse, responses=ERRORS)
 def token(body: TokenRequest, session: SessionDep) -> TokenResponse:
+    from core.identity.tokens import sign_in  # PyJWT loads on the first sign-in
+
     issued = sign_in(body.username, body.password, session=session)
     return TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)
 
