@@ -117,3 +117,17 @@ def sign_in(username: str, password: str, *, session, settings: Settings | None 
     if principal is None or revision is None:
         raise UnauthorizedError("Wrong user name or password.")
     return issue(principal, revision, settings=settings)
+
+
+def principal_of(token: str, *, session, settings: Settings | None = None) -> Principal:
+    """The signed-in user behind `token`, checked against the store now (for callers without
+    the API's cached snapshot, e.g. the app once per page run): UnauthorizedError when the
+    token is expired or forged, or its user was removed or changed since."""
+    from core.identity.users import principal_at
+
+    claims = decode(token, settings=settings)
+    principal = principal_at(session, claims.sub, claims.rev)
+    if principal is None:
+        raise UnauthorizedError("This token's user was removed or changed (role or password) "
+                                "since it was issued: sign in again.")
+    return principal

@@ -147,3 +147,13 @@ def revision_of(session: Session, name: str) -> int | None:
     user = session.exec(select(User).where(User.name == name,
                                            User.removed_at.is_(None))).first()
     return None if user is None else user.revision
+
+
+def principal_at(session: Session, name: str, revision: int) -> Principal | None:
+    """The active user `name` if still at `revision` (what a token names), else None."""
+    user = session.exec(select(User).where(User.name == name, User.removed_at.is_(None),
+                                           User.revision == revision)).first()
+    if user is None:
+        return None
+    return Principal(actor=user.name, role=Role(user.role), workspace=user.workspace,
+                     kind=PrincipalKind.USER)

@@ -76,3 +76,18 @@ def test_names_roles_and_duplicates_are_refused_clearly(s: Session) -> None:
         remove_user("zed", session=s)
     assert [u.name for u in list_users(session=s)] == ["ann"]
     assert [u.name for u in list_users(session=s, workspace="other")] == []
+
+
+def test_a_token_names_the_user_only_while_they_are_unchanged(s: Session) -> None:
+    from core.errors import UnauthorizedError
+    from core.identity.tokens import principal_of, sign_in
+
+    add_user("ann", "password-1", role="viewer", workspace="team-a", session=s)
+    token = sign_in("ann", "password-1", session=s).access_token
+    who = principal_of(token, session=s)
+    assert (who.actor, who.role, who.workspace) == ("ann", Role.VIEWER, "team-a")
+    with pytest.raises(UnauthorizedError, match="Wrong user name or password"):
+        sign_in("ann", "password-2", session=s)
+    set_role("ann", "editor", session=s)
+    with pytest.raises(UnauthorizedError, match="sign in again"):
+        principal_of(token, session=s)
