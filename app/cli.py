@@ -18,6 +18,7 @@ import typer
 from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
 from app.cli_common import table as _table
 from app.cli_deploy import register as _register_deploy_commands
+from app.cli_identity import register as _register_identity_commands
 from app.cli_jobs import commands as _job_commands
 from app.cli_registry import register as _register_registry_commands
 from app.cli_scorecard import commands as _scorecard_commands
@@ -29,6 +30,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 app.add_typer(_job_commands)  # automl, train, submit, worker, jobs, cancel, …, schedule
 app.add_typer(_scorecard_commands)  # scorecard
 app.add_typer(_tracking_commands)  # runs, run
+_register_identity_commands(app)  # users, keys
 
 
 @app.command()
