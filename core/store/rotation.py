@@ -79,7 +79,7 @@ def rotate(new: Key, *, session: Session, actor: str | None = None, limit: int |
     for version_id, name, number in rows:
         _one_row(session, ModelVersion, version_id, f"{name}:{number}", new, keys, report,
                  budget_left, actor, tick)
-    for (dataset_id,) in session.exec(select(Dataset.id).order_by(Dataset.id)).all():
+    for dataset_id in session.exec(select(Dataset.id).order_by(Dataset.id)).all():
         _one_row(session, Dataset, dataset_id, f"dataset {dataset_id}", new, keys, report,
                  budget_left, actor, tick)
     for entry in sorted(store.entries("runs/"), key=lambda e: e.key):

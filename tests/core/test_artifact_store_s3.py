@@ -13,11 +13,13 @@ from core.data.datasets import ingest_bytes, load_frame
 from core.errors import ArtifactIntegrityError, StorageUnavailableError
 from core.registry import load_pipeline
 from core.settings import get_settings
-from core.store import Dataset, ModelVersion
+from core.store import Dataset, ModelVersion, readcache
 from core.store import artifacts as store
-from core.store import readcache
+from tests import s3server
 from tests.factories import numeric_pipeline, register_numeric, store_session, visits
-from tests.s3server import S3, CutProxy, cut_proxy, moto_endpoint, s3  # noqa: F401
+from tests.s3server import S3, CutProxy
+
+moto_endpoint, s3, cut_proxy = s3server.moto_endpoint, s3server.s3, s3server.cut_proxy  # fixtures
 
 PREFIX = "team/artifacts/"
 
@@ -43,7 +45,7 @@ def test_datasets_and_run_artifacts_live_in_the_bucket(s3: S3, session: Session)
     assert PREFIX + store.key_of(ds.path) in s3.keys()
     assert load_frame(ds).equals(load_frame(ds)) and load_frame(ds).shape == visits().shape
     with tracking.start_run(experiment="e") as run:
-        run.log_artifact("notes/a.txt", b"hello")
+        run.log_artifact(b"hello", "notes/a.txt")
     with store_session() as s:
         assert [(a.path, a.size_bytes) for a in tracking.list_artifacts(run.run_id, session=s)] \
             == [("notes/a.txt", 5)]
