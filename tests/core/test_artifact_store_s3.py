@@ -123,3 +123,16 @@ def test_the_api_answers_503_when_the_store_fails_an_upload(cut_proxy: CutProxy,
     assert r.status_code == 503, r.text
     assert r.json()["error"] == "storage_unavailable" and s3.bucket in r.json()["detail"]
     assert s3.keys() == []
+
+
+def test_a_backup_with_artifacts_copies_the_bucket(s3: S3, session: Session,
+                                                   tmp_path: Path) -> None:
+    from core.store.backup import backup
+
+    mv = register_numeric(session)
+    ds = ingest_bytes(visits().to_csv(index=False).encode(), "visits.csv",
+                      session=session).dataset
+    result = backup(tmp_path / "copy", settings=get_settings(), with_artifacts=True)
+    assert result.artifacts == 2 and result.notes == []  # every row's file, verified
+    for rel in (mv.artifact_path, ds.path):
+        assert (tmp_path / "copy" / rel).is_file()
