@@ -55,6 +55,7 @@ class Backend(Protocol):
 
     def put(self, key: str, data: bytes) -> None: ...
     def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int: ...
     def get(self, key: str) -> bytes: ...
     def head(self, key: str, n: int) -> bytes: ...
     def delete(self, key: str) -> None: ...
@@ -79,6 +80,9 @@ class LocalBackend:
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self.path(key).stat().st_size
 
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()
@@ -179,6 +183,9 @@ class FsspecBackend:
 
     def exists(self, key: str) -> bool:
         return bool(self._call("read", key, self.fs.exists, self._p(key)))
+
+    def size(self, key: str) -> int:
+        return int(self._call("read", key, self.fs.size, self._p(key)) or 0)
 
     def get(self, key: str) -> bytes:
         return self._call("read", key, self.fs.cat_file, self._p(key))
@@ -299,16 +306,17 @@ class Written:
     key_id: str | None  # the key that sealed it, None when stored in plaintext
 
 
-def write(key: str, data: bytes, *, encrypt: bool = True) -> Written:
+def write(key: str, data: bytes, *, encrypt: bool = True, cache: bool = True) -> Written:
     """Store `data` under `key` (sealed when a key is set and `encrypt`), whole or not at all.
-    Raises before anything is visible if the store refuses it."""
+    Raises before anything is visible if the store refuses it. `cache`: keep a copy in the
+    local read cache (for artifacts later read by fingerprint)."""
     k = sealing.write_key() if encrypt else None
     stored = sealing.seal(data, k) if k else data
     b = backend()
     b.put(key, stored)
     fingerprint = sha256_bytes(data)
     stored_fp = sha256_bytes(stored) if k else fingerprint
-    if b.remote:
+    if b.remote and cache:
         readcache.put(stored_fp, stored)
     return Written(relpath_of(key), fingerprint, stored_fp, len(data), k.id if k else None)
 
@@ -375,6 +383,10 @@ def delete(relpath: str) -> None:
 def entries(prefix: str) -> list[Entry]:
     """Every stored file below `prefix` (a key prefix such as 'models/')."""
     return backend().find(prefix)
+
+
+def size(key: str) -> int:
+    return backend().size(key)
 
 
 def head(key: str, n: int = sealing.HEADER_BYTES) -> bytes:

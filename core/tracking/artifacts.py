@@ -147,7 +147,7 @@ def write_artifact(run_id: int, name: str, data: bytes | Path) -> ArtifactPublic
         if not data.is_file():
             raise BadInput(f"{data} is not a file to log as an artifact.")
         data = data.read_bytes()
-    store.write(key, bytes(data))
+    store.write(key, bytes(data), cache=False)  # read back by path, not by fingerprint
     return ArtifactPublic(path=name, size_bytes=len(data))
 
 
@@ -157,9 +157,7 @@ def link_artifact(run_id: int, name: str, source_relpath: str) -> ArtifactPublic
     object store. Its bytes are the stored ones (still encrypted if they are)."""
     key = _write_key(run_id, name)
     store.copy(source_relpath, key)
-    entries = [e for e in store.entries(key) if e.key == key]
-    size = entries[0].size if entries else 0
-    return ArtifactPublic(path=name, size_bytes=_plain_size(key, size))
+    return ArtifactPublic(path=name, size_bytes=_plain_size(key, store.size(key)))
 
 
 def _write_key(run_id: int, name: str) -> str:

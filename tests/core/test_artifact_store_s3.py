@@ -55,6 +55,25 @@ def test_datasets_and_run_artifacts_live_in_the_bucket(s3: S3, session: Session)
             tracking.read_artifact(run.run_id, "notes/../../x", session=s)
 
 
+def test_a_training_run_links_its_model_by_a_server_side_copy(
+        s3: S3, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import tracking
+    from core.registry.artifacts import read_verified
+    from core.store.sealing import new_key_text
+    from core.tracking.artifacts import link_artifact
+
+    monkeypatch.setenv("WORKBENCH_ARTIFACT_KEY", new_key_text())
+    mv = register_numeric(session)
+    with tracking.start_run(experiment="e") as run:
+        pass
+    linked = link_artifact(run.run_id, "model.skops", mv.artifact_path)
+    assert linked.size_bytes == mv.size_bytes  # the plaintext's size, not the envelope's
+    assert PREFIX + f"runs/{run.run_id}/model.skops" in s3.keys()
+    plain = read_verified(mv.artifact_path, mv.fingerprint, "churn:1",
+                          stored_fingerprint=mv.stored_fingerprint)
+    assert tracking.read_artifact(run.run_id, "model.skops", session=session)[1] == plain
+
+
 def test_a_changed_object_is_refused_and_the_cache_is_checked_too(s3: S3,
                                                                    session: Session) -> None:
     mv = register_numeric(session)
