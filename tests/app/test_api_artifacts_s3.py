@@ -28,6 +28,7 @@ def _predict(client: TestClient) -> dict:
     return r.json()
 
 
+@pytest.mark.slow  # two app start-ups around a rotation: ~5 s
 def test_an_encrypted_model_on_s3_serves_and_survives_a_key_rotation(
         s3: S3, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old, new = new_key_text(), new_key_text()
