@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from app.cli_artifacts import commands as _artifact_commands
 from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
 from app.cli_common import table as _table
 from app.cli_deploy import register as _register_deploy_commands
@@ -31,6 +32,7 @@ app.add_typer(_job_commands)  # automl, train, submit, worker, jobs, cancel, …
 app.add_typer(_scorecard_commands)  # scorecard
 app.add_typer(_tracking_commands)  # runs, run
 _register_identity_commands(app)  # users, keys
+app.add_typer(_artifact_commands)  # keygen, rotate-key, artifacts
 
 
 @app.command()

@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
@@ -100,6 +100,15 @@ class Settings(BaseSettings):
                              validation_alias="WORKBENCH_TOKEN_TTL_S")
     password_hash_cost: str = Field(default="standard", pattern="^(standard|cheapest)$",
                                     validation_alias="WORKBENCH_PASSWORD_HASH_COST")
+    # The artifact store and encryption at rest (core/store/artifacts.py, sealing.py;
+    # docs/scale/artifacts.md, docs/identity/encryption.md). Unset: WORKBENCH_HOME/artifacts.
+    artifact_url: str | None = Field(default=None, validation_alias="WORKBENCH_ARTIFACT_URL")
+    artifact_options: str = Field(default="", validation_alias="WORKBENCH_ARTIFACT_OPTIONS")
+    artifact_cache_mb: float = Field(default=1024.0, ge=0,
+                                     validation_alias="WORKBENCH_ARTIFACT_CACHE_MB")
+    artifact_key: SecretStr | None = Field(default=None, validation_alias="WORKBENCH_ARTIFACT_KEY")
+    artifact_old_keys: SecretStr | None = Field(default=None,
+                                                validation_alias="WORKBENCH_ARTIFACT_OLD_KEYS")
 
     worker_mode: str = Field(
         default="process", pattern="^(process|thread)$",

@@ -152,7 +152,8 @@ st.subheader("Artifact")
 st.write(f"Fingerprint (SHA-256): `{v.fingerprint}` · {v.size_bytes:,} bytes · "
          f"{mv.artifact_format}")
 with user_errors():
-    data = read_verified(mv.artifact_path, mv.fingerprint, label)
+    data = read_verified(mv.artifact_path, mv.fingerprint, label,
+                         stored_fingerprint=mv.stored_fingerprint)
     st.download_button("Download the artifact", data=data, file_name=f"{name}-v{number}.skops",
                        mime="application/octet-stream", icon=":material/download:",
                        help="The stored skops file, handed out only after its fingerprint "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +13,12 @@ from sqlmodel import Session, select
 from core.data.ingest import read_bytes, read_path
 from core.data.profile import ColumnProfile, profile_frame
 from core.data.public import DatasetPublic, StoredDatasetPublic
-from core.errors import ArtifactIntegrityError, ConflictError, NotFoundError
+from core.errors import ConflictError, NotFoundError
 from core.features.kinds import DROPPED_KINDS
-from core.fsutil import atomic_write
+from core.fsutil import sha256_bytes
 from core.settings import get_settings
-from core.store import Dataset, Job, ModelVersion, RegisteredModel, lock_for_write
+from core.store import Dataset, Job, ModelVersion, RegisteredModel, lock_for_write, sealing
+from core.store import artifacts as store
 from core.store.audit import record
 
 
@@ -32,8 +34,12 @@ class StoredDataset:
                                    warnings=d.warnings)
 
 
-def _dataset_path(fingerprint: str) -> Path:
-    return get_settings().artifact_dir / "datasets" / f"{fingerprint}.parquet"
+def _dataset_key(fingerprint: str, encrypted: bool) -> str:
+    """One plaintext file per content fingerprint (the same content, the same bytes); an
+    encrypted file differs at every write (a fresh nonce), so it gets a name of its own."""
+    if encrypted:
+        return f"datasets/{fingerprint}.{uuid.uuid4().hex[:12]}.parquet"
+    return f"datasets/{fingerprint}.parquet"
 
 
 def profile_warnings(profiles: list[ColumnProfile]) -> list[str]:
@@ -71,7 +77,7 @@ def store_frame(frame: pd.DataFrame, *, session: Session, name: str, fingerprint
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     data = buf.getvalue()
-    path = _dataset_path(fingerprint)
+    key = _dataset_key(fingerprint, encrypted=sealing.write_key() is not None)
     wrote = False
     try:
         lock_for_write(session)
@@ -79,13 +85,17 @@ def store_frame(frame: pd.DataFrame, *, session: Session, name: str, fingerprint
         if existing:
             session.commit()
             return StoredDataset(existing, False)
-        wrote = not path.exists()
+        relpath = store.relpath_of(key)
+        wrote = not store.exists(relpath)
         if wrote:
-            atomic_write(path, data)
+            written = store.write(key, data)
+            stored_fp: str | None = written.stored_fingerprint
+        else:  # left by a crash or a concurrent upload: the row records what is there
+            stored_fp = sha256_bytes(store.read(relpath, f"dataset {name!r}"))
         ds = Dataset(fingerprint=fingerprint, name=name, source_filename=source_filename,
-                     path=str(path.relative_to(get_settings().home)), n_rows=len(frame),
-                     n_cols=frame.shape[1], size_bytes=len(data), columns=columns,
-                     warnings=warnings)
+                     path=relpath, n_rows=len(frame), n_cols=frame.shape[1],
+                     size_bytes=len(data), stored_fingerprint=stored_fp,
+                     columns=columns, warnings=warnings)
         session.add(ds)
         session.flush()
         record(session, "dataset.create", f"dataset:{ds.id}", actor=actor, name=name,
@@ -101,7 +111,7 @@ def store_frame(frame: pd.DataFrame, *, session: Session, name: str, fingerprint
         if existing:
             return StoredDataset(existing, False)
         if wrote:
-            path.unlink(missing_ok=True)
+            store.delete(store.relpath_of(key))
         raise
 
 
@@ -149,11 +159,15 @@ def get_dataset(ref: int | str, *, session: Session) -> Dataset:
 
 
 def load_frame(ds: Dataset) -> pd.DataFrame:
-    path = get_settings().home / ds.path
-    if not path.exists():
-        raise ArtifactIntegrityError(f"The file of dataset {ds.id} ({ds.name}) is missing from "
-                                     f"{path}. Upload the data again.")
-    return pd.read_parquet(path)
+    """The stored table, checked against the stored file's fingerprint (when recorded)."""
+    label = f"dataset {ds.id} ({ds.name})"
+    try:
+        data = store.read(ds.path, label, stored_fingerprint=ds.stored_fingerprint)
+    except store.ArtifactMissingError:
+        raise store.ArtifactMissingError(
+            f"The file of {label} is missing from {store.where(ds.path)}. Upload the data "
+            "again.") from None
+    return pd.read_parquet(io.BytesIO(data))
 
 
 @dataclass(frozen=True)
@@ -205,14 +219,13 @@ def delete_dataset(ref: int | str, *, session: Session, actor: str | None = None
                 "their training data, and deleting it would lose that lineage (what a "
                 "version learned from, what a retrain and the promotion gate compare "
                 "against). Delete only datasets no model or job was trained on.")
-        path = get_settings().home / ds.path
         record(session, "dataset.delete", f"dataset:{ds.id}", actor=actor, reason=reason,
                name=ds.name, fingerprint=ds.fingerprint, rows=ds.n_rows)
         session.delete(ds)
         session.flush()
         # One row and one file per fingerprint, so nobody else reads this file. Removed while
         # the write lock is held: an upload of the same content waits, then writes it anew.
-        path.unlink(missing_ok=True)
+        store.delete(ds.path)
         session.commit()
     except BaseException:
         session.rollback()

@@ -230,7 +230,8 @@ class ModelCache:
         with self.db.session() as session:
             _, mv = resolve(f"{name}:{version}", session=session)
         pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{version}",
-                                 accepted_sklearn=mv.accepted_sklearn)
+                                 accepted_sklearn=mv.accepted_sklearn,
+                                 stored_fingerprint=mv.stored_fingerprint)
         return LoadedModel.build(name, mv, pipeline)
 
     def _changed(self, held: int) -> None:

@@ -159,7 +159,8 @@ def _load(name: str, mv: ModelVersion) -> None:
     """Load the version's artifact, verified (fingerprint, trusted types): raises if it
     cannot serve."""
     load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{mv.version}",
-                  accepted_sklearn=mv.accepted_sklearn)
+                  accepted_sklearn=mv.accepted_sklearn,
+                  stored_fingerprint=mv.stored_fingerprint)
 
 
 def _check_steps(steps: list[float] | None) -> list[float] | None:

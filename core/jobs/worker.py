@@ -35,6 +35,7 @@ from core.jobs.ledger import writing
 from core.jobs.states import JobState
 from core.settings import get_settings
 from core.store import Database, Job, ModelVersion, Worker, utcnow
+from core.store import artifacts as artifact_store
 
 log = logging.getLogger("workbench.worker")
 IDLE_POLL_S = 1.0
@@ -60,21 +61,19 @@ def claim_next(worker_id: str, *, session: Session) -> Job | None:
         return job
 
 
-def sweep_orphan_artifacts(*, session: Session) -> list[Path]:
+def sweep_orphan_artifacts(*, session: Session) -> list[str]:
     """Delete model files no version references (a process died between writing the file
-    and its row); files younger than ORPHAN_GRACE may still be registering and are kept."""
-    settings = get_settings()
-    root = settings.artifact_dir / "models"
-    if not root.exists():
-        return []
+    and its row, or a rotation between writing the new file and moving the row to it);
+    files younger than ORPHAN_GRACE may still be registering and are kept. Returns the
+    paths removed (relative to WORKBENCH_HOME, as rows name them)."""
     known = set(session.exec(select(ModelVersion.artifact_path)).all())
     cutoff = time.time() - ORPHAN_GRACE.total_seconds()
     removed = []
-    for path in root.rglob("*.skops"):
-        rel = str(path.relative_to(settings.home))
-        if rel not in known and path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
-            removed.append(path)
+    for entry in artifact_store.entries("models/"):
+        rel = artifact_store.relpath_of(entry.key)
+        if entry.key.endswith(".skops") and rel not in known and entry.mtime < cutoff:
+            artifact_store.delete(rel)
+            removed.append(rel)
     return removed
 
 

@@ -1,7 +1,9 @@
 """The artifact store: safe serialisation, fingerprints, and verification before every load.
 
-Pipelines are written with skops (no pickle), atomically, and their SHA-256 is recorded in the
-registry. Loading reads the file once, checks those bytes against the fingerprint, audits them
+Pipelines are written with skops (no pickle) through the artifact store (core.store.artifacts:
+atomic, on a directory or an object store, encrypted when WORKBENCH_ARTIFACT_KEY is set), and
+their SHA-256 is recorded in the registry. Loading reads the file once, checks those bytes
+against the fingerprint(s), audits them
 (core.registry.trust: exact trusted type names, the scikit-learn version that saved them) and
 only then lets skops build them from the same bytes: a tampered, truncated or foreign file is
 refused with a clear error, never executed.
@@ -10,7 +12,6 @@ refused with a clear error, never executed.
 from __future__ import annotations
 
 import io
-import uuid
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -20,27 +21,26 @@ import skops.io as sio
 from sklearn.exceptions import InconsistentVersionWarning
 
 from core.errors import ArtifactIntegrityError, LibraryMismatchError, UntrustedArtifactError
-from core.fsutil import atomic_write, sha256_bytes
 from core.registry.trust import TRUSTED_TYPES, saved_sklearn_versions, untrusted_types
-from core.settings import get_settings
+from core.store import artifacts as store
 
 
 @dataclass(frozen=True)
 class StoredArtifact:
     relpath: str
-    fingerprint: str
+    fingerprint: str  # of the plaintext: the version's identity
     size_bytes: int
+    stored_fingerprint: str = ""  # of the stored (maybe encrypted) bytes
 
 
 def save_pipeline(obj: Any, model_name: str) -> StoredArtifact:
     """Serialise with skops and write atomically under artifacts/models/<name>/."""
     buf = io.BytesIO()
     sio.dump(obj, buf)
-    data = buf.getvalue()
-    settings = get_settings()
-    path = settings.artifact_dir / "models" / _safe(model_name) / f"{uuid.uuid4().hex}.skops"
-    atomic_write(path, data)
-    return StoredArtifact(str(path.relative_to(settings.home)), sha256_bytes(data), len(data))
+    written = store.write(store.new_key("models", _safe(model_name), suffix=".skops"),
+                          buf.getvalue())
+    return StoredArtifact(written.relpath, written.fingerprint, written.size_bytes,
+                          written.stored_fingerprint)
 
 
 def _safe(name: str) -> str:
@@ -54,34 +54,25 @@ def sklearn_mismatch(saved: set[str] | str | None) -> str | None:
     return ", ".join(other) or None
 
 
-def read_verified(relpath: str, fingerprint: str, label: str) -> bytes:
-    """The artifact's bytes, only if their SHA-256 matches the registry's fingerprint.
+def read_verified(relpath: str, fingerprint: str, label: str, *,
+                  stored_fingerprint: str | None = None) -> bytes:
+    """The artifact's plaintext bytes, only if they match the registry's fingerprint(s)
+    (the stored bytes' first, when recorded, then the plaintext's after decryption).
 
     Nothing is deserialised: this is what a download hands out, and what `load_verified`
     audits and loads."""
-    path = get_settings().home / relpath
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ArtifactIntegrityError(
-            f"The artifact of {label} is missing ({path}). Restore it from a backup of "
-            "WORKBENCH_HOME or register the model again.") from None
-    actual = sha256_bytes(data)
-    if actual != fingerprint:
-        raise ArtifactIntegrityError(
-            f"The artifact of {label} fails its fingerprint check (expected {fingerprint[:12]}…, "
-            f"found {actual[:12]}…): the file was modified or truncated after it was "
-            "registered, so it will not be loaded or handed out. Register the model again.")
-    return data
+    return store.read(relpath, label, fingerprint=fingerprint,
+                      stored_fingerprint=stored_fingerprint)
 
 
 def load_verified(relpath: str, fingerprint: str, label: str, *,
-                  accepted_sklearn: str | None = None) -> Any:
+                  accepted_sklearn: str | None = None,
+                  stored_fingerprint: str | None = None) -> Any:
     """Verify the file's SHA-256 against the registry, then load it through the audit.
 
     `accepted_sklearn`: the running scikit-learn version at which the user accepted this
     version's library difference (`workbench accept`); any other running version refuses."""
-    data = read_verified(relpath, fingerprint, label)
+    data = read_verified(relpath, fingerprint, label, stored_fingerprint=stored_fingerprint)
     name, _, version = label.rpartition(":")
     return load_trusted_bytes(data, label, accept_mismatch=accepted_sklearn == sklearn.__version__,
                               accept_hint=f"`workbench accept {name} {version}`")

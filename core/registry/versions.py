@@ -20,8 +20,8 @@ from core.registry.names import PRODUCTION, check_model_name, model_row, parse_r
 from core.registry.public import LibraryMismatch, ModelPublic, VersionPublic
 from core.registry.semver import basis, next_label
 from core.registry.stages import stage_of
-from core.settings import get_settings
 from core.store import Alias, Job, ModelVersion, RegisteredModel, lock_for_write
+from core.store.artifacts import delete as delete_artifact
 from core.store.audit import default_actor, record
 from core.store.shapes import Evaluation, Params, SchemaColumn
 
@@ -85,7 +85,7 @@ def register_version(pipeline: Any, *, session: Session, name: str, task: Task |
         raise AssertionError("unreachable")
     except BaseException:
         session.rollback()
-        (get_settings().home / stored.relpath).unlink(missing_ok=True)
+        delete_artifact(stored.relpath)
         raise
 
 
@@ -106,6 +106,7 @@ def _insert_version(s: Session, name: str, artifact: StoredArtifact, actor: str 
         fields["parent_version"] = alias_version(s, model.id, PRODUCTION) or latest
     mv = ModelVersion(model_id=model.id, version=(latest or 0) + 1,
                       artifact_path=artifact.relpath, fingerprint=artifact.fingerprint,
+                      stored_fingerprint=artifact.stored_fingerprint or artifact.fingerprint,
                       size_bytes=artifact.size_bytes, stage=Stage.NONE,
                       semver=_semver(s, previous, fields),
                       created_by=actor or default_actor(), **fields)
@@ -175,7 +176,8 @@ def load_pipeline(ref: str, *, session: Session) -> tuple[str, ModelVersion, Any
     """Resolve, then load the artifact through its fingerprint and trust checks."""
     name, mv = resolve(ref, session=session)
     pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{mv.version}",
-                             accepted_sklearn=mv.accepted_sklearn)
+                             accepted_sklearn=mv.accepted_sklearn,
+                             stored_fingerprint=mv.stored_fingerprint)
     return name, mv, pipeline
 
 

@@ -22,8 +22,9 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from core.errors import InputError, WorkbenchError
-from core.fsutil import sha256_file
+from core.fsutil import atomic_write, sha256_file
 from core.settings import Settings
+from core.store import artifacts as artifact_store
 from core.store.db import refuse_emptied_database
 
 DB_NAME = "workbench.db"
@@ -100,10 +101,17 @@ def _verify_artifacts(db: Path, home: Path) -> list[str]:
     problems = []
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
+        # the stored bytes' fingerprint (encrypted files differ from their plaintext's), on a
+        # store upgraded to 0012; before it, the plaintext's is the stored one
+        stored = {r[1] for r in con.execute("PRAGMA table_info(modelversion)")} \
+            >= {"stored_fingerprint"}
+        fp = "COALESCE(v.stored_fingerprint, v.fingerprint)" if stored else "v.fingerprint"
         rows = [(f"model version {n}:{v}", p, f) for n, v, p, f in con.execute(
-            "SELECT m.name, v.version, v.artifact_path, v.fingerprint FROM modelversion v "
+            f"SELECT m.name, v.version, v.artifact_path, {fp} FROM modelversion v "
             "JOIN registeredmodel m ON m.id = v.model_id")]
-        rows += [(f"dataset {i}", p, None) for i, p in con.execute("SELECT id, path FROM dataset")]
+        ds_fp = "stored_fingerprint" if stored else "NULL"
+        rows += [(f"dataset {i}", p, f) for i, p, f in con.execute(
+            f"SELECT id, path, {ds_fp} FROM dataset")]
     finally:
         con.close()
     for label, rel, fingerprint in rows:
@@ -113,6 +121,22 @@ def _verify_artifacts(db: Path, home: Path) -> list[str]:
         elif fingerprint and sha256_file(path) != fingerprint:
             problems.append(f"{label}: {rel} fails its fingerprint check")
     return problems
+
+
+def _copy_artifacts(settings: Settings, dest: Path) -> int:
+    """Every stored artifact into `dest`, laid out as WORKBENCH_HOME/artifacts is (from a
+    directory or an object store alike; encrypted files stay encrypted). Returns the count."""
+    b = artifact_store.backend(settings)
+    root = getattr(b, "root", None)
+    if root is not None:
+        if not Path(root).is_dir():
+            return 0
+        shutil.copytree(root, dest, ignore=shutil.ignore_patterns(".*.tmp"))
+        return sum(1 for p in dest.rglob("*") if p.is_file())
+    entries = b.find("")
+    for e in entries:
+        atomic_write(dest / e.key, b.get(e.key))
+    return len(entries)
 
 
 def backup(path: Path, *, settings: Settings, force: bool = False,
@@ -134,12 +158,7 @@ def backup(path: Path, *, settings: Settings, force: bool = False,
         result = BackupResult(path, path / DB_NAME if with_artifacts else path,
                               models, versions, datasets)
         if with_artifacts:
-            copied = 0
-            if settings.artifact_dir.is_dir():
-                shutil.copytree(settings.artifact_dir, staging / "artifacts",
-                                ignore=shutil.ignore_patterns(".*.tmp"))
-                copied = sum(1 for p in (staging / "artifacts").rglob("*") if p.is_file())
-            result.artifacts = copied
+            result.artifacts = _copy_artifacts(settings, staging / "artifacts")
             problems = _verify_artifacts(db, staging)
             if problems:
                 result.notes.append("The live store already lacks some files, so the backup "

@@ -48,6 +48,8 @@ class Dataset(SQLModel, table=True):
     n_rows: int
     n_cols: int
     size_bytes: int
+    # SHA-256 of the stored file (encrypted or not); None: stored before 0012, not recorded
+    stored_fingerprint: str | None = Field(default=None, max_length=64)
     columns: list[DatasetColumn] = _json(list)
     warnings: list[str] = _json(list)
     created_at: datetime = Field(default_factory=utcnow)
@@ -159,8 +161,10 @@ class ModelVersion(SQLModel, table=True):
     model_id: int = Field(foreign_key="registeredmodel.id", index=True)
     version: int
     artifact_path: str = Field(max_length=1000)
-    fingerprint: str = Field(max_length=64)
+    fingerprint: str = Field(max_length=64)  # of the plaintext: the identity, never changes
     size_bytes: int
+    # SHA-256 of the stored bytes: equal to `fingerprint` unless encrypted (a new key, a new one)
+    stored_fingerprint: str | None = Field(default=None, max_length=64)
     artifact_format: str = Field(default="skops", max_length=20)
     task: str = Field(max_length=20)
     target: str = Field(max_length=500)

@@ -25,8 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlmodel import Session, select
 
-from core.errors import InputError
-from core.settings import get_settings
+from core.errors import InputError, StorageUnavailableError
 from core.store import Database, Job, ModelVersion, Run, RunMetric, Trial, lock_for_write, utcnow
 from core.tracking import artifacts, plots
 from core.tracking.checks import TAG_VALUE_MAX, as_text, check_key
@@ -191,13 +190,13 @@ def _write_artifacts(run_id: int, job: Job, trials: list[Trial],
         if version is None:
             return
         artifacts.link_artifact(run_id, f"model.{version.artifact_format or 'skops'}",
-                                get_settings().home / version.artifact_path)
+                                version.artifact_path)
         evaluation = {k: v for k, v in (version.evaluation or {}).items() if k != "reference"}
         artifacts.write_artifact(run_id, "evaluation.json",
                                  json.dumps(evaluation, indent=1, default=str).encode())
         for name, png in _plots(job, trials, evaluation).items():
             artifacts.write_artifact(run_id, f"plots/{name}.png", png)
-    except OSError as exc:
+    except (OSError, StorageUnavailableError) as exc:
         log.warning("run %d: artifacts not written: %s", run_id, exc)
 
 

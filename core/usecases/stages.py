@@ -80,7 +80,8 @@ def set_stage(name: str, version: int, stage: str, *, session: Session,
         refuse_archived(mv, name, "move to Production")
         if verify is True:
             load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{version}",
-                          accepted_sklearn=mv.accepted_sklearn)
+                          accepted_sklearn=mv.accepted_sklearn,
+                          stored_fingerprint=mv.stored_fingerprint)
         elif verify:
             verify(name, version)
 

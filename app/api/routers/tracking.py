@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from app.api.deps import SessionDep
@@ -167,11 +168,12 @@ def artifacts(run_id: int, session: SessionDep) -> list[ArtifactPublic]:
     return tracking.list_artifacts(run_id, session=session)
 
 
-@router.get("/v1/runs/{run_id}/artifacts/{path:path}", response_class=FileResponse,
+@router.get("/v1/runs/{run_id}/artifacts/{path:path}", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}},
                              "description": "The file's bytes."}})
-def artifact(run_id: int, path: str, session: SessionDep) -> FileResponse:
-    found = tracking.artifact_file(run_id, path, session=session)
+def artifact(run_id: int, path: str, session: SessionDep) -> Response:
+    name, data = tracking.read_artifact(run_id, path, session=session)  # any artifact store
     # a download, never a page of this origin: a logged HTML file must not run as one
-    return FileResponse(found, filename=found.name, content_disposition_type="attachment",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Content-Disposition": f"attachment; filename*=utf-8''{quote(name)}",
+                             "X-Content-Type-Options": "nosniff"})
