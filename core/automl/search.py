@@ -32,6 +32,7 @@ from core.automl.train import (
     CVResult,
     TrainingData,
     build_pipeline,
+    context_params,
     cross_validate,
     evaluate,
     fit_final,
@@ -193,8 +194,9 @@ class _Search:
         self.on_trial, self.should_stop, self.pause_gate = on_trial, should_stop, pause_gate
         self.fixed_params = fixed_params
         self.rng = np.random.default_rng(seed)
+        timed = data.time_column is not None and data.time_column in data.X.columns
         specs = ([get_spec(k, data.task) for k in estimators] if estimators
-                 else specs_for(data.task))
+                 else specs_for(data.task, timed=timed))
         check_search_space(search_space, data.task, tuple(s.key for s in specs))
         specs = [s.with_overrides(data.task, (search_space or {}).get(s.key)) for s in specs]
         self.arms = [self._arm(spec, i) for i, spec in enumerate(specs)]
@@ -301,8 +303,10 @@ class _Search:
             return False
 
         try:
+            # a network's each fit may use what is left of the budget, shared by the folds
+            seconds = (self.end - time.monotonic()) / max(len(self.data.splits), 1)
             pipeline = build_pipeline(arm.spec, self.data.task,
-                                      _with_seed(arm.spec, params, self.seed), self.data.schema)
+                                      self._params(arm.spec, params, seconds), self.data.schema)
             cv = cross_validate(pipeline, self.data, should_stop=stop)
         except WorkbenchError as exc:
             return TrialResult(number, arm.spec.key, params, "failed", reason=exc.message)
@@ -328,6 +332,13 @@ class _Search:
         theirs = m.oriented(float(np.mean(best.cv.scores[:fold + 1])))
         return ours < theirs - max(best.cv.std, 1e-9) * 1.0
 
+    def _params(self, spec: EstimatorSpec, params: Params, seconds: float) -> Params:
+        return context_params(spec, _with_seed(spec, params, self.seed), self.data, seconds)
+
+    def _refit_s(self) -> float:
+        """A network's refit may use what is left, plus the promise's 10 % margin."""
+        return self.end - time.monotonic() + 0.1 * self.budget
+
     # -- the end ---------------------------------------------------------------------------
     def _finish(self) -> SearchResult:
         ok = [t for t in self.trials if t.status == TrialState.OK]
@@ -343,7 +354,7 @@ class _Search:
         if pipeline is None:
             spec = get_spec(best.estimator)
             pipeline = fit_final(build_pipeline(spec, self.data.task,
-                                                _with_seed(spec, best.params, self.seed),
+                                                self._params(spec, best.params, self._refit_s()),
                                                 self.data.schema), self.data)
         evaluation = {**evaluate(self.data, chosen.cv), "feature_importance": importance}
         elapsed = time.monotonic() - self.started
@@ -389,7 +400,8 @@ class _Search:
         for t in members:
             spec = get_spec(t.estimator)
             pipelines.append(fit_final(build_pipeline(spec, data.task,
-                                                      _with_seed(spec, t.params, self.seed),
+                                                      self._params(spec, t.params,
+                                                                   self._refit_s()),
                                                       data.schema), data))
         model = ens.WeightedEnsemble(pipelines, selection.weights, data.task)
         blended = sum(w * p for w, p in zip(selection.weights,

@@ -21,6 +21,7 @@ from sklearn.exceptions import InconsistentVersionWarning
 
 from core.errors import ArtifactIntegrityError, LibraryMismatchError, UntrustedArtifactError
 from core.fsutil import atomic_write, sha256_bytes
+from core.registry import deep
 from core.registry.trust import TRUSTED_TYPES, saved_sklearn_versions, untrusted_types
 from core.settings import get_settings
 
@@ -34,13 +35,19 @@ class StoredArtifact:
 
 def save_pipeline(obj: Any, model_name: str) -> StoredArtifact:
     """Serialise with skops and write atomically under artifacts/models/<name>/."""
-    buf = io.BytesIO()
-    sio.dump(obj, buf)
-    data = buf.getvalue()
+    networks = deep.networks_in(obj)  # PyTorch networks: weights and architecture as data
+    data = deep.dump(obj, networks, _skops_bytes) if networks else _skops_bytes(obj)
+    suffix = "wbdeep" if networks else "skops"
     settings = get_settings()
-    path = settings.artifact_dir / "models" / _safe(model_name) / f"{uuid.uuid4().hex}.skops"
+    path = settings.artifact_dir / "models" / _safe(model_name) / f"{uuid.uuid4().hex}.{suffix}"
     atomic_write(path, data)
     return StoredArtifact(str(path.relative_to(settings.home)), sha256_bytes(data), len(data))
+
+
+def _skops_bytes(obj: Any) -> bytes:
+    buf = io.BytesIO()
+    sio.dump(obj, buf)
+    return buf.getvalue()
 
 
 def _safe(name: str) -> str:
@@ -90,7 +97,12 @@ def load_verified(relpath: str, fingerprint: str, label: str, *,
 def load_trusted_bytes(data: bytes, label: str, *, accept_mismatch: bool = False,
                        accept_hint: str = "") -> Any:
     """Refuse untrusted types (naming each) and, unless accepted, estimators saved by another
-    scikit-learn; then build only the trusted types."""
+    scikit-learn; then build only the trusted types. A pipeline holding PyTorch networks
+    (core/registry/deep.py) goes through the same audit for its skops part, and its networks
+    are rebuilt from data and tensors only."""
+    if deep.is_container(data):
+        return deep.load(data, label, lambda part: load_trusted_bytes(
+            part, label, accept_mismatch=accept_mismatch, accept_hint=accept_hint))
     bad = untrusted_types(data, label)
     if bad:
         raise UntrustedArtifactError(
