@@ -58,8 +58,11 @@ class EstimatorSpec:
     # parameters a user may add to the search space (`search_space`), by task family
     # ("classification" / "regression"); the default search leaves them at their default
     optional: dict[str, dict[str, BaseDistribution]] = field(default_factory=dict)
-    # only for tables validated in time order (a sequence model's windows need the time)
+    # a sequence model: the search passes it the time and ticker columns
     needs_time: bool = False
+    # searched when no estimators are named; the networks are opt-in (torch's import and
+    # training are slow for small budgets, and a search's timing should not change with it)
+    in_default_search: bool = True
 
     def searchable(self, task: str | None = None) -> dict[str, BaseDistribution]:
         """What a user may override for `task` (None: any task, choices of both merged):
@@ -341,21 +344,21 @@ DEEP_SPECS = [
         classifier=_tabular_net(True), regressor=_tabular_net(False),
         defaults=[{"hidden_units": 64, "n_layers": 2, "norm": "layer", "dropout": 0.1,
                    "learning_rate": 3e-3, "weight_decay": 1e-5, "batch_size": 128}],
-        space=NETWORK_SPACE, fixed=NETWORK_FIXED,
+        space=NETWORK_SPACE, fixed=NETWORK_FIXED, in_default_search=False,
     ),
     EstimatorSpec(
         "lstm", "PyTorch LSTM over past rows (market data)", BOTH, "sequence", 3,
         classifier=_sequence_net(True), regressor=_sequence_net(False),
         defaults=[SEQUENCE_DEFAULTS], space=SEQUENCE_SPACE,
         fixed={**NETWORK_FIXED, "cell": "lstm", "max_epochs": 60, "patience": 6},
-        needs_time=True,
+        needs_time=True, in_default_search=False,
     ),
     EstimatorSpec(
         "tcn", "PyTorch temporal convolutions over past rows (market data)", BOTH, "sequence",
         3, classifier=_sequence_net(True), regressor=_sequence_net(False),
         defaults=[SEQUENCE_DEFAULTS], space=SEQUENCE_SPACE,
         fixed={**NETWORK_FIXED, "cell": "tcn", "max_epochs": 60, "patience": 6},
-        needs_time=True,
+        needs_time=True, in_default_search=False,
     ),
 ]
 if deep_available():
@@ -374,7 +377,7 @@ def get_spec(key: str, task: str | None = None) -> EstimatorSpec:
     return spec
 
 
-def specs_for(task: str, timed: bool = False) -> list[EstimatorSpec]:
-    """The entries serving `task`; the sequence models only for tables in time order."""
-    return sorted((s for s in CATALOG.values() if task in s.tasks
-                   and (timed or not s.needs_time)), key=lambda s: s.cost)
+def specs_for(task: str) -> list[EstimatorSpec]:
+    """The entries a search tries for `task` when no estimators are named."""
+    return sorted((s for s in CATALOG.values() if task in s.tasks and s.in_default_search),
+                  key=lambda s: s.cost)

@@ -194,9 +194,8 @@ class _Search:
         self.on_trial, self.should_stop, self.pause_gate = on_trial, should_stop, pause_gate
         self.fixed_params = fixed_params
         self.rng = np.random.default_rng(seed)
-        timed = data.time_column is not None and data.time_column in data.X.columns
         specs = ([get_spec(k, data.task) for k in estimators] if estimators
-                 else specs_for(data.task, timed=timed))
+                 else specs_for(data.task))
         check_search_space(search_space, data.task, tuple(s.key for s in specs))
         specs = [s.with_overrides(data.task, (search_space or {}).get(s.key)) for s in specs]
         self.arms = [self._arm(spec, i) for i, spec in enumerate(specs)]
@@ -303,8 +302,9 @@ class _Search:
             return False
 
         try:
-            # a network's each fit may use what is left of the budget, shared by the folds
-            seconds = (self.end - time.monotonic()) / max(len(self.data.splits), 1)
+            # a network's each fit may train for a share of what is left of the budget (the
+            # rest pays for building inputs and predicting the fold)
+            seconds = 0.6 * (self.end - time.monotonic()) / max(len(self.data.splits), 1)
             pipeline = build_pipeline(arm.spec, self.data.task,
                                       self._params(arm.spec, params, seconds), self.data.schema)
             cv = cross_validate(pipeline, self.data, should_stop=stop)
@@ -336,8 +336,8 @@ class _Search:
         return context_params(spec, _with_seed(spec, params, self.seed), self.data, seconds)
 
     def _refit_s(self) -> float:
-        """A network's refit may use what is left, plus the promise's 10 % margin."""
-        return self.end - time.monotonic() + 0.1 * self.budget
+        """A network's refit may train for what is left, plus half the promise's 10 % margin."""
+        return self.end - time.monotonic() + 0.05 * self.budget
 
     # -- the end ---------------------------------------------------------------------------
     def _finish(self) -> SearchResult:
