@@ -193,3 +193,19 @@ def test_tampered_weights_are_refused(stored_binary, home: Path) -> None:
     (home / stored.relpath).write_bytes(_rewrite(data, garble))  # a stored file: fingerprint
     with pytest.raises(ArtifactIntegrityError, match="fingerprint"):
         load_verified(stored.relpath, stored.fingerprint, "net-binary:1")
+
+
+def test_our_adamw_steps_as_torch_optim_adamw() -> None:
+    """base.AdamW avoids torch.optim's import of torch._dynamo; it must compute the same."""
+    from core.automl.deep.base import AdamW
+
+    theirs = torch.linspace(-1, 1, 12).reshape(4, 3).requires_grad_(True)
+    ours = theirs.detach().clone().requires_grad_(True)
+    reference = torch.optim.AdamW([theirs], lr=1e-2, weight_decay=1e-2)
+    mine = AdamW([ours], lr=1e-2, weight_decay=1e-2)
+    for _ in range(30):
+        for p, opt in ((theirs, reference), (ours, mine)):
+            opt.zero_grad()
+            ((p ** 3).sum() + p.sum()).backward()
+            opt.step()
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)

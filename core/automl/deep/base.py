@@ -140,19 +140,62 @@ def check_prep(prep: Any, arch: dict[str, Any], where: str) -> dict[str, Any]:
 
 # -- repeatable training -----------------------------------------------------------------------
 
+def _deterministic(mode: bool) -> None:
+    """torch.use_deterministic_algorithms without its import of torch._inductor (10+ s on a
+    small machine, only to configure torch.compile, which the networks do not use): the same
+    switch of the kernels' mode."""
+    switch = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if switch is None:  # another torch than the pinned one: the public call
+        torch.use_deterministic_algorithms(mode)
+    else:
+        switch(mode)
+
+
 @contextmanager
 def repeatable(seed: int) -> Iterator[None]:
     """One thread, deterministic kernels, and a seeded RNG that leaves the caller's untouched."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    _deterministic(True)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             yield
     finally:
         torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
+        _deterministic(deterministic)
+
+
+class AdamW:
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW computes it.
+
+    Our own few lines because torch.optim's constructor imports torch._dynamo, which took 10 s
+    per process on this size of machine: every search and training worker would pay it on the
+    budget's clock."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float, weight_decay: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params, self.lr, self.weight_decay = params, lr, weight_decay
+        self.betas, self.eps, self.steps = betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        b1, b2 = self.betas
+        fix1, fix2 = 1 - b1 ** self.steps, 1 - b2 ** self.steps
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            if p.grad is None:
+                continue
+            p.mul_(1 - self.lr * self.weight_decay)
+            m.mul_(b1).add_(p.grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            p.addcdiv_(m, (v / fix2).sqrt_().add_(self.eps), value=-self.lr / fix1)
 
 
 def train_module(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], y: torch.Tensor,
@@ -164,8 +207,8 @@ def train_module(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], y: t
     started = time.monotonic()
     deadline = started + est.max_time_s if est.max_time_s is not None else float("inf")
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(module.parameters(), lr=est.learning_rate,
-                            weight_decay=est.weight_decay)
+    opt = AdamW(list(module.parameters()), lr=est.learning_rate,
+                weight_decay=est.weight_decay)
     tr = torch.as_tensor(train_idx)
     va = torch.as_tensor(valid_idx)
     best, best_state, best_epoch, stale, stopped = float("inf"), None, 0, 0, "max_epochs"
