@@ -195,6 +195,7 @@ def test_tampered_weights_are_refused(stored_binary, home: Path) -> None:
         load_verified(stored.relpath, stored.fingerprint, "net-binary:1")
 
 
+@pytest.mark.slow  # torch.optim's first use imports torch._dynamo (seconds)
 def test_our_adamw_steps_as_torch_optim_adamw() -> None:
     """base.AdamW avoids torch.optim's import of torch._dynamo; it must compute the same."""
     from core.automl.deep.base import AdamW

@@ -23,7 +23,7 @@ def _table(data: list[tuple[str, int | None]]) -> tuple[pd.Series, pd.Series]:
     return time, ticker
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(data=rows, size=st.integers(1, 6))
 def test_no_window_contains_a_row_at_or_after_the_row_it_predicts(
         data: list[tuple[str, int | None]], size: int) -> None:
