@@ -24,7 +24,9 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import check_array, column_or_1d
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from core.automl.deep import nets
 from core.errors import ArtifactIntegrityError, InvalidDataError
@@ -273,6 +275,18 @@ def predict_batches(module: torch.nn.Module, inputs: tuple[np.ndarray, ...]) -> 
 
 # -- the estimators' common surface ------------------------------------------------------------
 
+def _checked(X: Any, fitting: bool = True) -> pd.DataFrame:
+    """X as a frame, refused as scikit-learn refuses it (1-D, sparse, complex, empty at fit);
+    text and missing values pass: the networks encode them."""
+    values = check_array(X, dtype=None, accept_sparse=False, ensure_all_finite=False,
+                         ensure_min_samples=1 if fitting else 0)
+    if np.iscomplexobj(values):
+        raise ValueError("Complex data not supported.")
+    if isinstance(X, pd.DataFrame):  # column names as text, as the saved preprocessing has them
+        return X.reset_index(drop=True).set_axis([str(c) for c in X.columns], axis=1)
+    return as_frame(values)
+
+
 class NetworkBase(BaseEstimator):
     """Hyper-parameters, fitting, prediction and the saved form; subclasses say how rows become
     network inputs (`_inputs`) and which architecture they train (`_arch`)."""
@@ -307,11 +321,14 @@ class NetworkBase(BaseEstimator):
                 "hidden": [int(self.hidden_units)] * int(self.n_layers), "norm": self.norm,
                 "dropout": float(self.dropout), "n_outputs": int(n_outputs)}
 
-    def _encode_target(self, y: Any) -> tuple[torch.Tensor, int]:
-        y = np.asarray(y)
-        if y.ndim != 1:
-            y = y.ravel()
+    def _encode_target(self, y: Any, n_rows: int) -> tuple[torch.Tensor, int]:
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
+                             "is None.")
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(np.empty(n_rows), y)
         if self.classifier:
+            check_classification_targets(y)
             self.classes_, codes = np.unique(y, return_inverse=True)
             if len(self.classes_) < 2:
                 raise ValueError("Classifier can't train when only one class is present.")
@@ -335,9 +352,7 @@ class NetworkBase(BaseEstimator):
         return shifted / shifted.sum(axis=1, keepdims=True)
 
     def _record_input(self, X: Any) -> pd.DataFrame:
-        frame = as_frame(X)
-        if len(frame) == 0:
-            raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+        frame = _checked(X)
         self.n_features_in_ = frame.shape[1]
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
@@ -430,7 +445,7 @@ class NetworkBase(BaseEstimator):
     # scikit-learn surface ---------------------------------------------------------------------
     def _raw(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "module_")
-        frame = as_frame(X)
+        frame = _checked(X, fitting=False)
         if frame.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {frame.shape[1]} features, but {type(self).__name__} is "
                              f"expecting {self.n_features_in_} features as input.")

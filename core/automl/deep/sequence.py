@@ -125,10 +125,8 @@ class _SequenceNet(NetworkBase):
     def fit(self, X: Any, y: Any) -> _SequenceNet:
         self._validate_params()
         frame = self._record_input(X)
-        if len(frame) != len(y):
-            raise ValueError(f"X has {len(frame)} rows but y has {len(y)}.")
         self.time_col_, self.ticker_col_ = self._columns(frame)
-        target, n_outputs = self._encode_target(y)
+        target, n_outputs = self._encode_target(y, len(frame))
         self.prep_ = fit_prep(frame, self.min_category_count, skip=(self.time_col_,))
         num, cat = transform_prep(self.prep_, frame)
         steps = self._steps(num)

@@ -46,9 +46,7 @@ class _TabularNet(NetworkBase):
     def fit(self, X: Any, y: Any) -> _TabularNet:
         self._validate_params()
         frame = self._record_input(X)
-        if len(frame) != len(y):
-            raise ValueError(f"X has {len(frame)} rows but y has {len(y)}.")
-        target, n_outputs = self._encode_target(y)
+        target, n_outputs = self._encode_target(y, len(frame))
         self.prep_ = fit_prep(frame, self.min_category_count)
         self.arch_ = self._arch_fields(self.prep_, n_outputs)
         num, cat = transform_prep(self.prep_, frame)
