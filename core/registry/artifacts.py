@@ -31,6 +31,7 @@ class StoredArtifact:
     relpath: str
     fingerprint: str
     size_bytes: int
+    format: str = "skops"  # "wbdeep": a pipeline with PyTorch networks (core/registry/deep.py)
 
 
 def save_pipeline(obj: Any, model_name: str) -> StoredArtifact:
@@ -41,7 +42,8 @@ def save_pipeline(obj: Any, model_name: str) -> StoredArtifact:
     settings = get_settings()
     path = settings.artifact_dir / "models" / _safe(model_name) / f"{uuid.uuid4().hex}.{suffix}"
     atomic_write(path, data)
-    return StoredArtifact(str(path.relative_to(settings.home)), sha256_bytes(data), len(data))
+    return StoredArtifact(str(path.relative_to(settings.home)), sha256_bytes(data), len(data),
+                          suffix)
 
 
 def _skops_bytes(obj: Any) -> bytes:
