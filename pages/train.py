@@ -31,6 +31,8 @@ from core.automl.dates import (
     plan_dates,
     preferred_time_column,
 )
+from core.automl.deep import INSTALL_HINT as DEEP_INSTALL_HINT
+from core.automl.deep import available as deep_available
 from core.automl.metrics import METRICS
 from core.automl.request import MAX_TRIALS, TrainingRequest
 from core.data.datasets import list_datasets
@@ -60,7 +62,11 @@ if dates:
 
 # outside the form, so the search-space expanders below follow the choice at once
 estimators = st.multiselect("Estimators (empty = all that fit the task)", list(CATALOG),
-                            format_func=lambda k: CATALOG[k].label, key="train_estimators")
+                            format_func=lambda k: CATALOG[k].label, key="train_estimators",
+                            help="PyTorch networks (deep_tabular; lstm and tcn for market data "
+                                 "in time order) are searched only when chosen here.")
+if not deep_available():
+    st.caption(f":material/info: {DEEP_INSTALL_HINT}")
 with st.form("train"):
     c1, c2 = st.columns(2)
     target = c1.selectbox("Target (column to predict)", columns, key="train_target")

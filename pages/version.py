@@ -154,10 +154,14 @@ st.write(f"Fingerprint (SHA-256): `{v.fingerprint}` · {v.size_bytes:,} bytes ·
 with user_errors():
     data = read_verified(mv.artifact_path, mv.fingerprint, label,
                          stored_fingerprint=mv.stored_fingerprint)
-    st.download_button("Download the artifact", data=data, file_name=f"{name}-v{number}.skops",
+    deep = mv.artifact_format == "wbdeep"  # PyTorch networks: a zip of JSON, safetensors, skops
+    st.download_button("Download the artifact", data=data,
+                       file_name=f"{name}-v{number}.{'wbdeep' if deep else 'skops'}",
                        mime="application/octet-stream", icon=":material/download:",
-                       help="The stored skops file, handed out only after its fingerprint "
-                            "matched. Load it with skops.io.load and an explicit trusted list.")
+                       help="The stored file, handed out only after its fingerprint matched. "
+                            + ("A zip: the networks as JSON + safetensors, the rest as skops "
+                               "(workbench import loads it)." if deep else
+                               "Load it with skops.io.load and an explicit trusted list."))
 st.caption("Library versions it was saved with")
 st.dataframe(key_value_frame(v.library_versions, "library", "version"), hide_index=True)
 

@@ -218,7 +218,7 @@ def _folds(result: SearchResult) -> list[dict[str, Any]]:
 def _holdout(result: SearchResult, fwd: np.ndarray | None, cost_bps: float, horizon: int,
              threshold: float, periods_per_year: int) -> dict[str, Any]:
     from core.automl.catalog import get_spec
-    from core.automl.train import build_pipeline
+    from core.automl.train import build_pipeline, context_params
 
     data = result.data
     single = result.best_single or result.best
@@ -226,6 +226,7 @@ def _holdout(result: SearchResult, fwd: np.ndarray | None, cost_bps: float, hori
     params = dict(single.params)
     if "random_state" in spec.fixed and "random_state" not in params:
         params["random_state"] = 0
+    params = context_params(spec, params, data)
     times = data.time.to_numpy()
     distinct = np.unique(times[~pd.isna(times)])
     hold = np.sort(data.holdout)

@@ -32,6 +32,8 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from xgboost import XGBClassifier, XGBRegressor
 
+from core.automl.deep import INSTALL_HINT as DEEP_INSTALL_HINT
+from core.automl.deep import available as deep_available
 from core.enums import Task
 from core.errors import InvalidDataError, WorkbenchError
 from core.store.shapes import Params
@@ -56,6 +58,11 @@ class EstimatorSpec:
     # parameters a user may add to the search space (`search_space`), by task family
     # ("classification" / "regression"); the default search leaves them at their default
     optional: dict[str, dict[str, BaseDistribution]] = field(default_factory=dict)
+    # a sequence model: the search passes it the time and ticker columns
+    needs_time: bool = False
+    # searched when no estimators are named; the networks are opt-in (torch's import and
+    # training are slow for small budgets, and a search's timing should not change with it)
+    in_default_search: bool = True
 
     def searchable(self, task: str | None = None) -> dict[str, BaseDistribution]:
         """What a user may override for `task` (None: any task, choices of both merged):
@@ -289,8 +296,79 @@ CATALOG: dict[str, EstimatorSpec] = {s.key: s for s in [
 ]}
 
 
+# PyTorch networks (core/automl/deep): listed only when the optional 'deep' extra is installed;
+# torch is imported when one is first built, never by importing this module.
+def _tabular_net(classifier: bool) -> Callable[..., BaseEstimator]:
+    def make(**params: Any) -> BaseEstimator:
+        from core.automl.deep.tabular import TabularNetClassifier, TabularNetRegressor
+
+        return (TabularNetClassifier if classifier else TabularNetRegressor)(**params)
+    return make
+
+
+def _sequence_net(classifier: bool) -> Callable[..., BaseEstimator]:
+    def make(**params: Any) -> BaseEstimator:
+        from core.automl.deep.sequence import SequenceNetClassifier, SequenceNetRegressor
+
+        return (SequenceNetClassifier if classifier else SequenceNetRegressor)(**params)
+    return make
+
+
+NETWORK_SPACE: dict[str, BaseDistribution] = {
+    "hidden_units": IntDistribution(16, 256, log=True),
+    "n_layers": IntDistribution(1, 3),
+    "norm": CategoricalDistribution(["layer", "batch"]),
+    "dropout": FloatDistribution(0.0, 0.5),
+    "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+    "weight_decay": FloatDistribution(1e-7, 1e-2, log=True),
+    "batch_size": CategoricalDistribution([64, 128, 256]),
+}
+SEQUENCE_SPACE: dict[str, BaseDistribution] = {
+    "window": IntDistribution(5, 60, log=True),
+    "seq_hidden": IntDistribution(8, 64, log=True),
+    "seq_layers": IntDistribution(1, 3),
+    "hidden_units": IntDistribution(16, 128, log=True),
+    "dropout": FloatDistribution(0.0, 0.5),
+    "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+    "weight_decay": FloatDistribution(1e-7, 1e-2, log=True),
+}
+SEQUENCE_DEFAULTS: Params = {"window": 20, "seq_hidden": 32, "seq_layers": 1,
+                             "hidden_units": 32, "dropout": 0.1, "learning_rate": 3e-3,
+                             "weight_decay": 1e-5}
+# max_time_s: the search sets each fit's time limit from what is left of the budget
+NETWORK_FIXED: Params = {"max_epochs": 100, "patience": 8, "random_state": 0,
+                         "max_time_s": None}
+DEEP_SPECS = [
+    EstimatorSpec(
+        "deep_tabular", "PyTorch tabular network (embeddings)", BOTH, "deep", 3,
+        classifier=_tabular_net(True), regressor=_tabular_net(False),
+        defaults=[{"hidden_units": 64, "n_layers": 2, "norm": "layer", "dropout": 0.1,
+                   "learning_rate": 3e-3, "weight_decay": 1e-5, "batch_size": 128}],
+        space=NETWORK_SPACE, fixed=NETWORK_FIXED, in_default_search=False,
+    ),
+    EstimatorSpec(
+        "lstm", "PyTorch LSTM over past rows (market data)", BOTH, "sequence", 3,
+        classifier=_sequence_net(True), regressor=_sequence_net(False),
+        defaults=[SEQUENCE_DEFAULTS], space=SEQUENCE_SPACE,
+        fixed={**NETWORK_FIXED, "cell": "lstm", "max_epochs": 60, "patience": 6},
+        needs_time=True, in_default_search=False,
+    ),
+    EstimatorSpec(
+        "tcn", "PyTorch temporal convolutions over past rows (market data)", BOTH, "sequence",
+        3, classifier=_sequence_net(True), regressor=_sequence_net(False),
+        defaults=[SEQUENCE_DEFAULTS], space=SEQUENCE_SPACE,
+        fixed={**NETWORK_FIXED, "cell": "tcn", "max_epochs": 60, "patience": 6},
+        needs_time=True, in_default_search=False,
+    ),
+]
+if deep_available():
+    CATALOG.update({s.key: s for s in DEEP_SPECS})
+
+
 def get_spec(key: str, task: str | None = None) -> EstimatorSpec:
     spec = CATALOG.get(key)
+    if spec is None and key in {s.key for s in DEEP_SPECS}:
+        raise InvalidDataError(f"The estimator {key!r} is not installed. {DEEP_INSTALL_HINT}")
     if spec is None:
         raise InvalidDataError(f"Unknown estimator {key!r}. Choose one of: "
                                f"{', '.join(CATALOG)}.")
@@ -300,4 +378,6 @@ def get_spec(key: str, task: str | None = None) -> EstimatorSpec:
 
 
 def specs_for(task: str) -> list[EstimatorSpec]:
-    return sorted((s for s in CATALOG.values() if task in s.tasks), key=lambda s: s.cost)
+    """The entries a search tries for `task` when no estimators are named."""
+    return sorted((s for s in CATALOG.values() if task in s.tasks and s.in_default_search),
+                  key=lambda s: s.cost)

@@ -32,6 +32,7 @@ from core.automl.train import (
     CVResult,
     TrainingData,
     build_pipeline,
+    context_params,
     cross_validate,
     evaluate,
     fit_final,
@@ -197,6 +198,9 @@ class _Search:
                  else specs_for(data.task))
         check_search_space(search_space, data.task, tuple(s.key for s in specs))
         specs = [s.with_overrides(data.task, (search_space or {}).get(s.key)) for s in specs]
+        if any("max_time_s" in s.fixed for s in specs):  # a PyTorch network is searched:
+            import core.automl.deep.base  # noqa: F401  torch's import (seconds) is spent
+            # here, on the budget's clock, so the first fit's time limit already accounts for it
         self.arms = [self._arm(spec, i) for i, spec in enumerate(specs)]
         self.trials: list[TrialResult] = []
         self.incumbent: TrialResult | None = None
@@ -301,8 +305,11 @@ class _Search:
             return False
 
         try:
+            # a network's each fit may train for a share of what is left of the budget (the
+            # rest pays for building inputs and predicting the fold)
+            seconds = 0.6 * (self.end - time.monotonic()) / max(len(self.data.splits), 1)
             pipeline = build_pipeline(arm.spec, self.data.task,
-                                      _with_seed(arm.spec, params, self.seed), self.data.schema)
+                                      self._params(arm.spec, params, seconds), self.data.schema)
             cv = cross_validate(pipeline, self.data, should_stop=stop)
         except WorkbenchError as exc:
             return TrialResult(number, arm.spec.key, params, "failed", reason=exc.message)
@@ -328,6 +335,13 @@ class _Search:
         theirs = m.oriented(float(np.mean(best.cv.scores[:fold + 1])))
         return ours < theirs - max(best.cv.std, 1e-9) * 1.0
 
+    def _params(self, spec: EstimatorSpec, params: Params, seconds: float) -> Params:
+        return context_params(spec, _with_seed(spec, params, self.seed), self.data, seconds)
+
+    def _refit_s(self) -> float:
+        """A network's refit may train for what is left, plus half the promise's 10 % margin."""
+        return self.end - time.monotonic() + 0.05 * self.budget
+
     # -- the end ---------------------------------------------------------------------------
     def _finish(self) -> SearchResult:
         ok = [t for t in self.trials if t.status == TrialState.OK]
@@ -343,7 +357,7 @@ class _Search:
         if pipeline is None:
             spec = get_spec(best.estimator)
             pipeline = fit_final(build_pipeline(spec, self.data.task,
-                                                _with_seed(spec, best.params, self.seed),
+                                                self._params(spec, best.params, self._refit_s()),
                                                 self.data.schema), self.data)
         evaluation = {**evaluate(self.data, chosen.cv), "feature_importance": importance}
         elapsed = time.monotonic() - self.started
@@ -389,7 +403,8 @@ class _Search:
         for t in members:
             spec = get_spec(t.estimator)
             pipelines.append(fit_final(build_pipeline(spec, data.task,
-                                                      _with_seed(spec, t.params, self.seed),
+                                                      self._params(spec, t.params,
+                                                                   self._refit_s()),
                                                       data.schema), data))
         model = ens.WeightedEnsemble(pipelines, selection.weights, data.task)
         blended = sum(w * p for w, p in zip(selection.weights,

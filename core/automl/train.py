@@ -265,6 +265,19 @@ def _time_leaks(features: pd.DataFrame, times: pd.Series, time_column: str,
                          "column; if one series, remove the duplicates.")
     return notes
 
+def context_params(spec: EstimatorSpec, params: Params, data: TrainingData,
+                   seconds: float | None = None) -> Params:
+    """`params` plus what the search supplies rather than the user: a network's time limit per
+    fit (`seconds`, what is left of the budget for it) and a sequence model's time and ticker
+    columns."""
+    extra: Params = {}
+    if "max_time_s" in spec.fixed and seconds is not None:
+        extra["max_time_s"] = max(float(seconds), 0.5)
+    if spec.needs_time:
+        extra.update(time_column=data.time_column, ticker_column=data.ticker_column)
+    return {**params, **{k: v for k, v in extra.items() if k not in params}}
+
+
 def build_pipeline(spec: EstimatorSpec, task: str, params: Params,
                    schema: list[SchemaColumn]) -> Pipeline:
     model = spec.make(task, params)

@@ -18,7 +18,7 @@ from core.features.kinds import DROPPED_KINDS, Encoding, encoding_of
 from core.features.transformers import CategoricalCleaner, DatetimeParts
 from core.store.shapes import SchemaColumn
 
-Family = Literal["linear", "tree"]
+Family = Literal["linear", "tree", "deep", "sequence"]
 MAX_ONEHOT_CATEGORIES = 30
 MIN_CATEGORY_FREQUENCY = 5
 
@@ -69,8 +69,25 @@ MAKERS = {Encoding.NUMBER: _numeric, Encoding.CATEGORY: _categorical,
           Encoding.DATE_PARTS: _datetime}
 
 
+def _networks(groups: dict[str, list[str]], family: Family) -> ColumnTransformer:
+    """For the PyTorch networks, which preprocess themselves (imputation, scaling, category
+    vocabularies for embeddings): the used columns as a frame whose names say their kind
+    (`numeric__x`, `category__plan`, `datetime__when__year`), categories as text; the
+    "sequence" family also passes each date through raw (`time__when`) to order the rows."""
+    parts: list[tuple[str, Any, list[str]]] = [
+        ("numeric", "passthrough", groups[Encoding.NUMBER.value]),
+        ("category", CategoricalCleaner(), groups[Encoding.CATEGORY.value]),
+        ("datetime", DatetimeParts(), groups[Encoding.DATE_PARTS.value])]
+    if family == "sequence":
+        parts.append(("time", "passthrough", groups[Encoding.DATE_PARTS.value]))
+    return ColumnTransformer([p for p in parts if p[2]], remainder="drop",
+                             verbose_feature_names_out=True).set_output(transform="pandas")
+
+
 def build_preprocessor(schema: list[SchemaColumn], family: Family) -> ColumnTransformer:
     groups, _ = used_columns(schema)
+    if family in ("deep", "sequence"):
+        return _networks(groups, family)
     transformers = [(kind, MAKERS[Encoding(kind)](family), cols)
                     for kind, cols in groups.items() if cols]
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)

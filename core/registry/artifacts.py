@@ -21,6 +21,7 @@ import skops.io as sio
 from sklearn.exceptions import InconsistentVersionWarning
 
 from core.errors import ArtifactIntegrityError, LibraryMismatchError, UntrustedArtifactError
+from core.registry import deep
 from core.registry.trust import TRUSTED_TYPES, saved_sklearn_versions, untrusted_types
 from core.store import artifacts as store
 
@@ -31,16 +32,23 @@ class StoredArtifact:
     fingerprint: str  # of the plaintext: the version's identity
     size_bytes: int
     stored_fingerprint: str = ""  # of the stored (maybe encrypted) bytes
+    format: str = "skops"  # "wbdeep": a pipeline with PyTorch networks (core/registry/deep.py)
 
 
 def save_pipeline(obj: Any, model_name: str) -> StoredArtifact:
     """Serialise with skops and write atomically under artifacts/models/<name>/."""
+    networks = deep.networks_in(obj)  # PyTorch networks: weights and architecture as data
+    data = deep.dump(obj, networks, _skops_bytes) if networks else _skops_bytes(obj)
+    suffix = "wbdeep" if networks else "skops"
+    written = store.write(store.new_key("models", _safe(model_name), suffix=f".{suffix}"), data)
+    return StoredArtifact(written.relpath, written.fingerprint, written.size_bytes,
+                          written.stored_fingerprint, suffix)
+
+
+def _skops_bytes(obj: Any) -> bytes:
     buf = io.BytesIO()
     sio.dump(obj, buf)
-    written = store.write(store.new_key("models", _safe(model_name), suffix=".skops"),
-                          buf.getvalue())
-    return StoredArtifact(written.relpath, written.fingerprint, written.size_bytes,
-                          written.stored_fingerprint)
+    return buf.getvalue()
 
 
 def _safe(name: str) -> str:
@@ -81,7 +89,12 @@ def load_verified(relpath: str, fingerprint: str, label: str, *,
 def load_trusted_bytes(data: bytes, label: str, *, accept_mismatch: bool = False,
                        accept_hint: str = "") -> Any:
     """Refuse untrusted types (naming each) and, unless accepted, estimators saved by another
-    scikit-learn; then build only the trusted types."""
+    scikit-learn; then build only the trusted types. A pipeline holding PyTorch networks
+    (core/registry/deep.py) goes through the same audit for its skops part, and its networks
+    are rebuilt from data and tensors only."""
+    if deep.is_container(data):
+        return deep.load(data, label, lambda part: load_trusted_bytes(
+            part, label, accept_mismatch=accept_mismatch, accept_hint=accept_hint))
     bad = untrusted_types(data, label)
     if bad:
         raise UntrustedArtifactError(

@@ -21,6 +21,7 @@ from typing import Any
 import skops.io as sio
 
 from core.errors import ArtifactIntegrityError
+from core.registry.deep import skops_part
 
 # Exact type names beyond skops' defaults that the workbench's own pipelines need
 # (tests/core/test_artifact_trust.py builds every catalogue estimator, ensembles and market
@@ -50,6 +51,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
 
 
 def _read(data: bytes, label: str) -> dict[str, Any]:
+    data = skops_part(data)  # a pipeline with networks: its skops part (core/registry/deep.py)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             return json.loads(zf.read("schema.json"))
@@ -61,6 +63,7 @@ def untrusted_types(data: bytes, label: str) -> list[str]:
     """Every type, function or method in the file that is neither a skops default nor in
     TRUSTED_TYPES, sorted."""
     _read(data, label)  # a clear error for a file that is not a skops zip at all
+    data = skops_part(data)
     try:
         found = sio.get_untrusted_types(data=data)
     except Exception as exc:

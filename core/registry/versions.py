@@ -69,7 +69,7 @@ def register_version(pipeline: Any, *, session: Session, name: str, task: Task |
                   evaluation=evaluation or {}, estimator=estimator, params=params or {},
                   dataset_id=dataset_id, dataset_fingerprint=dataset_fingerprint,
                   job_id=job_id, parent_version=parent_version,
-                  artifact_format=artifact_format,
+                  artifact_format=stored.format if stored.format != "skops" else artifact_format,
                   library_versions={**library_versions(), **(saved_with or {})},
                   accepted_sklearn=accepted_sklearn)
     try:
