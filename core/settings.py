@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(default=False,
                                         validation_alias="WORKBENCH_WEBHOOK_ALLOW_PRIVATE")
 
+    # One search across a Dask cluster (core/automl/cluster.py): tcp://HOST:8786; unset = local
+    dask_scheduler: str | None = Field(default=None, validation_alias="WORKBENCH_DASK_SCHEDULER")
+
     worker_mode: str = Field(
         default="process", pattern="^(process|thread)$",
         validation_alias=AliasChoices("WORKBENCH_WORKER_MODE", "worker_mode"))
