@@ -237,13 +237,9 @@ class DaskSearch(_Search):
     def _collect(self) -> None:
         """Wait up to POLL_S for a trial to finish; tell every finished one; notice lost
         workers."""
-        from distributed import wait
-
-        if self.running:
-            try:
-                wait(list(self.running), timeout=POLL_S, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                pass
+        until = time.monotonic() + POLL_S  # the futures' states are kept by the client's thread
+        while time.monotonic() < until and not any(f.done() for f in self.running):
+            time.sleep(0.02)
         for future in [f for f in self.running if f.status != "pending"]:
             self._complete(future)
         self._watch_workers()
