@@ -7,9 +7,10 @@
 
 `dask`: one search of the same table, budget and seed on this machine (no cluster) and on a
 Dask cluster of 1, 2 and 4 workers (a `dask scheduler` and `dask worker --nthreads 1`
-processes started here, niced); prints trials evaluated, trials completed and the best score
-per budget, and the speed-up (trials per budget against 1 worker, measured in the same run).
-On a machine with fewer free cores than workers the speed-up is bounded by the cores.
+processes started here; run the bench under `nice`, they inherit it, so the local search
+and the workers compete for the CPU alike); prints trials evaluated, trials completed and
+the best score per budget, and the speed-up (trials per budget against 1 worker, measured
+in the same run). With fewer free cores than workers, the cores bound the speed-up.
 
 `servers`: N `workbench serve` processes on one database; a deployment change (a candidate at
 100 %, then a rollback) is made R times and each server is polled until it answers with the
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +40,6 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-NICE = ["nice", "-n", "10"]
 
 
 def table(rows: int, cols: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -79,7 +80,7 @@ class LocalDask:
 
     def _start(self, name: str, module: str, *args: str) -> subprocess.Popen:
         log = open(self.logs / f"{name}-{len(getattr(self, 'procs', []))}.log", "wb")
-        return subprocess.Popen([*NICE, sys.executable, "-m", f"distributed.cli.{module}",
+        return subprocess.Popen([sys.executable, "-m", f"distributed.cli.{module}",
                                  *args], cwd=ROOT, env=self.env, stdout=log,
                                 stderr=subprocess.STDOUT)
 
@@ -161,7 +162,7 @@ def bench_servers(args: argparse.Namespace) -> dict:
                              classes=["no", "yes"])
         deploy("scale", 1, session=s)
     ports = [free_port() for _ in range(args.servers)]
-    procs = [subprocess.Popen([*NICE, sys.executable, "-m", "app", "serve", "--host",
+    procs = [subprocess.Popen([sys.executable, "-m", "app", "serve", "--host",
                                "127.0.0.1", "--port", str(p), "--no-monitor"], cwd=ROOT,
                               env=os.environ.copy(), stderr=subprocess.DEVNULL)
              for p in ports]
@@ -312,6 +313,7 @@ def main() -> None:
     if set(sections) - {"dask", "servers", "table"}:
         ap.error(f"unknown section(s) {sorted(set(sections) - {'dask', 'servers', 'table'})}: "
                  "choose among dask, servers, table")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` stops the processes
     os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-scale-"))
     os.environ.pop("WORKBENCH_DASK_SCHEDULER", None)  # "local" means local
     out: dict[str, object] = {}
