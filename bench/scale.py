@@ -131,6 +131,11 @@ def bench_dask(args: argparse.Namespace) -> dict:
         with distributed.Client(cluster.address, timeout=60, set_as_default=False) as client:
             for n in counts:
                 cluster.grow(client, n)
+                # new workers' first trial pays one-off costs (first calls into scikit-learn,
+                # receiving the data): a short unmeasured search warms them, as the local
+                # process is warm from its imports
+                run_search(data, budget=5, seed=1, max_trials=2 * n, ensemble=False,
+                           dask=client)
                 one(f"{n} worker" + ("s" if n > 1 else ""), client)
     finally:
         cluster.close()

@@ -249,11 +249,11 @@ class DaskSearch(_Search):
         pending.arm.running -= 1
         self.seen_on.pop(future.key, None)
         if future.status == "finished":
-            result = future.result()
-        else:
+            result = future.result()  # its seconds: the trial's time on the worker, which
+        else:                         # is what the next trial of its estimator will cost
             result = self._failed(pending, _problem(future))
+            result.seconds = time.monotonic() - pending.started
         result.number = pending.number
-        result.seconds = time.monotonic() - pending.started  # the driver's view: queue too
         self._tell(pending.arm, pending.trial, result)
 
     def _failed(self, pending: _InFlight, reason: str) -> TrialResult:
