@@ -50,6 +50,9 @@ TargetKindOpt = Annotated[str, typer.Option(
 HorizonOpt = Annotated[int, typer.Option(help="Periods ahead for market targets.")]
 TickerOpt = Annotated[str | None, typer.Option(help="Ticker column (market).")]
 CostOpt = Annotated[float, typer.Option(help="Backtest cost per trade, bps.")]
+DaskOpt = Annotated[str | None, typer.Option(
+    "--dask", metavar="ADDRESS", help="Evaluate the search's trials in parallel on this Dask "
+    "scheduler's workers (tcp://HOST:8786); overrides WORKBENCH_DASK_SCHEDULER.")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option(
     "--exclude", help="A column to leave out of the features, repeatable (a date that only "
                       "encodes the row order, an id stored as a number).")]
@@ -192,9 +195,11 @@ def automl(
     exclude: ExcludeOpt = None,
     trials: TrialsOpt = None,
     space: SpaceOpt = None,
+    dask: DaskOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Search for the best pipeline, print the leaderboard and register the winner."""
+    _use_dask(dask)
     _run_training(_request(data, target, task=task, metric=metric, budget=budget, seed=seed,
                            name=name, time_column=time_column, estimators=estimators,
                            search=search, ensemble=ensemble, target_kind=target_kind,
@@ -306,10 +311,13 @@ def worker(
         "--monitor-only", help="Run only the alert checks and telemetry compaction, every "
         "30 s; claim no jobs (what `workbench serve` starts beside the server).")] = False,
     parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
+    dask: DaskOpt = None,
 ) -> None:
     """Run a job worker in this process (claims queued jobs). SIGTERM or Ctrl-C stops it: a
     running job ends CANCELLED at its next check and registers nothing."""
     import logging
+
+    _use_dask(dask)
 
     from core.usecases.worker import job_worker
 
@@ -320,6 +328,17 @@ def worker(
     err.print(f"worker {w.id} started")
     done = w.run(max_jobs=max_jobs, idle_exit_s=idle_exit)
     err.print(f"worker {w.id} stopped after {done} job(s)")
+
+
+def _use_dask(address: str | None) -> None:
+    """--dask ADDRESS: the setting, for this process and the job processes it starts."""
+    if address:
+        import os
+
+        from core.settings import reset_settings
+
+        os.environ["WORKBENCH_DASK_SCHEDULER"] = address
+        reset_settings()
 
 
 @commands.command()

@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     artifact_key: SecretStr | None = Field(default=None, validation_alias="WORKBENCH_ARTIFACT_KEY")
     artifact_old_keys: SecretStr | None = Field(default=None,
                                                 validation_alias="WORKBENCH_ARTIFACT_OLD_KEYS")
+    # One search across a Dask cluster (core/automl/cluster.py): tcp://HOST:8786; unset = local
+    dask_scheduler: str | None = Field(default=None, validation_alias="WORKBENCH_DASK_SCHEDULER")
 
     worker_mode: str = Field(
         default="process", pattern="^(process|thread)$",

@@ -31,6 +31,7 @@ class Arm:
     stds: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)  # wall time per finished trial
     failures: int = 0
+    running: int = 0  # trials in flight on a Dask cluster (core.automl.cluster); 0 locally
     grid_size: int | None = None  # grid search: the arm is done after this many trials
 
     @property
@@ -39,7 +40,7 @@ class Arm:
 
     @property
     def tried(self) -> int:
-        return len(self.seconds) + self.failures
+        return len(self.seconds) + self.failures + self.running
 
     @property
     def dead(self) -> bool:

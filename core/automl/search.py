@@ -73,6 +73,7 @@ class TrialResult:
     cv: CVResult | None = None
     reason: str = ""
     seconds: float = 0.0
+    worker: str = ""  # the Dask worker that evaluated it (core.automl.cluster); "" = here
 
     @property
     def score(self) -> float | None:
@@ -152,7 +153,8 @@ def run_search(data: TrainingData, *, budget: float = 60.0, seed: int = 0,
                should_stop: Callable[[], bool] | None = None,
                pause_gate: Callable[[], float] | None = None,
                fixed_params: Params | None = None,
-               search_space: Mapping[str, Mapping[str, Any]] | None = None) -> SearchResult:
+               search_space: Mapping[str, Mapping[str, Any]] | None = None,
+               dask: Any = None) -> SearchResult:
     """Search prepared data within `budget` seconds and at most `max_trials` trials. With
     `fixed_params` and one estimator, evaluate exactly that configuration (no search).
     `search_space` overrides estimators' spaces (estimator -> parameter -> a range
@@ -164,12 +166,23 @@ def run_search(data: TrainingData, *, budget: float = 60.0, seed: int = 0,
 
     Native thread pools (OpenMP, BLAS) are held to one thread: on a small shared machine,
     oversubscribed OpenMP spin-waits made one search 15x slower; parallelism belongs to
-    trials and workers, not inside an estimator."""
+    trials and workers, not inside an estimator.
+
+    `dask` (a scheduler address or a `distributed.Client`; default: the
+    WORKBENCH_DASK_SCHEDULER setting) evaluates the trials in parallel on a Dask cluster
+    (core.automl.cluster); without one, or for one fixed configuration, they run here."""
+    options = dict(budget=budget, seed=seed, estimators=estimators, sampler=sampler,
+                   ensemble=ensemble, max_trials=max_trials, on_trial=on_trial,
+                   should_stop=should_stop, pause_gate=pause_gate, fixed_params=fixed_params,
+                   search_space=search_space)
+    if dask is None:
+        from core.settings import get_settings
+        dask = get_settings().dask_scheduler
     with threadpool_limits(limits=1):
-        return _Search(data, budget=budget, seed=seed, estimators=estimators, sampler=sampler,
-                       ensemble=ensemble, max_trials=max_trials, on_trial=on_trial,
-                       should_stop=should_stop, pause_gate=pause_gate,
-                       fixed_params=fixed_params, search_space=search_space).run()
+        if dask and fixed_params is None:
+            from core.automl.cluster import run_on_cluster  # imports distributed: only here
+            return run_on_cluster(data, dask, **options)
+        return _Search(data, **options).run()
 
 
 class _Search:
@@ -209,8 +222,7 @@ class _Search:
     def _arm(self, spec: EstimatorSpec, index: int) -> Arm:
         """An Optuna study per estimator; defaults (or, for grid search, every grid point)
         are enqueued so they are asked first."""
-        seed = self.seed + index
-        sampler = SAMPLERS["random" if self.sampler == "grid" else self.sampler](seed)
+        sampler = self._sampler(self.seed + index)
         study = optuna.create_study(direction="maximize", sampler=sampler)
         if self.fixed_params is not None:
             return Arm(spec, study)
@@ -218,6 +230,9 @@ class _Search:
         for point in points:
             study.enqueue_trial(point)
         return Arm(spec, study, grid_size=len(points) if self.sampler == "grid" else None)
+
+    def _sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        return SAMPLERS["random" if self.sampler == "grid" else self.sampler](seed)
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -268,6 +283,10 @@ class _Search:
         started = time.monotonic()
         result = self._evaluate(number, arm, params)
         result.seconds = time.monotonic() - started
+        self._tell(arm, trial, result)
+
+    def _tell(self, arm: Arm, trial: optuna.trial.Trial, result: TrialResult) -> None:
+        """Record a finished trial: the leaderboard, its study, the arm's statistics."""
         self.trials.append(result)
         if result.status == TrialState.OK:
             arm.study.tell(trial, self.data.metric.oriented(result.score))
@@ -290,50 +309,27 @@ class _Search:
 
     def _evaluate(self, number: int, arm: Arm, params: Params) -> TrialResult:
         """One trial; an estimator that fails is recorded with its reason, never fatal."""
-        stop_reason: list[str] = []
 
-        def stop(fold: int, scores: list[float]) -> bool:
+        def stop(fold: int, scores: list[float]) -> str | None:
             if self.should_stop is not None and self.should_stop():
-                stop_reason.append("cancelled")
-                return True
+                return "cancelled"
             if time.monotonic() >= self.end and self.trials:
-                stop_reason.append("out of time")
-                return True
+                return "out of time"
             if self._weaker_than_incumbent(fold, scores):
-                stop_reason.append(f"pruned after fold {fold + 1}: behind the best trial")
-                return True
-            return False
+                return f"pruned after fold {fold + 1}: behind the best trial"
+            return None
 
-        try:
-            # a network's each fit may train for a share of what is left of the budget (the
-            # rest pays for building inputs and predicting the fold)
-            seconds = 0.6 * (self.end - time.monotonic()) / max(len(self.data.splits), 1)
-            pipeline = build_pipeline(arm.spec, self.data.task,
-                                      self._params(arm.spec, params, seconds), self.data.schema)
-            cv = cross_validate(pipeline, self.data, should_stop=stop)
-        except WorkbenchError as exc:
-            return TrialResult(number, arm.spec.key, params, "failed", reason=exc.message)
-        except Exception as exc:  # an estimator crashing must not abort the search
-            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            return TrialResult(number, arm.spec.key, params, "failed", reason=last[:500])
-        if not cv.complete:
-            return TrialResult(number, arm.spec.key, params, "pruned", cv=cv,
-                               reason=stop_reason[0] if stop_reason else "pruned")
-        if not np.isfinite(cv.mean):
-            return TrialResult(number, arm.spec.key, params, "failed", cv=cv,
-                               reason="the metric was not finite on some fold")
-        return TrialResult(number, arm.spec.key, params, "ok", cv=cv)
+        # a network's each fit may train for a share of what is left of the budget (the
+        # rest pays for building inputs and predicting the fold)
+        seconds = 0.6 * (self.end - time.monotonic()) / max(len(self.data.splits), 1)
+        return evaluate_trial(self.data, arm.spec, params, seed=self.seed, number=number,
+                              stop=stop, seconds=seconds)
 
     def _weaker_than_incumbent(self, fold: int, scores: list[float]) -> bool:
-        """After two folds or more, stop a trial whose running mean trails the best trial's
-        running mean at the same fold by more than the best trial's fold-to-fold spread."""
         best = self.incumbent
-        if best is None or best.cv is None or fold < 1 or self.fixed_params is not None:
+        if best is None or best.cv is None or self.fixed_params is not None:
             return False
-        m = self.data.metric
-        ours = m.oriented(float(np.mean(scores)))
-        theirs = m.oriented(float(np.mean(best.cv.scores[:fold + 1])))
-        return ours < theirs - max(best.cv.std, 1e-9) * 1.0
+        return behind(self.data.metric, fold, scores, best.cv.scores, best.cv.std)
 
     def _params(self, spec: EstimatorSpec, params: Params, seconds: float) -> Params:
         return context_params(spec, _with_seed(spec, params, self.seed), self.data, seconds)
@@ -416,6 +412,51 @@ class _Search:
                              reason=f"beats the best single pipeline by {abs(gain):.4g}")
         result.cv.scores = [selection.score]
         return result, model
+
+
+def evaluate_trial(data: TrainingData, spec: EstimatorSpec, params: Params, *, seed: int,
+                   number: int, stop: Callable[[int, list[float]], str | None],
+                   seconds: float | None = None) -> TrialResult:
+    """Cross-validate one configuration; an estimator that fails is recorded with its reason,
+    never fatal. `stop(fold, scores)` returns why to stop after that fold, or None; `seconds`
+    caps each fit of a network (core.automl.train.context_params). Used here and, on a Dask
+    worker, by core.automl.cluster (so both evaluate alike)."""
+    stop_reason: list[str] = []
+
+    def should_stop(fold: int, scores: list[float]) -> bool:
+        reason = stop(fold, scores)
+        if reason:
+            stop_reason.append(reason)
+        return bool(reason)
+
+    try:
+        pipeline = build_pipeline(spec, data.task,
+                                  context_params(spec, _with_seed(spec, params, seed), data,
+                                                 seconds), data.schema)
+        cv = cross_validate(pipeline, data, should_stop=should_stop)
+    except WorkbenchError as exc:
+        return TrialResult(number, spec.key, params, "failed", reason=exc.message)
+    except Exception as exc:  # an estimator crashing must not abort the search
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return TrialResult(number, spec.key, params, "failed", reason=last[:500])
+    if not cv.complete:
+        return TrialResult(number, spec.key, params, "pruned", cv=cv,
+                           reason=stop_reason[0] if stop_reason else "pruned")
+    if not np.isfinite(cv.mean):
+        return TrialResult(number, spec.key, params, "failed", cv=cv,
+                           reason="the metric was not finite on some fold")
+    return TrialResult(number, spec.key, params, "ok", cv=cv)
+
+
+def behind(metric: Any, fold: int, scores: list[float], best_scores: list[float],
+           best_std: float) -> bool:
+    """After two folds or more, a trial whose running mean trails the best trial's running
+    mean at the same fold by more than the best trial's fold-to-fold spread is pruned."""
+    if fold < 1:
+        return False
+    ours = metric.oriented(float(np.mean(scores)))
+    theirs = metric.oriented(float(np.mean(best_scores[:fold + 1])))
+    return ours < theirs - max(best_std, 1e-9) * 1.0
 
 
 def _ensemble_cv(members: list[TrialResult], covered: np.ndarray, blended: np.ndarray,

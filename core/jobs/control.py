@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 
 from core.jobs import ledger
@@ -148,13 +149,16 @@ class JobControl:
             self._read()
         return self._cancel or self.lost
 
-    def pause_gate(self) -> float:
+    def pause_gate(self, before_pause: Callable[[], None] | None = None) -> float:
         """Block while a pause is requested (the job shows PAUSED); return the seconds
-        waited so the search can extend its deadline by them."""
+        waited so the search can extend its deadline by them. `before_pause` runs first
+        (a search on a Dask cluster stops its running trials there)."""
         job = self._read()
         if not job.pause_requested or self.should_stop():
             return 0.0
         started = time.monotonic()
+        if before_pause is not None:
+            before_pause()
         self._move(JobState.PAUSED, "paused by request")
         while True:
             self.interrupt.wait(POLL_S) if self.interrupt is not None else time.sleep(POLL_S)
