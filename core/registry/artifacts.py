@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import sklearn
-import skops.io as sio
 from sklearn.exceptions import InconsistentVersionWarning
 
 from core.errors import ArtifactIntegrityError, LibraryMismatchError, UntrustedArtifactError
 from core.registry import deep
+from core.registry.skops_io import sio
 from core.registry.trust import TRUSTED_TYPES, saved_sklearn_versions, untrusted_types
 from core.store import artifacts as store
 

@@ -18,10 +18,9 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
-import skops.io as sio
-
 from core.errors import ArtifactIntegrityError
 from core.registry.deep import skops_part
+from core.registry.skops_io import sio
 
 # Exact type names beyond skops' defaults that the workbench's own pipelines need
 # (tests/core/test_artifact_trust.py builds every catalogue estimator, ensembles and market
