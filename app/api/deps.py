@@ -16,10 +16,12 @@ from sqlmodel import Session
 from core.deploy.service import Serving
 from core.identity import Principal, local_principal
 from core.store.db import Database
+from core.store.scope import scope
 
 
 def get_db(request: Request) -> Database:
-    return request.app.state.db
+    """The store as the caller's workspace sees it: every session it opens is scoped."""
+    return request.app.state.db.in_workspace(get_principal(request).workspace)
 
 
 def get_principal(request: Request) -> Principal:
@@ -30,6 +32,7 @@ def get_principal(request: Request) -> Principal:
 
 def get_session(request: Request) -> Iterator[Session]:
     with Session(request.app.state.db.engine, expire_on_commit=False) as session:
+        scope(session, get_principal(request).workspace)  # every query: this workspace only
         yield session
 
 

@@ -18,6 +18,7 @@ from core.fsutil import atomic_write
 from core.settings import get_settings
 from core.store import Dataset, Job, ModelVersion, RegisteredModel, lock_for_write
 from core.store.audit import record
+from core.store.scope import DEFAULT_WORKSPACE, writing_workspace
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,14 @@ class StoredDataset:
                                    warnings=d.warnings)
 
 
-def _dataset_path(fingerprint: str) -> Path:
-    return get_settings().artifact_dir / "datasets" / f"{fingerprint}.parquet"
+def _dataset_path(fingerprint: str, workspace: str) -> Path:
+    """One file per (workspace, fingerprint): two workspaces uploading the same table hold a
+    file each, so deleting it in one never removes the other's (`default` keeps the layout
+    stores made before workspaces use)."""
+    base = get_settings().artifact_dir / "datasets"
+    if workspace != DEFAULT_WORKSPACE:
+        base = base / "workspaces" / workspace
+    return base / f"{fingerprint}.parquet"
 
 
 def profile_warnings(profiles: list[ColumnProfile]) -> list[str]:
@@ -71,7 +78,7 @@ def store_frame(frame: pd.DataFrame, *, session: Session, name: str, fingerprint
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     data = buf.getvalue()
-    path = _dataset_path(fingerprint)
+    path = _dataset_path(fingerprint, writing_workspace(session))
     wrote = False
     try:
         lock_for_write(session)

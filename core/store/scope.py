@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import column, event
 from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
@@ -83,12 +83,21 @@ def _criteria(ws: str) -> Any:
     return with_loader_criteria(Owned, lambda cls: cls.workspace == ws, include_aliases=True)
 
 
+def _analysable() -> None:
+    """SQLAlchemy runs the criteria's lambda once on `Owned` itself to analyse it, and a
+    pydantic base keeps no class attribute per field: give it a stand-in column (mapped
+    tables have their own instrumented `workspace`, which is what each query gets)."""
+    if "workspace" not in Owned.__dict__:
+        type.__setattr__(Owned, "workspace", column("workspace"))
+
+
 @event.listens_for(OrmSession, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
     ws = state.session.info.get(WORKSPACE_KEY)
     if ws is None or state.is_column_load or state.is_relationship_load:
         return
     if state.is_select or state.is_update or state.is_delete:
+        _analysable()
         state.statement = state.statement.options(_criteria(ws))
 
 
