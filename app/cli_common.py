@@ -113,6 +113,8 @@ def set_workspace(name: str | None) -> None:
     _workspace.pop("name", None)
     if name:
         _workspace["name"] = name
+        # what `serve`, `ui` and the processes they start act in when nobody signs in
+        os.environ["WORKBENCH_WORKSPACE"] = name
 
 
 def principal() -> Principal:

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import streamlit as st
 from sqlmodel import Session
 
-from core.settings import get_settings
 from app.ui.identity import current_principal
+from core.settings import get_settings
 from core.store.db import Database
 from core.store.scope import scope
 

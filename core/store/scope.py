@@ -120,3 +120,56 @@ def _stamp_new_objects(session: OrmSession, _ctx: Any, _instances: Any) -> None:
             raise WorkspaceMismatchError(
                 f"A {type(obj).__name__} cannot be moved from or to workspace "
                 f"{obj.workspace!r} by a session of workspace {ws!r}.")
+
+
+class ModelKey(str):
+    """A model's name qualified by its workspace: what serving keys its caches, routing,
+    telemetry and guard rails on, so two workspaces' "churn" never meet. It prints (and binds
+    into SQL) as the bare name; it equals and hashes as (workspace, name), so a lookup with
+    another workspace's key misses instead of crossing. A bare name means `default` (as in
+    stores made before workspaces): `default`'s key equals and hashes as the bare name.
+    Interned by `model_key` (one dict lookup keyed by a tuple per request, no DB query)."""
+
+    workspace: str
+    _hash: int
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ModelKey):
+            return other.workspace == self.workspace and str.__eq__(self, other)
+        return self.workspace == DEFAULT_WORKSPACE and str.__eq__(self, other) is True
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple:
+        return model_key, (self.workspace, str(self))
+
+    @property
+    def label(self) -> str:
+        """`name` in `default`, `workspace/name` elsewhere (metric labels, logs)."""
+        bare = str.__str__(self)
+        return bare if self.workspace == DEFAULT_WORKSPACE else f"{self.workspace}/{bare}"
+
+
+_KEYS: dict[tuple[str, str], ModelKey] = {}
+
+
+def model_key(workspace: str, name: str) -> ModelKey:
+    """The interned key of model `name` in `workspace`."""
+    pair = (workspace, name)
+    key = _KEYS.get(pair)
+    if key is None:
+        key = ModelKey(name)
+        key.workspace = workspace
+        key._hash = hash(name) if workspace == DEFAULT_WORKSPACE else hash(pair)
+        if len(_KEYS) < 100_000:  # names come from callers: bound what is interned
+            _KEYS[pair] = key
+    return key
+
+
+def workspace_of_key(name: str) -> str:
+    """The workspace a served name belongs to (`default` for a bare name)."""
+    return name.workspace if isinstance(name, ModelKey) else DEFAULT_WORKSPACE

@@ -14,7 +14,6 @@ from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field
 
 from core.store.scope import Owned
-
 from core.store.tables import utcnow
 
 

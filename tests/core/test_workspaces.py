@@ -136,10 +136,10 @@ def test_an_old_store_moves_into_default(backend: str) -> None:
     """A store made by release 0011 keeps its models, datasets and experiments, all in
     `default`, and a second workspace may then reuse their names."""
     store_at("0011_tracking", [
-        "INSERT INTO registeredmodel (id, name, description, created_at) VALUES "
-        "(1, 'churn', '', CURRENT_TIMESTAMP)",
-        "INSERT INTO experiment (id, name, description, created_at) VALUES "
-        "(1, 'churn', '', CURRENT_TIMESTAMP)",
+        "INSERT INTO registeredmodel (name, description, created_at) VALUES "
+        "('churn', '', CURRENT_TIMESTAMP)",
+        "INSERT INTO experiment (name, description, created_at) VALUES "
+        "('churn', '', CURRENT_TIMESTAMP)",
         "INSERT INTO dataset (fingerprint, name, source_filename, path, n_rows, n_cols, "
         "size_bytes, columns, warnings, created_at) VALUES ('ff', 'd', '', 'x.parquet', 1, 1, "
         "1, '[]', '[]', CURRENT_TIMESTAMP)"])
