@@ -18,6 +18,7 @@ import typer
 from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
 from app.cli_common import table as _table
 from app.cli_deploy import register as _register_deploy_commands
+from app.cli_identity import register as _register_identity_commands
 from app.cli_jobs import commands as _job_commands
 from app.cli_registry import register as _register_registry_commands
 from app.cli_scorecard import commands as _scorecard_commands
@@ -33,6 +34,7 @@ app.add_typer(_scorecard_commands)  # scorecard
 app.add_typer(_tracking_commands)  # runs, run
 app.add_typer(_workspace_commands, name="workspaces")  # workspaces list|add
 app.callback()(_workspace_option)  # the global --workspace / WORKBENCH_WORKSPACE
+_register_identity_commands(app)  # users, keys
 
 
 @app.command()

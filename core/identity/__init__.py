@@ -1,4 +1,8 @@
-"""Identity: principals, roles, users and API keys, sign-in tokens (issue 16)."""
+"""Identity: principals, roles, users and API keys, sign-in tokens (issue 16).
+
+Only the principal types are re-exported here (every layer above uses them); the users, keys,
+tokens and directory modules are imported where they are used (argon2 only when a password is
+hashed or checked)."""
 
 from core.identity.principal import (
     DEFAULT_WORKSPACE,

@@ -17,6 +17,7 @@ from app.api import create_app
 from app.cli import app as cli
 from app.cli_jobs import automl, submit
 from core.automl.request import TrainingRequest
+from core.identity import local_principal
 from core.jobs import ledger
 from core.store import Worker
 from tests.factories import WINE, built_home, copy_home, store_session
@@ -300,8 +301,9 @@ def test_aliases_move_and_their_history_over_http(client: TestClient) -> None:
     history = client.get("/v1/models/wine/aliases/history").json()
     moves = [(e["alias"], e["from_version"], e["to_version"], e["actor"], e["reason"])
              for e in history if e["alias"] == "staging"]
-    assert sorted(moves, key=str) == sorted([("staging", None, 2, "api", "try"),
-                                             ("staging", 2, 1, "api", "")], key=str)
+    me = local_principal().actor  # single-user mode: the machine's operator
+    assert sorted(moves, key=str) == sorted([("staging", None, 2, me, "try"),
+                                             ("staging", 2, 1, me, "")], key=str)
     _refused(client.post("/v1/models/wine/aliases/staging", json={"version": 9}), 404, "9")
     _refused(client.post("/v1/models/wine/aliases/9", json={"version": 1}), 400,
              "not a valid alias")

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.api import create_app
 from core.deploy import deployments as dep
+from core.identity import local_principal
 from tests.factories import register, store_session
 
 ROUTE = "/v1/models/{name}/versions/{version}/stage"
@@ -45,7 +46,7 @@ def test_a_stage_move_answers_what_it_did(client: TestClient) -> None:
     assert ok.json() == {"model": "churn", "version": 2, "semver": "1.0.1",
                          "from_stage": "None", "to_stage": "Production", "changed": True,
                          "production": 2, "archived_previous": 1, "aliases_removed": {},
-                         "reason": "better", "actor": "api"}
+                         "reason": "better", "actor": local_principal().actor}
     versions = client.get("/v1/models/churn").json()["versions"]
     assert [(v["version"], v["stage"], v["semver"]) for v in versions] == [
         (1, "Archived", "1.0.0"), (2, "Production", "1.0.1"), (3, "None", "1.0.2")]

@@ -2,9 +2,7 @@
 takes an object's id or name, the matrix generated from /openapi.json so a new route cannot be
 forgotten; and two workspaces each serving a model "churn", driven at once, never cross.
 
-The API is driven as a workspace by a test-side ASGI wrapper that puts a `Principal` in the
-scope, exactly where the ASGI guard (app/api/guard.py, issue 16's auth slice) puts the one it
-resolves from a bearer token."""
+Each workspace calls with its own real API key (`workbench keys create --workspace WS`)."""
 
 from __future__ import annotations
 
@@ -23,7 +21,8 @@ from sqlmodel import Session, select
 from app.api import create_app
 from core.data.datasets import store_frame
 from core.deploy import deployments as dep
-from core.identity import Principal, PrincipalKind, Role
+from core.identity import Role
+from core.identity.keys import create_key
 from core.jobs.schedules import create_schedule
 from core.monitor.alerts import set_config
 from core.store import Alert, AuditEvent, Database, PredictionLog, ServingStat, utcnow
@@ -33,32 +32,21 @@ from core.usecases.alert_actions import monitor_pass
 from core.usecases.retraining import fire_due
 from tests.factories import NUMERIC_SCHEMA, register_numeric, training_frame
 
-WS_HEADER = "x-test-workspace"  # read by the wrapper below only: never by the app
+_KEYS: dict[str, str] = {}  # workspace -> its admin API key (made per test)
 
 
-class AsWorkspace:
-    """Test-side ASGI wrapper: the request acts as an editor of the workspace its
-    `x-test-workspace` header names (the guard will do this from a token)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    def __getattr__(self, name: str) -> Any:  # TestClient reads app.state etc.
-        return getattr(self.app, name)
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope.get("headers") or [])
-            ws = headers.get(WS_HEADER.encode())
-            if ws:
-                scope = {**scope, "principal": Principal(
-                    actor=f"tester@{ws.decode()}", role=Role.ADMIN, workspace=ws.decode(),
-                    kind=PrincipalKind.KEY)}
-        await self.app(scope, receive, send)
+def _make_keys(db: Database) -> None:
+    """A real admin API key per workspace (core.identity.keys): the guard resolves the
+    caller's workspace from it, as for any machine calling the API."""
+    _KEYS.clear()
+    with Session(db.engine, expire_on_commit=False) as s:
+        for ws in ("team-a", "team-b"):
+            _KEYS[ws] = create_key(f"{ws}-admin", role=Role.ADMIN, workspace=ws,
+                                   session=s).key
 
 
 def _as(ws: str) -> dict[str, str]:
-    return {WS_HEADER: ws}
+    return {"Authorization": f"Bearer {_KEYS[ws]}"}
 
 
 def _scoped(db: Database, ws: str) -> Session:
@@ -120,7 +108,8 @@ def two_workspaces(backend: str, home: Path) -> Iterator[tuple[TestClient, dict,
     db = Database()
     try:
         a = _objects_of(db, "team-a", "secret-model")
-        with TestClient(AsWorkspace(create_app(background=False, db=db))) as client:
+        _make_keys(db)
+        with TestClient(create_app(background=False, db=db)) as client:
             yield client, a, db
     finally:
         db.dispose()
@@ -176,7 +165,8 @@ def test_two_workspaces_serving_churn_at_once_never_cross(backend: str, home: Pa
     try:
         scheds = {"team-a": _serve_churn(db, "team-a", 0, max_p99_ms=0.0001),
                   "team-b": _serve_churn(db, "team-b", 10, max_p99_ms=1e9)}
-        with TestClient(AsWorkspace(create_app(background=False, db=db))) as client:
+        _make_keys(db)
+        with TestClient(create_app(background=False, db=db)) as client:
             answers: dict[str, list[dict]] = {"team-a": [], "team-b": []}
 
             def drive(ws: str) -> None:

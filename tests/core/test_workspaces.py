@@ -23,7 +23,8 @@ from core.store.scope import Owned, WorkspaceMismatchError, scope
 from tests.factories import register_numeric, store_at
 
 # Tables whose rows belong to no workspace. A new table must be added here or inherit `Owned`.
-GLOBAL_TABLES = {"worker", "workspace"}
+GLOBAL_TABLES = {"worker", "workspace",
+                 "user", "apikey"}  # sign-in finds these before any workspace is known
 
 
 def _in(db: Database, ws: str | None) -> Session:

@@ -7,7 +7,7 @@ written before this release does. The list of owned tables is frozen here, as a 
 must be (core/store/scope.py's `Owned` is the living one).
 
 Revision ID: 0012_workspaces
-Revises: 0011_tracking
+Revises: 0012_identity
 Create Date: 2026-12-02 07:10:00
 """
 from alembic import op
@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 
 revision = '0012_workspaces'
-down_revision = '0011_tracking'
+down_revision = '0012_identity'  # re-chained after merging i16-auth
 branch_labels = None
 depends_on = None
 
