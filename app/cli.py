@@ -24,6 +24,8 @@ from app.cli_jobs import commands as _job_commands
 from app.cli_registry import register as _register_registry_commands
 from app.cli_scorecard import commands as _scorecard_commands
 from app.cli_tracking import commands as _tracking_commands
+from app.cli_workspaces import commands as _workspace_commands
+from app.cli_workspaces import workspace_option as _workspace_option
 from app.ui_files import streamlit_entry_point
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -31,6 +33,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 app.add_typer(_job_commands)  # automl, train, submit, worker, jobs, cancel, …, schedule
 app.add_typer(_scorecard_commands)  # scorecard
 app.add_typer(_tracking_commands)  # runs, run
+app.add_typer(_workspace_commands, name="workspaces")  # workspaces list|add
+app.callback()(_workspace_option)  # the global --workspace / WORKBENCH_WORKSPACE
 _register_identity_commands(app)  # users, keys
 app.add_typer(_artifact_commands)  # keygen, rotate-key, artifacts
 

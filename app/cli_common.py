@@ -20,6 +20,7 @@ from core.identity import Principal, local_principal
 from core.settings import get_settings
 from core.store.db import Database
 from core.store.failures import storage_failure
+from core.store.scope import scope
 
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -104,14 +105,40 @@ def forget_databases() -> None:
     _databases.clear()
 
 
+_workspace: dict[str, str] = {}  # the global --workspace option, when given
+
+
+def set_workspace(name: str | None) -> None:
+    """The global `--workspace` option (app/cli_workspaces.py); None forgets it."""
+    _workspace.pop("name", None)
+    if name:
+        _workspace["name"] = name
+        # what `serve`, `ui` and the processes they start act in when nobody signs in
+        os.environ["WORKBENCH_WORKSPACE"] = name
+
+
 def principal() -> Principal:
     """The CLI acts as the machine's operator (it holds the store itself): an admin of the
-    workspace WORKBENCH_WORKSPACE names, `default` otherwise."""
-    return local_principal()
+    workspace --workspace or WORKBENCH_WORKSPACE names, `default` otherwise."""
+    return local_principal(_workspace.get("name"))
+
+
+def scoped_database() -> Database:
+    """The store as the principal's workspace sees it (for use cases that take a `db`);
+    internal loops (worker, monitor, reaper) take the unscoped `database()`."""
+    ws = principal().workspace
+    with session():  # refuses an unknown workspace, clearly
+        pass
+    return database().in_workspace(ws)
 
 
 @contextmanager
 def session() -> Iterator[Session]:
-    """A session for one command: the use cases it calls commit their own work."""
+    """A session for one command, scoped to the principal's workspace (an unknown one is a
+    clear error): the use cases it calls commit their own work."""
+    from core.identity.workspaces import require_workspace
+
     with Session(database().engine, expire_on_commit=False) as s:
+        ws = require_workspace(principal().workspace, session=s)
+        scope(s, ws)  # every query: this workspace only (core/store/scope.py)
         yield s

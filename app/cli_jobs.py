@@ -14,7 +14,17 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli_common import JsonOpt, database, emit_json, err, guarded, out, session, table
+from app.cli_common import (
+    JsonOpt,
+    database,
+    emit_json,
+    err,
+    guarded,
+    out,
+    scoped_database,
+    session,
+    table,
+)
 from core.automl.request import TrainingRequest
 from core.errors import InputError
 from core.jobs.states import JobState, Trigger
@@ -139,7 +149,7 @@ def _run_training(request: TrainingRequest, *, json_out: bool) -> None:
                 err.print(f"trial {state.trials_done}: {state.last_estimator} "
                           f"(best {state.metric} {best_txt})", highlight=False)
 
-        outcome = run_training(database(), request, progress=progress)
+        outcome = run_training(scoped_database(), request, progress=progress)
     result = outcome.result
     board = result.leaderboard()
     metric = result.data.metric.name

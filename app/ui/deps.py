@@ -14,8 +14,10 @@ from contextlib import contextmanager
 import streamlit as st
 from sqlmodel import Session
 
+from app.ui.identity import current_principal
 from core.settings import get_settings
 from core.store.db import Database
+from core.store.scope import scope
 
 
 @st.cache_resource(show_spinner=False)
@@ -24,12 +26,14 @@ def _database(url: str) -> Database:
 
 
 def database() -> Database:
-    """The store this app serves (migrated to head on first use)."""
-    return _database(get_settings().db_url)
+    """The store this app serves (migrated to head on first use), as the signed-in
+    principal's workspace sees it."""
+    return _database(get_settings().db_url).in_workspace(current_principal().workspace)
 
 
 @contextmanager
 def session() -> Iterator[Session]:
     """A session for one page run's reads and the use cases it calls (they commit)."""
     with Session(database().engine, expire_on_commit=False) as s:
+        scope(s, current_principal().workspace)  # every query: this workspace only
         yield s

@@ -20,6 +20,7 @@ from core.settings import get_settings
 from core.store import Dataset, Job, ModelVersion, RegisteredModel, lock_for_write, sealing
 from core.store import artifacts as store
 from core.store.audit import record
+from core.store.scope import DEFAULT_WORKSPACE, writing_workspace
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,15 @@ class StoredDataset:
                                    warnings=d.warnings)
 
 
-def _dataset_key(fingerprint: str, encrypted: bool) -> str:
-    """One plaintext file per content fingerprint (the same content, the same bytes); an
-    encrypted file differs at every write (a fresh nonce), so it gets a name of its own."""
+def _dataset_key(fingerprint: str, workspace: str, encrypted: bool) -> str:
+    """One plaintext file per (workspace, content fingerprint): two workspaces uploading the
+    same table hold a file each, so deleting it in one never removes the other's (`default`
+    keeps the layout stores made before workspaces use). An encrypted file differs at every
+    write (a fresh nonce), so it gets a name of its own."""
+    base = "datasets" if workspace == DEFAULT_WORKSPACE else f"datasets/workspaces/{workspace}"
     if encrypted:
-        return f"datasets/{fingerprint}.{uuid.uuid4().hex[:12]}.parquet"
-    return f"datasets/{fingerprint}.parquet"
+        return f"{base}/{fingerprint}.{uuid.uuid4().hex[:12]}.parquet"
+    return f"{base}/{fingerprint}.parquet"
 
 
 def profile_warnings(profiles: list[ColumnProfile]) -> list[str]:
@@ -77,7 +81,8 @@ def store_frame(frame: pd.DataFrame, *, session: Session, name: str, fingerprint
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     data = buf.getvalue()
-    key = _dataset_key(fingerprint, encrypted=sealing.write_key() is not None)
+    key = _dataset_key(fingerprint, writing_workspace(session),
+                       encrypted=sealing.write_key() is not None)
     wrote = False
     try:
         lock_for_write(session)

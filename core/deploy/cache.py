@@ -21,6 +21,7 @@ from core.registry.artifacts import load_verified
 from core.registry.versions import resolve
 from core.store import ModelVersion
 from core.store.db import Database
+from core.store.scope import workspace_of_key
 from core.store.shapes import IntervalsDoc, Record
 
 _PLAIN_NUMBERS = frozenset({float, int, bool, type(None)})
@@ -227,7 +228,7 @@ class ModelCache:
             return item
 
     def _load(self, name: str, version: int) -> LoadedModel:
-        with self.db.session() as session:
+        with self.db.session(workspace=workspace_of_key(name)) as session:
             _, mv = resolve(f"{name}:{version}", session=session)
         pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{version}",
                                  accepted_sklearn=mv.accepted_sklearn,
@@ -255,6 +256,10 @@ class ModelCache:
         with self._lock:
             return sorted((m for (n, _), m in self._items.items() if n == name),
                           key=lambda m: m.version)
+
+    def held(self) -> list[LoadedModel]:
+        with self._lock:
+            return list(self._items.values())
 
     def loaded(self) -> list[str]:
         with self._lock:

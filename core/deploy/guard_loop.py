@@ -20,6 +20,7 @@ from core.deploy.telemetry import stats_since
 from core.errors import ConflictError, NotFoundError, WorkbenchError
 from core.store import utcnow
 from core.store.db import Database
+from core.store.scope import workspace_of_key
 
 log = logging.getLogger("workbench.serving")
 GUARD_ACTOR = "guard-rails"
@@ -55,7 +56,7 @@ class GuardLoop:
         if st.candidate is None or not DeploymentMode(st.mode).answers:
             self._ok(name)
             return None
-        with self.db.session() as session:
+        with self.db.session(workspace=workspace_of_key(name)) as session:
             stats = stats_since(name, st.candidate, st.step_started_at, session=session)
         verdict = judge(st, stats)
         self._ok(name)
@@ -64,7 +65,8 @@ class GuardLoop:
         kw = {"actor": GUARD_ACTOR, "reason": verdict.reason,
               "expect_candidate": st.candidate, "metrics": verdict.metrics or {}}
         try:
-            with self.db.session() as session:  # each action commits its own change
+            # each action commits its own change
+            with self.db.session(workspace=workspace_of_key(name)) as session:
                 if verdict.action == GuardAction.ROLLBACK:
                     dep.rollback(name, automatic=True, session=session, **kw)
                 elif verdict.action == GuardAction.ADVANCE:
@@ -96,7 +98,7 @@ class GuardLoop:
         self.log.append({"model": name, "action": "error", "reason": message,
                          "at": utcnow().isoformat()})
         try:
-            with self.db.session() as session:
+            with self.db.session(workspace=workspace_of_key(name)) as session:
                 guard_alert.report(name, version, text, session=session)
         except Exception:
             log.exception("could not raise the guard-rail alert of %s", name)
@@ -105,6 +107,6 @@ class GuardLoop:
         # the first good judgement in this process also clears a GUARD alert an earlier
         # process (before a restart) left open
         if self._errors.pop(name, None) is not None or name not in self._judged:
-            with self.db.session() as session:
+            with self.db.session(workspace=workspace_of_key(name)) as session:
                 guard_alert.clear(name, session=session)
             self._judged.add(name)

@@ -25,6 +25,8 @@ from prometheus_client import (
 from prometheus_client import multiprocess as _multiprocess
 from prometheus_client import values as _values
 
+from core.store.scope import ModelKey
+
 # Latency bucket edges in ms, shared by the stored telemetry and the Prometheus histogram.
 BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]  # + overflow
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -84,6 +86,7 @@ class ServingMetrics:
         children = self._children.get(key)
         if children is None:
             v = str(version)
+            name = _label(name)
             children = self._children[key] = (
                 self.requests.labels(name, v), self.errors.labels(name, v),
                 {o: self.outcomes.labels(name, v, o) for o in OUTCOMES},
@@ -124,3 +127,8 @@ def mark_process_dead(pid: int, path: str | None = None) -> None:
     path = path or multiprocess_dir()
     if path is not None:
         _multiprocess.mark_process_dead(pid, path)
+
+
+def _label(name: str) -> str:
+    """A served name's `model` label: `workspace/name` outside `default` (core/store/scope)."""
+    return name.label if isinstance(name, ModelKey) else name

@@ -34,6 +34,7 @@ from core.deploy.public import DeploymentState
 from core.deploy.shadow import ShadowScorer
 from core.deploy.states import DeploymentStates
 from core.deploy.telemetry import Telemetry
+from core.deploy.workspace_view import WorkspaceServing
 from core.errors import OverloadedError
 from core.settings import Settings
 from core.store.db import Database
@@ -70,9 +71,17 @@ class Serving:
         # evaluate/compare score whole labelled tables on the request's thread: at most this
         # many at a time per process, so they cannot starve predictions (503 beyond)
         self._evaluations = threading.BoundedSemaphore(EVALUATIONS_AT_ONCE)
+        self._views: dict[str, WorkspaceServing] = {}
         self._loops = [Periodic("serving-tick", settings.telemetry_flush_s, self.tick),
                        Periodic("serving-state", settings.state_refresh_s,
                                 self.states.refresh_all)]
+
+    def view(self, workspace: str) -> WorkspaceServing:
+        """This runtime as `workspace` sees it (names qualified by it): made once, kept."""
+        view = self._views.get(workspace)
+        if view is None:
+            view = self._views[workspace] = WorkspaceServing(self, workspace)
+        return view
 
     # -- what the routes call ---------------------------------------------------------------
     async def predict(self, name: str, records: list[Record],

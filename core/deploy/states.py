@@ -17,6 +17,7 @@ from core.deploy.public import DeploymentState
 from core.errors import NotFoundError
 from core.registry import PRODUCTION, list_models
 from core.store.db import Database
+from core.store.scope import DEFAULT_WORKSPACE, ModelKey, model_key, workspace_of_key
 
 log = logging.getLogger("workbench.serving")
 DEFAULT_MODEL_TTL_S = 1.0
@@ -37,7 +38,7 @@ class DeploymentStates:
         self.kept_fresh = False
         self._states: dict[str, tuple[DeploymentState, float]] = {}
         self._reads: dict[str, asyncio.Future] = {}
-        self._default: tuple[str | None, float] = (None, 0.0)
+        self._default: dict[str, tuple[str | None, float]] = {}  # per workspace
 
     def names(self) -> list[str]:
         """The models this process has served or been asked about, in first-seen order."""
@@ -58,8 +59,10 @@ class DeploymentStates:
 
     def read(self, name: str) -> DeploymentState:
         """The rule from the database now (blocking: call from a thread)."""
-        with self.db.session() as session:
+        with self.db.session(workspace=workspace_of_key(name)) as session:
             st = get_state(name, session=session)
+        if isinstance(name, ModelKey):
+            st.name = name  # routing and the caches key on it: keep the workspace
         self._states[name] = (st, time.monotonic())
         if self.on_read is not None:
             self.on_read(st)
@@ -102,23 +105,27 @@ class DeploymentStates:
             except Exception:
                 log.exception("could not refresh the deployment of %s", name)
 
-    def deployed(self) -> list[str]:
-        """Models with a production version (blocking: call from a thread)."""
-        with self.db.session() as session:
-            return [m.name for m in list_models(session=session) if PRODUCTION in m.aliases]
+    def deployed(self, workspace: str = DEFAULT_WORKSPACE) -> list[str]:
+        """Models of `workspace` with a production version (blocking: call from a thread)."""
+        with self.db.session(workspace=workspace) as session:
+            return [model_key(workspace, m.name) for m in list_models(session=session)
+                    if PRODUCTION in m.aliases]
 
-    async def default_model(self, configured: str | None) -> str:
-        """The model `/invocations` scores: the configured one, else the only deployed model
-        (looked up at most once a second, in a thread: this is on the request path)."""
+    async def default_model(self, configured: str | None,
+                            workspace: str = DEFAULT_WORKSPACE) -> str:
+        """The model `/invocations` scores in `workspace`: the configured one, else the only
+        deployed model (looked up at most once a second per workspace, in a thread: this is
+        on the request path)."""
         if configured:
-            return configured
-        name, at = self._default
+            return model_key(workspace, configured)
+        name, at = self._default.get(workspace, (None, 0.0))
         now = time.monotonic()
         if name and now - at < DEFAULT_MODEL_TTL_S:
             return name
-        deployed = await asyncio.get_running_loop().run_in_executor(None, self.deployed)
+        deployed = await asyncio.get_running_loop().run_in_executor(None, self.deployed,
+                                                                    workspace)
         if len(deployed) == 1:
-            self._default = (deployed[0], now)
+            self._default[workspace] = (deployed[0], now)
             return deployed[0]
         raise NotFoundError("/invocations needs a default model: set WORKBENCH_DEFAULT_MODEL "
                             "or use /v1/models/{name}/invocations "

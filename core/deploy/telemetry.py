@@ -24,6 +24,7 @@ from typing_extensions import TypedDict
 from core.deploy.metrics import BUCKETS_MS, ServingMetrics
 from core.store import PredictionLog, RequestInput, RequestSample, ServingStat
 from core.store.db import Database
+from core.store.scope import workspace_of_key
 from core.store.shapes import Record
 
 __all__ = ["BUCKETS_MS", "Counter", "Telemetry", "TrafficSummary", "quantile", "stats_since"]
@@ -212,8 +213,11 @@ class Telemetry:
                 return 0
             try:
                 with self.db.session() as s:
+                    # one unscoped unit of work for every workspace served: each row
+                    # names its model's workspace (core/store/scope.ModelKey)
                     for (name, version), c in pending.items():
-                        s.add(ServingStat(model_name=name, version=version, worker=WORKER_ID,
+                        s.add(ServingStat(workspace=workspace_of_key(name), model_name=str(name),
+                                          version=version, worker=WORKER_ID,
                                           count=c.count, errors=c.errors,
                                           rejected=c.rejected,
                                           latency_sum_ms=c.latency_sum_ms, latency_hist=c.hist,
@@ -222,17 +226,21 @@ class Telemetry:
                         s.exec(insert(PredictionLog.__table__), params=[
                             {"shadow_version": None, "shadow_predictions": None,
                              "shadow_error": None, "actual": None, "feedback_at": None,
-                             **{k: v for k, v in row.items() if k != "records"}}
+                             **{k: v for k, v in row.items() if k != "records"},
+                             "workspace": workspace_of_key(row["model_name"]),
+                             "model_name": str(row["model_name"])}
                             for row in logs])
                         inputs = [{"request_id": row["request_id"],
-                                   "model_name": row["model_name"],
+                                   "workspace": workspace_of_key(row["model_name"]),
+                                   "model_name": str(row["model_name"]),
                                    "rows": _jsonable_rows(row["records"]),
                                    "created_at": row["created_at"]} for row in logs
                                   if 0 < len(row.get("records") or ()) <= MAX_LOGGED_ROWS]
                         if inputs:
                             s.exec(insert(RequestInput.__table__), params=inputs)
                     for (name, version), (seen, rows) in samples.items():
-                        s.add(RequestSample(model_name=name, version=version, seen=seen,
+                        s.add(RequestSample(workspace=workspace_of_key(name),
+                                            model_name=str(name), version=version, seen=seen,
                                             rows=_jsonable_rows(rows)))
                     for request_id, preds, error in shadow:
                         s.exec(update(PredictionLog)

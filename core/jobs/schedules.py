@@ -127,6 +127,7 @@ class DueSchedule:
     id: int
     model: str
     settings: dict[str, Any]
+    workspace: str = "default"  # where its retrain runs (core/store/scope.py)
 
 
 def claim_due(now: datetime, *, session: Session) -> list[DueSchedule]:
@@ -140,7 +141,7 @@ def claim_due(now: datetime, *, session: Session) -> list[DueSchedule]:
         for d in due:
             d.last_run_at, d.next_run_at = now, next_fire(d.cron, now + timedelta(seconds=1))
             session.add(d)
-        return [DueSchedule(d.id, d.model_name, dict(d.settings)) for d in due]
+        return [DueSchedule(d.id, d.model_name, dict(d.settings), d.workspace) for d in due]
 
 
 def record_skip(schedule_id: int, action: str, reason: str, *, session: Session) -> None:

@@ -300,7 +300,10 @@ class JobWorker:
                                       f"{self.interrupt.name or 'request'} before starting "
                                       "it; re-queued", session=s, attempts=job.attempts - 1)
                 break
-            run_job(self.db, job, self.id, self.execute, self.interrupt)
+            # claimed unscoped (any workspace's job), run in the job's workspace: whatever it
+            # writes (trials, runs, the version) lands there and nowhere else
+            run_job(self.db.in_workspace(job.workspace), job, self.id, self.execute,
+                    self.interrupt)
             done += 1
             idle_since = time.monotonic()
             if max_jobs is not None and done >= max_jobs:

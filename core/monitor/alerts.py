@@ -49,6 +49,7 @@ from core.store import (
     utcnow,
 )
 from core.store.audit import record
+from core.store.scope import DEFAULT_WORKSPACE, model_key
 
 log = logging.getLogger("workbench.alerts")
 CHECK_EVERY_S = 30.0
@@ -186,9 +187,11 @@ def list_alerts(model: str | None = None, states: tuple[AlertState, ...] = LISTE
 
 
 def deployed_models(*, session: Session) -> list[str]:
-    """Models that have a deployment: the ones the monitor checks."""
-    return list(session.exec(select(RegisteredModel.name).join(
-        Deployment, Deployment.model_id == RegisteredModel.id)).all())
+    """Models that have a deployment: the ones the monitor checks. Each is the model's
+    `ModelKey` (its workspace with it): an unscoped monitor finds every workspace's."""
+    rows = session.exec(select(RegisteredModel.workspace, RegisteredModel.name).join(
+        Deployment, Deployment.model_id == RegisteredModel.id)).all()
+    return [model_key(ws or DEFAULT_WORKSPACE, name) for ws, name in rows]
 
 
 def check(model: str, window: str = "5m", now: datetime | None = None, *,

@@ -111,13 +111,15 @@ def compact(older_than: timedelta = timedelta(hours=1), step: str = "1min",
     old = session.exec(select(ServingStat).where(ServingStat.at < cutoff,
                                                  ServingStat.worker != "compacted")
                        .with_for_update(skip_locked=True)).all()  # another compactor's: skip
-    groups: dict[tuple[str, int, datetime], Counter] = {}
+    groups: dict[tuple[str | None, str, int, datetime], Counter] = {}
     for r in old:
         at = pd.Timestamp(r.at).floor(step).to_pydatetime()
-        groups.setdefault((r.model_name, r.version, at), Counter()).merge(Counter.of_row(r))
+        groups.setdefault((r.workspace, r.model_name, r.version, at),
+                          Counter()).merge(Counter.of_row(r))
         session.delete(r)
-    for (name, version, at), c in groups.items():
-        session.add(ServingStat(model_name=name, version=version, worker="compacted", at=at,
+    for (workspace, name, version, at), c in groups.items():  # never across workspaces
+        session.add(ServingStat(workspace=workspace, model_name=name, version=version,
+                                worker="compacted", at=at,
                                 count=c.count, errors=c.errors, rejected=c.rejected,
                                 latency_sum_ms=c.latency_sum_ms,
                                 latency_hist=c.hist, predictions=c.predictions))

@@ -21,6 +21,7 @@ from core.store.tables import (
     ServingStat,
     Trial,
     Worker,
+    Workspace,
     utcnow,
 )
 from core.store.tracking import (  # the tracking tables (core.tracking)
@@ -36,7 +37,7 @@ __all__ = [
     "Alert", "Alias", "AliasEvent", "AuditEvent", "Database", "Dataset", "Deployment", "Job",
     "JobTransition", "ModelVersion", "MonitorConfig", "PredictionLog", "RegisteredModel",
     "RequestInput", "RequestSample",
-    "Schedule", "ServingStat", "Trial", "Worker", "lock_for_write", "utcnow",
+    "Schedule", "ServingStat", "Trial", "Worker", "Workspace", "lock_for_write", "utcnow",
     "Experiment", "Run", "RunLatestMetric", "RunMetric", "RunParam", "RunTag",
     "ApiKey", "User",
 ]

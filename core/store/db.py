@@ -19,6 +19,7 @@ from sqlmodel import Session, create_engine
 
 from core.errors import DamagedStoreError
 from core.settings import Settings, get_settings
+from core.store.scope import scope
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -131,12 +132,27 @@ class Database:
         self.url = url or self.settings.db_url
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
+        self.workspace: str | None = None  # what `session()` scopes to (None: unscoped)
+        self._shared: Database | None = None  # `in_workspace` views share this one's engine
+
+    def in_workspace(self, workspace: str | None) -> Database:
+        """This store seen from one workspace: same engine, every `session()` scoped to it
+        (core/store/scope.py). Cheap (no I/O): adapters make one per caller."""
+        if workspace == self.workspace:
+            return self
+        base = self._shared or self
+        view = Database.__new__(Database)
+        view.settings, view.url, view._engine_lock = base.settings, base.url, base._engine_lock
+        view._engine, view._shared, view.workspace = None, base, workspace
+        return view
 
     @property
     def engine(self) -> Engine:
         """Built and migrated on first use, not when the adapter starts: a server whose
         database is down still starts and answers /health, and every request gets the
         "unavailable" answer (and a retry) instead of a process that never came up."""
+        if self._shared is not None:
+            return self._shared.engine
         if self._engine is None:
             with self._engine_lock:
                 if self._engine is None:
@@ -154,10 +170,13 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def session(self, *, write: bool = False) -> Iterator[Session]:
+    def session(self, *, write: bool = False, workspace: str | None = None
+                ) -> Iterator[Session]:
         """A unit of work: committed on success, rolled back on any error (no half-written
-        rows). `write=True` takes the write lock up front (see `lock_for_write`)."""
+        rows). `write=True` takes the write lock up front (see `lock_for_write`). Scoped to
+        `workspace`, else to this view's workspace, else unscoped (internal loops only)."""
         with Session(self.engine, expire_on_commit=False) as session:
+            scope(session, workspace or self.workspace)
             try:
                 if write:
                     lock_for_write(session)
@@ -189,6 +208,8 @@ class Database:
                     conn.commit()
 
     def dispose(self) -> None:
+        if self._shared is not None:
+            return  # a view: its base owns the engine
         if self._engine is not None:
             self._engine.dispose()
 

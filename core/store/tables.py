@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from core.store.scope import Owned
 from core.store.shapes import (
     DatasetColumn,
     Evaluation,
@@ -37,11 +38,14 @@ def _json(default: Any = dict) -> Any:
     return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
 
 
-class Dataset(SQLModel, table=True):
-    """An uploaded table, stored once per content fingerprint, immutable."""
+class Dataset(Owned, table=True):
+    """An uploaded table, stored once per content fingerprint and workspace, immutable."""
+
+    __table_args__ = (Index("uq_dataset_workspace_fingerprint", "workspace", "fingerprint",
+                            unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
-    fingerprint: str = Field(index=True, unique=True, max_length=64)
+    fingerprint: str = Field(index=True, max_length=64)
     name: str = Field(index=True, max_length=200)
     source_filename: str = Field(default="", max_length=500)
     path: str = Field(max_length=1000)
@@ -55,7 +59,7 @@ class Dataset(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Job(SQLModel, table=True):
+class Job(Owned, table=True):
     """One request to train; its state only moves through `core.jobs` transitions."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -88,7 +92,7 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = None
 
 
-class Schedule(SQLModel, table=True):
+class Schedule(Owned, table=True):
     """Recurring retraining of one model on its latest data."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -115,7 +119,7 @@ class Worker(SQLModel, table=True):
     stopped_at: datetime | None = None
 
 
-class JobTransition(SQLModel, table=True):
+class JobTransition(Owned, table=True):
     """Append-only ledger of job state changes."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -126,7 +130,7 @@ class JobTransition(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
-class Trial(SQLModel, table=True):
+class Trial(Owned, table=True):
     """One candidate pipeline evaluated inside a job: a leaderboard row."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -144,14 +148,17 @@ class Trial(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class RegisteredModel(SQLModel, table=True):
+class RegisteredModel(Owned, table=True):
+    __table_args__ = (Index("uq_registeredmodel_workspace_name", "workspace", "name",
+                            unique=True),)
+
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(index=True, unique=True, max_length=200)
+    name: str = Field(index=True, max_length=200)
     description: str = Field(default="", max_length=2000)
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class ModelVersion(SQLModel, table=True):
+class ModelVersion(Owned, table=True):
     """An immutable trained pipeline plus everything needed to trust and explain it."""
 
     __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_version"),
@@ -192,7 +199,7 @@ class ModelVersion(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Alias(SQLModel, table=True):
+class Alias(Owned, table=True):
     __table_args__ = (UniqueConstraint("model_id", "name", name="uq_alias_name"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -202,7 +209,7 @@ class Alias(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class AliasEvent(SQLModel, table=True):
+class AliasEvent(Owned, table=True):
     """Every alias move, append-only: the promotion history."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -215,7 +222,7 @@ class AliasEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
-class Deployment(SQLModel, table=True):
+class Deployment(Owned, table=True):
     """The traffic rule of one model: stable (= production alias), candidate, percent, mode."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -234,7 +241,7 @@ class Deployment(SQLModel, table=True):
     revision: int = 0  # bumped on every change: workers compare it to refresh cheaply
 
 
-class AuditEvent(SQLModel, table=True):
+class AuditEvent(Owned, table=True):
     """Append-only log of who did what, when and why."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -246,7 +253,7 @@ class AuditEvent(SQLModel, table=True):
     detail: dict[str, Any] = _json()
 
 
-class ServingStat(SQLModel, table=True):
+class ServingStat(Owned, table=True):
     """Per-version serving telemetry, one row per worker flush (about once a second)."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -262,7 +269,7 @@ class ServingStat(SQLModel, table=True):
     predictions: dict[str, Any] = _json()  # label -> count (classification) or sum/n (regression)
 
 
-class PredictionLog(SQLModel, table=True):
+class PredictionLog(Owned, table=True):
     """One served request: what answered, what the shadow said, and the label fed back later."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -278,7 +285,7 @@ class PredictionLog(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class RequestInput(SQLModel, table=True):
+class RequestInput(Owned, table=True):
     """The rows one logged request asked to score, kept beside its PredictionLog row (same
     request id) so labels fed back later can become training data (`core.jobs.fresh_data`).
     A table of its own so the monitor's prediction-log queries never load feature rows."""
@@ -289,11 +296,14 @@ class RequestInput(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)  # pruned by age
 
 
-class MonitorConfig(SQLModel, table=True):
+class MonitorConfig(Owned, table=True):
     """Per-model alert rules and the actions alerts may take (opt-in)."""
 
+    __table_args__ = (Index("uq_monitorconfig_workspace_model_name", "workspace", "model_name",
+                            unique=True),)
+
     id: int | None = Field(default=None, primary_key=True)
-    model_name: str = Field(index=True, unique=True, max_length=200)
+    model_name: str = Field(index=True, max_length=200)
     consecutive: int = 3            # bad windows in a row before an alert opens
     # the guard-rail defaults, declared in core.deploy.rails.GuardRails (which the store
     # cannot import); core.monitor.alerts.new_config fills a new row from there, and
@@ -308,7 +318,7 @@ class MonitorConfig(SQLModel, table=True):
     webhook_url: str | None = Field(default=None, max_length=1000)
 
 
-class Alert(SQLModel, table=True):
+class Alert(Owned, table=True):
     """One alert: pending until its condition held for `consecutive` windows, then open until
     acknowledged or resolved. At most one unresolved alert per (model, version, kind, feature)."""
 
@@ -332,7 +342,7 @@ class Alert(SQLModel, table=True):
     resolved_at: datetime | None = None
 
 
-class RequestSample(SQLModel, table=True):
+class RequestSample(Owned, table=True):
     """A bounded random sample of the rows a version was asked to score, one row per
     telemetry flush: what live feature drift is measured on."""
 
@@ -342,3 +352,11 @@ class RequestSample(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, index=True)
     seen: int = 0  # rows scored in the flush interval (the sample holds at most SAMPLE_ROWS)
     rows: list[dict[str, Any]] = _json(list)
+
+
+class Workspace(SQLModel, table=True):
+    """A tenant: every `Owned` row names one (core/store/scope.py). Global, not owned."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=63)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -11,21 +11,24 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
+from core.store.scope import Owned
 from core.store.tables import utcnow
 
 
-class Experiment(SQLModel, table=True):
+class Experiment(Owned, table=True):
     """A named group of runs (a training job's experiment is its model's name)."""
 
+    __table_args__ = (Index("uq_experiment_workspace_name", "workspace", "name", unique=True),)
+
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(index=True, unique=True, max_length=200)
+    name: str = Field(index=True, max_length=200)
     description: str = Field(default="", max_length=2000)
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Run(SQLModel, table=True):
+class Run(Owned, table=True):
     """One training job, one trial of a search (a child run), or a run a user logs."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -41,7 +44,7 @@ class Run(SQLModel, table=True):
     version_id: int | None = None
 
 
-class RunParam(SQLModel, table=True):
+class RunParam(Owned, table=True):
     """A parameter: logged once per run (a second, different value is refused). `value_num`
     holds the number a numeric value reads as, so filters compare 10 > 9 as numbers."""
 
@@ -54,7 +57,7 @@ class RunParam(SQLModel, table=True):
     value_num: float | None = None
 
 
-class RunMetric(SQLModel, table=True):
+class RunMetric(Owned, table=True):
     """One point of a metric's history: append-only, never updated."""
 
     __table_args__ = (Index("ix_runmetric_run_key", "run_id", "key"),)
@@ -67,7 +70,7 @@ class RunMetric(SQLModel, table=True):
     timestamp: datetime = Field(default_factory=utcnow)
 
 
-class RunLatestMetric(SQLModel, table=True):
+class RunLatestMetric(Owned, table=True):
     """Each metric's latest point (highest step, then newest): what filters and sorting by
     `metrics.KEY` compare, kept beside the history so a query needs no window function."""
 
@@ -78,7 +81,7 @@ class RunLatestMetric(SQLModel, table=True):
     timestamp: datetime = Field(default_factory=utcnow)
 
 
-class RunTag(SQLModel, table=True):
+class RunTag(Owned, table=True):
     """A free-form label; logging a tag again replaces its value."""
 
     run_id: int = Field(foreign_key="run.id", primary_key=True)

@@ -32,6 +32,7 @@ from core.monitor.live import compact
 from core.monitor.public import AlertPublic, DriftReport
 from core.store import Alert, Database, MonitorConfig, lock_for_write, utcnow
 from core.store.audit import record
+from core.store.scope import workspace_of_key
 from core.usecases.retraining import retrain_for_alert
 
 log = logging.getLogger("workbench.alerts")
@@ -144,7 +145,7 @@ def monitor_pass(db: Database, now: datetime | None = None) -> list[AlertPublic]
         opened = []
         for name in names:
             try:
-                with db.session() as s:
+                with db.session(workspace=workspace_of_key(name)) as s:
                     opened += [AlertPublic.of(a) for a in check_and_act(name, now=now,
                                                                          session=s)]
             except WorkbenchError as exc:

@@ -78,8 +78,11 @@ def fire_due(db: Database, now: datetime | None = None) -> list[int]:
         due = claim_due(now, session=s)
     fired: list[int] = []
     for sched in due:
-        with db.session() as s:
-            if budget_h is not None and cpu_seconds_today(session=s) >= budget_h * 3600:
+        with db.session() as s:  # the budget is the machine's: every workspace's jobs
+            spent = cpu_seconds_today(session=s) if budget_h is not None else 0.0
+        # found unscoped, acted on in the schedule's workspace (its job is stamped there)
+        with db.session(workspace=sched.workspace) as s:
+            if budget_h is not None and spent >= budget_h * 3600:
                 record_skip(sched.id, "schedule.skipped",
                             f"daily compute budget of {budget_h} CPU hours is spent", session=s)
                 continue

@@ -132,7 +132,8 @@ def load(name: str, serving: ServingDep, session: SessionDep,
 
 
 @router.post("/v1/models/{name}/unload", response_model=UnloadAnswer, responses=ERRORS)
-def unload(name: str, serving: ServingDep, body: LoadRequest | None = None) -> UnloadAnswer:
-    check_model_name(name)
+def unload(name: str, serving: ServingDep, session: SessionDep,
+           body: LoadRequest | None = None) -> UnloadAnswer:
+    resolve(check_model_name(name), session=session)  # another workspace's model: 404
     freed = serving.cache.unload(name, body.version if body else None)
     return UnloadAnswer(model=name, unloaded=freed, loaded=serving.cache.loaded())
