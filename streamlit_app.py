@@ -29,6 +29,7 @@ PAGES = [
     st.Page("pages/monitor.py", title="Monitor", icon=":material/monitoring:",
             url_path="monitor"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
+    st.Page("pages/audit.py", title="Audit", icon=":material/history:", url_path="audit"),
 ]
 page = st.navigation(PAGES)  # first: the sidebar shows these titles while the demo seeds
 if get_settings().demo:

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from app.cli_audit import commands as _audit_commands
 from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
 from app.cli_common import table as _table
 from app.cli_deploy import register as _register_deploy_commands
@@ -29,6 +30,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 app.add_typer(_job_commands)  # automl, train, submit, worker, jobs, cancel, …, schedule
 app.add_typer(_scorecard_commands)  # scorecard
 app.add_typer(_tracking_commands)  # runs, run
+app.add_typer(_audit_commands)  # audit
 
 
 @app.command()
