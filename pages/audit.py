@@ -25,9 +25,14 @@ with user_errors(), session() as s:
 if page is None:
     st.stop()
 if not page.entries:
-    empty_state("No entries match these filters." if page.total or any(
-        (query.entity, query.action, query.actor, query.since))
-        else "The audit log is empty: nothing has changed yet.")
+    if any((query.entity, query.action, query.actor, query.since)):
+        empty_state("No entries match these filters: widen them (any action, anyone, all "
+                    "time) to see more.")
+    else:
+        empty_state("The audit log is empty: nothing has changed yet. Every upload, training, "
+                    "deployment and alias move will be listed here.",
+                    links=[("pages/data.py", "Upload a dataset"),
+                           ("pages/train.py", "Train a model")])
     st.stop()
 first = page.offset + 1
 st.caption(f"Entries {first}–{page.offset + len(page.entries)} of {page.total}, newest first"
