@@ -22,6 +22,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def configured_authentication(settings, db) -> str | None:
+    """What protects the API, when anything does: WORKBENCH_API_TOKEN, or users or API keys
+    in the store (then every call needs a sign-in token or a key); None in single-user mode."""
+    if settings.workbench_api_token:
+        return "WORKBENCH_API_TOKEN"
+    from sqlmodel import Session
+
+    from core.identity.directory import load
+
+    with Session(db.engine) as session:
+        snap = load(session)
+    return "users" if snap.users else "API keys" if snap.keys else None
+
+
 def check_bind(host: str, *, command: str, authentication: str | None, insecure: bool) -> bool:
     """Raise (exit 2) for a non-loopback bind without authentication unless `insecure`;
     returns True when the bind is open and unauthenticated (the caller warns).
@@ -30,7 +44,8 @@ def check_bind(host: str, *, command: str, authentication: str | None, insecure:
         return False
     if insecure:
         return True
-    how = ("set WORKBENCH_API_TOKEN so every call needs `Authorization: Bearer TOKEN`, "
+    how = ("add users (`workbench users add NAME --role admin`) or set WORKBENCH_API_TOKEN "
+           "so every call needs `Authorization: Bearer TOKEN`, "
            if command == "workbench serve" else "")
     raise WorkbenchError(
         f"{command} refuses to listen on {host} without authentication: anyone who can reach "

@@ -19,6 +19,7 @@ from app.cli_audit import commands as _audit_commands
 from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
 from app.cli_common import table as _table
 from app.cli_deploy import register as _register_deploy_commands
+from app.cli_identity import register as _register_identity_commands
 from app.cli_jobs import commands as _job_commands
 from app.cli_registry import register as _register_registry_commands
 from app.cli_scorecard import commands as _scorecard_commands
@@ -31,6 +32,7 @@ app.add_typer(_job_commands)  # automl, train, submit, worker, jobs, cancel, …
 app.add_typer(_scorecard_commands)  # scorecard
 app.add_typer(_tracking_commands)  # runs, run
 app.add_typer(_audit_commands)  # audit
+_register_identity_commands(app)  # users, keys
 
 
 @app.command()

@@ -97,10 +97,16 @@ def register(app: typer.Typer) -> None:
 
         import uvicorn
 
-        from app.bind_guard import check_bind, insecure_warning
+        from app.bind_guard import (
+            check_bind,
+            configured_authentication,
+            insecure_warning,
+            is_loopback,
+        )
         from core.settings import get_settings, reset_settings
 
-        token = "WORKBENCH_API_TOKEN" if get_settings().workbench_api_token else None
+        token = None if is_loopback(host) else configured_authentication(get_settings(),
+                                                                          database())
         if check_bind(host, command="workbench serve", authentication=token, insecure=insecure):
             err.print(insecure_warning(host, port), style="bold red", highlight=False)
         os.environ["WORKBENCH_BIND_HOST"] = host  # the workers' Host allow-list starts from it

@@ -44,6 +44,20 @@ class ConflictError(InputError):
     http_status = 409
 
 
+class UnauthorizedError(WorkbenchError):
+    """No valid credentials: no token, an expired or forged one, a wrong password (401)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class ForbiddenError(WorkbenchError):
+    """Valid credentials whose role may not do this; the message names the role needed."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class ArtifactIntegrityError(WorkbenchError):
     """An artifact on disk does not match the fingerprint recorded when it was written."""
 

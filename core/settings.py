@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(default=False,
                                         validation_alias="WORKBENCH_WEBHOOK_ALLOW_PRIVATE")
 
+    # Identity (core/identity, docs/identity/auth.md): the sign-in token's signing secret
+    # (unset: a generated file under WORKBENCH_HOME), its lifetime, and the password hash's cost
+    # ("cheapest" is for test suites only: it makes stolen hashes cheap to crack).
+    jwt_secret: str | None = Field(default=None, validation_alias="WORKBENCH_JWT_SECRET")
+    token_ttl_s: int = Field(default=8 * 3600, ge=60, le=30 * 86400,
+                             validation_alias="WORKBENCH_TOKEN_TTL_S")
+    password_hash_cost: str = Field(default="standard", pattern="^(standard|cheapest)$",
+                                    validation_alias="WORKBENCH_PASSWORD_HASH_COST")
+
     worker_mode: str = Field(
         default="process", pattern="^(process|thread)$",
         validation_alias=AliasChoices("WORKBENCH_WORKER_MODE", "worker_mode"))

@@ -15,6 +15,7 @@ from app.api.errors import ERRORS, install_handlers
 from app.api.guard import Guard
 from app.api.routers import audit as audit_routes
 from app.api.routers import (
+    auth,
     datasets,
     deployments,
     health,
@@ -31,6 +32,7 @@ from app.api.version import VERSION
 from app.request_policy import RequestPolicy
 from core.deploy.metrics import mark_process_dead
 from core.deploy.service import Serving
+from core.identity.directory import Directory
 from core.settings import get_settings
 from core.store.db import Database
 
@@ -71,7 +73,9 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
                               "guard rails). Errors: {\"error\": code, \"detail\": message}.")
     app.state.serving = serving
     app.state.db = db
-    app.add_middleware(Guard, settings=settings)
+    # who is calling and may they (app/api/roles.py); users and keys cached per process
+    app.add_middleware(Guard, settings=settings,
+                       directory=Directory(db, settings.state_refresh_s))
     # outermost: Host, Origin and Content-Type are checked before auth (app/request_policy.py)
     app.add_middleware(RequestPolicy, settings=settings)
     install_handlers(app)
@@ -87,6 +91,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     app.include_router(parity.router, responses=ERRORS)  # API parity: what CLI and pages do
     app.include_router(tracking_routes.router, responses=ERRORS)  # experiments and runs
     app.include_router(audit_routes.router)  # the audit log, read-only
+    app.include_router(auth.router)  # sign-in, who am I (app/api/roles.py: who may do what)
     return app
 
 

@@ -1,6 +1,7 @@
 """Storage: SQLModel tables, engine/session handling and migrations."""
 
 from core.store.db import Database, lock_for_write
+from core.store.identity import ApiKey, User  # the identity tables (core.identity)
 from core.store.tables import (
     Alert,
     Alias,
@@ -37,4 +38,5 @@ __all__ = [
     "RequestInput", "RequestSample",
     "Schedule", "ServingStat", "Trial", "Worker", "lock_for_write", "utcnow",
     "Experiment", "Run", "RunLatestMetric", "RunMetric", "RunParam", "RunTag",
+    "ApiKey", "User",
 ]

@@ -236,9 +236,10 @@ def test_the_api_token_protects_the_v2_routes(home: Path, monkeypatch) -> None:
         dep.deploy("churn", 1, session=_s)
     monkeypatch.setenv("WORKBENCH_API_TOKEN", "s3cret")
     with TestClient(create_app(background=False)) as c:
-        for path in ("/v2/health/live", "/v2/models/churn"):
-            r = c.get(path)
-            assert r.status_code == 401 and isinstance(r.json()["error"], str)
+        r = c.get("/v2/models/churn")
+        assert r.status_code == 401 and isinstance(r.json()["error"], str)
+        # liveness and readiness are public, as /health is (issue 16: orchestrators' probes)
+        assert c.get("/v2/health/live").status_code == 200
         assert c.post("/v2/models/churn/infer", json={"inputs": columns(ROWS)}
                       ).status_code == 401
         ok = c.post("/v2/models/churn/infer", json={"inputs": columns(ROWS)},

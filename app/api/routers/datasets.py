@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SessionDep
+from app.api.deps import PrincipalDep, SessionDep
 from app.api.errors import ERRORS
 from app.api.wire import json_response
 from core.data.datasets import delete_dataset, ingest_bytes, list_datasets_public
@@ -55,8 +55,9 @@ async def upload(request: Request, session: SessionDep, name: str | None = None,
 
 
 @router.delete("/v1/datasets/{ref}", response_model=DatasetDeleted, responses=ERRORS)
-def remove_dataset(ref: str, session: SessionDep, reason: str = "") -> DatasetDeleted:
+def remove_dataset(ref: str, session: SessionDep,
+                   principal: PrincipalDep, reason: str = "") -> DatasetDeleted:
     """Delete a dataset by id, name or fingerprint: 404 when there is none, 409 while a model
     version or a job names it as its training data (their lineage would be lost)."""
-    gone = delete_dataset(ref, session=session, actor="api", reason=reason)
+    gone = delete_dataset(ref, session=session, actor=principal.actor, reason=reason)
     return DatasetDeleted(deleted=gone.id, name=gone.name)

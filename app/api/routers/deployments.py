@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from sqlmodel import Session
 
-from app.api.deps import ServingDep, SessionDep
+from app.api.deps import PrincipalDep, ServingDep, SessionDep
 from app.api.errors import ERRORS
 from app.api.schemas import DeployRequest, ReasonRequest
 from core.deploy import deployments as dep
@@ -52,35 +52,36 @@ def get_deployment(name: str, serving: ServingDep, session: SessionDep) -> Deplo
 
 
 @router.post("/v1/deployments/{name}")
-def post_deployment(name: str, body: DeployRequest, serving: ServingDep, session: SessionDep
+def post_deployment(name: str, body: DeployRequest, serving: ServingDep, session: SessionDep,
+                    principal: PrincipalDep
                     ) -> DeploymentPublic:
     check_model_name(name)
     dep.deploy(name, body.version, body.percent, session=session, mode=body.mode,
                steps=body.steps, guard_rails=body.guard_rails, auto_advance=body.auto_advance,
-               reason=body.reason, actor="api", warm=serving.warm)
+               reason=body.reason, actor=principal.actor, warm=serving.warm)
     serving.forget(name)
     return _deployment_doc(serving, name, session)
 
 
 @router.post("/v1/deployments/{name}/promote")
-def post_promote(name: str, serving: ServingDep, session: SessionDep,
+def post_promote(name: str, serving: ServingDep, session: SessionDep, principal: PrincipalDep,
                  body: ReasonRequest | None = None) -> DeploymentPublic:
     check_model_name(name)
     serving.flush()
     st = serving.state(name, fresh=True)
     metrics = _metrics_now(name, st, session)
-    dep.promote(name, session=session, actor="api", reason=body.reason if body else "",
+    dep.promote(name, session=session, actor=principal.actor, reason=body.reason if body else "",
                 metrics=metrics, expect_candidate=st.candidate)  # the one these describe
     serving.forget(name)
     return _deployment_doc(serving, name, session)
 
 
 @router.post("/v1/deployments/{name}/rollback")
-def post_rollback(name: str, serving: ServingDep, session: SessionDep,
+def post_rollback(name: str, serving: ServingDep, session: SessionDep, principal: PrincipalDep,
                   body: ReasonRequest | None = None) -> DeploymentPublic:
     check_model_name(name)
     st = serving.state(name, fresh=True)
-    dep.rollback(name, session=session, actor="api", reason=body.reason if body else "",
+    dep.rollback(name, session=session, actor=principal.actor, reason=body.reason if body else "",
                  metrics=_metrics_now(name, st, session), expect_candidate=st.candidate)
     serving.forget(name)
     return _deployment_doc(serving, name, session)

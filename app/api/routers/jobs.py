@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import DbDep, SessionDep
+from app.api.deps import DbDep, PrincipalDep, SessionDep
 from app.api.schemas import ScheduleRequest
 from app.workers import ensure_local_worker
 from core.automl.request import TrainingRequest
@@ -35,11 +35,12 @@ router = APIRouter(tags=["jobs"])
 
 
 @router.post("/v1/jobs", status_code=201, response_model=JobPublic)
-def create_job(body: TrainingRequest, session: SessionDep, db: DbDep) -> JobPublic:
+def create_job(body: TrainingRequest, session: SessionDep,
+               principal: PrincipalDep, db: DbDep) -> JobPublic:
     """Queue a search (the default), or with `"kind": "fixed"`, `"estimator"` and `"params"`
     one configuration (as `workbench train`). Every option of `workbench automl` is a field:
     `n_trials` and `search_space` included."""
-    job = submit(body, session=session, trigger=Trigger.API, actor="api")
+    job = submit(body, session=session, trigger=Trigger.API, actor=principal.actor)
     ensure_local_worker(db)
     return JobPublic.of(job)
 
@@ -74,26 +75,26 @@ def suggestions(job_id: int, session: SessionDep) -> Suggestions:
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobPublic)
-def cancel(job_id: int, session: SessionDep) -> JobPublic:
+def cancel(job_id: int, session: SessionDep, principal: PrincipalDep) -> JobPublic:
     reap_lost_jobs(session=session, by="api")
-    return JobPublic.of(ledger.request_cancel(job_id, session=session, actor="api"))
+    return JobPublic.of(ledger.request_cancel(job_id, session=session, actor=principal.actor))
 
 
 @router.post("/v1/jobs/{job_id}/pause", response_model=JobPublic)
-def pause(job_id: int, session: SessionDep) -> JobPublic:
+def pause(job_id: int, session: SessionDep, principal: PrincipalDep) -> JobPublic:
     reap_lost_jobs(session=session, by="api")
-    return JobPublic.of(ledger.request_pause(job_id, True, session=session, actor="api"))
+    return JobPublic.of(ledger.request_pause(job_id, True, session=session, actor=principal.actor))
 
 
 @router.post("/v1/jobs/{job_id}/resume", response_model=JobPublic)
-def resume(job_id: int, session: SessionDep) -> JobPublic:
+def resume(job_id: int, session: SessionDep, principal: PrincipalDep) -> JobPublic:
     reap_lost_jobs(session=session, by="api")
-    return JobPublic.of(ledger.request_pause(job_id, False, session=session, actor="api"))
+    return JobPublic.of(ledger.request_pause(job_id, False, session=session, actor=principal.actor))
 
 
 @router.post("/v1/models/{name}/retrain", status_code=201, response_model=JobPublic)
-def retrain_model(name: str, session: SessionDep, db: DbDep) -> JobPublic:
-    job = retrain(name, session=session, trigger=Trigger.API, actor="api")
+def retrain_model(name: str, session: SessionDep, principal: PrincipalDep, db: DbDep) -> JobPublic:
+    job = retrain(name, session=session, trigger=Trigger.API, actor=principal.actor)
     ensure_local_worker(db)
     return JobPublic.of(job)
 
@@ -104,25 +105,29 @@ def schedules(session: SessionDep) -> list[SchedulePublic]:
 
 
 @router.post("/v1/schedules", status_code=201, response_model=SchedulePublic)
-def add_schedule(body: ScheduleRequest, session: SessionDep) -> SchedulePublic:
+def add_schedule(body: ScheduleRequest, session: SessionDep,
+                 principal: PrincipalDep) -> SchedulePublic:
     return SchedulePublic.of(create_schedule(
         body.model, body.when, session=session,
         settings={"budget": body.budget} if body.budget else {},
         auto_canary=body.auto_canary, gate_min_abs=body.min_gain,
-        gate_min_rel=body.min_gain_rel, actor="api"))
+        gate_min_rel=body.min_gain_rel, actor=principal.actor))
 
 
 @router.post("/v1/schedules/{schedule_id}/pause", response_model=SchedulePublic)
-def pause_schedule(schedule_id: int, session: SessionDep) -> SchedulePublic:
-    return SchedulePublic.of(set_paused(schedule_id, True, session=session, actor="api"))
+def pause_schedule(schedule_id: int, session: SessionDep,
+                   principal: PrincipalDep) -> SchedulePublic:
+    return SchedulePublic.of(set_paused(schedule_id, True, session=session, actor=principal.actor))
 
 
 @router.post("/v1/schedules/{schedule_id}/resume", response_model=SchedulePublic)
-def resume_schedule(schedule_id: int, session: SessionDep) -> SchedulePublic:
-    return SchedulePublic.of(set_paused(schedule_id, False, session=session, actor="api"))
+def resume_schedule(schedule_id: int, session: SessionDep,
+                    principal: PrincipalDep) -> SchedulePublic:
+    return SchedulePublic.of(set_paused(schedule_id, False, session=session, actor=principal.actor))
 
 
 @router.delete("/v1/schedules/{schedule_id}", response_model=ScheduleDeleted)
-def remove_schedule(schedule_id: int, session: SessionDep) -> ScheduleDeleted:
-    delete_schedule(schedule_id, session=session, actor="api")
+def remove_schedule(schedule_id: int, session: SessionDep,
+                    principal: PrincipalDep) -> ScheduleDeleted:
+    delete_schedule(schedule_id, session=session, actor=principal.actor)
     return ScheduleDeleted(deleted=schedule_id)

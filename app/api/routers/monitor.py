@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from fastapi import APIRouter
 
-from app.api.deps import SessionDep
+from app.api.deps import PrincipalDep, SessionDep
 from app.api.schemas import DriftRequest, MonitorConfigRequest
 from core.monitor.alerts import list_alerts, set_config
 from core.monitor.live import live_drift, monitor_report
@@ -52,12 +52,13 @@ def alerts(session: SessionDep, model: str | None = None) -> list[AlertPublic]:
 
 
 @router.post("/v1/alerts/{alert_id}/ack", tags=["monitor"])
-def ack(alert_id: int, session: SessionDep) -> AlertPublic:
-    return acknowledge(alert_id, actor="api", session=session)
+def ack(alert_id: int, session: SessionDep, principal: PrincipalDep) -> AlertPublic:
+    return acknowledge(alert_id, actor=principal.actor, session=session)
 
 
 @router.post("/v1/models/{name}/monitor/config", tags=["monitor"])
-def configure(name: str, body: MonitorConfigRequest, session: SessionDep
+def configure(name: str, body: MonitorConfigRequest, session: SessionDep, principal: PrincipalDep
               ) -> MonitorConfigPublic:
-    cfg = set_config(name, session=session, actor="api", **body.model_dump(exclude_none=True))
+    cfg = set_config(name, session=session, actor=principal.actor,
+                     **body.model_dump(exclude_none=True))
     return MonitorConfigPublic.model_validate(cfg)

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from app.api.deps import ServingDep, SessionDep
+from app.api.deps import PrincipalDep, ServingDep, SessionDep
 from app.api.schemas import MAX_VERSION
 from core.deploy import deployments as dep
 from core.deploy.public import DeploymentState
@@ -131,10 +131,11 @@ def workers(session: SessionDep) -> list[WorkerPublic]:
 
 # -- aliases, library acceptance (workbench alias | history | accept) ---------------------------
 @router.post("/v1/models/{name}/aliases/{alias}", tags=["models"], response_model=AliasMove)
-def move_alias(name: str, alias: str, body: AliasRequest, session: SessionDep) -> AliasMove:
+def move_alias(name: str, alias: str, body: AliasRequest, session: SessionDep,
+               principal: PrincipalDep) -> AliasMove:
     """Point ALIAS (e.g. production, staging) of NAME at a version; the move is audited."""
     event = set_alias(check_model_name(name), body.version, alias, session=session,
-                      actor="api", reason=body.reason)
+                      actor=principal.actor, reason=body.reason)
     return AliasMove(model=name, alias=alias, version=body.version,
                      previous_version=event.from_version)
 
@@ -148,11 +149,11 @@ def aliases_history(name: str, session: SessionDep) -> list[AliasEventPublic]:
 
 @router.post("/v1/models/{name}/versions/{version}/accept", tags=["models"],
              response_model=Accepted)
-def accept(name: str, version: VersionPath, session: SessionDep,
+def accept(name: str, version: VersionPath, session: SessionDep, principal: PrincipalDep,
            body: ReasonBody | None = None) -> Accepted:
     """Let a version saved by another scikit-learn load on this one (audited)."""
     mv = accept_library_mismatch(check_model_name(name), version, session=session,
-                                 actor="api", reason=body.reason if body else "")
+                                 actor=principal.actor, reason=body.reason if body else "")
     return Accepted(model=name, version=version, accepted_on=mv.accepted_sklearn,
                     library_mismatch=library_mismatch(mv))
 
@@ -160,25 +161,27 @@ def accept(name: str, version: VersionPath, session: SessionDep,
 # -- the rollout step and the samples -----------------------------------------------------------
 @router.post("/v1/deployments/{name}/percent", tags=["deployments"],
              response_model=DeploymentState)
-def rollout_step(name: str, body: PercentRequest, serving: ServingDep, session: SessionDep
+def rollout_step(name: str, body: PercentRequest, serving: ServingDep, session: SessionDep,
+                 principal: PrincipalDep
                  ) -> DeploymentState:
     """Move the candidate's share of traffic (the Deployments page's "Next step");
     `expect_candidate` refuses with 409 when the candidate changed meanwhile."""
-    st = dep.set_percent(check_model_name(name), body.percent, session=session, actor="api",
+    st = dep.set_percent(check_model_name(name), body.percent, session=session,
+                         actor=principal.actor,
                          reason=body.reason, expect_candidate=body.expect_candidate)
     serving.forget(name)
     return st
 
 
 @router.post("/v1/datasets/samples", tags=["datasets"], response_model=list[SampleStored])
-def seed(session: SessionDep) -> list[SampleStored]:
+def seed(session: SessionDep, principal: PrincipalDep) -> list[SampleStored]:
     """Store the sample datasets (`workbench seed`; the same content is stored once)."""
     from core.data.datasets import ingest_path
     from core.samples import sample_files
 
     rows = []
     for path in sample_files():
-        stored = ingest_path(path, session=session, actor="api")
+        stored = ingest_path(path, session=session, actor=principal.actor)
         rows.append(SampleStored(dataset=stored.dataset.name, id=stored.dataset.id,
                                  new=stored.created))
     return rows

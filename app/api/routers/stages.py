@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from app.api.deps import ServingDep, SessionDep
+from app.api.deps import PrincipalDep, ServingDep, SessionDep
 from app.api.errors import ERRORS
 from app.api.schemas import MAX_VERSION
 from core.enums import Stage
@@ -38,7 +38,7 @@ class StageRequest(BaseModel):
 @router.post("/v1/models/{name}/versions/{version}/stage", response_model=StageChange,
              responses=ERRORS)
 def move_stage(name: str, version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
-               body: StageRequest, serving: ServingDep, session: SessionDep
+               body: StageRequest, serving: ServingDep, session: SessionDep, principal: PrincipalDep
                ) -> StageChange:
     """Move a version to a stage; 409 when the move is not allowed (Archived to Production,
     the serving version out of Production, a concurrent change of Production), with what to
@@ -47,5 +47,6 @@ def move_stage(name: str, version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
     expected = body.expected_production if "expected_production" in body.model_fields_set \
         else UNSET
     return set_stage(name, version, body.stage, session=session,
-                     archive_existing=body.archive_existing, reason=body.reason, actor="api",
+                     archive_existing=body.archive_existing, reason=body.reason,
+                     actor=principal.actor,
                      expected_production=expected, verify=serving.warm)
