@@ -46,6 +46,12 @@ class AuditAction(StrEnum):
     MONITOR_CONFIG = "monitor.config"
     ALERT_OPEN = "alert.open"
     ALERT_ACK = "alert.ack"
+    USER_ADD = "user.add"
+    USER_REMOVE = "user.remove"
+    USER_PASSWD = "user.passwd"
+    USER_ROLE = "user.role"
+    KEY_CREATE = "key.create"
+    KEY_REVOKE = "key.revoke"
 
     @property
     def family(self) -> str:
@@ -88,6 +94,12 @@ ACTION_LABELS: dict[AuditAction, str] = {
     AuditAction.MONITOR_CONFIG: "changed monitoring settings",
     AuditAction.ALERT_OPEN: "opened an alert",
     AuditAction.ALERT_ACK: "acknowledged an alert",
+    AuditAction.USER_ADD: "added a user",
+    AuditAction.USER_REMOVE: "removed a user",
+    AuditAction.USER_PASSWD: "changed a user's password",
+    AuditAction.USER_ROLE: "changed a user's role",
+    AuditAction.KEY_CREATE: "created an API key",
+    AuditAction.KEY_REVOKE: "revoked an API key",
 }
 
 

@@ -114,7 +114,8 @@ def test_entries_read_as_sentences() -> None:
     assert entity_text("model:churn") == "churn"
     assert entity_text("job:7") == "job 7"
     assert action_text("deployment.rollback") == "rolled back"
-    assert action_text("user.add") == "user.add"  # written by a newer release: as stored
+    assert action_text("report.export") == "report.export"  # a newer release's: as stored
+    assert action_text("user.add") == "added a user"
     assert detail_text({"version": 3, "percent": 10.0, "previous": None, "metrics": {},
                         "by": {"rows": 2}}) == "version 3 · percent 10 · by rows 2"
 
@@ -145,7 +146,7 @@ def test_the_database_refuses_to_change_or_delete_an_entry(backend_db: Database)
 def test_an_old_store_upgrades_to_an_append_only_log(backend: str) -> None:
     from tests.factories import store_at, store_session
 
-    store_at("0011_tracking", [
+    store_at("0012_identity", [
         "INSERT INTO auditevent (at, actor, action, entity, reason, detail) VALUES "
         "(CURRENT_TIMESTAMP, 'ui', 'alias.move', 'model:m', 'old', '{}')"])
     with store_session() as s:  # opening upgrades to head

@@ -7,13 +7,13 @@ migration must come before this one, or create them again (tests/core/test_audit
 checks a store at head refuses).
 
 Revision ID: 0012_audit_append_only
-Revises: 0011_tracking
+Revises: 0012_identity (re-chained on merge: keep this migration last)
 Create Date: 2026-12-02 07:10:00
 """
 from alembic import op
 
 revision = '0012_audit_append_only'
-down_revision = '0011_tracking'
+down_revision = '0012_identity'  # after every other 0012: see the docstring
 branch_labels = None
 depends_on = None
 
