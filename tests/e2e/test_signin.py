@@ -16,6 +16,7 @@ from tests.e2e.steps import (
     WAIT,
     choose,
     heading,
+    loaded,
     no_errors,
     open_page,
     screenshot,
@@ -56,8 +57,8 @@ def _sign_in(page: Page, url: str, name: str) -> None:
     page.goto(url)
     expect(heading(page, FORM)).to_be_visible(timeout=FIRST_RUN)
     expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)  # nothing but the form
-    page.get_by_label("User name").fill(name)
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("textbox", name="User name").fill(name)
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text(f"Signed in as {name}")).to_be_visible(timeout=WAIT)
 
@@ -77,7 +78,9 @@ def test_viewer_sees_deploy_disabled_editor_deploys(browser: Browser, team_app: 
         settled(page)
         deploy = page.get_by_role("button", name="Deploy", exact=True)
         expect(deploy).to_be_disabled()
+        loaded(page)
         deploy.hover(force=True)  # the tooltip names the role needed
+        expect(page.get_by_text("Needs the editor role — you are a viewer")).to_be_visible()
         no_errors(page)
         screenshot(page, "signin-01-viewer-deployments")
         _sign_out(page)
@@ -88,8 +91,11 @@ def test_viewer_sees_deploy_disabled_editor_deploys(browser: Browser, team_app: 
         deploy = page.get_by_role("button", name="Deploy", exact=True)
         expect(deploy).to_be_enabled()
         deploy.click()
-        expect(page.get_by_test_id("stMetric").filter(has_text="Candidate")
-               .get_by_test_id("stMetricValue")).to_have_text("2", timeout=WAIT)
+        # the cards in order: stable, candidate, candidate traffic, mode
+        values = page.get_by_test_id("stMetricValue")
+        expect(values.nth(1)).to_have_text("2", timeout=3 * WAIT)
+        expect(values.nth(2)).to_have_text("10%")
+        settled(page)
         no_errors(page)
         screenshot(page, "signin-02-editor-deployed")
         _sign_out(page)
@@ -107,8 +113,8 @@ def test_the_form_fits_a_phone(browser: Browser, team_app: str) -> None:
         button = page.get_by_role("button", name="Sign in")
         box = button.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
-        page.get_by_label("User name").fill("nobody")
-        page.get_by_label("Password").fill("wrong password here")
+        page.get_by_role("textbox", name="User name").fill("nobody")
+        page.get_by_role("textbox", name="Password").fill("wrong password here")
         button.click()
         expect(page.get_by_text("Wrong user name or password.")).to_be_visible(timeout=WAIT)
         screenshot(page, "signin-04-phone-form")
