@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.ui.signin import require_sign_in
 from core.settings import get_settings
 
 st.set_page_config(page_title="ML Workbench", page_icon=":material/insights:", layout="wide")
@@ -29,7 +30,9 @@ PAGES = [
     st.Page("pages/monitor.py", title="Monitor", icon=":material/monitoring:",
             url_path="monitor"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
+    st.Page("pages/audit.py", title="Audit", icon=":material/history:", url_path="audit"),
 ]
+require_sign_in(entry_point=True)  # with users: the form alone until signed in
 page = st.navigation(PAGES)  # first: the sidebar shows these titles while the demo seeds
 if get_settings().demo:
     from app.ui.demo import prepare_demo

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from app.cli_artifacts import commands as _artifact_commands
+from app.cli_audit import commands as _audit_commands
 from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
 from app.cli_common import table as _table
 from app.cli_deploy import register as _register_deploy_commands
@@ -35,6 +36,7 @@ app.add_typer(_scorecard_commands)  # scorecard
 app.add_typer(_tracking_commands)  # runs, run
 app.add_typer(_workspace_commands, name="workspaces")  # workspaces list|add
 app.callback()(_workspace_option)  # the global --workspace / WORKBENCH_WORKSPACE
+app.add_typer(_audit_commands)  # audit
 _register_identity_commands(app)  # users, keys
 app.add_typer(_artifact_commands)  # keygen, rotate-key, artifacts
 

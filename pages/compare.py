@@ -9,6 +9,7 @@ from app.ui import compare as cmp
 from app.ui.common import empty_state
 from app.ui.deps import session
 from app.ui.labels import metric_help
+from app.ui.layout import apply_layout
 from app.ui.links import page_link
 from core.automl.metrics import METRICS
 
@@ -151,6 +152,7 @@ def _compare_searches(jobs: list) -> None:
     _table(cmp.search_settings(facts), "compare_jobs_settings", "setting")
 
 
+apply_layout()
 st.title("Compare")
 with session() as s:
     all_refs = cmp.version_refs(session=s)

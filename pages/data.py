@@ -13,8 +13,10 @@ from app.ui.choices import (
 from app.ui.common import empty_state, pick_dataset, user_errors
 from app.ui.datasets import delete_box
 from app.ui.deps import session
+from app.ui.identity import current_actor
 from app.ui.layout import apply_layout
 from app.ui.links import page_link
+from app.ui.permissions import act, gate
 from core.automl.dates import DateUse, date_columns, date_warning, preferred_time_column
 from core.data.datasets import ingest_bytes, list_datasets, load_frame
 from core.data.profile import check_target, detect_problem_type
@@ -28,12 +30,13 @@ apply_layout()
 st.title("Data")
 limit = get_settings().max_upload_mb
 upload = st.file_uploader(f"Upload a CSV or Parquet table (up to {limit:.0f} MB)",
-                          type=["csv", "parquet"])
+                          type=["csv", "parquet"], **gate())
 decimal = st.radio("Decimal mark in CSV numbers", ["auto", ".", ","], horizontal=True,
                    help="auto reads `17,99` as a number when columns are separated by `;`")
-if upload is not None:
+if upload is not None and not gate()["disabled"]:
     with user_errors(), session() as s:
-        stored = ingest_bytes(upload.getvalue(), upload.name, session=s, decimal=decimal)
+        stored = ingest_bytes(upload.getvalue(), upload.name, session=s, decimal=decimal,
+                              actor=current_actor())
         st.session_state["dataset_id"] = stored.dataset.id
         st.success(f"Stored **{stored.dataset.name}** ({stored.dataset.n_rows} rows)"
                    if stored.created else f"Already stored as dataset {stored.dataset.id}.")
@@ -41,9 +44,10 @@ if upload is not None:
 samples = sorted(p.name for p in SAMPLES.glob("*.csv"))
 NO_SAMPLE = "—"
 pick = st.selectbox("…or use a sample", [NO_SAMPLE, *samples])
-if pick != NO_SAMPLE and st.button("Load sample"):
+if pick != NO_SAMPLE and act(st.button, "Load sample"):
     with user_errors(), session() as s:
-        stored = ingest_bytes((SAMPLES / pick).read_bytes(), pick, session=s)
+        stored = ingest_bytes((SAMPLES / pick).read_bytes(), pick, session=s,
+                              actor=current_actor())
         st.session_state["dataset_id"] = stored.dataset.id
 
 with session() as s:

@@ -8,8 +8,10 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import database, session
+from app.ui.identity import current_actor
 from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
 from app.ui.monitoring import alerts_panel
+from app.ui.permissions import act
 from app.ui.readable import deployment_history_frame
 from app.ui.verdict import verdict_panel
 from core.data.datasets import list_datasets, load_frame
@@ -55,9 +57,9 @@ with st.form("deploy"):
     version = c1.selectbox("Version", versions[::-1])
     percent = c2.select_slider("Traffic %", options=[0, 1, 5, 10, 25, 50, 75, 100], value=10)
     mode = c3.radio("Mode", list(DeploymentMode), horizontal=True)
-    if st.form_submit_button("Deploy", type="primary"):
+    if act(st.form_submit_button, "Deploy", type="primary"):
         with user_errors(), session() as s:
-            deploy(name, int(version), float(percent), session=s, mode=mode, actor="ui")
+            deploy(name, int(version), float(percent), session=s, mode=mode, actor=current_actor())
             st.rerun()
 
 if state.candidate:
@@ -66,25 +68,25 @@ if state.candidate:
     # Each action names the candidate shown: if it changed meanwhile, 409 instead of acting on
     # another version.
     with user_errors(), session() as s:
-        if steps and c1.button(f"Next step: {steps[0]:g}%"):
-            set_percent(name, steps[0], session=s, actor="ui", reason="rollout step",
+        if steps and act(c1.button, f"Next step: {steps[0]:g}%"):
+            set_percent(name, steps[0], session=s, actor=current_actor(), reason="rollout step",
                         expect_candidate=state.candidate)
             st.rerun()
-        if c2.button("Promote candidate"):
-            promote(name, session=s, actor="ui", reason="promoted from the UI",
+        if act(c2.button, "Promote candidate"):
+            promote(name, session=s, actor=current_actor(), reason="promoted from the UI",
                     expect_candidate=state.candidate)
             st.rerun()
-        if c3.button("Rollback", type="primary"):
+        if act(c3.button, "Rollback", type="primary"):
             st.session_state["confirm_rollback"] = (name, state.candidate)
     confirming = st.session_state.get("confirm_rollback")
     if confirming and confirming[0] == name:
         st.warning(f"Send 100% of traffic back to version {state.stable} and remove candidate "
                    f"{confirming[1]}? It stays loaded for analysis.")
         ok, cancel = st.columns(2)
-        if ok.button("Confirm rollback"):
+        if act(ok.button, "Confirm rollback"):
             st.session_state.pop("confirm_rollback", None)
             with user_errors(), session() as s:
-                rollback(name, session=s, actor="ui", reason="kill switch in the UI",
+                rollback(name, session=s, actor=current_actor(), reason="kill switch in the UI",
                          expect_candidate=confirming[1])
                 st.rerun()
         if cancel.button("Cancel"):

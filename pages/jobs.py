@@ -5,8 +5,10 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
+from app.ui.identity import current_actor
 from app.ui.jobs import has_results, next_steps, progress_text, registered_score
 from app.ui.layout import apply_layout
+from app.ui.permissions import act
 from app.ui.times import when
 from core.jobs import ledger
 from core.jobs.schedules import create_schedule, delete_schedule, list_schedules, set_paused
@@ -55,16 +57,18 @@ def job_controls() -> None:
     c1, c2, c3 = st.columns(3)
     paused = state == JobState.PAUSED or job.pause_requested
     with user_errors(), session() as s:
-        if c1.button("Cancel", disabled=state.is_terminal, key="job_cancel"):
-            ledger.request_cancel(job_id, session=s, actor="ui")
+        if act(c1.button, "Cancel", disabled=state.is_terminal, key="job_cancel"):
+            ledger.request_cancel(job_id, session=s, actor=current_actor())
             st.toast(f"Cancel requested for job {job_id}")
             st.rerun(scope="fragment")
-        if c2.button("Pause", disabled=state != JobState.RUNNING or paused, key="job_pause"):
-            ledger.request_pause(job_id, True, session=s, actor="ui")
+        if act(c2.button, "Pause", disabled=state != JobState.RUNNING or paused,
+               key="job_pause"):
+            ledger.request_pause(job_id, True, session=s, actor=current_actor())
             st.toast(f"Pause requested for job {job_id}")
             st.rerun(scope="fragment")
-        if c3.button("Resume", disabled=not paused or state.is_terminal, key="job_resume"):
-            ledger.request_pause(job_id, False, session=s, actor="ui")
+        if act(c3.button, "Resume", disabled=not paused or state.is_terminal,
+               key="job_resume"):
+            ledger.request_pause(job_id, False, session=s, actor=current_actor())
             st.toast(f"Resume requested for job {job_id}")
             st.rerun(scope="fragment")
     with st.expander("State changes and log"):
@@ -96,10 +100,10 @@ def confirm_schedule_delete(sid: int, schedules: dict) -> None:
                "It will not run again; jobs it already started are kept.",
                icon=":material/warning:")
     c1, c2 = st.columns(2)
-    if c1.button("Confirm delete", key="schedule_delete_confirm", type="primary"):
+    if act(c1.button, "Confirm delete", key="schedule_delete_confirm", type="primary"):
         st.session_state.pop("schedule_delete_pending", None)
         with user_errors(), session() as s:
-            delete_schedule(sid, session=s, actor="ui")
+            delete_schedule(sid, session=s, actor=current_actor())
             st.toast(f"Schedule {sid} deleted")
             st.rerun()
     if c2.button("Cancel", key="schedule_delete_cancel"):
@@ -118,13 +122,13 @@ if schedules:
     c1, c2, c3, c4 = st.columns(4)
     sid = c1.selectbox("Schedule", [s.id for s in schedules])
     with user_errors(), session() as s:
-        if c2.button("Pause schedule"):
-            set_paused(sid, True, session=s, actor="ui")
+        if act(c2.button, "Pause schedule"):
+            set_paused(sid, True, session=s, actor=current_actor())
             st.rerun()
-        if c3.button("Resume schedule"):
-            set_paused(sid, False, session=s, actor="ui")
+        if act(c3.button, "Resume schedule"):
+            set_paused(sid, False, session=s, actor=current_actor())
             st.rerun()
-        if c4.button("Delete schedule"):
+        if act(c4.button, "Delete schedule"):
             st.session_state["schedule_delete_pending"] = sid  # asks first: see below
             st.rerun()
     confirm_schedule_delete(sid, {s.id: s for s in schedules})
@@ -142,9 +146,9 @@ if models:
         margin = c3.number_input("Must beat production by", value=0.0, min_value=0.0,
                                  format="%.4f")
         canary = c4.toggle("Start a canary when it passes", value=False)
-        if st.form_submit_button("Add schedule"):
+        if act(st.form_submit_button, "Add schedule"):
             with user_errors(), session() as s:
                 sched = create_schedule(model, cadence, session=s, auto_canary=canary,
-                                        gate_min_abs=margin, actor="ui")
+                                        gate_min_abs=margin, actor=current_actor())
                 st.success(f"Schedule {sched.id}: next run "
                            f"{when(sched.next_run_at)}")

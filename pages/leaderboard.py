@@ -6,10 +6,12 @@ import streamlit as st
 from app.ui import charts
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
+from app.ui.identity import current_actor
 from app.ui.jobs import has_results, trials_frame
 from app.ui.labels import metric_help, score_card, score_kind
 from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
 from app.ui.links import page_link
+from app.ui.permissions import act
 from core.automl.metrics import METRICS
 from core.enums import TrialState
 from core.glossary import explain
@@ -139,9 +141,10 @@ if ev.get("backtest"):
 c1, c2 = st.columns([1, 2])
 alias = c1.selectbox("Set alias", ["production", "staging", "golden"], key="lb_alias")
 reason = c2.text_input("Why", value="", key="lb_alias_reason")
-if st.button(f"Point {alias} at version {version.version}", key="lb_alias_set"):
+if act(st.button, f"Point {alias} at version {version.version}", key="lb_alias_set"):
     with user_errors(), session() as s:
-        set_alias(job.model, version.version, alias, session=s, actor="ui", reason=reason)
+        set_alias(job.model, version.version, alias, session=s, actor=current_actor(),
+                  reason=reason)
         st.success(f"{job.model}@{alias} → version {version.version}")
 page_link("pages/version.py", f"Open {job.model} version {version.version}",
           query_params={"model": job.model, "version": str(version.version)},

@@ -9,9 +9,11 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
+from app.ui.identity import current_actor
 from app.ui.labels import column_help
 from app.ui.layout import FIELD_WIDTH, apply_layout, responsive_columns
 from app.ui.monitoring import alerts_frame, drift_chart, drift_frame, live_charts, step_text
+from app.ui.permissions import act, gate
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.enums import AlertState
 from core.deploy.feedback_table import record_feedback_table, requests_to_label
@@ -60,9 +62,9 @@ if open_alerts:
                                     if a.state == AlertState.OPEN] or [None],
                           format_func=lambda i: "none open" if i is None else next(
                               f"{a.id}: {a.message}" for a in open_alerts if a.id == i))
-    if ack_id is not None and st.button("Acknowledge"):
+    if ack_id is not None and act(st.button, "Acknowledge"):
         with user_errors(), session() as s:
-            acknowledge(ack_id, actor="ui", session=s)
+            acknowledge(ack_id, actor=current_actor(), session=s)
             st.rerun()
 else:
     st.success("No open alerts.", icon=":material/check_circle:")
@@ -119,6 +121,7 @@ if not to_label.empty:
                        to_label.to_csv(index=False).encode(), f"{name}-to-label.csv",
                        "text/csv", icon=":material/download:")
 with st.form("feedback", clear_on_submit=True):
+    # a viewer may: feedback on predictions goes with predicting (app/api/roles.py)
     upload = st.file_uploader("Labelled requests (CSV or Parquet)", type=["csv", "parquet"])
     send = st.form_submit_button("Record true values")
 if send:
@@ -184,13 +187,13 @@ if datasets:
         ds_id = st.selectbox("Batch", [d.id for d in datasets],
                              format_func=lambda i: next(f"{d.id}: {d.name}" for d in datasets
                                                         if d.id == i))
-        alert = st.toggle("Raise DRIFT alerts from the result", value=False)
+        alert = st.toggle("Raise DRIFT alerts from the result", value=False, **gate())
         run = st.form_submit_button("Check drift")
     if run:
         with user_errors(), session() as s:
             report = drift_report(name, load_frame(next(d for d in datasets if d.id == ds_id)),
                                   session=s)
-            if alert:
+            if alert and not gate()["disabled"]:
                 raise_drift_alerts(report, session=s)
             st.session_state["drift_report"] = report.model_dump()  # plain data
     report = st.session_state.get("drift_report")

@@ -6,8 +6,10 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
+from app.ui.identity import current_actor
 from app.ui.layout import FIELD_WIDTH, apply_layout, responsive_columns
 from app.ui.links import page_link
+from app.ui.permissions import act
 from app.ui.readable import alias_history_frame
 from app.ui.times import when
 from app.ui.version import stage_blocker, version_label
@@ -54,9 +56,10 @@ with st.form("alias"):
     version = c1.selectbox("Version", [v.version for v in versions][::-1])
     alias = c2.text_input("Alias", value="production")
     reason = c3.text_input("Why", value="")
-    if st.form_submit_button("Move alias"):
+    if act(st.form_submit_button, "Move alias"):
         with user_errors(), session() as s:
-            set_alias(name, int(version), alias.strip(), session=s, reason=reason, actor="ui")
+            set_alias(name, int(version), alias.strip(), session=s, reason=reason,
+                      actor=current_actor())
             st.toast(f"{name}@{alias} → version {version}")
             st.rerun()
 
@@ -81,8 +84,8 @@ if target == Stage.PRODUCTION and production not in (None, moving):
 blocker = stage_blocker(mv, target, stable=stable, candidate=candidate)
 ask = {"version": moving, "target": target.value, "archive": archive_existing,
        "production": production}
-if st.button(f"Move version {moving} to {target}", key="stage_move", disabled=bool(blocker),
-             help=blocker or "Asks for a confirmation first."):
+if act(st.button, f"Move version {moving} to {target}", key="stage_move",
+       disabled=bool(blocker), help=blocker or "Asks for a confirmation first."):
     st.session_state["stage_pending"] = ask
 pending = st.session_state.get("stage_pending")
 if pending is not None and pending != ask:  # the choice or Production changed: ask again
@@ -106,10 +109,10 @@ elif pending is not None:
     st.warning(f"Move **{name}:{moving}** (v{mv.semver}) from {mv.stage} to **{target}**?"
                + (f" Then {'; '.join(effects)}." if effects else ""))
     b1, b2, _ = st.columns([1, 1, 4])
-    if b1.button("Confirm", key="stage_confirm", type="primary"):
+    if act(b1.button, "Confirm", key="stage_confirm", type="primary"):
         st.session_state.pop("stage_pending")
         with user_errors(), session() as s:
-            change = set_stage(name, moving, target, session=s, actor="ui",
+            change = set_stage(name, moving, target, session=s, actor=current_actor(),
                                archive_existing=archive_existing, reason=stage_reason,
                                expected_production=production)
             st.toast(f"{name}:{moving} → {change.to_stage}")

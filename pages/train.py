@@ -11,6 +11,7 @@ from app.ui.choices import (
 )
 from app.ui.common import empty_state, pick_dataset, user_errors
 from app.ui.deps import database, session
+from app.ui.identity import current_actor
 from app.ui.jobs import (
     elapsed_fraction,
     has_results,
@@ -21,6 +22,7 @@ from app.ui.jobs import (
 )
 from app.ui.labels import score_card
 from app.ui.layout import CARD_WIDTH, apply_layout, responsive_columns
+from app.ui.permissions import act
 from app.ui.search_space import space_overrides
 from app.workers import ensure_local_worker
 from core.automl.catalog import CATALOG
@@ -117,7 +119,7 @@ with st.form("train"):
         ticker = m3.selectbox("Ticker column", ["—", *columns], key="train_ticker")
         cost = m4.number_input("Cost per trade (bps)", min_value=0.0, value=5.0,
                                key="train_cost")
-    started = st.form_submit_button("Start training", type="primary")
+    started = act(st.form_submit_button, "Start training", type="primary")
 
 if started:
     remember_target(ds.id, target)
@@ -134,7 +136,7 @@ if started:
                 "kind": target_kind, "horizon": int(horizon), "cost_bps": cost,
                 "ticker_column": None if ticker == "—" else ticker})
         with session() as s:
-            job = submit(request, session=s, actor="ui")
+            job = submit(request, session=s, actor=current_actor())
         ensure_local_worker(database())
         st.session_state["job_id"] = job.id
         st.query_params["job"] = str(job.id)
@@ -160,9 +162,9 @@ def live(job_id: int) -> None:
         st.altair_chart(best_so_far(trials, job.metric, METRICS[job.metric].greater_is_better),
                         width="stretch")
     if not job.state.is_terminal:
-        if st.button("Cancel job", key="cancel"):
+        if act(st.button, "Cancel job", key="cancel"):
             with user_errors(), session() as s:
-                request_cancel(job.id, session=s, actor="ui")
+                request_cancel(job.id, session=s, actor=current_actor())
         return
     if job.state == JobState.COMPLETED:
         st.success(f"Done: registered version {version} of **{job.model}**.")

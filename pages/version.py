@@ -6,9 +6,11 @@ import streamlit as st
 
 from app.ui.common import empty_state, user_errors
 from app.ui.deps import session
+from app.ui.identity import current_actor
 from app.ui.layout import CARD_WIDTH, FIELD_WIDTH, apply_layout, responsive_columns
 from app.ui.links import page_link
 from app.ui.metrics_text import interval_caption, version_metrics
+from app.ui.permissions import act
 from app.ui.times import when
 from app.ui.version import (
     alias_event_text,
@@ -184,7 +186,7 @@ alias = (c2.text_input("Alias name", key="version_alias_custom").strip()
          if choice == OTHER_ALIAS else choice)
 reason = c3.text_input("Why", key="version_alias_reason")
 target = {"model": name, "version": number, "alias": alias}
-if st.button("Set alias", key="version_alias_set", disabled=v.archived or not alias):
+if act(st.button, "Set alias", key="version_alias_set", disabled=v.archived or not alias):
     with user_errors():
         check_alias_name(alias)
         st.session_state["version_alias_pending"] = target
@@ -198,10 +200,10 @@ elif pending is not None:
                "answered by this version." if alias == PRODUCTION else "")
     st.warning(f"Point **{name}@{alias}** at version {number}? ({now}.){serving}")
     b1, b2, _ = st.columns([1, 1, 4])
-    if b1.button("Confirm", key="version_alias_confirm", type="primary"):
+    if act(b1.button, "Confirm", key="version_alias_confirm", type="primary"):
         st.session_state.pop("version_alias_pending")
         with user_errors(), session() as s:
-            set_alias(name, number, alias, session=s, actor="ui", reason=reason)
+            set_alias(name, number, alias, session=s, actor=current_actor(), reason=reason)
             st.session_state["version_flash"] = f"{name}@{alias} → version {number}"
             st.rerun()
     if b2.button("Cancel", key="version_alias_cancel"):

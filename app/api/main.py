@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import ERRORS, install_handlers
 from app.api.guard import Guard
+from app.api.routers import audit as audit_routes
 from app.api.routers import (
     auth,
     datasets,
@@ -89,6 +90,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     app.include_router(stages.router)  # registry lifecycle: stage moves
     app.include_router(parity.router, responses=ERRORS)  # API parity: what CLI and pages do
     app.include_router(tracking_routes.router, responses=ERRORS)  # experiments and runs
+    app.include_router(audit_routes.router)  # the audit log, read-only
     app.include_router(auth.router)  # sign-in, who am I (app/api/roles.py: who may do what)
     return app
 

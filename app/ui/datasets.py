@@ -9,6 +9,8 @@ import streamlit as st
 
 from app.ui.common import user_errors
 from app.ui.deps import session
+from app.ui.identity import current_actor
+from app.ui.permissions import act
 from core.data.datasets import dataset_users, delete_dataset
 
 PENDING = "dataset_delete_pending"  # the dataset id awaiting confirmation
@@ -27,18 +29,18 @@ def delete_box(ds: Any) -> None:
                    "deleting it would lose their lineage.")
         return
     if st.session_state.get(PENDING) != ds.id:
-        if st.button(f"Delete dataset {ds.id} ({ds.name})", key="dataset_delete",
-                     icon=":material/delete:"):
+        if act(st.button, f"Delete dataset {ds.id} ({ds.name})", key="dataset_delete",
+               icon=":material/delete:"):
             st.session_state[PENDING] = ds.id
             st.rerun()
         return
     st.warning(f"Delete dataset {ds.id} ({ds.name}, {ds.n_rows} rows) and its stored file? "
                "This cannot be undone.", icon=":material/warning:")
     c1, c2 = st.columns(2)
-    if c1.button("Confirm delete", key="dataset_delete_confirm", type="primary"):
+    if act(c1.button, "Confirm delete", key="dataset_delete_confirm", type="primary"):
         st.session_state.pop(PENDING, None)
         with user_errors(), session() as s:
-            gone = delete_dataset(ds.id, session=s, actor="ui")
+            gone = delete_dataset(ds.id, session=s, actor=current_actor())
             st.session_state.pop("dataset_id", None)
             st.session_state[DONE] = f"Deleted dataset {gone.id} ({gone.name})."
             st.rerun()

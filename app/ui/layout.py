@@ -46,7 +46,12 @@ def apply_layout() -> None:
     """Inject the layout CSS: first thing on every page (a style-only `st.html` goes to the
     event container and takes no space). Not from the entry point: in Streamlit 1.67 what
     `streamlit_app.py` draws is dropped when a page other than the default one is opened by
-    its address (`/registry`), checked in chromium."""
+    its address (`/registry`), checked in chromium. For the same reason the sign-in check
+    (the form and a stop when it fails) and who is signed in are drawn here."""
+    from app.ui.identity import current_principal
+    from app.ui.signin import signed_in_sidebar
+
+    signed_in_sidebar(current_principal())
     st.html(LAYOUT_CSS)
 
 

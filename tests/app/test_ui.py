@@ -487,7 +487,10 @@ def test_model_version_page_deep_link_download_and_confirmed_alias(two_wines: Pa
     assert not at.exception
     assert _versions("wine")[0].aliases == ["staging"]
     assert "wine@staging → version 1" in at.success[0].value
-    assert any("**staging** set to version 1 by ui" in m.value for m in at.markdown)
+    from core.identity import local_principal  # single-user mode: the machine's operator
+
+    by = local_principal().actor
+    assert any(f"**staging** set to version 1 by {by}" in m.value for m in at.markdown)
 
 
 def test_model_version_page_refuses_to_hand_out_a_tampered_artifact(wine: Path) -> None:
