@@ -25,10 +25,15 @@ def _database(url: str) -> Database:
     return Database(url)
 
 
+def whole_store() -> Database:
+    """The store across workspaces: only for deciding who is signed in (app.ui.signin)."""
+    return _database(get_settings().db_url)
+
+
 def database() -> Database:
     """The store this app serves (migrated to head on first use), as the signed-in
     principal's workspace sees it."""
-    return _database(get_settings().db_url).in_workspace(current_principal().workspace)
+    return whole_store().in_workspace(current_principal().workspace)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from __future__ import annotations
 import streamlit as st
 from sqlmodel import Session
 
-from app.ui.deps import database
+from app.ui.deps import whole_store
 from app.ui.identity import CHECKED_RUN, PRINCIPAL, remember
 from core.errors import UnauthorizedError, WorkbenchError
 from core.identity import Principal, PrincipalKind, directory, local_principal, tokens
@@ -24,7 +24,7 @@ FORM = "signin"
 
 
 def _session() -> Session:
-    return Session(database().engine, expire_on_commit=False)
+    return Session(whole_store().engine, expire_on_commit=False)
 
 
 def require_sign_in(*, entry_point: bool = False) -> Principal:

@@ -52,6 +52,9 @@ class AuditAction(StrEnum):
     USER_ROLE = "user.role"
     KEY_CREATE = "key.create"
     KEY_REVOKE = "key.revoke"
+    WORKSPACE_ADD = "workspace.add"
+    ARTIFACTS_ROTATE_KEY = "artifacts.rotate_key"  # a rotation started (its new key's id)
+    ARTIFACT_ROTATE_KEY = "artifact.rotate_key"    # one artifact re-encrypted
 
     @property
     def family(self) -> str:
@@ -100,6 +103,9 @@ ACTION_LABELS: dict[AuditAction, str] = {
     AuditAction.USER_ROLE: "changed a user's role",
     AuditAction.KEY_CREATE: "created an API key",
     AuditAction.KEY_REVOKE: "revoked an API key",
+    AuditAction.WORKSPACE_ADD: "added a workspace",
+    AuditAction.ARTIFACTS_ROTATE_KEY: "started re-encrypting the artifacts under a new key",
+    AuditAction.ARTIFACT_ROTATE_KEY: "re-encrypted an artifact under a new key",
 }
 
 
