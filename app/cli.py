@@ -19,6 +19,7 @@ from app.cli_common import JsonOpt, emit_json, err, guarded, out, session
 from app.cli_common import table as _table
 from app.cli_deploy import register as _register_deploy_commands
 from app.cli_jobs import commands as _job_commands
+from app.cli_onnx import commands as _onnx_commands
 from app.cli_registry import register as _register_registry_commands
 from app.cli_scorecard import commands as _scorecard_commands
 from app.cli_tracking import commands as _tracking_commands
@@ -29,6 +30,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 app.add_typer(_job_commands)  # automl, train, submit, worker, jobs, cancel, …, schedule
 app.add_typer(_scorecard_commands)  # scorecard
 app.add_typer(_tracking_commands)  # runs, run
+app.add_typer(_onnx_commands)  # export --format onnx
 
 
 @app.command()
@@ -220,7 +222,10 @@ def history(name: str, json_out: JsonOpt = False) -> None:
 @guarded
 def import_(
     name: str,
-    path: Annotated[Path, typer.Argument(help="A skops file or an MLflow sklearn model dir.")],
+    path: Annotated[Path, typer.Argument(
+        help="A skops file, an MLflow sklearn model dir, or an .onnx file (with --schema).")],
+    schema: Annotated[Path | None, typer.Option(
+        help="ONNX only: JSON with the columns and kinds, task and classes.")] = None,
     accept_library_mismatch: Annotated[bool, typer.Option(
         "--accept-library-mismatch",
         help="Import a file saved by another scikit-learn version (predictions may differ).",
@@ -233,7 +238,8 @@ def import_(
     from core.registry.importer import import_model
 
     with session() as s:
-        mv = import_model(name, path, session=s, accept_library_mismatch=accept_library_mismatch)
+        mv = import_model(name, path, session=s, accept_library_mismatch=accept_library_mismatch,
+                          schema=schema)
     doc = {"model": name, "version": mv.version, "task": mv.task, "fingerprint": mv.fingerprint}
     emit_json(doc) if json_out else out.print(f"Registered {name}:{mv.version} ({mv.task}) "
                                               f"from {path}")

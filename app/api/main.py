@@ -25,6 +25,7 @@ from app.api.routers import (
     stages,
     v2,
 )
+from app.api.routers import onnx as onnx_routes
 from app.api.routers import tracking as tracking_routes
 from app.api.version import VERSION
 from app.request_policy import RequestPolicy
@@ -85,6 +86,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     app.include_router(stages.router)  # registry lifecycle: stage moves
     app.include_router(parity.router, responses=ERRORS)  # API parity: what CLI and pages do
     app.include_router(tracking_routes.router, responses=ERRORS)  # experiments and runs
+    app.include_router(onnx_routes.router)  # ONNX export with its parity check
     return app
 
 

@@ -32,13 +32,18 @@ class StoredArtifact:
     size_bytes: int
 
 
-def save_pipeline(obj: Any, model_name: str) -> StoredArtifact:
-    """Serialise with skops and write atomically under artifacts/models/<name>/."""
-    buf = io.BytesIO()
-    sio.dump(obj, buf)
-    data = buf.getvalue()
+def save_pipeline(obj: Any, model_name: str, artifact_format: str = "skops") -> StoredArtifact:
+    """Serialise with skops and write atomically under artifacts/models/<name>/; an ONNX
+    model (`artifact_format="onnx"`) arrives as its audited bytes and is written as they are."""
+    if artifact_format == "onnx":
+        data = bytes(obj)
+    else:
+        buf = io.BytesIO()
+        sio.dump(obj, buf)
+        data = buf.getvalue()
     settings = get_settings()
-    path = settings.artifact_dir / "models" / _safe(model_name) / f"{uuid.uuid4().hex}.skops"
+    suffix = ".onnx" if artifact_format == "onnx" else ".skops"
+    path = settings.artifact_dir / "models" / _safe(model_name) / f"{uuid.uuid4().hex}{suffix}"
     atomic_write(path, data)
     return StoredArtifact(str(path.relative_to(settings.home)), sha256_bytes(data), len(data))
 
@@ -82,6 +87,10 @@ def load_verified(relpath: str, fingerprint: str, label: str, *,
     `accepted_sklearn`: the running scikit-learn version at which the user accepted this
     version's library difference (`workbench accept`); any other running version refuses."""
     data = read_verified(relpath, fingerprint, label)
+    if relpath.endswith(".onnx"):  # an imported ONNX graph: audited, run by onnxruntime
+        from core.registry.onnx_model import OnnxModel
+
+        return OnnxModel(data, label)
     name, _, version = label.rpartition(":")
     return load_trusted_bytes(data, label, accept_mismatch=accepted_sklearn == sklearn.__version__,
                               accept_hint=f"`workbench accept {name} {version}`")
