@@ -285,7 +285,13 @@ def _codes(encoder: Any) -> list[dict[str, int]]:
     rows = np.empty((size, len(cats)), dtype=object)
     for j, c in enumerate(cats):
         rows[:, j] = [c[min(i, len(c) - 1)] for i in range(size)]
-    out = np.asarray(encoder.transform(rows))
+    names = getattr(encoder, "feature_names_in_", None)
+    if names is not None:  # fitted on a frame: asked with one, so no feature-name warning
+        import pandas as pd
+
+        rows = pd.DataFrame(rows, columns=list(names))
+    out = encoder.transform(rows)
+    out = np.asarray(out.toarray() if hasattr(out, "toarray") else out)  # sparse one-hot
     maps: list[dict[str, int]] = []
     start = 0
     widths = getattr(encoder, "_n_features_outs", None)

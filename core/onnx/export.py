@@ -95,27 +95,36 @@ def held_out_rows(session: Session, mv: ModelVersion, pipeline: Any
                                            f"of dataset {ds.id}"
         except Exception:  # noqa: BLE001 - a missing file: fall back to built rows
             pass
-    return synthetic_rows(mv.input_schema or [], pipeline), "rows built from the schema"
+    schema = mv.input_schema or []
+    rows = synthetic_rows(schema, pipeline)
+    try:
+        pipeline.predict(rows.head(PARITY_ROWS))
+    except ValueError:  # a pipeline that refuses missing values or unseen categories itself
+        return synthetic_rows(schema, pipeline, gaps=False), "rows built from the schema " \
+                                                             "(no gaps: the pipeline refuses them)"
+    return rows, "rows built from the schema"
 
 
-def synthetic_rows(schema: list[Any], pipeline: Any, n: int = PARITY_ROWS,
-                   seed: int = 0) -> pd.DataFrame:
-    """Numbers around the fitted scale (some missing), categories drawn from the fitted
-    encoders' categories plus an unseen one, so imputation and unknown handling are
-    exercised too."""
+def synthetic_rows(schema: list[Any], pipeline: Any, n: int = PARITY_ROWS, seed: int = 0,
+                   gaps: bool = True) -> pd.DataFrame:
+    """Numbers around the fitted scale, categories drawn from the fitted encoders'
+    categories; with `gaps`, some missing values and an unseen category too, so imputation
+    and unknown handling are compared as well."""
     rng = np.random.default_rng(seed)
     cats = _fitted_categories(pipeline)
     data: dict[str, Any] = {}
     for name, numeric in input_columns(schema):
         if numeric:
             col = rng.normal(size=n) * 2.0
-            col[rng.random(n) < 0.05] = np.nan
+            if gaps:
+                col[rng.random(n) < 0.05] = np.nan
             data[name] = col
         else:
-            choices = [*cats.get(name, ["a", "b"]), "__unseen__"]
+            choices = [*cats.get(name, ["a", "b"]), *(["__unseen__"] if gaps else [])]
             col = np.asarray(rng.choice(np.asarray(choices, dtype=object), size=n),
                              dtype=object)
-            col[rng.random(n) < 0.05] = None
+            if gaps:
+                col[rng.random(n) < 0.05] = None
             data[name] = col
     return pd.DataFrame(data)
 

@@ -120,7 +120,14 @@ class OnnxModel:
         self.classes_ = np.asarray(json.loads(meta.get(META_CLASSES, "[]")), dtype=object)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # one request per thread; the server runs many
-        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(data, options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # an IR version or operator this onnxruntime lacks
+            detail = str(exc).strip().splitlines()[0][-300:]
+            raise ArtifactIntegrityError(
+                f"onnxruntime {ort.__version__} cannot run {label}: {detail}. Export it for an "
+                "older ONNX version (IR version and opset) and import it again.") from None
         self.inputs = [(i.name, i.type == "tensor(string)", i.shape)
                        for i in self.session.get_inputs()]
         self.outputs = [o.name for o in self.session.get_outputs()]
