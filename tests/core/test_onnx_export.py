@@ -210,3 +210,20 @@ def test_synthetic_rows_use_the_fitted_categories_and_an_unseen_one() -> None:
     seen = set(rows["plan"].dropna())
     assert {"basic", "plus", "pro", "__unseen__"} <= seen
     assert rows["a"].isna().any() and rows["plan"].isna().any()
+
+
+def test_parity_runs_on_the_last_rows_of_the_versions_dataset(session: Session,
+                                                              tmp_path) -> None:
+    from core.data.datasets import ingest_path
+
+    X = frame(n=260, seed=4)
+    csv = tmp_path / "churn.csv"
+    X.assign(y=targets(X, Task.BINARY)).to_csv(csv, index=False)
+    ds = ingest_path(csv, session=session).dataset
+    pipe = fitted("hgb", Task.BINARY, X.head(200))
+    register_version(pipe, session=session, name="churn", task=Task.BINARY, target="y",
+                     input_schema=SCHEMA, classes=classes_of(pipe, Task.BINARY),
+                     dataset_id=ds.id)
+    doc = export_onnx("churn", session=session).parity
+    assert doc["passed"] and doc["rows"] == 200
+    assert doc["rows_from"] == f"the last 200 rows of dataset {ds.id}"
