@@ -22,6 +22,7 @@ from app.cli_common import table as _table
 from app.cli_deploy import register as _register_deploy_commands
 from app.cli_identity import register as _register_identity_commands
 from app.cli_jobs import commands as _job_commands
+from app.cli_onnx import commands as _onnx_commands
 from app.cli_registry import register as _register_registry_commands
 from app.cli_scorecard import commands as _scorecard_commands
 from app.cli_tracking import commands as _tracking_commands
@@ -39,6 +40,7 @@ app.callback()(_workspace_option)  # the global --workspace / WORKBENCH_WORKSPAC
 app.add_typer(_audit_commands)  # audit
 _register_identity_commands(app)  # users, keys
 app.add_typer(_artifact_commands)  # keygen, rotate-key, artifacts
+app.add_typer(_onnx_commands)  # export --format onnx
 
 
 @app.command()
@@ -230,7 +232,10 @@ def history(name: str, json_out: JsonOpt = False) -> None:
 @guarded
 def import_(
     name: str,
-    path: Annotated[Path, typer.Argument(help="A skops file or an MLflow sklearn model dir.")],
+    path: Annotated[Path, typer.Argument(
+        help="A skops file, an MLflow sklearn model dir, or an .onnx file (with --schema).")],
+    schema: Annotated[Path | None, typer.Option(
+        help="ONNX only: JSON with the columns and kinds, task and classes.")] = None,
     accept_library_mismatch: Annotated[bool, typer.Option(
         "--accept-library-mismatch",
         help="Import a file saved by another scikit-learn version (predictions may differ).",
@@ -243,7 +248,8 @@ def import_(
     from core.registry.importer import import_model
 
     with session() as s:
-        mv = import_model(name, path, session=s, accept_library_mismatch=accept_library_mismatch)
+        mv = import_model(name, path, session=s, accept_library_mismatch=accept_library_mismatch,
+                          schema=schema)
     doc = {"model": name, "version": mv.version, "task": mv.task, "fingerprint": mv.fingerprint}
     emit_json(doc) if json_out else out.print(f"Registered {name}:{mv.version} ({mv.task}) "
                                               f"from {path}")

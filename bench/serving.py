@@ -176,6 +176,33 @@ def floor(pipe, X: pd.DataFrame, lean=None, repeat: int = 200) -> dict:
     return out
 
 
+def onnx_floor(X: pd.DataFrame, repeat: int = 200) -> dict:
+    """In-process time, one thread, of the same version exported to ONNX (parity-checked)
+    and answered by onnxruntime, beside the lean path; {"skipped": why} without the extra
+    `onnx` or when the version cannot be exported."""
+    from core.errors import WorkbenchError
+    from core.store.db import Database
+
+    try:
+        from core.onnx.export import export_onnx
+        from core.registry.onnx_model import OnnxModel
+
+        with Database().session() as s:
+            model = OnnxModel(export_onnx(f"{MODEL}:1", session=s).data, "bench")
+    except (ImportError, WorkbenchError) as exc:
+        return {"skipped": str(exc)}
+    out = {}
+    for rows in (1, 100):
+        batch = X.iloc[:rows]
+        times = []
+        for _ in range(repeat if rows == 1 else repeat // 4):
+            t0 = time.perf_counter()
+            model.predict_proba(batch)
+            times.append(time.perf_counter() - t0)
+        out[f"{rows}_row_onnx_ms"] = 1000 * statistics.median(times)
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc), to report server CPU per
     request: steadier than throughput on a shared machine, where the client competes too."""
@@ -360,6 +387,7 @@ def main() -> None:
 
     lean = Serving(Database()).cache.get(MODEL, 1)
     results: dict = {"floor_in_process": floor(pipe, X, lean, 20 if args.quick else 200),
+                     "onnx_in_process": onnx_floor(X, 20 if args.quick else 200),
                      "lean_path": lean.fast is not None, "servers": {}, "workers": workers,
                      "load_average": os.getloadavg()}
 
@@ -448,6 +476,10 @@ def main() -> None:
           f"100 rows {f['100_row_ms']:.2f} ms; lean path: 1 row "
           f"{f.get('1_row_lean_ms', float('nan')):.2f} ms, 100 rows "
           f"{f.get('100_row_lean_ms', float('nan')):.2f} ms")
+    o = results["onnx_in_process"]
+    print(f"onnxruntime (same version exported to ONNX): {o['skipped']}" if "skipped" in o
+          else f"onnxruntime (same version exported to ONNX): 1 row {o['1_row_onnx_ms']:.2f} "
+               f"ms, 100 rows {o['100_row_onnx_ms']:.2f} ms")
     if args.against:
         print_against(results["servers"])
     print_summary(results["servers"], workers)

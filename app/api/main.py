@@ -27,6 +27,7 @@ from app.api.routers import (
     stages,
     v2,
 )
+from app.api.routers import onnx as onnx_routes
 from app.api.routers import tracking as tracking_routes
 from app.api.version import VERSION
 from app.request_policy import RequestPolicy
@@ -92,6 +93,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     app.include_router(tracking_routes.router, responses=ERRORS)  # experiments and runs
     app.include_router(audit_routes.router)  # the audit log, read-only
     app.include_router(auth.router)  # sign-in, who am I (app/api/roles.py: who may do what)
+    app.include_router(onnx_routes.router)  # ONNX export with its parity check
     return app
 
 

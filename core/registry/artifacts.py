@@ -35,11 +35,16 @@ class StoredArtifact:
     format: str = "skops"  # "wbdeep": a pipeline with PyTorch networks (core/registry/deep.py)
 
 
-def save_pipeline(obj: Any, model_name: str) -> StoredArtifact:
-    """Serialise with skops and write atomically under artifacts/models/<name>/."""
-    networks = deep.networks_in(obj)  # PyTorch networks: weights and architecture as data
-    data = deep.dump(obj, networks, _skops_bytes) if networks else _skops_bytes(obj)
-    suffix = "wbdeep" if networks else "skops"
+def save_pipeline(obj: Any, model_name: str, artifact_format: str = "skops") -> StoredArtifact:
+    """Serialise with skops (PyTorch networks as data: core/registry/deep.py) and write
+    through the artifact store under models/<name>/; an ONNX model (`artifact_format="onnx"`)
+    arrives as its audited bytes and is written as they are."""
+    if artifact_format == "onnx":
+        data, suffix = bytes(obj), "onnx"
+    else:
+        networks = deep.networks_in(obj)  # PyTorch networks: weights and architecture as data
+        data = deep.dump(obj, networks, _skops_bytes) if networks else _skops_bytes(obj)
+        suffix = "wbdeep" if networks else "skops"
     written = store.write(store.new_key("models", _safe(model_name), suffix=f".{suffix}"), data)
     return StoredArtifact(written.relpath, written.fingerprint, written.size_bytes,
                           written.stored_fingerprint, suffix)
@@ -81,6 +86,10 @@ def load_verified(relpath: str, fingerprint: str, label: str, *,
     `accepted_sklearn`: the running scikit-learn version at which the user accepted this
     version's library difference (`workbench accept`); any other running version refuses."""
     data = read_verified(relpath, fingerprint, label, stored_fingerprint=stored_fingerprint)
+    if relpath.endswith(".onnx"):  # an imported ONNX graph: audited, run by onnxruntime
+        from core.registry.onnx_model import OnnxModel
+
+        return OnnxModel(data, label)
     name, _, version = label.rpartition(":")
     return load_trusted_bytes(data, label, accept_mismatch=accepted_sklearn == sklearn.__version__,
                               accept_hint=f"`workbench accept {name} {version}`")

@@ -32,11 +32,16 @@ SKOPS = "skops"  # the only MLflow serialisation format that is not a pickle
 
 
 def import_model(name: str, path: str | Path, *, session: Session, actor: str | None = None,
-                 accept_library_mismatch: bool = False) -> ModelVersion:
+                 accept_library_mismatch: bool = False,
+                 schema: str | Path | None = None) -> ModelVersion:
     """Audit, load and register (committed by `register_version`). A file saved by another
     scikit-learn is refused unless `accept_library_mismatch`; the version then records the
-    scikit-learn that saved it."""
+    scikit-learn that saved it. A `.onnx` file needs `schema` (core.registry.onnx_import)."""
     path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        from core.registry.onnx_import import import_onnx
+
+        return import_onnx(name, path, schema, session=session, actor=actor)
     if path.is_dir():
         model_file, schema = _mlflow(path)
     elif path.is_file():

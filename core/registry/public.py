@@ -6,6 +6,8 @@ Field names and order are the wire contract (ARCHITECTURE.md Part 1: `versions N
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from core.enums import Stage, Task
@@ -52,6 +54,10 @@ class VersionPublic(BaseModel):
     created_by: str
     stage: Stage  # None | Staging | Production (holds the `production` alias) | Archived
     semver: str  # MAJOR.MINOR.PATCH, derived at registration (NAME@v1.2.0 refers to it)
+    artifact_format: str = "skops"  # skops, or onnx for an imported ONNX graph
+    # the last ONNX export's parity check (passed, max differences, tolerance, rows,
+    # converter versions), or why it cannot be exported; None: never exported
+    onnx_parity: dict[str, Any] | None = None
 
 
 class ModelPublic(BaseModel):

@@ -63,7 +63,7 @@ def register_version(pipeline: Any, *, session: Session, name: str, task: Task |
     `saved_with`: library versions that differ from this process's (an imported file records
     the scikit-learn that saved it); `accepted_sklearn`: see ModelVersion.accepted_sklearn."""
     check_model_name(name)
-    stored = save_pipeline(pipeline, name)
+    stored = save_pipeline(pipeline, name, artifact_format)
     fields = dict(task=Task(task).value, target=target, input_schema=input_schema,
                   classes=classes or [], metric=metric, score=score, metrics=metrics or {},
                   evaluation=evaluation or {}, estimator=estimator, params=params or {},
@@ -220,7 +220,8 @@ def version_public(mv: ModelVersion, aliases: list[str]) -> VersionPublic:
         dataset_fingerprint=mv.dataset_fingerprint, job_id=mv.job_id,
         parent_version=mv.parent_version, archived=stage is Stage.ARCHIVED, params=mv.params,
         library_versions=mv.library_versions, library_mismatch=library_mismatch(mv),
-        created_at=mv.created_at, created_by=mv.created_by, stage=stage, semver=mv.semver)
+        created_at=mv.created_at, created_by=mv.created_by, stage=stage, semver=mv.semver,
+        artifact_format=mv.artifact_format, onnx_parity=mv.onnx_parity)
 
 
 def list_versions(name: str, *, session: Session) -> list[VersionPublic]:

@@ -53,6 +53,7 @@ class AuditAction(StrEnum):
     KEY_CREATE = "key.create"
     KEY_REVOKE = "key.revoke"
     WORKSPACE_ADD = "workspace.add"
+    VERSION_ONNX_EXPORT = "version.onnx_export"
     ARTIFACTS_ROTATE_KEY = "artifacts.rotate_key"  # a rotation started (its new key's id)
     ARTIFACT_ROTATE_KEY = "artifact.rotate_key"    # one artifact re-encrypted
 
@@ -104,6 +105,7 @@ ACTION_LABELS: dict[AuditAction, str] = {
     AuditAction.KEY_CREATE: "created an API key",
     AuditAction.KEY_REVOKE: "revoked an API key",
     AuditAction.WORKSPACE_ADD: "added a workspace",
+    AuditAction.VERSION_ONNX_EXPORT: "exported a version to ONNX",
     AuditAction.ARTIFACTS_ROTATE_KEY: "started re-encrypting the artifacts under a new key",
     AuditAction.ARTIFACT_ROTATE_KEY: "re-encrypted an artifact under a new key",
 }

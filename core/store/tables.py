@@ -195,6 +195,9 @@ class ModelVersion(Owned, table=True):
     # The running scikit-learn version on which a user accepted loading this version's
     # artifact although another version saved it (None: not accepted; see `workbench accept`).
     accepted_sklearn: str | None = Field(default=None, max_length=40)
+    # The last ONNX export's parity check (core.onnx.parity), or why it cannot be exported;
+    # None: never exported
+    onnx_parity: dict[str, Any] | None = Field(default=None, sa_column=Column(NULLABLE_JSON))
     created_by: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
 

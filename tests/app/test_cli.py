@@ -248,7 +248,8 @@ MODEL_KEYS = ["name", "versions", "latest_version", "task", "metric", "latest_sc
 VERSION_KEYS = ["version", "aliases", "task", "target", "estimator", "metric", "score",
                 "metrics", "fingerprint", "size_bytes", "dataset_id", "dataset_fingerprint",
                 "job_id", "parent_version", "archived", "params", "library_versions",
-                "library_mismatch", "created_at", "created_by", "stage", "semver"]
+                "library_mismatch", "created_at", "created_by", "stage", "semver",
+                "artifact_format", "onnx_parity"]
 HISTORY_KEYS = ["alias", "from_version", "to_version", "actor", "reason", "at"]
 DATASET_KEYS = ["id", "name", "fingerprint", "rows", "columns", "size_bytes", "created_at"]
 

@@ -22,6 +22,7 @@ from core.registry import (
     list_versions,
     resolve,
 )
+from core.registry.onnx_model import OnnxModel
 
 router = APIRouter(tags=["models"])
 
@@ -31,6 +32,9 @@ class LoadedHere(BaseModel):
 
     version: int
     lean_path: bool  # served by the compiled fast path, not the scikit-learn pipeline
+    # what answers its requests: "lean" (the fast path), "scikit-learn" (the pipeline) or
+    # "onnxruntime" (an imported ONNX graph)
+    runtime: str = "scikit-learn"
 
 
 class ModelDetail(BaseModel):
@@ -79,12 +83,19 @@ def models(session: SessionDep) -> list[ModelPublic]:
     return list_models(session=session)
 
 
+def _runtime(lm: Any) -> str:
+    if isinstance(lm.pipeline, OnnxModel):
+        return "onnxruntime"
+    return "lean" if lm.fast is not None else "scikit-learn"
+
+
 @router.get("/v1/models/{name}", response_model=ModelDetail, responses=ERRORS)
 def model(name: str, serving: ServingDep, session: SessionDep) -> ModelDetail:
     versions = list_versions(check_model_name(name), session=session)
     st = serving.state(name, fresh=True)
     aliases = {a: v.version for v in versions for a in v.aliases}
-    loaded = [LoadedHere(version=lm.version, lean_path=lm.fast is not None)
+    loaded = [LoadedHere(version=lm.version, lean_path=lm.fast is not None,
+                         runtime=_runtime(lm))
               for lm in serving.cache.loaded_models(name)]
     return ModelDetail(name=name, versions=versions, aliases=aliases,
                        deployment=st.to_dict(), loaded_here=loaded)
