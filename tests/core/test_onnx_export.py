@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sqlmodel import Session
 
-from core.automl.catalog import CATALOG
+from core.automl.catalog import CATALOG, DEEP_SPECS
 from core.automl.ensemble import WeightedEnsemble
 from core.automl.train import build_pipeline
 from core.enums import Task
@@ -74,8 +74,26 @@ def classes_of(pipe: object, task: str) -> list | None:
                                                  for c in pipe.classes_]
 
 
+# the PyTorch networks (listed when torch is installed) are not converted yet (torch.onnx is
+# issue 18's next step): exporting one is refused naming the step, tested below
+NETWORKS = {s.key for s in DEEP_SPECS}
+
+
 def test_every_catalogue_family_is_covered_here() -> None:
-    assert set(SMALL) == set(CATALOG), "a new catalogue family needs an ONNX parity case"
+    assert set(SMALL) == set(CATALOG) - NETWORKS, \
+        "a new catalogue family needs an ONNX parity case"
+
+
+def test_a_network_blocks_the_export_and_names_the_step() -> None:
+    pytest.importorskip("torch", reason="the networks need the extra `deep`")
+    X = frame()
+    spec = CATALOG["deep_tabular"]
+    pipe = build_pipeline(spec, Task.BINARY, {**spec.defaults[0], **spec.fixed,
+                                              "max_epochs": 2}, SCHEMA)
+    pipe.fit(X, targets(X, Task.BINARY))
+    with pytest.raises(OnnxBlockedError) as err:
+        to_onnx(pipe, SCHEMA, Task.BINARY, ["no", "yes"], "churn:4")
+    assert "churn:4" in str(err.value) and "blocked by step" in str(err.value)
 
 
 @pytest.mark.parametrize("task", [Task.BINARY, Task.MULTICLASS, Task.REGRESSION])
