@@ -5,7 +5,6 @@ a step without a converter is named; the parity result is stored with the versio
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pandas as pd
 import pytest
 from sqlmodel import Session
@@ -20,6 +19,7 @@ from core.store import ModelVersion
 pytest.importorskip("skl2onnx", reason="ONNX export needs the extra `onnx` (pip install "
                                        "-e '.[onnx]')")
 pytest.importorskip("onnxruntime", reason="ONNX parity needs onnxruntime (extra `onnx`)")
+onnx = pytest.importorskip("onnx", reason="ONNX export needs the extra `onnx`")
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
