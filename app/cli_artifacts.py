@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlmodel import Session
 
-from app.cli_common import JsonOpt, emit_json, err, guarded, out, principal, session
+from app.cli_common import JsonOpt, database, emit_json, err, guarded, out, principal
 from core.errors import InputError, SettingsError
 
 commands = typer.Typer()
@@ -66,7 +67,9 @@ def rotate_key(
     from core.store.rotation import rotate
 
     new = _new_key(new_key_file)
-    with session() as s:
+    # every workspace's artifacts: the key is the store's, not a workspace's (a scoped session
+    # would leave the other workspaces under the old key and still report "done")
+    with Session(database().engine, expire_on_commit=False) as s:
         report = rotate(new, session=s, actor=principal().actor, limit=limit,
                         progress=lambda label: err.print(f"rotated {label}", highlight=False))
     doc = {"key_id": report.key_id, "rotated": len(report.rotated), "already": report.already,

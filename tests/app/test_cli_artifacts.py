@@ -65,3 +65,33 @@ def test_rotate_key_refuses_a_bad_new_key_and_reports_an_unreadable_artifact(
     result = runner.invoke(app, ["rotate-key"], input=new_key_text())
     assert result.exit_code == 1
     assert "churn:1" in result.output and "WORKBENCH_ARTIFACT_KEY" in result.output
+
+
+def test_rotate_key_rotates_every_workspace_not_only_the_callers(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key belongs to the store: after "Done", dropping the old key must leave every
+    workspace's versions loadable (a rotation scoped to the CLI's workspace did not)."""
+    from core.identity.workspaces import add_workspace
+    from core.registry import load_pipeline
+    from core.store.scope import scope
+
+    old, new = new_key_text(), new_key_text()
+    monkeypatch.setenv("WORKBENCH_ARTIFACT_KEY", old)
+    with store_session() as s:
+        add_workspace("team-a", session=s)
+        s.commit()
+        register_numeric(s)
+    with store_session() as s:
+        scope(s, "team-a")
+        register_numeric(s)
+    result = runner.invoke(app, ["rotate-key", "--json"], input=new + "\n")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["rotated"], doc["remaining"], doc["done"]) == (2, 0, True)
+
+    monkeypatch.setenv("WORKBENCH_ARTIFACT_KEY", new)  # the old key is gone
+    pipe, X = numeric_pipeline()
+    for ws in ("default", "team-a"):
+        with store_session() as s:
+            scope(s, ws)
+            assert (load_pipeline("churn:1", session=s)[2].predict(X) == pipe.predict(X)).all()
