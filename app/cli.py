@@ -391,16 +391,22 @@ def ui(
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8501,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     insecure: Annotated[bool, typer.Option(
-        "--insecure", help="Listen on a non-loopback interface although the UI has no login "
+        "--insecure", help="Listen on a non-loopback interface although no user signs in "
         "(anyone who can reach it can deploy and train).")] = False,
 ) -> None:
-    """Start the Streamlit workbench on 127.0.0.1 (another interface needs --insecure: the
-    UI has no login yet)."""
-    from app.bind_guard import check_bind, insecure_warning
+    """Start the Streamlit workbench on 127.0.0.1 (another interface needs users to sign in,
+    `workbench users add`, or --insecure)."""
+    from app.bind_guard import check_bind, configured_authentication, insecure_warning
+    from app.cli_common import database
     from core.settings import get_settings
 
-    home = get_settings().home  # a bad setting stops here with its message, not in every page
-    if check_bind(host, command="workbench ui", authentication=None, insecure=insecure):
+    settings = get_settings()
+    home = settings.home  # a bad setting stops here with its message, not in every page
+    # the app's sign-in form protects it once users exist (WORKBENCH_API_TOKEN does not: it
+    # is the API's)
+    signin = configured_authentication(settings.model_copy(update={"workbench_api_token": None}),
+                                       database())
+    if check_bind(host, command="workbench ui", authentication=signin, insecure=insecure):
         err.print(insecure_warning(host, port), style="bold red", highlight=False)
     # The home as an absolute path: a job worker the app starts runs in another directory
     # (the package's), where the default ./.workbench would be another, empty store.

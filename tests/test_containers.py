@@ -104,7 +104,7 @@ def _port_of(name: str) -> int:
 def test_published_ports_and_health_checks_are_the_ports_the_commands_listen_on(
         name: str) -> None:
     port = _port_of(name)
-    assert f"{port}:{port}" in SERVICES[name]["ports"]
+    assert any(p.endswith(f"{port}:{port}") for p in SERVICES[name]["ports"])
     assert f"127.0.0.1:{port}/" in " ".join(SERVICES[name]["healthcheck"]["test"])
     assert re.search(rf"^EXPOSE .*\b{port}\b", DOCKERFILE, re.M)
     assert _parse(_cli("workbench").commands[_command(OURS[name])[1]],
@@ -165,3 +165,9 @@ def test_the_build_context_leaves_out_secrets_and_local_state() -> None:
         for path in line.split():
             assert (ROOT / path).exists(), f"the Dockerfile copies a missing {path}"
             assert path not in ignored, f"the Dockerfile copies {path}, which is ignored"
+
+
+def test_what_has_no_sign_in_is_published_on_this_host_only() -> None:
+    """The app (until a user exists), the MinIO console and the Dask dashboard: 127.0.0.1."""
+    for name in ("app", "s3", "dask-scheduler"):
+        assert all(p.startswith("127.0.0.1:") for p in SERVICES[name]["ports"]), name

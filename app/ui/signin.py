@@ -28,11 +28,13 @@ def _session() -> Session:
 
 
 def require_sign_in(*, entry_point: bool = False) -> Principal:
-    """The principal this run acts as. With users and no valid token: the sign-in form (as
-    the only page when called from the entry point) and `st.stop()`."""
+    """The principal this run acts as. Once any user or API key exists (or ever existed: as
+    on the API, removing the last user never opens the app to everyone), without a valid
+    token: the sign-in form (as the only page when called from the entry point) and
+    `st.stop()`."""
     with _session() as s:
         known = directory.load(s)  # who exists now: removals and role changes count at once
-    if not known.users:
+    if not known.configured:  # single-user mode: no user or key was ever made
         st.session_state.pop(TOKEN, None)
         principal = local_principal()
         remember(principal)
@@ -79,6 +81,11 @@ def sign_in_form() -> None:
     """Name and password; a wrong pair says so without telling which half was wrong."""
     st.title("Sign in to ML Workbench")
     notice = st.session_state.get(NOTICE)
+    with _session() as s:
+        if not directory.load(s).users:
+            notice = ("No user can sign in: sign-in is configured (API keys exist, or users "
+                      "did) but there is no user. Add one on the server's machine with "
+                      "`workbench users add NAME --role admin`.")
     if notice:
         st.info(notice, icon=":material/info:")
     with st.form(FORM):

@@ -98,3 +98,15 @@ def test_make_run_and_streamlit_config_bind_loopback() -> None:
     run_line = next(line for line in (ROOT / "Makefile").read_text().splitlines()
                     if "streamlit run" in line)
     assert "--server.address=127.0.0.1" in run_line
+
+
+def test_ui_opens_up_once_users_sign_in(launched: list[dict[str, Any]]) -> None:
+    """With a user the app shows its sign-in form, so another interface needs no --insecure."""
+    from core.identity.users import add_user
+    from tests.factories import store_session
+
+    with store_session() as s:
+        add_user("alice", "correct horse battery staple", role="admin", session=s)
+    result = runner.invoke(app, ["ui", "--host", "0.0.0.0", "--port", "9000"])
+    assert result.exit_code == 0, result.output
+    assert launched[0]["argv"] == ui_command("0.0.0.0", 9000)

@@ -140,6 +140,16 @@ def test_the_session_ends_when_the_user_is_removed_or_the_role_changes(team: Pat
     assert "was removed" in at.info[0].value
 
 
+def test_removing_the_last_user_keeps_the_app_closed(team: Path) -> None:
+    """As on the API: removing people never opens the app to everyone as an admin."""
+    with store_session() as s:
+        remove_user("vera", session=s)
+        remove_user("eddie", session=s)
+    at = _app().run()
+    assert [t.value for t in at.title] == ["Sign in to ML Workbench"]
+    assert "workbench users add" in at.info[0].value
+
+
 def test_an_expired_token_and_a_wrong_password_show_the_form_again(team: Path) -> None:
     at = _sign_in("vera", "not the password at all")
     assert at.error[0].value == "Wrong user name or password."
