@@ -121,9 +121,10 @@ if not to_label.empty:
                        to_label.to_csv(index=False).encode(), f"{name}-to-label.csv",
                        "text/csv", icon=":material/download:")
 with st.form("feedback", clear_on_submit=True):
-    # a viewer may: feedback on predictions goes with predicting (app/api/roles.py)
-    upload = st.file_uploader("Labelled requests (CSV or Parquet)", type=["csv", "parquet"])
-    send = st.form_submit_button("Record true values")
+    # editors only: labels drive performance alerts (and so rollbacks) and retraining data
+    upload = st.file_uploader("Labelled requests (CSV or Parquet)", type=["csv", "parquet"],
+                              **gate())
+    send = act(st.form_submit_button, "Record true values")
 if send:
     if upload is None:
         st.error("Choose a CSV or Parquet file first.", icon=":material/error:")

@@ -34,7 +34,7 @@ from core.store.failures import storage_failure
 TOKEN_PRINCIPAL = Principal(actor="api-token", role=Role.ADMIN, kind=PrincipalKind.TOKEN)
 SIGN_IN = ("Sign in: send `Authorization: Bearer TOKEN` with a token from POST "
            "/v1/auth/token, an API key (`workbench keys create`) or WORKBENCH_API_TOKEN.")
-_BEARER = (b"Bearer ", b"bearer ")
+_BEARER = b"bearer "  # the scheme is case-insensitive (RFC 7235)
 _JWT_CACHE_MAX = 1024
 
 
@@ -90,7 +90,7 @@ class Guard:
         cred = None
         for k, v in scope["headers"]:
             if k == b"authorization":
-                cred = v[7:].strip() if v[:7] in _BEARER else b""
+                cred = v[7:].strip() if v[:7].lower() == _BEARER else b""
                 break
         token = self.settings.workbench_api_token
         if token and cred and hmac.compare_digest(cred, token.encode()):

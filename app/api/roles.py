@@ -26,18 +26,20 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset({
 DEFAULT_BY_METHOD: dict[str, Role] = {"GET": V, "HEAD": V, "OPTIONS": V}  # anything else: E
 DEFAULT_WRITE = E
 
-# Writes a viewer may make: predicting and what belongs with it (feedback on predictions,
-# scoring a labelled table, comparing), none of which changes a model, dataset or deployment.
+# Writes a viewer may make: predicting and what belongs with it (scoring a labelled table,
+# comparing), none of which changes a model, dataset or deployment. Not feedback: labels drive
+# performance alerts (so automatic rollbacks) and retraining data, an editor's decisions.
+# Not the ONNX download either: a GET, but it converts, runs the parity check and stores it.
 ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("POST", "/v1/models/{name}/predict"): V,
     ("POST", "/v1/models/{name}/invocations"): V,
     ("POST", "/invocations"): V,
     ("POST", "/v2/models/{name}/infer"): V,
     ("POST", "/v2/models/{name}/versions/{version}/infer"): V,
-    ("POST", "/v1/models/{name}/feedback"): V,
     ("POST", "/v1/models/{name}/evaluate"): V,
     ("POST", "/v1/models/compare"): V,
     ("POST", "/v1/runs/compare"): V,
+    ("GET", "/v1/models/{name}/versions/{version}/onnx"): E,
 }
 
 # Users, keys and workspace settings: admin only, whatever the method.

@@ -159,6 +159,11 @@ def test_the_api_token_is_an_admin_named_api_token(client: TestClient,
         me = c.get("/v1/auth/me", headers=_bearer("s3cret-token")).json()
         assert me == {"actor": "api-token", "role": "admin", "workspace": "default",
                       "kind": "token"}
+        # the scheme is case-insensitive (RFC 7235); another scheme is no credential
+        assert c.get("/v1/auth/me", headers={"Authorization": "BEARER s3cret-token"}
+                     ).json()["actor"] == "api-token"
+        _error(c.get("/v1/models", headers={"Authorization": "Basic s3cret-token"}), 401,
+               "unauthorized")
         assert c.get("/health").status_code == 200
 
 

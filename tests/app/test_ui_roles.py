@@ -26,8 +26,8 @@ from tests.factories import ROOT, register, store_session, submit, training_fram
 PASSWORD = "correct horse battery staple"
 NEEDS_EDITOR = "Needs the editor role — you are a viewer"
 # what viewers may do: read, predict, and what goes with predicting (app/api/roles.py)
-READS = {"Sign out", "Predict this row", "Run simulator", "Check drift", "Record true values"}
-READ_UPLOADS = ("Upload rows to predict", "Labelled requests")
+READS = {"Sign out", "Predict this row", "Run simulator", "Check drift"}
+READ_UPLOADS = ("Upload rows to predict",)
 PAGES = ["pages/home.py", "pages/data.py", "pages/train.py", "pages/leaderboard.py",
          "pages/compare.py", "pages/runs.py", "pages/registry.py", "pages/version.py",
          "pages/predict.py", "pages/deployments.py", "pages/monitor.py", "pages/jobs.py",
