@@ -34,6 +34,10 @@ PIPELINE = "pipeline.skops"
 FORMAT = "workbench-deep/1"
 SLOT = "__workbench_network_{}__"
 MAX_MANIFEST_BYTES = 16 * 2**20
+# What a container may unpack to: float weights and skops files barely compress, so a file
+# that claims far more than it holds is crafted (a zip bomb), refused before anything is read.
+MAX_UNPACK_RATIO = 20
+MAX_UNPACKED_BYTES = 4 * 2**30
 # the exact classes a saved network may name (core/automl/deep); nothing else is imported
 NETWORK_TYPES: frozenset[str] = frozenset({
     "core.automl.deep.tabular.TabularNetClassifier",
@@ -108,7 +112,18 @@ def skops_part(data: bytes) -> bytes:
     if not is_container(data):
         return data
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        _check_unpacked_size(zf, len(data), "the artifact")
         return zf.read(PIPELINE) if PIPELINE in zf.namelist() else b""
+
+
+def _check_unpacked_size(zf: zipfile.ZipFile, packed: int, label: str) -> None:
+    """Refuse a container whose members claim more bytes than it could honestly hold (the
+    zip reader never returns more than a member's declared size)."""
+    claimed = sum(info.file_size for info in zf.infolist())
+    if claimed > min(MAX_UNPACKED_BYTES, max(packed, 2**20) * MAX_UNPACK_RATIO):
+        raise ArtifactIntegrityError(
+            f"{label} claims to unpack to {claimed:,} bytes from {packed:,}: more than a "
+            "saved network can, so the file is crafted and was not loaded.")
 
 
 def _manifest(zf: zipfile.ZipFile, label: str) -> dict[str, Any]:
@@ -160,14 +175,15 @@ def load(data: bytes, label: str, load_skops: Callable[[bytes], Any]) -> Any:
     except (zipfile.BadZipFile, OSError) as exc:
         raise ArtifactIntegrityError(f"{label} is not a readable file ({exc}).") from None
     with zf:
+        _check_unpacked_size(zf, len(data), label)
         manifest = _manifest(zf, label)
         if PIPELINE not in zf.namelist():
             raise ArtifactIntegrityError(f"{label}: the pipeline part is missing.")
+        pipeline = load_skops(zf.read(PIPELINE))  # audited before any network is built
         table = {}
         for entry in manifest["networks"]:
             net = _network(entry, zf, label)
             table[entry["slot"]] = net
-        pipeline = load_skops(zf.read(PIPELINE))
     return _put_back(pipeline, table, set())
 
 

@@ -195,6 +195,19 @@ def test_tampered_weights_are_refused(stored_binary, home: Path) -> None:
         load_verified(stored.relpath, stored.fingerprint, "net-binary:1")
 
 
+def test_a_zip_bomb_is_refused_before_anything_is_unpacked(stored_binary) -> None:
+    """A member of zeros compresses ~1000:1: the container claims more than it can hold."""
+    data, _ = stored_binary
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            dst.writestr(item.filename, src.read(item.filename))
+        dst.writestr("padding.bin", b"\0" * (64 * 2**20))
+    with pytest.raises(ArtifactIntegrityError, match="crafted"):
+        load_trusted_bytes(out.getvalue(), "bomb.wbdeep")
+
+
 @pytest.mark.slow  # torch.optim's first use imports torch._dynamo (seconds)
 def test_our_adamw_steps_as_torch_optim_adamw() -> None:
     """base.AdamW avoids torch.optim's import of torch._dynamo; it must compute the same."""
