@@ -148,6 +148,17 @@ def test_listings_of_another_workspace_show_nothing_of_it(two_workspaces) -> Non
     assert "secret-model" in client.get("/v1/models", headers=_as("team-a")).text
 
 
+def test_metrics_show_a_workspace_its_own_series_only(two_workspaces) -> None:
+    client, a, _ = two_workspaces
+    r = client.post(f"/v1/models/{a['name']}/predict", json={"records": [RECORD]},
+                    headers=_as("team-a"))
+    assert r.status_code == 200, r.text
+    assert 'model="team-a/secret-model"' in client.get("/metrics", headers=_as("team-a")).text
+    theirs = client.get("/metrics", headers=_as("team-b"))
+    assert theirs.status_code == 200 and "secret-model" not in theirs.text
+    assert "# TYPE" in theirs.text  # the families stay, only other workspaces' series go
+
+
 def _serve_churn(db: Database, ws: str, seed: int, max_p99_ms: float) -> int:
     """`churn` in `ws`: v1 stable, v2 a 50 % canary (the two workspaces' pipelines differ),
     its own latency rule, a daily schedule (returned)."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
-from app.api.deps import ServingDep
+from app.api.deps import PrincipalDep, ServingDep
 from app.api.version import VERSION
 from core.deploy.metrics import CONTENT_TYPE
+from core.identity import DEFAULT_WORKSPACE, PrincipalKind
 
 router = APIRouter(tags=["health"])
 
@@ -25,6 +28,27 @@ def health(serving: ServingDep) -> Health:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(serving: ServingDep) -> Response:
-    """Prometheus text: every server worker's counts summed (core/deploy/metrics.py)."""
-    return Response(serving.metrics.exposition(), media_type=CONTENT_TYPE)
+def metrics(serving: ServingDep, principal: PrincipalDep) -> Response:
+    """Prometheus text: every server worker's counts summed (core/deploy/metrics.py). A user
+    or key sees its own workspace's series only; the operator and WORKBENCH_API_TOKEN (what
+    Prometheus scrapes with) see every workspace's."""
+    body = serving.metrics.exposition()
+    if principal.kind not in (PrincipalKind.TOKEN, PrincipalKind.LOCAL):
+        body = of_workspace(body.decode(), principal.workspace).encode()
+    return Response(body, media_type=CONTENT_TYPE)
+
+
+_MODEL_LABEL = re.compile(r'model="([^"]*)"')
+
+
+def of_workspace(text: str, workspace: str) -> str:
+    """The exposition without the series of other workspaces' models (labelled
+    `WORKSPACE/NAME` outside `default`, the bare name inside it)."""
+    def mine(line: str) -> bool:
+        found = _MODEL_LABEL.search(line)
+        if found is None or line.startswith("#"):
+            return True
+        owner, slash, _ = found.group(1).partition("/")
+        return (owner if slash else DEFAULT_WORKSPACE) == workspace
+
+    return "\n".join(line for line in text.split("\n") if mine(line))
