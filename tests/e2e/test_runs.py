@@ -73,6 +73,8 @@ def test_the_runs_page_compares_two_searches_of_different_models(page: Page,
 
     # tick the newest run's row (runs_cancer) in the table, pick the other one by name
     grid = page.get_by_test_id("stDataFrame").first
+    settled(page)  # a tick during a script run can be lost: click the finished page's grid
+    loaded(page)
     box = grid.bounding_box()
     page.mouse.click(box["x"] + 15, box["y"] + ROW_PX * 1.5)  # the first row's checkbox
     picked = page.get_by_test_id("stMultiSelect").filter(has_text="Compare runs")
