@@ -26,21 +26,18 @@ def workspace_option(
 @guarded
 def workspaces(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """List the workspaces."""
-    if ctx.invoked_subcommand is not None:
-        return
-    with session() as s:
-        rows = [{"name": w.name, "created_at": w.created_at.isoformat()}
-                for w in list_workspaces(session=s)]
-    if json_out:
-        emit_json(rows)
-    else:
-        out.print(_table("Workspaces", rows, ["name", "created_at"]))
+    if ctx.invoked_subcommand is None:
+        _print_workspaces(json_out)
 
 
 @commands.command("list")
 @guarded
 def list_cmd(json_out: JsonOpt = False) -> None:
     """List the workspaces."""
+    _print_workspaces(json_out)
+
+
+def _print_workspaces(json_out: bool) -> None:
     with session() as s:
         rows = [{"name": w.name, "created_at": w.created_at.isoformat()}
                 for w in list_workspaces(session=s)]
