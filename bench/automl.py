@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -87,6 +88,8 @@ def score(task: Task, s: Split, pred: np.ndarray, classes: list[Any] | None) -> 
     proba = np.zeros((len(pred), len(labels)))  # columns in `labels` order
     for j, c in enumerate(classes or []):
         proba[:, labels.index(c)] = pred[:, j]
+    sums = proba.sum(axis=1, keepdims=True)  # float32 probabilities drift off 1 (AutoGluon)
+    proba = np.divide(proba, sums, out=proba, where=sums > 0)
     if task.kind is Kind.BINARY:
         return float(skm.roc_auc_score(s.y_test == labels[1], proba[:, 1]))
     return float(skm.log_loss(s.y_test, proba, labels=labels))
@@ -170,7 +173,8 @@ class Results:
 def write_split(task: Task, s: Split, root: Path) -> Path:
     d = root / task.name
     d.mkdir(parents=True, exist_ok=True)
-    s.X_train.assign(**{task.target: s.y_train}).to_parquet(d / "train.parquet")
+    train = pd.concat([s.X_train, s.y_train.rename(task.target)], axis=1)  # wide: one concat
+    train.to_parquet(d / "train.parquet")
     s.X_test.to_parquet(d / "test.parquet")
     (d / "task.json").write_text(json.dumps({
         "name": task.name, "target": task.target, "kind": str(task.kind),
