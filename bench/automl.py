@@ -269,9 +269,12 @@ def compare(runs: dict[str, Run], mode: str, budget: float, tasks: list[Task], r
             ) -> dict[str, Any] | None:
     """Workbench vs `ref` over the tasks both finished at this mode and budget."""
     ratios, wins, per_task = [], 0, {}
+    failed = {"workbench": 0, ref: 0}  # tasks where a run failed (ERR in the table)
     for t in tasks:
         wb = runs.get(run_key(mode, budget, t.name, "workbench"))
         other = runs.get(run_key(mode, budget, t.name, ref))
+        for system, r in (("workbench", wb), (ref, other)):
+            failed[system] += bool(r and r.error)
         if not (wb and other and wb.score is not None and other.score is not None):
             continue
         r = ratio(t.metric, wb.score, other.score)
@@ -284,7 +287,7 @@ def compare(runs: dict[str, Run], mode: str, budget: float, tasks: list[Task], r
     n = len(ratios)
     geo = float(math.exp(np.mean(np.log(np.clip(ratios, 1e-12, None)))))
     return {"n": n, "wins_ties": wins, "share": wins / n, "geomean_ratio": geo,
-            "median_ratio": float(np.median(ratios)),
+            "median_ratio": float(np.median(ratios)), "failed": failed,
             "pass_share": wins / n >= TARGETS["win_tie_share"],
             "pass_ratio": geo >= TARGETS["geomean_ratio"], "tasks": per_task}
 
@@ -375,7 +378,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                 f"  vs {name}: wins+ties {c['wins_ties']}/{c['n']} ({c['share']:.0%}) "
                 f">= {TARGETS['win_tie_share']:.0%} {_pf(c['pass_share'])}; geometric-mean "
                 f"ratio {c['geomean_ratio']:.4f} >= {TARGETS['geomean_ratio']} "
-                f"{_pf(c['pass_ratio'])} (median {c['median_ratio']:.4f})")
+                f"{_pf(c['pass_ratio'])} (median {c['median_ratio']:.4f}); failed runs: "
+                f"ours {c['failed']['workbench']}, theirs {c['failed'][ref]}")
         for system, b in cell["budget"].items():
             if b is None:
                 continue
