@@ -29,6 +29,11 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     # the workbench's own estimators and transformers
     "core.automl.ensemble.WeightedEnsemble",
     "core.automl.wrappers.LabelEncodedClassifier",
+    # LightGBM / CatBoost: their state is the model as a str / bytes (core/automl/boosters.py)
+    "core.automl.boosters.LightGBMClassifier",
+    "core.automl.boosters.LightGBMRegressor",
+    "core.automl.boosters.CatBoostClassifier",
+    "core.automl.boosters.CatBoostRegressor",
     "core.features.transformers.CategoricalCleaner",
     "core.features.transformers.DatetimeParts",
     "core.features.finance.MarketFeatures",
