@@ -18,6 +18,10 @@ Early stopping: on an internal validation split with a fixed seed (`random_state
 HistGradientBoosting's `early_stopping`, in every fold and in the final refit alike (the
 fold's own validation rows score the trial, so they never choose its number of rounds).
 
+Time: `max_time_s` (set by the search from what is left of the budget, as for the networks)
+stops the boosting after that many seconds, keeping the trees so far, so one slow fit cannot
+break the budget's promise.
+
 Both libraries are imported on first fit or load, never by importing this module.
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from typing import Any
 
 import numpy as np
@@ -102,7 +107,8 @@ class _LightGBM(_Booster):
                  colsample_bytree: float = 1.0, subsample: float = 1.0,
                  reg_lambda: float = 0.0, min_data_per_group: int = 100,
                  categorical_columns: int = 0, early_stopping_rounds: int = 50,
-                 random_state: int = 0, n_jobs: int = 1) -> None:
+                 random_state: int = 0, n_jobs: int = 1,
+                 max_time_s: float | None = None) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -115,6 +121,7 @@ class _LightGBM(_Booster):
         self.early_stopping_rounds = early_stopping_rounds
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.max_time_s = max_time_s
 
     def _params(self, n_classes: int) -> dict[str, Any]:
         objective = ("regression" if not self._classification else
@@ -142,9 +149,11 @@ class _LightGBM(_Booster):
         dataset = {"categorical_feature": cats, "params": {"verbosity": -1},
                    "free_raw_data": True}
         split = validation_split(target, self._classification, self.random_state)
+        clock = [] if self.max_time_s is None else [_lightgbm_deadline(self.max_time_s)]
         if split is None:
             train = lightgbm.Dataset(X, target, **dataset)
-            booster = lightgbm.train(params, train, min(self.n_estimators, FALLBACK_ROUNDS))
+            booster = lightgbm.train(params, train, min(self.n_estimators, FALLBACK_ROUNDS),
+                                     callbacks=clock)
             best = booster.current_iteration()
         else:
             tr, va = split
@@ -152,7 +161,8 @@ class _LightGBM(_Booster):
             valid = lightgbm.Dataset(X[va], target[va], reference=train, **dataset)
             booster = lightgbm.train(
                 params, train, self.n_estimators, valid_sets=[valid],
-                callbacks=[lightgbm.early_stopping(self.early_stopping_rounds, verbose=False)])
+                callbacks=[lightgbm.early_stopping(self.early_stopping_rounds, verbose=False),
+                           *clock])
             best = booster.best_iteration or booster.current_iteration()
         self.n_iter_ = int(best)
         self.model_ = booster.model_to_string(num_iteration=best)
@@ -174,6 +184,31 @@ class _LightGBM(_Booster):
         check_is_fitted(self, "model_")
         # one thread: OpenMP's pool made a one-row answer 30x slower (docs/automl/lgbm-catboost.md)
         return self.booster_.predict(self._check(X, reset=False), num_threads=1)
+
+
+def _lightgbm_deadline(seconds: float) -> Any:
+    """A LightGBM callback ending the training after `seconds` (the trees so far are kept)."""
+    import lightgbm
+
+    end = time.monotonic() + seconds
+
+    def stop_in_time(env: Any) -> None:
+        if time.monotonic() > end:
+            raise lightgbm.callback.EarlyStopException(env.iteration,
+                                                       env.evaluation_result_list or [])
+
+    stop_in_time.order = 40  # type: ignore[attr-defined]  # after early stopping's own check
+    return stop_in_time
+
+
+class _CatBoostDeadline:
+    """A CatBoost callback ending the training after `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def after_iteration(self, info: Any) -> bool:
+        return time.monotonic() <= self.end
 
 
 class LightGBMClassifier(ClassifierMixin, _LightGBM):
@@ -204,7 +239,8 @@ class _CatBoost(_Booster):
     def __init__(self, iterations: int = 1000, learning_rate: float = 0.08, depth: int = 6,
                  l2_leaf_reg: float = 3.0, random_strength: float = 1.0,
                  categorical_columns: int = 0, early_stopping_rounds: int = 50,
-                 random_state: int = 0, thread_count: int = 1) -> None:
+                 random_state: int = 0, thread_count: int = 1,
+                 max_time_s: float | None = None) -> None:
         self.iterations = iterations
         self.learning_rate = learning_rate
         self.depth = depth
@@ -214,6 +250,7 @@ class _CatBoost(_Booster):
         self.early_stopping_rounds = early_stopping_rounds
         self.random_state = random_state
         self.thread_count = thread_count
+        self.max_time_s = max_time_s
 
     def _pool(self, X: np.ndarray, label: np.ndarray | None = None) -> Any:
         """Numbers as float32, category codes as text (CatBoost takes categories as ints or
@@ -246,15 +283,16 @@ class _CatBoost(_Booster):
         if self._classification:
             params["class_names"] = list(range(n_classes))
         split = validation_split(target, self._classification, self.random_state)
+        clock = None if self.max_time_s is None else [_CatBoostDeadline(self.max_time_s)]
         if split is None:
             params["iterations"] = min(self.iterations, FALLBACK_ROUNDS)
-            model = CatBoost(params).fit(self._pool(X, target))
+            model = CatBoost(params).fit(self._pool(X, target), callbacks=clock)
         else:
             tr, va = split
             params["early_stopping_rounds"] = self.early_stopping_rounds
             model = CatBoost(params).fit(self._pool(X[tr], target[tr]),
                                          eval_set=self._pool(X[va], target[va]),
-                                         use_best_model=True)
+                                         use_best_model=True, callbacks=clock)
         self.n_iter_ = int(model.tree_count_)
         with tempfile.TemporaryDirectory() as tmp:  # the public way to get the .cbm bytes
             path = os.path.join(tmp, "model.cbm")

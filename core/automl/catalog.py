@@ -298,7 +298,7 @@ CATALOG: dict[str, EstimatorSpec] = {s.key: s for s in [
         optional={fam: {"min_data_per_group": IntDistribution(5, 200, log=True)}
                   for fam in ("classification", "regression")},
         fixed={"n_estimators": 1000, "early_stopping_rounds": 50, "n_jobs": 1,
-               "random_state": 0},
+               "random_state": 0, "max_time_s": None},
         categorical_param="categorical_columns",
     ),
     EstimatorSpec(
@@ -311,7 +311,7 @@ CATALOG: dict[str, EstimatorSpec] = {s.key: s for s in [
                "l2_leaf_reg": FloatDistribution(0.5, 30.0, log=True),
                "random_strength": FloatDistribution(0.1, 10.0, log=True)},
         fixed={"iterations": 500, "early_stopping_rounds": 50, "thread_count": 1,
-               "random_state": 0},
+               "random_state": 0, "max_time_s": None},
         categorical_param="categorical_columns",
     ),
     EstimatorSpec(

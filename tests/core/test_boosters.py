@@ -57,7 +57,7 @@ def _target(X: pd.DataFrame, task: str) -> np.ndarray:
     return np.digitize(signal, [-0.7, 0.9]) + 1
 
 
-def _fit(key: str, task: str, X: pd.DataFrame, schema: list[dict], **params):
+def _fit(key: str, task: str, X: pd.DataFrame, schema: list[dict], **params: object):
     spec = CATALOG[key]
     point = {**spec.defaults[0], **SMALL[key], **params}
     return build_pipeline(spec, task, point, schema).fit(X, _target(X, task))
@@ -305,3 +305,13 @@ def test_a_short_search_trains_both_and_registers_a_working_model() -> None:
     ok = {t.estimator for t in result.trials if t.status == "ok"}
     assert {"lightgbm", "catboost"} <= ok, result.leaderboard()
     assert set(result.pipeline.predict(X.head(20))) <= {"no", "yes"}
+
+
+@pytest.mark.parametrize("key", BOOSTERS)
+def test_a_time_limit_ends_the_boosting_and_keeps_a_working_model(key: str) -> None:
+    """The search passes what is left of the budget (`max_time_s`); at its end the trees so
+    far are the model."""
+    X, schema = _table(n=200)
+    pipe = _fit(key, "binary", X, schema, max_time_s=0.0)
+    assert _booster(pipe).n_iter_ == 1
+    assert set(pipe.predict(X)) <= {"no", "yes"}
