@@ -315,3 +315,54 @@ def test_a_time_limit_ends_the_boosting_and_keeps_a_working_model(key: str) -> N
     pipe = _fit(key, "binary", X, schema, max_time_s=0.0)
     assert _booster(pipe).n_iter_ == 1
     assert set(pipe.predict(X)) <= {"no", "yes"}
+
+
+def _lightgbm_text(pipe) -> str:
+    return _booster(pipe).model_
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    (lambda t: t.replace("left_child=", "left_child=77 ", 1), "do not match"),
+    (lambda t: _first_child(t, "99"), "points at nodes"),
+    (lambda t: _first_child(t, t.split("right_child=", 1)[1].split()[0]), "twice"),
+    (lambda t: t.replace("max_feature_idx=", "max_feature_idx=1", 1), "number of features"),
+])
+def test_an_imported_lightgbm_forest_that_points_outside_itself_is_refused(
+        session, tmp_path: Path, edit, words: str) -> None:
+    from core.registry import list_models
+    from core.registry.importer import import_model
+
+    X, schema = _table(n=200)
+    pipe = _fit("lightgbm", "binary", X, schema)
+    text = _lightgbm_text(pipe)
+
+    def swap(doc: dict) -> None:
+        for node in _nodes(doc, "LightGBMClassifier"):
+            if "model_" in node["content"]["content"]:  # the fitted one
+                node["content"]["content"]["model_"] = _node_of(edit(text))
+
+    path = tmp_path / "crafted.skops"
+    path.write_bytes(_rewrite(_dump(pipe), swap))
+    with pytest.raises(ArtifactIntegrityError, match=words):
+        import_model("crafted", path, session=session)
+    assert list_models(session=session) == []
+    good = tmp_path / "good.skops"
+    good.write_bytes(_dump(pipe))  # the same pipeline, untouched, imports
+    assert import_model("good", good, session=session).version == 1
+
+
+def _first_child(text: str, value: str) -> str:
+    head, _, rest = text.partition("left_child=")
+    first, _, tail = rest.partition(" ")
+    return f"{head}left_child={value} {tail}"
+
+
+def test_an_imported_catboost_model_is_refused_before_catboost_reads_it(session,
+                                                                       tmp_path: Path) -> None:
+    from core.registry.importer import import_model
+
+    X, schema = _table(n=200)
+    path = tmp_path / "cb.skops"
+    path.write_bytes(_dump(_fit("catboost", "binary", X, schema)))
+    with pytest.raises(ArtifactIntegrityError, match="CatBoost model cannot be checked"):
+        import_model("cb", path, session=session)
