@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 MIN_VALID_ROWS = 10        # fewer held-out rows than this: no early stopping
@@ -69,14 +70,19 @@ class _Booster(BaseEstimator):
         return validate_data(self, X, reset=reset, dtype=np.float64,
                              ensure_all_finite="allow-nan")
 
-    def _labels(self, y: Any) -> np.ndarray:
-        y = np.asarray(y)
+    def _fit_data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """X as floats (missing values allowed), y checked like scikit-learn's estimators; a
+        classifier's labels become codes 0..K-1 (`classes_`)."""
+        X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan",
+                             ensure_min_samples=2, y_numeric=not self._classification)
         if not self._classification:
-            return y.astype(np.float64)
+            return X, y.astype(np.float64)
+        check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError("A classifier needs at least two classes in the training rows.")
-        return codes
+            raise ValueError("A classifier needs two classes or more; the training rows have "
+                             "1 class.")
+        return X, codes
 
     def __getstate__(self) -> dict[str, Any]:
         """The saved state: parameters and the model in the library's own format, never the
@@ -141,8 +147,7 @@ class _LightGBM(_Booster):
     def fit(self, X: Any, y: Any) -> _LightGBM:
         import lightgbm
 
-        X = self._check(X, reset=True)
-        target = self._labels(y)
+        X, target = self._fit_data(X, y)
         n_classes = len(self.classes_) if self._classification else 0
         cats = list(range(min(int(self.categorical_columns), X.shape[1])))
         params = self._params(n_classes)
@@ -223,7 +228,8 @@ class LightGBMClassifier(ClassifierMixin, _LightGBM):
         return raw
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # checks that it is fitted first
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class LightGBMRegressor(RegressorMixin, _LightGBM):
@@ -269,8 +275,7 @@ class _CatBoost(_Booster):
     def fit(self, X: Any, y: Any) -> _CatBoost:
         from catboost import CatBoost
 
-        X = self._check(X, reset=True)
-        target = self._labels(y)
+        X, target = self._fit_data(X, y)
         n_classes = len(self.classes_) if self._classification else 0
         loss = "RMSE" if not self._classification else \
             "Logloss" if n_classes == 2 else "MultiClass"
@@ -329,7 +334,8 @@ class CatBoostClassifier(ClassifierMixin, _CatBoost):
         return self._raw(X, "Probability")
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # checks that it is fitted first
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class CatBoostRegressor(RegressorMixin, _CatBoost):
