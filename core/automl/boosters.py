@@ -58,6 +58,9 @@ def validation_split(y: np.ndarray, classification: bool, seed: int
     rows = np.arange(n)
     train, valid = train_test_split(rows, test_size=fraction, random_state=seed,
                                     stratify=stratify)
+    if classification and stratify is None:  # every class stays among the training rows
+        missing = np.isin(y[valid], y[train], invert=True)
+        train, valid = np.concatenate([train, valid[missing]]), valid[~missing]
     return np.sort(train), np.sort(valid)
 
 
