@@ -32,11 +32,18 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from xgboost import XGBClassifier, XGBRegressor
 
+from core.automl.boosters import (
+    CatBoostClassifier,
+    CatBoostRegressor,
+    LightGBMClassifier,
+    LightGBMRegressor,
+)
 from core.automl.deep import INSTALL_HINT as DEEP_INSTALL_HINT
 from core.automl.deep import available as deep_available
 from core.enums import Task
 from core.errors import InvalidDataError, WorkbenchError
-from core.store.shapes import Params
+from core.features.preprocess import categorical_count
+from core.store.shapes import Params, SchemaColumn
 
 CLASSIFICATION = frozenset({Task.BINARY, Task.MULTICLASS})
 REGRESSION = frozenset({"regression"})
@@ -48,7 +55,8 @@ class EstimatorSpec:
     key: str
     label: str
     tasks: frozenset[str]
-    family: str  # preprocessing family: "linear" (scaled, one-hot) or "tree" (ordinal)
+    family: str  # preprocessing family: "linear" (scaled, one-hot), "tree" (ordinal), "native"
+    # (ordinal, category columns first: boosters with native categorical splits)
     cost: int  # 1 cheap … 3 expensive: cheap ones are tried first when the budget is short
     classifier: Callable[..., BaseEstimator] | None
     regressor: Callable[..., BaseEstimator] | None
@@ -63,6 +71,9 @@ class EstimatorSpec:
     # searched when no estimators are named; the networks are opt-in (torch's import and
     # training are slow for small budgets, and a search's timing should not change with it)
     in_default_search: bool = True
+    # the estimator parameter told how many leading columns hold category codes (family
+    # "native"): set from the schema when the pipeline is built, never searched
+    categorical_param: str | None = None
 
     def searchable(self, task: str | None = None) -> dict[str, BaseDistribution]:
         """What a user may override for `task` (None: any task, choices of both merged):
@@ -98,9 +109,11 @@ class EstimatorSpec:
                                          for n in overrides}} for point in self.defaults])
         return dataclasses.replace(self, space=space, defaults=defaults)
 
-    def make(self, task: str, params: Params) -> BaseEstimator:
+    def make(self, task: str, params: Params,
+             schema: list[SchemaColumn] | None = None) -> BaseEstimator:
         """The estimator with `params` over the fixed ones; unknown names are refused with
-        the list of names the estimator accepts."""
+        the list of names the estimator accepts. With `schema`, an entry that reads category
+        codes natively is told how many there are (`categorical_param`)."""
         factory = self.regressor if task == Task.REGRESSION else self.classifier
         if factory is None:
             raise WorkbenchError(f"The estimator {self.key!r} does not support {task} problems.")
@@ -111,6 +124,8 @@ class EstimatorSpec:
                 f"Unknown parameter(s) for {self.key!r}: {', '.join(unknown)}. "
                 f"Searched: {', '.join(sorted(self.space))}; also accepted: "
                 f"{', '.join(sorted(known - set(self.space)))}.")
+        if self.categorical_param is not None and schema is not None:
+            params = {**params, self.categorical_param: categorical_count(schema)}
         return factory(**{**self.fixed, **params})
 
 
@@ -264,6 +279,40 @@ CATALOG: dict[str, EstimatorSpec] = {s.key: s for s in [
                "colsample_bytree": FloatDistribution(0.4, 1.0),
                "min_child_weight": FloatDistribution(0.5, 20.0, log=True)},
         fixed={"tree_method": "hist", "n_jobs": 1, "random_state": 0, "verbosity": 0},
+    ),
+    EstimatorSpec(
+        "lightgbm", "LightGBM (native categories)", BOTH, "native", 2,
+        classifier=LightGBMClassifier, regressor=LightGBMRegressor,
+        # the library's defaults, then a larger-leaved slower learner (AutoGluon's "GBMLarge"
+        # without extra trees); rounds are chosen by early stopping (core/automl/boosters.py)
+        defaults=[{"learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
+                   "colsample_bytree": 1.0, "subsample": 1.0, "reg_lambda": 1e-6},
+                  {"learning_rate": 0.03, "num_leaves": 128, "min_child_samples": 3,
+                   "colsample_bytree": 0.9, "subsample": 1.0, "reg_lambda": 1e-6}],
+        space={"learning_rate": FloatDistribution(0.01, 0.3, log=True),
+               "num_leaves": IntDistribution(4, 256, log=True),
+               "min_child_samples": IntDistribution(2, 100, log=True),
+               "colsample_bytree": FloatDistribution(0.4, 1.0),
+               "subsample": FloatDistribution(0.5, 1.0),
+               "reg_lambda": FloatDistribution(1e-6, 10.0, log=True)},
+        optional={fam: {"min_data_per_group": IntDistribution(5, 200, log=True)}
+                  for fam in ("classification", "regression")},
+        fixed={"n_estimators": 1000, "early_stopping_rounds": 50, "n_jobs": 1,
+               "random_state": 0, "max_time_s": None},
+        categorical_param="categorical_columns",
+    ),
+    EstimatorSpec(
+        "catboost", "CatBoost (native categories)", BOTH, "native", 3,
+        classifier=CatBoostClassifier, regressor=CatBoostRegressor,
+        defaults=[{"learning_rate": 0.08, "depth": 6, "l2_leaf_reg": 3.0,
+                   "random_strength": 1.0}],
+        space={"learning_rate": FloatDistribution(0.01, 0.3, log=True),
+               "depth": IntDistribution(4, 10),
+               "l2_leaf_reg": FloatDistribution(0.5, 30.0, log=True),
+               "random_strength": FloatDistribution(0.1, 10.0, log=True)},
+        fixed={"iterations": 500, "early_stopping_rounds": 50, "thread_count": 1,
+               "random_state": 0, "max_time_s": None},
+        categorical_param="categorical_columns",
     ),
     EstimatorSpec(
         "rf", "Random forest", BOTH, "tree", 2,

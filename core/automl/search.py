@@ -211,7 +211,7 @@ class _Search:
                  else specs_for(data.task))
         check_search_space(search_space, data.task, tuple(s.key for s in specs))
         specs = [s.with_overrides(data.task, (search_space or {}).get(s.key)) for s in specs]
-        if any("max_time_s" in s.fixed for s in specs):  # a PyTorch network is searched:
+        if any(s.family in ("deep", "sequence") for s in specs):  # a PyTorch network:
             import core.automl.deep.base  # noqa: F401  torch's import (seconds) is spent
             # here, on the budget's clock, so the first fit's time limit already accounts for it
         self.arms = [self._arm(spec, i) for i, spec in enumerate(specs)]

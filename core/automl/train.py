@@ -280,7 +280,7 @@ def context_params(spec: EstimatorSpec, params: Params, data: TrainingData,
 
 def build_pipeline(spec: EstimatorSpec, task: str, params: Params,
                    schema: list[SchemaColumn]) -> Pipeline:
-    model = spec.make(task, params)
+    model = spec.make(task, params, schema)
     if task != Task.REGRESSION:
         model = LabelEncodedClassifier(model)
     return Pipeline([("preprocess", build_preprocessor(schema, spec.family)), ("model", model)])

@@ -1,7 +1,9 @@
 """Preprocessing per estimator family, built from the input schema as a ColumnTransformer.
 
 Families differ in what their estimators need: linear models and k-NN want scaled numbers and
-one-hot categories; tree ensembles want ordinal codes and no scaling. Everything here is
+one-hot categories; tree ensembles want ordinal codes and no scaling; boosters with native
+categories ("native": LightGBM, CatBoost) want the tree family's codes, category columns first
+so the booster knows which they are from their count alone. Everything here is
 fitted inside each CV fold, since it is a step of the pipeline that CV clones.
 """
 
@@ -18,7 +20,7 @@ from core.features.kinds import DROPPED_KINDS, Encoding, encoding_of
 from core.features.transformers import CategoricalCleaner, DatetimeParts
 from core.store.shapes import SchemaColumn
 
-Family = Literal["linear", "tree", "deep", "sequence"]
+Family = Literal["linear", "tree", "native", "deep", "sequence"]
 MAX_ONEHOT_CATEGORIES = 30
 MIN_CATEGORY_FREQUENCY = 5
 
@@ -84,10 +86,20 @@ def _networks(groups: dict[str, list[str]], family: Family) -> ColumnTransformer
                              verbose_feature_names_out=True).set_output(transform="pandas")
 
 
+def categorical_count(schema: list[SchemaColumn]) -> int:
+    """How many leading output columns of the "native" family hold category codes (the
+    OrdinalEncoder writes one column per category column, whatever the data)."""
+    groups, _ = used_columns(schema)
+    return len(groups[Encoding.CATEGORY.value])
+
+
 def build_preprocessor(schema: list[SchemaColumn], family: Family) -> ColumnTransformer:
     groups, _ = used_columns(schema)
     if family in ("deep", "sequence"):
         return _networks(groups, family)
-    transformers = [(kind, MAKERS[Encoding(kind)](family), cols)
-                    for kind, cols in groups.items() if cols]
+    kinds = list(groups)
+    if family == "native":  # category codes first: see categorical_count
+        kinds.sort(key=lambda kind: kind != Encoding.CATEGORY.value)
+    transformers = [(kind, MAKERS[Encoding(kind)](family), groups[kind])
+                    for kind in kinds if groups[kind]]
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)

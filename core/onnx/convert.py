@@ -444,3 +444,41 @@ def _register() -> None:
         convert_xgboost, options={"nocl": [True, False], "zipmap": [True, False, "columns"]})
     update_registered_converter(XGBRegressor, "XGBoostXGBRegressor",
                                 calculate_linear_regressor_output_shapes, convert_xgboost)
+    _register_lightgbm()
+
+
+def _register_lightgbm() -> None:
+    """The workbench's LightGBM estimators through onnxmltools' LightGBM converter (categorical
+    splits become sets of BRANCH_EQ nodes), fed the estimator's booster. CatBoost is not
+    registered: its own ONNX export refuses models with categorical features, so a CatBoost
+    step is reported as blocking (docs/automl/lgbm-catboost.md)."""
+    from types import SimpleNamespace
+
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    from core.automl.boosters import LightGBMClassifier, LightGBMRegressor
+    try:
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    except ImportError:  # without onnxmltools (or lightgbm) the step is reported as blocking
+        return
+
+    def convert(scope: Any, operator: Any, container: Any) -> None:
+        est = operator.raw_operator
+        # what the converter reads of an LGBMModel: the booster, the class codes, the kind
+        operator.raw_operator = SimpleNamespace(booster_=est.booster_, boosting_type="gbdt",
+                                                classes_=getattr(est, "classes_", None))
+        try:
+            convert_lightgbm(scope, operator, container)
+        finally:
+            operator.raw_operator = est
+
+    update_registered_converter(
+        LightGBMClassifier, "WorkbenchLightGBMClassifier",
+        calculate_linear_classifier_output_shapes, convert,
+        options={"nocl": [True, False], "zipmap": [True, False, "columns"]})
+    update_registered_converter(LightGBMRegressor, "WorkbenchLightGBMRegressor",
+                                calculate_linear_regressor_output_shapes, convert)

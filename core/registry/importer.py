@@ -19,7 +19,11 @@ from sqlmodel import Session
 from core.enums import ColumnKind, Task
 from core.errors import ArtifactIntegrityError, InputError, InvalidDataError
 from core.registry.artifacts import load_trusted_bytes, sklearn_mismatch
-from core.registry.trust import check_tree_structures, saved_sklearn_versions
+from core.registry.trust import (
+    check_imported_boosters,
+    check_tree_structures,
+    saved_sklearn_versions,
+)
 from core.registry.versions import register_version
 from core.store import ModelVersion
 from core.store.shapes import SchemaColumn
@@ -52,6 +56,7 @@ def import_model(name: str, path: str | Path, *, session: Session, actor: str | 
         data = model_file.read_bytes()
     except OSError as exc:
         raise ArtifactIntegrityError(f"{model_file} cannot be read ({exc.strerror}).") from None
+    check_imported_boosters(data, model_file.name)  # boosters' own formats, before loading
     pipeline = load_trusted_bytes(
         data, model_file.name, accept_mismatch=accept_library_mismatch,
         accept_hint=f"`workbench import {name} {path} --accept-library-mismatch`")

@@ -29,6 +29,11 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     # the workbench's own estimators and transformers
     "core.automl.ensemble.WeightedEnsemble",
     "core.automl.wrappers.LabelEncodedClassifier",
+    # LightGBM / CatBoost: their state is the model as a str / bytes (core/automl/boosters.py)
+    "core.automl.boosters.LightGBMClassifier",
+    "core.automl.boosters.LightGBMRegressor",
+    "core.automl.boosters.CatBoostClassifier",
+    "core.automl.boosters.CatBoostRegressor",
     "core.features.transformers.CategoricalCleaner",
     "core.features.transformers.DatetimeParts",
     "core.features.finance.MarketFeatures",
@@ -152,3 +157,105 @@ def check_tree_structures(obj: Any, label: str) -> None:
             items = value if isinstance(value, list | tuple) else [value]
             for item in items:
                 stack.extend(item if isinstance(item, list | tuple) else [item])
+
+
+# -- boosters in their own formats (core/automl/boosters.py), checked before their loaders ----
+LIGHTGBM_TYPES = ("core.automl.boosters.LightGBMClassifier",
+                  "core.automl.boosters.LightGBMRegressor")
+CATBOOST_TYPES = ("core.automl.boosters.CatBoostClassifier",
+                  "core.automl.boosters.CatBoostRegressor")
+
+
+def _ints(block: dict[str, str], key: str) -> list[int]:
+    return [int(v) for v in block.get(key, "").split()] if block.get(key, "").strip() else []
+
+
+def _bad_lightgbm_tree(block: dict[str, str], n_features: int) -> str | None:
+    leaves = int(block.get("num_leaves", "0"))
+    if leaves < 1:
+        return "a tree has no leaves"
+    inner = leaves - 1
+    left, right = _ints(block, "left_child"), _ints(block, "right_child")
+    feature, kinds = _ints(block, "split_feature"), _ints(block, "decision_type")
+    if not (len(left) == len(right) == len(feature) == len(kinds) == inner) or \
+            len(block.get("leaf_value", "").split()) != leaves:
+        return "a tree's arrays do not match its number of leaves"
+    children = left + right
+    if any(not (-leaves <= c < inner) for c in children) or (inner and 0 in children):
+        return "a tree points at nodes it does not have"
+    if len(set(children)) != len(children):  # a tree: every node below the root once
+        return "a tree reaches a node twice"
+    if any(not 0 <= f < n_features for f in feature):
+        return "a tree splits on a feature the model does not have"
+    n_cat = int(block.get("num_cat", "0"))
+    if any(k & 1 for k in kinds):  # categorical splits index the category bitsets
+        bounds, words = _ints(block, "cat_boundaries"), _ints(block, "cat_threshold")
+        thresholds = block.get("threshold", "").split()
+        cats = [int(float(t)) for t, k in zip(thresholds, kinds, strict=False) if k & 1]
+        if len(bounds) != n_cat + 1 or bounds != sorted(bounds) or bounds[0] != 0 or \
+                bounds[-1] != len(words) or any(not 0 <= c < n_cat for c in cats):
+            return "a tree points at category sets it does not have"
+    return None
+
+
+def check_lightgbm_model(text: str, n_features: int) -> str | None:
+    """Why a LightGBM text model is not a well-formed forest over `n_features` features
+    (LightGBM's own walker follows child indices unchecked), or None."""
+    head, *trees = text.split("\nTree=")
+    fields = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
+    try:
+        if int(fields.get("max_feature_idx", "-2")) + 1 != n_features:
+            return "the model reads another number of features than the estimator"
+        for tree in trees:
+            body = tree.split("\nend of trees")[0]
+            block = dict(line.split("=", 1) for line in body.splitlines()[1:] if "=" in line)
+            problem = _bad_lightgbm_tree(block, n_features)
+            if problem:
+                return problem
+    except ValueError:
+        return "the model's numbers cannot be read"
+    return None if trees else "the model has no trees"
+
+
+def _json_content(node: Any) -> Any:
+    try:
+        return json.loads(node.get("content", "null")) if isinstance(node, dict) else None
+    except ValueError:
+        return None
+
+
+def check_imported_boosters(data: bytes, label: str) -> None:
+    """Before anything is built from an imported file: a LightGBM model must be a well-formed
+    forest (read from the file's schema, where its text model is plain JSON); a CatBoost model
+    is refused, since its binary format cannot be checked before CatBoost's native loader
+    reads it. The workbench's own artifacts are covered by their fingerprints instead."""
+    for node in _nodes(_read(data, label)):
+        kind = f"{node.get('__module__')}.{node.get('__class__')}"
+        if kind in CATBOOST_TYPES:
+            raise ArtifactIntegrityError(
+                f"{label} holds a CatBoost model: an imported CatBoost model cannot be checked "
+                "before CatBoost's own loader reads it, so it was not imported. Retrain it on "
+                "this workbench, or export it to ONNX without categorical features.")
+        if kind in LIGHTGBM_TYPES:
+            attrs = node.get("content", {}).get("content", {})
+            if "model_" not in attrs:  # the unfitted template beside the fitted estimator
+                continue
+            text, n_features = (_json_content(attrs.get(k)) for k in ("model_",
+                                                                    "n_features_in_"))
+            readable = isinstance(text, str) and isinstance(n_features, int)
+            problem = (check_lightgbm_model(text, n_features) if readable else
+                       "fitted state is not a LightGBM text model with its number of features")
+            if problem:
+                raise ArtifactIntegrityError(
+                    f"{label} holds a LightGBM model whose {problem}: the file is corrupt or "
+                    "crafted, so it was not imported.")
+
+
+def _nodes(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _nodes(item)

@@ -25,8 +25,8 @@ from core.store.artifacts import delete as delete_artifact
 from core.store.audit import default_actor, record
 from core.store.shapes import Evaluation, Params, SchemaColumn
 
-TRACKED_LIBRARIES = ("scikit-learn", "xgboost-cpu", "xgboost", "numpy", "pandas", "skops",
-                     "ml-workbench")
+TRACKED_LIBRARIES = ("scikit-learn", "xgboost-cpu", "xgboost", "lightgbm", "catboost", "numpy",
+                     "pandas", "skops", "ml-workbench")
 REGISTER_ATTEMPTS = 5  # concurrent first registrations of one name race for the model row
 
 __all__ = ["PRODUCTION", "accept_library_mismatch", "check_model_name", "library_mismatch",

@@ -10,6 +10,12 @@ from typing import Any
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from core.automl.boosters import (
+    CatBoostClassifier,
+    CatBoostRegressor,
+    LightGBMClassifier,
+    LightGBMRegressor,
+)
 from core.automl.ensemble import WeightedEnsemble
 from core.automl.wrappers import LabelEncodedClassifier
 from core.features.finance import MarketFeatures
@@ -64,6 +70,8 @@ ESTIMATORS = [
     DatetimeParts(),
     WeightedEnsemble([LogisticRegression(), LogisticRegression(C=0.1)], [0.5, 0.5]),
     WeightedEnsemble([Ridge(), Ridge(alpha=10.0)], [0.5, 0.5], task="regression"),
+    LightGBMClassifier(n_estimators=30), LightGBMRegressor(n_estimators=30),
+    CatBoostClassifier(iterations=30), CatBoostRegressor(iterations=30),
 ]
 
 

@@ -36,8 +36,8 @@ SCHEMA = [{"name": "a", "kind": "numeric", "dtype": "float64"},
 SMALL = {"rf": {"n_estimators": 8}, "extra_trees": {"n_estimators": 8},
          "xgboost": {"n_estimators": 8}, "hgb": {}, "linear": {},
          "knn": {"weights": "uniform"},  # 'distance' is blocked: see the test below
-         "mlp": {"hidden_layer_sizes": 8}}
-FIXED = {"hgb": {"max_iter": 8}, "mlp": {"max_iter": 60}}
+         "mlp": {"hidden_layer_sizes": 8}, "lightgbm": {"num_leaves": 8}}
+FIXED = {"hgb": {"max_iter": 8}, "mlp": {"max_iter": 60}, "lightgbm": {"n_estimators": 20}}
 
 
 def frame(n: int = 160, seed: int = 0) -> pd.DataFrame:
@@ -77,10 +77,13 @@ def classes_of(pipe: object, task: str) -> list | None:
 # the PyTorch networks (listed when torch is installed) are not converted yet (torch.onnx is
 # issue 18's next step): exporting one is refused naming the step, tested below
 NETWORKS = {s.key for s in DEEP_SPECS}
+# no converter reproduces them: exporting one is refused naming the step (tests/core/
+# test_boosters.py); CatBoost's own ONNX export refuses categorical features
+BLOCKED = {"catboost"}
 
 
 def test_every_catalogue_family_is_covered_here() -> None:
-    assert set(SMALL) == set(CATALOG) - NETWORKS, \
+    assert set(SMALL) == set(CATALOG) - NETWORKS - BLOCKED, \
         "a new catalogue family needs an ONNX parity case"
 
 
