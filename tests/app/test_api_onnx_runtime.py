@@ -129,7 +129,7 @@ def test_auto_without_parity_is_python_and_says_how_to_export(client: TestClient
     assert "workbench export churn:3 --format onnx" in here["runtime_reason"]
 
 
-def test_the_choice_is_stored_with_the_deployment(session: Session) -> None:
+def test_the_choice_is_stored_with_the_deployment(backend_db: object) -> None:
     register()
     register(seed=1)
     with store_session() as s:
