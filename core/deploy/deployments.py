@@ -42,7 +42,7 @@ from core.store import (
     lock_for_write,
     utcnow,
 )
-from core.store.audit import record
+from core.store.audit import AuditAction, record
 
 Warm = Callable[[str, int], Any]
 
@@ -265,7 +265,7 @@ def _set_runtime(session: Session, name: str, version: int, runtime: str,
     row.runtimes = {**(row.runtimes or {}), str(version): runtime}
     _bump(row)
     session.add(row)
-    record(session, "deployment.runtime", f"model:{name}", actor=actor, reason=reason,
+    record(session, AuditAction.DEPLOYMENT_RUNTIME, f"model:{name}", actor=actor, reason=reason,
            version=version, runtime=runtime)
     state = _state(name, row, stable)
     session.commit()
