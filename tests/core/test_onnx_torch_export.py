@@ -115,3 +115,24 @@ def test_sequence_models_are_refused_naming_the_step() -> None:
     assert "prices:2 cannot be exported to ONNX" in message
     assert "pipeline/model (SequenceNetClassifier" in message
     assert "earlier rows" in message and "python runtime" in message
+
+
+def test_a_network_deployed_with_runtime_onnx_is_answered_by_onnxruntime(
+        session: Session) -> None:
+    from core.deploy import deploy
+    from core.deploy.service import Serving
+    from core.store import Database
+
+    pipe, data = _fitted("binary")
+    register_version(pipe, session=session, name="net", task="binary", target="target",
+                     input_schema=data.schema, classes=list(pipe.classes_))
+    export_onnx("net:1", session=session)
+    deploy("net", 1, 100, session=session, warm=None, runtime="onnx")
+    lm = Serving(Database()).cache.get("net", 1)
+    assert lm.onnx is not None and lm.runtime_requested == "onnx"
+    rows = data.X.head(30).astype(object).where(data.X.head(30).notna(), None)
+    records = rows.to_dict("records")
+    labels, proba = lm.predict_records(records)  # onnxruntime
+    want_labels, want_proba = lm.predict_frame(data.X.head(30))  # the pipeline
+    assert labels == want_labels
+    assert np.allclose(proba, want_proba, atol=parity.ATOL, rtol=parity.RTOL)
