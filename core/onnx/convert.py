@@ -174,9 +174,10 @@ def to_onnx(pipeline: Any, schema: list[SchemaColumn], task: str,
                 model = torch_export.member_graph(plain, inputs, classify, label, TARGET_OPSET,
                                                   ML_OPSET)
             else:
-                model = convert_sklearn(plain, initial_types=types, options=options,
-                                        target_opset={"": TARGET_OPSET,
-                                                      "ai.onnx.ml": ML_OPSET})
+                model = _named_as_columns(convert_sklearn(
+                    plain, initial_types=types, options=options,
+                    target_opset={"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET}),
+                    [n for n, _ in inputs])
         except OnnxBlockedError:
             raise
         except Exception as exc:  # a converter's refusal: name the member and why
@@ -229,6 +230,21 @@ def to_onnx(pipeline: Any, schema: list[SchemaColumn], task: str,
     merged.ir_version = max(model.ir_version for model, _ in graphs)
     onnx.checker.check_model(merged)
     return merged.SerializeToString()
+
+
+def _named_as_columns(model: Any, names: list[str]) -> Any:
+    """skl2onnx renames inputs it finds unsafe (`sepal length (cm)` -> `sepal_length__cm_`);
+    the graph's inputs are named as the columns, in the same order, so rename them back."""
+    renamed = {i.name: n for i, n in zip(model.graph.input, names, strict=True) if i.name != n}
+    if not renamed:
+        return model
+    for i in model.graph.input:
+        i.name = renamed.get(i.name, i.name)
+    for node in model.graph.node:
+        for k, name in enumerate(node.input):
+            if name in renamed:
+                node.input[k] = renamed[name]
+    return model
 
 
 def _imputer_shape(operator: Any) -> None:

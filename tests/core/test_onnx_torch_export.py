@@ -136,3 +136,16 @@ def test_a_network_deployed_with_runtime_onnx_is_answered_by_onnxruntime(
     want_labels, want_proba = lm.predict_frame(data.X.head(30))  # the pipeline
     assert labels == want_labels
     assert np.allclose(proba, want_proba, atol=parity.ATOL, rtol=parity.RTOL)
+
+
+def test_an_ensemble_of_a_network_and_a_linear_model_is_one_graph() -> None:
+    from core.automl.ensemble import WeightedEnsemble
+
+    net, data = _fitted("binary")  # column names with spaces and brackets, as in iris
+    linear = build_pipeline(get_spec("linear"), "binary", {"C": 1.0}, data.schema).fit(
+        data.X, data.y)
+    ens = WeightedEnsemble([net, linear], [0.6, 0.4], task="binary")
+    raw = to_onnx(ens, data.schema, "binary", list(ens.classes_), "net:3")
+    assert parity.check(ens, raw, data.X, "binary", "net:3", "training rows")["passed"]
+    inputs = [i.name for i in ort.InferenceSession(raw).get_inputs()]
+    assert inputs == [c["name"] for c in data.schema]  # named as the columns, not sanitised
