@@ -165,6 +165,10 @@ def register(app: typer.Typer) -> None:
             f"(default {DEFAULT_GUARD_RAILS.min_requests:g}).")] = None,
         reason: ReasonOpt = "",
         json_out: JsonOpt = False,
+        runtime: Annotated[str | None, typer.Option(
+            help="What answers this version: auto (the faster of python and onnx, measured at "
+            "load), python, or onnx (needs `workbench export NAME:VERSION --format onnx` "
+            "first). Naming the stable version only changes its runtime.")] = None,
     ) -> None:
         """Deploy VERSION of NAME: production at 100 % if the model has none yet, otherwise
         the candidate at --percent."""
@@ -180,7 +184,7 @@ def register(app: typer.Typer) -> None:
             st = dep.deploy(name, version, percent, session=s,
                             mode=DeploymentMode.SHADOW if shadow else DeploymentMode.CANARY,
                             guard_rails=rails or None, auto_advance=auto_advance or None,
-                            reason=reason)
+                            reason=reason, runtime=runtime)
         _report(st, json_out)
 
     @app.command()

@@ -304,6 +304,45 @@ ENDPOINTS = {
                     lambda b: b["predictions"]),
     "v2": (f"/v2/models/{MODEL}/infer", v2_pandas_request, _v2_predictions),
 }
+# wb-onnx: the same pipeline registered again as MODEL_ONNX, exported (parity checked) and
+# deployed with runtime onnx on the same server: onnxruntime beside the lean path (MODEL is
+# deployed with runtime python, so it stays the lean path whatever auto would pick)
+MODEL_ONNX, WB_ONNX = "bench-onnx", "wb-onnx /predict"
+ENDPOINTS["onnx"] = (f"/v1/models/{MODEL_ONNX}/predict", lambda rs: {"records": rs},
+                     lambda b: b["predictions"])
+
+
+def deploy_onnx(pipe, schema: list[dict]) -> str | None:
+    """Register, export and deploy MODEL_ONNX with runtime onnx; why not, or None. With two
+    models deployed, /invocations needs the default named: MODEL (servers inherit it)."""
+    os.environ.setdefault("WORKBENCH_DEFAULT_MODEL", MODEL)
+    from core.deploy.deployments import deploy
+    from core.onnx.export import export_onnx
+    from core.registry import register_version
+    from core.store import Database
+
+    try:
+        with Database().session() as session:
+            register_version(pipe, session=session, name=MODEL_ONNX, task="binary",
+                             target="y", input_schema=schema, classes=["no", "yes"])
+            export_onnx(f"{MODEL_ONNX}:1", session=session)
+            deploy(MODEL_ONNX, 1, session=session, warm=None, runtime="onnx")
+    except Exception as exc:  # noqa: BLE001 - the extra `onnx` absent, a refused export
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def print_onnx(servers: dict) -> None:
+    """wb-onnx (onnxruntime) over the lean path (workbench /predict), cell by cell."""
+    lean, onnx = servers.get("workbench /predict", {}), servers.get(WB_ONNX, {})
+    if not onnx:
+        return
+    print("wb-onnx (runtime onnx) vs workbench /predict (lean path), rows/s and p50:")
+    for cell, o in onnx.items():
+        if cell in lean:
+            print(f"  {cell:11s} lean {lean[cell]['rows_per_s']:9.0f} p50 "
+                  f"{lean[cell]['p50_ms']:6.2f} ms | onnx {o['rows_per_s']:9.0f} p50 "
+                  f"{o['p50_ms']:6.2f} ms | onnx/lean ×{_ratio(o, lean[cell]):.2f}")
 
 
 def check_answers(port: int, kind: str, records: list[dict], expected: list) -> None:
@@ -377,7 +416,8 @@ def main() -> None:
     with Database().session() as session:
         register_version(pipe, session=session, name=MODEL, task="binary", target="y",
                          input_schema=schema, classes=["no", "yes"])
-        deploy(MODEL, 1, session=session)
+        deploy(MODEL, 1, session=session, runtime="python")  # the lean path (see wb-onnx)
+    onnx_skipped = deploy_onnx(pipe, schema)
     records = json.loads(X.iloc[:max(rows_list)].to_json(orient="records"))
     # rows spread over the data so both classes appear in the answer check
     probe = json.loads(X.iloc[::500].to_json(orient="records"))
@@ -389,12 +429,14 @@ def main() -> None:
     results: dict = {"floor_in_process": floor(pipe, X, lean, 20 if args.quick else 200),
                      "onnx_in_process": onnx_floor(X, 20 if args.quick else 200),
                      "lean_path": lean.fast is not None, "servers": {}, "workers": workers,
-                     "load_average": os.getloadavg()}
+                     "load_average": os.getloadavg(), "wb_onnx_skipped": onnx_skipped}
 
     # (label, server key, endpoint kind); the servers that lack an endpoint drop it below
     servers = [("workbench /predict", "ours", "predict"),
                ("workbench /invocations", "ours", "invocations"),
                ("workbench /v2 infer", "ours", "v2")]
+    if onnx_skipped is None:
+        servers.append((WB_ONNX, "ours", "onnx"))
     if args.unbounded:
         servers.append(("workbench, no bound", "unbounded", "predict"))
     if args.against:
@@ -483,6 +525,7 @@ def main() -> None:
     if args.against:
         print_against(results["servers"])
     print_summary(results["servers"], workers)
+    print_onnx(results["servers"])
     print_targets(results["targets"])
 
 

@@ -16,7 +16,7 @@ from app.ui.readable import deployment_history_frame
 from app.ui.verdict import verdict_panel
 from core.data.datasets import list_datasets, load_frame
 from core.deploy.deployments import deploy, get_state, history, promote, rollback, set_percent
-from core.deploy.enums import DeploymentMode
+from core.deploy.enums import DeploymentMode, Runtime
 from core.deploy.feedback import model_scorecard
 from core.deploy.simulator import simulate
 from core.deploy.split import traffic_split
@@ -43,6 +43,11 @@ c1.metric("Stable (production)", state.stable or "–")
 c2.metric("Candidate", state.candidate or "–")
 c3.metric("Candidate traffic", f"{state.percent:g}%" if state.candidate else "–")
 c4.metric("Mode", state.mode)
+if state.stable:
+    st.caption("Runtime: " + " · ".join(
+        f"{role} {v}: {state.runtime_of(v)}" for role, v in (("stable", state.stable),
+                                                            ("candidate", state.candidate)) if v)
+        + " (auto: the faster of python and onnx; onnx needs a passed ONNX export)")
 if state.candidate:
     steps_text = ", ".join(f"{s:g}%" for s in state.steps)
     st.progress(state.percent / 100, text=f"rollout steps {steps_text}")
@@ -57,9 +62,12 @@ with st.form("deploy"):
     version = c1.selectbox("Version", versions[::-1])
     percent = c2.select_slider("Traffic %", options=[0, 1, 5, 10, 25, 50, 75, 100], value=10)
     mode = c3.radio("Mode", list(DeploymentMode), horizontal=True)
+    runtime = st.radio("Runtime", list(Runtime), horizontal=True,
+                       help="onnx needs `workbench export NAME:VERSION --format onnx` first")
     if act(st.form_submit_button, "Deploy", type="primary"):
         with user_errors(), session() as s:
-            deploy(name, int(version), float(percent), session=s, mode=mode, actor=current_actor())
+            deploy(name, int(version), float(percent), session=s, mode=mode, actor=current_actor(),
+                   runtime=runtime)
             st.rerun()
 
 if state.candidate:

@@ -69,6 +69,8 @@ class DeployRequest(BaseModel):
     guard_rails: dict[str, float] | None = None
     auto_advance: bool | None = None
     reason: str = Field(default="", max_length=2000)
+    # what answers this version (core.deploy.enums.Runtime); None keeps the version's (auto)
+    runtime: Literal["auto", "python", "onnx"] | None = None
 
 
 class ReasonRequest(BaseModel):

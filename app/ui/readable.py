@@ -90,6 +90,8 @@ def deployment_change(event: DeploymentEvent) -> tuple[str, set[str]]:
         return (f"version {v} promoted to production at {_pct(d.get('percent'))}"
                 + (f" (was version {was})" if was is not None else ""),
                 {"version", "from_version", "percent"})
+    if action == "runtime":
+        return f"version {v}: runtime {d.get('runtime')}", {"version", "runtime"}
     if action == "rollback":
         how = "automatically rolled back" if d.get("automatic") else "rolled back"
         return (f"candidate version {v} {how}: 100 % to version {d.get('stable')}",

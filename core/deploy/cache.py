@@ -12,14 +12,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlmodel import select
 
 from core.deploy.fastpath import EnsembleFast, FastPath, compile_fast
+from core.deploy.onnx_runtime import choose
 from core.enums import Task
 from core.errors import SchemaMismatchError
 from core.features.inputs import market_spec, model_input, sent_columns
 from core.registry.artifacts import load_verified
 from core.registry.versions import resolve
-from core.store import ModelVersion
+from core.store import Deployment, ModelVersion
 from core.store.db import Database
 from core.store.scope import workspace_of_key
 from core.store.shapes import IntervalsDoc, Record
@@ -42,6 +44,10 @@ class LoadedModel:
     # is scored on its own (never batched with others' rows) and never on the lean path.
     market: dict[str, Any] | None = None
     intervals: IntervalsDoc | None = None  # a regression's stored conformal half-widths
+    # onnxruntime answering instead of python (core/deploy/onnx_runtime.py decides at load)
+    onnx: Any = None
+    runtime_requested: str = "auto"
+    runtime_reason: str = ""
 
     @classmethod
     def build(cls, name: str, mv: ModelVersion, pipeline: Any) -> LoadedModel:
@@ -144,6 +150,8 @@ class LoadedModel:
                         ) -> tuple[list[Any], np.ndarray | None]:
         """(predicted labels or values, class probabilities as an array or None); the
         per-row probability dicts are built only by callers that answer with them."""
+        if self.onnx is not None:
+            return self.onnx.predict_records(self, records)
         data = self.arrays(records) if self.fast is not None else None
         if data is None:
             return self.predict_frame(self.frame(records))
@@ -230,10 +238,14 @@ class ModelCache:
     def _load(self, name: str, version: int) -> LoadedModel:
         with self.db.session(workspace=workspace_of_key(name)) as session:
             _, mv = resolve(f"{name}:{version}", session=session)
+            row = session.exec(select(Deployment).where(
+                Deployment.model_id == mv.model_id)).first()
         pipeline = load_verified(mv.artifact_path, mv.fingerprint, f"{name}:{version}",
                                  accepted_sklearn=mv.accepted_sklearn,
                                  stored_fingerprint=mv.stored_fingerprint)
-        return LoadedModel.build(name, mv, pipeline)
+        lm = LoadedModel.build(name, mv, pipeline)
+        choose(lm, ((row.runtimes if row else None) or {}).get(str(version), "auto"))
+        return lm
 
     def _changed(self, held: int) -> None:
         if self._on_change is not None:

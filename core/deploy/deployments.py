@@ -20,6 +20,7 @@ from typing import Any, Literal
 from sqlmodel import Session, select
 
 from core.deploy.enums import DeploymentMode
+from core.deploy.onnx_runtime import check_runtime
 from core.deploy.public import DeploymentEvent, DeploymentState
 from core.deploy.rails import (
     DEFAULT_GUARD_RAILS,
@@ -41,7 +42,7 @@ from core.store import (
     lock_for_write,
     utcnow,
 )
-from core.store.audit import record
+from core.store.audit import AuditAction, record
 
 Warm = Callable[[str, int], Any]
 
@@ -75,7 +76,7 @@ def _state(name: str, row: Deployment | None, stable: int | None) -> DeploymentS
         steps=list(row.steps or DEFAULT_STEPS),
         guard_rails={**DEFAULT_GUARD_RAILS.as_dict(), **(row.guard_rails or {})},
         auto_advance=row.auto_advance, step_started_at=row.step_started_at,
-        revision=row.revision, updated_at=row.updated_at)
+        revision=row.revision, updated_at=row.updated_at, runtimes=dict(row.runtimes or {}))
 
 
 def get_state(name: str, *, session: Session) -> DeploymentState:
@@ -177,11 +178,15 @@ def deploy(name: str, version: int, percent: float = 10.0, *, session: Session,
            guard_rails: Mapping[str, object] | None = None, auto_advance: bool | None = None,
            actor: str | None = None, reason: str = "",
            warm: Warm | None | Literal[True] = True,
-           metrics: Mapping[str, object] | None = None) -> DeploymentState:
+           metrics: Mapping[str, object] | None = None,
+           runtime: str | None = None) -> DeploymentState:
     """With no production version yet, `version` becomes production at 100 %; otherwise it
-    becomes the candidate at `percent` in `mode`. The version is loaded (verified) first —
-    by `warm` (the server passes its cache's loader), by this function itself with the
-    default, not at all with None — so a version that fails to load never receives traffic.
+    becomes the candidate at `percent` in `mode`. `runtime` (auto, python, onnx; None keeps
+    the version's) says what answers it; `onnx` needs a passed ONNX parity check, and naming
+    the stable version with a runtime only changes its runtime. The version is loaded
+    (verified) first — by `warm` (the server passes its cache's loader), by this function
+    itself with the default, not at all with None — so a version that fails to load never
+    receives traffic.
     Loading is slow, so the write lock is only taken after it; if production moved meanwhile
     (another first deploy, a promotion), this one is refused with a ConflictError instead of
     acting on what it no longer sees."""
@@ -193,6 +198,10 @@ def deploy(name: str, version: int, percent: float = 10.0, *, session: Session,
     model = _model(session, name)
     mv = _check_version(session, model, name, version)
     stable = _production(session, model.id)
+    if runtime is not None:
+        runtime = check_runtime(mv, runtime, f"{name}:{version}")
+        if version == stable:
+            return _set_runtime(session, name, version, runtime, actor, reason)
     if version == stable:
         raise ConflictError(f"{name}:{version} is already the stable (production) version.")
     if warm is True:
@@ -232,11 +241,33 @@ def deploy(name: str, version: int, percent: float = 10.0, *, session: Session,
         row.guard_rails = {**still_valid(row.guard_rails), **guard_rails}
     if auto_advance is not None:
         row.auto_advance = auto_advance
+    if runtime is not None:
+        row.runtimes = {**(row.runtimes or {}), str(version): runtime}
     _bump(row)
     session.add(row)
     record(session, action, f"model:{name}", actor=actor, reason=reason, version=version,
-           percent=row.percent, mode=row.mode, previous=previous, metrics=metrics or {})
+           percent=row.percent, mode=row.mode, previous=previous, metrics=metrics or {},
+           **({"runtime": runtime} if runtime is not None else {}))
     state = _state(name, row, stable_now)
+    session.commit()
+    return state
+
+
+def _set_runtime(session: Session, name: str, version: int, runtime: str,
+                 actor: str | None, reason: str) -> DeploymentState:
+    """The stable version's runtime changes; traffic does not."""
+    model, row = _locked(session, name, create=True)
+    assert row is not None
+    stable = _production(session, model.id)
+    if stable != version:
+        raise ConflictError(f"{name}:{version} stopped being the stable version while this "
+                            "request ran (another request); nothing was changed.")
+    row.runtimes = {**(row.runtimes or {}), str(version): runtime}
+    _bump(row)
+    session.add(row)
+    record(session, AuditAction.DEPLOYMENT_RUNTIME, f"model:{name}", actor=actor, reason=reason,
+           version=version, runtime=runtime)
+    state = _state(name, row, stable)
     session.commit()
     return state
 

@@ -35,6 +35,17 @@ class DeploymentMode(StrEnum):
         return self is DeploymentMode.CANARY
 
 
+class Runtime(StrEnum):
+    """What answers a deployed version's requests: `python` (the lean path, else the
+    scikit-learn pipeline), `onnx` (onnxruntime on the version's ONNX graph, which must have
+    passed its parity check) or `auto` (the faster of the two on 1- and 100-row probes,
+    measured at load; python unless parity passed)."""
+
+    AUTO = "auto"
+    PYTHON = "python"
+    ONNX = "onnx"
+
+
 class GuardAction(StrEnum):
     """What the guard rails decide about a running canary."""
 

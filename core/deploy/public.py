@@ -37,6 +37,11 @@ class DeploymentState(BaseModel):
     step_started_at: IsoDatetime | None = None
     revision: int = 0
     updated_at: IsoDatetime | None = None
+    # what answers each version ("3": "onnx" | "python" | "auto"); a version not named: auto
+    runtimes: dict[str, str] = Field(default_factory=dict)
+
+    def runtime_of(self, version: int) -> str:
+        return self.runtimes.get(str(version), "auto")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (for callers that embed it in a larger untyped one)."""

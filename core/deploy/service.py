@@ -28,6 +28,7 @@ from core.deploy.cache import LoadedModel, ModelCache
 from core.deploy.guard_loop import GuardLoop
 from core.deploy.guards import Verdict
 from core.deploy.metrics import ServingMetrics
+from core.deploy.onnx_runtime import choose
 from core.deploy.periodic import Periodic
 from core.deploy.predictor import Answer, Predictor
 from core.deploy.public import DeploymentState
@@ -128,6 +129,20 @@ class Serving:
     def _warm_candidate(self, st: DeploymentState) -> None:
         if st.candidate is not None and self.cache.peek(st.name, st.candidate) is None:
             self.predictor.warm_soon(st.name, st.candidate)
+        self.use_runtimes(st, wait=False)
+
+    def use_runtimes(self, st: DeploymentState, *, wait: bool = True) -> None:
+        """Loaded stable/candidate versions whose runtime changed choose again (onnx_runtime
+        .choose: builds a session, probes, times): here, or in the side pool."""
+        for v in (st.stable, st.candidate):
+            lm = self.cache.peek(st.name, v) if v is not None else None
+            if lm is None or lm.runtime_requested == st.runtime_of(v):
+                continue
+            lm.runtime_requested = st.runtime_of(v)  # once per change
+            if wait:
+                choose(lm, st.runtime_of(v))
+            else:
+                self.side_pool.submit(choose, lm, st.runtime_of(v))
 
     # -- background work --------------------------------------------------------------------
     @property

@@ -127,6 +127,9 @@ class WorkspaceServing(_Qualified):
     def warm(self, name: str, version: int) -> LoadedModel:
         return self._serving.warm(self._k(name), version)
 
+    def use_runtimes(self, st: DeploymentState) -> None:
+        self._serving.use_runtimes(st.model_copy(update={"name": self._k(st.name)}))
+
     model = warm
 
     async def amodel(self, name: str, version: int) -> LoadedModel:

@@ -29,6 +29,7 @@ from core.enums import Task
 from core.errors import ConflictError, InputError
 from core.features.kinds import Encoding, encoding_of
 from core.features.transformers import CategoricalCleaner
+from core.onnx import torch_export
 from core.store.shapes import SchemaColumn
 
 TARGET_OPSET = 17
@@ -120,6 +121,10 @@ def blocking_steps(pipeline: Any) -> list[str]:
     for i, member in enumerate(members_of(pipeline)):
         prefix = f"member {i + 1}" if type(pipeline) is WeightedEnsemble else "pipeline"
         for path, step in _steps(member.pipeline, prefix):
+            if torch_export.network_kind(step) is not None:  # torch.onnx, not skl2onnx
+                if why := torch_export.blocked_reason(step):
+                    blocked.append(f"{path} ({type(step).__name__}: {why})")
+                continue
             if type(step) not in sklearn_operator_name_map:
                 blocked.append(f"{path} ({type(step).__name__})")
             elif type(step) in UNFAITHFUL and (why := UNFAITHFUL[type(step)](step)):
@@ -165,8 +170,16 @@ def to_onnx(pipeline: Any, schema: list[SchemaColumn], task: str,
         plain = _unwrapped(member.pipeline)
         options = {id(plain.steps[-1][1]): {"zipmap": False}} if classify else None
         try:
-            model = convert_sklearn(plain, initial_types=types, options=options,
-                                    target_opset={"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET})
+            if torch_export.network_kind(plain.steps[-1][1]) is not None:
+                model = torch_export.member_graph(plain, inputs, classify, label, TARGET_OPSET,
+                                                  ML_OPSET)
+            else:
+                model = _named_as_columns(convert_sklearn(
+                    plain, initial_types=types, options=options,
+                    target_opset={"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET}),
+                    [n for n, _ in inputs])
+        except OnnxBlockedError:
+            raise
         except Exception as exc:  # a converter's refusal: name the member and why
             raise OnnxBlockedError(
                 f"{label} cannot be exported to ONNX: converting "
@@ -214,9 +227,24 @@ def to_onnx(pipeline: Any, schema: list[SchemaColumn], task: str,
             opsets[op.domain] = max(opsets.get(op.domain, 0), op.version)
     merged = helper.make_model(graph, producer_name="ml-workbench", opset_imports=[
         helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
-    merged.ir_version = first.ir_version
+    merged.ir_version = max(model.ir_version for model, _ in graphs)
     onnx.checker.check_model(merged)
     return merged.SerializeToString()
+
+
+def _named_as_columns(model: Any, names: list[str]) -> Any:
+    """skl2onnx renames inputs it finds unsafe (`sepal length (cm)` -> `sepal_length__cm_`);
+    the graph's inputs are named as the columns, in the same order, so rename them back."""
+    renamed = {i.name: n for i, n in zip(model.graph.input, names, strict=True) if i.name != n}
+    if not renamed:
+        return model
+    for i in model.graph.input:
+        i.name = renamed.get(i.name, i.name)
+    for node in model.graph.node:
+        for k, name in enumerate(node.input):
+            if name in renamed:
+                node.input[k] = renamed[name]
+    return model
 
 
 def _imputer_shape(operator: Any) -> None:

@@ -43,6 +43,7 @@ class AuditAction(StrEnum):
     DEPLOYMENT_PERCENT = "deployment.percent"
     DEPLOYMENT_PROMOTE = "deployment.promote"
     DEPLOYMENT_ROLLBACK = "deployment.rollback"
+    DEPLOYMENT_RUNTIME = "deployment.runtime"  # the stable version's runtime changed
     MONITOR_CONFIG = "monitor.config"
     ALERT_OPEN = "alert.open"
     ALERT_ACK = "alert.ack"
@@ -95,6 +96,7 @@ ACTION_LABELS: dict[AuditAction, str] = {
     AuditAction.DEPLOYMENT_PERCENT: "changed the candidate's traffic",
     AuditAction.DEPLOYMENT_PROMOTE: "promoted the candidate",
     AuditAction.DEPLOYMENT_ROLLBACK: "rolled back",
+    AuditAction.DEPLOYMENT_RUNTIME: "changed a deployed version's runtime",
     AuditAction.MONITOR_CONFIG: "changed monitoring settings",
     AuditAction.ALERT_OPEN: "opened an alert",
     AuditAction.ALERT_ACK: "acknowledged an alert",

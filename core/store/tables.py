@@ -242,6 +242,8 @@ class Deployment(Owned, table=True):
     auto_advance: bool = False  # step the candidate forward when it holds over a step's window
     step_started_at: datetime | None = None  # when the current candidate percentage took effect
     revision: int = 0  # bumped on every change: workers compare it to refresh cheaply
+    # per deployed version ("3": "onnx" | "python" | "auto"); absent or NULL: auto
+    runtimes: dict[str, str] | None = Field(default=None, sa_column=Column(NULLABLE_JSON))
 
 
 class AuditEvent(Owned, table=True):

@@ -74,8 +74,8 @@ def classes_of(pipe: object, task: str) -> list | None:
                                                  for c in pipe.classes_]
 
 
-# the PyTorch networks (listed when torch is installed) are not converted yet (torch.onnx is
-# issue 18's next step): exporting one is refused naming the step, tested below
+# the PyTorch networks (listed when torch is installed): the tabular network is tested below
+# and in tests/core/test_onnx_torch_export.py (with the sequence models' refusal)
 NETWORKS = {s.key for s in DEEP_SPECS}
 # no converter reproduces them: exporting one is refused naming the step (tests/core/
 # test_boosters.py); CatBoost's own ONNX export refuses categorical features
@@ -87,16 +87,15 @@ def test_every_catalogue_family_is_covered_here() -> None:
         "a new catalogue family needs an ONNX parity case"
 
 
-def test_a_network_blocks_the_export_and_names_the_step() -> None:
+@pytest.mark.parametrize("task", [Task.BINARY, Task.MULTICLASS, Task.REGRESSION])
+def test_the_tabular_network_exports_with_parity_on_held_out_rows(task: str) -> None:
     pytest.importorskip("torch", reason="the networks need the extra `deep`")
-    X = frame()
+    X, held_out = frame(), frame(n=120, seed=1).drop(columns="customer_id")
     spec = CATALOG["deep_tabular"]
-    pipe = build_pipeline(spec, Task.BINARY, {**spec.defaults[0], **spec.fixed,
-                                              "max_epochs": 2}, SCHEMA)
-    pipe.fit(X, targets(X, Task.BINARY))
-    with pytest.raises(OnnxBlockedError) as err:
-        to_onnx(pipe, SCHEMA, Task.BINARY, ["no", "yes"], "churn:4")
-    assert "churn:4" in str(err.value) and "blocked by step" in str(err.value)
+    pipe = build_pipeline(spec, task, {**spec.defaults[0], **spec.fixed, "max_epochs": 2},
+                          SCHEMA).fit(X, targets(X, task))
+    data = to_onnx(pipe, SCHEMA, task, classes_of(pipe, task), "churn:4")
+    assert parity.check(pipe, data, held_out, task, "churn:4", "test")["passed"]
 
 
 @pytest.mark.parametrize("task", [Task.BINARY, Task.MULTICLASS, Task.REGRESSION])

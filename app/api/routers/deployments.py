@@ -56,9 +56,11 @@ def post_deployment(name: str, body: DeployRequest, serving: ServingDep, session
                     principal: PrincipalDep
                     ) -> DeploymentPublic:
     check_model_name(name)
-    dep.deploy(name, body.version, body.percent, session=session, mode=body.mode,
-               steps=body.steps, guard_rails=body.guard_rails, auto_advance=body.auto_advance,
-               reason=body.reason, actor=principal.actor, warm=serving.warm)
+    st = dep.deploy(name, body.version, body.percent, session=session, mode=body.mode,
+                    steps=body.steps, guard_rails=body.guard_rails,
+                    auto_advance=body.auto_advance, reason=body.reason, actor=principal.actor,
+                    warm=serving.warm, runtime=body.runtime)
+    serving.use_runtimes(st)  # this process answers with the chosen runtime at once
     serving.forget(name)
     return _deployment_doc(serving, name, session)
 

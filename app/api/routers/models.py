@@ -33,8 +33,10 @@ class LoadedHere(BaseModel):
     version: int
     lean_path: bool  # served by the compiled fast path, not the scikit-learn pipeline
     # what answers its requests: "lean" (the fast path), "scikit-learn" (the pipeline) or
-    # "onnxruntime" (an imported ONNX graph)
+    # "onnxruntime" (an imported ONNX graph, or the deployment's runtime onnx/auto chose it)
     runtime: str = "scikit-learn"
+    runtime_requested: str = "auto"  # the deployment's runtime for it: auto, python, onnx
+    runtime_reason: str = ""  # why `runtime` answers (auto: the probe timings)
 
 
 class ModelDetail(BaseModel):
@@ -84,7 +86,7 @@ def models(session: SessionDep) -> list[ModelPublic]:
 
 
 def _runtime(lm: Any) -> str:
-    if isinstance(lm.pipeline, OnnxModel):
+    if isinstance(lm.pipeline, OnnxModel) or lm.onnx is not None:
         return "onnxruntime"
     return "lean" if lm.fast is not None else "scikit-learn"
 
@@ -95,7 +97,8 @@ def model(name: str, serving: ServingDep, session: SessionDep) -> ModelDetail:
     st = serving.state(name, fresh=True)
     aliases = {a: v.version for v in versions for a in v.aliases}
     loaded = [LoadedHere(version=lm.version, lean_path=lm.fast is not None,
-                         runtime=_runtime(lm))
+                         runtime=_runtime(lm), runtime_requested=lm.runtime_requested,
+                         runtime_reason=lm.runtime_reason)
               for lm in serving.cache.loaded_models(name)]
     return ModelDetail(name=name, versions=versions, aliases=aliases,
                        deployment=st.to_dict(), loaded_here=loaded)
