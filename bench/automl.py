@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from bench.automl_suite import SUITE, Kind, Split, SplitKind, Task, describe, split  # noqa: E402
 
 CHILD = ROOT / "bench" / "automl_child.py"
+ESTIMATORS = ""  # --estimators, passed to the workbench's child (empty: its default search)
 RESULTS_DIR = ROOT / "bench" / "results"
 DEFAULT_AG_PYTHON = Path("/tmp/ag-venv/bin/python")
 
@@ -209,7 +210,8 @@ def run_child(python: str, system: str, task: Task, s: Split, split_dir: Path, b
         out = Path(tmp) / "result.json"
         cmd = [python, str(CHILD), system, str(split_dir), str(budget), str(out)]
         env = {**os.environ, "WORKBENCH_HOME": str(home), "PYTHONPATH": str(ROOT),
-               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+               "WB_BENCH_ESTIMATORS": ESTIMATORS, "HF_HUB_OFFLINE": "1",
+               "TRANSFORMERS_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
         t0 = time.perf_counter()
         peak_tree = 0.0
         with open(Path(tmp) / "stderr.txt", "w") as err:
@@ -473,6 +475,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--busy-core", type=int, default=1, help="the core the burner is pinned to")
     p.add_argument("--repeat-check", action="store_true",
                    help=f"run the workbench a second time on {REPEAT_TASKS} tasks, same seed")
+    p.add_argument("--estimators", default="",
+                   help="the workbench's catalogue keys to search (comma-separated, e.g. "
+                        "hgb,xgboost,lightgbm,deep_tabular); default: its default search")
     p.add_argument("--out", type=Path, default=None, help="the JSON results file")
     p.add_argument("--resume", type=Path, default=None,
                    help="continue this results file: runs it holds are skipped")
@@ -518,10 +523,13 @@ def main(argv: list[str] | None = None) -> int:
         systems = [s for s in systems if SYSTEMS[s]["python"] != "autogluon"]
     pythons = {"ours": sys.executable, "autogluon": ag_python or ""}
     mode = "busy" if args.busy else "quiet"
+    global ESTIMATORS
+    ESTIMATORS = args.estimators
     path = args.resume or args.out or RESULTS_DIR / f"automl-{datetime.now():%Y%m%d-%H%M%S}.json"
     setup = {"created": datetime.now().isoformat(timespec="seconds"), "targets": TARGETS,
              "cpu_count": os.cpu_count(), "versions": versions(ag_python),
-             "autogluon_python": ag_python, "nice": os.nice(0)}
+             "autogluon_python": ag_python, "nice": os.nice(0),
+             "workbench_estimators": args.estimators or "default"}
     results = Results(path, setup)
     if args.retry_failed:
         results.runs = {k: r for k, r in results.runs.items() if r.error is None}

@@ -11,6 +11,7 @@ SPLIT_DIR holds train.parquet (features + target), test.parquet (features) and t
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -33,8 +34,10 @@ def fit_workbench(train: pd.DataFrame, task: dict[str, Any], budget: float
     from core.automl.search import search
     from core.features.schema import align_to_schema
 
+    chosen = os.environ.get("WB_BENCH_ESTIMATORS", "")  # bench/automl.py --estimators
     result = search(train, task["target"], budget=budget, metric=task["metric"],
-                    task=task["kind"], seed=task["seed"], time_column=task["time_column"])
+                    task=task["kind"], seed=task["seed"], time_column=task["time_column"],
+                    estimators=chosen.split(",") if chosen else None)
     pipe, schema = result.pipeline, result.data.schema
     if task["kind"] == "regression":
         return (lambda X: pipe.predict(align_to_schema(X, schema))), None
