@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import bisect
 import collections
+import itertools
+import json
+import operator
 import os
 import socket
 import threading
@@ -17,7 +20,9 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert, update
+import orjson
+from sqlalchemy import JSON, bindparam, insert, update
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, select
 from typing_extensions import TypedDict
 
@@ -34,8 +39,17 @@ MAX_LOGGED_ROWS = 10_000  # a bigger request's rows are not kept (its label cann
 _rng = np.random.default_rng(0)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable_rows(rows: list[Record]) -> list[Record]:
-    """Request rows as JSON values (numpy scalars, NaN and dates made plain)."""
+    """Request rows as JSON values (numpy scalars, NaN and dates made plain). Rows parsed
+    from a JSON body are plain already: that is checked in C-level passes (types of keys and
+    values; `v != v` only for NaN) and they are kept as they are, without a copy per cell."""
+    values = list(itertools.chain.from_iterable(map(dict.values, rows)))
+    if (_PLAIN.issuperset(map(type, values)) and not any(map(operator.ne, values, values))
+            and {str}.issuperset(map(type, itertools.chain.from_iterable(rows)))):
+        return rows
     out = []
     for row in rows:
         clean = {}
@@ -49,6 +63,25 @@ def _jsonable_rows(rows: list[Record]) -> list[Record]:
             clean[str(k)] = v
         out.append(clean)
     return out
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits: the standard library's reading
+        return json.dumps(value)
+
+
+class PlainJSON(TypeDecorator[Any]):
+    """A JSON column's values written by orjson (the prediction log's rows and labels, which
+    are plain JSON values: `_jsonable_rows`): the standard library's encoder cost more CPU
+    per 100-row request than scoring it. Read back like any JSON column."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        return _dumps
 
 
 class TrafficSummary(TypedDict):
@@ -223,21 +256,26 @@ class Telemetry:
                                           latency_sum_ms=c.latency_sum_ms, latency_hist=c.hist,
                                           predictions=c.predictions))
                     if logs:  # one executemany, not an ORM object per request
-                        s.exec(insert(PredictionLog.__table__), params=[
+                        s.exec(insert(PredictionLog.__table__).values(
+                            predictions=bindparam("predictions_json", type_=PlainJSON())),
+                            params=[
                             {"shadow_version": None, "shadow_predictions": None,
                              "shadow_error": None, "actual": None, "feedback_at": None,
-                             **{k: v for k, v in row.items() if k != "records"},
+                             **{k: v for k, v in row.items()
+                                if k not in ("records", "predictions")},
+                             "predictions_json": row["predictions"],
                              "workspace": workspace_of_key(row["model_name"]),
                              "model_name": str(row["model_name"])}
                             for row in logs])
                         inputs = [{"request_id": row["request_id"],
                                    "workspace": workspace_of_key(row["model_name"]),
                                    "model_name": str(row["model_name"]),
-                                   "rows": _jsonable_rows(row["records"]),
+                                   "rows_json": _jsonable_rows(row["records"]),
                                    "created_at": row["created_at"]} for row in logs
                                   if 0 < len(row.get("records") or ()) <= MAX_LOGGED_ROWS]
                         if inputs:
-                            s.exec(insert(RequestInput.__table__), params=inputs)
+                            s.exec(insert(RequestInput.__table__).values(
+                                rows=bindparam("rows_json", type_=PlainJSON())), params=inputs)
                     for (name, version), (seen, rows) in samples.items():
                         s.add(RequestSample(workspace=workspace_of_key(name),
                                             model_name=str(name), version=version, seen=seen,
