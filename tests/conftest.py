@@ -147,3 +147,19 @@ def workers(home: Path,
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
+
+
+# -- `make test` runs the suite on two pytest-xdist workers (docs/testing/suite-time.md) ------
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup`: one file is one unit of work (its module-scoped trained homes
+    are built once), and the browser tests are one unit (one app, one browser, one `trained`
+    session fixture), scheduled first because it is the longest."""
+    if config.getoption("dist", None) != "loadgroup":
+        return
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            file = item.nodeid.split("::", 1)[0]
+            group = "e2e" if file.startswith("tests/e2e/") else file
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))

@@ -21,6 +21,7 @@ from tests.factories import metric, record, register, store_session
 EXTRA = 5  # requests beyond the bound
 
 
+@pytest.mark.serial  # a held predict thread and a burst: alone (a stale read once waited)
 @pytest.mark.parametrize(("setting", "bound", "admitted"), [
     ("WORKBENCH_MAX_PENDING_REQUESTS", 4, 4),  # 4 requests pending
     ("WORKBENCH_MAX_PENDING_ROWS", 5, 3),      # 2-row requests: 0, 2, 4 rows pending → admitted

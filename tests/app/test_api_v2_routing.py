@@ -90,6 +90,7 @@ def test_v2_requests_are_counted_logged_and_take_feedback(backend: str, home: Pa
         assert fb.status_code == 200, fb.text
 
 
+@pytest.mark.serial  # a held predict thread and a burst: alone, as test_api_overload
 def test_an_overloaded_server_answers_v2_with_503_and_retry_after(
         home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     register()

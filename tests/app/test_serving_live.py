@@ -18,7 +18,8 @@ import pytest
 from core.deploy import deployments as dep
 from tests.factories import ROOT, free_port, record, register, store_session, wait_healthy
 
-pytestmark = pytest.mark.slow
+# live traffic read in 1-s windows after each change: alone, not beside a parallel worker
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 

@@ -66,6 +66,7 @@ def test_two_processes_counts_are_summed_in_one_scrape(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # both server workers must take connections: alone
 def test_workbench_serve_with_two_workers_sums_both_in_every_scrape(home: Path) -> None:
     register()
     with store_session() as s:

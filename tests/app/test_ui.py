@@ -102,17 +102,17 @@ def demo(home: Path, demo_home: tuple[Path, list[str]],
     st.cache_resource.clear()
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_pages_render_on_an_empty_store(page: str, home: Path) -> None:
+@pytest.mark.parametrize("page_file", PAGES)
+def test_pages_render_on_an_empty_store(page_file: str, home: Path) -> None:
     at = _app().run()
-    at.switch_page(page).run()
+    at.switch_page(page_file).run()
     assert not at.exception
     assert at.info, "an empty store shows what to do next"
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_each_page_file_runs_on_its_own(page: str, wine: Path) -> None:
-    at = AppTest.from_file(str(ROOT / page), default_timeout=60).run()
+@pytest.mark.parametrize("page_file", PAGES)
+def test_each_page_file_runs_on_its_own(page_file: str, wine: Path) -> None:
+    at = AppTest.from_file(str(ROOT / page_file), default_timeout=60).run()
     assert not at.exception
 
 

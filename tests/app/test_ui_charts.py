@@ -301,11 +301,11 @@ def test_compare_searches_scored_by_different_metrics(several: Path) -> None:
         f"job {cancer_job}: breast_cancer"}
 
 
-@pytest.mark.parametrize("page", ["pages/compare.py"])
-def test_compare_page_on_an_empty_store_and_on_its_own(page: str, home: Path) -> None:
-    at = _page(page)
+@pytest.mark.parametrize("page_file", ["pages/compare.py"])
+def test_compare_page_on_an_empty_store_and_on_its_own(page_file: str, home: Path) -> None:
+    at = _page(page_file)
     assert at.info and "compare" in at.info[0].value.lower()
-    alone = AppTest.from_file(str(ROOT / page), default_timeout=60).run()
+    alone = AppTest.from_file(str(ROOT / page_file), default_timeout=60).run()
     assert not alone.exception
 
 

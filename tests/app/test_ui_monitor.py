@@ -206,9 +206,9 @@ def test_after_a_rollback_the_split_is_not_the_old_one(two_wines: Path) -> None:
     assert split["role"].tolist() == ["stable"] and split["share"].tolist() == [1.0]
 
 
-@pytest.mark.parametrize("page", ["pages/home.py", "pages/deployments.py"])
+@pytest.mark.parametrize("page_file", ["pages/home.py", "pages/deployments.py"])
 def test_open_alerts_show_on_home_and_deployments_with_a_link_to_monitor(
-        wine: Path, page: str) -> None:
+        wine: Path, page_file: str) -> None:
     with store_session() as s:
         deploy("wine", 1, 100, session=s)
         s.add(Alert(model_name="wine", version=1, kind="ERROR", severity="critical",
@@ -218,8 +218,8 @@ def test_open_alerts_show_on_home_and_deployments_with_a_link_to_monitor(
                     message="wine:1 p99 latency 2000 ms > 1000 ms", opened_at=utcnow()))
         s.commit()
     at = _app().run()
-    if page != "pages/home.py":
-        at.switch_page(page).run()
+    if page_file != "pages/home.py":
+        at.switch_page(page_file).run()
     assert not at.exception
     assert "1 open alert" in " ".join(w.value for w in at.warning)
     listed = next(d.value for d in at.dataframe if "message" in d.value.columns)

@@ -121,18 +121,18 @@ def _ok(at: AppTest) -> AppTest:
 
 
 # -- an empty home ----------------------------------------------------------------------------
-@pytest.mark.parametrize("page", PAGES)
-def test_every_page_on_an_empty_home_says_what_to_do_and_links_there(page: str,
+@pytest.mark.parametrize("page_file", PAGES)
+def test_every_page_on_an_empty_home_says_what_to_do_and_links_there(page_file: str,
                                                                      home: Path) -> None:
     at = _app().run()
-    at.switch_page(page).run()
+    at.switch_page(page_file).run()
     _ok(at)
     assert at.info, "an empty page says what to do next"
     links = " ".join(_links(at))
-    missing = [p for p in EMPTY_LINKS.get(page, set()) if p not in links]
-    assert not missing, f"{page} on an empty home links to no page for {missing}: {links!r}"
-    assert links or page == "pages/data.py", f"{page} names a next step without a link"
-    if page == "pages/data.py":
+    missing = [p for p in EMPTY_LINKS.get(page_file, set()) if p not in links]
+    assert not missing, f"{page_file} on an empty home links to no page for {missing}: {links!r}"
+    assert links or page_file == "pages/data.py", f"{page_file} names a next step without a link"
+    if page_file == "pages/data.py":
         assert at.file_uploader, "Data's empty state points at its own uploader"
 
 
@@ -277,13 +277,14 @@ BUSY: dict[str, Callable[[AppTest], None]] = {
     "pages/jobs.py": _jobs}
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_every_page_on_a_busy_home_shows_each_model_and_search(page: str, busy: Path) -> None:
+@pytest.mark.parametrize("page_file", PAGES)
+def test_every_page_on_a_busy_home_shows_each_model_and_search(page_file: str,
+                                                               busy: Path) -> None:
     at = _app().run()
-    at.switch_page(page).run()
+    at.switch_page(page_file).run()
     _ok(at)
     assert at.title, "every page says where the user is"
-    BUSY.get(page, _ok)(at)  # a page added later: no exception and no error box, at least
+    BUSY.get(page_file, _ok)(at)  # a page added later: no exception and no error box, at least
 
 
 def test_the_navigation_lists_every_page_checked_here() -> None:

@@ -39,6 +39,7 @@ def _business(n: int = 600, seed: int = 0) -> pd.DataFrame:
 
 
 @pytest.mark.slow  # real searches
+@pytest.mark.serial  # a wall-clock bound: alone, not beside a parallel worker
 @pytest.mark.parametrize("budget", [3.0, 8.0])
 def test_the_budget_is_a_promise(budget: float) -> None:
     """The clock is respected (a 3 s search does not run for 30). The +10 % promise itself is

@@ -124,6 +124,7 @@ def test_a_time_limit_stops_training_inside_the_epochs() -> None:
 
 
 @pytest.mark.slow  # a real search (a few seconds)
+@pytest.mark.serial  # a wall-clock bound: alone, not beside a parallel worker
 def test_a_search_of_the_network_keeps_its_budget() -> None:
     frame = pd.read_csv(DATA / "breast_cancer.csv")
     started = time.monotonic()

@@ -73,7 +73,8 @@ def test_a_wrong_or_missing_key_names_the_artifact_and_what_to_set(
     load_pipeline("churn:1", session=session)
 
 
-@pytest.mark.parametrize("bad", ["not-a-key", "c2hvcnQ=", KEY_A[:-4]])
+@pytest.mark.parametrize("bad", ["not-a-key", "c2hvcnQ=", KEY_A[:-4]],
+                         ids=["not-base64", "too-short", "cut-key"])  # KEY_A is random: fixed ids
 def test_a_malformed_key_says_how_to_make_one(home, bad: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBENCH_ARTIFACT_KEY", bad)

@@ -57,6 +57,7 @@ def test_cli_submit_starts_a_worker_that_completes_the_job(workers, session: Ses
 
 
 @pytest.mark.slow  # real worker processes running searches
+@pytest.mark.serial  # a timed cancel: alone, not beside a parallel worker
 def test_cancel_stops_a_running_search_within_five_seconds(workers, session: Session) -> None:
     job = submit(session, CANCER, "diagnosis", budget=120)
     workers()
@@ -70,6 +71,7 @@ def test_cancel_stops_a_running_search_within_five_seconds(workers, session: Ses
 
 
 @pytest.mark.slow  # real worker processes running searches
+@pytest.mark.serial  # the pause must land within an 8 s search: alone
 def test_pause_holds_new_trials_and_resume_continues(workers, session: Session) -> None:
     job = submit(session, CANCER, "diagnosis", budget=8)
     workers()
