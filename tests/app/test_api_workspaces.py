@@ -23,6 +23,7 @@ from core.data.datasets import store_frame
 from core.deploy import deployments as dep
 from core.identity import Role
 from core.identity.keys import create_key
+from core.identity.workspaces import add_workspace, list_workspaces
 from core.jobs.schedules import create_schedule
 from core.monitor.alerts import set_config
 from core.store import Alert, AuditEvent, Database, PredictionLog, ServingStat, utcnow
@@ -40,7 +41,10 @@ def _make_keys(db: Database) -> None:
     caller's workspace from it, as for any machine calling the API."""
     _KEYS.clear()
     with Session(db.engine, expire_on_commit=False) as s:
+        known = {w.name for w in list_workspaces(session=s)}
         for ws in ("team-a", "team-b"):
+            if ws not in known:  # keys belong to existing workspaces only
+                add_workspace(ws, session=s)
             _KEYS[ws] = create_key(f"{ws}-admin", role=Role.ADMIN, workspace=ws,
                                    session=s).key
 
