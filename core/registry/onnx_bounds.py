@@ -55,7 +55,8 @@ def check_allocations(model: Any, label: str) -> None:
                                      f"{str(exc).splitlines()[0][:300]}") from None
     graph = model.graph
     symbols = {d.dim_param for i in graph.input if i.type.HasField("tensor_type")
-               for d in i.type.tensor_type.shape.dim if d.dim_param}
+               for d in i.type.tensor_type.shape.dim
+               if d.dim_param and not d.dim_param.startswith("unk__")}  # the tool's unknowns
     shapes = _types(standard)
     if symbolic is not None:
         shapes.update(_types(symbolic))
@@ -66,12 +67,19 @@ def check_allocations(model: Any, label: str) -> None:
 
 
 def _symbolic(model: Any) -> Any:
+    """What onnxruntime's symbolic inference learns, complete or not. Its `infer_shapes`
+    saves an incomplete result to ./sym_shape_infer_temp.onnx before raising: a server must
+    not write files where it happens to run, so its steps are run here without that."""
     try:
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-        return SymbolicShapeInference.infer_shapes(model, auto_merge=False,
-                                                   guess_output_rank=False)
-    except Exception:  # incomplete (data-driven sizes, or operators it does not know)
+        inference = SymbolicShapeInference(2**31 - 1, False, False, 0)
+        inference._preprocess(model)
+        while inference.run_:
+            inference._infer_impl()
+        inference._update_output_from_vi()
+        return inference.out_mp_
+    except Exception:  # an operator or opset it does not know: ONNX's own inference decides
         return None
 
 

@@ -138,6 +138,7 @@ def test_a_tablet_signs_in_and_out(browser: Browser, team_app: str) -> None:
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
         screenshot(page, "signin-05-tablet-form")
         _sign_in(page, team_app, "vera")
+        settled(page)
         no_errors(page)
         screenshot(page, "signin-06-tablet-signed-in")
         _sign_out(page)
