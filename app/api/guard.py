@@ -86,7 +86,28 @@ class Guard:
             roles = self._roles = RouteRoles.of_app(scope["app"])
         rule = roles.rule(scope["method"], scope["path"])
         if rule.public:
+            # a public route still learns who calls when the caller says (GET /health gives
+            # detail to a signed-in caller only); no or bad credentials: anonymous, not 401
+            try:
+                found = await self._identify(scope)
+            except Exception:  # noqa: BLE001 (liveness answers even when the store cannot)
+                found = None
+            if isinstance(found, Principal):
+                scope["principal"] = found
+            else:
+                scope["anonymous"] = True
             return None
+        found = await self._identify(scope)
+        if not isinstance(found, Principal):
+            return found
+        principal = found
+        scope["principal"] = principal
+        if principal.role is not Role.ADMIN and not principal.role.allows(rule.role):
+            return error(403, "forbidden", forbidden_detail(rule.role, principal.role))
+        return None
+
+    async def _identify(self, scope: dict) -> Any:
+        """The caller's principal from its credentials, or the error response to give."""
         cred = None
         for k, v in scope["headers"]:
             if k == b"authorization":
@@ -113,10 +134,7 @@ class Guard:
                     principal = self._resolve(snap, cred.decode("latin-1"))
                 except UnauthorizedError as exc:
                     return _unauthorized(exc.message)
-        scope["principal"] = principal
-        if principal.role is not Role.ADMIN and not principal.role.allows(rule.role):
-            return error(403, "forbidden", forbidden_detail(rule.role, principal.role))
-        return None
+        return principal
 
     def _operator(self) -> Principal:
         self._local = local_principal()

@@ -17,9 +17,11 @@ from app.ui.deps import whole_store
 from app.ui.identity import CHECKED_RUN, PRINCIPAL, remember
 from core.errors import UnauthorizedError, WorkbenchError
 from core.identity import Principal, PrincipalKind, directory, local_principal, tokens
+from core.identity.throttle import SignInThrottle
 
 TOKEN = "signed_in_token"   # the JWT, as POST /v1/auth/token would issue it
 NOTICE = "signin_notice"    # why the form is shown again (expired, signed out, …)
+THROTTLE = SignInThrottle()  # this app process's sign-in back-off, as the API's (per process)
 FORM = "signin"
 
 
@@ -98,15 +100,32 @@ def sign_in_form() -> None:
     if not username.strip() or not password:
         st.error("Enter your user name and password.", icon=":material/error:")
         return
+    name, address = username.strip(), _address()
+    wait = THROTTLE.retry_after(name, address)
+    if wait:
+        st.error(f"Too many failed sign-ins for this user name or from this address: try "
+                 f"again in {wait} s.", icon=":material/error:")
+        return
     try:
         with _session() as s:
-            token = tokens.sign_in(username.strip(), password, session=s).access_token
+            token = tokens.sign_in(name, password, session=s).access_token
     except WorkbenchError as exc:
+        if isinstance(exc, UnauthorizedError):
+            THROTTLE.failed(name, address)
         st.error(exc.message, icon=":material/error:")
         return
+    THROTTLE.succeeded(name)
     st.session_state[TOKEN] = token
     st.session_state.pop(NOTICE, None)
     st.rerun()
+
+
+def _address() -> str | None:
+    """The browser's address as Streamlit sees it (None when unknown, e.g. in tests)."""
+    try:
+        return st.context.ip_address
+    except Exception:  # noqa: BLE001 (an older Streamlit, or no browser connection)
+        return None
 
 
 def _forget(notice: str) -> None:

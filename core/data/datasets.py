@@ -20,7 +20,7 @@ from core.settings import get_settings
 from core.store import Dataset, Job, ModelVersion, RegisteredModel, lock_for_write, sealing
 from core.store import artifacts as store
 from core.store.audit import record
-from core.store.scope import DEFAULT_WORKSPACE, writing_workspace
+from core.store.scope import DEFAULT_WORKSPACE, owned_get, writing_workspace
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def list_datasets_public(*, session: Session) -> list[DatasetPublic]:
 def get_dataset(ref: int | str, *, session: Session) -> Dataset:
     """A dataset by id, fingerprint (or its prefix) or name (latest of that name)."""
     if isinstance(ref, int) or str(ref).isdigit():
-        ds = session.get(Dataset, int(ref))
+        ds = owned_get(session, Dataset, int(ref))
     else:
         ds = session.exec(select(Dataset).where(Dataset.name == ref)
                           .order_by(Dataset.id.desc())).first()

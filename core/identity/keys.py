@@ -18,6 +18,7 @@ from core.identity import directory
 from core.identity.directory import KEY_MARK, PREFIX_LEN, key_digest, key_prefix
 from core.identity.naming import check_name, parse_role
 from core.identity.principal import DEFAULT_WORKSPACE, Principal, PrincipalKind, Role
+from core.identity.workspaces import require_workspace
 from core.store.audit import record
 from core.store.db import lock_for_write
 from core.store.identity import ApiKey
@@ -48,7 +49,7 @@ class CreatedKey(BaseModel):
 def create_key(name: str, *, role: Role | str, session: Session,
                workspace: str = DEFAULT_WORKSPACE, actor: str | None = None) -> CreatedKey:
     name = check_name(name, "key")
-    workspace = check_name(workspace, "workspace")
+    workspace = require_workspace(workspace, session=session)
     role = parse_role(role)
     lock_for_write(session)
     if session.exec(select(ApiKey).where(ApiKey.name == name,
@@ -90,7 +91,7 @@ def revoke_key(name: str, *, session: Session, actor: str | None = None,
     row.revoked_at = utcnow()
     session.add(row)
     record(session, "key.revoke", f"key:{row.name}", actor=actor, reason=reason,
-           prefix=row.prefix)
+           prefix=row.prefix, workspace=row.workspace)
     session.commit()
     directory.changed()
     return KeyInfo.of(row)

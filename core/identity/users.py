@@ -16,6 +16,7 @@ from core.errors import ConflictError, NotFoundError
 from core.identity import directory, passwords
 from core.identity.naming import check_name, parse_role
 from core.identity.principal import DEFAULT_WORKSPACE, Principal, PrincipalKind, Role
+from core.identity.workspaces import require_workspace
 from core.store.audit import record
 from core.store.db import lock_for_write
 from core.store.identity import User
@@ -54,7 +55,7 @@ def add_user(name: str, password: str, *, role: Role | str, session: Session,
              workspace: str = DEFAULT_WORKSPACE, actor: str | None = None) -> UserInfo:
     """Add a user (or bring back a removed one under a new revision)."""
     name = check_name(name, "user")
-    workspace = check_name(workspace, "workspace")
+    workspace = require_workspace(workspace, session=session)
     role = parse_role(role)
     pw_hash = passwords.hash_password(password)
     lock_for_write(session)
@@ -69,7 +70,7 @@ def add_user(name: str, password: str, *, role: Role | str, session: Session,
         user.revision, user.removed_at, user.created_at = user.revision + 1, None, utcnow()
     session.add(user)
     record(session, "user.add", f"user:{name}", actor=actor, role=role.value,
-           workspace=workspace)
+           workspace=workspace)  # the event is the user's workspace's
     _commit(session)
     return UserInfo.of(user)
 
@@ -89,7 +90,8 @@ def remove_user(name: str, *, session: Session, actor: str | None = None,
     user = _active(session, name)
     user.removed_at, user.revision, user.password_hash = utcnow(), user.revision + 1, ""
     session.add(user)
-    record(session, "user.remove", f"user:{name}", actor=actor, reason=reason)
+    record(session, "user.remove", f"user:{name}", actor=actor, reason=reason,
+           workspace=user.workspace)
     _commit(session)
     return UserInfo.of(user)
 
@@ -102,7 +104,7 @@ def set_password(name: str, password: str, *, session: Session,
     user = _active(session, name)
     user.password_hash, user.revision = pw_hash, user.revision + 1
     session.add(user)
-    record(session, "user.passwd", f"user:{name}", actor=actor)
+    record(session, "user.passwd", f"user:{name}", actor=actor, workspace=user.workspace)
     _commit(session)
     return UserInfo.of(user)
 
@@ -118,7 +120,7 @@ def set_role(name: str, role: Role | str, *, session: Session, actor: str | None
         user.role, user.revision = role, user.revision + 1
         session.add(user)
         record(session, "user.role", f"user:{name}", actor=actor, reason=reason,
-               before=str(before), after=role.value)
+               before=str(before), after=role.value, workspace=user.workspace)
         _commit(session)
     return UserInfo.of(user)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from core.errors import ConflictError, NotFoundError
+from core.errors import ConflictError, InputError, NotFoundError
 from core.store.audit import record
 from core.store.db import lock_for_write
 from core.store.scope import DEFAULT_WORKSPACE, check_workspace_name
@@ -23,20 +23,32 @@ def add_workspace(name: str, *, session: Session, actor: str | None = None) -> W
         raise ConflictError(f"Workspace {name!r} already exists (`workbench workspaces list`).")
     ws = Workspace(name=name)
     session.add(ws)
-    record(session, "workspace.add", f"workspace:{name}", actor=actor)
+    record(session, "workspace.add", f"workspace:{name}", actor=actor, workspace=name)
     session.commit()
     session.refresh(ws)
     return ws
 
 
+def _known(session: Session) -> str:
+    names = {DEFAULT_WORKSPACE, *(w.name for w in list_workspaces(session=session))}
+    return ", ".join(sorted(names))
+
+
 def require_workspace(name: str, *, session: Session) -> str:
-    """`name` if that workspace exists, else a NotFoundError saying how to create it."""
-    check_workspace_name(name)
+    """`name` if that workspace exists, else an error naming the workspaces that do and how
+    to create one (users, keys and the CLI's --workspace all go through here, so nothing
+    can belong to a workspace the scoping would refuse or that was never created)."""
+    try:
+        check_workspace_name(name)
+    except InputError:
+        raise InputError(
+            f"{name!r} is not a workspace name (1-63 lowercase letters, digits, '-' or '_'). "
+            f"Known workspaces: {_known(session)}. Create one with `workbench workspaces add "
+            "NAME`.") from None
     if name == DEFAULT_WORKSPACE:
         return name
     if session.exec(select(Workspace.id).where(Workspace.name == name)).first() is None:
-        known = ", ".join(w.name for w in list_workspaces(session=session))
         raise NotFoundError(
-            f"Unknown workspace {name!r} (known: {known}). Create it with `workbench "
+            f"Unknown workspace {name!r} (known: {_known(session)}). Create it with `workbench "
             f"workspaces add {name}`, or pick another with --workspace / WORKBENCH_WORKSPACE.")
     return name

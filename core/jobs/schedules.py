@@ -23,6 +23,7 @@ from core.jobs.ledger import writing
 from core.jobs.states import Trigger
 from core.store import Job, RegisteredModel, Schedule, utcnow
 from core.store.audit import record
+from core.store.scope import owned_get
 
 DAILY_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
 
@@ -101,7 +102,7 @@ def delete_schedule(schedule_id: int, *, session: Session, actor: str | None = N
 
 
 def get_schedule(schedule_id: int, *, session: Session) -> Schedule | None:
-    return session.get(Schedule, schedule_id)
+    return owned_get(session, Schedule, schedule_id)
 
 
 def _get(session: Session, schedule_id: int) -> Schedule:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ArtifactIntegrityError, InputError, UntrustedArtifactError
+from core.registry.onnx_bounds import check_allocations
 
 SUFFIX = ".onnx"
 MAX_BYTES = 256 * 1024 * 1024  # a tabular model is kilobytes to tens of megabytes
@@ -76,6 +77,7 @@ def audit(data: bytes, label: str) -> Any:
     except Exception as exc:
         raise ArtifactIntegrityError(f"{label} is not a valid ONNX model: "
                                      f"{str(exc).splitlines()[0][:300]}") from None
+    check_allocations(model, label)  # what it would allocate at run time (onnx_bounds.py)
     return model
 
 

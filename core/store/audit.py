@@ -7,8 +7,10 @@ import os
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session
 
+from core.store.scope import WORKSPACE_KEY
 from core.store.tables import AuditEvent
 
 
@@ -128,10 +130,21 @@ def record(
     *,
     actor: str | None = None,
     reason: str = "",
+    workspace: str | None = None,
     **detail: Any,
 ) -> AuditEvent:
-    """Add an audit row inside the caller's transaction, so it commits with the change itself."""
+    """Add an audit row inside the caller's transaction, so it commits with the change itself.
+
+    It lands in the session's workspace, or in `workspace` when the change concerns another
+    one (the operator adding a user or key to `team-a` from a `default` session: the event is
+    team-a's, read by team-a's auditors, never by default's viewers). Such a row is written
+    with a Core INSERT, which the scoping's stamp check (core/store/scope.py) does not see:
+    only these administration events may cross."""
     ev = AuditEvent(action=str(action), entity=entity, actor=actor or default_actor(),
-                    reason=reason, detail=detail)
-    session.add(ev)
+                    reason=reason, detail=detail, workspace=workspace)
+    scoped = session.info.get(WORKSPACE_KEY)
+    if workspace is None or scoped is None or scoped == workspace:
+        session.add(ev)
+    else:
+        session.execute(insert(AuditEvent.__table__).values(**ev.model_dump(exclude={"id"})))
     return ev

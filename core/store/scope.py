@@ -11,6 +11,13 @@ keep it inside that workspace without any use case knowing:
 - `before_flush` stamps each new `Owned` object with the session's workspace and refuses one
   that names another workspace (`WorkspaceMismatchError`).
 
+`session.get(Table, id)` is scoped too when it reads the database (it runs an ORM SELECT), but
+an identity-map hit returns the object without any SELECT: `scope` therefore drops from the
+session every object of another workspace when it (re)scopes a session, and `owned_get` checks
+the object it returns, so an id from a request or a command's option finds nothing outside the
+caller's workspace. Use cases that take an object's id from a caller look it up with
+`owned_get` or `require_owned` (a NotFoundError, i.e. a 404, "as if absent").
+
 A session with no workspace is *unscoped*: internal loops (a worker claiming jobs, the
 scheduler, the monitor, serving's telemetry) use one to FIND work in every workspace, then act
 inside a session scoped to the object's workspace. New objects flushed by an unscoped session
@@ -23,17 +30,18 @@ exist (telemetry's bulk insert) put the workspace into their rows themselves.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import column, event
 from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
 
-from core.errors import InputError
+from core.errors import InputError, NotFoundError
 
 DEFAULT_WORKSPACE = "default"  # == core.identity.DEFAULT_WORKSPACE (a test holds them equal)
 WORKSPACE_KEY = "workspace"
+T = TypeVar("T")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -61,12 +69,39 @@ def check_workspace_name(name: str) -> str:
 
 
 def scope(session: OrmSession, workspace: str | None) -> OrmSession:
-    """Scope `session` to `workspace` (None: unscoped, for internal loops only)."""
+    """Scope `session` to `workspace` (None: unscoped, for internal loops only). Objects of
+    another workspace the session already holds (loaded while unscoped) are dropped from it,
+    so no identity-map hit can hand them out afterwards."""
     if workspace is None:
         session.info.pop(WORKSPACE_KEY, None)
-    else:
-        session.info[WORKSPACE_KEY] = check_workspace_name(workspace)
+        return session
+    session.info[WORKSPACE_KEY] = check_workspace_name(workspace)
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Owned) and obj.workspace != workspace:
+            session.expunge(obj)
     return session
+
+
+def owned_get(session: OrmSession, table: type[T], ident: Any, **options: Any) -> T | None:
+    """`session.get`, but None for an object of another workspace than the session's (an
+    identity-map hit runs no SELECT, so the scoping criteria never see it)."""
+    obj = session.get(table, ident, **options)
+    ws = session.info.get(WORKSPACE_KEY)
+    if obj is not None and ws is not None and isinstance(obj, Owned) and obj.workspace != ws:
+        return None
+    return obj
+
+
+def require_owned(session: OrmSession, table: type[T], ident: Any, what: str,
+                  hint: str = "") -> T:
+    """The object `ident` of the caller's workspace, else NotFoundError naming `what` (the
+    field or option the id came from): another workspace's id answers exactly as an absent
+    one, so existence does not leak."""
+    obj = owned_get(session, table, ident) if ident is not None else None
+    if obj is None:
+        noun = re.sub(r"(?<!^)(?=[A-Z])", " ", table.__name__).lower()  # ModelVersion -> ...
+        raise NotFoundError(f"{what}: no {noun} {ident}." + (f" {hint}" if hint else ""))
+    return obj
 
 
 def workspace_of(session: OrmSession) -> str | None:

@@ -15,7 +15,18 @@ from typing import Any
 from sqlmodel import Session, func, select
 
 from core.errors import ConflictError, NotFoundError
-from core.store import Run, RunLatestMetric, RunMetric, RunParam, RunTag, lock_for_write
+from core.store import (
+    Dataset,
+    Job,
+    ModelVersion,
+    Run,
+    RunLatestMetric,
+    RunMetric,
+    RunParam,
+    RunTag,
+    lock_for_write,
+)
+from core.store.scope import require_owned
 from core.tracking import checks
 from core.tracking.checks import BadInput
 from core.tracking.experiments import ensure_experiment
@@ -40,8 +51,8 @@ def create_run(*, session: Session, experiment: str, name: str | None = None,
     """A RUNNING run in `experiment` (created on first use). A child run names its parent,
     which must exist. Commits unless `commit=False` (a caller composing a unit of work)."""
     lock_for_write(session)
-    if parent_run_id is not None and session.get(Run, parent_run_id) is None:
-        raise NotFoundError(f"parent_run_id: no run {parent_run_id}.")
+    _check_lineage(session, parent_run_id=parent_run_id, dataset_id=dataset_id, job_id=job_id,
+                   version_id=version_id)
     exp = ensure_experiment(experiment, session=session)
     if name is not None and (not isinstance(name, str) or len(name) > 250 or "\x00" in name):
         raise BadInput(f"name: {name!r} is not a run name of at most 250 characters "
@@ -57,6 +68,23 @@ def create_run(*, session: Session, experiment: str, name: str | None = None,
     if commit:
         session.commit()
     return run
+
+
+_LINEAGE = {"parent_run_id": (Run, "List runs with GET /v1/runs or `workbench runs`."),
+            "dataset_id": (Dataset, "List datasets with GET /v1/datasets or "
+                                    "`workbench datasets`."),
+            "job_id": (Job, "List jobs with GET /v1/jobs or `workbench jobs`."),
+            "version_id": (ModelVersion, "")}
+
+
+def _check_lineage(session: Session, **ids: int | None) -> None:
+    """Every id a run names must be an object of the caller's workspace: another workspace's
+    id is refused exactly as an absent one (404), so a run can neither point across
+    workspaces nor reveal that the id exists."""
+    for field, ident in ids.items():
+        if ident is not None:
+            table, hint = _LINEAGE[field]
+            require_owned(session, table, ident, field, hint)
 
 
 def log_to_run(run_id: int, *, session: Session, params: Mapping[str, Any] | None = None,

@@ -32,7 +32,7 @@ from core.monitor.live import compact
 from core.monitor.public import AlertPublic, DriftReport
 from core.store import Alert, Database, MonitorConfig, lock_for_write, utcnow
 from core.store.audit import record
-from core.store.scope import workspace_of_key
+from core.store.scope import owned_get, workspace_of_key
 from core.usecases.retraining import retrain_for_alert
 
 log = logging.getLogger("workbench.alerts")
@@ -100,7 +100,7 @@ def acknowledge(alert_id: int, actor: str | None = None, *, session: Session
     """A person saw the alert: it stays quiet while its condition holds, and resolves (then
     may recur as a new alert) when it clears."""
     lock_for_write(session)
-    alert = session.get(Alert, alert_id)
+    alert = owned_get(session, Alert, alert_id)
     if alert is None:
         raise NotFoundError(f"No alert {alert_id}.")
     if not AlertState(alert.state).can_become(AlertState.ACKNOWLEDGED):

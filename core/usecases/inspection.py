@@ -27,6 +27,7 @@ from core.registry import list_models, resolve
 from core.registry.aliases import alias_version
 from core.registry.stages import stage_of
 from core.store import Dataset, Job, ModelVersion, RegisteredModel
+from core.store.scope import owned_get
 from core.tracking.job_runs import job_run
 
 MAX_LINEAGE_NODES = 500  # a long retraining chain is cut here (the answer says so)
@@ -239,7 +240,7 @@ def _version_node(session: Session, mv: ModelVersion) -> LineageNode:
 # how to expand it). Adding a kind (runs) is adding an entry.
 EXPANDERS: dict[str, tuple[Callable[[Session, str], Any], Callable[[Session, Any], Expansion]]] = {
     "version": (lambda s, key: _version_row(s, key), _expand_version),
-    "job": (lambda s, key: s.get(Job, int(key)), _expand_job),
+    "job": (lambda s, key: owned_get(s, Job, int(key)), _expand_job),
 }
 
 

@@ -19,6 +19,7 @@ from core.identity import PrincipalKind
 from core.identity.keys import create_key, revoke_key
 from core.identity.tokens import issue
 from core.identity.users import add_user, remove_user, revision_of, set_password, set_role
+from core.identity.workspaces import add_workspace
 from core.store import AuditEvent
 from tests.factories import record, register, store_session
 
@@ -49,6 +50,8 @@ def _sign_in(c: TestClient, name: str, password: str = "password-1") -> dict[str
 
 def _add(name: str, role: str, workspace: str = "default") -> None:
     with store_session() as s:
+        if workspace != "default":
+            add_workspace(workspace, session=s)
         add_user(name, "password-1", role=role, workspace=workspace, session=s)
 
 

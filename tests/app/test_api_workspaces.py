@@ -6,6 +6,9 @@ Each workspace calls with its own real API key (`workbench keys create --workspa
 
 from __future__ import annotations
 
+import collections
+import json
+import random
 import re
 import threading
 from collections.abc import Iterator
@@ -23,6 +26,7 @@ from core.data.datasets import store_frame
 from core.deploy import deployments as dep
 from core.identity import Role
 from core.identity.keys import create_key
+from core.identity.workspaces import add_workspace, list_workspaces
 from core.jobs.schedules import create_schedule
 from core.monitor.alerts import set_config
 from core.store import Alert, AuditEvent, Database, PredictionLog, ServingStat, utcnow
@@ -40,7 +44,10 @@ def _make_keys(db: Database) -> None:
     caller's workspace from it, as for any machine calling the API."""
     _KEYS.clear()
     with Session(db.engine, expire_on_commit=False) as s:
+        known = {w.name for w in list_workspaces(session=s)}
         for ws in ("team-a", "team-b"):
+            if ws not in known:  # keys belong to existing workspaces only
+                add_workspace(ws, session=s)
             _KEYS[ws] = create_key(f"{ws}-admin", role=Role.ADMIN, workspace=ws,
                                    session=s).key
 
@@ -171,6 +178,40 @@ def _serve_churn(db: Database, ws: str, seed: int, max_p99_ms: float) -> int:
         return create_schedule("churn", "02:00", session=s).id
 
 
+ROUNDS = 20  # interleavings of the two workspaces' requests, each in another random order
+
+
+def _drive_interleaved(client: TestClient) -> dict[str, list[dict]]:
+    """ROUNDS rounds; in each, both workspaces' three requests (one of them with a bad record
+    every fifth round) shuffled into one queue that two threads drain at once, so the order
+    in which the workspaces' calls meet differs from round to round (seeded: repeatable)."""
+    answers: dict[str, list[dict]] = {"team-a": [], "team-b": []}
+    for rnd in range(ROUNDS):
+        order = [(ws, k) for ws in answers for k in range(3)]
+        random.Random(rnd).shuffle(order)
+        queue = collections.deque(order)
+
+        def drain(rnd: int = rnd, queue: collections.deque = queue) -> None:
+            while True:
+                try:
+                    ws, k = queue.popleft()
+                except IndexError:
+                    return
+                records = [{"a": k / 10, "b": 0.5}]
+                if rnd % 5 == 4 and k == 2:
+                    records.append({"a": "bad", "b": 1})
+                r = client.post("/v1/models/churn/predict", json={"records": records},
+                                headers={**_as(ws), "x-request-key": f"{ws}-{rnd}-{k}"})
+                answers[ws].append({"status": r.status_code, "record": k, **r.json()})
+
+        threads = [threading.Thread(target=drain) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return answers
+
+
 def test_two_workspaces_serving_churn_at_once_never_cross(backend: str, home: Path) -> None:
     db = Database()
     try:
@@ -178,30 +219,30 @@ def test_two_workspaces_serving_churn_at_once_never_cross(backend: str, home: Pa
                   "team-b": _serve_churn(db, "team-b", 10, max_p99_ms=1e9)}
         _make_keys(db)
         with TestClient(create_app(background=False, db=db)) as client:
-            answers: dict[str, list[dict]] = {"team-a": [], "team-b": []}
-
-            def drive(ws: str) -> None:
-                for i in range(30):
-                    r = client.post("/v1/models/churn/predict", headers={
-                        **_as(ws), "x-request-key": f"{ws}-{i}"},
-                        json={"records": [{"a": i / 10, "b": 0.5}, {"a": "bad", "b": 1}]
-                              if i % 10 == 9 else [{"a": i / 10, "b": 0.5}]})
-                    answers[ws].append({"status": r.status_code, **r.json()})
-
-            threads = [threading.Thread(target=drive, args=(ws,)) for ws in answers]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            answers = _drive_interleaved(client)
             serving = client.app.state.serving
             serving.flush()
             for ws in answers:
                 ok = [x for x in answers[ws] if x["status"] == 200]
-                assert len(ok) == 27 and {x["version"] for x in ok} <= {1, 2}
+                assert len(ok) == ROUNDS * 3 - ROUNDS // 5 and {x["version"] for x in ok} \
+                    <= {1, 2}
                 # the canary split of each workspace's rule (50 %): both versions answered
                 assert {x["version"] for x in ok} == {1, 2}
                 dep_b = client.get("/v1/deployments/churn", headers=_as(ws)).json()
                 assert (dep_b["stable"], dep_b["candidate"]) == (1, 2)
+            # each (workspace, version, record) answered with one set of probabilities in
+            # every round, and the two workspaces' models answer differently: an answer
+            # computed by the other workspace's model would show up as a second set
+            seen: dict[tuple, set] = {}
+            for ws in answers:
+                for x in answers[ws]:
+                    if x["status"] == 200:
+                        key = (ws, x["version"], x["record"])
+                        seen.setdefault(key, set()).add(json.dumps(x["probabilities"]))
+            assert all(len(v) == 1 for v in seen.values()), seen
+            assert any(seen[("team-a", v, k)] != seen[("team-b", v, k)] for v in (1, 2)
+                       for k in range(3) if ("team-a", v, k) in seen
+                       and ("team-b", v, k) in seen)
             # every logged prediction and counter is in its own workspace, none elsewhere
             with Session(db.engine) as s:
                 logs = s.exec(select(PredictionLog.workspace, PredictionLog.request_id)).all()
@@ -210,8 +251,10 @@ def test_two_workspaces_serving_churn_at_once_never_cross(backend: str, home: Pa
                    for ws in answers}
             for ws in answers:
                 assert {rid for w, rid in logs if w == ws} == ids[ws]
-                # 30 requests; a rejected one may be counted twice (candidate, then stable)
-                assert 30 <= sum(c for w, c in stats if w == ws) <= 33
+                # every request counted; a rejected one may be counted twice (candidate, then
+                # stable)
+                n = ROUNDS * 3
+                assert n <= sum(c for w, c in stats if w == ws) <= n + ROUNDS // 5
             # a label fed back in one workspace is not found in the other
             rid = next(iter(ids["team-a"]))
             fed = client.post("/v1/models/churn/feedback", headers=_as("team-b"),

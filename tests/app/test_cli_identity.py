@@ -28,6 +28,7 @@ def _ok(args: list[str], stdin: str | None = None) -> str:
 
 
 def test_users_are_added_listed_changed_and_removed(home: Path) -> None:
+    _ok(["workspaces", "add", "team-a"])
     assert "Added ann (editor in team-a)" in _ok(
         ["users", "add", "ann", "--role", "editor", "--workspace", "team-a"],
         stdin="password-1\n")
@@ -63,6 +64,7 @@ def test_bad_input_is_exit_2_with_the_rule(home: Path) -> None:
 
 
 def test_a_key_is_printed_once_and_works_until_revoked(home: Path) -> None:
+    _ok(["workspaces", "add", "team-a"])
     created = json.loads(_ok(["keys", "create", "--name", "ci", "--role", "editor",
                               "--workspace", "team-a", "--json"]))
     key = created["key"]

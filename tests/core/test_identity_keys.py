@@ -12,6 +12,7 @@ from core.errors import ConflictError, NotFoundError
 from core.identity import PrincipalKind, Role
 from core.identity.directory import load
 from core.identity.keys import create_key, list_keys, resolve, revoke_key
+from core.identity.workspaces import add_workspace
 from core.store import Database
 from core.store.identity import ApiKey
 
@@ -23,6 +24,7 @@ def s(backend_db: Database) -> Iterator[Session]:
 
 
 def test_a_key_is_shown_once_and_stored_only_as_a_hash(s: Session) -> None:
+    add_workspace("team-a", session=s)  # keys belong to existing workspaces only
     created = create_key("ci", role="editor", workspace="team-a", session=s, actor="boss")
     key = created.key
     assert key.startswith("wbk_" + created.info.prefix + "_") and len(key) > 50

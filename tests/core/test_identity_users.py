@@ -20,6 +20,7 @@ from core.identity.users import (
     set_password,
     set_role,
 )
+from core.identity.workspaces import add_workspace
 from core.store import AuditEvent, Database
 from core.store.identity import User
 
@@ -32,6 +33,7 @@ def s(backend_db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session
 
 
 def test_a_user_signs_in_with_the_right_password_only(s: Session) -> None:
+    add_workspace("team-a", session=s)  # users belong to existing workspaces only
     info = add_user("ann", "password-1", role="editor", workspace="team-a", session=s,
                     actor="boss")
     assert (info.name, info.role, info.workspace, info.revision) == ("ann", Role.EDITOR,
@@ -82,6 +84,7 @@ def test_a_token_names_the_user_only_while_they_are_unchanged(s: Session) -> Non
     from core.errors import UnauthorizedError
     from core.identity.tokens import principal_of, sign_in
 
+    add_workspace("team-a", session=s)
     add_user("ann", "password-1", role="viewer", workspace="team-a", session=s)
     token = sign_in("ann", "password-1", session=s).access_token
     who = principal_of(token, session=s)

@@ -1,6 +1,6 @@
 """Signing in, in a real browser: a viewer sees the deploy buttons disabled with the role
 needed, signs out; an editor deploys a candidate; signing out returns to the form. The form
-also fits a phone. Screenshots: signin-*.png."""
+also fits a phone and a tablet. Screenshots: signin-*.png."""
 
 from __future__ import annotations
 
@@ -118,6 +118,30 @@ def test_the_form_fits_a_phone(browser: Browser, team_app: str) -> None:
         button.click()
         expect(page.get_by_text("Wrong user name or password.")).to_be_visible(timeout=WAIT)
         screenshot(page, "signin-04-phone-form")
+    finally:
+        context.close()
+
+
+def test_a_tablet_signs_in_and_out(browser: Browser, team_app: str) -> None:
+    """Between the two: the form fits a tablet held upright, signing in reaches the app (the
+    sidebar may fold away at this width) and signing out returns to the form."""
+    width = SIZES["tablet"]["width"]
+    context = browser.new_context(viewport=SIZES["tablet"])
+    page = context.new_page()
+    try:
+        page.goto(team_app)
+        expect(heading(page, FORM)).to_be_visible(timeout=FIRST_RUN)
+        for control in (page.get_by_role("button", name="Sign in"),
+                        page.get_by_role("textbox", name="User name"),
+                        page.get_by_role("textbox", name="Password")):
+            box = control.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+        screenshot(page, "signin-05-tablet-form")
+        _sign_in(page, team_app, "vera")
+        settled(page)
+        no_errors(page)
+        screenshot(page, "signin-06-tablet-signed-in")
+        _sign_out(page)
     finally:
         context.close()
 

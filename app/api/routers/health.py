@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.api.deps import PrincipalDep, ServingDep
 from app.api.version import VERSION
@@ -19,12 +19,24 @@ router = APIRouter(tags=["health"])
 class Health(BaseModel):
     status: str
     version: str
-    models_loaded: list[str]  # "name:version" held in this worker's memory
+    models_loaded: list[str] = Field(description=(
+        '"name:version" of the caller\'s workspace held in this worker\'s memory; empty for '
+        "an anonymous caller when sign-in is configured (names are not public)."))
+    models_loaded_count: int = Field(description=(
+        "How many models are held: the caller's workspace's, or every workspace's for an "
+        "anonymous caller (a count, never names)."))
 
 
 @router.get("/health")
-def health(serving: ServingDep) -> Health:
-    return Health(status="ok", version=VERSION, models_loaded=serving.cache.loaded())
+def health(request: Request, serving: ServingDep) -> Health:
+    """Liveness for anyone (load balancers, orchestrators' probes); the loaded models' names
+    only for a signed-in caller, and only its own workspace's."""
+    if request.scope.get("anonymous"):
+        count = len(request.app.state.serving.cache.held())
+        return Health(status="ok", version=VERSION, models_loaded=[], models_loaded_count=count)
+    loaded = serving.cache.loaded()
+    return Health(status="ok", version=VERSION, models_loaded=loaded,
+                  models_loaded_count=len(loaded))
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
