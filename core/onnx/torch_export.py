@@ -145,20 +145,21 @@ def member_graph(pipeline: Any, inputs: list[tuple[str, bool]], classify: bool,
         codes.append(f"prep_code{j}")
     n_num, n_cat = len(numeric) + len(flags), len(codes)
     if n_num == 0 or n_cat == 0:
-        # an empty [N, 0] block, shaped from the first input (the network's concat ignores it)
-        first = inputs[0][0]
-        nodes.append(helper.make_node("Shape", [first], ["prep_n"], end=1))
-        nodes.append(helper.make_node("Concat", ["prep_n", const(
-            "prep_zero", np.asarray([0], dtype=np.int64))], ["prep_empty_shape"], axis=0))
+        # an empty [N, 0] block, sliced from the other block's first column (the network's
+        # concat ignores it). A slice keeps the batch dimension known to shape inference,
+        # which the import audit's allocation bounds rely on (ConstantOfShape would not).
+        const("prep_zero", np.asarray([0], dtype=np.int64))
+        const("prep_axis1", np.asarray([1], dtype=np.int64))
     if n_num == 0:
-        nodes.append(helper.make_node("ConstantOfShape", ["prep_empty_shape"], ["net_num"],
-                                      value=helper.make_tensor("v", TensorProto.FLOAT, [1],
-                                                               [0.0])))
+        nodes.append(helper.make_node("Cast", [codes[0]], ["prep_code_f"], to=TensorProto.FLOAT))
+        nodes.append(helper.make_node("Slice", ["prep_code_f", "prep_zero", "prep_zero",
+                                                "prep_axis1"], ["net_num"]))
     else:
         nodes.append(helper.make_node("Concat", parts, ["net_num"], axis=1))
     if n_cat == 0:
-        nodes.append(helper.make_node("ConstantOfShape", ["prep_empty_shape"], ["net_cat"],
-                                      value=helper.make_tensor("v", TensorProto.INT64, [1], [0])))
+        nodes.append(helper.make_node("Cast", [parts[0]], ["prep_part_i"], to=TensorProto.INT64))
+        nodes.append(helper.make_node("Slice", ["prep_part_i", "prep_zero", "prep_zero",
+                                                "prep_axis1"], ["net_cat"]))
     else:
         nodes.append(helper.make_node("Concat", codes, ["net_cat"], axis=1))
     exported = compose.add_prefix(_export_module(net.module_, n_num, n_cat, opset), "net_")
