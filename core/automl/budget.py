@@ -54,9 +54,10 @@ REFIT_SAFETY = 1.5        # the refit is reserved at 1.5x its measured estimate
 FINISH_S = 0.3            # ensemble selection, evaluation and bookkeeping at the end ...
 FINISH_S_PER_ROW = 2e-5   # ... growing with the rows they score
 REFIT_MARGIN = 0.05       # the refit may run into half of the promise's 10 % margin ...
-IMPORTANCE_MARGIN = 0.08  # ... and permutation importance (informative only) a bit more;
+IMPORTANCE_MARGIN = 0.07  # ... and permutation importance (informative only) a bit more;
 IMPORTANCE_RESERVE_SHARE = 0.1  # the trials give it at most 10 % of the budget
 PACE_WINDOW = 4           # folds the current pace is measured over
+MAX_PACE = 32.0           # a wall/CPU ratio beyond this is a stalled process, not a pace
 
 
 def folds_for(rows: int) -> int:
@@ -90,7 +91,7 @@ class Pace:
         cpu = sum(c for _, c in self.samples)
         if wall < 0.05 or cpu <= 0:
             return 1.0
-        return float(min(max(wall / cpu, 1.0), 8.0))
+        return float(min(max(wall / cpu, 1.0), MAX_PACE))
 
     def wall(self, cpu_seconds: float) -> float:
         return cpu_seconds * self.factor

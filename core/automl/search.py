@@ -349,7 +349,7 @@ class _Search:
             if t.cv is not None and t.cv.oof_pred is not None and id(t) not in keep \
                     and t is not self.incumbent:
                 t.cv.release(predictions=True)
-        gc.collect(0 if result.seconds < 1.0 else 2)
+        gc.collect(1)  # a trial's own cycles; a full collection costs seconds under load
 
     def _better(self, a: TrialResult, b: TrialResult) -> bool:
         return self.data.metric.oriented(a.score) > self.data.metric.oriented(b.score)
@@ -401,8 +401,9 @@ class _Search:
             chosen, pipeline = self._ensemble(ok, best)
         if pipeline is None:
             pipeline = self._refit(best)
+        evaluation = evaluate(self.data, chosen.cv)
         importance, skipped = self._importance(best)  # after the model: it may be cut short
-        evaluation = {**evaluate(self.data, chosen.cv), "feature_importance": importance}
+        evaluation = {**evaluation, "feature_importance": importance}
         elapsed = time.monotonic() - self.started
         result = SearchResult(data=self.data, trials=self.trials, best=chosen,
                               pipeline=pipeline, evaluation=evaluation, elapsed_s=elapsed,

@@ -75,7 +75,7 @@ def test_a_trial_running_at_the_search_deadline_is_stopped(
     data = prepare(FRAME, "diagnosis", seed=0)
     # a generous budget: even on a loaded machine the first (linear) trial ends within it,
     # and the sleeping one, started next, sleeps far longer
-    result = run_search(data, budget=8, estimators=["linear", "sleepy"], ensemble=False)
+    result = run_search(data, budget=20, estimators=["linear", "sleepy"], ensemble=False)
     sleepy = [t for t in result.trials if t.estimator == "sleepy"]
     assert sleepy and all(t.status == "pruned" for t in sleepy)
     assert "out of time" in sleepy[0].reason and not sleepy[0].cv.scores
