@@ -66,10 +66,11 @@ def expected_cpu(arm: Arm, arms: list[Arm], folds: int) -> float:
     other arms scaled by the declared cost classes; 0 when nothing ran yet."""
     if arm.fold_cpu:
         return folds * float(np.mean(arm.fold_cpu[-3 * folds:]))
-    seen = [s for a in arms for s in a.fold_cpu]
+    # other arms' folds, each brought to cost class 1 by its own class, then to this arm's
+    seen = [s / COST_MULTIPLIER[a.spec.cost] for a in arms for s in a.fold_cpu]
     if not seen:
         return 0.0
-    return folds * float(np.median(seen)) * COST_MULTIPLIER[arm.spec.cost] / COST_MULTIPLIER[1]
+    return folds * float(np.median(seen)) * COST_MULTIPLIER[arm.spec.cost]
 
 
 def choose(arms: list[Arm], remaining_s: float, rng: np.random.Generator,
