@@ -12,6 +12,7 @@ whether an arm's next trial still fits in the remaining budget.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,7 @@ class Arm:
     scores: list[float] = field(default_factory=list)   # oriented (higher is better)
     stds: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)  # wall time per finished trial
+    fold_cpu: list[float] = field(default_factory=list)  # CPU seconds per fold, any trial
     failures: int = 0
     running: int = 0  # trials in flight on a Dask cluster (core.automl.cluster); 0 locally
     grid_size: int | None = None  # grid search: the arm is done after this many trials
@@ -58,8 +60,25 @@ def expected_seconds(arm: Arm, arms: list[Arm]) -> float:
     return base * COST_MULTIPLIER[arm.spec.cost] / COST_MULTIPLIER[1]
 
 
-def choose(arms: list[Arm], remaining_s: float, rng: np.random.Generator) -> Arm | None:
-    alive = [a for a in arms if not a.dead and expected_seconds(a, arms) <= remaining_s]
+def expected_cpu(arm: Arm, arms: list[Arm], folds: int) -> float:
+    """CPU seconds the arm's next trial is expected to need: its recent folds' mean (pruned
+    trials' folds count: they measure the same work per fold), else the median fold of the
+    other arms scaled by the declared cost classes; 0 when nothing ran yet."""
+    if arm.fold_cpu:
+        return folds * float(np.mean(arm.fold_cpu[-3 * folds:]))
+    # other arms' folds, each brought to cost class 1 by its own class, then to this arm's
+    seen = [s / COST_MULTIPLIER[a.spec.cost] for a in arms for s in a.fold_cpu]
+    if not seen:
+        return 0.0
+    return folds * float(np.median(seen)) * COST_MULTIPLIER[arm.spec.cost]
+
+
+def choose(arms: list[Arm], remaining_s: float, rng: np.random.Generator,
+           estimate: Callable[[Arm], float] | None = None) -> Arm | None:
+    """The next arm to try among those whose next trial is expected (`estimate`, wall
+    seconds; default `expected_seconds`) to end within `remaining_s`; None if none fits."""
+    estimate = estimate or (lambda a: expected_seconds(a, arms))
+    alive = [a for a in arms if not a.dead and estimate(a) <= remaining_s]
     if not alive:
         return None
     untried = [a for a in alive if a.tried == 0]

@@ -10,6 +10,7 @@ between folds.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import logging
 import time
@@ -23,10 +24,13 @@ import optuna
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from core.automl import budget as bud
 from core.automl import ensemble as ens
+from core.automl.budget import REFIT_SAFETY, OutOfTime, Pace, interrupt_at
 from core.automl.catalog import EstimatorSpec, check_search_space, get_spec, specs_for
 from core.automl.importance import feature_importance
-from core.automl.scheduler import Arm, choose
+from core.automl.request import TrainingRequest
+from core.automl.scheduler import Arm, choose, expected_cpu
 from core.automl.suggest import suggestions
 from core.automl.train import (
     CVResult,
@@ -42,6 +46,8 @@ from core.enums import Task, TrialState
 from core.errors import WorkbenchError
 from core.store.shapes import Evaluation, Params
 
+# TrainingRequest (the one place options are checked) is imported above, not inside `search`:
+# its imports (the registry's skops: seconds) are paid with this module's, not on a budget
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 log = logging.getLogger(__name__)
 
@@ -51,7 +57,6 @@ SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
 }
 GRID_POINTS = 4         # values per numeric parameter in grid search
-REFIT_SAFETY = 1.5      # the final refit is reserved at 1.5x its estimate
 ENSEMBLE_MIN_GAIN = 1e-4
 MAX_TRIAL_TRAIN_ROWS = 20_000
 # Permutation importance needing more than half the budget and more than 5 s (wide tables:
@@ -133,8 +138,6 @@ def search(frame: pd.DataFrame, target: str, *, budget: float | None = None,
     seconds and/or `n_trials` trials (whichever comes first; the budget defaults to 60 s,
     or to the one-hour cap when only `n_trials` is given), with `search_space` overrides as
     `TrainingRequest` takes them; returns the leaderboard and the fitted best pipeline."""
-    from core.automl.request import TrainingRequest  # the one place options are checked
-
     started = time.monotonic()
     if n_trials is None:  # run_search's name for it, which this API always passed on
         n_trials = kwargs.pop("max_trials", None)
@@ -217,6 +220,8 @@ class _Search:
         self.arms = [self._arm(spec, i) for i, spec in enumerate(specs)]
         self.trials: list[TrialResult] = []
         self.incumbent: TrialResult | None = None
+        self.pace = Pace()  # the machine's measured progress (core.automl.budget)
+        self.refit_notes: list[str] = []
 
     # -- studies ---------------------------------------------------------------------------
     def _arm(self, spec: EstimatorSpec, index: int) -> Arm:
@@ -238,7 +243,8 @@ class _Search:
     def run(self) -> SearchResult:
         while not self._done():
             refit = self._refit_reserve()
-            arm = choose(self.arms, self.end - time.monotonic() - refit, self.rng)
+            arm = choose(self.arms, self.end - time.monotonic() - refit, self.rng,
+                         estimate=self._expected_s)
             if arm is None:
                 if self.trials:
                     break
@@ -257,19 +263,42 @@ class _Search:
             return True
         return bool(self.trials) and time.monotonic() >= self.end
 
+    def _expected_s(self, arm: Arm) -> float:
+        """Wall seconds the arm's next trial is expected to take at the current pace."""
+        return self.pace.wall(expected_cpu(arm, self.arms, len(self.data.splits)))
+
+    def _refit_s_of(self, trials: list[TrialResult]) -> float:
+        """Wall seconds to refit `trials` on every row, from their measured folds."""
+        cpu = sum(float(np.mean(t.cv.fold_cpu)) for t in trials if t.cv and t.cv.fold_cpu)
+        return self.pace.wall(cpu * self.refit_scale)
+
     def _refit_reserve(self) -> float:
+        """What the end needs, kept back from the trials: refitting the best trials (the
+        ensemble's likely members), permutation importance, and the finishing work."""
         if self.incumbent is None or self.incumbent.cv is None:
             return 0.0
-        k = max(len(self.incumbent.cv.scores), 1)
-        per_fold = self.incumbent.cv.fit_time_s / k
-        members = 3 if self.use_ensemble else 1
+        members = self._top(3 if self.use_ensemble else 1)
         importance = self._importance_reserve(self.incumbent)
-        return REFIT_SAFETY * (members * per_fold * self.refit_scale + importance)
+        finish = self.pace.wall(bud.FINISH_S + bud.FINISH_S_PER_ROW * len(self.data.y))
+        return REFIT_SAFETY * (self._refit_s_of(members) + importance) + finish
+
+    def _top(self, n: int) -> list[TrialResult]:
+        ok = [t for t in self.trials if t.status == TrialState.OK]
+        return sorted(ok, key=lambda t: self.data.metric.oriented(t.score), reverse=True)[:n]
+
+    def _trial_deadline(self) -> float | None:
+        """Trials end where the refit's reserve begins; the first trial is never cut (there
+        must be a model)."""
+        if self.incumbent is None or self.fixed_params is not None:
+            return None
+        return self.end - self._refit_reserve()
 
     def _importance_reserve(self, best: TrialResult) -> float:
         """Seconds to keep for permutation importance: none when it will be skipped."""
         needed = _importance_seconds(self.data, best)
-        return 0.0 if self._skip_importance(needed) else needed
+        if self._skip_importance(needed):
+            return 0.0
+        return min(self.pace.wall(needed), bud.IMPORTANCE_RESERVE_SHARE * self.budget)
 
     def _skip_importance(self, needed: float) -> bool:
         return needed > max(IMPORTANCE_MAX_SHARE * self.budget, IMPORTANCE_MIN_S)
@@ -286,14 +315,19 @@ class _Search:
         self._tell(arm, trial, result)
 
     def _tell(self, arm: Arm, trial: optuna.trial.Trial, result: TrialResult) -> None:
-        """Record a finished trial: the leaderboard, its study, the arm's statistics."""
+        """Record a finished trial: the leaderboard, its study, the arm's statistics; then
+        release what is no longer needed (memory)."""
         self.trials.append(result)
+        if result.cv is not None:
+            arm.fold_cpu.extend(result.cv.fold_cpu)
         if result.status == TrialState.OK:
             arm.study.tell(trial, self.data.metric.oriented(result.score))
             arm.scores.append(self.data.metric.oriented(result.score))
             arm.stds.append(result.cv.std)
             arm.seconds.append(result.seconds)
             if self.incumbent is None or self._better(result, self.incumbent):
+                if self.incumbent is not None and self.incumbent.cv is not None:
+                    self.incumbent.cv.release(predictions=False)
                 self.incumbent = result
         elif result.status == TrialState.PRUNED:
             arm.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -303,6 +337,19 @@ class _Search:
             arm.failures += 1
         if self.on_trial:
             self.on_trial(result, self.data)
+        self._release(result)
+
+    def _release(self, result: TrialResult) -> None:
+        """Keep a fold model for the incumbent only (importance, the refit's fallback) and
+        out-of-fold predictions only for trials that can still join the ensemble."""
+        if result.cv is not None and result is not self.incumbent:
+            result.cv.release(predictions=result.status != TrialState.OK)
+        keep = {id(t) for t in self._top(ens.MAX_CANDIDATES if self.use_ensemble else 1)}
+        for t in self.trials:
+            if t.cv is not None and t.cv.oof_pred is not None and id(t) not in keep \
+                    and t is not self.incumbent:
+                t.cv.release(predictions=True)
+        gc.collect(1)  # a trial's own cycles; a full collection costs seconds under load
 
     def _better(self, a: TrialResult, b: TrialResult) -> bool:
         return self.data.metric.oriented(a.score) > self.data.metric.oriented(b.score)
@@ -310,10 +357,12 @@ class _Search:
     def _evaluate(self, number: int, arm: Arm, params: Params) -> TrialResult:
         """One trial; an estimator that fails is recorded with its reason, never fatal."""
 
+        deadline = self._trial_deadline()
+
         def stop(fold: int, scores: list[float]) -> str | None:
             if self.should_stop is not None and self.should_stop():
                 return "cancelled"
-            if time.monotonic() >= self.end and self.trials:
+            if deadline is not None and time.monotonic() >= deadline:
                 return "out of time"
             if self._weaker_than_incumbent(fold, scores):
                 return f"pruned after fold {fold + 1}: behind the best trial"
@@ -321,9 +370,10 @@ class _Search:
 
         # a network's each fit may train for a share of what is left of the budget (the
         # rest pays for building inputs and predicting the fold)
-        seconds = 0.6 * (self.end - time.monotonic()) / max(len(self.data.splits), 1)
+        until = self.end if deadline is None else deadline
+        seconds = 0.6 * (until - time.monotonic()) / max(len(self.data.splits), 1)
         return evaluate_trial(self.data, arm.spec, params, seed=self.seed, number=number,
-                              stop=stop, seconds=seconds)
+                              stop=stop, seconds=seconds, deadline=deadline, pace=self.pace)
 
     def _weaker_than_incumbent(self, fold: int, scores: list[float]) -> bool:
         best = self.incumbent
@@ -346,23 +396,48 @@ class _Search:
             raise WorkbenchError("Every candidate failed to train, so no model was produced. "
                                  f"Reasons: {reasons}")
         best = max(ok, key=lambda t: self.data.metric.oriented(t.score))
-        importance, skipped = self._importance(best)
         chosen, pipeline = best, None
         if self.use_ensemble and len(ok) > 1:
             chosen, pipeline = self._ensemble(ok, best)
         if pipeline is None:
-            spec = get_spec(best.estimator)
-            pipeline = fit_final(build_pipeline(spec, self.data.task,
-                                                self._params(spec, best.params, self._refit_s()),
-                                                self.data.schema), self.data)
-        evaluation = {**evaluate(self.data, chosen.cv), "feature_importance": importance}
+            pipeline = self._refit(best)
+        evaluation = evaluate(self.data, chosen.cv)
+        importance, skipped = self._importance(best)  # after the model: it may be cut short
+        evaluation = {**evaluation, "feature_importance": importance}
         elapsed = time.monotonic() - self.started
         result = SearchResult(data=self.data, trials=self.trials, best=chosen,
                               pipeline=pipeline, evaluation=evaluation, elapsed_s=elapsed,
-                              budget_s=self.budget, notes=[*self.data.notes, *skipped],
+                              budget_s=self.budget,
+                              notes=[*self.data.notes, *skipped, *self.refit_notes],
                               best_single=best)
         result.suggestions = suggestions(result)
         return result
+
+    def _refit_limit(self) -> float:
+        return self.end + bud.REFIT_MARGIN * self.budget
+
+    def _refit(self, best: TrialResult) -> Any:
+        """The best configuration fitted on every row; when that is predicted not to end,
+        or does not end, by the refit limit, its last fold's model instead (with a note)."""
+        spec = get_spec(best.estimator)
+        pipeline = build_pipeline(spec, self.data.task,
+                                  self._params(spec, best.params, self._refit_s()),
+                                  self.data.schema)
+        fold_model = best.cv.last_model if self.fixed_params is None else None
+        if fold_model is None:
+            return fit_final(pipeline, self.data)
+        if time.monotonic() + self._refit_s_of([best]) <= self._refit_limit():
+            try:
+                with interrupt_at(self._refit_limit()):
+                    return fit_final(pipeline, self.data)
+            except OutOfTime:
+                pass
+        rows = len(self.data.splits[-1][0])
+        self.refit_notes.append(
+            f"The budget left no time to refit the best pipeline on all {len(self.data.y)} "
+            f"rows, so its model from the last validation fold (trained on about {rows} rows) "
+            "was kept. Give a larger budget to refit on every row.")
+        return fold_model
 
     def _importance(self, best: TrialResult) -> tuple[list[dict[str, Any]], list[str]]:
         """Permutation importance (reserved in the loop), or a note saying why not."""
@@ -372,13 +447,19 @@ class _Search:
                         f"{self.data.X.shape[1]} columns would take about {needed:.0f} s, "
                         f"more than half of the {self.budget:g} s budget. Give a larger "
                         "budget to see it."]
-        return feature_importance(self.data, best.cv, self.seed), []
+        try:
+            with interrupt_at(self.end + bud.IMPORTANCE_MARGIN * self.budget):
+                return feature_importance(self.data, best.cv, self.seed), []
+        except OutOfTime:
+            return [], ["Feature importance was not computed: the budget ran out before it "
+                        "finished. Give a larger budget to see it."]
 
     def _ensemble(self, ok: list[TrialResult], best: TrialResult
                   ) -> tuple[TrialResult, Any]:
         m, data = self.data.metric, self.data
         covered = best.cv.covered
-        pool = sorted((t for t in ok if np.array_equal(t.cv.covered, covered)),
+        pool = sorted((t for t in ok if t.cv.oof_pred is not None
+                       and np.array_equal(t.cv.covered, covered)),
                       key=lambda t: m.oriented(t.score), reverse=True)[:ens.MAX_CANDIDATES]
         if len(pool) < 2:
             return best, None
@@ -391,17 +472,23 @@ class _Search:
         if len(selection.members) < 2 or gain <= ENSEMBLE_MIN_GAIN * max(abs(best.score), 1e-9):
             return best, None
         members = [pool[i] for i in selection.members]
-        needed = sum(t.cv.fit_time_s / max(len(t.cv.scores), 1) * self.refit_scale
-                     for t in members)
-        if time.monotonic() + needed > self.end + 0.1 * self.budget:
-            return best, None  # no time to refit every member: keep the budget promise
+        if time.monotonic() + self._refit_s_of(members) > self._refit_limit():
+            self.refit_notes.append(f"An ensemble of {len(members)} pipelines scored better, "
+                                    "but the budget left no time to refit them all: the best "
+                                    "single pipeline is kept.")
+            return best, None
         pipelines = []
-        for t in members:
-            spec = get_spec(t.estimator)
-            pipelines.append(fit_final(build_pipeline(spec, data.task,
-                                                      self._params(spec, t.params,
-                                                                   self._refit_s()),
-                                                      data.schema), data))
+        try:
+            with interrupt_at(self._refit_limit()):
+                for t in members:
+                    spec = get_spec(t.estimator)
+                    pipelines.append(fit_final(build_pipeline(
+                        spec, data.task, self._params(spec, t.params, self._refit_s()),
+                        data.schema), data))
+        except OutOfTime:
+            self.refit_notes.append("Refitting the ensemble ran out of time: the best single "
+                                    "pipeline is kept.")
+            return best, None
         model = ens.WeightedEnsemble(pipelines, selection.weights, data.task)
         blended = sum(w * p for w, p in zip(selection.weights,
                                             [preds[i] for i in selection.members], strict=True))
@@ -416,11 +503,13 @@ class _Search:
 
 def evaluate_trial(data: TrainingData, spec: EstimatorSpec, params: Params, *, seed: int,
                    number: int, stop: Callable[[int, list[float]], str | None],
-                   seconds: float | None = None) -> TrialResult:
+                   seconds: float | None = None, deadline: float | None = None,
+                   pace: Pace | None = None) -> TrialResult:
     """Cross-validate one configuration; an estimator that fails is recorded with its reason,
     never fatal. `stop(fold, scores)` returns why to stop after that fold, or None; `seconds`
-    caps each fit of a network (core.automl.train.context_params). Used here and, on a Dask
-    worker, by core.automl.cluster (so both evaluate alike)."""
+    caps each fit of a network (core.automl.train.context_params); `deadline` (monotonic)
+    stops the trial inside a fold (core.automl.budget). Used here and, on a Dask worker, by
+    core.automl.cluster (so both evaluate alike)."""
     stop_reason: list[str] = []
 
     def should_stop(fold: int, scores: list[float]) -> bool:
@@ -433,7 +522,8 @@ def evaluate_trial(data: TrainingData, spec: EstimatorSpec, params: Params, *, s
         pipeline = build_pipeline(spec, data.task,
                                   context_params(spec, _with_seed(spec, params, seed), data,
                                                  seconds), data.schema)
-        cv = cross_validate(pipeline, data, should_stop=should_stop)
+        cv = cross_validate(pipeline, data, should_stop=should_stop, deadline=deadline,
+                            pace=pace)
     except WorkbenchError as exc:
         return TrialResult(number, spec.key, params, "failed", reason=exc.message)
     except Exception as exc:  # an estimator crashing must not abort the search
@@ -441,7 +531,7 @@ def evaluate_trial(data: TrainingData, spec: EstimatorSpec, params: Params, *, s
         return TrialResult(number, spec.key, params, "failed", reason=last[:500])
     if not cv.complete:
         return TrialResult(number, spec.key, params, "pruned", cv=cv,
-                           reason=stop_reason[0] if stop_reason else "pruned")
+                           reason=(stop_reason or [cv.stopped or "pruned"])[0])
     if not np.isfinite(cv.mean):
         return TrialResult(number, spec.key, params, "failed", cv=cv,
                            reason="the metric was not finite on some fold")
@@ -450,13 +540,16 @@ def evaluate_trial(data: TrainingData, spec: EstimatorSpec, params: Params, *, s
 
 def behind(metric: Any, fold: int, scores: list[float], best_scores: list[float],
            best_std: float) -> bool:
-    """After two folds or more, a trial whose running mean trails the best trial's running
-    mean at the same fold by more than the best trial's fold-to-fold spread is pruned."""
-    if fold < 1:
+    """Whether a trial's running mean trails the best trial's running mean on the same folds
+    by the margins of the rule for this fold (core.automl.budget.PRUNE_RULES: far behind
+    after one fold, or behind by the best's spread after two or more)."""
+    rules = [r for r in bud.PRUNE_RULES if r.after_fold <= fold]
+    if not rules or len(best_scores) <= fold:
         return False
+    rule = max(rules, key=lambda r: r.after_fold)
     ours = metric.oriented(float(np.mean(scores)))
     theirs = metric.oriented(float(np.mean(best_scores[:fold + 1])))
-    return ours < theirs - max(best_std, 1e-9) * 1.0
+    return bud.hopeless(ours, theirs, best_std, rule)
 
 
 def _ensemble_cv(members: list[TrialResult], covered: np.ndarray, blended: np.ndarray,

@@ -17,6 +17,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 
+from core.automl.budget import FoldClock, OutOfTime, Pace, folds_for, interrupt_at, next_fold_fits
 from core.automl.catalog import EstimatorSpec
 from core.automl.intervals import calibrate
 from core.automl.metrics import Metric, all_scores, class_balance, get_metric
@@ -125,7 +126,7 @@ def prepare(frame: pd.DataFrame, target: str, *, task: str | None = None,
         else:
             notes.extend(_time_column_hint(schema))  # only dates still among the features
     if time_column is None:
-        splits = make_splits(y, problem.task, seed=seed)
+        splits = make_splits(y, problem.task, seed=seed, folds=folds_for(len(y)))
         return TrainingData(X=X, y=y, schema=schema, problem=problem, metric=chosen,
                             splits=splits, dropped=dropped, notes=notes)
     times = parse_time(frame[time_column])
@@ -291,12 +292,15 @@ class CVResult:
     scores: list[float]
     fit_time_s: float
     predict_ms_per_1k: float
-    oof_pred: np.ndarray  # labels (classification) or values; meaningful where `covered`
-    oof_proba: np.ndarray | None
+    oof_pred: np.ndarray | None  # labels (classification) or values; meaningful where `covered`
+    oof_proba: np.ndarray | None  # float32; both None once the search released them
     covered: np.ndarray  # rows that were in some validation fold (not all are, in time order)
     complete: bool = True  # False when stopped early (pruned or out of time)
     last_model: Any = None  # the last fold's fitted pipeline, for permutation importance
     last_valid: np.ndarray | None = None
+    fold_cpu: list[float] = field(default_factory=list)   # CPU seconds per fold (fit+predict)
+    fold_wall: list[float] = field(default_factory=list)  # wall seconds per fold
+    stopped: str = ""  # why cross_validate itself stopped early (the deadline), if it did
 
     @property
     def mean(self) -> float:
@@ -306,53 +310,83 @@ class CVResult:
     def std(self) -> float:
         return float(np.std(self.scores))
 
+    def release(self, *, predictions: bool) -> None:
+        """Drop the fold model (and the out-of-fold predictions): a search keeps them only
+        for the trials that may still be used (memory)."""
+        self.last_model = self.last_valid = None
+        if predictions:
+            self.oof_pred = self.oof_proba = None
 
-def cross_validate(pipeline: Pipeline, data: TrainingData,
-                   should_stop: Any = None) -> CVResult:
+
+def cross_validate(pipeline: Pipeline, data: TrainingData, should_stop: Any = None, *,
+                   deadline: float | None = None, pace: Pace | None = None) -> CVResult:
     """Fit a fresh clone per fold (preprocessing included: no leakage across folds) and keep
     out-of-fold predictions for evaluation and ensembling. `should_stop(fold, scores)` is asked
-    after every fold but the last and may end the evaluation early (pruning, deadline)."""
+    after every fold but the last and may end the evaluation early (pruning, deadline).
+
+    With a `deadline` (monotonic seconds) a fold that would not end before it is not started,
+    and a fit still running at it is interrupted (core.automl.budget.interrupt_at); `pace`
+    learns from every fold's wall and CPU time."""
     n, classification = len(data.y), data.task != Task.REGRESSION
     classes = np.asarray(data.problem.classes)
-    oof_pred = np.full(n, np.nan) if not classification else classes[np.zeros(n, dtype=int)]
-    oof_proba = np.full((n, len(classes)), np.nan) if classification else None
+    oof_pred = (np.full(n, np.nan, dtype=np.float32) if not classification
+                else classes[np.zeros(n, dtype=int)])
+    oof_proba = (np.full((n, len(classes)), np.nan, dtype=np.float32) if classification
+                 else None)
     covered = np.zeros(n, dtype=bool)
+    cv = CVResult([], 0.0, 0.0, oof_pred, oof_proba, covered, complete=False)
     with warnings.catch_warnings():  # convergence chatter belongs in the score, not the log
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return _folds(pipeline, data, should_stop, classification, classes, oof_pred, oof_proba,
-                      covered)
+        _folds(pipeline, data, should_stop, classification, classes, cv, deadline, pace)
+    return cv
 
 
 def _folds(pipeline: Pipeline, data: TrainingData, should_stop: Any, classification: bool,
-           classes: np.ndarray, oof_pred: np.ndarray, oof_proba: np.ndarray | None,
-           covered: np.ndarray) -> CVResult:
-    scores, fit_time, predict_time, predicted_rows = [], 0.0, 0.0, 0
+           classes: np.ndarray, cv: CVResult, deadline: float | None,
+           pace: Pace | None) -> None:
+    predict_time, predicted_rows = 0.0, 0
+    last = len(data.splits) - 1
     for fold, (tr, va) in enumerate(data.splits):
-        model = clone(pipeline)
-        t0 = time.perf_counter()
-        model.fit(data.X.iloc[tr], data.y.iloc[tr])
-        t1 = time.perf_counter()
-        X_va, y_va = data.X.iloc[va], data.y.iloc[va]
-        proba = None
-        if classification:
-            proba = _full_proba(model, X_va, data.problem.classes)
-            pred = classes[np.argmax(proba, axis=1)]
-            oof_proba[va] = proba
-        else:
-            pred = model.predict(X_va)
-        t2 = time.perf_counter()
-        oof_pred[va] = pred
-        covered[va] = True
-        fit_time += t1 - t0
+        if not next_fold_fits(cv.fold_wall, deadline):
+            cv.stopped = f"out of time: fold {fold + 1} would not end before the deadline"
+            break
+        clock = FoldClock()
+        try:
+            with interrupt_at(deadline):
+                model = clone(pipeline)
+                t0 = time.perf_counter()
+                model.fit(data.X.iloc[tr], data.y.iloc[tr])
+                t1 = time.perf_counter()
+                X_va, y_va = data.X.iloc[va], data.y.iloc[va]
+                proba = None
+                if classification:
+                    proba = _full_proba(model, X_va, data.problem.classes)
+                    pred = classes[np.argmax(proba, axis=1)]
+                else:
+                    pred = model.predict(X_va)
+                t2 = time.perf_counter()
+        except OutOfTime:
+            cv.stopped = f"out of time: stopped during fold {fold + 1} at the deadline"
+            break
+        wall, cpu = clock.read()
+        cv.fold_wall.append(wall)
+        cv.fold_cpu.append(cpu)
+        if pace is not None:
+            pace.add(wall, cpu)
+        if proba is not None:
+            cv.oof_proba[va] = proba
+        cv.oof_pred[va] = pred
+        cv.covered[va] = True
+        cv.fit_time_s += t1 - t0
         predict_time += t2 - t1
         predicted_rows += len(va)
-        scores.append(data.metric.score(y_va.to_numpy(), pred, proba, data.problem.classes))
-        if should_stop is not None and fold < len(data.splits) - 1 and should_stop(fold,
-                                                                                 scores):
-            return CVResult(scores, fit_time, _per_1k(predict_time, predicted_rows), oof_pred,
-                            oof_proba, covered, complete=False)
-    return CVResult(scores, fit_time, _per_1k(predict_time, predicted_rows), oof_pred, oof_proba,
-                    covered, last_model=model, last_valid=va)
+        cv.predict_ms_per_1k = _per_1k(predict_time, predicted_rows)
+        cv.scores.append(data.metric.score(y_va.to_numpy(), pred, proba, data.problem.classes))
+        if fold == last:
+            cv.complete, cv.last_model, cv.last_valid = True, model, va
+        elif should_stop is not None and should_stop(fold, cv.scores):
+            break
+        del model
 
 
 def _per_1k(seconds: float, rows: int) -> float:
