@@ -54,6 +54,7 @@ POLL_S = 0.2            # how often the driver looks at futures, cancel and the 
 GATE_EVERY_S = 0.5      # pause checks (a database read each) at most this often
 SLOTS_EVERY_S = 1.0     # re-read the cluster's worker threads this often
 CONNECT_TIMEOUT_S = 10.0
+RESENDS = 2             # a trial cancelled because its data went with a lost worker is sent again
 
 
 class ClusterError(WorkbenchError):
@@ -126,6 +127,8 @@ class _InFlight:
     params: Params
     number: int
     started: float
+    data_key: str = ""  # the scattered training data the trial reads
+    resent: int = 0
 
 
 class DaskSearch(_Search):
@@ -222,17 +225,37 @@ class DaskSearch(_Search):
     def _submit(self, arm: Arm) -> None:
         number, self.asked = self.asked, self.asked + 1
         trial = arm.study.ask(arm.spec.space)
-        params = dict(trial.params)
+        self._send(_InFlight(arm, trial, dict(trial.params), number, time.monotonic()))
+
+    def _send(self, pending: _InFlight) -> None:
         best = self.incumbent
         incumbent = (list(best.cv.scores), best.cv.std) if best and best.cv else None
         # like a local trial: only once some trial has finished may the deadline cut one
         deadline = time.time() + (self.end - time.monotonic()) if self.trials else None
+        pending.data_key = self.data_ref.key
         future = self.client.submit(
-            evaluate_remote, self.data_ref, arm.spec, params, seed=self.seed, number=number,
-            incumbent=incumbent, stop_event=self._event_name(), deadline=deadline,
-            key=f"workbench-trial-{self.search_id}-{number}", pure=False)
-        arm.running += 1
-        self.running[future] = _InFlight(arm, trial, params, number, time.monotonic())
+            evaluate_remote, self.data_ref, pending.arm.spec, pending.params, seed=self.seed,
+            number=pending.number, incumbent=incumbent, stop_event=self._event_name(),
+            deadline=deadline, pure=False,
+            key=f"workbench-trial-{self.search_id}-{pending.number}-{pending.resent}")
+        pending.arm.running += 1
+        self.running[future] = pending
+
+    def _data_lost(self, pending: _InFlight) -> bool:
+        """Whether the trial was cancelled because the training data went with a lost worker
+        (Dask's memory manager keeps a single replica while no trial waits for it); the data
+        is scattered again once, and the trials that read the old copy are sent again."""
+        if pending.data_key != self.data_ref.key:
+            return True  # already scattered again for an earlier trial of the same loss
+        try:
+            held = self.client.who_has([self.data_ref]).get(self.data_ref.key)
+        except Exception:  # the scheduler cannot tell: treat the copy as lost
+            held = None
+        if self.data_ref.status == "finished" and held:
+            return False
+        log.warning("the training data went with a lost Dask worker: scattering it again")
+        self.data_ref = self.client.scatter(self.data, broadcast=True, hash=False)
+        return True
 
     def _event_name(self) -> str:
         return f"workbench-stop-{self.search_id}-{self.epoch}"
@@ -251,6 +274,11 @@ class DaskSearch(_Search):
         pending = self.running.pop(future)
         pending.arm.running -= 1
         self.seen_on.pop(future.key, None)
+        if (future.status == "cancelled" and pending.resent < RESENDS
+                and self._data_lost(pending)):
+            pending.resent += 1
+            self._send(pending)
+            return
         if future.status == "finished":
             result = future.result()  # its seconds: the trial's time on the worker, which
         else:                         # is what the next trial of its estimator will cost
@@ -337,6 +365,8 @@ def _problem(future: Any) -> str:
     if isinstance(exc, KilledWorker):
         where = getattr(exc.last_worker, "address", "?")
         return lost_reason(where)
+    if exc is None:  # e.g. cancelled by the scheduler: there is no error to show
+        return f"the trial was {future.status} on the Dask cluster"
     return f"the trial failed on the Dask cluster: {type(exc).__name__}: {exc}"
 
 

@@ -138,7 +138,7 @@ def test_pause_and_cancel_on_the_job_reach_the_running_trials(
     assert list_versions_or_empty(session, "breast_cancer") == []
 
 
-def test_a_worker_killed_mid_trial_costs_that_trial_only(
+def test_a_worker_killed_mid_trial_costs_only_the_trials_it_held(
         home: Path, cluster: Cluster, client: distributed.Client) -> None:
     outcome: dict[str, object] = {}
     seen: list[TrialResult] = []
@@ -167,7 +167,11 @@ def test_a_worker_killed_mid_trial_costs_that_trial_only(
         assert "error" not in outcome, outcome.get("error")
         result = outcome["result"]
         lost = [t for t in result.trials if t.status == TrialState.FAILED]
-        assert len(lost) == 1 and victim[0] in lost[0].reason and "lost" in lost[0].reason
+        # the trials the victim held (running, or queued behind it on its one thread) fail,
+        # naming it; every other trial, including those that read the training data the
+        # victim held the only copy of (re-scattered), runs to the end
+        assert lost and all(victim[0] in t.reason and "lost" in t.reason for t in lost)
+        assert len(lost) <= 2
         assert len(result.trials) == 8 and result.best.score is not None
     finally:  # give the module its two workers back
         cluster.workers.pop(victim[0]).wait(timeout=10)
