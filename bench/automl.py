@@ -69,6 +69,9 @@ TARGETS = {
     "memory_min_rows": 10_000,  # ... on every task with at least this many rows
     "repeat_tolerance": 0.001,  # same seed twice: scores within 0.1 %
 }
+# A task our run failed on counts as a loss at this oriented ratio (or our worst finished
+# ratio, if lower): a crash must cost at least as much as our worst real result.
+FAILURE_RATIO = 0.5
 GREATER_IS_BETTER = {"roc_auc": True, "log_loss": False, "rmse": False}
 REPEAT_TASKS = 3  # --repeat-check: this many tasks (the first of the selection) run twice
 
@@ -267,59 +270,108 @@ class Burner:
 
 # --- summary ------------------------------------------------------------------------------
 
+def finished(r: Run | None) -> bool:
+    """A run that produced a score (no error, no timeout, scoring worked)."""
+    return r is not None and r.error is None and r.score is not None
+
+
 def compare(runs: dict[str, Run], mode: str, budget: float, tasks: list[Task], ref: str
             ) -> dict[str, Any] | None:
-    """Workbench vs `ref` over the tasks both finished at this mode and budget."""
-    ratios, wins, per_task = [], 0, {}
-    failed = {"workbench": 0, ref: 0}  # tasks where a run failed (ERR in the table)
+    """Workbench vs `ref` over every task of the selection (n = len(tasks)). A task where
+    our run failed (error, timeout, no score) is a loss at the penalty ratio (our worst
+    finished ratio, and at most FAILURE_RATIO); a task where only the reference failed is a
+    win at ratio 1 (it does not move the geometric mean); a task not run yet by either side
+    is `missing`: no PASS (None) until the selection is complete. None if `ref` never ran."""
+    if not any(runs.get(run_key(mode, budget, t.name, ref)) for t in tasks):
+        return None
+    finished_ratios: dict[str, float] = {}
+    outcome: dict[str, str] = {}
+    failed, missing = {"workbench": [], ref: []}, []
     for t in tasks:
         wb = runs.get(run_key(mode, budget, t.name, "workbench"))
         other = runs.get(run_key(mode, budget, t.name, ref))
+        if wb is None or other is None:
+            missing.append(t.name)
         for system, r in (("workbench", wb), (ref, other)):
-            failed[system] += bool(r and r.error)
-        if not (wb and other and wb.score is not None and other.score is not None):
+            if r is not None and not finished(r):
+                failed[system].append(t.name)
+        if wb is None:
             continue
-        r = ratio(t.metric, wb.score, other.score)
-        w = win_or_tie(t.metric, wb.score, other.score)
-        ratios.append(r)
-        wins += w
-        per_task[t.name] = {"ratio": r, "win_or_tie": w}
-    if not ratios:
-        return None
-    n = len(ratios)
-    geo = float(math.exp(np.mean(np.log(np.clip(ratios, 1e-12, None)))))
-    return {"n": n, "wins_ties": wins, "share": wins / n, "geomean_ratio": geo,
-            "median_ratio": float(np.median(ratios)), "failed": failed,
-            "pass_share": wins / n >= TARGETS["win_tie_share"],
-            "pass_ratio": geo >= TARGETS["geomean_ratio"], "tasks": per_task}
+        if not finished(wb):
+            outcome[t.name] = "ours failed"
+        elif other is None:
+            continue
+        elif not finished(other):
+            outcome[t.name] = "theirs failed"
+        else:
+            finished_ratios[t.name] = ratio(t.metric, wb.score, other.score)
+            outcome[t.name] = "win" if win_or_tie(t.metric, wb.score, other.score) else "loss"
+    penalty = min([FAILURE_RATIO, *finished_ratios.values()])
+    per_task = {}
+    for name, what in outcome.items():
+        r = finished_ratios.get(name, penalty if what == "ours failed" else 1.0)
+        per_task[name] = {"ratio": r, "win_or_tie": what in ("win", "theirs failed"),
+                          "outcome": what}
+    n = len(tasks)
+    wins = sum(v["win_or_tie"] for v in per_task.values())
+    ratios = [v["ratio"] for v in per_task.values()]
+    geo = float(math.exp(np.mean(np.log(np.clip(ratios, 1e-12, None))))) if ratios else 0.0
+    complete = not missing
+    return {"n": n, "scored": len(finished_ratios), "wins_ties": wins, "share": wins / n,
+            "geomean_ratio": geo, "penalty_ratio": penalty,
+            "median_ratio": float(np.median(ratios)) if ratios else 0.0,
+            "failed": {k: len(v) for k, v in failed.items()}, "failed_tasks": failed,
+            "missing": missing,
+            "pass_share": (wins / n >= TARGETS["win_tie_share"]) if complete else None,
+            "pass_ratio": (geo >= TARGETS["geomean_ratio"]) if complete else None,
+            "tasks": per_task}
 
 
-def budget_check(runs: dict[str, Run], mode: str, budget: float, system: str
-                 ) -> dict[str, Any] | None:
+def budget_check(runs: dict[str, Run], mode: str, budget: float, system: str,
+                 tasks: list[Task] | None = None) -> dict[str, Any] | None:
+    """Search + refit within budget + slack on every run of `system`; a run that timed out
+    or crashed (no fit time: the worst overrun there is) is a FAIL. With `tasks`, a task
+    without a run leaves the verdict open (None) rather than PASS."""
     mine = [r for r in runs.values() if r.mode == mode and r.budget_s == budget
-            and r.system == system and r.fit_s is not None]
+            and r.system == system]
     if not mine:
         return None
-    worst = max(mine, key=lambda r: r.overrun or 0.0)
-    return {"n": len(mine), "worst_task": worst.task, "worst_fit_s": worst.fit_s,
-            "worst_overrun": worst.overrun,
-            "pass": all((r.overrun or 0.0) <= TARGETS["budget_slack"] for r in mine)}
+    timed = [r for r in mine if r.fit_s is not None]
+    broken = [r for r in mine if r.fit_s is None]  # killed at the timeout, crashed, OOM
+    ran = {r.task for r in mine}
+    missing = [t.name for t in tasks or [] if t.name not in ran]
+    worst = max(timed, key=lambda r: r.overrun or 0.0) if timed else None
+    ok = not broken and all((r.overrun or 0.0) <= TARGETS["budget_slack"] for r in timed)
+    return {"n": len(mine), "worst_task": worst.task if worst else None,
+            "worst_fit_s": worst.fit_s if worst else None,
+            "worst_overrun": worst.overrun if worst else None,
+            "broken": [f"{r.task}: {r.error}" for r in broken], "missing": missing,
+            "pass": False if not ok else (None if missing else True)}
 
 
 def memory_check(runs: dict[str, Run], mode: str, budget: float, tasks: list[Task],
                  rows: dict[str, int]) -> dict[str, Any] | None:
+    """Our peak <= memory_ratio x FLAML's on every big task. Our run failing there is a FAIL
+    (an OOM-killed run must not vanish); FLAML failing with ours fine counts for us; a
+    missing run leaves the verdict open (None)."""
     big = [t for t in tasks if rows.get(t.name, 0) >= TARGETS["memory_min_rows"]]
-    pairs = []
+    pairs, ours_failed, missing = [], [], []
     for t in big:
         wb = runs.get(run_key(mode, budget, t.name, "workbench"))
         fl = runs.get(run_key(mode, budget, t.name, "flaml"))
-        if wb and fl and wb.peak_mb and fl.peak_mb:
+        if wb is None or fl is None:
+            missing.append(t.name)
+        elif wb.fit_s is None or not wb.peak_mb:  # killed or crashed before the end
+            ours_failed.append(t.name)
+        elif fl.peak_mb and fl.fit_s is not None:
             pairs.append((t.name, wb.peak_mb / fl.peak_mb))
-    if not pairs:
+    if not (pairs or ours_failed):
         return None
-    worst = max(pairs, key=lambda p: p[1])
-    return {"n": len(pairs), "worst_task": worst[0], "worst_ratio": worst[1],
-            "pass": all(r <= TARGETS["memory_ratio"] for _, r in pairs)}
+    worst = max(pairs, key=lambda p: p[1]) if pairs else (None, None)
+    ok = not ours_failed and all(r <= TARGETS["memory_ratio"] for _, r in pairs)
+    return {"n": len(big), "compared": len(pairs), "worst_task": worst[0],
+            "worst_ratio": worst[1], "ours_failed": ours_failed, "missing": missing,
+            "pass": False if not ok else (None if missing else True)}
 
 
 def repeat_check(runs: dict[str, Run]) -> dict[str, Any] | None:
@@ -348,7 +400,7 @@ def summarize(runs: dict[str, Run], tasks: list[Task], rows: dict[str, int]
             "mode": mode, "budget_s": budget,
             "load_avg": {"min": min(loads), "max": max(loads)} if loads else None,
             "vs": {ref: compare(runs, mode, budget, tasks, ref) for ref in REFERENCES},
-            "budget": {s: budget_check(runs, mode, budget, s) for s in SYSTEMS},
+            "budget": {s: budget_check(runs, mode, budget, s, tasks) for s in SYSTEMS},
             "memory": memory_check(runs, mode, budget, tasks, rows),
         }
     out["repeat"] = repeat_check(runs)
@@ -374,29 +426,40 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         for ref, c in cell["vs"].items():
             name = SYSTEMS[ref]["label"]
             if c is None:
-                lines.append(f"  vs {name}: no task where both finished")
+                lines.append(f"  vs {name}: not run")
                 continue
             lines.append(
                 f"  vs {name}: wins+ties {c['wins_ties']}/{c['n']} ({c['share']:.0%}) "
                 f">= {TARGETS['win_tie_share']:.0%} {_pf(c['pass_share'])}; geometric-mean "
                 f"ratio {c['geomean_ratio']:.4f} >= {TARGETS['geomean_ratio']} "
                 f"{_pf(c['pass_ratio'])} (median {c['median_ratio']:.4f}); failed runs: "
-                f"ours {c['failed']['workbench']}, theirs {c['failed'][ref]}")
+                f"ours {c['failed']['workbench']} (each a loss at ratio "
+                f"{c['penalty_ratio']:.3f}), theirs {c['failed'][ref]} (each a win at ratio 1)"
+                + (f"; not run yet: {len(c['missing'])} tasks" if c["missing"] else ""))
         for system, b in cell["budget"].items():
             if b is None:
                 continue
+            worst = (f"worst {b['worst_fit_s']:.1f} s ({b['worst_overrun']:+.0%}) on "
+                     f"{b['worst_task']}" if b["worst_task"] else "no run finished")
             lines.append(
                 f"  budget promise {SYSTEMS[system]['label']}: search+refit <= budget + "
-                f"{TARGETS['budget_slack']:.0%} on {b['n']} runs {_pf(b['pass'])}; worst "
-                f"{b['worst_fit_s']:.1f} s ({b['worst_overrun']:+.0%}) on {b['worst_task']}")
+                f"{TARGETS['budget_slack']:.0%} on {b['n']} runs {_pf(b['pass'])}; {worst}"
+                + (f"; timed out or crashed (FAIL): {'; '.join(b['broken'])}"
+                   if b["broken"] else "")
+                + (f"; not run yet: {len(b['missing'])} tasks" if b["missing"] else ""))
         m = cell["memory"]
         if m is None:
             lines.append(f"  memory vs FLAML: no task >= {TARGETS['memory_min_rows']} rows "
                          "with both runs")
         else:
-            lines.append(f"  memory <= {TARGETS['memory_ratio']}x FLAML on {m['n']} tasks "
-                         f">= {TARGETS['memory_min_rows']} rows {_pf(m['pass'])}; worst "
-                         f"{m['worst_ratio']:.2f}x on {m['worst_task']}")
+            worst = (f"worst {m['worst_ratio']:.2f}x on {m['worst_task']}"
+                     if m["worst_task"] else "none compared")
+            lines.append(
+                f"  memory <= {TARGETS['memory_ratio']}x FLAML on {m['compared']}/{m['n']} "
+                f"tasks >= {TARGETS['memory_min_rows']} rows {_pf(m['pass'])}; {worst}"
+                + (f"; our runs killed or crashed (FAIL): {', '.join(m['ours_failed'])}"
+                   if m["ours_failed"] else "")
+                + (f"; not run yet: {len(m['missing'])} tasks" if m["missing"] else ""))
     rep = summary.get("repeat")
     if rep:
         lines.append(f"repeat check (same seed twice) on {rep['n']} runs: worst difference "

@@ -136,18 +136,28 @@ def training_frame(seed: int = 0, n: int = 120) -> tuple[pd.DataFrame, np.ndarra
     return X, y
 
 
-def register(name: str = "churn", *, seed: int = 0, strict_categories: bool = False):
+def register(name: str = "churn", *, seed: int = 0, strict_categories: bool = False,
+             with_dataset: bool = False):
     """A real pipeline; with `strict_categories` its encoder refuses plans it never saw, so
     a record with plan='gold' makes this version fail at predict time (an injected fault made
-    of data, not of mocks)."""
+    of data, not of mocks). `with_dataset`: its training table ingested as its dataset."""
     X, y = training_frame(seed)
+    dataset_id = None
+    if with_dataset:
+        from core.data.datasets import ingest_path
+
+        get_settings().home.mkdir(parents=True, exist_ok=True)
+        csv = write(get_settings().home / f"{name}-{seed}.csv",
+                    X.assign(y=y).to_csv(index=False))
+        with store_session() as s:
+            dataset_id = ingest_path(csv, session=s).dataset.id
     encoder = OneHotEncoder(handle_unknown="error" if strict_categories else "ignore")
     pre = ColumnTransformer([("num", StandardScaler(), ["a", "b"]), ("cat", encoder, ["plan"])])
     pipe = make_pipeline(pre, LogisticRegression()).fit(X, y)
     with store_session() as s:
         return register_version(pipe, session=s, name=name, task="binary", target="y",
                                 input_schema=SCHEMA, classes=["no", "yes"], metric="roc_auc",
-                                score=0.9)
+                                score=0.9, dataset_id=dataset_id)
 
 
 def record(i: int = 0, plan: str = "basic") -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import itemgetter
@@ -14,8 +15,9 @@ import numpy as np
 import pandas as pd
 from sqlmodel import select
 
+from core.deploy.enums import Runtime
 from core.deploy.fastpath import EnsembleFast, FastPath, compile_fast
-from core.deploy.onnx_runtime import choose
+from core.deploy.onnx_runtime import choose, request, settled
 from core.enums import Task
 from core.errors import SchemaMismatchError
 from core.features.inputs import market_spec, model_input, sent_columns
@@ -44,10 +46,14 @@ class LoadedModel:
     # is scored on its own (never batched with others' rows) and never on the lean path.
     market: dict[str, Any] | None = None
     intervals: IntervalsDoc | None = None  # a regression's stored conformal half-widths
-    # onnxruntime answering instead of python (core/deploy/onnx_runtime.py decides at load)
+    # onnxruntime answering instead of python (core/deploy/onnx_runtime.py decides at load);
+    # each runtime request is numbered, and only the latest one's choice is kept
     onnx: Any = None
     runtime_requested: str = "auto"
     runtime_reason: str = ""
+    choice_gen: int = 0
+    choice_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
+                                        compare=False)
 
     @classmethod
     def build(cls, name: str, mv: ModelVersion, pipeline: Any) -> LoadedModel:
@@ -186,11 +192,15 @@ def _plain(value: Any) -> Any:
 class ModelCache:
     """At most `size` loaded versions; loading is serialised per version so concurrent first
     requests load once. `get` may load (seconds: call it off the event loop); `hit` never
-    does. `on_change(n)` hears the number of versions held after every change (a gauge)."""
+    does. `on_change(n)` hears the number of versions held after every change (a gauge).
+    With a `chooser` pool, runtime `auto` is timed there: a load answers with python at once
+    (no probing on the request path) and onnxruntime takes over if it is faster."""
 
     def __init__(self, db: Database, size: int = 8,
-                 on_change: Callable[[int], None] | None = None) -> None:
+                 on_change: Callable[[int], None] | None = None,
+                 chooser: Executor | None = None) -> None:
         self.db = db
+        self.chooser = chooser
         self.size = size
         self._items: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
@@ -244,7 +254,17 @@ class ModelCache:
                                  accepted_sklearn=mv.accepted_sklearn,
                                  stored_fingerprint=mv.stored_fingerprint)
         lm = LoadedModel.build(name, mv, pipeline)
-        choose(lm, ((row.runtimes if row else None) or {}).get(str(version), "auto"))
+        requested = ((row.runtimes if row else None) or {}).get(str(version), Runtime.AUTO)
+        gen = request(lm, requested)
+        assert gen is not None
+        if requested == Runtime.AUTO and self.chooser is not None and \
+                settled(lm, requested) is None:
+            try:
+                self.chooser.submit(choose, lm, requested, gen)
+                return lm
+            except RuntimeError:  # the pool is shut down (server stopping): choose here
+                pass
+        choose(lm, requested, gen)
         return lm
 
     def _changed(self, held: int) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -99,45 +100,96 @@ class OnnxRuntime:
         return np.asarray(out[0], dtype=float).reshape(-1).tolist(), None
 
 
-def choose(lm: LoadedModel, requested: str) -> None:
-    """Set what answers `lm` (`lm.onnx`, `lm.runtime_reason`) for the requested runtime."""
-    lm.onnx, lm.runtime_requested = None, requested
+def request(lm: LoadedModel, requested: str, *, changed_only: bool = False) -> int | None:
+    """Make `requested` lm's current runtime request (python answers until it is chosen);
+    its generation, which only the matching `commit` may settle. None (nothing to do) with
+    `changed_only` when it already is the request."""
+    with lm.choice_lock:
+        if changed_only and lm.runtime_requested == requested:
+            return None
+        lm.choice_gen += 1
+        lm.onnx, lm.runtime_requested = None, requested
+        lm.runtime_reason = f"{requested}: python answers while the runtime is being chosen"
+        return lm.choice_gen
+
+
+def commit(lm: LoadedModel, gen: int, runtime: OnnxRuntime | None, reason: str) -> bool:
+    """Settle request `gen` with what `decide` found, unless a later request replaced it
+    (a slow onnx choice finishing after a switch to python must not win): True if settled."""
+    with lm.choice_lock:
+        if lm.choice_gen != gen:
+            log.info("%s: a stale runtime choice (%s) dropped", lm.label, reason)
+            return False
+        lm.onnx, lm.runtime_reason = runtime, reason
+    # what this process chose and why, for the server's log (another worker may differ)
+    log.info("%s: %s answers in process %d: %s", lm.label,
+             "onnxruntime" if runtime is not None else "python", os.getpid(), reason)
+    return True
+
+
+def choose(lm: LoadedModel, requested: str, gen: int | None = None) -> bool:
+    """Set what answers `lm` (`lm.onnx`, `lm.runtime_reason`) for the requested runtime:
+    a new request, or the one numbered `gen` (made earlier by `request`)."""
+    if gen is None:
+        gen = request(lm, requested)
+        assert gen is not None
+    runtime, reason = decide(lm, requested)
+    return commit(lm, gen, runtime, reason)
+
+
+def settled(lm: LoadedModel, requested: str) -> str | None:
+    """The reason python (or an imported graph) answers when that needs no probing; None
+    when onnxruntime must be built and probed (and, under auto, timed)."""
     label = lm.label
-    if lm.market is not None or requested == Runtime.PYTHON or \
-            type(lm.pipeline).__name__ == "OnnxModel":
-        lm.runtime_reason = (
-            "an imported ONNX graph: onnxruntime answers" if lm.market is None
-            and type(lm.pipeline).__name__ == "OnnxModel" else
-            "a market model: indicators are rebuilt from each request's history in python"
-            if lm.market is not None else "runtime python was asked for")
-        return
-    if not (lm.mv.onnx_parity or {}).get("passed"):
-        lm.runtime_reason = (f"{requested}: no passed ONNX parity check (`workbench export "
-                             f"{label} --format onnx` first), so python answers")
-        return
+    imported = type(lm.pipeline).__name__ == "OnnxModel"
+    if lm.market is not None:
+        return "a market model: indicators are rebuilt from each request's history in python"
+    if imported:
+        return "an imported ONNX graph: onnxruntime answers"
+    if requested == Runtime.PYTHON:
+        return "runtime python was asked for"
+    parity = lm.mv.onnx_parity or {}
+    if not parity.get("passed"):
+        return (f"{requested}: no passed ONNX parity check (`workbench export "
+                f"{label} --format onnx` first), so python answers")
+    if requested == Runtime.AUTO and not held_out(parity):
+        return (f"auto: the ONNX parity check ran on {parity.get('rows_from') or 'built rows'}"
+                ", not on held-out rows of the version's dataset, so python answers (deploy "
+                "it with runtime onnx to use onnxruntime anyway)")
+    return None
+
+
+def held_out(parity: dict[str, Any]) -> bool:
+    """Whether the stored parity check compared the version's own held-out dataset rows."""
+    from core.onnx.export import HELD_OUT_SOURCE
+
+    return str(parity.get("rows_from") or "").startswith(HELD_OUT_SOURCE)
+
+
+def decide(lm: LoadedModel, requested: str) -> tuple[OnnxRuntime | None, str]:
+    """(onnxruntime or None for python, why): builds, probes and times; changes nothing."""
+    reason = settled(lm, requested)
+    if reason is not None:
+        return None, reason
     try:
         runtime = _build(lm)
         rows, records = _probe(lm)
         if not _agrees(lm, runtime, rows, records):
-            lm.runtime_reason = (f"{requested}: the ONNX graph differs from the pipeline on "
-                                 "probe rows here, so python answers")
-            return
+            return None, (f"{requested}: the ONNX graph differs from the pipeline on "
+                          "probe rows here, so python answers")
     except Exception as exc:  # noqa: BLE001 - an extra missing here, a converter's refusal
-        lm.runtime_reason = f"{requested}: onnxruntime unavailable ({exc}), so python answers"
-        log.warning("%s: onnx runtime not used: %s", label, exc)
-        return
+        log.warning("%s: onnx runtime not used: %s", lm.label, exc)
+        return None, f"{requested}: onnxruntime unavailable ({exc}), so python answers"
     if requested == Runtime.ONNX:
-        lm.onnx, lm.runtime_reason = runtime, "runtime onnx was asked for (parity passed)"
-        return
+        return runtime, "runtime onnx was asked for (parity passed)"
     python, onnx = _timings(lm, runtime, records)
     ratio = math.sqrt((onnx[0] / python[0]) * (onnx[1] / python[1]))
     path = "lean path" if lm.fast is not None else "scikit-learn"
     text = (f"1 row {onnx[0] * 1e6:.0f} µs vs {python[0] * 1e6:.0f} µs, {PROBE_ROWS} rows "
             f"{onnx[1] * 1e6:.0f} µs vs {python[1] * 1e6:.0f} µs (onnxruntime vs {path})")
     if ratio < 1.0:
-        lm.onnx, lm.runtime_reason = runtime, f"auto: onnxruntime is faster here: {text}"
-    else:
-        lm.runtime_reason = f"auto: the {path} is faster here: {text}"
+        return runtime, f"auto: onnxruntime is faster here: {text}"
+    return None, f"auto: the {path} is faster here: {text}"
 
 
 def _build(lm: LoadedModel) -> OnnxRuntime:
@@ -208,4 +260,5 @@ def _timings(lm: LoadedModel, runtime: OnnxRuntime, records: list[Record]
             (best["onnx", 1], best["onnx", PROBE_ROWS]))
 
 
-__all__ = ["OnnxParityRequiredError", "OnnxRuntime", "check_runtime", "choose"]
+__all__ = ["OnnxParityRequiredError", "OnnxRuntime", "check_runtime", "choose", "commit",
+           "decide", "request", "settled"]

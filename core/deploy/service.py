@@ -28,7 +28,7 @@ from core.deploy.cache import LoadedModel, ModelCache
 from core.deploy.guard_loop import GuardLoop
 from core.deploy.guards import Verdict
 from core.deploy.metrics import ServingMetrics
-from core.deploy.onnx_runtime import choose
+from core.deploy.onnx_runtime import choose, request
 from core.deploy.periodic import Periodic
 from core.deploy.predictor import Answer, Predictor
 from core.deploy.public import DeploymentState
@@ -52,14 +52,14 @@ class Serving:
         self.db = db
         self.settings = settings
         self.metrics = ServingMetrics()
-        self.cache = ModelCache(db, settings.model_cache_size,
-                                on_change=self.metrics.set_loaded)
-        self.telemetry = Telemetry(db, self.metrics)
         # OpenMP thread limits are per calling thread: set them inside the pools' threads.
         self.predict_pool = ThreadPoolExecutor(1, thread_name_prefix="predict",
                                                initializer=_one_native_thread)
         self.side_pool = ThreadPoolExecutor(1, thread_name_prefix="shadow-warm",
                                             initializer=_one_native_thread)
+        self.cache = ModelCache(db, settings.model_cache_size,
+                                on_change=self.metrics.set_loaded, chooser=self.side_pool)
+        self.telemetry = Telemetry(db, self.metrics)
         self.batcher = Batcher(self.predict_pool, settings.batch_window_ms / 1000.0,
                                settings.batch_max_rows, settings.max_pending_requests,
                                settings.max_pending_rows)
@@ -136,13 +136,16 @@ class Serving:
         .choose: builds a session, probes, times): here, or in the side pool."""
         for v in (st.stable, st.candidate):
             lm = self.cache.peek(st.name, v) if v is not None else None
-            if lm is None or lm.runtime_requested == st.runtime_of(v):
+            if lm is None:
                 continue
-            lm.runtime_requested = st.runtime_of(v)  # once per change
+            requested = st.runtime_of(v)
+            gen = request(lm, requested, changed_only=True)  # once per change
+            if gen is None:
+                continue
             if wait:
-                choose(lm, st.runtime_of(v))
-            else:
-                self.side_pool.submit(choose, lm, st.runtime_of(v))
+                choose(lm, requested, gen)
+            else:  # a later change makes this choice stale: it is then dropped
+                self.side_pool.submit(choose, lm, requested, gen)
 
     # -- background work --------------------------------------------------------------------
     @property

@@ -22,6 +22,7 @@ from core.store import Dataset, ModelVersion
 from core.store.audit import record
 
 PARITY_ROWS = 200  # held-out rows compared (the dataset's last rows: a time split's test)
+HELD_OUT_SOURCE = "the last "  # how `rows_from` starts when they were (runtime auto needs it)
 
 
 class ParityFailedError(ConflictError):
@@ -91,8 +92,8 @@ def held_out_rows(session: Session, mv: ModelVersion, pipeline: Any
 
         try:
             frame = load_frame(ds).tail(PARITY_ROWS).reset_index(drop=True)
-            return model_input(mv, frame), f"the last {min(len(frame), PARITY_ROWS)} rows " \
-                                           f"of dataset {ds.id}"
+            n = min(len(frame), PARITY_ROWS)
+            return model_input(mv, frame), f"{HELD_OUT_SOURCE}{n} rows of dataset {ds.id}"
         except Exception:  # noqa: BLE001 - a missing file: fall back to built rows
             pass
     schema = mv.input_schema or []

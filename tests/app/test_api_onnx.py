@@ -114,9 +114,8 @@ def test_cli_export_then_import_round_trip(client: TestClient, tmp_path: Path) -
     assert (v1["version"], v2["version"]) == (1, 2)
     loaded = {m["version"]: m for m in client.get("/v1/models/churn").json()["loaded_here"]}
     assert loaded[2]["runtime"] == "onnxruntime"  # which runtime answered
-    # churn:1 passed parity above, so runtime auto kept the faster of lean and onnxruntime
-    faster = "onnxruntime is faster" in loaded[1]["runtime_reason"]
-    assert loaded[1]["runtime"] == ("onnxruntime" if faster else "lean")
+    # churn:1 (runtime auto, no dataset: parity on built rows at best) stays on the lean path
+    assert loaded[1]["runtime"] == "lean"
     assert v1["predictions"] == v2["predictions"]
     assert np.allclose([list(p.values()) for p in v1["probabilities"]],
                        [list(p.values()) for p in v2["probabilities"]], atol=1e-4)

@@ -6,6 +6,7 @@ answered and why, and the choice is stored with the deployment (SQLite and Postg
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -31,9 +32,10 @@ ROWS = [record(i, plan) for i in range(7) for plan in ("basic", "plus", "pro")] 
 
 @pytest.fixture
 def client(session: Session) -> Iterator[TestClient]:
-    """churn:1 stable (exported: parity passed), churn:2 exported, churn:3 never exported."""
+    """churn:1 stable (exported: parity passed on its dataset's rows), churn:2 exported
+    (parity on built rows), churn:3 never exported."""
     for seed in (0, 1, 2):
-        register(seed=seed)
+        register(seed=seed, with_dataset=seed == 0)
     with store_session() as s:
         deploy("churn", 1, 100, session=s)
         export_onnx("churn:1", session=s)
@@ -111,7 +113,17 @@ def test_canary_between_python_and_onnx_runtimes(client: TestClient) -> None:
 
 
 def test_auto_keeps_the_faster_runtime_and_says_why(client: TestClient) -> None:
-    _predict(client)  # loads churn:1 with the default runtime, auto
+    serving = client.app.state.serving
+    pool = serving.side_pool
+    pool.submit(lambda: None).result(timeout=60)  # start-up warming done
+    serving.cache.unload("churn")  # evicted: the next request loads it cold
+    release = threading.Event()
+    pool.submit(release.wait, 60)  # the side pool, where auto times the runtimes, held
+    _predict(client)  # a cold load of churn:1 (runtime auto) answers with python at once
+    here = _loaded(client)[1]
+    assert here["runtime"] == "lean" and "being chosen" in here["runtime_reason"]
+    release.set()
+    pool.submit(lambda: None).result(timeout=60)  # the choice has been made
     here = _loaded(client)[1]
     assert here["runtime_requested"] == "auto"
     assert here["runtime_reason"].startswith("auto:") and "µs" in here["runtime_reason"]
