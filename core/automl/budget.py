@@ -56,6 +56,8 @@ FINISH_S_PER_ROW = 2e-5   # ... growing with the rows they score
 REFIT_MARGIN = 0.05       # the refit may run into half of the promise's 10 % margin ...
 IMPORTANCE_MARGIN = 0.07  # ... and permutation importance (informative only) a bit more;
 IMPORTANCE_RESERVE_SHARE = 0.1  # the trials give it at most 10 % of the budget
+IMPORTANCE_FLOOR_S = 2.0  # ... but a small table's importance is not cut before 2 s (tiny
+#                           budgets on a busy machine otherwise never showed it)
 PACE_WINDOW = 4           # folds the current pace is measured over
 MAX_PACE = 32.0           # a wall/CPU ratio beyond this is a stalled process, not a pace
 

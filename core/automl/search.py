@@ -448,7 +448,9 @@ class _Search:
                         f"more than half of the {self.budget:g} s budget. Give a larger "
                         "budget to see it."]
         try:
-            with interrupt_at(self.end + bud.IMPORTANCE_MARGIN * self.budget):
+            until = max(self.end + bud.IMPORTANCE_MARGIN * self.budget,
+                        time.monotonic() + bud.IMPORTANCE_FLOOR_S)
+            with interrupt_at(until):
                 return feature_importance(self.data, best.cv, self.seed), []
         except OutOfTime:
             return [], ["Feature importance was not computed: the budget ran out before it "

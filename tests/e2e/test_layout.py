@@ -46,7 +46,8 @@ def test_tablet_charts_are_wide_and_metric_labels_whole(browser: Browser, traine
     page = browser.new_page(viewport=TABLET)
     _open(page, f"{trained_url}/leaderboard", "Leaderboard")
     charts = page.locator('[data-testid="stVegaLiteChart"]')
-    expect(charts.nth(3)).to_be_visible(timeout=WAIT)  # best-so-far, speed, confusion, ...
+    # best-so-far, speed, confusion (importance too, unless a busy machine left no time for it)
+    expect(charts.nth(2)).to_be_visible(timeout=WAIT)
     main = page.locator('[data-testid="stMainBlockContainer"]').bounding_box()
     assert main is not None
     widths = _widths(page, '[data-testid="stVegaLiteChart"]')
