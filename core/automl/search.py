@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from core.automl import budget as bud
 from core.automl import ensemble as ens
-from core.automl.budget import REFIT_SAFETY, OutOfTime, Pace, interrupt_at
+from core.automl.budget import REFIT_CLOCK_MARGIN, REFIT_SAFETY, OutOfTime, Pace, interrupt_at
 from core.automl.catalog import EstimatorSpec, check_search_space, get_spec, specs_for
 from core.automl.importance import feature_importance
 from core.automl.request import TrainingRequest
@@ -385,8 +385,11 @@ class _Search:
         return context_params(spec, _with_seed(spec, params, self.seed), self.data, seconds)
 
     def _refit_s(self) -> float:
-        """A network's refit may train for what is left, plus half the promise's 10 % margin."""
-        return self.end - time.monotonic() + 0.05 * self.budget
+        """A refit's own clock (networks, boosters' `max_time_s`): what is left until the refit
+        limit less a margin, so the estimator stops itself before `interrupt_at`'s alarm
+        (CatBoost checks its clock only between iterations)."""
+        left = self._refit_limit() - time.monotonic()
+        return left - min(REFIT_CLOCK_MARGIN * left, 0.02 * self.budget + 0.2)
 
     # -- the end ---------------------------------------------------------------------------
     def _finish(self) -> SearchResult:
