@@ -168,6 +168,10 @@ LIGHTGBM_TYPES = ("core.automl.boosters.LightGBMClassifier",
                   "core.automl.boosters.LightGBMRegressor")
 CATBOOST_TYPES = ("core.automl.boosters.CatBoostClassifier",
                   "core.automl.boosters.CatBoostRegressor")
+# XGBoost's state goes to its native unserialiser (and tree walker) as raw bytes, unchecked:
+# refused on import for the same reason as CatBoost (review s8 L4)
+XGBOOST_TYPES = ("xgboost.core.Booster", "xgboost.sklearn.XGBClassifier",
+                 "xgboost.sklearn.XGBRegressor")
 
 
 def _ints(block: dict[str, str], key: str) -> list[int]:
@@ -354,9 +358,10 @@ def _json_content(node: Any) -> Any:
 
 def check_imported_boosters(data: bytes, label: str) -> None:
     """Before anything is built from an imported file: a LightGBM model must be a well-formed
-    forest (read from the file's schema, where its text model is plain JSON); a CatBoost model
-    is refused, since its binary format cannot be checked before CatBoost's native loader
-    reads it. The workbench's own artifacts are covered by their fingerprints instead."""
+    forest (read from the file's schema, where its text model is plain JSON); a CatBoost or
+    XGBoost model is refused, since its binary format cannot be checked before the library's
+    native loader reads it. The workbench's own artifacts are covered by their fingerprints
+    instead."""
     for node in _nodes(_read(data, label)):
         kind = f"{node.get('__module__')}.{node.get('__class__')}"
         if kind in CATBOOST_TYPES:
@@ -364,6 +369,11 @@ def check_imported_boosters(data: bytes, label: str) -> None:
                 f"{label} holds a CatBoost model: an imported CatBoost model cannot be checked "
                 "before CatBoost's own loader reads it, so it was not imported. Retrain it on "
                 "this workbench, or export it to ONNX without categorical features.")
+        if kind in XGBOOST_TYPES:
+            raise ArtifactIntegrityError(
+                f"{label} holds an XGBoost model: an imported XGBoost model cannot be checked "
+                "before XGBoost's own loader reads it, so it was not imported. Retrain it on "
+                "this workbench, or export it to ONNX.")
         if kind in LIGHTGBM_TYPES:
             attrs = node.get("content", {}).get("content", {})
             if "model_" not in attrs:  # the unfitted template beside the fitted estimator
