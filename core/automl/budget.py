@@ -54,6 +54,7 @@ REFIT_SAFETY = 1.5        # the refit is reserved at 1.5x its measured estimate
 FINISH_S = 0.3            # ensemble selection, evaluation and bookkeeping at the end ...
 FINISH_S_PER_ROW = 2e-5   # ... growing with the rows they score
 REFIT_MARGIN = 0.05       # the refit may run into half of the promise's 10 % margin ...
+REFIT_CLOCK_MARGIN = 0.1  # ... its own clock stops it a little earlier than the alarm;
 IMPORTANCE_MARGIN = 0.07  # ... and permutation importance (informative only) a bit more;
 IMPORTANCE_RESERVE_SHARE = 0.1  # the trials give it at most 10 % of the budget
 IMPORTANCE_FLOOR_S = 2.0  # ... but a small table's importance is not cut before 2 s (tiny
@@ -132,7 +133,13 @@ def interrupt_at(deadline: float | None) -> Iterator[bool]:
 
     Yields whether it is armed: only in the main thread, on POSIX, and without disturbing a
     timer already set (pytest-timeout's, say): an earlier one is left alone (not armed), a
-    later one is restored with its remaining time afterwards."""
+    later one is restored with its remaining time afterwards.
+
+    Libraries that poll for signals inside native loops (CatBoost) report our exception as a
+    `KeyboardInterrupt`: one raised after the alarm fired is turned back into `OutOfTime`, a
+    real Ctrl-C is left alone. The handler raises only while the block is active, and the
+    cleanup runs with SIGALRM blocked, so an alarm at the block's very end cannot skip it and
+    leave the handler installed."""
     if (deadline is None or not hasattr(signal, "setitimer")
             or threading.current_thread() is not threading.main_thread()):
         yield False
@@ -145,17 +152,40 @@ def interrupt_at(deadline: float | None) -> Iterator[bool]:
         yield False
         return
     started = time.monotonic()
+    state = {"active": True, "fired": False}
 
     def fire(_signum: int, _frame: object) -> None:
-        raise OutOfTime()
+        if state["active"]:
+            state["fired"] = True
+            raise OutOfTime()
 
     previous = signal.signal(signal.SIGALRM, fire)
     signal.setitimer(signal.ITIMER_REAL, delay)
     try:
         yield True
+    except KeyboardInterrupt:
+        if state["fired"]:
+            raise OutOfTime() from None
+        raise
     finally:
+        try:
+            state["active"] = False  # an alarm may still raise up to here, not after
+        finally:
+            left = max(before_delay - (time.monotonic() - started), 1e-3) if before_delay \
+                else 0.0
+            _disarm(previous, left, before_interval)
+
+
+def _disarm(previous: object, left: float, interval: float) -> None:
+    """Stop our timer, drop an alarm already pending, put the previous handler (and timer)
+    back: with SIGALRM blocked, so none of it is interrupted half way."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    try:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if before_delay:
-            left = max(before_delay - (time.monotonic() - started), 1e-3)
-            signal.setitimer(signal.ITIMER_REAL, left, before_interval)
+        if signal.SIGALRM in signal.sigpending():
+            signal.sigwait({signal.SIGALRM})
+        signal.signal(signal.SIGALRM, previous)  # type: ignore[arg-type]
+        if left:
+            signal.setitimer(signal.ITIMER_REAL, left, interval)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)

@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from core.automl import budget as bud
 from core.automl import ensemble as ens
-from core.automl.budget import REFIT_SAFETY, OutOfTime, Pace, interrupt_at
+from core.automl.budget import REFIT_CLOCK_MARGIN, REFIT_SAFETY, OutOfTime, Pace, interrupt_at
 from core.automl.catalog import EstimatorSpec, check_search_space, get_spec, specs_for
 from core.automl.importance import feature_importance
 from core.automl.request import TrainingRequest
@@ -385,8 +385,11 @@ class _Search:
         return context_params(spec, _with_seed(spec, params, self.seed), self.data, seconds)
 
     def _refit_s(self) -> float:
-        """A network's refit may train for what is left, plus half the promise's 10 % margin."""
-        return self.end - time.monotonic() + 0.05 * self.budget
+        """A refit's own clock (networks, boosters' `max_time_s`): what is left until the refit
+        limit less a margin, so the estimator stops itself before `interrupt_at`'s alarm
+        (CatBoost checks its clock only between iterations)."""
+        left = self._refit_limit() - time.monotonic()
+        return left - min(REFIT_CLOCK_MARGIN * left, 0.02 * self.budget + 0.2)
 
     # -- the end ---------------------------------------------------------------------------
     def _finish(self) -> SearchResult:
@@ -424,6 +427,8 @@ class _Search:
                                   self._params(spec, best.params, self._refit_s()),
                                   self.data.schema)
         fold_model = best.cv.last_model if self.fixed_params is None else None
+        if fold_model is not None and not self._knows_every_class(fold_model):
+            return self._refit_over_time(pipeline)
         if fold_model is None:
             return fit_final(pipeline, self.data)
         if time.monotonic() + self._refit_s_of([best]) <= self._refit_limit():
@@ -438,6 +443,25 @@ class _Search:
             f"rows, so its model from the last validation fold (trained on about {rows} rows) "
             "was kept. Give a larger budget to refit on every row.")
         return fold_model
+
+    def _knows_every_class(self, model: Any) -> bool:
+        """Whether a fold model answers for every class the version will declare (serving
+        maps probabilities to `problem.classes`; a class missing from the last fold's
+        training rows would break every request)."""
+        if self.data.task == Task.REGRESSION:
+            return True
+        return list(getattr(model, "classes_", [])) == list(self.data.problem.classes)
+
+    def _refit_over_time(self, pipeline: Any) -> Any:
+        """The full refit, not interrupted: the fold model cannot stand in for it."""
+        fitted = fit_final(pipeline, self.data)
+        over = time.monotonic() - self._refit_limit()
+        if over > 0:
+            self.refit_notes.append(
+                f"Refitting the best pipeline on all {len(self.data.y)} rows ran {over:.1f} s "
+                "past the budget: its model from the last validation fold lacks some classes, "
+                "so it could not be kept instead.")
+        return fitted
 
     def _importance(self, best: TrialResult) -> tuple[list[dict[str, Any]], list[str]]:
         """Permutation importance (reserved in the loop), or a note saying why not."""

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from typing import Any
+
+import numpy as np
 
 from core.errors import ArtifactIntegrityError
 from core.registry.deep import skops_part
@@ -164,6 +168,10 @@ LIGHTGBM_TYPES = ("core.automl.boosters.LightGBMClassifier",
                   "core.automl.boosters.LightGBMRegressor")
 CATBOOST_TYPES = ("core.automl.boosters.CatBoostClassifier",
                   "core.automl.boosters.CatBoostRegressor")
+# XGBoost's state goes to its native unserialiser (and tree walker) as raw bytes, unchecked:
+# refused on import for the same reason as CatBoost (review s8 L4)
+XGBOOST_TYPES = ("xgboost.core.Booster", "xgboost.sklearn.XGBClassifier",
+                 "xgboost.sklearn.XGBRegressor")
 
 
 def _ints(block: dict[str, str], key: str) -> list[int]:
@@ -198,23 +206,147 @@ def _bad_lightgbm_tree(block: dict[str, str], n_features: int) -> str | None:
     return None
 
 
-def check_lightgbm_model(text: str, n_features: int) -> str | None:
-    """Why a LightGBM text model is not a well-formed forest over `n_features` features
-    (LightGBM's own walker follows child indices unchecked), or None."""
-    head, *trees = text.split("\nTree=")
-    fields = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
+# keys LightGBM writes in a tree block (Tree::ToString); a crafted block may not add others
+_TREE_KEYS = frozenset({
+    "num_leaves", "num_cat", "split_feature", "split_gain", "threshold", "decision_type",
+    "left_child", "right_child", "leaf_value", "leaf_weight", "leaf_count", "internal_value",
+    "internal_weight", "internal_count", "cat_boundaries", "cat_threshold", "is_linear",
+    "shrinkage"})
+MAX_LIGHTGBM_CLASSES = 10_000  # num_class sizes every prediction's output row
+
+
+def _key_values(lines: list[str], where: str) -> dict[str, str]:
+    """`key=value` lines as LightGBM reads them, refusing what it would read differently
+    from us: a line without `=`, or a key given twice (one reader's last-wins is another's
+    first-wins)."""
+    block: dict[str, str] = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if not sep or not key:
+            raise _Refused(f"{where} has a line that is not key=value")
+        if key in block:
+            raise _Refused(f"{where} gives {key} twice")
+        block[key] = value
+    return block
+
+
+class _Refused(ValueError):
+    pass
+
+
+_INNER_KEYS = ("split_feature", "split_gain", "threshold", "decision_type", "left_child",
+               "right_child", "internal_value", "internal_weight", "internal_count")
+_LEAF_KEYS = ("leaf_value", "leaf_weight", "leaf_count")
+
+
+def _bad_lengths(block: dict[str, str]) -> str | None:
+    """Every per-node array holds exactly one single-space-separated number per node."""
+    leaves = int(block["num_leaves"])
+    for keys, n in ((_INNER_KEYS, leaves - 1), (_LEAF_KEYS, leaves)):
+        for key in (k for k in keys if k in block):
+            tokens = block[key].split(" ") if block[key] else []
+            if len(tokens) != n or "" in tokens:
+                return f"{key} does not hold one number per node"
+    return None
+
+
+def _tree_blocks(text: str) -> tuple[str, list[str]]:
+    """The header and each tree's lines, in the one layout LightGBM writes: `Tree=i`, its
+    key=value lines, two blank lines; then `end of trees`. Anything else (a blank line or a
+    duplicate inside a tree, where LightGBM stops reading or jumps by `tree_sizes` offsets)
+    is refused, so the block we check is the block LightGBM reads."""
+    head, sep, rest = text.partition("\nTree=")
+    if not sep:
+        raise _Refused("the model has no trees")
+    trees, sep, _tail = ("Tree=" + rest).partition("end of trees\n")
+    if not sep:
+        raise _Refused("the model's trees are not terminated")
+    chunks = trees.split("\n\n\n")
+    if chunks[-1] != "":
+        raise _Refused("the model's trees are not laid out as LightGBM writes them")
+    return head, chunks[:-1]
+
+
+def check_lightgbm_model(text: str, n_features: int, n_classes: int | None) -> str | None:
+    """Why a LightGBM text model is not a well-formed forest over `n_features` features for
+    a problem with `n_classes` classes (None: regression), or None.
+
+    LightGBM's own walker follows child and feature indices unchecked, and its output has
+    `num_class` columns per row; so the text is read strictly (one layout, no duplicate
+    keys, no linear trees), every tree is checked, and finally LightGBM's own parse of the
+    text must write it back byte for byte: what it holds is what was checked."""
     try:
-        if int(fields.get("max_feature_idx", "-2")) + 1 != n_features:
+        head_text, blocks = _tree_blocks(text)
+        head = _key_values([ln for ln in head_text.splitlines()[1:] if ln], "the header")
+        if int(head.get("max_feature_idx", "-2")) + 1 != n_features:
             return "the model reads another number of features than the estimator"
-        for tree in trees:
-            body = tree.split("\nend of trees")[0]
-            block = dict(line.split("=", 1) for line in body.splitlines()[1:] if "=" in line)
-            problem = _bad_lightgbm_tree(block, n_features)
+        expected = n_classes if n_classes and n_classes > 2 else 1
+        per_iteration = int(head.get("num_tree_per_iteration", "0"))
+        if not int(head.get("num_class", "0")) == per_iteration == expected or \
+                expected > MAX_LIGHTGBM_CLASSES:
+            return (f"header says num_class={head.get('num_class')} and num_tree_per_"
+                    f"iteration={head.get('num_tree_per_iteration')}, the estimator has "
+                    f"{n_classes or 'no'} classes")
+        if len(blocks) % per_iteration:
+            return f"{len(blocks)} trees are not whole iterations of {per_iteration}"
+        for i, block_text in enumerate(blocks):
+            lines = block_text.split("\n")
+            if lines[0] != f"Tree={i}":
+                return f"tree {i} is not where LightGBM writes it ({lines[0][:30]!r})"
+            block = _key_values(lines[1:], f"tree {i}")
+            unknown = sorted(set(block) - _TREE_KEYS)
+            if unknown:
+                return f"tree {i} has keys LightGBM's trees do not ({', '.join(unknown[:3])})"
+            if block.get("is_linear", "0") != "0":
+                return f"tree {i} is a linear tree (is_linear), which is not imported"
+            problem = _bad_lightgbm_tree(block, n_features) or _bad_lengths(block)
             if problem:
-                return problem
+                return f"tree {i}: {problem}"
+    except _Refused as exc:
+        return str(exc)
     except ValueError:
         return "the model's numbers cannot be read"
-    return None if trees else "the model has no trees"
+    return _rewrites_itself(text)
+
+
+# Parsing is not safe either (a crafted text aborted LightGBM's parser in-process), so the
+# re-save runs in a child process: a crash there is a refusal, not a dead server. The child
+# calls LightGBM's C API through ctypes (0.2 s; importing the Python package takes seconds),
+# the same LGBM_BoosterLoadModelFromString the estimator's loader uses.
+_RESAVE = """
+import ctypes, importlib.util, os, sys
+where = importlib.util.find_spec("lightgbm").submodule_search_locations[0]
+lib = ctypes.cdll.LoadLibrary(os.path.join(where, "lib", "lib_lightgbm.so"))
+handle, iterations, n = ctypes.c_void_p(), ctypes.c_int(0), ctypes.c_int64(0)
+if lib.LGBM_BoosterLoadModelFromString(ctypes.c_char_p(sys.stdin.buffer.read()),
+                                       ctypes.byref(iterations), ctypes.byref(handle)):
+    sys.exit(3)
+lib.LGBM_BoosterSaveModelToString(handle, 0, -1, 0, ctypes.c_int64(0), ctypes.byref(n), None)
+out = ctypes.create_string_buffer(n.value)
+if lib.LGBM_BoosterSaveModelToString(handle, 0, -1, 0, n, ctypes.byref(n), out):
+    sys.exit(4)
+sys.stdout.buffer.write(out.value)
+"""
+# what the Python package appends to the C++ text (our estimators fit on arrays, not frames)
+_PANDAS_TAIL = "\npandas_categorical:null\n"
+RESAVE_TIMEOUT_S = 60
+
+
+def _rewrites_itself(text: str) -> str | None:
+    """Whether LightGBM, parsing the checked text in a child process, writes it back byte for
+    byte (so the trees it holds are the ones checked)."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _RESAVE], input=text.encode(),
+                              capture_output=True, timeout=RESAVE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return "model took too long for LightGBM to read"
+    except UnicodeEncodeError:
+        return "model is not text"
+    if done.returncode != 0:
+        return f"model cannot be read by LightGBM (exit {done.returncode})"
+    if done.stdout.decode(errors="replace") + _PANDAS_TAIL != text:
+        return "model is not written as LightGBM writes it (it differs from its own re-save)"
+    return None
 
 
 def _json_content(node: Any) -> Any:
@@ -226,9 +358,10 @@ def _json_content(node: Any) -> Any:
 
 def check_imported_boosters(data: bytes, label: str) -> None:
     """Before anything is built from an imported file: a LightGBM model must be a well-formed
-    forest (read from the file's schema, where its text model is plain JSON); a CatBoost model
-    is refused, since its binary format cannot be checked before CatBoost's native loader
-    reads it. The workbench's own artifacts are covered by their fingerprints instead."""
+    forest (read from the file's schema, where its text model is plain JSON); a CatBoost or
+    XGBoost model is refused, since its binary format cannot be checked before the library's
+    native loader reads it. The workbench's own artifacts are covered by their fingerprints
+    instead."""
     for node in _nodes(_read(data, label)):
         kind = f"{node.get('__module__')}.{node.get('__class__')}"
         if kind in CATBOOST_TYPES:
@@ -236,19 +369,41 @@ def check_imported_boosters(data: bytes, label: str) -> None:
                 f"{label} holds a CatBoost model: an imported CatBoost model cannot be checked "
                 "before CatBoost's own loader reads it, so it was not imported. Retrain it on "
                 "this workbench, or export it to ONNX without categorical features.")
+        if kind in XGBOOST_TYPES:
+            raise ArtifactIntegrityError(
+                f"{label} holds an XGBoost model: an imported XGBoost model cannot be checked "
+                "before XGBoost's own loader reads it, so it was not imported. Retrain it on "
+                "this workbench, or export it to ONNX.")
         if kind in LIGHTGBM_TYPES:
             attrs = node.get("content", {}).get("content", {})
             if "model_" not in attrs:  # the unfitted template beside the fitted estimator
                 continue
             text, n_features = (_json_content(attrs.get(k)) for k in ("model_",
                                                                     "n_features_in_"))
-            readable = isinstance(text, str) and isinstance(n_features, int)
-            problem = (check_lightgbm_model(text, n_features) if readable else
+            n_classes = _array_length(data, attrs.get("classes_"))
+            readable = isinstance(text, str) and isinstance(n_features, int) and \
+                (n_classes is not None or kind.endswith("Regressor"))
+            problem = (check_lightgbm_model(text, n_features, n_classes) if readable else
                        "fitted state is not a LightGBM text model with its number of features")
             if problem:
                 raise ArtifactIntegrityError(
                     f"{label} holds a LightGBM model whose {problem}: the file is corrupt or "
                     "crafted, so it was not imported.")
+
+
+def _array_length(data: bytes, node: Any) -> int | None:
+    """The length of a 1-d array stored in the skops file, from its .npy header alone."""
+    if not isinstance(node, dict) or not isinstance(node.get("file"), str):
+        return None
+    try:
+        with zipfile.ZipFile(io.BytesIO(skops_part(data))) as zf, zf.open(node["file"]) as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            read = (np.lib.format.read_array_header_1_0 if major == 1 else
+                    np.lib.format.read_array_header_2_0)
+            shape, _, _ = read(fh)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        return None
+    return int(shape[0]) if len(shape) == 1 else None
 
 
 def _nodes(node: Any) -> Iterator[dict[str, Any]]:
