@@ -144,6 +144,10 @@ def _prescan(graph: Any, consts: dict[str, Any], label: str, trips: int, top: bo
         inner = trips
         if node.op_type == "Loop":
             inner = trips * _loop_trips(node, consts, where, label)
+            if inner > MAX_LOOP_TRIPS:
+                raise UntrustedArtifactError(
+                    f"{label}: {where} nests Loops running {inner:,} iterations in all, over "
+                    f"{MAX_LOOP_TRIPS}: refused. Export the model without Loop.")
         else:
             _refuse_constant_size(node, consts, where, label)
         for attr in node.attribute:
@@ -329,7 +333,7 @@ def _check_value(node: Any, out: str, typ: Any, top: bool, symbols: set[str],
         return  # a body's value the inference could not size (skl2onnx's cdist Scan): the
         # body runs a bounded number of times; its operators were checked above
     per_row, fixed = _linear([d.dim_value if d.HasField("dim_value") else d.dim_param or "N"
-                              for d in dims], allocating)
+                              for d in dims])
     shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
     if per_row is None:
         raise UntrustedArtifactError(
@@ -353,7 +357,7 @@ def _follows(expr: str, symbols: set[str]) -> bool:
     return bool(names) and all(n in symbols for n in names) and _EXPR.fullmatch(expr) is not None
 
 
-def _linear(dims: list[int | str], allocating: bool) -> tuple[int | None, int]:
+def _linear(dims: list[int | str]) -> tuple[int | None, int]:
     """(elements per row, fixed elements) of a value whose element count is a polynomial of
     degree at most 1 in the rows N, every symbol read as N (an upper bound: Max as a sum,
     Min as its first term, floor and ceiling as their argument + 1); (None, 0) otherwise."""
