@@ -124,6 +124,7 @@ class Run:
     repeat: int = 0  # 1 for --repeat-check's second run
     score: float | None = None
     fit_s: float | None = None  # search + refit, measured in the child
+    import_s: float | None = None  # the library's import, before the clock
     predict_s: float | None = None
     wall_s: float | None = None  # the whole child process, start-up included
     peak_mb: float | None = None  # max of the child's own figure and its process tree's RSS
@@ -238,6 +239,7 @@ def run_child(python: str, system: str, task: Task, s: Split, split_dir: Path, b
             return run
         res = json.loads(out.read_text())
     run.fit_s, run.predict_s = res["fit_s"], res["predict_s"]
+    run.import_s = res.get("import_s")
     run.peak_mb = max(res["peak_mb"], peak_tree)
     try:
         run.score = score(task, s, np.asarray(res["pred"], dtype=float), res["classes"])

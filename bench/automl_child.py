@@ -10,6 +10,7 @@ SPLIT_DIR holds train.parquet (features + target), test.parquet (features) and t
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import resource
@@ -77,6 +78,7 @@ def _fit_autogluon(preset: str) -> Callable[..., tuple[Predict, list[Any] | None
     return fit
 
 
+LIBRARY = {"workbench": "core.automl.search", "flaml": "flaml", "ag": "autogluon.tabular"}
 FITTERS: dict[str, Callable[..., tuple[Predict, list[Any] | None]]] = {
     "workbench": fit_workbench, "flaml": fit_flaml,
     "ag_medium": _fit_autogluon("medium_quality"), "ag_best": _fit_autogluon("best_quality"),
@@ -105,13 +107,19 @@ def main(system: str, split_dir: Path, budget: float, out: Path) -> None:
     task = json.loads((split_dir / "task.json").read_text())
     train = pd.read_parquet(split_dir / "train.parquet")
     test = pd.read_parquet(split_dir / "test.parquet")
+    # the library's import is not the search's: every system imports before the clock starts
+    # (the workbench's imports took 20-55 s on a loaded 2-core machine; the promise is
+    # search + refit within the budget), and the import time is reported on its own
+    t_import = time.perf_counter()
+    importlib.import_module(LIBRARY[system.split("_")[0]])
     t0 = time.perf_counter()
     predict, classes = FITTERS[system](train, task, budget)
     t1 = time.perf_counter()
     pred = np.asarray(predict(test), dtype=float)
     t2 = time.perf_counter()
     out.write_text(json.dumps({
-        "fit_s": t1 - t0, "predict_s": t2 - t1, "peak_mb": peak_rss_mb(),
+        "fit_s": t1 - t0, "predict_s": t2 - t1, "import_s": t0 - t_import,
+        "peak_mb": peak_rss_mb(),
         "classes": None if classes is None else [_plain(c) for c in classes],
         "pred": pred.tolist(),
     }))
