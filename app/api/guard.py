@@ -18,6 +18,7 @@ store query per request."""
 from __future__ import annotations
 
 import hmac
+import threading
 import time
 from typing import Any
 
@@ -70,6 +71,7 @@ class Guard:
         # verified JWT signatures: token -> (subject, revision, expiry); the user's revision is
         # still checked against the snapshot on every request
         self._jwts: dict[str, tuple[str, int, int]] = {}
+        self._refreshing = False
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -89,7 +91,7 @@ class Guard:
             # a public route still learns who calls when the caller says (GET /health gives
             # detail to a signed-in caller only); no or bad credentials: anonymous, not 401
             try:
-                found = await self._identify(scope)
+                found = await self._identify(scope, cached=True)
             except Exception:  # noqa: BLE001 (liveness answers even when the store cannot)
                 found = None
             if isinstance(found, Principal):
@@ -106,8 +108,10 @@ class Guard:
             return error(403, "forbidden", forbidden_detail(rule.role, principal.role))
         return None
 
-    async def _identify(self, scope: dict) -> Any:
-        """The caller's principal from its credentials, or the error response to give."""
+    async def _identify(self, scope: dict, cached: bool = False) -> Any:
+        """The caller's principal from its credentials, or the error response to give.
+        `cached` (public routes): never wait on the store; read the last snapshot whatever
+        its age (a reload starts behind), and with none the caller is anonymous."""
         cred = None
         for k, v in scope["headers"]:
             if k == b"authorization":
@@ -120,6 +124,11 @@ class Guard:
             return _unauthorized(SIGN_IN)
         else:
             snap = self.directory.current() if self.directory is not None else Snapshot()
+            if snap is None and cached:
+                snap = self.directory.last()  # type: ignore[union-attr]
+                self._refresh_behind()
+                if snap is None:
+                    return None
             if snap is None:
                 try:
                     snap = await run_in_threadpool(self.directory.refresh)  # type: ignore
@@ -135,6 +144,24 @@ class Guard:
                 except UnauthorizedError as exc:
                     return _unauthorized(exc.message)
         return principal
+
+    def _refresh_behind(self) -> None:
+        """Reload the snapshot in a thread of its own, one at a time (a locked store holds
+        that thread, never a request)."""
+        if self._refreshing or self.directory is None:
+            return
+        self._refreshing = True
+        directory = self.directory
+
+        def run() -> None:
+            try:
+                directory.refresh()
+            except Exception:  # noqa: BLE001 (the next request that needs it will say)
+                pass
+            finally:
+                self._refreshing = False
+
+        threading.Thread(target=run, name="directory-refresh", daemon=True).start()
 
     def _operator(self) -> Principal:
         self._local = local_principal()

@@ -54,6 +54,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await run_in_threadpool(_warm_deployed, serving)
+        await run_in_threadpool(_load_directory, directory)  # public routes read it cached
         # Loaded pipelines are long-lived: keep them out of the cyclic collector's scans, and
         # collect young objects less often (fewer pauses on the request path).
         if tune_gc:
@@ -75,8 +76,8 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     app.state.serving = serving
     app.state.db = db
     # who is calling and may they (app/api/roles.py); users and keys cached per process
-    app.add_middleware(Guard, settings=settings,
-                       directory=Directory(db, settings.state_refresh_s))
+    directory = Directory(db, settings.state_refresh_s)
+    app.add_middleware(Guard, settings=settings, directory=directory)
     # outermost: Host, Origin and Content-Type are checked before auth (app/request_policy.py)
     app.add_middleware(RequestPolicy, settings=settings)
     install_handlers(app)
@@ -95,6 +96,15 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     app.include_router(auth.router)  # sign-in, who am I (app/api/roles.py: who may do what)
     app.include_router(onnx_routes.router)  # ONNX export with its parity check
     return app
+
+
+def _load_directory(directory: Directory) -> None:
+    """Users and keys before taking traffic, so `/health` (which never waits on the store)
+    knows a signed-in caller from the first probe; a store that cannot say is logged."""
+    try:
+        directory.refresh()
+    except Exception:
+        log.exception("could not load users and keys")
 
 
 def _warm_deployed(serving: Serving) -> None:

@@ -101,7 +101,7 @@ def sign_in_form() -> None:
         st.error("Enter your user name and password.", icon=":material/error:")
         return
     name, address = username.strip(), _address()
-    wait = THROTTLE.retry_after(name, address)
+    wait = THROTTLE.attempt(name, address)  # counted before the check: see throttle.py
     if wait:
         st.error(f"Too many failed sign-ins for this user name or from this address: try "
                  f"again in {wait} s.", icon=":material/error:")
@@ -110,11 +110,14 @@ def sign_in_form() -> None:
         with _session() as s:
             token = tokens.sign_in(name, password, session=s).access_token
     except WorkbenchError as exc:
-        if isinstance(exc, UnauthorizedError):
-            THROTTLE.failed(name, address)
+        if not isinstance(exc, UnauthorizedError):  # a wrong password stays counted
+            THROTTLE.release(name, address)
         st.error(exc.message, icon=":material/error:")
         return
-    THROTTLE.succeeded(name)
+    except BaseException:
+        THROTTLE.release(name, address)
+        raise
+    THROTTLE.succeeded(name, address)
     st.session_state[TOKEN] = token
     st.session_state.pop(NOTICE, None)
     st.rerun()

@@ -11,6 +11,8 @@ import bisect
 import collections
 import itertools
 import json
+import logging
+import math
 import operator
 import os
 import socket
@@ -27,15 +29,17 @@ from sqlmodel import Session, select
 from typing_extensions import TypedDict
 
 from core.deploy.metrics import BUCKETS_MS, ServingMetrics
-from core.store import PredictionLog, RequestInput, RequestSample, ServingStat
+from core.store import PredictionLog, RequestInput, RequestSample, ServingStat, utcnow
 from core.store.db import Database
 from core.store.scope import workspace_of_key
 from core.store.shapes import Record
 
+log = logging.getLogger("workbench.serving")
 __all__ = ["BUCKETS_MS", "Counter", "Telemetry", "TrafficSummary", "quantile", "stats_since"]
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 SAMPLE_ROWS = 100  # scored rows kept per version per flush for live drift
 MAX_LOGGED_ROWS = 10_000  # a bigger request's rows are not kept (its label cannot train)
+MAX_QUEUED_LOGS = 100_000  # requests kept for the next flush while the store is unreachable
 _rng = np.random.default_rng(0)
 
 
@@ -65,23 +69,45 @@ def _jsonable_rows(rows: list[Record]) -> list[Record]:
     return out
 
 
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float made None and every key a string: what JSON can
+    say (PostgreSQL's json type refuses the `Infinity`/`NaN` tokens the standard library
+    writes by default)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _dumps(value: Any) -> str:
+    """Valid JSON for any logged value, one rule on every backend: NaN and ±infinity are
+    written as null (orjson does so itself), integers beyond 64 bits exactly (the standard
+    library's reading; JSON numbers have no size limit, both stores keep them exactly),
+    anything else as its `str`. A value nested deeper than the encoders' recursion limit
+    raises: its row is dropped and counted at flush (`Telemetry.dropped_rows`)."""
     try:
         return orjson.dumps(value).decode()
-    except TypeError:  # e.g. an integer beyond 64 bits: the standard library's reading
-        return json.dumps(value)
+    except TypeError:  # an integer beyond 64 bits, a key that is not a string, ...
+        return json.dumps(_finite(value), allow_nan=False, default=str)
+
+
+def _dumps_or_null(value: Any) -> str | None:
+    return None if value is None else _dumps(value)
 
 
 class PlainJSON(TypeDecorator[Any]):
-    """A JSON column's values written by orjson (the prediction log's rows and labels, which
-    are plain JSON values: `_jsonable_rows`): the standard library's encoder cost more CPU
-    per 100-row request than scoring it. Read back like any JSON column."""
+    """A JSON column's values written by `_dumps` (the prediction log's rows and labels, the
+    request samples: plain JSON values, `_jsonable_rows`): the standard library's encoder
+    cost more CPU per 100-row request than scoring it. Read back like any JSON column."""
 
     impl = JSON
     cache_ok = True
 
     def bind_processor(self, dialect: Any) -> Any:
-        return _dumps
+        return _dumps_or_null
 
 
 class TrafficSummary(TypedDict):
@@ -124,7 +150,8 @@ class Counter:
     def of_row(cls, row: Any) -> Counter:
         """The counter a stored ServingStat row holds."""
         return cls(row.count, row.errors, row.latency_sum_ms, list(row.latency_hist),
-                   dict(row.predictions), row.rejected)
+                   {k: v for k, v in row.predictions.items() if v is not None},  # a NaN sum
+                   row.rejected)
 
     def add(self, latency_ms: float, ok: bool, predictions: list[Any] | None,
             rejected: bool = False) -> None:
@@ -188,6 +215,7 @@ class Telemetry:
         self._shadow: list[tuple[str, list[Any] | None, str | None]] = []
         self._samples: dict[tuple[str, int], tuple[int, list[Record]]] = {}
         self._flush_lock = threading.Lock()
+        self.dropped_rows = 0  # logged requests, samples, shadow results the store refused
 
     def sample(self, name: str, version: int, records: list[Record]) -> None:
         """Reservoir-sample scored rows (at most SAMPLE_ROWS per version per flush) for live
@@ -235,7 +263,12 @@ class Telemetry:
             self._shadow.append((request_id, predictions, error))
 
     def flush(self) -> int:
-        """Write what is buffered; returns the number of rows written."""
+        """Write what is buffered; returns the number of rows written. One unit of work; if
+        the store refuses it, its parts are written apart: the counters first (plain numbers:
+        if even they fail, the store is unreachable and everything waits for the next flush),
+        then each logged request, sample and shadow result alone, a row refused alone being
+        dropped, counted in `dropped_rows` and logged. So one poisoned row is never re-queued
+        forever with the counters behind it."""
         with self._flush_lock:
             with self._lock:
                 pending, self._pending = self._pending, {}
@@ -248,50 +281,95 @@ class Telemetry:
                 with self.db.session() as s:
                     # one unscoped unit of work for every workspace served: each row
                     # names its model's workspace (core/store/scope.ModelKey)
-                    for (name, version), c in pending.items():
-                        s.add(ServingStat(workspace=workspace_of_key(name), model_name=str(name),
-                                          version=version, worker=WORKER_ID,
-                                          count=c.count, errors=c.errors,
-                                          rejected=c.rejected,
-                                          latency_sum_ms=c.latency_sum_ms, latency_hist=c.hist,
-                                          predictions=c.predictions))
-                    if logs:  # one executemany, not an ORM object per request
-                        s.exec(insert(PredictionLog.__table__).values(
-                            predictions=bindparam("predictions_json", type_=PlainJSON())),
-                            params=[
-                            {"shadow_version": None, "shadow_predictions": None,
-                             "shadow_error": None, "actual": None, "feedback_at": None,
-                             **{k: v for k, v in row.items()
-                                if k not in ("records", "predictions")},
-                             "predictions_json": row["predictions"],
-                             "workspace": workspace_of_key(row["model_name"]),
-                             "model_name": str(row["model_name"])}
-                            for row in logs])
-                        inputs = [{"request_id": row["request_id"],
-                                   "workspace": workspace_of_key(row["model_name"]),
-                                   "model_name": str(row["model_name"]),
-                                   "rows_json": _jsonable_rows(row["records"]),
-                                   "created_at": row["created_at"]} for row in logs
-                                  if 0 < len(row.get("records") or ()) <= MAX_LOGGED_ROWS]
-                        if inputs:
-                            s.exec(insert(RequestInput.__table__).values(
-                                rows=bindparam("rows_json", type_=PlainJSON())), params=inputs)
-                    for (name, version), (seen, rows) in samples.items():
-                        s.add(RequestSample(workspace=workspace_of_key(name),
-                                            model_name=str(name), version=version, seen=seen,
-                                            rows=_jsonable_rows(rows)))
-                    for request_id, preds, error in shadow:
-                        s.exec(update(PredictionLog)
-                               .where(PredictionLog.request_id == request_id)
-                               .values(shadow_predictions=preds, shadow_error=error))
+                    _write_counters(s, pending)
+                    _write_logs(s, logs)
+                    _write_samples(s, samples)
+                    _write_shadow(s, shadow)
             except Exception:
-                with self._lock:  # keep the data for the next flush
-                    for key, c in pending.items():
-                        self._pending.setdefault(key, Counter()).merge(c)
-                    self._logs[:0] = logs
-                    self._shadow[:0] = shadow
-                raise
+                log.warning("telemetry flush failed: writing its rows apart", exc_info=True)
+                return self._flush_apart(pending, logs, shadow, samples)
             return len(pending) + len(logs) + len(shadow) + len(samples)
+
+    def _flush_apart(self, pending: dict[tuple[str, int], Counter], logs: list[Record],
+                     shadow: list[tuple[str, list[Any] | None, str | None]],
+                     samples: dict[tuple[str, int], tuple[int, list[Record]]]) -> int:
+        try:
+            with self.db.session() as s:
+                _write_counters(s, pending)
+        except Exception:
+            with self._lock:  # the store is unreachable: keep the data for the next flush
+                for key, c in pending.items():
+                    self._pending.setdefault(key, Counter()).merge(c)
+                self._logs[:0] = logs
+                self._shadow[:0] = shadow
+                over = len(self._logs) - MAX_QUEUED_LOGS
+                if over > 0:  # bounded: the oldest requests go first
+                    del self._logs[:over]
+                    self.dropped_rows += over
+            raise
+        units: list[tuple[Any, Any]] = [(_write_logs, [row]) for row in logs]
+        units += [(_write_samples, {key: v}) for key, v in samples.items()]
+        units += [(_write_shadow, [one]) for one in shadow]
+        written = len(pending)
+        for write, rows in units:
+            try:
+                with self.db.session() as s:
+                    write(s, rows)
+                written += 1
+            except Exception as e:
+                with self._lock:
+                    self.dropped_rows += 1
+                log.warning("telemetry row dropped (%s refused it: %s); %d dropped so far",
+                            write.__name__.removeprefix("_write_"), type(e).__name__,
+                            self.dropped_rows)
+        return written
+
+
+def _write_counters(s: Session, pending: dict[tuple[str, int], Counter]) -> None:
+    for (name, version), c in pending.items():
+        s.add(ServingStat(workspace=workspace_of_key(name), model_name=str(name),
+                          version=version, worker=WORKER_ID, count=c.count, errors=c.errors,
+                          rejected=c.rejected, latency_sum_ms=c.latency_sum_ms,
+                          latency_hist=c.hist, predictions=_finite(c.predictions)))
+
+
+def _write_logs(s: Session, logs: list[Record]) -> None:
+    if not logs:
+        return
+    s.exec(insert(PredictionLog.__table__).values(  # one executemany, not an object per row
+        predictions=bindparam("predictions_json", type_=PlainJSON())),
+        params=[{"shadow_version": None, "shadow_predictions": None, "shadow_error": None,
+                 "actual": None, "feedback_at": None,
+                 **{k: v for k, v in row.items() if k not in ("records", "predictions")},
+                 "predictions_json": row["predictions"],
+                 "workspace": workspace_of_key(row["model_name"]),
+                 "model_name": str(row["model_name"])} for row in logs])
+    inputs = [{"request_id": row["request_id"], "workspace": workspace_of_key(row["model_name"]),
+               "model_name": str(row["model_name"]),
+               "rows_json": _jsonable_rows(row["records"]), "created_at": row["created_at"]}
+              for row in logs if 0 < len(row.get("records") or ()) <= MAX_LOGGED_ROWS]
+    if inputs:
+        s.exec(insert(RequestInput.__table__).values(
+            rows=bindparam("rows_json", type_=PlainJSON())), params=inputs)
+
+
+def _write_samples(s: Session, samples: dict[tuple[str, int], tuple[int, list[Record]]]
+                   ) -> None:
+    if not samples:
+        return
+    now = utcnow()
+    s.exec(insert(RequestSample.__table__).values(
+        rows=bindparam("rows_json", type_=PlainJSON())),
+        params=[{"workspace": workspace_of_key(name), "model_name": str(name),
+                 "version": version, "seen": seen, "at": now,
+                 "rows_json": _jsonable_rows(rows)}
+                for (name, version), (seen, rows) in samples.items()])
+
+
+def _write_shadow(s: Session, shadow: list[tuple[str, list[Any] | None, str | None]]) -> None:
+    for request_id, preds, error in shadow:
+        s.exec(update(PredictionLog).where(PredictionLog.request_id == request_id)
+               .values(shadow_predictions=_finite(preds), shadow_error=error))
 
 
 def stats_since(name: str, version: int, since: datetime | None, *,

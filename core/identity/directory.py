@@ -141,6 +141,12 @@ class Directory:
             return None
         return self._snapshot
 
+    def last(self) -> Snapshot | None:
+        """The last snapshot loaded, whatever its age; None if none yet or if this process
+        changed users or keys since. What a public route (liveness) reads: it must never
+        wait on the store."""
+        return self._snapshot if self._generation == _current_generation else None
+
     def refresh(self) -> Snapshot:
         """Reload if stale (one thread reloads, the others wait for its result). A store
         that cannot be read raises (the caller answers 503)."""

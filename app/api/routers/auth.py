@@ -56,12 +56,13 @@ def _throttle(request: Request) -> SignInThrottle:
 def token(body: TokenRequest, session: SessionDep, request: Request) -> Response:
     """Sign in. Wrong credentials are 401 whichever part was wrong; after repeated failures
     for a user name or from an address, 429 with Retry-After (the client's address is the
-    connection's: behind a proxy, every caller shares the proxy's)."""
+    connection's: behind a proxy, every caller shares the proxy's unless uvicorn's
+    --forwarded-allow-ips names it; core/identity/throttle.py)."""
     from core.identity.tokens import sign_in  # PyJWT loads on the first sign-in
 
     throttle = _throttle(request)
     address = request.client.host if request.client else None
-    wait = throttle.retry_after(body.username, address)
+    wait = throttle.attempt(body.username, address)  # counted now: a burst cannot outrun it
     if wait:
         return error(429, "too_many_attempts",
                      f"Too many failed sign-ins for this user name or from this address: "
@@ -69,9 +70,11 @@ def token(body: TokenRequest, session: SessionDep, request: Request) -> Response
     try:
         issued = sign_in(body.username, body.password, session=session)
     except UnauthorizedError:
-        throttle.failed(body.username, address)
+        raise  # the attempt stays counted
+    except BaseException:
+        throttle.release(body.username, address)
         raise
-    throttle.succeeded(body.username)
+    throttle.succeeded(body.username, address)
     return TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
