@@ -44,7 +44,10 @@ def test_health_models_and_predict(client: TestClient) -> None:
     assert [m["name"] for m in client.get("/v1/models").json()] == ["churn"]
     one = client.get("/v1/models/churn").json()
     assert one["aliases"]["production"] == 1 and one["deployment"]["stable"] == 1
-    assert one["loaded_here"] == [{"version": 1, "lean_path": True, "runtime": "lean"}]  # warmed
+    [loaded] = one["loaded_here"]  # warmed
+    assert {k: loaded[k] for k in ("version", "lean_path", "runtime")} == {
+        "version": 1, "lean_path": True, "runtime": "lean"}
+    assert loaded["runtime_requested"] == "auto" and loaded["runtime_reason"]
     r = _predict(client, [record(0), {**record(3), "extra": 1}, dict(reversed(record(5).items()))])
     assert r.status_code == 200
     body = r.json()
