@@ -471,6 +471,11 @@ class _Search:
                         f"{self.data.X.shape[1]} columns would take about {needed:.0f} s, "
                         f"more than half of the {self.budget:g} s budget. Give a larger "
                         "budget to see it."]
+        model = best.cv.last_model if best.cv else None
+        if model is not None and not self._knows_every_class(model):
+            return [], ["Feature importance was not computed: the last validation fold's "
+                        "model did not see every class (time-ordered rows), so its scores "
+                        "cannot be compared."]
         try:
             until = max(self.end + bud.IMPORTANCE_MARGIN * self.budget,
                         time.monotonic() + bud.IMPORTANCE_FLOOR_S)

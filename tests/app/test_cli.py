@@ -152,7 +152,7 @@ ALERT_KEYS = ["id", "model", "version", "kind", "feature", "severity", "state", 
               "value", "threshold", "consecutive", "action", "first_seen_at", "opened_at",
               "acknowledged_at", "resolved_at"]
 STATE_KEYS = ["name", "stable", "candidate", "percent", "mode", "steps", "guard_rails",
-              "auto_advance", "step_started_at", "revision", "updated_at"]
+              "auto_advance", "step_started_at", "revision", "updated_at", "runtimes"]
 
 
 def test_deploy_alerts_and_ack_print_their_documents(home: Path) -> None:
