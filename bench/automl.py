@@ -417,6 +417,12 @@ def _f(v: float | None, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _tail(failed_what: str, failed: list[str], sep: str, missing: list) -> str:
+    """A verdict line's end: the runs that failed it (each a FAIL), then the tasks not run."""
+    return ((f"; {failed_what} (FAIL): {sep.join(failed)}" if failed else "")
+            + (f"; not run yet: {len(missing)} tasks" if missing else ""))
+
+
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines = []
     for cell in summary.values():
@@ -446,9 +452,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             lines.append(
                 f"  budget promise {SYSTEMS[system]['label']}: search+refit <= budget + "
                 f"{TARGETS['budget_slack']:.0%} on {b['n']} runs {_pf(b['pass'])}; {worst}"
-                + (f"; timed out or crashed (FAIL): {'; '.join(b['broken'])}"
-                   if b["broken"] else "")
-                + (f"; not run yet: {len(b['missing'])} tasks" if b["missing"] else ""))
+                + _tail("timed out or crashed", b["broken"], "; ", b["missing"]))
         m = cell["memory"]
         if m is None:
             lines.append(f"  memory vs FLAML: no task >= {TARGETS['memory_min_rows']} rows "
@@ -459,9 +463,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             lines.append(
                 f"  memory <= {TARGETS['memory_ratio']}x FLAML on {m['compared']}/{m['n']} "
                 f"tasks >= {TARGETS['memory_min_rows']} rows {_pf(m['pass'])}; {worst}"
-                + (f"; our runs killed or crashed (FAIL): {', '.join(m['ours_failed'])}"
-                   if m["ours_failed"] else "")
-                + (f"; not run yet: {len(m['missing'])} tasks" if m["missing"] else ""))
+                + _tail("our runs killed or crashed", m["ours_failed"], ", ", m["missing"]))
     rep = summary.get("repeat")
     if rep:
         lines.append(f"repeat check (same seed twice) on {rep['n']} runs: worst difference "

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -185,6 +186,29 @@ def register_numeric(s: Session, name: str = "churn", seed: int = 0, **kw):
                             metric="roc_auc", score=0.9 + seed / 100, **kw)
 
 
+# -- a slow estimator for the budget tests (an outer edge: it sleeps) -----------------------
+class SleepyClassifier(ClassifierMixin, BaseEstimator):
+    """A logistic regression whose fit sleeps `seconds` when given more than `over_rows` rows:
+    a fit far longer than any budget (every fold, or only the final refit)."""
+
+    def __init__(self, seconds: float = 600.0, over_rows: int = 0):
+        self.seconds = seconds
+        self.over_rows = over_rows
+
+    def fit(self, X, y):
+        if len(X) > self.over_rows:
+            time.sleep(self.seconds)
+        self.model_ = LogisticRegression(max_iter=500).fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
+
+    def predict(self, X):
+        return self.model_.predict(X)
+
+
 # -- an imported model ----------------------------------------------------------------------
 def import_wine(session: Session, tmp_path: Path) -> int:
     """A scikit-learn pipeline trained elsewhere, imported as the next version of `wine`."""
@@ -193,6 +217,27 @@ def import_wine(session: Session, tmp_path: Path) -> int:
         frame.drop(columns=["cultivar"]), frame["cultivar"])
     sio.dump(pipe, tmp_path / "outside.skops")
     return import_model("wine", tmp_path / "outside.skops", session=session).version
+
+
+# -- sign-in (the throttle tests) ----------------------------------------------------------
+@contextmanager
+def signin_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The REST app (a TestClient) over the current home's store, with one viewer `ann`
+    (password `password-1`), hashed at the cheapest cost: the sign-in throttle tests'."""
+    from fastapi.testclient import TestClient
+
+    from app.api import create_app
+    from core.identity.users import add_user
+
+    monkeypatch.setenv("WORKBENCH_PASSWORD_HASH_COST", "cheapest")
+    db = Database()
+    try:
+        with Session(db.engine) as s:
+            add_user("ann", "password-1", role="viewer", session=s)
+        with TestClient(create_app(background=False, db=db)) as c:
+            yield c
+    finally:
+        db.dispose()
 
 
 # -- jobs -----------------------------------------------------------------------------------

@@ -9,26 +9,15 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
-from app.api import create_app
 from core.identity.throttle import MAX_FAILURES
-from core.identity.users import add_user
-from core.store import Database
-from tests.factories import race
+from tests.factories import race, signin_client
 
 
 @pytest.fixture
 def client(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("WORKBENCH_PASSWORD_HASH_COST", "cheapest")
-    db = Database()
-    with Session(db.engine) as s:
-        add_user("ann", "password-1", role="viewer", session=s)
-    try:
-        with TestClient(create_app(background=False, db=db)) as c:
-            yield c
-    finally:
-        db.dispose()
+    with signin_client(monkeypatch) as c:
+        yield c
 
 
 def test_forty_concurrent_wrong_guesses_verify_at_most_five(client: TestClient) -> None:

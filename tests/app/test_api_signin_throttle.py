@@ -4,28 +4,19 @@ the route declares it (schemathesis reads /openapi.json)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
-from app.api import create_app
-from core.identity.users import add_user
-from core.store import Database
+from tests.factories import signin_client
 
 
 @pytest.fixture
-def client(backend: str, home: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("WORKBENCH_PASSWORD_HASH_COST", "cheapest")
-    db = Database()
-    with Session(db.engine) as s:
-        add_user("ann", "password-1", role="viewer", session=s)
-    try:
-        with TestClient(create_app(background=False, db=db)) as c:
-            yield c
-    finally:
-        db.dispose()
+def client(backend: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    with signin_client(monkeypatch) as c:
+        yield c
 
 
 def _sign_in(c: TestClient, name: str, password: str):

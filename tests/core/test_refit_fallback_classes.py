@@ -1,44 +1,19 @@
 """The refit's fallback to the last fold's model (core/automl/search.py, review s8 L3) is used
 only when that model knows every class the version will declare; otherwise the full refit runs
 to its end, with a note saying it overran. Time-ordered wine: the last cultivar only appears
-in the most recent rows, so no fold trains on it; the estimator is an outer edge built here
-whose full refit is slower than the budget."""
+in the most recent rows, so no fold trains on it; the estimator is an outer edge (it sleeps:
+tests/factories.SleepyClassifier) whose full refit is slower than the budget."""
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import pytest
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.linear_model import LogisticRegression
 
 from core.automl import catalog
 from core.automl.catalog import EstimatorSpec
 from core.automl.search import run_search
 from core.automl.train import prepare
-from tests.factories import WINE
-
-
-class _SlowRefit(ClassifierMixin, BaseEstimator):
-    """A logistic regression whose fit sleeps `seconds` on more than `over_rows` rows."""
-
-    def __init__(self, seconds: float = 2.0, over_rows: int = 0):
-        self.seconds = seconds
-        self.over_rows = over_rows
-
-    def fit(self, X, y):
-        if len(X) > self.over_rows:
-            time.sleep(self.seconds)
-        self.model_ = LogisticRegression(max_iter=500).fit(X, y)
-        self.classes_ = self.model_.classes_
-        return self
-
-    def predict_proba(self, X):
-        return self.model_.predict_proba(X)
-
-    def predict(self, X):
-        return self.model_.predict(X)
+from tests.factories import WINE, SleepyClassifier
 
 
 def test_a_fold_model_lacking_a_class_is_not_kept_in_place_of_the_refit(
@@ -51,8 +26,8 @@ def test_a_fold_model_lacking_a_class_is_not_kept_in_place_of_the_refit(
     last_train = data.splits[-1][0]
     assert set(data.y.iloc[last_train]) < set(data.problem.classes)  # the premise
     spec = EstimatorSpec("slow_refit", "slow_refit", catalog.CLASSIFICATION, "linear", 1,
-                         classifier=_SlowRefit, regressor=None, defaults=[{}],
-                         fixed={"over_rows": len(last_train)})
+                         classifier=SleepyClassifier, regressor=None, defaults=[{}],
+                         fixed={"seconds": 2.0, "over_rows": len(last_train)})
     monkeypatch.setitem(catalog.CATALOG, "slow_refit", spec)
     result = run_search(data, budget=1.0, estimators=["slow_refit"], max_trials=1,
                         ensemble=False)

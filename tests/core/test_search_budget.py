@@ -1,8 +1,8 @@
 """The budget is a promise on any machine (issue 17): a trial still running at its deadline is
 stopped inside its fit, a refit that cannot end in time falls back to the best fold model, the
 fold count follows the table's size, hopeless configurations stop after one fold, and trial
-models are released. The slow estimators are outer edges built here (they sleep), registered
-in the catalogue for one test only."""
+models are released. The slow estimator is an outer edge (it sleeps:
+tests/factories.SleepyClassifier), registered in the catalogue for one test only."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ import weakref
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.dummy import DummyClassifier
-from sklearn.linear_model import LogisticRegression
 
 from core.automl import catalog
 from core.automl.budget import FOLDS_BY_ROWS, OutOfTime, folds_for, interrupt_at
@@ -24,31 +22,9 @@ from core.automl.catalog import EstimatorSpec
 from core.automl.search import evaluate_trial, run_search
 from core.automl.train import prepare
 from core.data.splits import HOLDOUT_ROWS
-from tests.factories import CANCER
+from tests.factories import CANCER, SleepyClassifier
 
 FRAME = pd.read_csv(CANCER)
-
-
-class _Sleepy(ClassifierMixin, BaseEstimator):
-    """A logistic regression whose fit sleeps `seconds` when given more than `over_rows` rows:
-    a fit far longer than any budget (every fold, or only the final refit)."""
-
-    def __init__(self, seconds: float = 600.0, over_rows: int = 0):
-        self.seconds = seconds
-        self.over_rows = over_rows
-
-    def fit(self, X, y):
-        if len(X) > self.over_rows:
-            time.sleep(self.seconds)
-        self.model_ = LogisticRegression(max_iter=500).fit(X, y)
-        self.classes_ = self.model_.classes_
-        return self
-
-    def predict_proba(self, X):
-        return self.model_.predict_proba(X)
-
-    def predict(self, X):
-        return self.model_.predict(X)
 
 
 def _register(monkeypatch: pytest.MonkeyPatch, key: str, factory, cost: int = 1,
@@ -60,7 +36,7 @@ def _register(monkeypatch: pytest.MonkeyPatch, key: str, factory, cost: int = 1,
 
 def test_a_fit_running_at_its_deadline_is_stopped_inside_the_fold() -> None:
     spec = EstimatorSpec("sleepy", "sleepy", catalog.CLASSIFICATION, "linear", 1,
-                         classifier=_Sleepy, regressor=None, defaults=[{}])
+                         classifier=SleepyClassifier, regressor=None, defaults=[{}])
     data = prepare(FRAME, "diagnosis", seed=0)
     trial = evaluate_trial(data, spec, {}, seed=0, number=0, stop=lambda *_: None,
                            deadline=time.monotonic() + 0.3)
@@ -71,7 +47,7 @@ def test_a_fit_running_at_its_deadline_is_stopped_inside_the_fold() -> None:
 @pytest.mark.slow  # a real search of a few seconds
 def test_a_trial_running_at_the_search_deadline_is_stopped(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    _register(monkeypatch, "sleepy", _Sleepy)
+    _register(monkeypatch, "sleepy", SleepyClassifier)
     data = prepare(FRAME, "diagnosis", seed=0)
     # a generous budget: even on a loaded machine the first (linear) trial ends within it,
     # and the sleeping one, started next, sleeps far longer
@@ -85,7 +61,7 @@ def test_a_trial_running_at_the_search_deadline_is_stopped(
 def test_a_refit_that_cannot_end_in_time_keeps_the_best_fold_model(
         monkeypatch: pytest.MonkeyPatch) -> None:
     rows = len(FRAME)
-    _register(monkeypatch, "slow_refit", _Sleepy,
+    _register(monkeypatch, "slow_refit", SleepyClassifier,
               fixed={"over_rows": int(rows * 0.9)})  # folds train on 80 % of the rows
     data = prepare(FRAME, "diagnosis", seed=0)
     result = run_search(data, budget=1.5, estimators=["slow_refit"], max_trials=1,
