@@ -11,16 +11,32 @@ from fastapi.testclient import TestClient
 
 from app.api import create_app
 from core.deploy import deployments as dep
-from tests.factories import forget_stores, metric, record, register, store_session
+from tests.factories import (
+    built_home,
+    copy_home,
+    forget_stores,
+    metric,
+    record,
+    register,
+    store_session,
+)
+
+
+@pytest.fixture(scope="module")
+def churn_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """churn 1 (deployed), 2 and 3 (refuses plans it never saw): built once, copied per test."""
+    with built_home(tmp_path_factory, "api_churn") as path:
+        register()
+        register(seed=1)
+        register(seed=2, strict_categories=True)
+        with store_session() as _s:
+            dep.deploy("churn", 1, session=_s)
+    return path
 
 
 @pytest.fixture
-def client(home: Path) -> Iterator[TestClient]:
-    register()
-    register(seed=1)
-    register(seed=2, strict_categories=True)
-    with store_session() as _s:
-        dep.deploy("churn", 1, session=_s)
+def client(churn_home: Path, home: Path) -> Iterator[TestClient]:
+    copy_home(churn_home, home)
     with TestClient(create_app(background=False)) as c:
         yield c
 

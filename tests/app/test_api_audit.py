@@ -14,18 +14,26 @@ from typer.testing import CliRunner
 from app.api import create_app
 from app.cli import app
 from core.deploy import deployments as dep
-from tests.factories import register, store_session
+from tests.factories import built_home, copy_home, register, store_session
 
 runner = CliRunner()
 
 
+@pytest.fixture(scope="module")
+def audited_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """churn 1 released by alice, 2 as a 10 % canary by bob: built once, copied per test."""
+    with built_home(tmp_path_factory, "audit") as path:
+        register()
+        register(seed=1)
+        with store_session() as s:
+            dep.deploy("churn", 1, session=s, actor="alice", reason="first release")
+            dep.deploy("churn", 2, percent=10, session=s, actor="bob", reason="try v2")
+    return path
+
+
 @pytest.fixture
-def client(home: Path) -> Iterator[TestClient]:
-    register()
-    register(seed=1)
-    with store_session() as s:
-        dep.deploy("churn", 1, session=s, actor="alice", reason="first release")
-        dep.deploy("churn", 2, percent=10, session=s, actor="bob", reason="try v2")
+def client(audited_home: Path, home: Path) -> Iterator[TestClient]:
+    copy_home(audited_home, home)
     with TestClient(create_app(background=False)) as c:
         yield c
 

@@ -21,19 +21,28 @@ from core.identity.tokens import issue
 from core.identity.users import add_user, remove_user, revision_of, set_password, set_role
 from core.identity.workspaces import add_workspace
 from core.store import AuditEvent
-from tests.factories import record, register, store_session
+from tests.factories import built_home, copy_home, record, register, store_session
 
 PUBLIC = [("GET", "/health"), ("GET", "/v2/health/live"), ("GET", "/v2/health/ready"),
           ("GET", "/openapi.json"), ("GET", "/docs")]
 
 
+@pytest.fixture(scope="module")
+def churn_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """churn 1 (deployed) and 2: built once, copied per test."""
+    with built_home(tmp_path_factory, "auth_churn") as path:
+        register()
+        register(seed=1)
+        with store_session() as s:
+            dep.deploy("churn", 1, session=s)
+    return path
+
+
 @pytest.fixture
-def client(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+def client(churn_home: Path, home: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("WORKBENCH_PASSWORD_HASH_COST", "cheapest")
-    register()
-    register(seed=1)
-    with store_session() as s:
-        dep.deploy("churn", 1, session=s)
+    copy_home(churn_home, home)
     with TestClient(create_app(background=False)) as c:
         yield c
 

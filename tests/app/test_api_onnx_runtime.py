@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 from typer.testing import CliRunner
 
 pytest.importorskip("skl2onnx", reason="the onnx runtime needs the extra `onnx` (pip install "
@@ -24,22 +24,35 @@ from core.deploy import deploy  # noqa: E402
 from core.deploy.deployments import get_state  # noqa: E402
 from core.onnx.export import export_onnx  # noqa: E402
 from core.onnx.parity import ATOL, RTOL  # noqa: E402
-from tests.factories import record, register, store_session  # noqa: E402
+from tests.factories import (  # noqa: E402
+    built_home,
+    copy_home,
+    record,
+    register,
+    store_session,
+)
 
 ROWS = [record(i, plan) for i in range(7) for plan in ("basic", "plus", "pro")] + \
     [{"a": 0.2, "b": -1.0, "plan": "gold"}]  # a plan never seen in training
 
 
-@pytest.fixture
-def client(session: Session) -> Iterator[TestClient]:
+@pytest.fixture(scope="module")
+def exported_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """churn:1 stable (exported: parity passed on its dataset's rows), churn:2 exported
-    (parity on built rows), churn:3 never exported."""
-    for seed in (0, 1, 2):
-        register(seed=seed, with_dataset=seed == 0)
-    with store_session() as s:
-        deploy("churn", 1, 100, session=s)
-        export_onnx("churn:1", session=s)
-        export_onnx("churn:2", session=s)
+    (parity on built rows), churn:3 never exported: built once, copied per test."""
+    with built_home(tmp_path_factory, "onnx_runtime") as path:
+        for seed in (0, 1, 2):
+            register(seed=seed, with_dataset=seed == 0)
+        with store_session() as s:
+            deploy("churn", 1, 100, session=s)
+            export_onnx("churn:1", session=s)
+            export_onnx("churn:2", session=s)
+    return path
+
+
+@pytest.fixture
+def client(exported_home: Path, home: Path) -> Iterator[TestClient]:
+    copy_home(exported_home, home)
     with TestClient(create_app(background=False)) as c:
         yield c
 

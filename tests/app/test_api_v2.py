@@ -17,7 +17,14 @@ from sklearn.linear_model import LinearRegression
 from app.api import create_app
 from core.deploy import deployments as dep
 from core.registry import register_version
-from tests.factories import NUMERIC_SCHEMA, record, register, store_session
+from tests.factories import (
+    NUMERIC_SCHEMA,
+    built_home,
+    copy_home,
+    record,
+    register,
+    store_session,
+)
 
 ROWS = [record(i, plan) for i, plan in enumerate(["basic", "pro", "plus", "pro", "basic"])]
 
@@ -32,13 +39,21 @@ def _register_regressor() -> None:
         dep.deploy("price", 1, session=s)
 
 
+@pytest.fixture(scope="module")
+def v2_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """churn 1 (deployed) and 2, price 1 (deployed): built once, copied per test."""
+    with built_home(tmp_path_factory, "api_v2") as path:
+        register()
+        register(seed=1)
+        _register_regressor()
+        with store_session() as _s:
+            dep.deploy("churn", 1, session=_s)
+    return path
+
+
 @pytest.fixture
-def client(home: Path) -> Iterator[TestClient]:
-    register()
-    register(seed=1)
-    _register_regressor()
-    with store_session() as _s:
-        dep.deploy("churn", 1, session=_s)
+def client(v2_home: Path, home: Path) -> Iterator[TestClient]:
+    copy_home(v2_home, home)
     with TestClient(create_app(background=False)) as c:
         yield c
 
