@@ -74,6 +74,7 @@ def check_allocations(model: Any, label: str) -> None:
     import onnx
 
     _prescan(model.graph, _constants(model.graph, {}), label, trips=1, top=True)
+    _refuse_nested_scans(model.graph, label, in_scan=False)
     symbolic = _symbolic(model, label)
     try:
         standard = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
@@ -157,6 +158,22 @@ def _prescan(graph: Any, consts: dict[str, Any], label: str, trips: int, top: bo
         for attr in node.attribute:
             for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
                 _prescan(sub, _constants(sub, consts), label, inner, top=False)
+
+
+def _refuse_nested_scans(graph: Any, label: str, in_scan: bool) -> None:
+    """A Scan runs its body once per row it scans (the request's rows, or a constant's):
+    linear. A Scan inside a Scan's body runs rows x rows times, and its body can scan the
+    request's input from the outer scope (review s9 M1: 1,000 rows took 4 s, 100,000 would
+    take hours on one request). skl2onnx's cdist is one Scan; nested ones are refused."""
+    for node in graph.node:
+        if node.op_type == "Scan" and in_scan:
+            raise UntrustedArtifactError(
+                f"{label}: node {node.name or '(unnamed)'!r} (Scan) runs inside another "
+                "Scan's body: its iterations multiply (rows x rows), so one request could "
+                "keep a server thread busy for hours. Refused; export it without nested Scan.")
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _refuse_nested_scans(sub, label, in_scan or node.op_type == "Scan")
 
 
 def _loop_trips(node: Any, consts: dict[str, Any], where: str, label: str) -> int:

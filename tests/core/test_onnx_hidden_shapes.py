@@ -99,3 +99,28 @@ def _after_a_scaler() -> bytes:
 def test_a_value_quadratic_after_an_ml_operator_is_refused() -> None:
     with pytest.raises(UntrustedArtifactError, match="outer"):
         audit(_after_a_scaler(), "scaler.onnx")
+
+
+def _scan_in_a_scan() -> bytes:
+    """A Scan over the rows whose body scans the rows again (the outer scope's `x`): rows x
+    rows iterations, 4 s at 1,000 rows on the review's machine, hours at 100,000."""
+    def body(nodes: list, state: str, elem: str, out: str) -> object:
+        return helper.make_graph(nodes, "b", [helper.make_tensor_value_info(state, F, [1]),
+                                              helper.make_tensor_value_info(elem, F, [1])],
+                                 [helper.make_tensor_value_info(out, F, [1])])
+    inner = body([helper.make_node("Add", ["s_in", "e"], ["s_out"])], "s_in", "e", "s_out")
+    outer = body([helper.make_node("Scan", ["t_in", "x"], ["t_out"], num_scan_inputs=1,
+                                   body=inner, name="inner")], "t_in", "r", "t_out")
+    graph = helper.make_graph(
+        [helper.make_node("Scan", ["init", "x"], ["y"], num_scan_inputs=1, body=outer)],
+        "g", [helper.make_tensor_value_info("x", F, ["N", 1])],
+        [helper.make_tensor_value_info("y", F, [1])],
+        [numpy_helper.from_array(np.zeros(1, np.float32), "init")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_a_scan_inside_a_scan_is_refused() -> None:
+    with pytest.raises(UntrustedArtifactError, match="'inner' \\(Scan\\) runs inside"):
+        audit(_scan_in_a_scan(), "scans.onnx")
