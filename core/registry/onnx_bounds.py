@@ -74,6 +74,7 @@ def check_allocations(model: Any, label: str) -> None:
     import onnx
 
     _prescan(model.graph, _constants(model.graph, {}), label, trips=1, top=True)
+    _refuse_nested_scans(model.graph, label, in_scan=False)
     symbolic = _symbolic(model, label)
     try:
         standard = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
@@ -86,10 +87,14 @@ def check_allocations(model: Any, label: str) -> None:
     shapes = _types(standard)
     if symbolic is not None:
         shapes.update(_types(symbolic))
-    for node, top in _all_nodes(model.graph, top=True):
+    nodes = _all_nodes(model.graph, top=True)
+    constant = _constant_values(model.graph, [n for n, _ in nodes])
+    for node, top in nodes:
         for out in node.output:
             if out:
                 _check_value(node, out, shapes.get(out), top, symbols, label)
+                if top and _unknown_rank(shapes.get(out)):
+                    _refuse_unbounded_combination(node, out, constant, label)
 
 
 # -- 1. pre-scan: constants, loops, sequences, before any inference ----------------------
@@ -153,6 +158,22 @@ def _prescan(graph: Any, consts: dict[str, Any], label: str, trips: int, top: bo
         for attr in node.attribute:
             for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
                 _prescan(sub, _constants(sub, consts), label, inner, top=False)
+
+
+def _refuse_nested_scans(graph: Any, label: str, in_scan: bool) -> None:
+    """A Scan runs its body once per row it scans (the request's rows, or a constant's):
+    linear. A Scan inside a Scan's body runs rows x rows times, and its body can scan the
+    request's input from the outer scope (review s9 M1: 1,000 rows took 4 s, 100,000 would
+    take hours on one request). skl2onnx's cdist is one Scan; nested ones are refused."""
+    for node in graph.node:
+        if node.op_type == "Scan" and in_scan:
+            raise UntrustedArtifactError(
+                f"{label}: node {node.name or '(unnamed)'!r} (Scan) runs inside another "
+                "Scan's body: its iterations multiply (rows x rows), so one request could "
+                "keep a server thread busy for hours. Refused; export it without nested Scan.")
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _refuse_nested_scans(sub, label, in_scan or node.op_type == "Scan")
 
 
 def _loop_trips(node: Any, consts: dict[str, Any], where: str, label: str) -> int:
@@ -297,13 +318,16 @@ def _types(model: Any) -> dict[str, Any]:
 
 
 def _all_nodes(graph: Any, top: bool) -> list[tuple[Any, bool]]:
-    """Every node, with whether it is in the main graph (not a Loop's or an If's body)."""
+    """Every node, with whether its values are checked as the main graph's: the main graph
+    and the bodies of If and Loop (an If branch runs once per request, a Loop's at most
+    MAX_LOOP_TRIPS times), not a Scan's (skl2onnx's cdist body, which the inference cannot
+    size, runs once per row; review s9 H2: an If branch had been skipped like a Scan's)."""
     out = []
     for node in graph.node:
         out.append((node, top))
         for attr in node.attribute:
             for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                out.extend(_all_nodes(sub, top=False))
+                out.extend(_all_nodes(sub, top=top and node.op_type in ("If", "Loop")))
     return out
 
 
@@ -320,7 +344,8 @@ def _check_value(node: Any, out: str, typ: Any, top: bool, symbols: set[str],
                 f"{label}: {where} allocates a tensor whose size the graph does not fix (it "
                 "would follow the values a caller sends): refused. Export the model with "
                 "fixed shapes for this operator.")
-        return  # a map output (ZipMap), a tensor of unknown rank, or a body's value
+        return  # a map output (ZipMap), a tensor of unknown rank (see below), a Scan
+        # body's value
     dims = typ.tensor_type.shape.dim
     free = [d for d in dims if not d.HasField("dim_value")
             and not _follows(d.dim_param, symbols)]
@@ -330,8 +355,8 @@ def _check_value(node: Any, out: str, typ: Any, top: bool, symbols: set[str],
             "follow the values a caller sends): refused. Export the model with fixed shapes "
             "for this operator.")
     if not top and any(not d.HasField("dim_value") and not d.dim_param for d in dims):
-        return  # a body's value the inference could not size (skl2onnx's cdist Scan): the
-        # body runs a bounded number of times; its operators were checked above
+        return  # a Scan body's value the inference could not size (skl2onnx's cdist): the
+        # body runs once per row scanned; its operators were checked above
     per_row, fixed = _linear([d.dim_value if d.HasField("dim_value") else d.dim_param or "N"
                               for d in dims])
     shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
@@ -348,6 +373,45 @@ def _check_value(node: Any, out: str, typ: Any, top: bool, symbols: set[str],
             f"a request of {ROW_LIMIT:,} rows ({per_row * itemsize:,} bytes per row, "
             f"{fixed * itemsize:,} fixed), over the limits ({MAX_ROW_BYTES // 1024} KiB per "
             f"row, {MAX_VALUE_BYTES // MIB} MiB fixed, per value): refused.")
+
+
+def _unknown_rank(typ: Any) -> bool:
+    return typ is None or (typ.HasField("tensor_type") and
+                           not typ.tensor_type.HasField("shape"))
+
+
+def _constant_values(graph: Any, nodes: list[Any]) -> set[str]:
+    """Names of the values computed from constants only (initializers, Constant nodes and
+    what only they feed), in any graph: they do not grow with the request."""
+    constant = {t.name for t in graph.initializer}
+    graphs = [graph]
+    while graphs:
+        g = graphs.pop()
+        constant |= {t.name for t in g.initializer}
+        graphs.extend(sub for n in g.node for a in n.attribute
+                      for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs))
+    for node in nodes:  # in graph order: a node's inputs come before it
+        if not any(a.HasField("g") or a.graphs for a in node.attribute) and \
+                all(not i or i in constant for i in node.input):
+            constant.update(node.output)
+    return constant
+
+
+def _refuse_unbounded_combination(node: Any, out: str, constant: set[str],
+                                  label: str) -> None:
+    """A value of unknown rank (ONNX's inference does not know the ai.onnx.ml operators, and
+    an If whose branches differ in rank loses it) cannot be sized; it stays linear in the
+    rows as long as every operator combines it with constants only (Scaler -> MatMul with
+    weights). Two values that follow the request combined (`u @ u.T`, `u + u.T`, Gather of
+    `u` by `u`) may be quadratic in the rows: refused (review s9 H2)."""
+    variable = [i for i in dict.fromkeys(node.input) if i and i not in constant]
+    if len(variable) > 1 and node.op_type not in ("Concat", "Identity"):
+        raise UntrustedArtifactError(
+            f"{label}: node {node.name or '(unnamed)'!r} ({node.op_type}, output {out!r}) "
+            f"combines {', '.join(map(repr, variable[:3]))}, values that follow the request, "
+            "into a tensor whose shape inference cannot tell (not even its rank): its size "
+            "may grow faster than the rows, so it cannot be bounded: refused. Export the "
+            "model with shapes the graph fixes.")
 
 
 def _follows(expr: str, symbols: set[str]) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ArtifactIntegrityError, InputError, UntrustedArtifactError
-from core.registry.onnx_bounds import check_allocations
+from core.registry.onnx_bounds import MAX_ROW_BYTES, MAX_VALUE_BYTES, check_allocations
 
 SUFFIX = ".onnx"
 MAX_BYTES = 256 * 1024 * 1024  # a tabular model is kilobytes to tens of megabytes
@@ -25,6 +25,10 @@ ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
 MISSING_LABEL = "__missing__"  # a missing category, as core.features.transformers spells it
 META_CLASSES, META_TASK = "workbench.classes", "workbench.task"
 INSTALL = "pip install -e '.[onnx]'"
+# rows per onnxruntime run: the audit bounds each value's size per row (MAX_ROW_BYTES), so a
+# run of this many rows keeps every value within MAX_VALUE_BYTES; a 100,000-row request (the
+# REST limit) would otherwise let one value reach 6 GiB (review s9 M2)
+ROWS_PER_RUN = MAX_VALUE_BYTES // MAX_ROW_BYTES
 
 
 def _onnx() -> Any:
@@ -150,7 +154,14 @@ class OnnxModel:
         return feed
 
     def run(self, X: pd.DataFrame) -> list[Any]:
-        return self.session.run(None, self._feed(X))
+        """The graph's outputs for X, run ROWS_PER_RUN rows at a time (joined by rows)."""
+        if len(X) <= ROWS_PER_RUN:
+            return self.session.run(None, self._feed(X))
+        parts = [self.session.run(None, self._feed(X.iloc[i:i + ROWS_PER_RUN]))
+                 for i in range(0, len(X), ROWS_PER_RUN)]
+        return [[row for part in outs for row in part] if isinstance(outs[0], list)
+                else np.concatenate(outs) if np.ndim(outs[0]) else outs[0]
+                for outs in zip(*parts, strict=True)]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         out = self.run(X)

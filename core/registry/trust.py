@@ -234,6 +234,39 @@ class _Refused(ValueError):
     pass
 
 
+# keys LightGBM writes in a model's header (GBDT::SaveModelToString)
+_HEADER_KEYS = frozenset({
+    "version", "num_class", "num_tree_per_iteration", "label_index", "max_feature_idx",
+    "objective", "feature_names", "monotone_constraints", "feature_infos", "tree_sizes"})
+# objectives by the number of outputs they convert: LightGBM's multiclass objectives read
+# their own `num_class:K` and convert K outputs per row in place (review s9 H1: K above the
+# header's num_class wrote past the row's buffer and crashed the server on predict)
+_ONE_OUTPUT = frozenset({
+    "regression", "regression_l1", "huber", "fair", "poisson", "quantile", "mape", "gamma",
+    "tweedie", "binary", "cross_entropy", "cross_entropy_lambda"})
+_K_OUTPUTS = frozenset({"multiclass", "multiclassova"})
+
+
+def _bad_header(head: dict[str, str], n_classes: int | None,
+                per_iteration: int) -> str | None:
+    """Header keys LightGBM does not write, or an objective whose number of outputs (and
+    every `num_class:` it carries) is not the header's."""
+    unknown = sorted(set(head) - _HEADER_KEYS)
+    if unknown:
+        return f"header has keys LightGBM's models do not ({', '.join(unknown[:3])})"
+    if "objective" not in head:
+        return None  # raw scores, no conversion
+    name, *options = head["objective"].split(" ")
+    classes = {o.partition(":")[2] for o in options if o.startswith("num_class:")}
+    outputs = per_iteration if name in _K_OUTPUTS else 1 if name in _ONE_OUTPUT else None
+    multi = bool(n_classes and n_classes > 2)
+    if outputs is None or (name in _K_OUTPUTS) != multi or \
+            classes - {str(per_iteration)} or (name in _K_OUTPUTS and not classes):
+        return (f"objective {head['objective'][:60]!r} does not convert "
+                f"{per_iteration} output(s) per row for {n_classes or 'no'} classes")
+    return None
+
+
 _INNER_KEYS = ("split_feature", "split_gain", "threshold", "decision_type", "left_child",
                "right_child", "internal_value", "internal_weight", "internal_count")
 _LEAF_KEYS = ("leaf_value", "leaf_weight", "leaf_count")
@@ -289,6 +322,9 @@ def check_lightgbm_model(text: str, n_features: int, n_classes: int | None) -> s
                     f"{n_classes or 'no'} classes")
         if len(blocks) % per_iteration:
             return f"{len(blocks)} trees are not whole iterations of {per_iteration}"
+        problem = _bad_header(head, n_classes, per_iteration)
+        if problem:
+            return problem
         for i, block_text in enumerate(blocks):
             lines = block_text.split("\n")
             if lines[0] != f"Tree={i}":

@@ -74,3 +74,34 @@ def test_an_untouched_lightgbm_model_passes_the_check_and_predicts(classes) -> N
     data = sio.dumps(model)
     check_imported_boosters(data, "good.skops")
     assert len(model.predict(np.zeros((2, 3)))) == 2
+
+
+# review s9 H1: the header's `objective=` line carries its own num_class, which LightGBM's
+# multiclass objectives use to convert each row's outputs in place: a regression text with
+# `objective=multiclass num_class:50000000` passed the checks and LightGBM's byte-identical
+# re-save, then crashed the server (SIGSEGV / heap corruption) on its first predict.
+OBJECTIVES = [
+    (None, lambda t: t.replace("objective=regression\n",
+                               "objective=multiclass num_class:50000000\n", 1), "objective"),
+    (None, lambda t: t.replace("objective=regression\n",
+                               "objective=multiclassova num_class:1\n", 1), "objective"),
+    (2, lambda t: t.replace("objective=binary sigmoid:1\n",
+                            "objective=binary sigmoid:1 num_class:9\n", 1), "objective"),
+    (3, lambda t: t.replace("objective=multiclass num_class:3\n",
+                            "objective=multiclass num_class:300\n", 1), "objective"),
+    (3, lambda t: t.replace("objective=multiclass num_class:3\n",
+                            "objective=regression\n", 1), "objective"),
+    (None, lambda t: t.replace("label_index=0\n", "label_index=0\naverage_output=1\n", 1),
+     "header has keys"),
+]
+
+
+@pytest.mark.parametrize(("classes", "edit", "words"), OBJECTIVES)
+def test_an_objective_converting_more_outputs_than_the_trees_is_refused(classes, edit,
+                                                                          words) -> None:
+    model = _fitted(classes)
+    edited = edit(model.model_)
+    assert edited != model.model_
+    model.model_ = edited
+    with pytest.raises(ArtifactIntegrityError, match=words):
+        check_imported_boosters(sio.dumps(model), "crafted.skops")

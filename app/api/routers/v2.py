@@ -57,6 +57,9 @@ async def _guarded(call: Callable[[], Awaitable[Response]]) -> Response:
         return v2_error(status, exc.code, exc.message)
     except RequestValidationError as exc:
         return v2_error(400, "invalid_request", validation_detail(exc))
+    except OverflowError:  # an integer no float holds, met when the rows become numbers
+        return v2_error(400, "invalid_request", "A number in the inputs is beyond what a "
+                        "64-bit float holds (about 1.8e308): send finite numbers.")
     except Exception as exc:
         failure = storage_failure(exc)
         if failure is None:
