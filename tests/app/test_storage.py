@@ -199,6 +199,7 @@ def test_an_empty_database_beside_artifacts_is_refused(home: Path) -> None:
     assert db.stat().st_size == 0
 
 
+@pytest.mark.empty_home
 def test_a_brand_new_home_with_an_empty_database_file_is_still_created(home: Path) -> None:
     home.mkdir(parents=True)
     (home / "workbench.db").write_bytes(b"")

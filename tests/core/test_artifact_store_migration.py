@@ -25,6 +25,8 @@ from tests.factories import (
     visits,
 )
 
+pytestmark = pytest.mark.empty_home  # they build old stores where the home's file goes
+
 
 def test_an_old_store_upgrades_and_its_artifacts_keep_loading(
         backend: str, monkeypatch: pytest.MonkeyPatch) -> None:

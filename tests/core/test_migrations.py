@@ -3,12 +3,15 @@ backends, and upgrading an existing store keeps its data."""
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import Session, SQLModel
 
 from core.store import Database
 from tests.factories import store_at
+
+pytestmark = pytest.mark.empty_home  # they build old stores where the home's file goes
 
 
 def test_migrations_match_the_models(backend_db: Database) -> None:

@@ -14,6 +14,8 @@ from core.errors import ConflictError
 from core.registry import list_versions, resolve
 from tests.factories import NUMERIC_SCHEMA, register_numeric, store_at, store_session
 
+pytestmark = pytest.mark.empty_home  # they build old stores where the home's file goes
+
 OLD_SCHEMA = [{"name": "a", "kind": "numeric", "dtype": "float64"}]
 SETTINGS = {"budget": 60.0, "seed": 0}
 
