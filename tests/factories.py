@@ -81,6 +81,8 @@ def copy_home(template: Path, home: Path) -> Path:
     """A copy of a built home (SQLite database, artifacts, data): every stored path is
     relative to the home, so the copy is a store of its own. SQLite rebuilds its shared-memory
     index for the copy."""
+    if home.exists() and {p.name for p in home.iterdir()} == {"workbench.db"}:
+        shutil.rmtree(home)  # the `home` fixture's unopened starting store: replaced whole
     if home.exists():
         raise RuntimeError(f"{home} exists already: request the built home's fixture before "
                            "`db` or `session`, which open (and so create) the store")

@@ -80,7 +80,13 @@ def align_to_schema(frame: pd.DataFrame, schema: list[SchemaColumn]) -> pd.DataF
 def _to_float(s: pd.Series, name: str) -> pd.Series:
     if pd.api.types.is_bool_dtype(s):
         return s.astype("float64")
-    converted = pd.to_numeric(s.replace({True: 1, False: 0}), errors="coerce")
+    try:
+        converted = pd.to_numeric(s.replace({True: 1, False: 0}), errors="coerce")
+        finite = converted.astype("float64")
+    except OverflowError:  # an integer beyond what a float holds (e.g. 10**400 in JSON)
+        raise SchemaMismatchError(
+            f"Column {name!r} holds a number too large for a 64-bit float. Send finite "
+            "numbers (or empty values) in that column.") from None
     bad = s.notna() & converted.isna()
     if bad.any():
         examples = ", ".join(repr(v) for v in s[bad].astype(str).unique()[:3])
@@ -88,7 +94,7 @@ def _to_float(s: pd.Series, name: str) -> pd.Series:
         raise SchemaMismatchError(
             f"Column {name!r} must be numeric, but rows {rows} hold {examples}. "
             "Send numbers (or empty values) in that column.")
-    converted = converted.astype("float64")
+    converted = finite
     if np.isinf(converted.to_numpy()).any():
         raise SchemaMismatchError(f"Column {name!r} holds infinite values. Send finite numbers "
                                   "or empty values.")

@@ -5,9 +5,7 @@ data, nesting deeper than any table."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.app.test_api_v2 import client  # noqa: F401  (the fixture)
+from tests.app.test_api_v2 import client, v2_home  # noqa: F401  (the fixtures)
 
 
 def _body(a, b=None, **extra) -> dict:
@@ -59,11 +57,6 @@ def test_hostile_v2_bodies_get_the_protocols_error_with_a_4xx(client) -> None:  
     assert wrong == {}
 
 
-@pytest.mark.xfail(strict=True, reason="review s9 L1: an integer no float holds raises "
-                   "OverflowError in core/features (align_to_schema's numeric coercion), "
-                   "answered by app/api/errors.py's store-overflow handler: 422 'out of range "
-                   "for the store (e.g. a version number...)' instead of naming the column "
-                   "like infinite values do; fix in core/features, not owned by the review")
 def test_v1_names_the_column_of_an_integer_no_float_holds(client) -> None:  # noqa: F811
     r = client.post("/v1/models/price/predict", json={"records": [{"a": 10**400, "b": 0.5}]})
     assert r.status_code == 422
