@@ -224,7 +224,8 @@ class _Search:
         self.pace = Pace()  # the machine's measured progress (core.automl.budget)
         self.refit_notes: list[str] = []
         # small shuffled k-fold tables: the best trials' fold models are kept, to be bagged
-        self.keep_folds = fixed_params is None and _partitioned(data) and stk.bagging_possible(
+        # (ensembles allowed only: `ensemble=False` asks for one pipeline refitted, as before)
+        self.keep_folds = self.use_ensemble and _partitioned(data) and stk.bagging_possible(
             len(data.y), len(data.splits), data.time_column is not None)
 
     # -- studies ---------------------------------------------------------------------------
@@ -413,6 +414,9 @@ class _Search:
             chosen, pipeline = self._ensemble(ok, best)
         if pipeline is None:
             pipeline = self._refit(best)
+        for t in self.trials:  # the model holds the fold models it bagged; drop the rest
+            if t.cv is not None:
+                t.cv.fold_models = None
         evaluation = evaluate(self.data, chosen.cv)
         importance, skipped = self._importance(best)  # after the model: it may be cut short
         evaluation = {**evaluation, "feature_importance": importance}

@@ -142,8 +142,7 @@ def test_onnx_refuses_a_stacked_model_naming_the_step_and_the_lean_path_steps_as
 
 def test_a_small_shuffled_table_gets_its_best_pipeline_bagged_not_refitted() -> None:
     frame = _iris()
-    result = search(frame, "species", budget=20, n_trials=2, estimators=["linear"],
-                    ensemble=False, seed=0)
+    result = search(frame, "species", budget=20, n_trials=1, estimators=["linear"], seed=0)
     model = result.pipeline
     assert type(model) is WeightedEnsemble and len(model.pipelines) == len(result.data.splits)
     rows = frame.drop(columns=["species"]).head(30)
@@ -154,16 +153,18 @@ def test_a_small_shuffled_table_gets_its_best_pipeline_bagged_not_refitted() -> 
 
 def test_when_the_rule_says_no_the_best_pipeline_is_refitted_as_before(monkeypatch) -> None:
     monkeypatch.setattr(stk, "BAGGING", stk.BaggingRule(max_rows=10, min_folds=2, members=3))
-    result = search(_iris(), "species", budget=20, n_trials=2, estimators=["linear"],
-                    ensemble=False, seed=0)
+    result = search(_iris(), "species", budget=20, n_trials=1, estimators=["linear"], seed=0)
     assert type(result.pipeline).__name__ == "Pipeline"
+    one = search(_iris(), "species", budget=20, n_trials=1, estimators=["linear"], seed=0,
+                 ensemble=False)  # one pipeline asked for: refitted, never bagged
+    assert type(one.pipeline).__name__ == "Pipeline"
 
 
 def test_time_ordered_rows_are_never_bagged() -> None:
     frame = _iris().sample(frac=1.0, random_state=0).reset_index(drop=True)
     frame["day"] = pd.date_range("2024-01-01", periods=len(frame), freq="D").astype(str)
-    result = search(frame, "species", budget=20, n_trials=2, estimators=["linear"],
-                    ensemble=False, seed=0, time_column="day")
+    result = search(frame, "species", budget=20, n_trials=1, estimators=["linear"], seed=0,
+                    time_column="day")
     assert type(result.pipeline).__name__ == "Pipeline"
 
 
