@@ -185,3 +185,25 @@ def test_stacker_outputs_have_the_task_shape(task: str) -> None:
     assert out.shape == ((n,) if task == "regression" else (n, 2))
     if task == "regression":
         assert (fit.coef >= 0).all()  # non-negative stacking
+
+
+def test_a_kept_stacker_becomes_the_registered_model_with_its_held_out_score(
+        monkeypatch) -> None:
+    """The search's stacked branch end to end (the margin set so any fitted stacker is kept):
+    the model is a StackedEnsemble over bagged members, its reported score is the stacker's
+    held-out one and the out-of-fold evaluation is computed from it."""
+    import dataclasses
+
+    monkeypatch.setattr(stk, "STACKING", dataclasses.replace(stk.STACKING, min_gain=-1e9))
+    frame = _iris()
+    result = search(frame, "species", budget=30, n_trials=3, estimators=["linear", "knn"],
+                    seed=0)
+    assert result.best.estimator == "ensemble" and result.best.params["combiner"] == "stacker"
+    model = result.pipeline
+    assert type(model) is stk.StackedEnsemble
+    assert all(type(p) is WeightedEnsemble for p in model.pipelines)  # bagged members
+    rows = frame.drop(columns=["species"]).head(20)
+    np.testing.assert_allclose(model.predict_proba(rows).sum(axis=1), 1.0)
+    cv = result.best.cv
+    assert np.isfinite(result.best.score) and cv.covered.all()
+    assert result.evaluation["metrics"]
