@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from core.automl import budget as bud
 from core.automl import ensemble as ens
+from core.automl import stacking as stk
 from core.automl.budget import REFIT_CLOCK_MARGIN, REFIT_SAFETY, OutOfTime, Pace, interrupt_at
 from core.automl.catalog import EstimatorSpec, check_search_space, get_spec, specs_for
 from core.automl.importance import feature_importance
@@ -222,6 +223,10 @@ class _Search:
         self.incumbent: TrialResult | None = None
         self.pace = Pace()  # the machine's measured progress (core.automl.budget)
         self.refit_notes: list[str] = []
+        # small shuffled k-fold tables: the best trials' fold models are kept, to be bagged
+        # (ensembles allowed only: `ensemble=False` asks for one pipeline refitted, as before)
+        self.keep_folds = self.use_ensemble and _partitioned(data) and stk.bagging_possible(
+            len(data.y), len(data.splits), data.time_column is not None)
 
     # -- studies ---------------------------------------------------------------------------
     def _arm(self, spec: EstimatorSpec, index: int) -> Arm:
@@ -277,7 +282,7 @@ class _Search:
         ensemble's likely members), permutation importance, and the finishing work."""
         if self.incumbent is None or self.incumbent.cv is None:
             return 0.0
-        members = self._top(3 if self.use_ensemble else 1)
+        members = self._unbagged(self._top(3 if self.use_ensemble else 1))  # bags: no refit
         importance = self._importance_reserve(self.incumbent)
         finish = self.pace.wall(bud.FINISH_S + bud.FINISH_S_PER_ROW * len(self.data.y))
         return REFIT_SAFETY * (self._refit_s_of(members) + importance) + finish
@@ -349,6 +354,10 @@ class _Search:
             if t.cv is not None and t.cv.oof_pred is not None and id(t) not in keep \
                     and t is not self.incumbent:
                 t.cv.release(predictions=True)
+        bags = {id(t) for t in self._top(stk.BAGGING.members)}
+        for t in self.trials:
+            if t.cv is not None and t.cv.fold_models is not None and id(t) not in bags:
+                t.cv.fold_models = None
         gc.collect(1)  # a trial's own cycles; a full collection costs seconds under load
 
     def _better(self, a: TrialResult, b: TrialResult) -> bool:
@@ -373,7 +382,8 @@ class _Search:
         until = self.end if deadline is None else deadline
         seconds = 0.6 * (until - time.monotonic()) / max(len(self.data.splits), 1)
         return evaluate_trial(self.data, arm.spec, params, seed=self.seed, number=number,
-                              stop=stop, seconds=seconds, deadline=deadline, pace=self.pace)
+                              stop=stop, seconds=seconds, deadline=deadline, pace=self.pace,
+                              keep_folds=self.keep_folds)
 
     def _weaker_than_incumbent(self, fold: int, scores: list[float]) -> bool:
         best = self.incumbent
@@ -404,6 +414,9 @@ class _Search:
             chosen, pipeline = self._ensemble(ok, best)
         if pipeline is None:
             pipeline = self._refit(best)
+        for t in self.trials:  # the model holds the fold models it bagged; drop the rest
+            if t.cv is not None:
+                t.cv.fold_models = None
         evaluation = evaluate(self.data, chosen.cv)
         importance, skipped = self._importance(best)  # after the model: it may be cut short
         evaluation = {**evaluation, "feature_importance": importance}
@@ -421,7 +434,10 @@ class _Search:
 
     def _refit(self, best: TrialResult) -> Any:
         """The best configuration fitted on every row; when that is predicted not to end,
-        or does not end, by the refit limit, its last fold's model instead (with a note)."""
+        or does not end, by the refit limit, its last fold's model instead (with a note).
+        With its fold models kept (small tables), their bag instead of any refit."""
+        if (bagged := self._bag(best)) is not None:
+            return bagged
         spec = get_spec(best.estimator)
         pipeline = build_pipeline(spec, self.data.task,
                                   self._params(spec, best.params, self._refit_s()),
@@ -498,13 +514,18 @@ class _Search:
         preds = [(t.cv.oof_proba if classification else t.cv.oof_pred)[covered].astype(float)
                  for t in pool]
         y = data.y.to_numpy()[covered]
-        selection = ens.select(m, y, preds, data.problem.classes if classification else None)
+        classes = data.problem.classes if classification else None
+        selection = ens.select(m, y, preds, classes)
         gain = m.oriented(selection.score) - m.oriented(best.score)
-        if len(selection.members) < 2 or gain <= ENSEMBLE_MIN_GAIN * max(abs(best.score), 1e-9):
+        greedy = len(selection.members) >= 2 and \
+            gain > ENSEMBLE_MIN_GAIN * max(abs(best.score), 1e-9)
+        stacked, chosen = self._stacker(pool, preds, y, selection, greedy, best)
+        if stacked is None and not greedy:
             return best, None
-        members = [pool[i] for i in selection.members]
-        if time.monotonic() + self._refit_s_of(members) > self._refit_limit():
-            self.refit_notes.append(f"An ensemble of {len(members)} pipelines scored better, "
+        members = [pool[i] for i in chosen]
+        kind = "A stacked ensemble" if stacked is not None else "An ensemble"
+        if time.monotonic() + self._refit_s_of(self._unbagged(members)) > self._refit_limit():
+            self.refit_notes.append(f"{kind} of {len(members)} pipelines scored better, "
                                     "but the budget left no time to refit them all: the best "
                                     "single pipeline is kept.")
             return best, None
@@ -512,30 +533,81 @@ class _Search:
         try:
             with interrupt_at(self._refit_limit()):
                 for t in members:
-                    spec = get_spec(t.estimator)
-                    pipelines.append(fit_final(build_pipeline(
-                        spec, data.task, self._params(spec, t.params, self._refit_s()),
-                        data.schema), data))
+                    bagged = self._bag(t)
+                    pipelines.append(bagged if bagged is not None else self._refit_member(t))
         except OutOfTime:
-            self.refit_notes.append("Refitting the ensemble ran out of time: the best single "
-                                    "pipeline is kept.")
+            self.refit_notes.append(f"Refitting the {'stacked ' if stacked else ''}ensemble "
+                                    "ran out of time: the best single pipeline is kept.")
             return best, None
-        model = ens.WeightedEnsemble(pipelines, selection.weights, data.task)
-        blended = sum(w * p for w, p in zip(selection.weights,
-                                            [preds[i] for i in selection.members], strict=True))
+        bagged = sum(type(p) is ens.WeightedEnsemble for p in pipelines)
+        params: Params = {"members": [f"{t.estimator}#{t.number}" for t in members]}
+        if stacked is not None:
+            model = stk.StackedEnsemble(pipelines, stacked.coef, stacked.intercept, data.task)
+            blended, score = stacked.oof, stacked.score
+            params["combiner"] = "stacker"
+            reason = (f"a stacker on the members' out-of-fold predictions scores "
+                      f"{_fmt(score)} on rows it did not learn from")
+        else:
+            model = stk.flatten(pipelines, selection.weights, data.task)
+            blended = sum(w * p for w, p in zip(selection.weights,
+                                                [preds[i] for i in chosen], strict=True))
+            score = selection.score
+            params["weights"] = [round(w, 3) for w in selection.weights]
+            reason = f"beats the best single pipeline by {abs(gain):.4g}"
+        if bagged:
+            params["bagged"] = f"{bagged} of {len(members)} members: fold models averaged"
         cv = _ensemble_cv(members, covered, blended, data)
-        params = {"members": [f"{t.estimator}#{t.number}" for t in members],
-                  "weights": [round(w, 3) for w in selection.weights]}
-        result = TrialResult(len(self.trials), "ensemble", params, "ok", cv=cv,
-                             reason=f"beats the best single pipeline by {abs(gain):.4g}")
-        result.cv.scores = [selection.score]
+        result = TrialResult(len(self.trials), "ensemble", params, "ok", cv=cv, reason=reason)
+        result.cv.scores = [score]
         return result, model
+
+    def _stacker(self, pool: list[TrialResult], preds: list[np.ndarray], y: np.ndarray,
+                 selection: ens.EnsembleSelection, greedy: bool, best: TrialResult
+                 ) -> tuple[stk.StackerFit | None, list[int]]:
+        """A stacker over the greedy ensemble's members (or the best few pipelines), kept when
+        its cross-validated score beats the greedy ensemble's in-sample one (or the best single
+        pipeline's) by core.automl.stacking.STACKING's margin; and the members to use."""
+        m, data = self.data.metric, self.data
+        reference = selection.score if greedy else best.score
+        chosen = (selection.members if len(selection.members) >= 2
+                  else list(range(min(stk.STACKING.members, len(pool)))))
+        if len(chosen) < 2:
+            return None, selection.members
+        refit_s = self._refit_s_of(self._unbagged([pool[i] for i in chosen]))
+        classes = data.problem.classes if data.task != Task.REGRESSION else None
+        try:
+            fit = stk.cross_validated_stacker(m, y, [preds[i] for i in chosen], data.task,
+                                              classes, seed=self.seed,
+                                              deadline=self._refit_limit() - refit_s)
+        except (ValueError, np.linalg.LinAlgError) as exc:  # a degenerate combiner fit
+            log.info("stacker not fitted: %s", exc)
+            fit = None
+        return (fit, chosen) if stk.keeps(m, fit, reference) else (None, selection.members)
+
+    def _bag(self, t: TrialResult) -> Any:
+        """The trial's fold models as one bagged member, when kept and every one of them knows
+        every class; else None."""
+        folds = t.cv.fold_models if t.cv is not None else None
+        if not self.keep_folds or not folds or len(folds) != len(self.data.splits):
+            return None
+        if not all(self._knows_every_class(f) for f in folds):
+            return None
+        return stk.bag(folds, self.data.task)
+
+    def _unbagged(self, trials: list[TrialResult]) -> list[TrialResult]:
+        return [t for t in trials if self._bag(t) is None]
+
+    def _refit_member(self, t: TrialResult) -> Any:
+        spec = get_spec(t.estimator)
+        return fit_final(build_pipeline(spec, self.data.task,
+                                        self._params(spec, t.params, self._refit_s()),
+                                        self.data.schema), self.data)
 
 
 def evaluate_trial(data: TrainingData, spec: EstimatorSpec, params: Params, *, seed: int,
                    number: int, stop: Callable[[int, list[float]], str | None],
                    seconds: float | None = None, deadline: float | None = None,
-                   pace: Pace | None = None) -> TrialResult:
+                   pace: Pace | None = None, keep_folds: bool = False) -> TrialResult:
     """Cross-validate one configuration; an estimator that fails is recorded with its reason,
     never fatal. `stop(fold, scores)` returns why to stop after that fold, or None; `seconds`
     caps each fit of a network (core.automl.train.context_params); `deadline` (monotonic)
@@ -554,7 +626,7 @@ def evaluate_trial(data: TrainingData, spec: EstimatorSpec, params: Params, *, s
                                   context_params(spec, _with_seed(spec, params, seed), data,
                                                  seconds), data.schema)
         cv = cross_validate(pipeline, data, should_stop=should_stop, deadline=deadline,
-                            pace=pace)
+                            pace=pace, keep_folds=keep_folds)
     except WorkbenchError as exc:
         return TrialResult(number, spec.key, params, "failed", reason=exc.message)
     except Exception as exc:  # an estimator crashing must not abort the search
@@ -599,6 +671,13 @@ def _ensemble_cv(members: list[TrialResult], covered: np.ndarray, blended: np.nd
     return CVResult(scores=[], fit_time_s=sum(t.cv.fit_time_s for t in members),
                     predict_ms_per_1k=sum(t.cv.predict_ms_per_1k for t in members),
                     oof_pred=pred, oof_proba=proba, covered=covered)
+
+
+def _partitioned(data: TrainingData) -> bool:
+    """Whether the validation folds cover every row exactly once (k-fold: bags possible)."""
+    rows = np.concatenate([va for _, va in data.splits]) if data.splits else np.empty(0)
+    return len(data.splits) >= 2 and len(rows) == len(data.y) and \
+        len(np.unique(rows)) == len(data.y)
 
 
 def _cap_trial_rows(data: TrainingData, seed: int) -> TrainingData:

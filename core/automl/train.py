@@ -301,6 +301,7 @@ class CVResult:
     fold_cpu: list[float] = field(default_factory=list)   # CPU seconds per fold (fit+predict)
     fold_wall: list[float] = field(default_factory=list)  # wall seconds per fold
     stopped: str = ""  # why cross_validate itself stopped early (the deadline), if it did
+    fold_models: list[Any] | None = None  # every fold's model, when kept (bagged members)
 
     @property
     def mean(self) -> float:
@@ -314,19 +315,21 @@ class CVResult:
         """Drop the fold model (and the out-of-fold predictions): a search keeps them only
         for the trials that may still be used (memory)."""
         self.last_model = self.last_valid = None
-        if predictions:
-            self.oof_pred = self.oof_proba = None
+        if predictions:  # fold models are kept for the best few only (core.automl.search)
+            self.oof_pred = self.oof_proba = self.fold_models = None
 
 
 def cross_validate(pipeline: Pipeline, data: TrainingData, should_stop: Any = None, *,
-                   deadline: float | None = None, pace: Pace | None = None) -> CVResult:
+                   deadline: float | None = None, pace: Pace | None = None,
+                   keep_folds: bool = False) -> CVResult:
     """Fit a fresh clone per fold (preprocessing included: no leakage across folds) and keep
     out-of-fold predictions for evaluation and ensembling. `should_stop(fold, scores)` is asked
     after every fold but the last and may end the evaluation early (pruning, deadline).
 
     With a `deadline` (monotonic seconds) a fold that would not end before it is not started,
     and a fit still running at it is interrupted (core.automl.budget.interrupt_at); `pace`
-    learns from every fold's wall and CPU time."""
+    learns from every fold's wall and CPU time. `keep_folds` keeps every fold's model
+    (`fold_models`: members bagged instead of refitted, core.automl.stacking)."""
     n, classification = len(data.y), data.task != Task.REGRESSION
     classes = np.asarray(data.problem.classes)
     oof_pred = (np.full(n, np.nan, dtype=np.float32) if not classification
@@ -334,10 +337,13 @@ def cross_validate(pipeline: Pipeline, data: TrainingData, should_stop: Any = No
     oof_proba = (np.full((n, len(classes)), np.nan, dtype=np.float32) if classification
                  else None)
     covered = np.zeros(n, dtype=bool)
-    cv = CVResult([], 0.0, 0.0, oof_pred, oof_proba, covered, complete=False)
+    cv = CVResult([], 0.0, 0.0, oof_pred, oof_proba, covered, complete=False,
+                  fold_models=[] if keep_folds else None)
     with warnings.catch_warnings():  # convergence chatter belongs in the score, not the log
         warnings.simplefilter("ignore", ConvergenceWarning)
         _folds(pipeline, data, should_stop, classification, classes, cv, deadline, pace)
+    if not cv.complete:
+        cv.fold_models = None
     return cv
 
 
@@ -382,6 +388,8 @@ def _folds(pipeline: Pipeline, data: TrainingData, should_stop: Any, classificat
         predicted_rows += len(va)
         cv.predict_ms_per_1k = _per_1k(predict_time, predicted_rows)
         cv.scores.append(data.metric.score(y_va.to_numpy(), pred, proba, data.problem.classes))
+        if cv.fold_models is not None:
+            cv.fold_models.append(model)
         if fold == last:
             cv.complete, cv.last_model, cv.last_valid = True, model, va
         elif should_stop is not None and should_stop(fold, cv.scores):

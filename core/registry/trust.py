@@ -32,6 +32,7 @@ from core.registry.skops_io import sio
 TRUSTED_TYPES: frozenset[str] = frozenset({
     # the workbench's own estimators and transformers
     "core.automl.ensemble.WeightedEnsemble",
+    "core.automl.stacking.StackedEnsemble",  # members + the combiner's arrays
     "core.automl.wrappers.LabelEncodedClassifier",
     # LightGBM / CatBoost: their state is the model as a str / bytes (core/automl/boosters.py)
     "core.automl.boosters.LightGBMClassifier",
