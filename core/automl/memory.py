@@ -48,8 +48,11 @@ def _float32(s: pd.Series) -> pd.Series:
     finite = np.isfinite(values)
     if not finite.any():
         return small
-    if np.abs(values[finite]).max() > np.finfo(np.float32).max:
+    biggest = np.abs(values[finite]).max()
+    if biggest > np.finfo(np.float32).max:
         return s
+    if biggest <= 2**24 and np.array_equal(values[finite], np.round(values[finite])):
+        return small  # whole numbers float32 holds exactly: no hashing needed
     if small.nunique(dropna=True) != s.nunique(dropna=True):  # float32 would merge values
         return s
     return small
