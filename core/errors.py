@@ -92,6 +92,13 @@ class SettingsError(WorkbenchError):
     http_status = 500
 
 
+class ResourceLimitError(WorkbenchError):
+    """A computation stopped at a resource limit (a search trial over its memory cap)."""
+
+    code = "resource_limit"
+    http_status = 422
+
+
 class TryLaterError(Exception):
     """The service cannot answer right now, through no fault of the caller, and retrying later
     can succeed: 503 + Retry-After (API), exit 1 (CLI). Deliberately NOT a WorkbenchError: the

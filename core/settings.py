@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     artifact_key: SecretStr | None = Field(default=None, validation_alias="WORKBENCH_ARTIFACT_KEY")
     artifact_old_keys: SecretStr | None = Field(default=None,
                                                 validation_alias="WORKBENCH_ARTIFACT_OLD_KEYS")
+    # How much one search trial may grow the process's memory before it is stopped and recorded
+    # as failed (core/automl/memory.py, docs/automl/memdeadline.md); unset = derived from the
+    # machine's free memory and the data's size, 0 = no cap.
+    trial_memory_mb: float | None = Field(default=None, ge=0,
+                                          validation_alias="WORKBENCH_TRIAL_MEMORY_MB")
     # One search across a Dask cluster (core/automl/cluster.py): tcp://HOST:8786; unset = local
     dask_scheduler: str | None = Field(default=None, validation_alias="WORKBENCH_DASK_SCHEDULER")
 

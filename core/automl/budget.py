@@ -9,8 +9,10 @@ It is kept by measuring, not by fixed guesses:
   estimator), and turned into wall seconds at the current pace.
 - Trials stop at their deadline (the end minus what the refit will need): between folds a fold
   that cannot finish in time is not started, and inside a fit `interrupt_at` raises
-  `OutOfTime` at the deadline (a POSIX interval timer, main thread only; any estimator whose
-  fit loop returns to Python between iterations stops there: boosters, forests, networks).
+  `OutOfTime` at the deadline (a POSIX interval timer in the main thread; in any other thread
+  the watchdog of core.automl.watchdog; any estimator whose fit loop returns to Python between
+  iterations stops there: boosters, forests, networks). With a memory cap the same watchdog
+  stops a fit that grows the process by more than the cap (`OverMemory`).
 - Fold count and holdout depend on the number of rows (`FOLDS_BY_ROWS`); hopeless
   configurations are pruned after their first fold (`PRUNE_RULES`).
 """
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.automl.watchdog import Stopped, watch
 from core.data.splits import HOLDOUT_ROWS
 
 # rows up to -> folds; above the last threshold (core.data.splits.HOLDOUT_ROWS) one 80/20
@@ -123,13 +126,35 @@ def mean_recent(values: list[float], n: int = 5) -> float:
 
 # -- stopping a fit at the deadline --------------------------------------------------------------
 
-class OutOfTime(BaseException):  # noqa: N818  (a BaseException: `except Exception` in an
-    """Raised inside a fit at its deadline."""  # estimator must not swallow it)
+class OutOfTime(Stopped):  # a BaseException: `except Exception` in an estimator must not
+    """Raised inside a fit at its deadline."""  # swallow it
+
+
+def _main_thread() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
 @contextlib.contextmanager
-def interrupt_at(deadline: float | None) -> Iterator[bool]:
-    """Raise `OutOfTime` in this thread at the monotonic time `deadline`, while the block runs.
+def interrupt_at(deadline: float | None, *, memory_cap: int | None = None) -> Iterator[bool]:
+    """Raise `OutOfTime` in this thread at the monotonic time `deadline`, and `OverMemory`
+    when the process grows by more than `memory_cap` bytes, while the block runs.
+
+    In the main thread (POSIX) the deadline is a POSIX interval timer (below); in any other
+    thread, and for the memory cap everywhere, it is the watchdog (core.automl.watchdog), which
+    raises between bytecodes like a signal handler does. Yields whether anything is armed.
+    The watchdog's block is the inner one: it has ended (and cancelled an exception not yet
+    received) before the timer's cleanup runs."""
+    main = _main_thread()
+    if deadline is not None and deadline - time.monotonic() <= 0:
+        raise OutOfTime()
+    with _alarm_at(deadline if main else None) as alarmed, \
+            watch(None if main else deadline, memory_cap, OutOfTime) as watched:
+        yield alarmed or watched
+
+
+@contextlib.contextmanager
+def _alarm_at(deadline: float | None) -> Iterator[bool]:
+    """Raise `OutOfTime` in the main thread at the monotonic time `deadline`.
 
     Yields whether it is armed: only in the main thread, on POSIX, and without disturbing a
     timer already set (pytest-timeout's, say): an earlier one is left alone (not armed), a
@@ -140,8 +165,7 @@ def interrupt_at(deadline: float | None) -> Iterator[bool]:
     real Ctrl-C is left alone. The handler raises only while the block is active, and the
     cleanup runs with SIGALRM blocked, so an alarm at the block's very end cannot skip it and
     leave the handler installed."""
-    if (deadline is None or not hasattr(signal, "setitimer")
-            or threading.current_thread() is not threading.main_thread()):
+    if deadline is None or not _main_thread():
         yield False
         return
     delay = deadline - time.monotonic()

@@ -20,12 +20,14 @@ from sklearn.pipeline import Pipeline
 from core.automl.budget import FoldClock, OutOfTime, Pace, folds_for, interrupt_at, next_fold_fits
 from core.automl.catalog import EstimatorSpec
 from core.automl.intervals import calibrate
+from core.automl.memory import compact, trial_cap_bytes
 from core.automl.metrics import Metric, all_scores, class_balance, get_metric
+from core.automl.watchdog import OverMemory, last_reason
 from core.automl.wrappers import LabelEncodedClassifier
 from core.data.profile import ProblemType, check_target, detect_problem_type, input_schema
 from core.data.splits import DEFAULT_FOLDS, DEFAULT_GAP, make_splits, walk_forward
 from core.enums import Task
-from core.errors import InvalidDataError
+from core.errors import InvalidDataError, ResourceLimitError
 from core.features.finance import INDICATOR_NAMES, find_column, parse_time
 from core.features.kinds import scored_as_number
 from core.features.preprocess import build_preprocessor, used_columns
@@ -111,7 +113,7 @@ def prepare(frame: pd.DataFrame, target: str, *, task: str | None = None,
     if len(dropped) == len(schema) + len(exclude):
         raise InvalidDataError("Every feature column is an identifier or free text, so there is "
                                "nothing to learn from: " + ", ".join(repr(c) for c in dropped))
-    X = align_to_schema(X, schema)
+    X = compact(align_to_schema(X, schema), schema)  # float32 numbers, category codes
     if problem.task != Task.REGRESSION and y.value_counts().min() < 2:
         rare = y.value_counts()
         raise InvalidDataError(
@@ -321,7 +323,8 @@ class CVResult:
 
 def cross_validate(pipeline: Pipeline, data: TrainingData, should_stop: Any = None, *,
                    deadline: float | None = None, pace: Pace | None = None,
-                   keep_folds: bool = False) -> CVResult:
+                   keep_folds: bool = False, memory_cap: int | None | bool = True
+                   ) -> CVResult:
     """Fit a fresh clone per fold (preprocessing included: no leakage across folds) and keep
     out-of-fold predictions for evaluation and ensembling. `should_stop(fold, scores)` is asked
     after every fold but the last and may end the evaluation early (pruning, deadline).
@@ -329,7 +332,12 @@ def cross_validate(pipeline: Pipeline, data: TrainingData, should_stop: Any = No
     With a `deadline` (monotonic seconds) a fold that would not end before it is not started,
     and a fit still running at it is interrupted (core.automl.budget.interrupt_at); `pace`
     learns from every fold's wall and CPU time. `keep_folds` keeps every fold's model
-    (`fold_models`: members bagged instead of refitted, core.automl.stacking)."""
+    (`fold_models`: members bagged instead of refitted, core.automl.stacking).
+
+    A fold that grows the process by more than `memory_cap` bytes (True: the setting or the
+    automatic cap of core.automl.memory; None: no cap) is stopped and the evaluation fails
+    with a `ResourceLimitError` saying how much it used: the search records the trial as
+    failed and goes on."""
     n, classification = len(data.y), data.task != Task.REGRESSION
     classes = np.asarray(data.problem.classes)
     oof_pred = (np.full(n, np.nan, dtype=np.float32) if not classification
@@ -339,9 +347,13 @@ def cross_validate(pipeline: Pipeline, data: TrainingData, should_stop: Any = No
     covered = np.zeros(n, dtype=bool)
     cv = CVResult([], 0.0, 0.0, oof_pred, oof_proba, covered, complete=False,
                   fold_models=[] if keep_folds else None)
+    cap = trial_cap_bytes(data.X) if memory_cap is True else memory_cap or None
     with warnings.catch_warnings():  # convergence chatter belongs in the score, not the log
         warnings.simplefilter("ignore", ConvergenceWarning)
-        _folds(pipeline, data, should_stop, classification, classes, cv, deadline, pace)
+        over = _folds(pipeline, data, should_stop, classification, classes, cv, deadline, pace,
+                      cap)
+    if over:  # raised here, once the fold's frames (and its half-fitted model) are gone
+        raise ResourceLimitError(over)
     if not cv.complete:
         cv.fold_models = None
     return cv
@@ -349,7 +361,8 @@ def cross_validate(pipeline: Pipeline, data: TrainingData, should_stop: Any = No
 
 def _folds(pipeline: Pipeline, data: TrainingData, should_stop: Any, classification: bool,
            classes: np.ndarray, cv: CVResult, deadline: float | None,
-           pace: Pace | None) -> None:
+           pace: Pace | None, cap: int | None) -> str:
+    """Run the folds into `cv`; returns why a fold was stopped over the memory cap, or ""."""
     predict_time, predicted_rows = 0.0, 0
     last = len(data.splits) - 1
     for fold, (tr, va) in enumerate(data.splits):
@@ -358,7 +371,7 @@ def _folds(pipeline: Pipeline, data: TrainingData, should_stop: Any, classificat
             break
         clock = FoldClock()
         try:
-            with interrupt_at(deadline):
+            with interrupt_at(deadline, memory_cap=cap):
                 model = clone(pipeline)
                 t0 = time.perf_counter()
                 model.fit(data.X.iloc[tr], data.y.iloc[tr])
@@ -374,6 +387,10 @@ def _folds(pipeline: Pipeline, data: TrainingData, should_stop: Any, classificat
         except OutOfTime:
             cv.stopped = f"out of time: stopped during fold {fold + 1} at the deadline"
             break
+        except OverMemory:
+            return (f"{last_reason() or 'stopped: over the memory cap'} (fold {fold + 1}; "
+                    "the growth of the process's memory a trial may use: setting "
+                    "WORKBENCH_TRIAL_MEMORY_MB)")
         wall, cpu = clock.read()
         cv.fold_wall.append(wall)
         cv.fold_cpu.append(cpu)
@@ -395,6 +412,7 @@ def _folds(pipeline: Pipeline, data: TrainingData, should_stop: Any, classificat
         elif should_stop is not None and should_stop(fold, cv.scores):
             break
         del model
+    return ""
 
 
 def _per_1k(seconds: float, rows: int) -> float:
