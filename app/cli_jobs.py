@@ -54,6 +54,8 @@ EstimatorsOpt = Annotated[str | None, typer.Option(
     help="Comma-separated estimator keys to search (default: all).")]
 SearchOpt = Annotated[str, typer.Option(help="Search method: tpe, random or grid.")]
 EnsembleOpt = Annotated[bool, typer.Option(help="Try an ensemble of the best trials.")]
+PortfolioOpt = Annotated[bool, typer.Option(
+    help="Try the shipped zero-shot portfolio's configurations first.")]
 TargetKindOpt = Annotated[str, typer.Option(
     help="level (predict the column as is), or for price tables: direction, return, "
          "log_return of --target over --horizon periods.")]
@@ -206,6 +208,7 @@ def automl(
     trials: TrialsOpt = None,
     space: SpaceOpt = None,
     dask: DaskOpt = None,
+    portfolio: PortfolioOpt = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Search for the best pipeline, print the leaderboard and register the winner."""
@@ -215,7 +218,7 @@ def automl(
                            search=search, ensemble=ensemble, target_kind=target_kind,
                            horizon=horizon, ticker_column=ticker_column, cost_bps=cost_bps,
                            exclude=exclude or None, n_trials=trials,
-                           search_space=_parse_space(space)),
+                           search_space=_parse_space(space), portfolio=portfolio),
                   json_out=json_out)
 
 

@@ -38,7 +38,8 @@ def fit_workbench(train: pd.DataFrame, task: dict[str, Any], budget: float
     chosen = os.environ.get("WB_BENCH_ESTIMATORS", "")  # bench/automl.py --estimators
     result = search(train, task["target"], budget=budget, metric=task["metric"],
                     task=task["kind"], seed=task["seed"], time_column=task["time_column"],
-                    estimators=chosen.split(",") if chosen else None)
+                    estimators=chosen.split(",") if chosen else None,
+                    portfolio=os.environ.get("WB_BENCH_PORTFOLIO", "1") != "0")
     pipe, schema = result.pipeline, result.data.schema
     if task["kind"] == "regression":
         return (lambda X: pipe.predict(align_to_schema(X, schema))), None

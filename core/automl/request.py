@@ -150,6 +150,9 @@ class TrainingRequest(BaseModel):
     sampler: SearchMethod = Field(default=SearchMethod.TPE, alias="search",
                                   description="Search method: tpe, random or grid.")
     ensemble: bool = Field(default=True, description="Try an ensemble of the best trials.")
+    portfolio: bool = Field(default=True, description="Try the shipped zero-shot portfolio's "
+                            "configurations for the task kind first (off: start from the "
+                            "catalogue's defaults).")
     market: MarketTarget | None = None
     exclude: tuple[str, ...] | None = Field(
         default=None, description="Columns to leave out of the features (a date that would "

@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from core.automl import budget as bud
 from core.automl import ensemble as ens
+from core.automl import portfolio as zero_shot
 from core.automl import stacking as stk
 from core.automl.budget import REFIT_CLOCK_MARGIN, REFIT_SAFETY, OutOfTime, Pace, interrupt_at
 from core.automl.catalog import EstimatorSpec, check_search_space, get_spec, specs_for
@@ -158,7 +159,7 @@ def run_search(data: TrainingData, *, budget: float = 60.0, seed: int = 0,
                pause_gate: Callable[[], float] | None = None,
                fixed_params: Params | None = None,
                search_space: Mapping[str, Mapping[str, Any]] | None = None,
-               dask: Any = None) -> SearchResult:
+               dask: Any = None, portfolio: bool = True) -> SearchResult:
     """Search prepared data within `budget` seconds and at most `max_trials` trials. With
     `fixed_params` and one estimator, evaluate exactly that configuration (no search).
     `search_space` overrides estimators' spaces (estimator -> parameter -> a range
@@ -174,11 +175,14 @@ def run_search(data: TrainingData, *, budget: float = 60.0, seed: int = 0,
 
     `dask` (a scheduler address or a `distributed.Client`; default: the
     WORKBENCH_DASK_SCHEDULER setting) evaluates the trials in parallel on a Dask cluster
-    (core.automl.cluster); without one, or for one fixed configuration, they run here."""
+    (core.automl.cluster); without one, or for one fixed configuration, they run here.
+
+    `portfolio` (on by default) tries the shipped zero-shot configurations for the task kind
+    (core.automl.portfolio) as the first trials, before the sampler takes over."""
     options = dict(budget=budget, seed=seed, estimators=estimators, sampler=sampler,
                    ensemble=ensemble, max_trials=max_trials, on_trial=on_trial,
                    should_stop=should_stop, pause_gate=pause_gate, fixed_params=fixed_params,
-                   search_space=search_space)
+                   search_space=search_space, portfolio=portfolio)
     if dask is None:
         from core.settings import get_settings
         dask = get_settings().dask_scheduler
@@ -194,7 +198,8 @@ class _Search:
                  estimators: list[str] | None, sampler: str, ensemble: bool,
                  max_trials: int | None, on_trial: Any, should_stop: Any, pause_gate: Any,
                  fixed_params: Params | None,
-                 search_space: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                 search_space: Mapping[str, Mapping[str, Any]] | None = None,
+                 portfolio: bool = True) -> None:
         if sampler not in (*SAMPLERS, "grid"):
             raise WorkbenchError(f"Unknown search method {sampler!r}: use tpe, random or grid.")
         if fixed_params is not None and (not estimators or len(estimators) != 1):
@@ -218,7 +223,12 @@ class _Search:
         if any(s.family in ("deep", "sequence") for s in specs):  # a PyTorch network:
             import core.automl.deep.base  # noqa: F401  torch's import (seconds) is spent
             # here, on the budget's clock, so the first fit's time limit already accounts for it
+        # zero-shot seeding: the portfolio's configurations (families allowed here, inside
+        # any user override) are enqueued first and run first, in the portfolio's order
+        use = portfolio and sampler != "grid" and fixed_params is None
+        self.portfolio = zero_shot.points(specs, data.task) if use else []
         self.arms = [self._arm(spec, i) for i, spec in enumerate(specs)]
+        self.seed_queue = [a for e, _ in self.portfolio for a in self.arms if a.spec.key == e]
         self.trials: list[TrialResult] = []
         self.incumbent: TrialResult | None = None
         self.pace = Pace()  # the machine's measured progress (core.automl.budget)
@@ -237,7 +247,8 @@ class _Search:
         if self.fixed_params is not None:
             return Arm(spec, study)
         points = _grid(spec) if self.sampler == "grid" else spec.defaults
-        for point in points:
+        seeded = [p for e, p in self.portfolio if e == spec.key]
+        for point in [*seeded, *(p for p in points if p not in seeded)]:
             study.enqueue_trial(point)
         return Arm(spec, study, grid_size=len(points) if self.sampler == "grid" else None)
 
@@ -248,8 +259,9 @@ class _Search:
     def run(self) -> SearchResult:
         while not self._done():
             refit = self._refit_reserve()
-            arm = choose(self.arms, self.end - time.monotonic() - refit, self.rng,
-                         estimate=self._expected_s)
+            arm = self._next_seed(self.end - time.monotonic() - refit) or choose(
+                self.arms, self.end - time.monotonic() - refit, self.rng,
+                estimate=self._expected_s)
             if arm is None:
                 if self.trials:
                     break
@@ -258,6 +270,15 @@ class _Search:
         if self.should_stop is not None and self.should_stop():
             raise SearchCancelled()
         return self._finish()
+
+    def _next_seed(self, remaining_s: float) -> Arm | None:
+        """The arm of the portfolio's next configuration, skipping those not expected to
+        end in time (the sampler goes on after the queue is empty)."""
+        while self.seed_queue:
+            arm = self.seed_queue.pop(0)
+            if not arm.dead and self._expected_s(arm) <= remaining_s:
+                return arm  # (one passed over stays enqueued: its arm's next trial runs it)
+        return None
 
     def _done(self) -> bool:
         if self.pause_gate is not None:

@@ -177,7 +177,8 @@ def execute(db: Database, job_id: int, *, progress: ProgressFn | None = None,
                             sampler=request.sampler, ensemble=request.ensemble,
                             on_trial=on_trial, should_stop=should_stop, pause_gate=pause_gate,
                             fixed_params=request.params, max_trials=request.n_trials,
-                            search_space=request.space_overrides())
+                            search_space=request.space_overrides(),
+                            portfolio=request.portfolio)
     except SearchCancelled:
         return _stopped(db, job_id, len(done), on_stopped)
     if should_stop is not None and should_stop():  # stopped while the final model was fitted
