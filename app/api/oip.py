@@ -216,9 +216,14 @@ def column_datatype(column: dict[str, Any]) -> str:
 
 
 def input_datatypes(lm: LoadedModel) -> dict[str, str]:
-    """Column → datatype for the columns a caller sends, in schema order."""
-    schema = {c["name"]: c for c in lm.mv.input_schema or []}
-    return {c: column_datatype(schema.get(c, {})) for c in lm.columns}
+    """Column → datatype for the columns a caller sends, in schema order (worked out once
+    per loaded version: every request reads it)."""
+    known = lm.memo.get("v2_datatypes")
+    if known is None:
+        schema = {c["name"]: c for c in lm.mv.input_schema or []}
+        known = lm.memo["v2_datatypes"] = {c: column_datatype(schema.get(c, {}))
+                                           for c in lm.columns}
+    return known
 
 
 def is_classifier(lm: LoadedModel) -> bool:
@@ -343,7 +348,8 @@ def _column_records(tensors: list[tuple[RequestInput | PlainInput, list[Any]]],
                          f"tensor per column: {', '.join(lm.columns)}"
                          + (" (or one 2-D FP64 tensor [N, "
                             f"{len(lm.columns)}] in that order)." if all(lm.numeric) else "."))
-    duplicated = sorted({n for n in names if names.count(n) > 1})
+    duplicated = [] if len(set(names)) == len(names) else \
+        sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise InputError(f"Input {', '.join(map(repr, duplicated))} is sent more than once.")
     missing = [c for c in lm.columns if c not in names]

@@ -55,6 +55,8 @@ class LoadedModel:
     choice_gen: int = 0
     choice_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
                                         compare=False)
+    # what callers derive once per loaded version (e.g. the V2 datatypes of its columns)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, name: str, mv: ModelVersion, pipeline: Any) -> LoadedModel:
