@@ -9,15 +9,16 @@ answer onto output tensors `predict` and `predict_proba`. Every mistake in a req
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from core.deploy.cache import LoadedModel
+from core.deploy.columns import Columns
 from core.deploy.service import Answer
 from core.enums import Task
 from core.errors import InputError
-from core.store.shapes import Record
 
 Parameters = dict[str, Any]
 NUMBER_TYPES = frozenset({"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
@@ -107,6 +108,99 @@ class V2Error(BaseModel):
     error: str
 
 
+# -- a plainly valid request, without pydantic -------------------------------------------------
+@dataclass(slots=True)
+class PlainInput:
+    """A `RequestInput` that needed no validation (read by the codec as the model is)."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: Parameters | None
+    data: list[Any]
+
+
+@dataclass(slots=True)
+class PlainOutput:
+    name: str
+    parameters: Parameters | None = None
+
+
+@dataclass(slots=True)
+class PlainRequest:
+    """An `InferenceRequest` that needed no validation."""
+
+    id: str | None
+    parameters: Parameters | None
+    inputs: list[PlainInput]
+    outputs: list[PlainOutput] | None
+
+
+Request = InferenceRequest | PlainRequest
+
+
+def _bound(model: type[BaseModel], field: str, name: str) -> Any:
+    """A declared bound (min_length, max_length, ...) of one field, from its metadata."""
+    for meta in model.model_fields[field].metadata:
+        if hasattr(meta, name):
+            return getattr(meta, name)
+    raise LookupError(f"{model.__name__}.{field} declares no {name}")
+
+
+_REQUEST_KEYS = frozenset(InferenceRequest.model_fields)
+_INPUT_KEYS = frozenset(RequestInput.model_fields)
+_INPUT_NEEDS = frozenset(k for k, f in RequestInput.model_fields.items() if f.is_required())
+_OUTPUT_KEYS = frozenset(RequestOutput.model_fields)
+_ID_MAX = _bound(InferenceRequest, "id", "max_length")
+_INPUTS = (_bound(InferenceRequest, "inputs", "min_length"),
+           _bound(InferenceRequest, "inputs", "max_length"))
+_NAME = (_bound(RequestInput, "name", "min_length"), _bound(RequestInput, "name", "max_length"))
+_SHAPE = (_bound(RequestInput, "shape", "min_length"),
+          _bound(RequestInput, "shape", "max_length"))
+_PARAMS = frozenset({dict, type(None)})
+
+
+def plain_request(doc: Any) -> PlainRequest | None:
+    """The request, built without pydantic, when the parsed document is plainly valid (known
+    keys of the right JSON types within the declared bounds); None otherwise, and pydantic then
+    judges it and words the 400. Never accepts what `InferenceRequest` refuses."""
+    if type(doc) is not dict or not _REQUEST_KEYS.issuperset(doc):
+        return None
+    rid, params, inputs, outputs = (doc.get("id"), doc.get("parameters"), doc.get("inputs"),
+                                    doc.get("outputs"))
+    if rid is not None and (type(rid) is not str or len(rid) > _ID_MAX):
+        return None
+    if type(params) not in _PARAMS or type(inputs) is not list \
+            or not _INPUTS[0] <= len(inputs) <= _INPUTS[1]:
+        return None
+    plain_inputs = []
+    for inp in inputs:
+        if type(inp) is not dict or not _INPUT_KEYS.issuperset(inp) \
+                or not _INPUT_NEEDS.issubset(inp):
+            return None
+        name, shape, datatype, data = inp["name"], inp["shape"], inp["datatype"], inp["data"]
+        p = inp.get("parameters")
+        if (type(name) is not str or not _NAME[0] <= len(name) <= _NAME[1]
+                or type(shape) is not list or not _SHAPE[0] <= len(shape) <= _SHAPE[1]
+                or not {int}.issuperset(map(type, shape)) or min(shape) < 0
+                or type(datatype) is not str or type(p) not in _PARAMS
+                or type(data) is not list):
+            return None
+        plain_inputs.append(PlainInput(name, shape, datatype, p, data))
+    plain_outputs = None
+    if outputs is not None:
+        if type(outputs) is not list:
+            return None
+        plain_outputs = []
+        for out in outputs:
+            if type(out) is not dict or not _OUTPUT_KEYS.issuperset(out) \
+                    or type(out.get("name")) is not str or type(out.get("parameters")) \
+                    not in _PARAMS:
+                return None
+            plain_outputs.append(PlainOutput(out["name"], out.get("parameters")))
+    return PlainRequest(rid, params, plain_inputs, plain_outputs)
+
+
 # -- metadata ------------------------------------------------------------------------------
 def column_datatype(column: dict[str, Any]) -> str:
     """The tensor datatype a schema column is sent as: by its dtype when that is a number or a
@@ -122,9 +216,14 @@ def column_datatype(column: dict[str, Any]) -> str:
 
 
 def input_datatypes(lm: LoadedModel) -> dict[str, str]:
-    """Column → datatype for the columns a caller sends, in schema order."""
-    schema = {c["name"]: c for c in lm.mv.input_schema or []}
-    return {c: column_datatype(schema.get(c, {})) for c in lm.columns}
+    """Column → datatype for the columns a caller sends, in schema order (worked out once
+    per loaded version: every request reads it)."""
+    known = lm.memo.get("v2_datatypes")
+    if known is None:
+        schema = {c["name"]: c for c in lm.mv.input_schema or []}
+        known = lm.memo["v2_datatypes"] = {c: column_datatype(schema.get(c, {}))
+                                           for c in lm.columns}
+    return known
 
 
 def is_classifier(lm: LoadedModel) -> bool:
@@ -146,7 +245,7 @@ def metadata(lm: LoadedModel, versions: list[str] | None) -> ModelMetadata:
 
 
 # -- decoding ------------------------------------------------------------------------------
-def request_key(req: InferenceRequest, header: str | None) -> str | None:
+def request_key(req: Request, header: str | None) -> str | None:
     key = (req.parameters or {}).get("request_key", header)
     if key is not None and not isinstance(key, str | int):
         raise InputError('parameters.request_key must be a string (e.g. a user id), not '
@@ -154,7 +253,7 @@ def request_key(req: InferenceRequest, header: str | None) -> str | None:
     return None if key is None else str(key)
 
 
-def requested_outputs(req: InferenceRequest, lm: LoadedModel) -> list[str]:
+def requested_outputs(req: Request, lm: LoadedModel) -> list[str]:
     """The outputs to answer with, checked before scoring (a refusal costs no prediction)."""
     if not req.outputs:
         return list(OUTPUTS) if is_classifier(lm) else ["predict"]
@@ -169,11 +268,11 @@ def requested_outputs(req: InferenceRequest, lm: LoadedModel) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def records(req: InferenceRequest, lm: LoadedModel, known: set[str] | None = None
-            ) -> list[Record]:
-    """The request's rows as records keyed by column. `lm` is the version whose schema checks
-    the inputs (the stable one, or the pinned one); `known` adds columns another version that
-    may answer (a canary's candidate) takes."""
+def records(req: Request, lm: LoadedModel, known: set[str] | None = None) -> Columns:
+    """The request's rows, held as the columns they were sent as (read as records keyed by
+    column where records are needed; the lean path takes the columns as they are). `lm` is
+    the version whose schema checks the inputs (the stable one, or the pinned one); `known`
+    adds columns another version that may answer (a canary's candidate) takes."""
     content_type = (req.parameters or {}).get("content_type")
     if content_type not in CONTENT_TYPES:
         raise InputError(f"parameters.content_type {content_type!r} is not supported: use "
@@ -186,7 +285,7 @@ def records(req: InferenceRequest, lm: LoadedModel, known: set[str] | None = Non
     return _column_records(tensors, lm, known or set())
 
 
-def _values(inp: RequestInput) -> list[Any]:
+def _values(inp: RequestInput | PlainInput) -> list[Any]:
     if inp.datatype not in DATATYPES:
         raise InputError(f"Input {inp.name!r} has datatype {inp.datatype!r}: use one of BOOL, "
                          "INT8..INT64, UINT8..UINT64, FP16, FP32, FP64 or BYTES.")
@@ -218,7 +317,8 @@ def _first_other(data: list[Any], allowed: frozenset[type]) -> Any:
     return next(x for x in data if type(x) not in allowed)
 
 
-def _matrix_records(inp: RequestInput, data: list[Any], lm: LoadedModel) -> list[Record]:
+def _matrix_records(inp: RequestInput | PlainInput, data: list[Any], lm: LoadedModel
+                    ) -> Columns:
     columns = lm.columns
     n_rows, width = inp.shape
     order = ", ".join(columns)
@@ -235,12 +335,11 @@ def _matrix_records(inp: RequestInput, data: list[Any], lm: LoadedModel) -> list
         raise InputError(f"Input {inp.name!r} has shape {inp.shape}: a 2-D input is "
                          f"[N, {len(columns)}], the columns in schema order: {order}.")
     _check_rows(n_rows)
-    return [dict(zip(columns, data[i:i + width], strict=True))
-            for i in range(0, n_rows * width, width)]
+    return Columns(list(columns), [data[j::width] for j in range(width)], n_rows)
 
 
-def _column_records(tensors: list[tuple[RequestInput, list[Any]]], lm: LoadedModel,
-                    known: set[str]) -> list[Record]:
+def _column_records(tensors: list[tuple[RequestInput | PlainInput, list[Any]]],
+                    lm: LoadedModel, known: set[str]) -> Columns:
     datatypes = input_datatypes(lm)
     names = [inp.name for inp, _ in tensors]
     unknown = [n for n in names if n not in datatypes and n not in known]
@@ -249,7 +348,8 @@ def _column_records(tensors: list[tuple[RequestInput, list[Any]]], lm: LoadedMod
                          f"tensor per column: {', '.join(lm.columns)}"
                          + (" (or one 2-D FP64 tensor [N, "
                             f"{len(lm.columns)}] in that order)." if all(lm.numeric) else "."))
-    duplicated = sorted({n for n in names if names.count(n) > 1})
+    duplicated = [] if len(set(names)) == len(names) else \
+        sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise InputError(f"Input {', '.join(map(repr, duplicated))} is sent more than once.")
     missing = [c for c in lm.columns if c not in names]
@@ -275,9 +375,7 @@ def _column_records(tensors: list[tuple[RequestInput, list[Any]]], lm: LoadedMod
                              f"holds {'text' if want == 'BYTES' else 'numbers'}: send it as "
                              f"{want}.")
     _check_rows(rows or 0)
-    cols = [inp.name for inp, _ in tensors]
-    return [dict(zip(cols, row, strict=True))
-            for row in zip(*(d for _, d in tensors), strict=True)]
+    return Columns(names, [d for _, d in tensors], rows or 0)
 
 
 def _check_rows(n: int) -> None:

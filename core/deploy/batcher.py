@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from core.deploy.cache import LoadedModel
+from core.deploy.columns import join
 from core.errors import OverloadedError, WorkbenchError
 from core.store.shapes import Record
 
@@ -34,7 +35,7 @@ def _score_batch(batch: list[tuple[LoadedModel, list[dict], Any]]) -> list[Any]:
     lm = batch[0][0]
     if len(batch) > 1 and lm.market is None:  # a market request's rows are its own history
         try:
-            preds, probas = score(lm, [r for _, recs, _ in batch for r in recs])
+            preds, probas = score(lm, join(recs for _, recs, _ in batch))
         except Exception:
             pass  # one request's values broke the batch: score each alone to blame the right one
         else:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlmodel import select
 
+from core.deploy.columns import Columns
 from core.deploy.enums import Runtime
 from core.deploy.fastpath import EnsembleFast, FastPath, compile_fast
 from core.deploy.onnx_runtime import choose, request, settled
@@ -54,6 +55,8 @@ class LoadedModel:
     choice_gen: int = 0
     choice_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
                                         compare=False)
+    # what callers derive once per loaded version (e.g. the V2 datatypes of its columns)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, name: str, mv: ModelVersion, pipeline: Any) -> LoadedModel:
@@ -97,16 +100,47 @@ class LoadedModel:
         """Records → one array per schema column (extra keys ignored, the schema's order),
         without the general DataFrame path; None when values need the careful path (numbers
         sent as text, infinities) that explains what is wrong."""
+        if isinstance(records, Columns):
+            return self._column_arrays(records)
         try:
             return self._arrays(records)
         except KeyError:  # a record lacks a column: name every one missing
             missing = self.missing_columns(records)
             if not missing:
                 raise
-            raise SchemaMismatchError(
-                "Columns the model was trained on are missing from the input: "
-                + ", ".join(repr(c) for c in missing)
-                + ". Add them (null values are allowed) and try again.") from None
+            raise _missing(missing) from None
+
+    def _column_arrays(self, cols: Columns) -> dict[str, np.ndarray] | None:
+        """`_arrays` for rows sent as columns: each column's list straight to its array,
+        with the same rules (numbers only, None -> NaN, anything else to the careful path)."""
+        index = cols.by_name()
+        missing = [c for c in self.columns if c not in index]
+        if missing:
+            raise _missing(missing)
+        n = len(cols)
+        data: dict[str, np.ndarray] = {}
+        try:
+            if self._num_cols:  # every numeric column in one call: a (columns × rows) matrix
+                lists = [index[c] for c in self._num_cols]
+                num = np.array(lists)
+                if num.dtype.kind == "O":  # None (missing) among them, or huge integers
+                    if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(lists))):
+                        return None
+                    num = np.array(lists, dtype=np.float64)  # None -> NaN
+                elif num.dtype.kind not in "biuf":
+                    return None
+                num = num.astype(np.float64, copy=False)
+                if num.shape != (len(lists), n) or np.isinf(num).any():
+                    return None
+                for j, col in enumerate(self._num_cols):
+                    data[col] = num[j]
+            for col in self._obj_cols:
+                a = np.empty(n, dtype=object)
+                a[:] = index[col]
+                data[col] = a
+        except (ValueError, TypeError, OverflowError):
+            return None
+        return {c: data[c] for c in self.columns}  # the schema's order
 
     def _arrays(self, records: list[Record]) -> dict[str, np.ndarray] | None:
         n = len(records)
@@ -149,6 +183,8 @@ class LoadedModel:
         careful type checks), or the plain arrays when they need neither."""
         data = self.arrays(records) if self.market is None else None
         if data is None:
+            if isinstance(records, Columns):
+                records = records.records()
             return model_input(self.mv, pd.DataFrame.from_records(records))
         return pd.DataFrame(data, copy=False)
 
@@ -173,6 +209,13 @@ class LoadedModel:
     def _labelled(self, proba: np.ndarray) -> tuple[list[Any], np.ndarray]:
         classes = self.classes
         return list(map(classes.__getitem__, np.argmax(proba, axis=1).tolist())), proba
+
+
+def _missing(columns: list[str]) -> SchemaMismatchError:
+    return SchemaMismatchError(
+        "Columns the model was trained on are missing from the input: "
+        + ", ".join(repr(c) for c in columns)
+        + ". Add them (null values are allowed) and try again.")
 
 
 def probability_dicts(classes: list[Any], proba: np.ndarray | None

@@ -28,6 +28,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, select
 from typing_extensions import TypedDict
 
+from core.deploy.columns import Columns
 from core.deploy.metrics import BUCKETS_MS, ServingMetrics
 from core.store import PredictionLog, RequestInput, RequestSample, ServingStat, utcnow
 from core.store.db import Database
@@ -50,6 +51,12 @@ def _jsonable_rows(rows: list[Record]) -> list[Record]:
     """Request rows as JSON values (numpy scalars, NaN and dates made plain). Rows parsed
     from a JSON body are plain already: that is checked in C-level passes (types of keys and
     values; `v != v` only for NaN) and they are kept as they are, without a copy per cell."""
+    if isinstance(rows, Columns):  # sent as columns: judged a column at a time
+        values = list(itertools.chain.from_iterable(rows.data))
+        if (_PLAIN.issuperset(map(type, values)) and not any(map(operator.ne, values, values))
+                and {str}.issuperset(map(type, rows.names))):
+            return rows.records()
+        rows = rows.records()
     values = list(itertools.chain.from_iterable(map(dict.values, rows)))
     if (_PLAIN.issuperset(map(type, values)) and not any(map(operator.ne, values, values))
             and {str}.issuperset(map(type, itertools.chain.from_iterable(rows)))):
@@ -225,12 +232,12 @@ class Telemetry:
             seen, rows = self._samples.get(key, (0, []))
             room = max(SAMPLE_ROWS - len(rows), 0)
             rows.extend(records[:room])
-            rest = records[room:]
-            if rest:  # the i-th row seen replaces a random kept one with probability K/i
-                at = seen + room + np.arange(1, len(rest) + 1)
-                slot = (_rng.random(len(rest)) * at).astype(np.int64)
+            rest = len(records) - room
+            if rest > 0:  # the i-th row seen replaces a random kept one with probability K/i
+                at = seen + room + np.arange(1, rest + 1)
+                slot = (_rng.random(rest) * at).astype(np.int64)
                 for i in np.flatnonzero(slot < SAMPLE_ROWS).tolist():
-                    rows[slot[i]] = rest[i]
+                    rows[slot[i]] = records[room + i]  # only the kept rows are read
             self._samples[key] = (seen + len(records), rows)
 
     def record(self, name: str, version: int, latency_ms: float, ok: bool,

@@ -1,0 +1,86 @@
+"""A request's rows held as columns, as the Open Inference Protocol sends them (one tensor per
+column): the lean path turns each column into its array directly, without building a record
+per row and then taking every record apart again. Whoever needs records (the careful path,
+the prediction log, drift samples, a pipeline that is not lean) reads them as a sequence of
+records, built once on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, repeat
+from typing import Any, overload
+
+from core.store.shapes import Record
+
+
+class Columns(Sequence[Record]):
+    """`n` rows: column `names[j]` holds `data[j]` (a list of `n` plain values). Reads as the
+    list of records `[{name: value, ...}, ...]` in the columns' order."""
+
+    __slots__ = ("names", "data", "n", "_records")
+
+    def __init__(self, names: list[str], data: list[list[Any]], n: int) -> None:
+        self.names = names
+        self.data = data
+        self.n = n
+        self._records: list[Record] | None = None
+
+    def records(self) -> list[Record]:
+        """The rows as records (built once: two threads may both build it, equal lists)."""
+        rec = self._records
+        if rec is None:
+            rec = self._records = list(map(dict, map(zip, repeat(self.names),
+                                                     zip(*self.data, strict=True))))
+        return rec
+
+    def by_name(self) -> dict[str, list[Any]]:
+        return dict(zip(self.names, self.data, strict=True))
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Record]: ...
+
+    def __getitem__(self, i: int | slice) -> Record | list[Record]:
+        if isinstance(i, slice):
+            if self._records is None and i.step is None:  # a few rows: only those
+                start, stop, _ = i.indices(self.n)
+                return [self[k] for k in range(start, stop)] if stop - start <= 16 \
+                    else self.records()[i]
+            return self.records()[i]
+        if self._records is not None:
+            return self._records[i]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return dict(zip(self.names, (d[i] for d in self.data), strict=True))
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Columns):
+            other = other.records()
+        return isinstance(other, list) and self.records() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Columns({self.n} rows: {', '.join(self.names)})"
+
+
+def join(parts: Iterable[Sequence[Record]]) -> Sequence[Record]:
+    """Several requests' rows as one (the batcher scores them in one call): columns stay
+    columns when every part has the same columns in the same order, else records."""
+    parts = list(parts)
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    if isinstance(first, Columns) and all(
+            isinstance(p, Columns) and p.names == first.names for p in parts):
+        data = [list(chain.from_iterable(p.data[j] for p in parts))  # type: ignore[union-attr]
+                for j in range(len(first.names))]
+        return Columns(first.names, data, sum(len(p) for p in parts))
+    return list(chain.from_iterable(parts))
