@@ -135,9 +135,9 @@ def test_onnx_refuses_a_stacked_model_naming_the_step_and_the_lean_path_steps_as
     assert not blocking_steps(flat)
     fast = compile_fast(flat, data.schema)
     assert isinstance(fast, EnsembleFast)
-    arrays = {c: data.X[c].to_numpy() for c in data.X.columns}
-    np.testing.assert_allclose(fast.predict_proba(arrays), flat.predict_proba(data.X),
-                               rtol=1e-9)
+    X = data.X.astype("float64")  # as served: JSON numbers (training frames are float32)
+    arrays = {c: X[c].to_numpy() for c in X.columns}
+    np.testing.assert_allclose(fast.predict_proba(arrays), flat.predict_proba(X), rtol=1e-9)
 
 
 def test_a_small_shuffled_table_gets_its_best_pipeline_bagged_not_refitted() -> None:
