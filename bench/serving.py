@@ -30,6 +30,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -478,6 +479,8 @@ def main() -> None:
                     "Python client")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args()
+    # stopped by `timeout` or kill: still run `finally`, which stops the servers it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.client == "auto":
         args.client = "wrk" if shutil.which("wrk") else "python"
     elif args.client == "wrk" and not shutil.which("wrk"):
