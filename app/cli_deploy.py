@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -59,6 +60,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _forget_worker(metrics_dir: Path | None) -> Callable[[int], None]:
+    """What the supervisor does when a worker is gone: its live gauges leave the scrape
+    (its counts stay, summed as before)."""
+    def forget(pid: int) -> None:
+        if metrics_dir is not None:
+            from core.deploy.metrics import mark_process_dead
+
+            mark_process_dead(pid, str(metrics_dir))
+    return forget
+
+
 def fresh_metrics_dir(home: Path) -> Path:
     """A new, empty directory for this server's per-worker metric files, under
     HOME/serve-metrics/ and named after this process; the directories of servers that are
@@ -103,6 +115,7 @@ def register(app: typer.Typer) -> None:
             insecure_warning,
             is_loopback,
         )
+        from app.serve_workers import Supervisor, reuse_port_works
         from core.settings import get_settings, reset_settings
 
         token = None if is_loopback(host) else configured_authentication(get_settings(),
@@ -128,9 +141,14 @@ def register(app: typer.Typer) -> None:
         # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default
         # action that would end this process before `finally` stops the monitor.
         signal.signal(signal.SIGTERM, _exit_quietly)
+        code = 0
         try:
-            uvicorn.run("app.api:app_factory", factory=True, host=host, port=port,
-                        workers=workers, log_level=log_level, access_log=False)
+            if workers > 1 and reuse_port_works():  # a socket per worker (app/serve_workers.py)
+                code = Supervisor(host, port, workers, log_level,
+                                  on_worker_exit=_forget_worker(metrics_dir)).run()
+            else:
+                uvicorn.run("app.api:app_factory", factory=True, host=host, port=port,
+                            workers=workers, log_level=log_level, access_log=False)
         finally:
             if monitor_proc is not None:
                 monitor_proc.terminate()
@@ -141,6 +159,8 @@ def register(app: typer.Typer) -> None:
                     monitor_proc.wait()  # reaped here, never left a zombie
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
+        if code:
+            raise typer.Exit(code)
 
     @app.command()
     @guarded

@@ -30,6 +30,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -208,6 +209,83 @@ def cpu_seconds(pid: int) -> float:
     request: steadier than throughput on a shared machine, where the client competes too."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU so far of `pid` and every live descendant (a supervisor and its workers)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, pp in parents.items() if pp in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = 0.0
+    for p in tree:
+        try:
+            total += cpu_seconds(p)
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return total
+
+
+# wrk (Debian package `wrk`), a C load generator: one thread, epoll, keep-alive connections.
+# On 2 shared cores the Python client's own CPU caps what several workers can show (see
+# docs/serving/workers.md), so the workers cells use wrk when it is installed.
+WRK_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open("%(body)s", "rb"))
+wrk.body = f:read("*a")
+f:close()
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %%d, "duration_us": %%d, "status_errors": %%d, '
+    .. '"socket_errors": %%d, "p50_us": %%d, "p99_us": %%d}\\n', summary.requests,
+    summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def load_wrk(port: int, path: str, body: bytes, concurrency: int, seconds: float,
+             workdir: Path) -> dict:
+    """One cell with wrk (bounded by --seconds, whole seconds, at least 1); its own CPU from
+    the kernel's accounting of the finished process. Non-200 answers count as errors (wrk
+    does not wait on Retry-After: not for the load-shedding cells)."""
+    (workdir / "wrk-body.json").write_bytes(body)
+    script = workdir / "wrk-post.lua"
+    script.write_text(WRK_LUA % {"body": workdir / "wrk-body.json"})
+    url = f"http://127.0.0.1:{port}{path}"
+    before = _children_cpu()
+    proc = subprocess.Popen(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+         "-s", str(script), url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, _ = proc.communicate()  # reaped: its CPU is now in RUSAGE_CHILDREN
+    usage = _children_cpu() - before
+    line = next((x for x in out.decode().splitlines()[::-1] if x.startswith("{")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary: {out.decode()[-500:]}")
+    w = json.loads(line)
+    elapsed = w["duration_us"] / 1e6
+    ok = w["requests"] - w["status_errors"]
+    return {"requests": ok, "errors": w["status_errors"] + w["socket_errors"],
+            "first_error": [], "refused": 0, "refused_max_ms": None, "rps": ok / elapsed,
+            "p50_ms": w["p50_us"] / 1000, "p99_ms": w["p99_us"] / 1000, "elapsed_s": elapsed,
+            "client": "wrk", "client_cpu_s": usage}
+
+
+def _children_cpu() -> float:
+    """CPU of this process's reaped children so far (the servers are reaped only at the end,
+    so between two calls around one wrk run this is wrk's)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def start_ours(home: Path, port: int, workers: int, root: Path = ROOT,
@@ -395,8 +473,18 @@ def main() -> None:
     ap.add_argument("--against", type=Path, help="another checkout of this repository (e.g. a "
                     "worktree of an older commit): its server is measured in the same run, "
                     "cell by cell, on the same home; needs the same database schema")
+    ap.add_argument("--client", choices=("auto", "python", "wrk"), default="auto",
+                    help="load client of the workers cells: wrk (C, far less CPU on the "
+                    "shared cores) when installed with auto; the other cells always use the "
+                    "Python client")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args()
+    # stopped by `timeout` or kill: still run `finally`, which stops the servers it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.client == "auto":
+        args.client = "wrk" if shutil.which("wrk") else "python"
+    elif args.client == "wrk" and not shutil.which("wrk"):
+        ap.error("--client wrk: wrk is not installed (Debian: apt-get install wrk)")
     if args.quick:
         args.seconds, args.max_requests = min(args.seconds, 0.5), min(args.max_requests, 2000)
     conc = [int(c) for c in args.concurrency.split(",")]
@@ -442,8 +530,18 @@ def main() -> None:
     if args.against:
         servers += [(f"{label} @reference", "against", kind)
                     for label, which, kind in list(servers) if which == "ours"]
-    servers += [(f"workbench /invocations, {w} workers", f"workers{w}", "invocations")
-                for w in workers[1:]]
+    # the workers cells: every count on its own server (the first is "ours"), /invocations;
+    # with wrk the first count is measured again with wrk, so the ratios share one client
+    scaling = [(_workers_label(w), f"workers{w}", "invocations") for w in workers[1:]]
+    if args.client == "wrk":
+        scaling.insert(0, (_workers_label(workers[0]), "ours", "invocations"))
+    servers += scaling
+    if args.against:
+        servers += [(f"{label} @reference", f"against-{which}" if which != "ours"
+                     else "against", kind) for label, which, kind in scaling]
+    by_wrk = {label for label, _, _ in servers
+              if args.client == "wrk" and label.startswith("workbench /invocations, ")}
+    results["client"] = args.client
     if args.mlflow_python:
         servers.append(("mlflow models serve", "mlflow", "invocations"))
     if args.mlserver_python:
@@ -464,6 +562,10 @@ def main() -> None:
         for w in workers[1:]:
             port = free_port()
             procs[f"workers{w}"] = (start_ours(work / "home", port, w), port)
+            if args.against:
+                port = free_port()
+                procs[f"against-workers{w}"] = (start_ours(work / "home", port, w,
+                                                           root=args.against.resolve()), port)
         if args.mlflow_python:
             port = free_port()
             procs["mlflow"] = (start_mlflow(args.mlflow_python, pipe, work, port), port)
@@ -489,18 +591,29 @@ def main() -> None:
             proc, port = procs[which]
             path, payload, _ = ENDPOINTS[kind]
             body = json.dumps(payload(records[:rows])).encode()
-            cpu0 = cpu_seconds(proc.pid)
-            r = load(port, path, body, c, args.seconds, args.max_requests)
+            cpu0, t0 = tree_cpu_seconds(proc.pid), time.perf_counter()
+            if label in by_wrk:
+                r = load_wrk(port, path, body, c, args.seconds, work)
+                warm = 0
+            else:
+                client0 = time.process_time()
+                r = load(port, path, body, c, args.seconds, args.max_requests)
+                r["client_cpu_s"], warm = time.process_time() - client0, 50
+            wall = time.perf_counter() - t0
+            server_cpu = tree_cpu_seconds(proc.pid) - cpu0  # the supervisor and its workers
             r["rows_per_s"] = r["rps"] * rows
-            # with --workers > 1 the workers are children: this is the supervisor's share only
-            r["server_cpu_ms_per_request"] = (1000 * (cpu_seconds(proc.pid) - cpu0)
-                                              / max(1, r["requests"] + 50))  # + warm-up
+            r["server_cpu_ms_per_request"] = (1000 * server_cpu
+                                              / max(1, r["requests"] + warm))  # + warm-up
+            # cores busy during the cell (the Python client's warm-up included)
+            r["server_cores"], r["client_cores"] = server_cpu / wall, r["client_cpu_s"] / wall
             results["servers"].setdefault(label, {})[f"{rows}row_c{c}"] = r
             if not args.json:
                 print(f"{label:36s} rows={rows:<4d} c={c:<3d} "
                       f"req/s={r['rps']:8.1f} rows/s={r['rows_per_s']:9.0f} "
                       f"p50={r['p50_ms']:7.2f}ms p99={r['p99_ms']:7.2f}ms "
-                      f"errors={r['errors']} refused={r['refused']}", flush=True)
+                      f"errors={r['errors']} refused={r['refused']} cores: server "
+                      f"{r['server_cores']:.2f} client {r['client_cores']:.2f}"
+                      f"{' (wrk)' if label in by_wrk else ''}", flush=True)
     finally:
         for proc, _ in procs.values():
             proc.terminate()
@@ -525,6 +638,7 @@ def main() -> None:
     if args.against:
         print_against(results["servers"])
     print_summary(results["servers"], workers)
+    print_workers(results["servers"], workers)
     print_onnx(results["servers"])
     print_targets(results["targets"])
 
@@ -583,6 +697,8 @@ def target_verdicts(servers: dict, workers: list[int]) -> list[dict]:
         o_label = ours_against(servers, ref) if ours == "ours" and ref in OURS_VS else ours
         if ref == "workbench /invocations" and workers[0] != 1:
             o_label = None  # scaling is judged against exactly one worker
+        if ref == "workbench /invocations" and _workers_label(1) in servers:
+            ref = _workers_label(1)  # one worker measured with the same client (wrk)
         o = servers.get(o_label or "")
         r = o if ref is None else servers.get(ref)  # an absolute target: no reference
         if not o or not r:
@@ -621,10 +737,27 @@ def print_summary(servers: dict, workers: list[int]) -> None:
     for cell in ours:
         line = (f"{cell:11s} {fig(ours, cell):>10s} {fig(v2, cell):>9s} {fig(ml, cell):>8s} "
                 f"{fig(ms, cell):>9s} {times(ours, ml, cell):>8s} {times(o_ms, ms, cell):>9s}")
+        base = servers.get(_workers_label(workers[0]), ours)  # same client as the others
         for w in workers[1:]:
             wk = servers.get(_workers_label(w), {})
-            line += f" {times(wk, ours, cell).replace('×', ''):>8s}"
+            line += f" {times(wk, base, cell).replace('×', ''):>8s}"
         print(line)
+
+
+def print_workers(servers: dict, workers: list[int]) -> None:
+    """The workers cells with what each cost: cores used by the server (supervisor and
+    workers) and by the load client, per cell (a Python client on the same cores takes its
+    share from the servers)."""
+    rows = [(w, ref) for w in workers for ref in ("", " @reference")
+            if f"{_workers_label(w)}{ref}" in servers]
+    if not rows:
+        return
+    print("workers cells (/invocations): req/s, p99, cores used by the server and the client:")
+    for w, ref in rows:
+        for cell, r in servers[f"{_workers_label(w)}{ref}"].items():
+            print(f"  {w} workers{ref:12s} {cell:11s} req/s {r['rps']:8.0f}  p99 "
+                  f"{r['p99_ms']:7.2f} ms  server {r['server_cores']:.2f}  client "
+                  f"{r['client_cores']:.2f} ({r.get('client', 'python')})")
 
 
 def print_against(servers: dict) -> None:

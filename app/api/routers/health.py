@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from fastapi import APIRouter, Request
@@ -25,6 +26,9 @@ class Health(BaseModel):
     models_loaded_count: int = Field(description=(
         "How many models are held: the caller's workspace's, or every workspace's for an "
         "anonymous caller (a count, never names)."))
+    pid: int = Field(description=(
+        "The server process that answered: with `workbench serve --workers N`, which worker "
+        "(connections are spread over them)."))
 
 
 @router.get("/health")
@@ -33,10 +37,11 @@ def health(request: Request, serving: ServingDep) -> Health:
     only for a signed-in caller, and only its own workspace's."""
     if request.scope.get("anonymous"):
         count = len(request.app.state.serving.cache.held())
-        return Health(status="ok", version=VERSION, models_loaded=[], models_loaded_count=count)
+        return Health(status="ok", version=VERSION, models_loaded=[], models_loaded_count=count,
+                      pid=os.getpid())
     loaded = serving.cache.loaded()
     return Health(status="ok", version=VERSION, models_loaded=loaded,
-                  models_loaded_count=len(loaded))
+                  models_loaded_count=len(loaded), pid=os.getpid())
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
