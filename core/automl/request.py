@@ -117,7 +117,9 @@ SearchSpace = dict[str, dict[str, ParamRange | list[Scalar] | Scalar]]
 SETTINGS = ("budget", "seed", "time_column", "task", "metric", "estimators", "params",
             "sampler", "ensemble", "market")
 # stored only when set, so a job without them stores exactly what it always stored
-OPTIONAL_SETTINGS = ("exclude", "n_trials", "search_space")
+OPTIONAL_SETTINGS = ("exclude", "n_trials", "search_space", "portfolio")
+# ...and these only when they differ from their default (a retrain must keep a switch turned off)
+STORED_UNLESS = {"portfolio": True}
 
 
 class TrainingRequest(BaseModel):
@@ -325,7 +327,8 @@ class TrainingRequest(BaseModel):
         """What a job stores as its settings: the same keys and JSON values as ever."""
         doc = self.model_dump(mode="json", include={*SETTINGS, *OPTIONAL_SETTINGS})
         return {key: doc[key] for key in (*SETTINGS, *OPTIONAL_SETTINGS)
-                if key in SETTINGS or doc.get(key) is not None}
+                if key in SETTINGS
+                or doc.get(key) not in (None, STORED_UNLESS.get(key, None))}
 
 
 def check_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:

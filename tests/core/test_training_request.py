@@ -70,3 +70,14 @@ def test_the_wire_spells_the_search_method_search() -> None:
     assert "search" in schema["properties"] and "sampler" not in schema["properties"]
     assert schema["properties"]["dataset"]["anyOf"] == [{"type": "integer"},
                                                         {"type": "string"}]
+
+
+def test_a_retrain_keeps_the_portfolio_turned_off() -> None:
+    default = TrainingRequest.create(dataset=1, target="y").settings()
+    assert "portfolio" not in default  # default jobs store what they always stored
+    off = TrainingRequest.create(dataset=1, target="y", portfolio=False).settings()
+    assert off["portfolio"] is False
+    again = TrainingRequest.from_settings(off, dataset=2, target="y")
+    assert again.portfolio is False
+    back_on = TrainingRequest.from_settings(off, {"portfolio": None}, dataset=2, target="y")
+    assert back_on.portfolio is True
