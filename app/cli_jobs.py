@@ -262,6 +262,7 @@ def submit(
     exclude: ExcludeOpt = None,
     trials: TrialsOpt = None,
     space: SpaceOpt = None,
+    portfolio: PortfolioOpt = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Queue a training job for a worker and print its id (starts a local worker if none)."""
@@ -274,7 +275,7 @@ def submit(
                        ensemble=ensemble, target_kind=target_kind, horizon=horizon,
                        ticker_column=ticker_column, cost_bps=cost_bps,
                        exclude=exclude or None, n_trials=trials,
-                       search_space=_parse_space(space))
+                       search_space=_parse_space(space), portfolio=portfolio)
     with session() as s:
         job = submit_job(request, session=s)
     started = ensure_local_worker(database())

@@ -121,6 +121,7 @@ def test_the_new_type_is_trusted_by_exact_name_and_nothing_broader() -> None:
 
 
 def test_onnx_refuses_a_stacked_model_naming_the_step_and_the_lean_path_steps_aside() -> None:
+    pytest.importorskip("skl2onnx")  # the onnx extra
     from core.deploy.fastpath import EnsembleFast, compile_fast
     from core.onnx.convert import blocking_steps
 
