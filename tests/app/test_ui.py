@@ -42,7 +42,7 @@ def _app() -> AppTest:
 
 def _train_wine() -> None:
     result = CliRunner().invoke(app, ["automl", str(DATA / "wine.csv"), "--target", "cultivar",
-                                      "--budget", "3"])
+                                      "--budget", "6"])  # room for importance
     assert result.exit_code == 0, result.output
 
 
