@@ -15,7 +15,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
+# One OpenMP thread per test process, set before anything loads libgomp: two xdist workers each
+# fitting HistGradientBoosting with a spinning thread per core oversubscribe the two cores (a
+# 400-row fit took 15 s instead of 0.2 s beside other load). The app limits its own threads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ProgrammingError
 from sqlmodel import Session
