@@ -84,3 +84,21 @@ def join(parts: Iterable[Sequence[Record]]) -> Sequence[Record]:
                 for j in range(len(first.names))]
         return Columns(first.names, data, sum(len(p) for p in parts))
     return list(chain.from_iterable(parts))
+
+
+def stored(rows: Columns) -> dict[str, Any]:
+    """How the prediction log keeps a request sent as columns: the columns as they came
+    (written by orjson in one pass, no record per row; NaN as null). `stored_records` reads
+    either form back."""
+    return {"columns": rows.names, "data": rows.data}
+
+
+def stored_records(value: Any) -> list[Record]:
+    """A logged request's rows as records, whichever form they were kept in: a list of
+    records (rows sent as records, and every row logged before columns were kept as such) or
+    `stored`'s columns."""
+    if isinstance(value, dict) and isinstance(value.get("columns"), list):
+        names, data = value["columns"], value.get("data") or []
+        return [dict(zip(names, row, strict=True)) for row in zip(*data, strict=True)]
+    return list(value or [])
+

@@ -21,6 +21,7 @@ import pandas as pd
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
+from core.deploy.columns import stored_records
 from core.deploy.deployments import InvalidRequestError
 from core.deploy.feedback import _check, _store
 from core.errors import InvalidDataError, NotFoundError
@@ -169,8 +170,9 @@ def requests_to_label(name: str, since: datetime, *, session: Session, limit: in
     inputs: dict[str, list[dict[str, Any]]] = {}
     ids = [log.request_id for log in logs]
     for start in range(0, len(ids), CHUNK):
-        inputs.update((r.request_id, r.rows) for r in session.exec(select(RequestInput).where(
-            RequestInput.request_id.in_(ids[start:start + CHUNK]))).all())
+        chunk = ids[start:start + CHUNK]
+        inputs.update((r.request_id, stored_records(r.rows)) for r in session.exec(
+            select(RequestInput).where(RequestInput.request_id.in_(chunk))).all())
 
     def one(values: list[Any] | None) -> Any:
         if values is None:

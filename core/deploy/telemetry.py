@@ -28,7 +28,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, select
 from typing_extensions import TypedDict
 
-from core.deploy.columns import Columns
+from core.deploy.columns import Columns, stored
 from core.deploy.metrics import BUCKETS_MS, ServingMetrics
 from core.store import PredictionLog, RequestInput, RequestSample, ServingStat, utcnow
 from core.store.db import Database
@@ -353,7 +353,9 @@ def _write_logs(s: Session, logs: list[Record]) -> None:
                  "model_name": str(row["model_name"])} for row in logs])
     inputs = [{"request_id": row["request_id"], "workspace": workspace_of_key(row["model_name"]),
                "model_name": str(row["model_name"]),
-               "rows_json": _jsonable_rows(row["records"]), "created_at": row["created_at"]}
+               "rows_json": (stored(row["records"]) if isinstance(row["records"], Columns)
+                             else _jsonable_rows(row["records"])),
+               "created_at": row["created_at"]}
               for row in logs if 0 < len(row.get("records") or ()) <= MAX_LOGGED_ROWS]
     if inputs:
         s.exec(insert(RequestInput.__table__).values(

@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 
 from core.data.datasets import load_frame, store_frame
 from core.data.ingest import fingerprint_frame
+from core.deploy.columns import stored_records
 from core.errors import InputError, NotFoundError
 from core.features.kinds import holds_booleans, holds_datetimes, holds_numbers
 from core.jobs.states import ACTIVE, JobState
@@ -110,7 +111,8 @@ def _labelled_rows(s: Session, model: str, since: Dataset, base: ModelVersion,
                           PredictionLog.feedback_at > since.created_at)
                    .order_by(PredictionLog.id)).all()
     out = []
-    for rows, actual in pairs:
+    for kept, actual in pairs:
+        rows = stored_records(kept)
         actual = actual if isinstance(actual, list) else [actual]
         if len(actual) != len(rows):
             continue

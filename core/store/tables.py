@@ -293,11 +293,13 @@ class PredictionLog(Owned, table=True):
 class RequestInput(Owned, table=True):
     """The rows one logged request asked to score, kept beside its PredictionLog row (same
     request id) so labels fed back later can become training data (`core.jobs.fresh_data`).
-    A table of its own so the monitor's prediction-log queries never load feature rows."""
+    A table of its own so the monitor's prediction-log queries never load feature rows.
+    `rows`: a list of records, or for a request sent as columns (V2) `{"columns": [...],
+    "data": [[...], ...]}`; read it through `core.deploy.columns.stored_records`."""
 
     request_id: str = Field(primary_key=True, max_length=64)
     model_name: str = Field(index=True, max_length=200)
-    rows: list[dict[str, Any]] = _json(list)
+    rows: list[dict[str, Any]] | dict[str, Any] = _json(list)
     created_at: datetime = Field(default_factory=utcnow, index=True)  # pruned by age
 
 

@@ -10,15 +10,20 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import select
 
 from app.api import create_app
 from core.deploy import deployments as dep
+from core.deploy.columns import stored_records
+from core.deploy.feedback_table import requests_to_label
 from core.deploy.router import route
+from core.store import RequestInput, utcnow
 from tests.factories import ROOT, free_port, record, register, store_session, wait_healthy
 
 BODY = {"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [0.5]},
@@ -88,6 +93,13 @@ def test_v2_requests_are_counted_logged_and_take_feedback(backend: str, home: Pa
         fb = client.post("/v1/models/churn/feedback", json={"request_id": ids[0],
                                                             "actual": "yes"})
         assert fb.status_code == 200, fb.text
+    # the columns sent are kept as columns, and read back as the rows that were scored
+    with store_session() as s:
+        table = requests_to_label("churn", utcnow() - timedelta(hours=1), session=s)
+        kept = s.exec(select(RequestInput.rows).where(RequestInput.request_id == ids[0])).one()
+    assert stored_records(kept) == [{"a": 0.5, "b": 0.5, "plan": "pro"}]
+    first = table.set_index("request_id").loc[ids[0]]
+    assert (first["a"], first["plan"], first["actual"]) == (0.5, "pro", "yes")
 
 
 @pytest.mark.serial  # a held predict thread and a burst: alone, as test_api_overload
