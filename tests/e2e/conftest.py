@@ -4,6 +4,7 @@ once per session through the browser (`trained`): the slow part of every walk.""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from typer.testing import CliRunner
 
+from app.cli import app
 from tests.e2e.steps import (
     FIRST_RUN,
     SHOTS,
@@ -24,7 +27,7 @@ from tests.e2e.steps import (
     screenshot,
     upload,
 )
-from tests.factories import CHROMIUM, WINE, running_app
+from tests.factories import CANCER, CHROMIUM, WINE, built_home, running_app
 
 __all__ = ["SHOTS", "Trained"]
 MODEL = "walk_wine"  # a name of its own: other browser tests share the app
@@ -38,6 +41,31 @@ def app_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def app_url(app_home: Path) -> Iterator[str]:
     with running_app(app_home) as url:
+        yield url
+
+
+SEARCHES = (("runs_wine", WINE, "cultivar"), ("runs_cancer", CANCER, "diagnosis"))
+
+
+def _search(name: str, data: Path, target: str) -> dict:
+    """`workbench automl` in this process (the current home's store): the stack is imported
+    once, not once per search."""
+    done = CliRunner().invoke(app, ["automl", str(data), "--target", target, "--budget", "4",
+                                    "--estimators", "linear,knn", "--no-ensemble",
+                                    "--name", name, "--json"])
+    assert done.exit_code == 0, done.output
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="session")
+def searched_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An app with a home of its own holding two finished searches of two models (wine, then
+    breast_cancer), from the CLI. Read-only for its users (test_runs.py, test_layout.py):
+    one server and one first run for both files."""
+    with built_home(tmp_path_factory, "e2e_runs") as home:
+        for name, data, target in SEARCHES:
+            assert _search(name, data, target)["model"] == name
+    with running_app(home) as url:
         yield url
 
 

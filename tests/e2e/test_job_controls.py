@@ -5,16 +5,17 @@ click or a reload."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from typer.testing import CliRunner
 
-from tests.factories import DATA, ROOT, running_app
+from app.cli import app
+from core.settings import reset_settings
+from tests.e2e.steps import FIRST_RUN
+from tests.factories import DATA, forget_stores, running_app
 
 pytestmark = pytest.mark.e2e
 
@@ -28,11 +29,20 @@ def own_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
 
 
 def _cli(home: Path, *args: str) -> dict:
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
-    env.pop("DATABASE_URL", None)
-    done = subprocess.run([sys.executable, "-m", "app", *args, "--json"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    """`workbench ARGS --json` on the app's home, in this process (as test_runs.py): not a
+    `python -m app` process importing the stack (~9 s of CPU) per call. The worker `submit`
+    starts is still a process of its own, as a user's would be."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKBENCH_HOME", str(home))
+        mp.delenv("DATABASE_URL", raising=False)
+        reset_settings()
+        forget_stores()
+        try:
+            done = CliRunner().invoke(app, [*args, "--json"])
+        finally:
+            forget_stores()
+    reset_settings()
+    assert done.exit_code == 0, done.output
     return json.loads(done.stdout)
 
 
@@ -43,8 +53,9 @@ def test_job_controls_follow_the_job_without_a_reload(page: Page, own_app: tuple
                "--budget", "120", "--name", "controls")
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(app_url)
-    # the app's own navigation replaces the pages/ folder's once the first run finishes
-    expect(page.get_by_role("heading", name="ML Workbench")).to_be_visible(timeout=30_000)
+    # the app's own navigation replaces the pages/ folder's once the first run finishes; the
+    # first run imports the stack while the job's worker is starting (FIRST_RUN, as the walk)
+    expect(page.get_by_role("heading", name="ML Workbench")).to_be_visible(timeout=FIRST_RUN)
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Jobs").click()
     expect(page.get_by_role("heading", name="Jobs").first).to_be_visible(timeout=30_000)
     cancel = page.get_by_role("button", name="Cancel", exact=True)

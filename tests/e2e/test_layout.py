@@ -4,30 +4,22 @@ on a phone a table's toolbar leaves the heading above it uncovered."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from typer.testing import CliRunner
-
-from app.cli import app
-from tests.factories import DATA, built_home, running_app
 
 pytestmark = pytest.mark.e2e
 WAIT = 60_000
 TABLET, PHONE = {"width": 820, "height": 1180}, {"width": 390, "height": 844}
 
 
-@pytest.fixture(scope="module")
-def trained_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on a home with one wine search (a leaderboard with charts and score cards)."""
-    with built_home(tmp_path_factory, "layout") as home:
-        result = CliRunner().invoke(app, ["automl", str(DATA / "wine.csv"), "--target",
-                                          "cultivar", "--budget", "3"])
-        assert result.exit_code == 0, result.output
-    with running_app(home) as url:
-        yield url
+@pytest.fixture
+def trained_url(searched_app: str) -> str:
+    """The app on a home with two finished searches (a leaderboard with charts and score
+    cards; the registry's tables): the session's `searched_app`, shared with test_runs.py
+    (one server, one first run), which these tests only read."""
+    return searched_app
 
 
 def _open(page: Page, url: str, heading: str) -> None:

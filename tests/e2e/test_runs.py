@@ -5,15 +5,9 @@ chart, in chromium."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Page, expect
-from typer.testing import CliRunner
 
-from app.cli import app
 from tests.e2e.steps import (
     SIZES,
     WAIT,
@@ -25,31 +19,9 @@ from tests.e2e.steps import (
     screenshot,
     settled,
 )
-from tests.factories import CANCER, WINE, built_home, running_app
 
 pytestmark = pytest.mark.e2e
 ROW_PX = 35  # Streamlit's table rows (and header) are 35 px high
-SEARCHES = (("runs_wine", WINE, "cultivar"), ("runs_cancer", CANCER, "diagnosis"))
-
-
-def _search(name: str, data: Path, target: str) -> dict:
-    """`workbench automl` in this process (the current home's store): the stack is imported
-    once, not once per search."""
-    done = CliRunner().invoke(app, ["automl", str(data), "--target", target, "--budget", "4",
-                                    "--estimators", "linear,knn", "--no-ensemble",
-                                    "--name", name, "--json"])
-    assert done.exit_code == 0, done.output
-    return json.loads(done.stdout)
-
-
-@pytest.fixture(scope="module")
-def searched_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An app with a home of its own holding two finished searches of two models."""
-    with built_home(tmp_path_factory, "e2e_runs") as home:
-        for name, data, target in SEARCHES:
-            assert _search(name, data, target)["model"] == name
-    with running_app(home) as url:
-        yield url
 
 
 def _pick(page: Page, label: str, option: str) -> None:
