@@ -21,7 +21,7 @@ import logging
 import mmap
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
 
@@ -49,20 +49,20 @@ class Generation:
             if os.fstat(self._fd).st_size < _SIZE:
                 os.ftruncate(self._fd, _SIZE)  # zeros: generation 0
         self._map = mmap.mmap(self._fd, _SIZE)
-        self._view = memoryview(self._map).cast("Q")
+        self.view = memoryview(self._map).cast("Q")
 
     def _locked(self):
         return _FileLock(self._fd)
 
     def now(self) -> int:
         """The current generation (the request path: a memory read)."""
-        return self._view[0]
+        return self.view[0]
 
     def bump(self) -> int:
         """One more (under an exclusive file lock: two writers never both write N + 1)."""
         with self._locked():
-            value = self._view[0] + 1
-            self._view[0] = value
+            value = self.view[0] + 1
+            self.view[0] = value
         return value
 
 
@@ -110,14 +110,11 @@ def of(url: str | URL) -> Generation | None:
         return gen
 
 
-def reader(url: str | URL) -> Callable[[], int]:
-    """`now` of the store's counter, or a constant 0 when it has none."""
+def view(url: str | URL) -> Sequence[int]:
+    """The store's counter as a 1-item sequence (`view(url)[0]` is the generation now: an
+    index, the request path's whole cost), or a constant (0,) when the store has none."""
     gen = of(url)
-    return gen.now if gen is not None else _zero
-
-
-def _zero() -> int:
-    return 0
+    return gen.view if gen is not None else (0,)
 
 
 # -- the writer side: every session of the process --------------------------------------------

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from core.deploy import generation
 from core.deploy.deployments import get_state
@@ -47,17 +47,19 @@ class DeploymentStates:
         # True while a refresher keeps every known state fresh: a request then takes the
         # cached one whatever its age
         self.kept_fresh = False
-        # the store's change counter (a memory read), opened by the first read: nothing is
-        # created before the server reads a rule; a constant for an in-memory store
-        self.generation: Callable[[], int] = self._open_generation
+        # the store's change counter as a 1-item sequence (a shared memory view), opened by
+        # the first read: nothing is created before the server reads a rule
+        self._gen: Sequence[int] | None = None
         # name -> (rule, read at (monotonic), the generation before it was read)
         self._states: dict[str, tuple[DeploymentState, float, int]] = {}
         self._reads: dict[str, tuple[int, asyncio.Future]] = {}
         self._default: dict[str, tuple[str | None, float]] = {}  # per workspace
 
-    def _open_generation(self) -> int:
-        self.generation = generation.reader(self.db.url)
-        return self.generation()
+    def generation(self) -> int:
+        """The store's change counter now (0 for a store without one, e.g. in memory)."""
+        if self._gen is None:
+            self._gen = generation.view(self.db.url)
+        return self._gen[0]
 
     def names(self) -> list[str]:
         """The models this process has served or been asked about, in first-seen order."""
@@ -67,7 +69,9 @@ class DeploymentStates:
         """The cached rule if no change was committed since it was read and it is fresh
         enough, else None (no I/O: the request path)."""
         cached = self._states.get(name)
-        if cached is not None and cached[2] == self.generation() and (
+        # a cached rule implies a read, so the counter is open (indexed here, not called:
+        # this is every request's cost)
+        if cached is not None and cached[2] == self._gen[0] and (  # type: ignore[index]
                 self.kept_fresh or time.monotonic() - cached[1] < self.refresh_s):
             return cached[0]
         return None
