@@ -8,8 +8,9 @@ again instead of being routed by the old one. That check is one memory read per 
 periodic refresher (`refresh_s`) stays for what the counter cannot see (a server on another
 machine of a PostgreSQL store) and to warm a new candidate before it takes traffic.
 
-Why not only the refresher: on a busy machine its thread can run more than a second late
-(docs/serving/flake-s10.md), and requests then took the cached rule whatever its age.
+Why not only the refresher: on a busy machine its thread runs late (0.3-0.5 s stale answers
+measured, seconds after a worker's start: docs/serving/flake-s10.md), and requests then took
+the cached rule whatever its age.
 
 A miss (a model's first request, a change, or a stale rule when no refresher runs) is read
 in a thread, never on the event loop; concurrent misses of one model at one generation share

@@ -103,12 +103,15 @@ def test_rollout_and_rollback_under_load_across_two_workers(server: str) -> None
     assert failures == []
     assert len(seen) > 200
 
-    def settled(i: int) -> list[tuple[str, int]]:
-        """Requests sent from 1 s after change i was acknowledged until the next began."""
+    def settled(i: int, after: float = 1.0) -> list[tuple[str, int]]:
+        """Requests sent from `after` s after change i was acknowledged until the next
+        began (a second for a new candidate to load in every worker)."""
         end = changes[i + 1][0] if i + 1 < len(changes) else float("inf")
-        return [(k, v) for t, k, v in seen if changes[i][1] + 1.0 <= t < end]
+        return [(k, v) for t, k, v in seen if changes[i][1] + after <= t < end]
 
     by_step = {p: settled(i) for i, (_, _, p) in enumerate(changes)}
+    # the kill switch loads nothing: every request sent once it is acknowledged is stable's
+    by_step[0] = settled(len(changes) - 1, after=0.0)
     assert all(v == 1 for _, v in by_step[0]) and by_step[0]       # rollback: all stable
     assert all(v == 2 for _, v in by_step[100]) and by_step[100]   # 100 %: all candidate
     for p in (10, 50):                                            # sticky across workers
