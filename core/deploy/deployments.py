@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from sqlmodel import Session, select
 
+from core.deploy import generation  # noqa: F401  (commits bump the serving change counter)
 from core.deploy.enums import DeploymentMode
 from core.deploy.onnx_runtime import check_runtime
 from core.deploy.public import DeploymentEvent, DeploymentState

@@ -1,17 +1,29 @@
 """The deployment-state cache of one serving process: each served model's rule (stable,
-candidate, percent, mode), at most `refresh_s` old, so a request never waits on the database
-for it once it is known.
+candidate, percent, mode), so a request never waits on the database for it once it is known.
 
-A miss (a model's first request, or a stale rule when no refresher runs) is read in a thread,
-never on the event loop; concurrent misses of one model share one read."""
+A cached rule is used only while the store's change counter (core/deploy/generation.py) still
+has the value it had when the rule was read: every committed deployment or alias change bumps
+it, so the first request after a change (made by any process on this machine) reads the rule
+again instead of being routed by the old one. That check is one memory read per request. The
+periodic refresher (`refresh_s`) stays for what the counter cannot see (a server on another
+machine of a PostgreSQL store) and to warm a new candidate before it takes traffic.
+
+Why not only the refresher: on a busy machine its thread runs late (0.3-0.5 s stale answers
+measured, seconds after a worker's start: docs/serving/flake-s10.md), and requests then took
+the cached rule whatever its age.
+
+A miss (a model's first request, a change, or a stale rule when no refresher runs) is read
+in a thread, never on the event loop; concurrent misses of one model at one generation share
+one read."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from core.deploy import generation
 from core.deploy.deployments import get_state
 from core.deploy.public import DeploymentState
 from core.errors import NotFoundError
@@ -36,19 +48,32 @@ class DeploymentStates:
         # True while a refresher keeps every known state fresh: a request then takes the
         # cached one whatever its age
         self.kept_fresh = False
-        self._states: dict[str, tuple[DeploymentState, float]] = {}
-        self._reads: dict[str, asyncio.Future] = {}
+        # the store's change counter as a 1-item sequence (a shared memory view), opened by
+        # the first read: nothing is created before the server reads a rule
+        self._gen: Sequence[int] | None = None
+        # name -> (rule, read at (monotonic), the generation before it was read)
+        self._states: dict[str, tuple[DeploymentState, float, int]] = {}
+        self._reads: dict[str, tuple[int, asyncio.Future]] = {}
         self._default: dict[str, tuple[str | None, float]] = {}  # per workspace
+
+    def generation(self) -> int:
+        """The store's change counter now (0 for a store without one, e.g. in memory)."""
+        if self._gen is None:
+            self._gen = generation.view(self.db.url)
+        return self._gen[0]
 
     def names(self) -> list[str]:
         """The models this process has served or been asked about, in first-seen order."""
         return list(self._states)
 
     def peek(self, name: str) -> DeploymentState | None:
-        """The cached rule if it is fresh enough, else None (no I/O: the request path)."""
+        """The cached rule if no change was committed since it was read and it is fresh
+        enough, else None (no I/O: the request path)."""
         cached = self._states.get(name)
-        if cached is not None and (self.kept_fresh
-                                   or time.monotonic() - cached[1] < self.refresh_s):
+        # a cached rule implies a read, so the counter is open (indexed here, not called:
+        # this is every request's cost)
+        if cached is not None and cached[2] == self._gen[0] and (  # type: ignore[index]
+                self.kept_fresh or time.monotonic() - cached[1] < self.refresh_s):
             return cached[0]
         return None
 
@@ -58,12 +83,14 @@ class DeploymentStates:
         return cached[0] if cached else None
 
     def read(self, name: str) -> DeploymentState:
-        """The rule from the database now (blocking: call from a thread)."""
+        """The rule from the database now (blocking: call from a thread). The generation is
+        taken first: a change committed during the read makes the rule stale at once."""
+        gen = self.generation()
         with self.db.session(workspace=workspace_of_key(name)) as session:
             st = get_state(name, session=session)
         if isinstance(name, ModelKey):
             st.name = name  # routing and the caches key on it: keep the workspace
-        self._states[name] = (st, time.monotonic())
+        self._states[name] = (st, time.monotonic(), gen)
         if self.on_read is not None:
             self.on_read(st)
         return st
@@ -80,15 +107,17 @@ class DeploymentStates:
         if st is not None:
             return st
         loop = asyncio.get_running_loop()
-        read = self._reads.get(name)
-        if read is None or read.get_loop() is not loop:
+        gen = self.generation()
+        gen_read, read = self._reads.get(name, (None, None))
+        # a read started before the latest change may return the old rule: not joined
+        if read is None or gen_read != gen or read.get_loop() is not loop:
             read = loop.run_in_executor(None, self.read, name)
-            self._reads[name] = read
+            self._reads[name] = (gen, read)
             read.add_done_callback(lambda done: self._drop_read(name, done))
         return await asyncio.shield(read)
 
     def _drop_read(self, name: str, done: asyncio.Future) -> None:
-        if self._reads.get(name) is done:
+        if self._reads.get(name, (None, None))[1] is done:
             del self._reads[name]
 
     def forget(self, name: str) -> None:

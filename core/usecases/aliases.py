@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+import core.deploy.generation  # noqa: F401  (its commits bump the serving change counter)
 from core.registry import PRODUCTION, check_alias_name, drop_alias, move_alias
 from core.registry.names import model_row
 from core.store import AliasEvent, Deployment, lock_for_write, utcnow

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from sqlmodel import Session, select
 
+import core.deploy.generation  # noqa: F401  (its commits bump the serving change counter)
 from core.enums import Stage
 from core.errors import ConflictError, NotFoundError
 from core.registry import PRODUCTION, check_model_name, drop_alias, move_alias

@@ -26,19 +26,20 @@ class Health(BaseModel):
     models_loaded_count: int = Field(description=(
         "How many models are held: the caller's workspace's, or every workspace's for an "
         "anonymous caller (a count, never names)."))
-    pid: int = Field(description=(
+    pid: int | None = Field(default=None, description=(
         "The server process that answered: with `workbench serve --workers N`, which worker "
-        "(connections are spread over them)."))
+        "(connections are spread over them). Null for an anonymous caller when sign-in is "
+        "configured (a process id helps an attacker more than a load balancer)."))
 
 
 @router.get("/health")
 def health(request: Request, serving: ServingDep) -> Health:
     """Liveness for anyone (load balancers, orchestrators' probes); the loaded models' names
-    only for a signed-in caller, and only its own workspace's."""
+    and the answering process's id only for a signed-in caller (or anyone when sign-in is
+    not configured), and only its own workspace's names."""
     if request.scope.get("anonymous"):
         count = len(request.app.state.serving.cache.held())
-        return Health(status="ok", version=VERSION, models_loaded=[], models_loaded_count=count,
-                      pid=os.getpid())
+        return Health(status="ok", version=VERSION, models_loaded=[], models_loaded_count=count)
     loaded = serving.cache.loaded()
     return Health(status="ok", version=VERSION, models_loaded=loaded,
                   models_loaded_count=len(loaded), pid=os.getpid())
