@@ -46,8 +46,9 @@ class Generation:
         self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         with self._locked():
-            if os.fstat(self._fd).st_size < _SIZE:
-                os.ftruncate(self._fd, _SIZE)  # zeros: generation 0
+            if os.fstat(self._fd).st_size < _SIZE:  # zeros: generation 0, written (not a
+                os.pwrite(self._fd, bytes(_SIZE), 0)  # hole): a full disk fails here, not
+                #                                       as SIGBUS on a later mapped write
         self._map = mmap.mmap(self._fd, _SIZE)
         self.view = memoryview(self._map).cast("Q")
 
