@@ -230,8 +230,8 @@ class TreeWalker:
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         X = np.ascontiguousarray(X, dtype=np.float64)
-        out = np.empty((X.shape[0], self.baseline.shape[-1]), order="F")
-        out[:] = self.baseline
+        out = np.empty((X.shape[0], self.baseline.shape[-1]))  # C order: the kernel's one
+        out[:] = self.baseline                                  # compiled signature
         if self.native is not None:
             self.native.add(X, out)
             return out
