@@ -53,14 +53,9 @@ def forget_stores() -> None:
 
 
 @contextmanager
-def built_home(tmp_path_factory: pytest.TempPathFactory, name: str, *,
-               start: Path | None = None) -> Iterator[Path]:
-    """A WORKBENCH_HOME that a module builds once, inside this block (from a copy of `start`
-    if given): the environment and settings point at it until the block ends. Tests then
-    work on copies of it (`copy_home`), so what one test changes no other sees."""
-    path = tmp_path_factory.mktemp(name) / "home"
-    if start is not None:
-        copy_home(start, path)
+def at_home(path: Path) -> Iterator[Path]:
+    """This process's environment, settings and stores point at the SQLite home `path`
+    inside the block, and at whatever they were before after it."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WORKBENCH_HOME", str(path))
         mp.delenv("DATABASE_URL", raising=False)
@@ -71,6 +66,19 @@ def built_home(tmp_path_factory: pytest.TempPathFactory, name: str, *,
         finally:
             forget_stores()
     reset_settings()
+
+
+@contextmanager
+def built_home(tmp_path_factory: pytest.TempPathFactory, name: str, *,
+               start: Path | None = None) -> Iterator[Path]:
+    """A WORKBENCH_HOME that a module builds once, inside this block (from a copy of `start`
+    if given): the environment and settings point at it until the block ends. Tests then
+    work on copies of it (`copy_home`), so what one test changes no other sees."""
+    path = tmp_path_factory.mktemp(name) / "home"
+    if start is not None:
+        copy_home(start, path)
+    with at_home(path):
+        yield path
     db_file = path / "workbench.db"
     if db_file.is_file():  # everything into the database file itself, for clean copies
         with closing(sqlite3.connect(db_file)) as conn:

@@ -13,9 +13,8 @@ from playwright.sync_api import Page, expect
 from typer.testing import CliRunner
 
 from app.cli import app
-from core.settings import reset_settings
 from tests.e2e.steps import FIRST_RUN
-from tests.factories import DATA, forget_stores, running_app
+from tests.factories import DATA, at_home, running_app
 
 pytestmark = pytest.mark.e2e
 
@@ -32,16 +31,8 @@ def _cli(home: Path, *args: str) -> dict:
     """`workbench ARGS --json` on the app's home, in this process (as test_runs.py): not a
     `python -m app` process importing the stack (~9 s of CPU) per call. The worker `submit`
     starts is still a process of its own, as a user's would be."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WORKBENCH_HOME", str(home))
-        mp.delenv("DATABASE_URL", raising=False)
-        reset_settings()
-        forget_stores()
-        try:
-            done = CliRunner().invoke(app, [*args, "--json"])
-        finally:
-            forget_stores()
-    reset_settings()
+    with at_home(home):
+        done = CliRunner().invoke(app, [*args, "--json"])
     assert done.exit_code == 0, done.output
     return json.loads(done.stdout)
 

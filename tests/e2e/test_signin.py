@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from core.settings import reset_settings
 from tests.e2e.steps import (
     FIRST_RUN,
     SIZES,
@@ -22,7 +21,7 @@ from tests.e2e.steps import (
     screenshot,
     settled,
 )
-from tests.factories import forget_stores, register, running_app, store_session
+from tests.factories import at_home, register, running_app, store_session
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "correct horse battery staple"
@@ -36,19 +35,13 @@ def team_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from core.identity.users import add_user
 
     home = tmp_path_factory.mktemp("e2e_signin") / "home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WORKBENCH_HOME", str(home))
-        mp.delenv("DATABASE_URL", raising=False)
-        reset_settings()
-        forget_stores()
+    with at_home(home):
         register()
         register(seed=1)
         with store_session() as s:
             dep.deploy("churn", 1, session=s)
             add_user("vera", PASSWORD, role="viewer", session=s)
             add_user("eddie", PASSWORD, role="editor", session=s)
-        forget_stores()
-    reset_settings()
     with running_app(home) as url:
         yield url
 
