@@ -474,9 +474,13 @@ def main() -> None:
                     "worktree of an older commit): its server is measured in the same run, "
                     "cell by cell, on the same home; needs the same database schema")
     ap.add_argument("--client", choices=("auto", "python", "wrk"), default="auto",
-                    help="load client of the workers cells: wrk (C, far less CPU on the "
-                    "shared cores) when installed with auto; the other cells always use the "
-                    "Python client")
+                    help="load client of every cell: wrk (C, far less CPU on the shared "
+                    "cores) when installed with auto, else the Python client; the load-"
+                    "shedding cells (--unbounded) always use the Python client, which "
+                    "waits on Retry-After")
+    ap.add_argument("--rounds", type=int, default=1, help="run every cell this many times "
+                    "(servers alternating within each round); a cell's figures are its "
+                    "median round by req/s")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args()
     # stopped by `timeout` or kill: still run `finally`, which stops the servers it started
@@ -539,13 +543,13 @@ def main() -> None:
     if args.against:
         servers += [(f"{label} @reference", f"against-{which}" if which != "ours"
                      else "against", kind) for label, which, kind in scaling]
-    by_wrk = {label for label, _, _ in servers
-              if args.client == "wrk" and label.startswith("workbench /invocations, ")}
-    results["client"] = args.client
     if args.mlflow_python:
         servers.append(("mlflow models serve", "mlflow", "invocations"))
     if args.mlserver_python:
         servers.append(("mlserver v2 infer", "mlserver", "v2"))
+    by_wrk = {label for label, which, _ in servers
+              if args.client == "wrk" and which != "unbounded"}
+    results["client"], results["rounds"] = args.client, args.rounds
     procs: dict[str, tuple[subprocess.Popen, int]] = {}
     try:
         port = free_port()
@@ -587,7 +591,9 @@ def main() -> None:
                 warmed.add((which, kind))
         # Servers take turns cell by cell, so a slow spell of the shared machine hits all of
         # them alike rather than whichever happened to run then.
-        for rows, c, (label, which, kind) in itertools.product(rows_list, conc, servers):
+        runs: dict[tuple[str, str], list[dict]] = {}
+        for _, rows, c, (label, which, kind) in itertools.product(
+                range(args.rounds), rows_list, conc, servers):
             proc, port = procs[which]
             path, payload, _ = ENDPOINTS[kind]
             body = json.dumps(payload(records[:rows])).encode()
@@ -606,7 +612,7 @@ def main() -> None:
                                               / max(1, r["requests"] + warm))  # + warm-up
             # cores busy during the cell (the Python client's warm-up included)
             r["server_cores"], r["client_cores"] = server_cpu / wall, r["client_cpu_s"] / wall
-            results["servers"].setdefault(label, {})[f"{rows}row_c{c}"] = r
+            runs.setdefault((label, f"{rows}row_c{c}"), []).append(r)
             if not args.json:
                 print(f"{label:36s} rows={rows:<4d} c={c:<3d} "
                       f"req/s={r['rps']:8.1f} rows/s={r['rows_per_s']:9.0f} "
@@ -614,6 +620,8 @@ def main() -> None:
                       f"errors={r['errors']} refused={r['refused']} cores: server "
                       f"{r['server_cores']:.2f} client {r['client_cores']:.2f}"
                       f"{' (wrk)' if label in by_wrk else ''}", flush=True)
+        for (label, cell), rs in runs.items():
+            results["servers"].setdefault(label, {})[cell] = median_run(rs)
     finally:
         for proc, _ in procs.values():
             proc.terminate()
@@ -648,6 +656,13 @@ def main() -> None:
 MLFLOW, MLSERVER = "mlflow models serve", "mlserver v2 infer"
 OURS_VS = {MLFLOW: ("workbench /invocations",),
            MLSERVER: ("workbench /v2 infer", "workbench /invocations")}
+
+
+def median_run(runs: list[dict]) -> dict:
+    """A cell's median round by req/s (the lower of the middle two), with every round's."""
+    pick = dict(sorted(runs, key=lambda r: r["rps"])[(len(runs) - 1) // 2])
+    pick["rounds_rps"] = [round(r["rps"], 1) for r in runs]
+    return pick
 
 
 def _workers_label(w: int) -> str:
@@ -757,7 +772,8 @@ def print_workers(servers: dict, workers: list[int]) -> None:
         for cell, r in servers[f"{_workers_label(w)}{ref}"].items():
             print(f"  {w} workers{ref:12s} {cell:11s} req/s {r['rps']:8.0f}  p99 "
                   f"{r['p99_ms']:7.2f} ms  server {r['server_cores']:.2f}  client "
-                  f"{r['client_cores']:.2f} ({r.get('client', 'python')})")
+                  f"{r['client_cores']:.2f} ({r.get('client', 'python')})"
+                  + (f"  rounds {r['rounds_rps']}" if len(r["rounds_rps"]) > 1 else ""))
 
 
 def print_against(servers: dict) -> None:

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import ERRORS, install_handlers
 from app.api.guard import Guard
+from app.api.hot_lane import ServingAPI
 from app.api.routers import audit as audit_routes
 from app.api.routers import (
     auth,
@@ -41,12 +42,14 @@ log = logging.getLogger("workbench.api")
 
 
 def create_app(serving: Serving | None = None, *, background: bool = True,
-               tune_gc: bool = False, db: Database | None = None) -> FastAPI:
+               tune_gc: bool = False, db: Database | None = None,
+               hot_lane: bool = True) -> FastAPI:
     """A new app: the API's composition root (settings parsed, store built, runtime made).
 
     `background=False` leaves telemetry flushing and guard rails to explicit
     `app.state.serving.tick()` calls (tests); `tune_gc` is for a server process (see
-    app_factory)."""
+    app_factory); `hot_lane=False` sends the prediction routes through the whole ASGI stack
+    too (app/api/hot_lane.py; tests compare the two)."""
     settings = serving.settings if serving is not None else get_settings()
     db = db or (serving.db if serving is not None else Database(settings=settings))
     serving = serving or Serving(db, settings)
@@ -70,7 +73,7 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
             db.dispose()
             mark_process_dead(os.getpid())  # this worker's live gauges leave the scrape
 
-    app = FastAPI(title="ML Workbench API", version=VERSION, lifespan=lifespan,
+    app = ServingAPI(title="ML Workbench API", version=VERSION, lifespan=lifespan,
                   description="Models, predictions, feedback and deployments (canary, shadow, "
                               "guard rails). Errors: {\"error\": code, \"detail\": message}.")
     app.state.serving = serving
@@ -81,6 +84,9 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     # outermost: Host, Origin and Content-Type are checked before auth (app/request_policy.py)
     app.add_middleware(RequestPolicy, settings=settings)
     install_handlers(app)
+    if hot_lane:  # the prediction routes' short way, behind the same policy and guard
+        app.use_hot_lane(lambda inner: RequestPolicy(
+            Guard(inner, settings=settings, directory=directory), settings=settings))
     # The prediction routes first: FastAPI matches a request against the included routers in
     # order (and again inside the matching one), so the hot path is tried before the rest.
     for router in (predict.router, v2.router, health.router, models.router, datasets.router,

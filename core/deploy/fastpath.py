@@ -88,23 +88,33 @@ def _table_encoder(enc: Any) -> Fn:
         columns.append((lookup, table, missing_row, unseen_row))
     dtype = getattr(enc, "dtype", np.float64)
 
+    def codes(j: int, values: Any) -> np.ndarray:
+        """Row of column j's table for each value (`values`: a list or a 1-D array)."""
+        lookup, _, missing_row, unseen_row = columns[j]
+        idx = np.fromiter(map(lookup.get, values, repeat(-1)), dtype=np.intp,
+                          count=len(values))
+        for r in np.flatnonzero(idx < 0).tolist():  # NaN != NaN, so missing is looked
+            v = values[r]                            # up apart, like unseen values
+            row = missing_row if missing_row is not None and _is_missing(v) else unseen_row
+            if row is None:
+                raise ValueError(f"Found unknown categories [{v!r}] in column {j} "
+                                 "during transform")
+            idx[r] = row
+        return idx
+
     def fn(X: np.ndarray) -> np.ndarray:
-        n = X.shape[0]
-        parts = []
-        for j, (lookup, table, missing_row, unseen_row) in enumerate(columns):
-            values = X[:, j].tolist()
-            idx = np.fromiter(map(lookup.get, values, repeat(-1)), dtype=np.intp, count=n)
-            for r in np.flatnonzero(idx < 0).tolist():  # NaN != NaN, so missing is looked
-                v = values[r]                            # up apart, like unseen values
-                row = missing_row if missing_row is not None and _is_missing(v) else unseen_row
-                if row is None:
-                    raise ValueError(f"Found unknown categories [{v!r}] in column {j} "
-                                     "during transform")
-                idx[r] = row
-            parts.append(table[idx])
+        parts = [columns[j][1][codes(j, X[:, j].tolist())] for j in range(len(columns))]
         out = np.hstack(parts) if len(parts) > 1 else parts[0]
         return out.astype(dtype, copy=False)
 
+    def into(values: list[Any], out: np.ndarray) -> None:
+        """`fn` on one array per column, written into `out` (float64 rows × the encoded
+        width): no 2-D object array, no stacking of the parts."""
+        for j, v in enumerate(values):
+            table = columns[j][1]
+            out[:, offsets[j]:offsets[j + 1]] = table[codes(j, v)]
+
+    fn.into = into  # type: ignore[attr-defined]
     return fn
 
 
@@ -163,6 +173,23 @@ def _imputer(imp: Any) -> Fn:
     return fn
 
 
+def _same(X: np.ndarray) -> np.ndarray:
+    """passthrough"""
+    return X
+
+
+def _block(block: tuple[list[str], Fn, bool], arrays: Arrays) -> np.ndarray:
+    """One ColumnTransformer block's output on the request's arrays."""
+    cols, fn, numeric = block
+    if numeric:
+        X = np.column_stack([arrays[c] for c in cols]).astype(np.float64, copy=False)
+    else:
+        X = np.empty((len(arrays[cols[0]]), len(cols)), dtype=object)
+        for j, c in enumerate(cols):
+            X[:, j] = arrays[c]
+    return np.asarray(fn(X))
+
+
 def _step(step: Any) -> tuple[Fn, bool]:
     """(function, wants numeric input)."""
     from sklearn.impute import SimpleImputer
@@ -172,7 +199,7 @@ def _step(step: Any) -> tuple[Fn, bool]:
     from core.features.transformers import CategoricalCleaner, DatetimeParts
 
     if step == "passthrough" or step is None:
-        return (lambda X: X), False
+        return _same, False
     if isinstance(step, Pipeline):
         parts = [_step(s) for _, s in step.steps]
         numeric = parts[0][1] if parts else False
@@ -186,7 +213,7 @@ def _step(step: Any) -> tuple[Fn, bool]:
     from sklearn.preprocessing import FunctionTransformer
 
     if type(step) is FunctionTransformer and step.func is None:  # a fitted "passthrough"
-        return (lambda X: X), False
+        return _same, False
     if type(step) in (OneHotEncoder, OrdinalEncoder):
         return _table_encoder(step), False
     if type(step) is CategoricalCleaner:
@@ -330,21 +357,40 @@ class FastPath:
         self.rest = rest
         self.sparse = sparse
         self.scorer = _estimator(rest, sparse)
+        self.spans: list[tuple[int, int]] | None = None  # each block's output columns
+
+    def plan(self, arrays: Arrays) -> None:
+        """Learn each block's output width from rows (the probes), so `transform` writes
+        every block straight into one preallocated matrix; `_agrees` then checks it."""
+        spans, at = [], 0
+        for block in self.blocks:
+            width = _block(block, arrays).shape[1]
+            spans.append((at, at + width))
+            at += width
+        self.spans = spans
 
     def transform(self, arrays: Arrays) -> Any:
-        parts = []
-        for cols, fn, numeric in self.blocks:
-            if numeric:
-                X = np.column_stack([arrays[c] for c in cols]).astype(np.float64,
-                                                                     copy=False)
-            else:
-                X = np.empty((len(arrays[cols[0]]), len(cols)), dtype=object)
-                for j, c in enumerate(cols):
-                    X[:, j] = arrays[c]
-            parts.append(np.asarray(fn(X)))
-        Z = np.hstack(parts) if len(parts) > 1 else parts[0]
-        if Z.dtype == object:
-            Z = Z.astype(np.float64)
+        if self.spans is None:
+            parts = [_block(block, arrays) for block in self.blocks]
+            Z = np.hstack(parts) if len(parts) > 1 else parts[0]
+            if Z.dtype == object:
+                Z = Z.astype(np.float64)
+        else:
+            n = len(arrays[self.blocks[0][0][0]])
+            Z = np.empty((n, self.spans[-1][1]))
+            for (cols, fn, numeric), (a, b) in zip(self.blocks, self.spans, strict=True):
+                into = getattr(fn, "into", None)
+                if into is not None:
+                    into([arrays[c] for c in cols], Z[:, a:b])
+                elif numeric and fn is _same:
+                    for j, c in enumerate(cols):
+                        Z[:, a + j] = arrays[c]
+                else:
+                    part = _block((cols, fn, numeric), arrays)
+                    if part.shape != (n, b - a):
+                        raise ValueError(f"a step gave {part.shape[1]} columns, "
+                                         f"{b - a} expected")
+                    Z[:, a:b] = part
         if self.sparse:
             from scipy import sparse
 
@@ -415,6 +461,7 @@ def compile_fast(pipeline: Any, schema: list[SchemaColumn]) -> FastPath | Ensemb
         if not blocks:
             return None
         fast = FastPath(blocks, pipeline[1:], bool(getattr(ct, "sparse_output_", False)))
+        fast.plan(probe_arrays(ct, schema))
         return fast if _agrees(fast, ct, schema) else None
     except Unsupported:
         return None
