@@ -123,6 +123,8 @@ def register(app: typer.Typer) -> None:
         if check_bind(host, command="workbench serve", authentication=token, insecure=insecure):
             err.print(insecure_warning(host, port), style="bold red", highlight=False)
         os.environ["WORKBENCH_BIND_HOST"] = host  # the workers' Host allow-list starts from it
+        if workers > 1:  # the workers share the cores: none takes a second one for a walk
+            os.environ.setdefault("WORKBENCH_WALK_THREADS", "1")
         reset_settings()
         # built and migrated once before the workers start (or exit 1); they open their own
         database().engine.dispose()

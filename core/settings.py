@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     batch_max_rows: int = Field(
         default=2048, ge=1, validation_alias=AliasChoices("WORKBENCH_BATCH_MAX_ROWS",
                                                          "batch_max_rows"))
+    # Threads that walk one batch's trees (core/deploy/treewalk.py): 0 = two when this
+    # machine has two cores or more (`serve --workers N`, N > 1, sets 1 for its workers).
+    walk_threads: int = Field(
+        default=0, ge=0, le=2, validation_alias=AliasChoices("WORKBENCH_WALK_THREADS",
+                                                            "walk_threads"))
     # Load shedding: past either bound a prediction is refused at once with 503 + Retry-After
     # (0 = no bound). Measured defaults, docs/trust/serving.md: at most ~0.3 s of queueing on
     # the benchmark machine for 1-row and 100-row requests alike.

@@ -15,6 +15,7 @@ loop."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from core.deploy import treewalk
 from core.deploy.batcher import Batcher
 from core.deploy.cache import LoadedModel, ModelCache
 from core.deploy.guard_loop import GuardLoop
@@ -52,6 +54,7 @@ class Serving:
         self.db = db
         self.settings = settings
         self.metrics = ServingMetrics()
+        treewalk.set_threads(settings.walk_threads or min(2, os.cpu_count() or 1))
         # OpenMP thread limits are per calling thread: set them inside the pools' threads.
         self.predict_pool = ThreadPoolExecutor(1, thread_name_prefix="predict",
                                                initializer=_one_native_thread)

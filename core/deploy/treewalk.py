@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,76 @@ def available() -> bool:
     return _kernel() is not None
 
 
+# A walk of at least this many row-trees (a batch of requests) is shared with a helper
+# thread when `set_threads(2)`: the kernel holds no GIL, so the event loop's thread and the
+# helper walk disjoint rows at once. Below it a hand-off costs more than half the walk saves.
+SHARE_MIN_ROW_TREES = 40_000
+CHUNKS = 8
+_threads = 1
+_helper: ThreadPoolExecutor | None = None
+
+
+def set_threads(n: int) -> None:
+    """Threads that may walk one call's rows (1 or 2; the serving runtime sets it, see
+    `Settings.walk_threads`)."""
+    global _threads
+    _threads = max(1, min(2, int(n)))
+
+
+def _helper_pool() -> ThreadPoolExecutor:
+    global _helper
+    if _helper is None:
+        _helper = ThreadPoolExecutor(1, thread_name_prefix="walk-helper")
+    return _helper
+
+
+class _Chunks:
+    """Row ranges handed out one at a time to whichever thread asks. The caller walks
+    chunks until none is left and then waits only for chunks the helper has started: a
+    helper that was not scheduled in time (a busy machine) just finds nothing to do."""
+
+    def __init__(self, n: int) -> None:
+        step = -(-n // CHUNKS)
+        self.ranges = [(a, min(a + step, n)) for a in range(0, n, step)]
+        self.next = self.busy = 0
+        self.closed = False
+        self.error: BaseException | None = None
+        self.idle = threading.Condition()
+
+    def take(self) -> tuple[int, int] | None:
+        with self.idle:
+            if self.closed or self.next >= len(self.ranges):
+                return None
+            self.next += 1
+            self.busy += 1
+            return self.ranges[self.next - 1]
+
+    def done(self) -> None:
+        with self.idle:
+            self.busy -= 1
+            if not self.busy:
+                self.idle.notify_all()
+
+    def close(self) -> None:
+        """No more chunks for anyone; returns when every started chunk is walked, raising
+        what any chunk raised."""
+        with self.idle:
+            self.closed = True
+            while self.busy:
+                self.idle.wait()
+        if self.error is not None:
+            raise self.error
+
+    def work(self, walk: Callable[[int, int], None]) -> None:
+        while (span := self.take()) is not None:
+            try:
+                walk(*span)
+            except BaseException as exc:  # raised by `close`, in the caller
+                self.error = exc
+            finally:
+                self.done()
+
+
 class Forest:
     """Trees as one set of flat arrays. `add(X, out)` adds every tree's leaf values to `out`
     (rows × outputs, already holding the baseline) in tree order."""
@@ -113,8 +185,21 @@ class Forest:
             raise RuntimeError("numba is not available")
         if X.ndim != 2 or X.shape[1] != self.n_features or out.shape[0] != X.shape[0]:
             raise ValueError(f"expected rows of {self.n_features} features, got {X.shape}")
-        walk(np.ascontiguousarray(X, dtype=np.float64), self.feat, self.thr, self.nan_left,
-             self.left, self.right, self.val, self.roots, self.cols, out)
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        args = (self.feat, self.thr, self.nan_left, self.left, self.right, self.val,
+                self.roots, self.cols)
+        if _threads < 2 or len(X) * len(self.roots) < SHARE_MIN_ROW_TREES \
+                or not out.flags.c_contiguous:
+            walk(X, *args, out)
+            return
+        chunks = _Chunks(len(X))
+
+        def rows(a: int, b: int) -> None:
+            walk(X[a:b], *args, out[a:b])
+
+        _helper_pool().submit(chunks.work, rows)  # never waited on: see _Chunks
+        chunks.work(rows)
+        chunks.close()
 
 
 def _check(tree: dict[str, np.ndarray], n_features: int) -> None:

@@ -97,3 +97,53 @@ def test_rows_of_the_wrong_width_are_refused() -> None:
     assert out[0, 0] == -1.0
     with pytest.raises(ValueError, match="2 features"):
         forest.add(np.zeros((1, 1)), np.zeros((1, 1)))
+
+
+def test_a_shared_walk_gives_the_same_bits_from_threads_at_once() -> None:
+    """A big batch is walked by the caller and a helper thread (set_threads(2)): the same
+    sums as one thread, also while other threads walk other batches at the same time (the
+    event loop and the predict thread share the helper)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = _data(n=3000, classes=3)
+    est = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, y)
+    walker = TreeWalker(est)
+    assert len(X) * est.n_iter_ * 3 >= treewalk.SHARE_MIN_ROW_TREES  # the shared route
+    want = est._raw_predict(X)
+    try:
+        treewalk.set_threads(2)
+        assert np.array_equal(walker.raw(X), want)
+        with ThreadPoolExecutor(3) as pool:
+            got = list(pool.map(lambda i: walker.raw(X[i:]), range(40)))
+        for i, raw in enumerate(got):
+            assert np.array_equal(raw, want[i:])
+    finally:
+        treewalk.set_threads(1)
+
+
+def test_a_chunk_that_fails_fails_the_call() -> None:
+    """Rows of the wrong width are refused before any thread walks them; a walk that raises
+    in a chunk raises in the caller, and the helper stays usable."""
+    X, y = _data(n=3000)
+    est = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, y)
+    forest = treewalk.from_hist_gradient_boosting(est)
+    out = np.zeros((len(X), 1))
+    chunks = treewalk._Chunks(len(X))
+
+    def walk(a: int, b: int) -> None:
+        if a > 0:
+            raise FloatingPointError(f"rows {a}:{b}")
+        forest.add(X[a:b], out[a:b])
+
+    chunks.work(walk)
+    with pytest.raises(FloatingPointError):
+        chunks.close()
+    try:
+        treewalk.set_threads(2)
+        with pytest.raises(ValueError, match="features"):
+            forest.add(X[:, :3], out)
+        out[:] = est._baseline_prediction
+        forest.add(X, out)
+        assert np.array_equal(out, est._raw_predict(X))
+    finally:
+        treewalk.set_threads(1)
