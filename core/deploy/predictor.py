@@ -10,7 +10,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -35,12 +34,18 @@ log = logging.getLogger("workbench.serving")
 
 
 class _RequestIds:
-    """Random (version 4) UUIDs from os.urandom like `uuid4()`, drawn 1,024 at a time: each
-    system call lets go of the GIL, and on a busy server the background flush thread then
-    holds the request for up to a switch interval, so one call serves 1,024 requests. Ids
-    stay unpredictable (feedback is attached by request id, so a guessable id would let a
-    caller label someone else's prediction); a forked worker starts with an empty pool, so
-    two workers never hand out the same ids."""
+    """Time-ordered random UUIDs (RFC 9562 version 7: 48 bits of Unix milliseconds, then 74
+    random bits from os.urandom), as 32 hex digits.
+
+    Time first because every logged prediction is indexed by its request id: random (version
+    4) ids sent each insert to a random page of those indexes, so once the log outgrew
+    SQLite's page cache every flush rewrote most index pages (throughput fell by a third
+    within minutes of load, docs/serving/benchmark.md, session 11); ids that grow with time
+    append. Still unpredictable: feedback is attached by request id, and 74 random bits per
+    millisecond cannot be guessed. The random bytes are drawn 1,024 ids at a time (each
+    system call lets go of the GIL, and on a busy server the flush thread then holds the
+    request for up to a switch interval); a forked worker starts with an empty pool, so two
+    workers never hand out the same ids."""
 
     def __init__(self, batch: int = 1024) -> None:
         self._batch, self._pool, self._at = batch, b"", 0
@@ -53,12 +58,18 @@ class _RequestIds:
     def __call__(self) -> str:
         with self._lock:
             if self._at >= len(self._pool):
-                self._pool, self._at = os.urandom(16 * self._batch), 0
-            raw = self._pool[self._at:self._at + 16]
-            self._at += 16
-        return uuid.UUID(bytes=raw, version=4).hex
+                self._pool, self._at = os.urandom(10 * self._batch), 0
+            rand = int.from_bytes(self._pool[self._at:self._at + 10])
+            self._at += 10
+        ms = time.time_ns() // 1_000_000 & _MS_MASK
+        # 48 bits of time | version 7 | 12 random bits | variant 0b10 | 62 random bits
+        value = (ms << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62
+                 | rand & _LOW_62)
+        return f"{value:032x}"
 
 
+_MS_MASK = (1 << 48) - 1
+_LOW_62 = (1 << 62) - 1
 _request_id = _RequestIds()
 
 

@@ -161,10 +161,26 @@ def test_the_plain_request_parse_agrees_with_pydantic(doc) -> None:
         assert fast is None
 
 
-def test_request_ids_are_unique_random_uuids() -> None:
-    ids = {_request_id() for _ in range(10_000)}
-    assert len(ids) == 10_000
-    assert all(re.fullmatch(r"[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}", i) for i in ids)
+def test_request_ids_are_unique_time_ordered_random_uuids() -> None:
+    """Version 7 UUIDs: the millisecond first (logged ids append to their indexes), 74
+    random bits after it (unguessable: feedback is attached by request id)."""
+    import time
+    import uuid
+
+    before = time.time_ns() // 1_000_000
+    ids = [_request_id() for _ in range(10_000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 10_000
+    assert all(re.fullmatch(r"[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}", i) for i in ids)
+    parsed = [uuid.UUID(i) for i in ids]
+    assert {u.version for u in parsed} == {7} and {u.variant for u in parsed} == {uuid.RFC_4122}
+    stamps = [int(i[:12], 16) for i in ids]
+    assert before <= min(stamps) and max(stamps) <= after
+    assert stamps == sorted(stamps)  # the index grows at its end
+    # the random part varies in every position: no two ids of one millisecond share it
+    tails = {i[13:] for i in ids}
+    assert len(tails) == 10_000
+    assert {c for t in tails for c in t[:3]} == set("0123456789abcdef")
 
 
 def test_a_forked_worker_never_hands_out_its_parents_ids() -> None:
