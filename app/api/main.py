@@ -33,6 +33,7 @@ from app.api.routers import tracking as tracking_routes
 from app.api.version import VERSION
 from app.request_policy import RequestPolicy
 from core.deploy.metrics import mark_process_dead
+from core.deploy.periodic import Periodic
 from core.deploy.service import Serving
 from core.identity.directory import Directory
 from core.settings import get_settings
@@ -66,9 +67,11 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
             gc.set_threshold(20_000, 20, 20)
         if background:
             serving.start()
+            directory_loop.start()
         try:
             yield
         finally:
+            directory_loop.stop()
             await run_in_threadpool(serving.stop)
             db.dispose()
             mark_process_dead(os.getpid())  # this worker's live gauges leave the scrape
@@ -80,6 +83,8 @@ def create_app(serving: Serving | None = None, *, background: bool = True,
     app.state.db = db
     # who is calling and may they (app/api/roles.py); users and keys cached per process
     directory = Directory(db, settings.state_refresh_s)
+    directory_loop = Periodic("directory-refresh", settings.state_refresh_s / 4,
+                              directory.keep_fresh)
     app.add_middleware(Guard, settings=settings, directory=directory)
     # outermost: Host, Origin and Content-Type are checked before auth (app/request_policy.py)
     app.add_middleware(RequestPolicy, settings=settings)

@@ -152,10 +152,23 @@ class Directory:
         that cannot be read raises (the caller answers 503)."""
         with self._lock:
             snap = self.current()
-            if snap is not None:
-                return snap
-            gen, started = _current_generation, time.monotonic()
-            with Session(self.db.engine) as session:
-                snap = load(session)
-            self._snapshot, self._loaded_at, self._generation = snap, started, gen
-            return snap
+            return snap if snap is not None else self._load()
+
+    def keep_fresh(self) -> None:
+        """Reload once the snapshot is three quarters as old as it may be (the API's
+        background loop calls this every quarter of `refresh_s`), so requests find a fresh
+        one instead of each `refresh_s` one of them reloading it (a database read in a thread,
+        behind the busy event loop for the GIL). Trust is unchanged: a snapshot older than
+        `refresh_s` is still never used."""
+        if self._generation == _current_generation \
+                and time.monotonic() - self._loaded_at < self.refresh_s * 0.75:
+            return
+        with self._lock:
+            self._load()
+
+    def _load(self) -> Snapshot:
+        gen, started = _current_generation, time.monotonic()
+        with Session(self.db.engine) as session:
+            snap = load(session)
+        self._snapshot, self._loaded_at, self._generation = snap, started, gen
+        return snap
