@@ -132,10 +132,12 @@ class Directory:
         self._snapshot: Snapshot | None = None
         self._loaded_at = 0.0
         self._generation = -1
+        self._asked = False  # `current()` was called since the last load
         self._lock = threading.Lock()
 
     def current(self) -> Snapshot | None:
         """The snapshot if fresh enough to trust, else None (then call `refresh`)."""
+        self._asked = True
         if self._generation != _current_generation \
                 or time.monotonic() - self._loaded_at > self.refresh_s:
             return None
@@ -158,15 +160,17 @@ class Directory:
         """Reload once the snapshot is three quarters as old as it may be (the API's
         background loop calls this every quarter of `refresh_s`), so requests find a fresh
         one instead of each `refresh_s` one of them reloading it (a database read in a thread,
-        behind the busy event loop for the GIL). Trust is unchanged: a snapshot older than
+        behind the busy event loop for the GIL). Only while requests ask for it: an idle
+        server does not query the store. Trust is unchanged: a snapshot older than
         `refresh_s` is still never used."""
-        if self._generation == _current_generation \
-                and time.monotonic() - self._loaded_at < self.refresh_s * 0.75:
+        if not self._asked or (self._generation == _current_generation and
+                               time.monotonic() - self._loaded_at < self.refresh_s * 0.75):
             return
         with self._lock:
             self._load()
 
     def _load(self) -> Snapshot:
+        self._asked = False
         gen, started = _current_generation, time.monotonic()
         with Session(self.db.engine) as session:
             snap = load(session)
