@@ -10,7 +10,10 @@ handlers; every other request, and these routes under a root path, take the whol
 
 The routes stay declared on their routers (OpenAPI, `app.routes`, the role table read by
 `Guard`); this lane only picks their endpoints, so both ways answer alike
-(tests/app/test_hot_lane.py compares them response by response)."""
+(tests/app/test_hot_lane.py compares them response by response). What the lane skips besides
+dispatch: FastAPI's body-size middleware (no FastAPI limit is configured; `Guard` enforces
+ours) and FastAPI's own OpenTelemetry middleware (off unless configured; the workbench's
+Prometheus metrics count these requests either way)."""
 
 from __future__ import annotations
 

@@ -92,3 +92,14 @@ def test_a_target_whose_peer_was_not_run_is_skipped_not_passed(serving):
     v = _verdicts(serving, {"workbench /invocations": {"1row_c8": _cell(1000)}})
     assert v["1-row throughput >= 10x MLflow"]["verdict"] == "skipped"
     assert v["100-row rows/s >= 10x MLServer"]["verdict"] == "skipped"
+
+
+def test_a_cell_of_several_rounds_is_its_median_round(serving):
+    """--rounds N: a cell's figures are one whole round's (the median by req/s, the lower of
+    the middle two), never a mix of rounds; every round's req/s is kept beside them."""
+    runs = [{"rps": r, "p99_ms": p} for r, p in ((300.0, 9.0), (100.0, 50.0), (200.0, 20.0))]
+    cell = serving.median_run(runs)
+    assert (cell["rps"], cell["p99_ms"]) == (200.0, 20.0)
+    assert cell["rounds_rps"] == [300.0, 100.0, 200.0]
+    assert serving.median_run(runs[:2])["rps"] == 100.0
+    assert serving.median_run(runs[:1])["rounds_rps"] == [300.0]
