@@ -353,6 +353,7 @@ def start_mlserver(python: str, pipe, workdir: Path, port: int) -> subprocess.Po
 
 
 MODEL = "bench"
+SETTLE_S = 1.2  # between cells: our servers flush telemetry and the log once a second
 
 
 # -- request bodies and how to read each server's predictions ------------------------------
@@ -597,6 +598,10 @@ def main() -> None:
             proc, port = procs[which]
             path, payload, _ = ENDPOINTS[kind]
             body = json.dumps(payload(records[:rows])).encode()
+            # every server of ours writes the last second's prediction log after a cell: a
+            # cell starts after that (else the next cell on the same process, e.g. /v2 after
+            # /invocations, pays for the one before it)
+            time.sleep(SETTLE_S)
             cpu0, t0 = tree_cpu_seconds(proc.pid), time.perf_counter()
             if label in by_wrk:
                 r = load_wrk(port, path, body, c, args.seconds, work)

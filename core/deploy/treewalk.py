@@ -84,6 +84,7 @@ SHARE_MIN_ROW_TREES = 40_000
 CHUNKS = 8
 _threads = 1
 _helper: ThreadPoolExecutor | None = None
+_helper_lock = threading.Lock()
 
 
 def set_threads(n: int) -> None:
@@ -95,9 +96,19 @@ def set_threads(n: int) -> None:
 
 def _helper_pool() -> ThreadPoolExecutor:
     global _helper
-    if _helper is None:
-        _helper = ThreadPoolExecutor(1, thread_name_prefix="walk-helper")
-    return _helper
+    with _helper_lock:
+        if _helper is None:
+            _helper = ThreadPoolExecutor(1, thread_name_prefix="walk-helper")
+        return _helper
+
+
+def _forget_helper() -> None:
+    """A forked child has no helper thread (its parent's executor would queue for ever)."""
+    global _helper
+    _helper = None
+
+
+os.register_at_fork(after_in_child=_forget_helper)
 
 
 class _Chunks:
