@@ -3,7 +3,7 @@
 A request passes some fifteen ASGI layers between uvicorn and a route (Starlette's error and
 exception middleware, FastAPI's body-limit and telemetry wrappers, the exit stack, two
 routers, the request handler): about 0.07 ms of CPU per request on this machine, a fifth of
-a 1-row prediction's. `ServingAPI` answers the prediction routes (`HOT_ROUTES`, POST only)
+a 1-row prediction's. `ServingAPI` answers the prediction routes (`hot_routes()`, POST only)
 through the same request policy and guard (their own instances: same settings, same
 directory of users and keys) straight to the route's endpoint, with the app's own exception
 handlers; every other request, and these routes under a root path, take the whole stack.
@@ -17,7 +17,6 @@ Prometheus metrics count these requests either way)."""
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,7 +25,6 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-log = logging.getLogger("workbench.api")
 Endpoint = Callable[..., Awaitable[Response]]
 
 
@@ -47,13 +45,13 @@ def hot_routes() -> list[tuple[re.Pattern[str], Endpoint]]:
 class ServingAPI(FastAPI):
     """FastAPI with the prediction routes' short way (`use_hot_lane`)."""
 
-    _hot: Any = None
-    _hot_routes: list[tuple[re.Pattern[str], Endpoint]] = []
+    _hot: Any = None  # the policy and guard around `_call_endpoint`, once `use_hot_lane` ran
+    _hot_routes: tuple[tuple[re.Pattern[str], Endpoint], ...] = ()
 
     def use_hot_lane(self, wrap: Callable[[Any], Any]) -> None:
         """`wrap(app)` is the request policy and guard around an ASGI app, as the whole
         stack has them; the endpoints are called inside it."""
-        self._hot_routes = hot_routes()
+        self._hot_routes = tuple(hot_routes())
         self._hot = wrap(self._call_endpoint)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
