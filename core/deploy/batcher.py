@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from core.deploy.cache import LoadedModel
-from core.deploy.columns import join
 from core.errors import OverloadedError, WorkbenchError
 from core.store.shapes import Record
 
@@ -22,8 +21,17 @@ class PredictionFailedError(WorkbenchError):
 
 def score(lm: LoadedModel, records: list[Record]):
     """(predictions, probabilities) of one request, a pipeline's refusal as a 422."""
+    return _scored(lm, lm.predict_records, records)
+
+
+def score_together(lm: LoadedModel, parts: list[list[Record]]):
+    """(predictions, probabilities) of several requests' rows in one predict call."""
+    return _scored(lm, lm.predict_parts, parts)
+
+
+def _scored(lm: LoadedModel, predict: Any, rows: Any):
     try:
-        return lm.predict_records(records)
+        return predict(rows)
     except WorkbenchError:
         raise
     except (ValueError, TypeError, KeyError) as exc:
@@ -35,7 +43,7 @@ def _score_batch(batch: list[tuple[LoadedModel, list[dict], Any]]) -> list[Any]:
     lm = batch[0][0]
     if len(batch) > 1 and lm.market is None:  # a market request's rows are its own history
         try:
-            preds, probas = score(lm, join(recs for _, recs, _ in batch))
+            preds, probas = score_together(lm, [recs for _, recs, _ in batch])
         except Exception:
             pass  # one request's values broke the batch: score each alone to blame the right one
         else:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlmodel import select
 
-from core.deploy.columns import Columns
+from core.deploy.columns import Columns, join
 from core.deploy.enums import Runtime
 from core.deploy.fastpath import EnsembleFast, FastPath, compile_fast
 from core.deploy.onnx_runtime import choose, request, settled
@@ -119,8 +119,15 @@ class LoadedModel:
             raise _missing(missing)
         n = len(cols)
         data: dict[str, np.ndarray] = {}
+        numbers = cols.numbers
         try:
-            if self._num_cols:  # every numeric column in one call: a (columns × rows) matrix
+            if self._num_cols and all(map(numbers.__contains__, self._num_cols)):
+                num = np.stack([numbers[c] for c in self._num_cols])  # made as it was read
+                if np.isinf(num).any():
+                    return None
+                for j, col in enumerate(self._num_cols):
+                    data[col] = num[j]
+            elif self._num_cols:  # every numeric column in one call: a (columns × rows) matrix
                 lists = [index[c] for c in self._num_cols]
                 num = np.array(lists)
                 if num.dtype.kind == "O":  # None (missing) among them, or huge integers
@@ -197,6 +204,22 @@ class LoadedModel:
         data = self.arrays(records) if self.fast is not None else None
         if data is None:
             return self.predict_frame(self.frame(records))
+        return self._predict_arrays(data)
+
+    def predict_parts(self, parts: list[list[Record]]
+                      ) -> tuple[list[Any], np.ndarray | None]:
+        """`predict_records` of several requests' rows together (the batcher's one call):
+        on the lean path each part's arrays are made apart and concatenated, never one list
+        of every request's values; otherwise the parts are joined and scored as one."""
+        if len(parts) > 1 and self.onnx is None and self.fast is not None:
+            arrays = [self.arrays(p) for p in parts]
+            if all(a is not None for a in arrays):
+                return self._predict_arrays(
+                    {c: np.concatenate([a[c] for a in arrays]) for c in self.columns})
+        return self.predict_records(join(parts))
+
+    def _predict_arrays(self, data: dict[str, np.ndarray]
+                        ) -> tuple[list[Any], np.ndarray | None]:
         if self.classes is None:
             return np.asarray(self.fast.predict(data), dtype=float).tolist(), None
         return self._labelled(np.asarray(self.fast.predict_proba(data), dtype=float))

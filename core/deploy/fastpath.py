@@ -107,12 +107,12 @@ def _table_encoder(enc: Any) -> Fn:
         out = np.hstack(parts) if len(parts) > 1 else parts[0]
         return out.astype(dtype, copy=False)
 
-    def into(values: list[Any], out: np.ndarray) -> None:
+    def into(values: list[np.ndarray], out: np.ndarray) -> None:
         """`fn` on one array per column, written into `out` (float64 rows × the encoded
         width): no 2-D object array, no stacking of the parts."""
         for j, v in enumerate(values):
-            table = columns[j][1]
-            out[:, offsets[j]:offsets[j + 1]] = table[codes(j, v)]
+            table = columns[j][1]  # a list is looked up faster than an object array's items
+            out[:, offsets[j]:offsets[j + 1]] = table[codes(j, v.tolist())]
 
     fn.into = into  # type: ignore[attr-defined]
     return fn

@@ -5,6 +5,7 @@ the versions route, `outputs`, errors in the protocol's shape, and the same answ
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +14,13 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sklearn.linear_model import LinearRegression
+from sqlmodel import select
 
 from app.api import create_app
 from core.deploy import deployments as dep
+from core.deploy.columns import stored_records
 from core.registry import register_version
+from core.store import RequestInput
 from tests.factories import (
     NUMERIC_SCHEMA,
     built_home,
@@ -154,6 +158,35 @@ def test_regressor_with_a_2d_tensor_and_per_column(client: TestClient) -> None:
         assert np.allclose(out[0]["data"], expected)
     _error(client.post("/v2/models/price/infer", json={**matrix, "outputs": [
         {"name": "predict_proba"}]}), 400, "predict_proba", "regressor")
+
+
+def test_many_rows_answer_and_fail_as_few_do(client: TestClient) -> None:
+    """Inputs of many values are checked and converted in one numpy call each (`number_array`,
+    from oip.NUMBER_ARRAY_MIN): same answers, same logged rows, same refusals as a few."""
+    rows = [record(i, plan) for i, plan in enumerate(["basic", "pro", "plus"] * 30)]
+    rows[4]["a"], rows[9]["b"] = 3, -2  # integers among floats
+    v1 = _v1(client, rows)
+    doc = _infer(client, {"inputs": columns(rows)})
+    assert _outputs(doc)["predict"]["data"] == v1["predictions"]
+    price_rows = [{"a": r["a"], "b": r["b"]} for r in rows]
+    matrix = {"inputs": [{"name": "m", "shape": [len(rows), 2], "datatype": "FP64",
+                          "data": [v for r in price_rows for v in r.values()]}]}
+    assert np.allclose(_infer(client, matrix, "price")["outputs"][0]["data"],
+                       _v1(client, price_rows, "price")["predictions"])
+    client.app.state.serving.flush()
+    with store_session() as s:
+        logged = {row.request_id: stored_records(row.rows)
+                  for row in s.exec(select(RequestInput))}
+    assert logged[doc["parameters"]["request_id"]] == rows
+    for n in (3, len(rows)):  # a value no float holds: the same 400 whatever the size
+        body = {"inputs": columns(rows[:n])}
+        raw = json.dumps(body).replace(json.dumps(rows[1]["a"]), "1e999", 1)
+        resp = client.post("/v2/models/churn/infer", content=raw,
+                           headers={"content-type": "application/json"})
+        assert resp.status_code == 400, resp.text
+        if n == 3:
+            few = resp.json()
+        assert resp.json() == few
 
 
 def test_outputs_selects_what_is_answered(client: TestClient) -> None:

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.api.oip import InferenceRequest, plain_request
-from core.deploy.columns import Columns, join
+from core.deploy.columns import Columns, join, number_array
 from core.deploy.telemetry import _jsonable_rows
 from core.errors import SchemaMismatchError
 from tests.core.test_speed_lean import _general, _loaded, _odd_records
@@ -81,6 +81,58 @@ def test_columns_the_shortcut_cannot_judge_take_the_careful_path(home: Path) -> 
         lm.predict_records(text.records())
     assert type(by_cols.value) is type(by_recs.value)
     assert str(by_cols.value) == str(by_recs.value)
+
+
+def _with_numbers(cols: Columns) -> Columns:
+    """The same rows with `numbers` made as the V2 codec makes them (every column it takes)."""
+    numbers = {n: a for n, d in zip(cols.names, cols.data, strict=True)
+               if (a := number_array(d)) is not None}
+    return Columns(cols.names, cols.data, cols.n, numbers)
+
+
+def test_number_array_takes_plain_numbers_only() -> None:
+    np.testing.assert_array_equal(number_array([1, 2.5, 3]), [1.0, 2.5, 3.0])
+    assert number_array([1, 2]).dtype == np.float64  # integers become floats, as the lean path
+    assert number_array([1.0, float("inf")]) is not None  # the lean path refuses it (below)
+    for other in ([1.0, None], ["1.5"], [1.0, "a"], [[1.0], [2.0]], [1.0, [2.0]], [{"a": 1}],
+                  [10 ** 30, 1], [True, False]):
+        assert number_array(other) is None, other
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_columns_with_their_numbers_score_as_without(home: Path, task: str) -> None:
+    lm = _loaded(task)
+    records = _same_keys(_odd_records())
+    for i, r in enumerate(records):  # complete numeric columns: `numbers` holds them
+        r.update(x1=r["x1"] if r["x1"] is not None else 0.5, x2=float(i), n=i % 9)
+    plain, fast = _columns(records), _with_numbers(_columns(records))
+    assert set(fast.numbers) == {"x1", "x2", "n"}
+    for c, a in lm.arrays(plain).items():
+        np.testing.assert_array_equal(lm.arrays(fast)[c], a)
+        assert lm.arrays(fast)[c].dtype == a.dtype
+    assert lm.predict_records(fast)[0] == lm.predict_records(plain)[0]
+    records[3]["x2"] = float("inf")  # the careful path words the refusal
+    assert lm.arrays(_with_numbers(_columns(records))) is None
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_requests_scored_together_answer_as_each_alone(home: Path, task: str) -> None:
+    lm = _loaded(task)
+    records = _same_keys(_odd_records())
+    parts = [_with_numbers(_columns(records[:7])), records[7:20], _columns(records[20:21]),
+             _columns(records[21:])]
+    together, _ = lm.predict_parts(parts)
+    alone = [p for part in parts for p in lm.predict_records(part)[0]]
+    if task == "binary":
+        assert together == alone
+    else:
+        np.testing.assert_allclose(together, alone, rtol=1e-12)
+    text = [*parts[:2], _columns([{**records[0], "x1": "abc"}])]  # one part the lean path
+    with pytest.raises(Exception) as joined:                       # cannot take: joined,
+        lm.predict_parts(text)                                     # the careful path words it
+    with pytest.raises(Exception) as own:                          # (the batcher then scores
+        lm.predict_records(text[2])                                # each alone to blame it)
+    assert type(joined.value) is type(own.value) and "'abc'" in str(joined.value)
 
 
 def test_logged_columns_are_the_records_json() -> None:
