@@ -288,8 +288,8 @@ def records(req: Request, lm: LoadedModel, known: set[str] | None = None) -> Col
 
 
 def _values(inp: RequestInput | PlainInput) -> tuple[list[Any], np.ndarray | None]:
-    """The input's values (flattened) and, when all are finite numbers, their float64
-    array (`Columns.numbers`)."""
+    """The input's values (flattened) and, for a numeric input of `NUMBER_ARRAY_MIN` values
+    or more that are all plain numbers, their float64 array (`Columns.numbers`)."""
     if inp.datatype not in DATATYPES:
         raise InputError(f"Input {inp.name!r} has datatype {inp.datatype!r}: use one of BOOL, "
                          "INT8..INT64, UINT8..UINT64, FP16, FP32, FP64 or BYTES.")
