@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from core.deploy import generation
 from core.deploy.deployments import get_state
@@ -33,6 +34,7 @@ from core.store.scope import DEFAULT_WORKSPACE, ModelKey, model_key, workspace_o
 
 log = logging.getLogger("workbench.serving")
 DEFAULT_MODEL_TTL_S = 1.0
+T = TypeVar("T")
 
 
 class DeploymentStates:
@@ -54,7 +56,9 @@ class DeploymentStates:
         # name -> (rule, read at (monotonic), the generation before it was read)
         self._states: dict[str, tuple[DeploymentState, float, int]] = {}
         self._reads: dict[str, tuple[int, asyncio.Future]] = {}
-        self._default: dict[str, tuple[str | None, float]] = {}  # per workspace
+        # workspace -> (its default model, looked up at (monotonic), the generation before)
+        self._default: dict[str, tuple[str | None, float, int]] = {}
+        self._default_reads: dict[str, tuple[int, asyncio.Future]] = {}
 
     def generation(self) -> int:
         """The store's change counter now (0 for a store without one, e.g. in memory)."""
@@ -106,19 +110,28 @@ class DeploymentStates:
         st = self.peek(name)
         if st is not None:
             return st
+        return await self._shared(self._reads, name, self.read, name)
+
+    async def _shared(self, reads: dict[str, tuple[int, asyncio.Future]], key: str,
+                      read: Callable[..., T], *args: object) -> T:
+        """`read(*args)` in a thread, one at a time per key and generation: concurrent misses
+        (32 requests when a cached answer expires) wait for the same read instead of each
+        starting one. A read started before the latest change may return the old answer: it
+        is not joined."""
         loop = asyncio.get_running_loop()
         gen = self.generation()
-        gen_read, read = self._reads.get(name, (None, None))
-        # a read started before the latest change may return the old rule: not joined
-        if read is None or gen_read != gen or read.get_loop() is not loop:
-            read = loop.run_in_executor(None, self.read, name)
-            self._reads[name] = (gen, read)
-            read.add_done_callback(lambda done: self._drop_read(name, done))
-        return await asyncio.shield(read)
+        gen_read, future = reads.get(key, (None, None))
+        if future is None or gen_read != gen or future.get_loop() is not loop:
+            future = loop.run_in_executor(None, read, *args)
+            reads[key] = (gen, future)
+            future.add_done_callback(lambda done: self._drop_read(reads, key, done))
+        return await asyncio.shield(future)
 
-    def _drop_read(self, name: str, done: asyncio.Future) -> None:
-        if self._reads.get(name, (None, None))[1] is done:
-            del self._reads[name]
+    @staticmethod
+    def _drop_read(reads: dict[str, tuple[int, asyncio.Future]], key: str,
+                   done: asyncio.Future) -> None:
+        if reads.get(key, (None, None))[1] is done:
+            del reads[key]
 
     def forget(self, name: str) -> None:
         self._states.pop(name, None)
@@ -143,18 +156,19 @@ class DeploymentStates:
     async def default_model(self, configured: str | None,
                             workspace: str = DEFAULT_WORKSPACE) -> str:
         """The model `/invocations` scores in `workspace`: the configured one, else the only
-        deployed model (looked up at most once a second per workspace, in a thread: this is
-        on the request path)."""
+        deployed model. Looked up in a thread (this is on the request path), again after any
+        deployment or alias change and at most once a second otherwise (servers on other
+        machines change the store unseen); concurrent requests share one lookup."""
         if configured:
             return model_key(workspace, configured)
-        name, at = self._default.get(workspace, (None, 0.0))
+        gen = self.generation()
+        name, at, gen_at = self._default.get(workspace, (None, 0.0, -1))
         now = time.monotonic()
-        if name and now - at < DEFAULT_MODEL_TTL_S:
+        if name and gen_at == gen and now - at < DEFAULT_MODEL_TTL_S:
             return name
-        deployed = await asyncio.get_running_loop().run_in_executor(None, self.deployed,
-                                                                    workspace)
+        deployed = await self._shared(self._default_reads, workspace, self.deployed, workspace)
         if len(deployed) == 1:
-            self._default[workspace] = (deployed[0], now)
+            self._default[workspace] = (deployed[0], now, gen)
             return deployed[0]
         raise NotFoundError("/invocations needs a default model: set WORKBENCH_DEFAULT_MODEL "
                             "or use /v1/models/{name}/invocations "

@@ -18,7 +18,7 @@ from core.deploy import generation
 from core.deploy.service import Serving
 from core.store import Database
 from core.usecases.stages import set_stage
-from tests.factories import record, register, store_session
+from tests.factories import record, register, register_numeric, store_session
 
 
 def _versions(serving: Serving, n: int = 12) -> set[int]:
@@ -104,3 +104,54 @@ def test_the_counter_is_shared_by_processes_and_never_loses_a_bump(tmp_path: Pat
     assert one.now() == two.now() == 401
     assert generation.path_of("sqlite:///:memory:") is None
     assert generation.path_of(f"sqlite:///{tmp_path}/w.db") == tmp_path / "w.db-deploygen"
+
+
+def _defaults(serving: Serving, n: int) -> list[str | BaseException]:
+    """`n` concurrent `/invocations` lookups of the default model (answers or errors)."""
+    async def run() -> list[str | BaseException]:
+        return await asyncio.gather(*(serving.default_model() for _ in range(n)),
+                                    return_exceptions=True)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+def test_concurrent_invocations_share_one_default_model_lookup(home: Path) -> None:
+    """32 requests arriving when the cached default expires used to start 32 lookups of the
+    model list in threads (8 % of a busy worker's CPU); one lookup answers them all."""
+    from sqlalchemy import event
+
+    with store_session() as s:
+        register_numeric(s)
+        dep.deploy("churn", 1, session=s)
+    db = Database()
+    serving = Serving(db)
+    lookups: list[str] = []
+
+    def seen(_conn, _cursor, statement: str, *_args) -> None:
+        if "ORDER BY alias.id" in statement:  # the model list's alias query
+            lookups.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert _defaults(serving, 32) == ["churn"] * 32
+        assert len(lookups) == 1
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+        serving.stop()
+
+
+def test_the_default_model_follows_a_deployment_change_at_once(home: Path) -> None:
+    with store_session() as s:
+        register_numeric(s)
+        register_numeric(s, name="other")
+        dep.deploy("churn", 1, session=s)
+    serving = Serving(Database())
+    try:
+        assert _defaults(serving, 1) == ["churn"]
+        with store_session() as s:  # within the cached answer's second
+            dep.deploy("other", 1, session=s)
+        [refused] = _defaults(serving, 1)
+        assert "2 models are deployed" in str(refused)
+    finally:
+        serving.stop()
