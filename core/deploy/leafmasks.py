@@ -27,9 +27,7 @@ MAX_LEAVES = 32  # one uint32 mask per tree
 _ALL = (1 << MAX_LEAVES) - 1
 # index of a single set bit b: TABLE[(b * DE_BRUIJN mod 2**32) >> 27] (a de Bruijn sequence)
 DE_BRUIJN = 0x077CB531
-TABLE = np.zeros(32, dtype=np.intp)
-for _i in range(32):
-    TABLE[(((1 << _i) * DE_BRUIJN) & _ALL) >> 27] = _i
+TABLE = np.argsort([(((1 << i) * DE_BRUIJN) & _ALL) >> 27 for i in range(32)]).astype(np.intp)
 
 
 def score(X, fstart, fthr, fpack, nstart, npack, lstart, lval, full, table, col, out):  # type: ignore[no-untyped-def]
@@ -128,23 +126,23 @@ def build(trees: list[dict[str, np.ndarray]], n_features: int) -> LeafMasks | No
             thr = float(tree["thr"][node])
             if thr != thr:
                 return None
-            pack = (t << 32) | mask
-            feats.append(int(tree["feat"][node]))
+            pack, feat = (t << 32) | mask, int(tree["feat"][node])
+            feats.append(feat)
             thrs.append(thr)
             packs.append(pack)
             if not tree["nan_left"][node]:
-                missing.append((int(tree["feat"][node]), pack))
+                missing.append((feat, pack))
         lstart.append(leaves_so_far)
         leaves_so_far += len(leaves)
         lval.append(np.asarray(tree["val"]).reshape(len(tree["leaf"]), -1)[leaves])
         full.append((1 << len(leaves)) - 1)
-    feat = np.asarray(feats, dtype=np.intp)
-    order = np.lexsort((np.asarray(thrs, dtype=np.float64), feat))
+    by_feat = np.asarray(feats, dtype=np.intp)
+    order = np.lexsort((np.asarray(thrs, dtype=np.float64), by_feat))
     bounds = np.arange(n_features + 1)
     missing.sort(key=lambda m: m[0])
     nfeat = np.asarray([f for f, _ in missing], dtype=np.intp)
     return LeafMasks(
-        fstart=np.searchsorted(feat[order], bounds).astype(np.intp),
+        fstart=np.searchsorted(by_feat[order], bounds).astype(np.intp),
         fthr=np.asarray(thrs, dtype=np.float64)[order],
         fpack=np.asarray(packs, dtype=np.uint64)[order],
         nstart=np.searchsorted(nfeat, bounds).astype(np.intp),
