@@ -15,6 +15,7 @@ import itertools
 import math
 from collections.abc import Callable
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,11 @@ def _table_encoder(enc: Any) -> Fn:
     def codes(j: int, values: Any) -> np.ndarray:
         """Row of column j's table for each value (`values`: a list or a 1-D array)."""
         lookup, _, missing_row, unseen_row = columns[j]
+        if len(values) > 1:  # every value known: all looked up in one C call (half the time)
+            try:
+                return np.array(itemgetter(*values)(lookup), dtype=np.intp)
+            except KeyError:  # missing or unseen values among them: one by one below
+                pass
         idx = np.fromiter(map(lookup.get, values, repeat(-1)), dtype=np.intp,
                           count=len(values))
         for r in np.flatnonzero(idx < 0).tolist():  # NaN != NaN, so missing is looked

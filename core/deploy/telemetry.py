@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import orjson
 from sqlalchemy import JSON, bindparam, insert, update
 from sqlalchemy.types import TypeDecorator
@@ -30,6 +29,7 @@ from typing_extensions import TypedDict
 
 from core.deploy.columns import Columns, stored
 from core.deploy.metrics import BUCKETS_MS, ServingMetrics
+from core.deploy.reservoir import Reservoir
 from core.store import PredictionLog, RequestInput, RequestSample, ServingStat, utcnow
 from core.store.db import Database
 from core.store.scope import workspace_of_key
@@ -41,7 +41,6 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 SAMPLE_ROWS = 100  # scored rows kept per version per flush for live drift
 MAX_LOGGED_ROWS = 10_000  # a bigger request's rows are not kept (its label cannot train)
 MAX_QUEUED_LOGS = 100_000  # requests kept for the next flush while the store is unreachable
-_rng = np.random.default_rng(0)
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
@@ -220,25 +219,19 @@ class Telemetry:
         self._pending: dict[tuple[str, int], Counter] = {}
         self._logs: list[Record] = []
         self._shadow: list[tuple[str, list[Any] | None, str | None]] = []
-        self._samples: dict[tuple[str, int], tuple[int, list[Record]]] = {}
+        self._samples: dict[tuple[str, int], Reservoir] = {}
         self._flush_lock = threading.Lock()
         self.dropped_rows = 0  # logged requests, samples, shadow results the store refused
 
     def sample(self, name: str, version: int, records: list[Record]) -> None:
-        """Reservoir-sample scored rows (at most SAMPLE_ROWS per version per flush) for live
-        drift; cheap enough for the hot path (a few list operations under the lock)."""
+        """Keep a uniform sample of the scored rows (at most SAMPLE_ROWS per version per
+        flush) for live drift: one comparison for most requests (core/deploy/reservoir.py)."""
         key = (name, version)
         with self._lock:
-            seen, rows = self._samples.get(key, (0, []))
-            room = max(SAMPLE_ROWS - len(rows), 0)
-            rows.extend(records[:room])
-            rest = len(records) - room
-            if rest > 0:  # the i-th row seen replaces a random kept one with probability K/i
-                at = seen + room + np.arange(1, rest + 1)
-                slot = (_rng.random(rest) * at).astype(np.int64)
-                for i in np.flatnonzero(slot < SAMPLE_ROWS).tolist():
-                    rows[slot[i]] = records[room + i]  # only the kept rows are read
-            self._samples[key] = (seen + len(records), rows)
+            kept = self._samples.get(key)
+            if kept is None:
+                kept = self._samples[key] = Reservoir(SAMPLE_ROWS)
+            kept.add(records)
 
     def record(self, name: str, version: int, latency_ms: float, ok: bool,
                predictions: list[Any] | None = None) -> None:
@@ -299,7 +292,7 @@ class Telemetry:
 
     def _flush_apart(self, pending: dict[tuple[str, int], Counter], logs: list[Record],
                      shadow: list[tuple[str, list[Any] | None, str | None]],
-                     samples: dict[tuple[str, int], tuple[int, list[Record]]]) -> int:
+                     samples: dict[tuple[str, int], Reservoir]) -> int:
         try:
             with self.db.session() as s:
                 _write_counters(s, pending)
@@ -362,17 +355,16 @@ def _write_logs(s: Session, logs: list[Record]) -> None:
             rows=bindparam("rows_json", type_=PlainJSON())), params=inputs)
 
 
-def _write_samples(s: Session, samples: dict[tuple[str, int], tuple[int, list[Record]]]
-                   ) -> None:
+def _write_samples(s: Session, samples: dict[tuple[str, int], Reservoir]) -> None:
     if not samples:
         return
     now = utcnow()
     s.exec(insert(RequestSample.__table__).values(
         rows=bindparam("rows_json", type_=PlainJSON())),
         params=[{"workspace": workspace_of_key(name), "model_name": str(name),
-                 "version": version, "seen": seen, "at": now,
-                 "rows_json": _jsonable_rows(rows)}
-                for (name, version), (seen, rows) in samples.items()])
+                 "version": version, "seen": kept.seen, "at": now,
+                 "rows_json": _jsonable_rows(kept.rows)}
+                for (name, version), kept in samples.items()])
 
 
 def _write_shadow(s: Session, shadow: list[tuple[str, list[Any] | None, str | None]]) -> None:
