@@ -49,3 +49,18 @@ def test_a_nan_among_plain_values_is_stored_as_null(db: Database) -> None:
     _log(t, "r", [{"a": 1.0, "b": "x"}, {"a": float("nan"), "b": None}], ["yes", "no"])
     t.flush()
     assert _read(db)["r"][1] == [{"a": 1.0, "b": "x"}, {"a": None, "b": None}]
+
+
+def test_a_value_no_encoder_can_write_drops_its_request_alone(db: Database) -> None:
+    """A logged request no encoder can write (nested past their limit) is dropped and
+    counted at flush; the requests around it are written."""
+    t = Telemetry(db)
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    _log(t, "before", [{"a": 1.0}], ["yes"])
+    _log(t, "deep", [{"a": 2.0}], [deep])
+    _log(t, "after", [{"a": 3.0}], ["no"])
+    t.flush()
+    assert t.dropped_rows == 1
+    assert set(_read(db)) == {"before", "after"}
