@@ -1,7 +1,7 @@
 """A uniform sample of at most `size` of the rows a version scored since the last flush
 (live drift reads it), kept on the request path.
 
-Vitter/Li's "Algorithm L" (Li, ACM TOMS 1994): instead of drawing a random number per row
+Li's "Algorithm L" (ACM TOMS 1994): instead of drawing a random number per row
 seen, the index of the next row to keep is drawn ahead as a geometric skip, so a request
 none of whose rows is kept costs one comparison, and a kept row two draws of Python's own
 generator. The numpy generator used before cost ~10 µs per request in six array calls, each
