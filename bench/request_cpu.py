@@ -39,19 +39,9 @@ async def measure(rounds: int, rows: int) -> tuple[float, float]:
     from threadpoolctl import threadpool_limits
 
     from app.api.main import create_app
-    from core.deploy.deployments import deploy
-    from core.registry import register_version
-    from core.store import Database
 
     threadpool_limits(limits=1)  # as `workbench serve`
-    X, y = bench.make_data()
-    pipe = bench.make_pipeline().fit(X, y)
-    schema = [{"name": c, "kind": "numeric" if c.startswith("num") else "categorical",
-               "dtype": "float64" if c.startswith("num") else "object"} for c in X.columns]
-    with Database().session() as s:
-        register_version(pipe, session=s, name=bench.MODEL, task="binary", target="y",
-                         input_schema=schema, classes=["no", "yes"])
-        deploy(bench.MODEL, 1, session=s, runtime="python")
+    X, _ = bench.deployed_model()
     app = create_app(background=False)
     serving = app.state.serving
     path = f"/v2/models/{bench.MODEL}/infer".encode()

@@ -54,18 +54,7 @@ def main() -> None:
     conc = [int(c) for c in args.concurrency.split(",")]
     work = Path(tempfile.mkdtemp(prefix="wb-server-ab-"))
     os.environ["WORKBENCH_HOME"] = str(work / "home")
-    from core.deploy.deployments import deploy
-    from core.registry import register_version
-    from core.store import Database
-
-    X, y = bench.make_data()
-    pipe = bench.make_pipeline().fit(X, y)
-    schema = [{"name": c, "kind": "numeric" if c.startswith("num") else "categorical",
-               "dtype": "float64" if c.startswith("num") else "object"} for c in X.columns]
-    with Database().session() as s:
-        register_version(pipe, session=s, name=bench.MODEL, task="binary", target="y",
-                         input_schema=schema, classes=["no", "yes"])
-        deploy(bench.MODEL, 1, session=s, runtime="python")
+    X, _ = bench.deployed_model()
     path = f"/v2/models/{bench.MODEL}/infer"
     records = json.loads(X.iloc[:args.rows].to_json(orient="records"))
     body = json.dumps(bench.v2_pandas_request(records)).encode()

@@ -72,6 +72,25 @@ def make_pipeline():
     return Pipeline([("pre", pre), ("gb", HistGradientBoostingClassifier(max_iter=100))])
 
 
+def deployed_model() -> tuple:
+    """The benchmark's data, its fitted pipeline registered and deployed as version 1 on the
+    lean path in the current WORKBENCH_HOME: (X, pipeline). For the A/B scripts beside this
+    one."""
+    from core.deploy.deployments import deploy
+    from core.registry import register_version
+    from core.store import Database
+
+    X, y = make_data()
+    pipe = make_pipeline().fit(X, y)
+    schema = [{"name": c, "kind": "numeric" if c.startswith("num") else "categorical",
+               "dtype": "float64" if c.startswith("num") else "object"} for c in X.columns]
+    with Database().session() as s:
+        register_version(pipe, session=s, name=MODEL, task="binary", target="y",
+                         input_schema=schema, classes=["no", "yes"])
+        deploy(MODEL, 1, session=s, runtime="python")
+    return X, pipe
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
