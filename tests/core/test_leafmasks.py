@@ -134,3 +134,53 @@ def test_crafted_trees_score_as_walked_or_stay_with_the_walk() -> None:
     shared = _tree(2)  # two splits sharing one leaf: still a walk of well-ordered nodes
     shared["right"][2] = 3
     assert np.array_equal(*_both(treewalk.Forest([shared], [0], n_features=1), X))
+
+
+def _boosted(classes: int) -> tuple[HistGradientBoostingClassifier, np.ndarray]:
+    X, y = _data(classes=classes)
+    return HistGradientBoostingClassifier(max_iter=25, random_state=0).fit(X, y), X
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+@pytest.mark.parametrize("step", [1, 2, 3, 8])
+def test_prefix_masks_score_the_walks_bits_at_every_block_boundary(
+        monkeypatch: pytest.MonkeyPatch, step: int, classes: int) -> None:
+    """Features tested by many splits take whole blocks of failed splits from the prefix
+    masks: with a step of 1 a block ends after every split, so every tie and every prefix
+    length crosses a boundary somewhere."""
+    monkeypatch.setattr(leafmasks, "PREFIX_STEP", step)
+    est, X = _boosted(classes)
+    forest = treewalk.from_hist_gradient_boosting(est)
+    masks = forest.masks
+    assert masks is not None and masks.step == step
+    assert (masks.cstart >= 0).sum() >= 3 and len(masks.cmask) > 0  # the prefixes are used
+    rows = _edge_rows(forest, X)
+    width = 1 if classes == 2 else classes
+    by_masks, by_walk = _both(forest, rows, width, est._baseline_prediction)
+    assert np.array_equal(by_masks, by_walk)
+    assert np.array_equal(by_masks, est._raw_predict(rows))
+
+
+def test_each_prefix_mask_is_the_and_of_its_features_first_splits() -> None:
+    est, _ = _boosted(3)
+    m = treewalk.from_hist_gradient_boosting(est).masks
+    assert m is not None
+    for f in np.flatnonzero(m.cstart >= 0).tolist():
+        packs = m.fpack[m.fstart[f]:m.fstart[f + 1]].tolist()
+        for b in range(1, len(packs) // m.step + 1):
+            want = [(1 << 32) - 1] * len(m.lstart)
+            for p in packs[:b * m.step]:
+                want[p >> 32] &= p & ((1 << 32) - 1)
+            assert m.cmask[m.cstart[f] + b - 1].tolist() == want
+
+
+def test_prefix_masks_past_their_memory_bound_take_a_longer_step(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    est, X = _boosted(2)
+    monkeypatch.setattr(leafmasks, "PREFIX_BYTES", 25 * 4 * 12)  # 12 rows of 25 trees
+    forest = treewalk.from_hist_gradient_boosting(est)
+    masks = forest.masks
+    assert masks is not None and masks.step > leafmasks.PREFIX_STEP
+    assert 0 < masks.cmask.nbytes <= leafmasks.PREFIX_BYTES
+    by_masks, by_walk = _both(forest, _edge_rows(forest, X), 1, est._baseline_prediction)
+    assert np.array_equal(by_masks, by_walk)
