@@ -96,12 +96,15 @@ class LoadedModel:
                     missing.append(c)
         return missing
 
-    def arrays(self, records: list[Record]) -> dict[str, np.ndarray] | None:
+    def arrays(self, records: list[Record], *, lean: bool = False
+               ) -> dict[str, np.ndarray] | None:
         """Records → one array per schema column (extra keys ignored, the schema's order),
         without the general DataFrame path; None when values need the careful path (numbers
-        sent as text, infinities) that explains what is wrong."""
+        sent as text, infinities) that explains what is wrong. With `lean` (for the lean
+        path, which reads them as lists anyway) a text column sent as a column stays the
+        request's own list."""
         if isinstance(records, Columns):
-            return self._column_arrays(records)
+            return self._column_arrays(records, lean)
         try:
             return self._arrays(records)
         except KeyError:  # a record lacks a column: name every one missing
@@ -110,9 +113,11 @@ class LoadedModel:
                 raise
             raise _missing(missing) from None
 
-    def _column_arrays(self, cols: Columns) -> dict[str, np.ndarray] | None:
+    def _column_arrays(self, cols: Columns, lean: bool = False
+                       ) -> dict[str, np.ndarray] | None:
         """`_arrays` for rows sent as columns: each column's list straight to its array,
-        with the same rules (numbers only, None -> NaN, anything else to the careful path)."""
+        with the same rules (numbers only, None -> NaN, anything else to the careful path);
+        with `lean`, text columns stay lists (read, never changed)."""
         index = cols.by_name()
         missing = [c for c in self.columns if c not in index]
         if missing:
@@ -142,6 +147,9 @@ class LoadedModel:
                 for j, col in enumerate(self._num_cols):
                     data[col] = num[j]
             for col in self._obj_cols:
+                if lean:
+                    data[col] = index[col]
+                    continue
                 a = np.empty(n, dtype=object)
                 a[:] = index[col]
                 data[col] = a
@@ -201,7 +209,7 @@ class LoadedModel:
         per-row probability dicts are built only by callers that answer with them."""
         if self.onnx is not None:
             return self.onnx.predict_records(self, records)
-        data = self.arrays(records) if self.fast is not None else None
+        data = self.arrays(records, lean=True) if self.fast is not None else None
         if data is None:
             return self.predict_frame(self.frame(records))
         return self._predict_arrays(data)
@@ -212,10 +220,10 @@ class LoadedModel:
         on the lean path each part's arrays are made apart and concatenated, never one list
         of every request's values; otherwise the parts are joined and scored as one."""
         if len(parts) > 1 and self.onnx is None and self.fast is not None:
-            arrays = [self.arrays(p) for p in parts]
+            arrays = [self.arrays(p, lean=True) for p in parts]
             if all(a is not None for a in arrays):
-                return self._predict_arrays(
-                    {c: np.concatenate([a[c] for a in arrays]) for c in self.columns})
+                return self._predict_arrays({c: _joined([a[c] for a in arrays])
+                                             for c in self.columns})
         return self.predict_records(join(parts))
 
     def _predict_arrays(self, data: dict[str, np.ndarray]
@@ -232,6 +240,15 @@ class LoadedModel:
     def _labelled(self, proba: np.ndarray) -> tuple[list[Any], np.ndarray]:
         classes = self.classes
         return list(map(classes.__getitem__, np.argmax(proba, axis=1).tolist())), proba
+
+
+def _joined(parts: list[Any]) -> Any:
+    """Several requests' values of one column as one: lists (text sent as columns) stay a
+    list of the values as sent (numpy would pick one dtype for them: text beside numbers
+    makes every number text)."""
+    if any(type(p) is list for p in parts):
+        return list(chain.from_iterable(p if type(p) is list else p.tolist() for p in parts))
+    return np.concatenate(parts)
 
 
 def _missing(columns: list[str]) -> SchemaMismatchError:

@@ -24,7 +24,7 @@ from core.deploy import treewalk
 from core.enums import Task
 from core.store.shapes import SchemaColumn
 
-Arrays = dict[str, np.ndarray]
+Arrays = dict[str, np.ndarray | list[Any]]  # a text column may stay the request's own list
 Fn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -94,7 +94,8 @@ def _table_encoder(enc: Any) -> Fn:
         lookup, _, missing_row, unseen_row = columns[j]
         if len(values) > 1:  # every value known: all looked up in one C call (half the time)
             try:
-                return np.array(itemgetter(*values)(lookup), dtype=np.intp)
+                return np.fromiter(itemgetter(*values)(lookup), dtype=np.intp,
+                                   count=len(values))
             except KeyError:  # missing or unseen values among them: one by one below
                 pass
         idx = np.fromiter(map(lookup.get, values, repeat(-1)), dtype=np.intp,
@@ -113,12 +114,13 @@ def _table_encoder(enc: Any) -> Fn:
         out = np.hstack(parts) if len(parts) > 1 else parts[0]
         return out.astype(dtype, copy=False)
 
-    def into(values: list[np.ndarray], out: np.ndarray) -> None:
-        """`fn` on one array per column, written into `out` (float64 rows × the encoded
-        width): no 2-D object array, no stacking of the parts."""
-        for j, v in enumerate(values):
-            table = columns[j][1]  # a list is looked up faster than an object array's items
-            out[:, offsets[j]:offsets[j + 1]] = table[codes(j, v.tolist())]
+    def into(values: list[np.ndarray | list[Any]], out: np.ndarray) -> None:
+        """`fn` on one array (or list) per column, written into `out` (float64 rows × the
+        encoded width): no 2-D object array, no stacking of the parts, each column's rows
+        gathered from its table straight into `out`."""
+        for j, v in enumerate(values):  # a list is looked up faster than an array's items
+            np.take(columns[j][1], codes(j, v if type(v) is list else v.tolist()), axis=0,
+                    out=out[:, offsets[j]:offsets[j + 1]])
 
     fn.into = into  # type: ignore[attr-defined]
     return fn

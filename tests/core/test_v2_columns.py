@@ -173,3 +173,32 @@ def test_the_plain_v2_parse_agrees_with_pydantic(doc) -> None:
         assert want is not None and dataclasses.asdict(fast) == want
     if want is None:
         assert fast is None
+
+
+def test_the_lean_path_reads_text_columns_as_sent_and_leaves_them_unchanged(
+        home: Path) -> None:
+    """Text sent as columns reaches the encoders' lookups as the request's own lists (no
+    object array per column), batched with other requests' rows of either kind; missing
+    values stay missing (never the text "None") and the lists the log keeps are untouched."""
+    lm = _loaded("binary")
+    records = _same_keys(_odd_records())
+    cols = _columns(records)
+    sent = [list(d) for d in cols.data]
+    assert lm.arrays(cols, lean=True)["color"] is cols.by_name()["color"]
+    assert lm.arrays(cols)["color"].dtype == object  # the frame and ONNX still get arrays
+    parts = [cols, _columns(records[:5]), records[5:9]]
+    preds, proba = lm.predict_parts(parts)
+    want_preds, want_proba = _general(lm, records + records[:5] + records[5:9])
+    assert preds == want_preds
+    np.testing.assert_allclose(proba, want_proba, rtol=1e-12)
+    assert cols.data == sent
+
+
+def test_a_text_columns_parts_join_as_sent() -> None:
+    from core.deploy.cache import _joined
+
+    text = np.empty(2, dtype=object)
+    text[:] = ["b", 7]
+    assert _joined([["a", None], [1, 2], text]) == ["a", None, 1, 2, "b", 7]
+    np.testing.assert_array_equal(_joined([np.array([1.0]), np.array([2.0, 3.0])]),
+                                  [1.0, 2.0, 3.0])
