@@ -258,9 +258,20 @@ def tree_cpu_seconds(pid: int) -> float:
 WRK_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local f = assert(io.open("%(body)s", "rb"))
-wrk.body = f:read("*a")
-f:close()
+local bodies = {}
+for _, path in ipairs({%(bodies)s}) do
+  local f = assert(io.open(path, "rb"))
+  bodies[#bodies + 1] = f:read("*a")
+  f:close()
+end
+wrk.body = bodies[1]
+if #bodies > 1 then  -- each request the next body in turn
+  local n = 0
+  request = function()
+    n = n %% #bodies + 1
+    return wrk.format(nil, nil, nil, bodies[n])
+  end
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('{"requests": %%d, "duration_us": %%d, "status_errors": %%d, '
@@ -271,14 +282,18 @@ end
 """
 
 
-def load_wrk(port: int, path: str, body: bytes, concurrency: int, seconds: float,
-             workdir: Path) -> dict:
-    """One cell with wrk (bounded by --seconds, whole seconds, at least 1); its own CPU from
-    the kernel's accounting of the finished process. Non-200 answers count as errors (wrk
-    does not wait on Retry-After: not for the load-shedding cells)."""
-    (workdir / "wrk-body.json").write_bytes(body)
+def load_wrk(port: int, path: str, body: bytes | list[bytes], concurrency: int,
+             seconds: float, workdir: Path) -> dict:
+    """One cell with wrk (bounded by --seconds, whole seconds, at least 1), sending `body`
+    (or each of a list of bodies in turn); its own CPU from the kernel's accounting of the
+    finished process. Non-200 answers count as errors (wrk does not wait on Retry-After: not
+    for the load-shedding cells)."""
+    files = []
+    for k, one in enumerate([body] if isinstance(body, bytes) else body):
+        files.append(workdir / f"wrk-body-{k}.json")
+        files[-1].write_bytes(one)
     script = workdir / "wrk-post.lua"
-    script.write_text(WRK_LUA % {"body": workdir / "wrk-body.json"})
+    script.write_text(WRK_LUA % {"bodies": ", ".join(f'"{f}"' for f in files)})
     url = f"http://127.0.0.1:{port}{path}"
     before = _children_cpu()
     proc = subprocess.Popen(
@@ -501,6 +516,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="run every cell this many times "
                     "(servers alternating within each round); a cell's figures are its "
                     "median round by req/s")
+    ap.add_argument("--bodies", type=int, default=1, help="distinct request bodies per cell "
+                    "(different rows of the data), wrk sending them in turn: with one body "
+                    "every request is the same, and a CPU's branch predictors learn its "
+                    "rows' paths through the trees (wrk only)")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args()
     # stopped by `timeout` or kill: still run `finally`, which stops the servers it started
@@ -530,7 +549,9 @@ def main() -> None:
                          input_schema=schema, classes=["no", "yes"])
         deploy(MODEL, 1, session=session, runtime="python")  # the lean path (see wb-onnx)
     onnx_skipped = deploy_onnx(pipe, schema)
-    records = json.loads(X.iloc[:max(rows_list)].to_json(orient="records"))
+    if args.bodies > 1 and (args.client != "wrk" or args.unbounded):
+        sys.exit("--bodies needs --client wrk (and no --unbounded): wrk sends the bodies")
+    records = json.loads(X.iloc[:max(rows_list) * args.bodies].to_json(orient="records"))
     # rows spread over the data so both classes appear in the answer check
     probe = json.loads(X.iloc[::500].to_json(orient="records"))
     expected = list(pipe.predict(X.iloc[::500]))
@@ -570,6 +591,7 @@ def main() -> None:
     by_wrk = {label for label, which, _ in servers
               if args.client == "wrk" and which != "unbounded"}
     results["client"], results["rounds"] = args.client, args.rounds
+    results["bodies"] = args.bodies
     procs: dict[str, tuple[subprocess.Popen, int]] = {}
     try:
         port = free_port()
@@ -616,7 +638,8 @@ def main() -> None:
                 range(args.rounds), rows_list, conc, servers):
             proc, port = procs[which]
             path, payload, _ = ENDPOINTS[kind]
-            body = json.dumps(payload(records[:rows])).encode()
+            body = [json.dumps(payload(records[k * rows:(k + 1) * rows])).encode()
+                    for k in range(args.bodies)]
             # every server of ours writes the last second's prediction log after a cell: a
             # cell starts after that (else the next cell on the same process, e.g. /v2 after
             # /invocations, pays for the one before it)
@@ -627,7 +650,7 @@ def main() -> None:
                 warm = 0
             else:
                 client0 = time.process_time()
-                r = load(port, path, body, c, args.seconds, args.max_requests)
+                r = load(port, path, body[0], c, args.seconds, args.max_requests)
                 r["client_cpu_s"], warm = time.process_time() - client0, 50
             wall = time.perf_counter() - t0
             server_cpu = tree_cpu_seconds(proc.pid) - cpu0  # the supervisor and its workers
