@@ -230,14 +230,16 @@ def prefix_masks(fstart: np.ndarray, fpack: np.ndarray, n_trees: int
         if not blocks:
             continue
         pack = fpack[fstart[f]:fstart[f + 1]]
-        dense = np.full((len(pack), n_trees), _ALL, dtype=np.uint32)
-        dense[np.arange(len(pack)), (pack >> np.uint64(32)).astype(np.intp)] = \
-            (pack & np.uint64(_ALL)).astype(np.uint32)
-        prefix = np.bitwise_and.accumulate(dense, axis=0)
-        rows.append(prefix[step - 1:blocks * step:step])
+        trees = (pack >> np.uint64(32)).astype(np.intp)
+        masks = (pack & np.uint64(_ALL)).astype(np.uint32)
+        acc = np.full(n_trees, _ALL, dtype=np.uint32)
+        for b in range(blocks):  # memory as the result's, whatever the feature's splits
+            np.bitwise_and.at(acc, trees[b * step:(b + 1) * step],
+                              masks[b * step:(b + 1) * step])
+            rows.append(acc.copy())
         cstart[f] = at
         at += blocks
-    cmask = np.ascontiguousarray(np.concatenate(rows) if rows else
+    cmask = np.ascontiguousarray(np.stack(rows) if rows else
                                  np.zeros((0, n_trees), dtype=np.uint32))
     return cstart, cmask, step
 
