@@ -82,13 +82,16 @@ def deployed_model() -> tuple:
 
     X, y = make_data()
     pipe = make_pipeline().fit(X, y)
-    schema = [{"name": c, "kind": "numeric" if c.startswith("num") else "categorical",
-               "dtype": "float64" if c.startswith("num") else "object"} for c in X.columns]
     with Database().session() as s:
         register_version(pipe, session=s, name=MODEL, task="binary", target="y",
-                         input_schema=schema, classes=["no", "yes"])
-        deploy(MODEL, 1, session=s, runtime="python")
+                         input_schema=schema_of(X), classes=["no", "yes"])
+        deploy(MODEL, 1, session=s, runtime="python")  # the lean path (see wb-onnx)
     return X, pipe
+
+
+def schema_of(X: pd.DataFrame) -> list[dict]:
+    return [{"name": c, "kind": "numeric" if c.startswith("num") else "categorical",
+             "dtype": "float64" if c.startswith("num") else "object"} for c in X.columns]
 
 
 def free_port() -> int:
@@ -536,19 +539,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     os.environ["WORKBENCH_HOME"] = str(work / "home")
-    from core.deploy.deployments import deploy
-    from core.registry import register_version
-    from core.store import Database
-
-    X, y = make_data()
-    pipe = make_pipeline().fit(X, y)
-    schema = [{"name": c, "kind": "numeric" if c.startswith("num") else "categorical",
-               "dtype": "float64" if c.startswith("num") else "object"} for c in X.columns]
-    with Database().session() as session:
-        register_version(pipe, session=session, name=MODEL, task="binary", target="y",
-                         input_schema=schema, classes=["no", "yes"])
-        deploy(MODEL, 1, session=session, runtime="python")  # the lean path (see wb-onnx)
-    onnx_skipped = deploy_onnx(pipe, schema)
+    X, pipe = deployed_model()
+    onnx_skipped = deploy_onnx(pipe, schema_of(X))
     if args.bodies > 1 and (args.client != "wrk" or args.unbounded):
         sys.exit("--bodies needs --client wrk (and no --unbounded): wrk sends the bodies")
     records = json.loads(X.iloc[:max(rows_list) * args.bodies].to_json(orient="records"))
