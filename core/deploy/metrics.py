@@ -76,6 +76,10 @@ class ServingMetrics:
             "workbench_request_duration_seconds", "Time to score a request (ok or failed) at "
             "one model version, in seconds.", labels, buckets=SECONDS_BUCKETS,
             registry=self.registry)
+        self.telemetry_dropped = Counter(
+            "workbench_telemetry_dropped", "Prediction-log entries, samples and shadow results "
+            "that never reached the store (refused by it, or dropped when the buffer waiting "
+            "for it was full).", registry=self.registry)
         self.models_loaded = Gauge(
             "workbench_models_loaded", "Model versions held in memory (summed over the "
             "server's live workers).", registry=self.registry, multiprocess_mode="livesum")
@@ -109,6 +113,9 @@ class ServingMetrics:
         requests, _, outcomes, _ = self._of(name, version)
         requests.inc()
         outcomes["rejected"].inc()
+
+    def dropped(self, n: int) -> None:
+        self.telemetry_dropped.inc(n)
 
     def set_loaded(self, n: int) -> None:
         self.models_loaded.set(n)

@@ -40,7 +40,11 @@ __all__ = ["BUCKETS_MS", "Counter", "Telemetry", "TrafficSummary", "quantile", "
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 SAMPLE_ROWS = 100  # scored rows kept per version per flush for live drift
 MAX_LOGGED_ROWS = 10_000  # a bigger request's rows are not kept (its label cannot train)
-MAX_QUEUED_LOGS = 100_000  # requests kept for the next flush while the store is unreachable
+# Logged requests kept for the next flush while the store is unreachable or slower than the
+# traffic, and their rows: past either bound the oldest go (counted, warned about), so a
+# store that falls behind costs log entries, never the server's memory.
+MAX_QUEUED_LOGS = 100_000
+MAX_QUEUED_ROWS = 200_000
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
@@ -218,10 +222,12 @@ class Telemetry:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, int], Counter] = {}
         self._logs: list[Record] = []
+        self._queued_rows = 0  # rows of the requests in self._logs
         self._shadow: list[tuple[str, list[Any] | None, str | None]] = []
         self._samples: dict[tuple[str, int], Reservoir] = {}
         self._flush_lock = threading.Lock()
-        self.dropped_rows = 0  # logged requests, samples, shadow results the store refused
+        # logged requests, samples, shadow results the store refused or the bounds dropped
+        self.dropped_rows = 0
 
     def sample(self, name: str, version: int, records: list[Record]) -> None:
         """Keep a uniform sample of the scored rows (at most SAMPLE_ROWS per version per
@@ -256,6 +262,28 @@ class Telemetry:
     def log(self, **row: Any) -> None:
         with self._lock:
             self._logs.append(row)
+            self._queued_rows += len(row.get("records") or ())
+            if len(self._logs) > MAX_QUEUED_LOGS or self._queued_rows > MAX_QUEUED_ROWS:
+                self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        """Bring the buffered requests back within both bounds (the lock held): the oldest
+        go, at least a tenth at a time so a full buffer is not trimmed once per request."""
+        n, rows = 0, self._queued_rows
+        while n < len(self._logs) and (len(self._logs) - n > MAX_QUEUED_LOGS
+                                       or rows > MAX_QUEUED_ROWS or n < len(self._logs) // 10):
+            rows -= len(self._logs[n].get("records") or ())
+            n += 1
+        del self._logs[:n]
+        self._queued_rows = rows
+        self._dropped(n)
+        log.warning("prediction log behind: the store is unreachable or slower than the "
+                    "traffic; the %d oldest buffered requests were dropped (%d so far)",
+                    n, self.dropped_rows)
+
+    def _dropped(self, n: int) -> None:
+        self.dropped_rows += n
+        self.metrics.dropped(n)
 
     def shadow_result(self, request_id: str, predictions: list[Any] | None,
                       error: str | None) -> None:
@@ -273,6 +301,7 @@ class Telemetry:
             with self._lock:
                 pending, self._pending = self._pending, {}
                 logs, self._logs = self._logs, []
+                self._queued_rows = 0
                 shadow, self._shadow = self._shadow, []
                 samples, self._samples = self._samples, {}
             if not pending and not logs and not shadow and not samples:
@@ -301,11 +330,10 @@ class Telemetry:
                 for key, c in pending.items():
                     self._pending.setdefault(key, Counter()).merge(c)
                 self._logs[:0] = logs
+                self._queued_rows += sum(len(row.get("records") or ()) for row in logs)
                 self._shadow[:0] = shadow
-                over = len(self._logs) - MAX_QUEUED_LOGS
-                if over > 0:  # bounded: the oldest requests go first
-                    del self._logs[:over]
-                    self.dropped_rows += over
+                if len(self._logs) > MAX_QUEUED_LOGS or self._queued_rows > MAX_QUEUED_ROWS:
+                    self._drop_oldest()
             raise
         units: list[tuple[Any, Any]] = [(_write_logs, [row]) for row in logs]
         units += [(_write_samples, {key: v}) for key, v in samples.items()]
@@ -318,7 +346,7 @@ class Telemetry:
                 written += 1
             except Exception as e:
                 with self._lock:
-                    self.dropped_rows += 1
+                    self._dropped(1)
                 log.warning("telemetry row dropped (%s refused it: %s); %d dropped so far",
                             write.__name__.removeprefix("_write_"), type(e).__name__,
                             self.dropped_rows)

@@ -64,6 +64,11 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
                                "check_same_thread": False}
         )
         event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_s))
+        # Many rows inserted at once (the telemetry flush) go as multi-row INSERTs of up to
+        # 1,000 rows, not one statement per row: sqlite3 releases and retakes the GIL around
+        # every statement, and a flush thread beside a busy event loop waited its turn per
+        # row, fell behind the requests and buffered without bound (docs/serving/session18.md).
+        engine.dialect.use_insertmanyvalues_wo_returning = True
     else:
         engine = create_engine(url, pool_pre_ping=True)
     return engine

@@ -7,10 +7,13 @@ import math
 from datetime import date
 
 import numpy as np
+import pytest
+from sqlalchemy import event
 from sqlmodel import Session, select
 
+from core.deploy import telemetry
 from core.deploy.telemetry import Telemetry
-from core.store import PredictionLog, RequestInput
+from core.store import PredictionLog, RequestInput, ServingStat
 from core.store.db import Database
 from core.store.tables import utcnow
 
@@ -64,3 +67,73 @@ def test_a_value_no_encoder_can_write_drops_its_request_alone(db: Database) -> N
     t.flush()
     assert t.dropped_rows == 1
     assert set(_read(db)) == {"before", "after"}
+
+
+def _logged_ids(db: Database) -> list[str]:
+    with Session(db.engine) as s:
+        return sorted(r.request_id for r in s.exec(select(PredictionLog)))
+
+
+def test_a_store_slower_than_the_traffic_costs_log_entries_not_memory(
+        db: Database, monkeypatch) -> None:
+    """Requests logged faster than flushes drain them: past either bound the oldest go
+    (counted in dropped_rows and /metrics), the newest are written, memory stays bounded."""
+    monkeypatch.setattr(telemetry, "MAX_QUEUED_LOGS", 50)
+    monkeypatch.setattr(telemetry, "MAX_QUEUED_ROWS", 1000)
+    t = Telemetry(db)
+    for k in range(200):
+        _log(t, f"r{k:03d}", [{"a": float(k)}], ["yes"])
+    t.flush()
+    kept = _logged_ids(db)
+    assert 40 <= len(kept) <= 50
+    assert kept == [f"r{k:03d}" for k in range(200 - len(kept), 200)]  # the newest
+    assert t.dropped_rows == 200 - len(kept)
+    assert b"workbench_telemetry_dropped_total %d.0" % t.dropped_rows in t.metrics.exposition()
+
+    for k in range(10):  # 300 rows each: at most 1,000 rows wait
+        _log(t, f"big{k}", [{"a": 1.0}] * 300, ["yes"] * 300)
+    t.flush()
+    assert [i for i in _logged_ids(db) if i.startswith("big")] == ["big7", "big8", "big9"]
+
+
+def test_an_unreachable_store_keeps_the_newest_requests_within_the_bound(
+        db: Database, monkeypatch) -> None:
+    """A flush the store refuses keeps its requests for the next one, bounded like the
+    buffer: after the store is back, the newest requests are written."""
+    monkeypatch.setattr(telemetry, "MAX_QUEUED_LOGS", 30)
+    stats = ServingStat.__table__
+    stats.drop(db.engine)  # the store refuses even the counters: everything waits
+    t = Telemetry(db)
+    t.record("wine", 1, 3.0, True, ["yes"])
+    for k in range(20):
+        _log(t, f"r{k:02d}", [{"a": 1.0}], ["yes"])
+    with pytest.raises(Exception):
+        t.flush()
+    for k in range(20, 40):
+        _log(t, f"r{k:02d}", [{"a": 1.0}], ["yes"])
+    stats.create(db.engine)
+    t.flush()
+    kept = _logged_ids(db)
+    assert kept == [f"r{k:02d}" for k in range(40 - len(kept), 40)] and len(kept) <= 30
+    assert t.dropped_rows == 40 - len(kept)
+    with Session(db.engine) as s:
+        assert sum(r.count for r in s.exec(select(ServingStat))) == 1  # the counters wait
+
+
+def test_a_flush_inserts_its_rows_in_a_few_statements_on_sqlite(db: Database) -> None:
+    """sqlite3 releases and retakes the GIL around each statement: a flush thread beside a
+    busy event loop that inserted one row per statement waited its turn per row and fell
+    behind the traffic (docs/serving/session18.md). Rows go as multi-row INSERTs instead."""
+    inserts: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.startswith("INSERT INTO predictionlog"):
+            inserts.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    t = Telemetry(db)
+    for k in range(2500):
+        _log(t, f"r{k:04d}", [{"a": float(k)}], ["yes"])
+    t.flush()
+    assert len(_logged_ids(db)) == 2500
+    assert len(inserts) == 3  # 1,000 rows per statement
