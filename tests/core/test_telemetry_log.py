@@ -9,6 +9,7 @@ from datetime import date
 import numpy as np
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from core.deploy import telemetry
@@ -107,7 +108,7 @@ def test_an_unreachable_store_keeps_the_newest_requests_within_the_bound(
     t.record("wine", 1, 3.0, True, ["yes"])
     for k in range(20):
         _log(t, f"r{k:02d}", [{"a": 1.0}], ["yes"])
-    with pytest.raises(Exception):
+    with pytest.raises(OperationalError):  # no such table
         t.flush()
     for k in range(20, 40):
         _log(t, f"r{k:02d}", [{"a": 1.0}], ["yes"])
