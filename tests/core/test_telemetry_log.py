@@ -138,3 +138,19 @@ def test_a_flush_inserts_its_rows_in_a_few_statements_on_sqlite(db: Database) ->
     t.flush()
     assert len(_logged_ids(db)) == 2500
     assert len(inserts) == 3  # 1,000 rows per statement
+
+
+def test_cells_orjson_cannot_write_alone_read_back_as_before(db: Database) -> None:
+    """The one-pass encoder writes what the long way wrote: a key that is not a string, a
+    datetime and a numpy boolean as their plain forms; a list inside a cell as JSON."""
+    from datetime import datetime
+
+    t = Telemetry(db)
+    _log(t, "keys", [{1: "one", "a": np.bool_(True)}], ["yes"])
+    _log(t, "when", [{"t": datetime(2024, 1, 2, 3, 4, 5), "n": np.float32(0.5)}], ["no"])
+    _log(t, "nested", [{"a": [1, 2], "b": {"c": None}}], ["yes"])
+    t.flush()
+    got = _read(db)
+    assert got["keys"][1] == [{"1": "one", "a": True}]
+    assert got["when"][1] == [{"t": "2024-01-02 03:04:05", "n": 0.5}]
+    assert got["nested"][1] == [{"a": [1, 2], "b": {"c": None}}]
