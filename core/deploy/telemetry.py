@@ -128,9 +128,9 @@ def _dumps_rows(rows: list[Record] | dict[str, Any]) -> str:
 
 
 class PlainJSON(TypeDecorator[Any]):
-    """A JSON column's values written by `_dumps` (the prediction log's rows and labels, the
-    request samples: plain JSON values, `_jsonable_rows`): the standard library's encoder
-    cost more CPU per 100-row request than scoring it. Read back like any JSON column."""
+    """A JSON column's values written by `_dumps` (the prediction log's predictions): the
+    standard library's encoder cost more CPU per 100-row request than scoring it. Read back
+    like any JSON column."""
 
     impl = JSON
     cache_ok = True

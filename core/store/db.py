@@ -61,9 +61,9 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
             refuse_emptied_database(Path(db_path), settings.artifact_dir)
         # No prepared-statement cache: sqlite3 keeps each cached statement's last bound
         # values, and the flush's multi-row INSERTs (a different statement for every row
-        # count) each held up to 1,000 logged requests' rows: a server grew by the size of
-        # what it logged, without bound (docs/serving/session18.md). Preparing costs ~10 µs
-        # a statement; SQLAlchemy still caches the compiled SQL.
+        # count) each held up to 1,000 logged requests' rows: a logging server grew by
+        # gigabytes (docs/serving/session18.md). Preparing costs ~10 µs a statement (the
+        # prediction path reads its state from memory); SQLAlchemy still caches the SQL.
         engine = create_engine(
             url, connect_args={"timeout": settings.sqlite_busy_timeout_s,
                                "check_same_thread": False, "cached_statements": 0}
