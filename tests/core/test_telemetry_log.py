@@ -4,7 +4,8 @@ are plain JSON values) reads back as the requests sent it, on SQLite and Postgre
 from __future__ import annotations
 
 import math
-from datetime import date
+import threading
+from datetime import date, datetime
 
 import numpy as np
 import pytest
@@ -143,8 +144,6 @@ def test_a_flush_inserts_its_rows_in_a_few_statements_on_sqlite(db: Database) ->
 def test_cells_orjson_cannot_write_alone_read_back_as_before(db: Database) -> None:
     """The one-pass encoder writes what the long way wrote: a key that is not a string, a
     datetime and a numpy boolean as their plain forms; a list inside a cell as JSON."""
-    from datetime import datetime
-
     t = Telemetry(db)
     _log(t, "keys", [{1: "one", "a": np.bool_(True)}], ["yes"])
     _log(t, "when", [{"t": datetime(2024, 1, 2, 3, 4, 5), "n": np.float32(0.5)}], ["no"])
@@ -154,3 +153,36 @@ def test_cells_orjson_cannot_write_alone_read_back_as_before(db: Database) -> No
     assert got["keys"][1] == [{"1": "one", "a": True}]
     assert got["when"][1] == [{"t": "2024-01-02 03:04:05", "n": 0.5}]
     assert got["nested"][1] == [{"a": [1, 2], "b": {"c": None}}]
+
+
+def test_requests_logged_while_flushes_run_are_each_written_or_counted_once(
+        backend_db: Database, monkeypatch) -> None:
+    """Request threads log while a flush thread drains and the bound trims, over and over:
+    every request ends up written once or counted as dropped once, never both, never lost."""
+    monkeypatch.setattr(telemetry, "MAX_QUEUED_LOGS", 40)
+    t = Telemetry(backend_db)
+    for attempt in range(5):
+        done = threading.Event()
+
+        def requests(prefix: str) -> None:
+            for k in range(150):
+                _log(t, f"{prefix}-{k:03d}", [{"a": float(k)}], ["yes"])
+
+        def flushes(done: threading.Event) -> None:
+            while not done.is_set():
+                t.flush()
+
+        flusher = threading.Thread(target=flushes, args=(done,))
+        flusher.start()
+        senders = [threading.Thread(target=requests, args=(f"a{attempt}-w{w}",))
+                   for w in range(4)]
+        for s in senders:
+            s.start()
+        for s in senders:
+            s.join()
+        done.set()
+        flusher.join()
+        t.flush()
+        ids = _logged_ids(backend_db)
+        assert len(ids) == len(set(ids))
+        assert len(ids) + t.dropped_rows == 600 * (attempt + 1)
