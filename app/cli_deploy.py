@@ -115,6 +115,7 @@ def register(app: typer.Typer) -> None:
             insecure_warning,
             is_loopback,
         )
+        from app.http_protocol import CoalescingHttpToolsProtocol
         from app.serve_workers import Supervisor, reuse_port_works
         from core.settings import get_settings, reset_settings
 
@@ -150,7 +151,8 @@ def register(app: typer.Typer) -> None:
                                   on_worker_exit=_forget_worker(metrics_dir)).run()
             else:
                 uvicorn.run("app.api:app_factory", factory=True, host=host, port=port,
-                            workers=workers, log_level=log_level, access_log=False)
+                            workers=workers, log_level=log_level, access_log=False,
+                            http=CoalescingHttpToolsProtocol)
         finally:
             if monitor_proc is not None:
                 monitor_proc.terminate()

@@ -95,7 +95,10 @@ def run_worker(host: str, port: int, log_level: str, ready_fd: int, app: str = A
         print(f"worker {os.getpid()}: cannot listen on {host}:{port}: {exc.strerror or exc}",
               file=sys.stderr)
         raise SystemExit(1) from None
-    server = Server(uvicorn.Config(app, factory=True, log_level=log_level, access_log=False))
+    from app.http_protocol import CoalescingHttpToolsProtocol
+
+    server = Server(uvicorn.Config(app, factory=True, log_level=log_level, access_log=False,
+                                   http=CoalescingHttpToolsProtocol))
 
     def supervisor_gone() -> None:
         sys.stdin.buffer.read()  # end of file: the supervisor exited, however it did
