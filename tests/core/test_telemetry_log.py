@@ -141,6 +141,66 @@ def test_a_flush_inserts_its_rows_in_a_few_statements_on_sqlite(db: Database) ->
     assert len(inserts) == 3  # 1,000 rows per statement
 
 
+def test_on_sqlite_the_log_is_stored_as_sqlalchemy_stores_it(db: Database, tmp_path,
+                                                            monkeypatch) -> None:
+    """On SQLite the flush writes the log below SQLAlchemy (core/store/sqlite_rows.py): every
+    stored value (the text of each date and JSON value, every NULL) is the one SQLAlchemy's
+    own insert stores, which the rest of the workbench reads back."""
+    from datetime import timedelta, timezone
+
+    from core.deploy.columns import Columns
+    from core.store.scope import model_key
+
+    at = datetime(2026, 3, 4, 5, 6, 7, 890, tzinfo=timezone(timedelta(hours=-5)))
+    logs = [
+        dict(request_id="plain", model_name="wine", version=1, predictions=["yes", "no"],
+             shadow_version=None, records=[{"a": 1.5, "b": "é"}, {"a": None, "b": ""}],
+             created_at=utcnow()),
+        dict(request_id="shadowed", model_name=model_key("team-a", "wine"), version=3,
+             predictions=[0.25], shadow_version=2, records=[{"a": math.nan}],
+             created_at=at),
+        dict(request_id="columns", model_name="wine", version=1, predictions=[1, 2],
+             shadow_version=None, records=Columns(["a", "b"], [[1.0, 2.0], ["x", None]], 2),
+             created_at=at.replace(microsecond=0)),
+        dict(request_id="no-inputs", model_name="wine", version=1, predictions=[None],
+             shadow_version=None, records=None, created_at=utcnow()),
+        dict(request_id="too-big", model_name="wine", version=1, predictions=[0],
+             shadow_version=None, records=[{"a": 1}] * (telemetry.MAX_LOGGED_ROWS + 1),
+             created_at=utcnow()),
+    ]
+
+    def stored(store: Database, write) -> dict[str, list]:  # type: ignore[no-untyped-def]
+        t = Telemetry(store)
+        for row in logs:
+            t.log(**row)
+        write(t)
+        with store.engine.connect() as c:
+            raw = c.exec_driver_sql
+            return {
+                "log": [tuple(r) for r in raw(
+                    "SELECT workspace, request_id, model_name, version, predictions, "
+                    "shadow_version, shadow_predictions, shadow_error, actual, feedback_at, "
+                    "created_at, typeof(predictions), typeof(created_at) FROM predictionlog "
+                    "ORDER BY request_id")],
+                "inputs": [tuple(r) for r in raw(
+                    "SELECT workspace, request_id, model_name, rows, created_at "
+                    "FROM requestinput ORDER BY request_id")]}
+
+    fast = stored(db, Telemetry.flush)
+    reference = Database(f"sqlite:///{tmp_path / 'reference.db'}")
+    with monkeypatch.context() as m:
+        m.setattr(telemetry, "is_sqlite", lambda s: False)  # SQLAlchemy's insert, as on PG
+        slow = stored(reference, Telemetry.flush)
+    reference.dispose()
+    assert fast == slow
+    assert [r[1] for r in fast["log"]] == ["columns", "no-inputs", "plain", "shadowed",
+                                          "too-big"]
+    assert [r[1] for r in fast["inputs"]] == ["columns", "plain", "shadowed"]
+    with Session(db.engine) as s:  # and the ORM reads them back
+        row = s.exec(select(PredictionLog).where(PredictionLog.request_id == "shadowed")).one()
+    assert (row.created_at, row.workspace, row.shadow_version) == (at, "team-a", 2)
+
+
 def test_cells_orjson_cannot_write_alone_read_back_as_before(db: Database) -> None:
     """The one-pass encoder writes what the long way wrote: a key that is not a string, a
     datetime and a numpy boolean as their plain forms; a list inside a cell as JSON."""
