@@ -327,6 +327,7 @@ class Telemetry:
         then each logged request, sample and shadow result alone, a row refused alone being
         dropped, counted in `dropped_rows` and logged. So one poisoned row is never re-queued
         forever with the counters behind it."""
+        self.metrics.publish()
         with self._flush_lock:
             with self._lock:
                 pending, self._pending = self._pending, {}

@@ -35,6 +35,7 @@ for _ in range(int(sys.argv[1])):
 m.observe("churn", 1, 0.2, False)
 m.reject("churn", 2)
 m.set_loaded(int(sys.argv[2]))
+m.publish()  # as a worker's telemetry flush does, at the latest when it stops
 """
 
 
@@ -81,6 +82,13 @@ def test_workbench_serve_with_two_workers_sums_both_in_every_scrape(home: Path) 
         wait_healthy(url, proc)
         (shared,) = (home / "serve-metrics").iterdir()
         sent = _load_until_both_workers_counted(url, shared)
+        # each worker adds its counts to the shared files at its telemetry flush (every
+        # second) and before it answers a scrape: the other's last second comes within one
+        deadline = time.monotonic() + 10
+        while metric(httpx.get(f"{url}/metrics", timeout=10).text, "workbench_requests_total",
+                     model="churn", version="1") != sent:
+            assert time.monotonic() < deadline, "a worker's counts never reached the scrape"
+            time.sleep(0.2)
         for _ in range(6):  # separate connections: each scrape may reach either worker
             text = httpx.get(f"{url}/metrics", timeout=10).text
             assert metric(text, "workbench_requests_total", model="churn", version="1") == sent
