@@ -759,9 +759,12 @@ def target_verdicts(servers: dict, workers: list[int]) -> list[dict]:
             out.append({"target": label, "verdict": "skipped", "ours": o_label, "ref": ref})
             continue
         present = [c for c in cells if c in o and c in r]
+        if not present:  # e.g. a run without concurrency 1: nothing to judge
+            out.append({"target": label, "verdict": "skipped", "ours": o_label, "ref": ref})
+            continue
         oks = {c: bool(check(o[c], r[c], cells[c])) for c in present}
         out.append({"target": label, "ours": o_label, "ref": ref,
-                    "verdict": "PASS" if present and all(oks.values()) else "FAIL",
+                    "verdict": "PASS" if all(oks.values()) else "FAIL",
                     "cells": {c: {"ok": oks[c], "need": cells[c],
                                   "rps_ratio": _ratio(o[c], r[c], "rps")} for c in present}})
     return out

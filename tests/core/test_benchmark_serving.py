@@ -94,6 +94,14 @@ def test_a_target_whose_peer_was_not_run_is_skipped_not_passed(serving):
     assert v["100-row rows/s >= 10x MLServer"]["verdict"] == "skipped"
 
 
+def test_a_target_none_of_whose_cells_was_run_is_skipped_not_failed(serving):
+    """A run at concurrency 32 only has no c=1 cell: the p50-at-c=1 target is not judged."""
+    v = _verdicts(serving, {"workbench /invocations": {"1row_c32": _cell(1000)}})
+    assert v["1-row p50 <= 2 ms at concurrency 1"]["verdict"] == "skipped"
+    v = _verdicts(serving, {"workbench /invocations": {"1row_c1": _cell(1000, p50=2.5)}})
+    assert v["1-row p50 <= 2 ms at concurrency 1"]["verdict"] == "FAIL"
+
+
 def test_a_cell_of_several_rounds_is_its_median_round(serving):
     """--rounds N: a cell's figures are one whole round's (the median by req/s, the lower of
     the middle two), never a mix of rounds; every round's req/s is kept beside them."""
