@@ -745,7 +745,7 @@ TARGETS = [
 
 def target_verdicts(servers: dict, workers: list[int]) -> list[dict]:
     """Each target this run can judge: PASS when every one of its cells passes; the cells'
-    ratios beside it. A target whose servers were not run is reported as skipped."""
+    ratios beside it. A target whose servers or cells were not run is reported as skipped."""
     out = []
     for label, ours, ref, cells, check in TARGETS:
         o_label = ours_against(servers, ref) if ours == "ours" and ref in OURS_VS else ours
@@ -755,11 +755,9 @@ def target_verdicts(servers: dict, workers: list[int]) -> list[dict]:
             ref = _workers_label(1)  # one worker measured with the same client (wrk)
         o = servers.get(o_label or "")
         r = o if ref is None else servers.get(ref)  # an absolute target: no reference
-        if not o or not r:
-            out.append({"target": label, "verdict": "skipped", "ours": o_label, "ref": ref})
-            continue
-        present = [c for c in cells if c in o and c in r]
-        if not present:  # e.g. a run without concurrency 1: nothing to judge
+        # skipped: a server not run, or none of the target's cells run (e.g. no c=1)
+        present = [c for c in cells if c in o and c in r] if o and r else []
+        if not present:
             out.append({"target": label, "verdict": "skipped", "ours": o_label, "ref": ref})
             continue
         oks = {c: bool(check(o[c], r[c], cells[c])) for c in present}
